@@ -1,0 +1,255 @@
+//! The CLI's commands. `main.rs` parses arguments into these structs and calls the matching function;
+//! each returns the process exit code: 0 ok, 1 invocation error, 2 usage error.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::boot::Source;
+use crate::cid::Cid;
+use crate::engine::Data;
+use crate::error::Error;
+use crate::invoke::{Request, Target};
+use crate::runtime::{Runtime, Settings, default_data_dir};
+
+pub const INVOCATION_ERROR: u8 = 1;
+pub const USAGE_ERROR: u8 = 2;
+
+/// Where the state lives; shared by every command that opens it.
+#[derive(Debug, Clone, Args)]
+pub struct DataDirArg {
+    /// Data directory (store, keys, per-server databases). Default: $SWITCHBOARD_DATA, else the user's
+    /// data directory (~/.local/share/switchboard).
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataDirArg {
+    fn settings(&self) -> Settings {
+        Settings::new(self.data_dir.clone().unwrap_or_else(default_data_dir))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Data directory (same as --data-dir).
+    #[arg(long = "data", visible_alias = "data-dir", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Boot source to load (and watch). Default: ./boot/default.boot.json when it exists, else the
+    /// data directory's state (a fresh one starts from the embedded default image).
+    #[arg(long, value_name = "PATH")]
+    pub boot: Option<PathBuf>,
+    /// Refuse every management mutation with 403; invocations keep working.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024, value_name = "BYTES")]
+    pub max_body: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CallArgs {
+    /// A server name, a script CID, or a path to a .rhai file (run without registering it).
+    pub target: String,
+    /// The endpoint passed to main (e.g. /v1/customers?limit=3).
+    #[arg(default_value = "")]
+    pub endpoint: String,
+    /// The method passed to main.
+    #[arg(short = 'X', long, default_value = "GET")]
+    pub method: String,
+    /// The data passed to main: JSON when it parses as JSON, else text; @FILE reads a file, @- stdin.
+    #[arg(short = 'd', long = "data")]
+    pub data: Option<String>,
+    /// Use the stored blob with this CID as data.
+    #[arg(long, value_name = "CID", conflicts_with = "data")]
+    pub input: Option<String>,
+    /// Store the output and print its CID on stderr.
+    #[arg(long)]
+    pub store: bool,
+    /// Wall-clock limit of this call, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub timeout_ms: Option<u64>,
+    #[command(flatten)]
+    pub state: DataDirArg,
+}
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("switchboard: {message}");
+    ExitCode::from(USAGE_ERROR)
+}
+
+fn failed(error: &Error) -> ExitCode {
+    eprintln!("{}", error.to_json());
+    ExitCode::from(INVOCATION_ERROR)
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// The tokio runtime every command uses. Script threads get room for deep (but bounded) recursion.
+fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(8 * 1024 * 1024).build()
+}
+
+fn open(settings: Settings) -> Result<Arc<Runtime>, ExitCode> {
+    Runtime::open(settings).map_err(|e| {
+        eprintln!("switchboard: cannot open the data directory: {}", e.message());
+        ExitCode::from(INVOCATION_ERROR)
+    })
+}
+
+/// `switchboard serve`.
+pub fn serve(args: ServeArgs) -> ExitCode {
+    init_logging("info");
+    let mut settings = Settings::new(args.data.unwrap_or_else(default_data_dir));
+    settings.read_only = args.read_only;
+    settings.max_body = args.max_body;
+    let boot = args.boot.or_else(|| {
+        let local = PathBuf::from("boot/default.boot.json");
+        local.exists().then_some(local)
+    });
+    if let Some(path) = &boot {
+        settings.boot = match Source::open(path).map_err(|e| vec![e]).and_then(|source| source.read_from_disk(path)) {
+            Ok(image) => Some(image),
+            Err(problems) => return usage(format!("cannot load {}: {}", path.display(), problems.join("; "))),
+        };
+    }
+    let tokio = match tokio_runtime() {
+        Ok(tokio) => tokio,
+        Err(e) => return usage(format!("cannot start: {e}")),
+    };
+    tokio.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(listener) => listener,
+            Err(e) => return usage(format!("cannot listen on {}: {e}", args.listen)),
+        };
+        let runtime = match open(settings) {
+            Ok(runtime) => runtime,
+            Err(code) => return code,
+        };
+        let address = listener.local_addr().map_or(args.listen, |a| a);
+        tracing::info!(data = %runtime.data_dir().display(), servers = runtime.servers().len(), "ready");
+        println!("switchboard listening on http://{address}");
+        let _ = std::io::stdout().flush();
+        match crate::http::serve(runtime, listener).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failed(&Error::internal("server", e)),
+        }
+    })
+}
+
+fn read_data(text: &str) -> std::io::Result<Data> {
+    let bytes = match text.strip_prefix('@') {
+        Some("-") => {
+            let mut buffer = Vec::new();
+            std::io::stdin().read_to_end(&mut buffer)?;
+            buffer
+        }
+        Some(path) => std::fs::read(path)?,
+        None => text.as_bytes().to_vec(),
+    };
+    Ok(Data::sniff(bytes.into()))
+}
+
+/// `switchboard call`: one invocation in-process; the output goes to stdout.
+pub fn call(args: CallArgs) -> ExitCode {
+    init_logging("warn");
+    let runtime = match open(args.state.settings()) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let target = if args.target.ends_with(".rhai") {
+        let source = match std::fs::read(&args.target) {
+            Ok(source) => source,
+            Err(e) => return usage(format!("cannot read {}: {e}", args.target)),
+        };
+        match runtime.compile(&source) {
+            Ok(script) => Target::Script(script),
+            Err(error) => return failed(&error),
+        }
+    } else {
+        Target::parse(&args.target)
+    };
+    let mut request = Request::new(target);
+    request.endpoint = args.endpoint;
+    request.method = args.method.to_ascii_uppercase();
+    request.store_output = args.store;
+    request.timeout = args.timeout_ms.map(Duration::from_millis);
+    if let Some(data) = &args.data {
+        request.data = match read_data(data) {
+            Ok(data) => data,
+            Err(e) => return usage(format!("cannot read data {data}: {e}")),
+        };
+    }
+    if let Some(input) = &args.input {
+        request.input = match input.parse::<Cid>() {
+            Ok(cid) => Some(cid),
+            Err(e) => return usage(format!("'{input}' is not a CID: {e}")),
+        };
+    }
+    let tokio = match tokio_runtime() {
+        Ok(tokio) => tokio,
+        Err(e) => return usage(format!("cannot start: {e}")),
+    };
+    let invoked = tokio.block_on(runtime.invoke(request));
+    match invoked.result {
+        Ok(reply) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(&reply.output.body);
+            if reply.output.content_type != crate::engine::output::BINARY && !reply.output.body.ends_with(b"\n") {
+                let _ = stdout.write_all(b"\n");
+            }
+            if let Some(cid) = reply.output_cid {
+                eprintln!("output stored as {cid}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => failed(&error),
+    }
+}
+
+/// `switchboard cid FILE…`: the CID of each file, as `CID  PATH` lines.
+pub fn cid(files: &[PathBuf]) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for file in files {
+        match std::fs::read(file) {
+            Ok(bytes) => println!("{}  {}", Cid::of(&bytes), file.display()),
+            Err(e) => code = usage(format!("cannot read {}: {e}", file.display())),
+        }
+    }
+    code
+}
+
+/// `switchboard servers`: the registry, one server a line.
+pub fn servers(state: DataDirArg) -> ExitCode {
+    init_logging("warn");
+    let runtime = match open(state.settings()) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let registry = runtime.servers();
+    let mut servers: Vec<_> = registry.values().collect();
+    servers.sort_by(|a, b| a.name.cmp(&b.name));
+    let width = servers.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+    println!("{:width$}  {:8}  {:59}  TITLE", "NAME", "STATE", "CID");
+    for server in servers {
+        let state = if server.enabled { "enabled" } else { "disabled" };
+        let title = match &server.script {
+            Ok(script) => script.meta.title.clone(),
+            Err(e) => format!("(does not load: {})", e.message()),
+        };
+        println!("{:width$}  {state:8}  {}  {title}", server.name, server.cid);
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,253 @@
+//! The Rhai engine: one per process, built once, shared by every thread.
+//!
+//! It owns the sandbox configuration (limits, no modules from disk, no `eval`), compiles sources into
+//! [`Script`]s, and runs `main`. It does not know about names, the store or HTTP: the runtime resolves
+//! what to run and the engine runs it.
+//!
+//! `main` is called without re-running the script's top level (which only runs once, at load). The
+//! top-level constants that functions read as `global::NAME` are captured at load and re-declared by a
+//! tiny prelude, evaluated only for scripts that read them.
+
+mod context;
+mod fault;
+pub mod output;
+mod sandbox;
+mod script;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use rhai::module_resolvers::DummyModuleResolver;
+use rhai::{
+    AST, ASTFlags, ASTNode, CallFnOptions, Dynamic, Engine, EvalAltResult, Expr, Ident, OptimizationLevel, Position,
+    Scope, Stmt,
+};
+
+pub use context::Context;
+pub use fault::{Fault, raise};
+pub use output::{Data, Output};
+pub use sandbox::may_block;
+pub use script::{Meta, Script};
+
+use crate::cid::Cid;
+use crate::error::{Error, Location};
+
+/// Sandbox limits. Operation and time limits apply per call; the others are engine-wide.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Operations one call may run (about 0.1 µs each).
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    /// Default wall-clock limit of a call; a server's `META.timeout_ms` and a call's own limit override it.
+    pub timeout: Duration,
+    /// Operations an inline run (on a tokio worker) may use before it moves to the blocking pool.
+    pub inline_operations: u64,
+    /// Operations a script's top level may use when it is loaded.
+    pub load_operations: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_operations: 10_000_000,
+            max_call_levels: 64,
+            max_string_size: 16 * 1024 * 1024,
+            max_array_size: 100_000,
+            max_map_size: 100_000,
+            timeout: Duration::from_secs(60),
+            inline_operations: 20_000,
+            load_operations: 100_000,
+        }
+    }
+}
+
+pub struct ScriptEngine {
+    engine: Engine,
+    limits: Limits,
+}
+
+/// One call of `main`.
+pub struct Call {
+    pub endpoint: rhai::ImmutableString,
+    pub method: rhai::ImmutableString,
+    pub data: Dynamic,
+    pub context: Arc<Context>,
+    /// Whether this run is on a tokio worker (and must not block).
+    pub inline: bool,
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl ScriptEngine {
+    /// Builds the engine; `register` adds the native modules.
+    pub fn new(limits: Limits, register: impl FnOnce(&mut Engine)) -> ScriptEngine {
+        let mut engine = Engine::new();
+        engine
+            .set_optimization_level(OptimizationLevel::Simple)
+            .set_module_resolver(DummyModuleResolver::new())
+            .set_max_modules(0)
+            .set_max_call_levels(limits.max_call_levels)
+            .set_max_string_size(limits.max_string_size)
+            .set_max_array_size(limits.max_array_size)
+            .set_max_map_size(limits.max_map_size)
+            .set_max_variables(10_000)
+            .set_max_functions(10_000)
+            .on_progress(sandbox::on_progress)
+            .on_print(|text| tracing::info!(target: "script", "{text}"))
+            .on_debug(|text, source, pos| tracing::debug!(target: "script", ?source, %pos, "{text}"));
+        engine.disable_symbol("eval");
+        engine.register_type_with_name::<Error>("Error");
+        engine.register_get("type", |e: &mut Error| e.kind().to_string());
+        engine.register_get("status", |e: &mut Error| e.status() as i64);
+        engine.register_get("message", |e: &mut Error| e.message());
+        engine.register_fn("to_string", |e: &mut Error| e.message());
+        register(&mut engine);
+        ScriptEngine { engine, limits }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The Rhai engine, for native modules that call back into scripts.
+    pub fn rhai(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles `source` and loads it: runs its top level once, reads `META`, checks `main`.
+    /// Every refusal is an [`Error::InvalidScript`] that says where.
+    pub fn compile(&self, source: &str) -> Result<Script, Error> {
+        let cid = Cid::of(source.as_bytes());
+        let invalid = |message: String, position: Position| {
+            Error::invalid_script(
+                message,
+                Location { server: None, cid: Some(cid), line: position.line(), column: position.position() },
+            )
+        };
+        let ast = self.engine.compile(source).map_err(|e| invalid(e.0.to_string(), e.1))?;
+        if !ast.iter_functions().any(|f| f.name == "main" && f.params.len() == 3) {
+            return Err(invalid("the script must define fn main(endpoint, method, data)".into(), Position::NONE));
+        }
+
+        let scope = self.load(&ast, cid).map_err(|e| match e {
+            Fault::Demote => invalid(
+                "top-level code runs once at load: it may not call the network or a database, nor run long".into(),
+                Position::NONE,
+            ),
+            Fault::Error(Error::Script { message, at } | Error::LimitExceeded { message, at, .. }) => {
+                Error::InvalidScript { message: format!("top-level code failed: {message}"), at }
+            }
+            Fault::Error(other) => invalid(format!("top-level code failed: {}", other.message()), Position::NONE),
+        })?;
+
+        let meta_position = ast
+            .statements()
+            .iter()
+            .find_map(|stmt| match stmt {
+                Stmt::Var(var, flags, pos) if var.0.name == "META" && flags.contains(ASTFlags::CONSTANT) => Some(*pos),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                invalid(
+                    "the script must declare its metadata as a top-level `const META = #{ ... };`".into(),
+                    Position::NONE,
+                )
+            })?;
+        let meta_value = scope.get("META").cloned().unwrap_or_default();
+        let meta_json = rhai::serde::from_dynamic::<serde_json::Value>(&meta_value)
+            .map_err(|e| invalid(format!("META must be plain data: {e}"), meta_position))?;
+        let meta = Meta::from_json(meta_json).map_err(|message| invalid(message, meta_position))?;
+
+        let (prelude, has_prelude) = prelude(&ast, &scope)
+            .map_err(|(name, pos)| invalid(format!("global::{name} is not a top-level constant"), pos))?;
+        let mut call_ast = AST::new(prelude, ast.shared_lib().clone());
+        call_ast.set_source(cid.to_string());
+        Ok(Script::new(cid, meta, call_ast, has_prelude))
+    }
+
+    /// Runs a script's top level once, within the load budget, and returns what it defined.
+    fn load(&self, ast: &AST, cid: Cid) -> Result<Scope<'static>, Fault> {
+        let _run = sandbox::enter(sandbox::Run {
+            max_operations: self.limits.load_operations,
+            inline_operations: Some(self.limits.load_operations),
+            deadline: Instant::now() + self.limits.timeout,
+            cancel: None,
+            context: None,
+        });
+        let mut scope = Scope::new();
+        self.engine.run_ast_with_scope(&mut scope, ast).map_err(|e| {
+            fault::classify(*e, Location { cid: Some(cid), ..Location::default() }, self.limits.timeout)
+        })?;
+        Ok(scope)
+    }
+
+    /// The wall-clock limit of a call to `script` that asks for `requested`.
+    pub fn timeout_for(&self, script: &Script, requested: Option<Duration>) -> Duration {
+        requested.or(script.meta.timeout).unwrap_or(self.limits.timeout)
+    }
+
+    /// Calls `main`. A [`Fault::Demote`] means: run this again with `inline: false`.
+    pub fn run(&self, call: Call) -> Result<Dynamic, Fault> {
+        let context = call.context.clone();
+        let script = &context.script;
+        let _run = sandbox::enter(sandbox::Run {
+            max_operations: self.limits.max_operations,
+            inline_operations: call.inline.then_some(self.limits.inline_operations),
+            deadline: context.started + context.timeout,
+            cancel: call.cancel,
+            context: Some(context.clone()),
+        });
+        let options = CallFnOptions::new().eval_ast(script.has_prelude);
+        let args = (call.endpoint, call.method, call.data);
+        self.engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &script.ast, "main", args).map_err(
+            |e: Box<EvalAltResult>| {
+                let at = Location { server: context.server.clone(), cid: Some(script.cid), ..Location::default() };
+                fault::classify(*e, at, context.timeout)
+            },
+        )
+    }
+}
+
+/// The constants `main` and its helpers read as `global::NAME`, re-declared with their loaded values.
+/// Returns the name and position of a `global::` reference that names no top-level constant.
+fn prelude(ast: &AST, scope: &Scope) -> Result<(Vec<Stmt>, bool), (String, Position)> {
+    let mut wanted = BTreeSet::new();
+    let mut unknown = None;
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Expr(Expr::Variable(var, _, pos))) = path.last() {
+            let (_, name, namespace, _) = &**var;
+            if namespace.path.len() == 1 && namespace.root() == "global" {
+                match scope.iter_raw().any(|(n, constant, _)| n == name.as_str() && constant) {
+                    true => {
+                        wanted.insert(name.to_string());
+                    }
+                    false => {
+                        unknown.get_or_insert((name.to_string(), *pos));
+                    }
+                }
+            }
+        }
+        true
+    });
+    if let Some(unknown) = unknown {
+        return Err(unknown);
+    }
+    let statements: Vec<Stmt> = scope
+        .iter_raw()
+        .filter(|(name, constant, _)| *constant && wanted.contains(*name))
+        .map(|(name, _, value)| {
+            let ident = Ident { name: name.into(), pos: Position::NONE };
+            let value = Expr::DynamicConstant(Box::new(value.clone()), Position::NONE);
+            Stmt::Var(Box::new((ident, value, None)), ASTFlags::CONSTANT, Position::NONE)
+        })
+        .collect();
+    let has_prelude = !statements.is_empty();
+    Ok((statements, has_prelude))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! What goes into `main` and what comes out of it.
+//!
+//! In: a request's `data` arrives as JSON bytes, text, raw bytes or an already parsed JSON value and is
+//! turned into a Rhai value on the thread that runs the script (so a re-run can rebuild it).
+//! Out: `main`'s return value becomes an [`Output`]: maps and arrays as JSON, strings as text, blobs as
+//! bytes, or an envelope `#{ output, content_type, status, headers }` that says all of that itself.
+
+use axum::http::{HeaderName, HeaderValue};
+use bytes::Bytes;
+use rhai::{Blob, Dynamic, Map};
+
+use crate::error::Error;
+
+/// The `data` argument of an invocation, before it becomes a Rhai value.
+#[derive(Debug, Clone, Default)]
+pub enum Data {
+    #[default]
+    None,
+    /// JSON text that is known to parse.
+    Json(Bytes),
+    Text(String),
+    Binary(Bytes),
+    Value(serde_json::Value),
+}
+
+impl Data {
+    /// Reads a body of unknown type: JSON when it parses as JSON, text when it is UTF-8, else bytes.
+    pub fn sniff(bytes: Bytes) -> Data {
+        if bytes.is_empty() {
+            Data::None
+        } else if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
+            Data::Json(bytes)
+        } else {
+            match String::from_utf8(bytes.to_vec()) {
+                Ok(text) => Data::Text(text),
+                Err(_) => Data::Binary(bytes),
+            }
+        }
+    }
+
+    pub fn to_dynamic(&self) -> Result<Dynamic, Error> {
+        Ok(match self {
+            Data::None => Dynamic::UNIT,
+            Data::Json(bytes) => serde_json::from_slice::<Dynamic>(bytes)
+                .map_err(|e| Error::BadRequest(format!("data is not valid JSON: {e}")))?,
+            Data::Text(text) => text.clone().into(),
+            Data::Binary(bytes) => Dynamic::from_blob(bytes.to_vec()),
+            Data::Value(value) => rhai::serde::to_dynamic(value)
+                .map_err(|e| Error::BadRequest(format!("data cannot be given to a script: {e}")))?,
+        })
+    }
+}
+
+/// A finished invocation's response.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: u16,
+    pub content_type: HeaderValue,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
+pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+pub const BINARY: HeaderValue = HeaderValue::from_static("application/octet-stream");
+
+const ENVELOPE_KEYS: [&str; 4] = ["output", "content_type", "status", "headers"];
+
+/// A returned map is an envelope when it has `output` and nothing but envelope keys.
+fn is_envelope(map: &Map) -> bool {
+    map.contains_key("output") && map.keys().all(|k| ENVELOPE_KEYS.contains(&k.as_str()))
+}
+
+/// Serialises a value as the body it stands for, with the content type that fits it.
+fn body_of(value: Dynamic) -> Result<(Bytes, HeaderValue), String> {
+    if value.is_string() {
+        let text = value.into_immutable_string().map_err(|t| t.to_string())?;
+        return Ok((Bytes::copy_from_slice(text.as_bytes()), TEXT));
+    }
+    if value.is_blob() {
+        let blob: Blob = value.cast();
+        return Ok((Bytes::from(blob), BINARY));
+    }
+    let mut bytes = Vec::with_capacity(256);
+    serde_json::to_writer(&mut bytes, &value)
+        .map(|()| (Bytes::from(bytes), JSON))
+        .map_err(|e| format!("main returned a value that is not JSON: {e}"))
+}
+
+impl Output {
+    /// Shapes the value `main` returned. The error text says what is wrong with an envelope.
+    pub fn from_dynamic(value: Dynamic) -> Result<Output, String> {
+        if value.is_map() {
+            let map = value.read_lock::<Map>().map(|m| is_envelope(&m)).unwrap_or(false);
+            if map {
+                return Output::from_envelope(value.cast::<Map>());
+            }
+        }
+        let (body, content_type) = body_of(value)?;
+        Ok(Output { status: 200, content_type, headers: Vec::new(), body })
+    }
+
+    fn from_envelope(mut map: Map) -> Result<Output, String> {
+        let (body, default_type) = body_of(map.remove("output").unwrap_or_default())?;
+        let content_type = match map.remove("content_type") {
+            None => default_type,
+            Some(v) => {
+                let text = v.into_string().map_err(|t| format!("content_type must be a string, not {t}"))?;
+                HeaderValue::from_str(&text)
+                    .map_err(|_| format!("content_type '{text}' is not a valid header value"))?
+            }
+        };
+        let status = match map.remove("status") {
+            None => 200,
+            Some(v) => match v.as_int() {
+                Ok(code) if (100..=599).contains(&code) => code as u16,
+                _ => return Err("status must be an integer from 100 to 599".into()),
+            },
+        };
+        let mut headers = Vec::new();
+        if let Some(value) = map.remove("headers") {
+            let entries = value.try_cast::<Map>().ok_or("headers must be a map of names to strings")?;
+            for (name, value) in entries {
+                let header =
+                    HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("'{name}' is not a header name"))?;
+                let text = value.into_string().map_err(|_| format!("header '{name}' must be a string"))?;
+                let value =
+                    HeaderValue::from_str(&text).map_err(|_| format!("header '{name}' has an invalid value"))?;
+                headers.push((header, value));
+            }
+        }
+        Ok(Output { status, content_type, headers, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dynamic(json: &str) -> Dynamic {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn maps_and_arrays_become_json() {
+        let out = Output::from_dynamic(dynamic(r#"{"a":[1,2.5,"x",null,true]}"#)).unwrap();
+        assert_eq!(out.content_type, JSON);
+        assert_eq!(&out.body[..], br#"{"a":[1,2.5,"x",null,true]}"#);
+    }
+
+    #[test]
+    fn strings_become_text() {
+        let out = Output::from_dynamic("hello".into()).unwrap();
+        assert_eq!((out.content_type, &out.body[..]), (TEXT, &b"hello"[..]));
+    }
+
+    #[test]
+    fn an_envelope_sets_status_type_and_headers() {
+        let out = Output::from_dynamic(dynamic(
+            r#"{"output":"<p>hi</p>","content_type":"text/html","status":201,"headers":{"x-a":"1"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(out.status, 201);
+        assert_eq!(out.content_type, "text/html");
+        assert_eq!(&out.body[..], b"<p>hi</p>");
+        assert_eq!(out.headers[0].0.as_str(), "x-a");
+    }
+
+    #[test]
+    fn a_map_with_other_keys_is_plain_output() {
+        let out = Output::from_dynamic(dynamic(r#"{"output":1,"other":2}"#)).unwrap();
+        assert_eq!(&out.body[..], br#"{"other":2,"output":1}"#);
+    }
+
+    #[test]
+    fn a_bad_envelope_says_what_is_wrong() {
+        let err = Output::from_dynamic(dynamic(r#"{"output":1,"status":1000}"#)).unwrap_err();
+        assert_eq!(err, "status must be an integer from 100 to 599");
+        let err = Output::from_dynamic(dynamic(r#"{"output":1,"headers":{"bad name":"x"}}"#)).unwrap_err();
+        assert_eq!(err, "'bad name' is not a header name");
+    }
+
+    #[test]
+    fn bodies_are_sniffed() {
+        assert!(matches!(Data::sniff(Bytes::new()), Data::None));
+        assert!(matches!(Data::sniff(Bytes::from_static(b"{\"a\":1}")), Data::Json(_)));
+        assert!(matches!(Data::sniff(Bytes::from_static(b"a=1&b=2")), Data::Text(_)));
+        assert!(matches!(Data::sniff(Bytes::from_static(&[0xff, 0xfe])), Data::Binary(_)));
+    }
+}

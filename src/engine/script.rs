@@ -1,0 +1,145 @@
+//! A compiled script: its CID, its metadata, and the AST that `main` is called on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rhai::AST;
+use serde_json::Value;
+
+use crate::cid::Cid;
+
+/// The `META` constant of a script, read once when the script is loaded.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    /// Secrets the script may read; each entry lists alternatives (any one of them satisfies it).
+    pub secrets: Vec<Vec<String>>,
+    pub auth: String,
+    pub base_url: String,
+    pub docs: String,
+    /// The server's own wall-clock limit, overriding the runtime default.
+    pub timeout: Option<Duration>,
+    /// The whole `META` as JSON, for describing the server.
+    pub json: Value,
+}
+
+impl Meta {
+    /// Reads `META` from its JSON form, or says what is wrong with it.
+    pub fn from_json(json: Value) -> Result<Meta, String> {
+        let map = json.as_object().ok_or("META must be an object map (#{ ... })")?;
+        let text = |key: &str, required: bool| -> Result<String, String> {
+            match map.get(key) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                None if !required => Ok(String::new()),
+                None => Err(format!("META.{key} is required")),
+                Some(_) => Err(format!("META.{key} must be a string")),
+            }
+        };
+        let secrets = match map.get("secrets") {
+            None => Vec::new(),
+            Some(Value::Array(entries)) => entries
+                .iter()
+                .map(|entry| match entry {
+                    Value::String(name) => Ok(vec![name.clone()]),
+                    Value::Array(names) if !names.is_empty() => names
+                        .iter()
+                        .map(|n| n.as_str().map(str::to_owned).ok_or("META.secrets alternatives must be strings"))
+                        .collect(),
+                    _ => Err("META.secrets holds names, or arrays of alternative names"),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("META.secrets must be an array".into()),
+        };
+        let timeout = match map.get("timeout_ms") {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+                _ => return Err("META.timeout_ms must be a positive integer".into()),
+            },
+        };
+        Ok(Meta {
+            title: text("title", true)?,
+            description: text("description", true)?,
+            category: text("category", false)?,
+            secrets,
+            auth: text("auth", false)?,
+            base_url: text("base_url", false)?,
+            docs: text("docs", false)?,
+            timeout,
+            json,
+        })
+    }
+
+    /// Whether `name` is one of the secrets this script declared.
+    pub fn declares_secret(&self, name: &str) -> bool {
+        self.secrets.iter().flatten().any(|declared| declared == name)
+    }
+}
+
+/// A script ready to run. Shared by every request for its CID; never mutated except for what the
+/// runtime learns about where it must run.
+pub struct Script {
+    pub cid: Cid,
+    pub meta: Meta,
+    /// Functions plus a prelude that defines the top-level constants `main` reads as `global::NAME`.
+    pub(super) ast: AST,
+    /// Whether the prelude must be evaluated before `main` (only when `main` reads a global).
+    pub(super) has_prelude: bool,
+    /// Learned on the first run that blocked or outgrew the inline budget: run it on the blocking pool.
+    blocking: AtomicBool,
+}
+
+impl Script {
+    pub(super) fn new(cid: Cid, meta: Meta, ast: AST, has_prelude: bool) -> Script {
+        Script { cid, meta, ast, has_prelude, blocking: AtomicBool::new(false) }
+    }
+
+    /// Whether this script should skip the inline attempt.
+    pub fn runs_blocking(&self) -> bool {
+        self.blocking.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_blocking(&self) {
+        self.blocking.store(true, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script").field("cid", &self.cid).field("title", &self.meta.title).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn meta_reads_secret_alternatives() {
+        let meta = Meta::from_json(json!({
+            "title": "Sheets", "description": "d",
+            "secrets": ["A", ["GOOGLE_API_KEY", "GOOGLE_SERVICE_ACCOUNT_JSON"]],
+        }))
+        .unwrap();
+        assert!(meta.declares_secret("A"));
+        assert!(meta.declares_secret("GOOGLE_SERVICE_ACCOUNT_JSON"));
+        assert!(!meta.declares_secret("OTHER"));
+    }
+
+    #[test]
+    fn meta_problems_are_named() {
+        assert_eq!(Meta::from_json(json!([])).unwrap_err(), "META must be an object map (#{ ... })");
+        assert_eq!(Meta::from_json(json!({"description": "d"})).unwrap_err(), "META.title is required");
+        assert_eq!(
+            Meta::from_json(json!({"title": "t", "description": "d", "secrets": [1]})).unwrap_err(),
+            "META.secrets holds names, or arrays of alternative names"
+        );
+        assert_eq!(
+            Meta::from_json(json!({"title": "t", "description": "d", "timeout_ms": 0})).unwrap_err(),
+            "META.timeout_ms must be a positive integer"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! The sandbox and the script contract, exercised on the engine alone.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rhai::Dynamic;
+
+use super::*;
+
+fn engine_with(limits: Limits) -> ScriptEngine {
+    ScriptEngine::new(limits, |_| {})
+}
+
+fn engine() -> ScriptEngine {
+    engine_with(Limits { max_operations: 200_000, ..Limits::default() })
+}
+
+const META: &str = r#"const META = #{ title: "T", description: "D" };"#;
+
+fn script(body: &str) -> String {
+    format!("{META}\n{body}")
+}
+
+fn run_cancellable(
+    engine: &ScriptEngine,
+    source: &str,
+    inline: bool,
+    timeout: Duration,
+    cancel: Option<Arc<AtomicBool>>,
+) -> Result<Dynamic, Fault> {
+    let script = Arc::new(engine.compile(source).expect("compiles"));
+    let context = Arc::new(Context { server: Some("demo".into()), script, started: Instant::now(), timeout });
+    engine.run(Call {
+        endpoint: "/e".into(),
+        method: "POST".into(),
+        data: Dynamic::from(7_i64),
+        context,
+        inline,
+        cancel,
+    })
+}
+
+fn run_with(engine: &ScriptEngine, source: &str, inline: bool, timeout: Duration) -> Result<Dynamic, Fault> {
+    run_cancellable(engine, source, inline, timeout, None)
+}
+
+fn run(source: &str) -> Result<Dynamic, Fault> {
+    run_with(&engine(), source, false, Duration::from_secs(10))
+}
+
+fn error(result: Result<Dynamic, Fault>) -> Error {
+    match result {
+        Err(Fault::Error(error)) => error,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn refusal(source: &str) -> (String, Option<usize>, Option<usize>) {
+    match engine().compile(source) {
+        Err(Error::InvalidScript { message, at }) => (message, at.line, at.column),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn main_receives_endpoint_method_and_data() {
+    let value = run(&script("fn main(endpoint, method, data) { `${method} ${endpoint} ${data}` }")).unwrap();
+    assert_eq!(value.into_string().unwrap(), "POST /e 7");
+}
+
+#[test]
+fn main_and_its_helpers_read_top_level_constants_through_global() {
+    let source = script(
+        r#"const BASE = "https://x";
+           fn url(path) { global::BASE + path }
+           fn main(endpoint, method, data) { `${global::META.title} ${url(endpoint)}` }"#,
+    );
+    assert_eq!(run(&source).unwrap().into_string().unwrap(), "T https://x/e");
+}
+
+#[test]
+fn meta_is_read_once_at_load() {
+    let script = engine()
+        .compile(
+            &script(r#"fn main(endpoint, method, data) { () }"#)
+                .replace(r#"title: "T""#, r#"title: "T", secrets: ["K", ["A", "B"]], timeout_ms: 1500"#),
+        )
+        .unwrap();
+    assert_eq!(script.meta.title, "T");
+    assert_eq!(script.meta.secrets, vec![vec!["K".to_string()], vec!["A".into(), "B".into()]]);
+    assert_eq!(script.meta.timeout, Some(Duration::from_millis(1500)));
+}
+
+#[test]
+fn a_syntax_error_is_refused_with_line_and_column() {
+    let (message, line, column) = refusal(&script("fn main(endpoint, method, data) {\n  let x = ;\n}"));
+    assert!(message.contains("Unexpected"), "{message}");
+    assert_eq!((line, column), (Some(3), Some(11)));
+}
+
+#[test]
+fn a_script_without_main_is_refused() {
+    let (message, ..) = refusal(&script("fn other() { 1 }"));
+    assert_eq!(message, "the script must define fn main(endpoint, method, data)");
+}
+
+#[test]
+fn a_script_without_meta_is_refused() {
+    let (message, ..) = refusal("fn main(endpoint, method, data) { 1 }");
+    assert!(message.contains("const META"), "{message}");
+}
+
+#[test]
+fn incomplete_meta_is_refused_at_its_line() {
+    let (message, line, _) = refusal("\nconst META = #{ description: \"D\" };\nfn main(endpoint, method, data) { 1 }");
+    assert_eq!(message, "META.title is required");
+    assert_eq!(line, Some(2));
+}
+
+#[test]
+fn a_global_that_is_not_a_constant_is_refused() {
+    let (message, line, _) = refusal(&script("fn main(endpoint, method, data) {\n global::NOPE }"));
+    assert_eq!(message, "global::NOPE is not a top-level constant");
+    assert_eq!(line, Some(3));
+}
+
+#[test]
+fn eval_is_not_available() {
+    let (message, ..) = refusal(&script(r#"fn main(endpoint, method, data) { eval("1") }"#));
+    assert!(message.contains("eval"), "{message}");
+}
+
+#[test]
+fn modules_cannot_be_imported() {
+    let err = error(run(&script(r#"fn main(endpoint, method, data) { import "/etc/passwd" as p; 1 }"#)));
+    assert_eq!(err.kind(), "script_error");
+}
+
+#[test]
+fn top_level_code_may_not_run_long() {
+    let (message, ..) = refusal(&script("let n = 0; loop { n += 1; }\nfn main(endpoint, method, data) { 1 }"));
+    assert!(message.contains("top-level"), "{message}");
+}
+
+#[test]
+fn a_thrown_error_is_a_script_error_with_position() {
+    let err = error(run(&script("fn main(endpoint, method, data) {\n    throw \"no such thing\";\n}")));
+    match err {
+        Error::Script { message, at } => {
+            assert_eq!(message, "no such thing");
+            assert_eq!((at.server.as_deref(), at.line, at.column), (Some("demo"), Some(3), Some(5)));
+            assert!(at.cid.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_error_deep_in_a_helper_reports_the_innermost_position() {
+    let err =
+        error(run(&script("fn helper(x) {\n  x.no_such_method()\n}\nfn main(endpoint, method, data) { helper(1) }")));
+    match err {
+        Error::Script { message, at } => {
+            assert!(message.contains("no_such_method"), "{message}");
+            assert_eq!(at.line, Some(3));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_endless_loop_hits_the_operation_limit() {
+    let err = error(run(&script("fn main(endpoint, method, data) { loop {} }")));
+    assert_eq!(err.kind(), "limit_exceeded");
+    assert!(matches!(err, Error::LimitExceeded { ref limit, .. } if limit == "operations"));
+}
+
+#[test]
+fn an_endless_loop_stops_at_the_wall_clock_limit() {
+    let engine = engine_with(Limits { max_operations: u64::MAX, ..Limits::default() });
+    let started = Instant::now();
+    let err = error(run_with(
+        &engine,
+        &script("fn main(endpoint, method, data) { loop {} }"),
+        false,
+        Duration::from_millis(100),
+    ));
+    assert_eq!(err.kind(), "timeout");
+    assert!(err.message().contains("100 ms"));
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped long after its deadline");
+}
+
+#[test]
+fn endless_recursion_hits_the_call_depth_limit() {
+    let err = error(run(&script("fn down(n) { down(n + 1) }\nfn main(endpoint, method, data) { down(0) }")));
+    assert!(matches!(err, Error::LimitExceeded { ref limit, .. } if limit == "call_depth"), "{err:?}");
+}
+
+#[test]
+fn a_huge_string_hits_the_size_limit() {
+    let err = error(run(&script(r#"fn main(endpoint, method, data) { let s = "x"; loop { s += s; } }"#)));
+    assert!(matches!(err, Error::LimitExceeded { ref limit, .. } if limit == "size"), "{err:?}");
+}
+
+#[test]
+fn a_huge_array_hits_the_size_limit() {
+    let engine = engine_with(Limits { max_array_size: 1000, ..Limits::default() });
+    let source = script("fn main(endpoint, method, data) { let a = []; loop { a.push(1); } }");
+    let err = error(run_with(&engine, &source, false, Duration::from_secs(10)));
+    assert!(matches!(err, Error::LimitExceeded { ref limit, .. } if limit == "size"), "{err:?}");
+}
+
+#[test]
+fn an_inline_run_that_outgrows_its_budget_is_demoted() {
+    let engine = engine_with(Limits::default());
+    let source = script("fn main(endpoint, method, data) { let n = 0; for i in 0..100000 { n += i; } n }");
+    assert!(matches!(run_with(&engine, &source, true, Duration::from_secs(10)), Err(Fault::Demote)));
+    let value = run_with(&engine, &source, false, Duration::from_secs(10)).unwrap();
+    assert_eq!(value.as_int().unwrap(), 4_999_950_000);
+}
+
+#[test]
+fn a_cancelled_run_stops_promptly() {
+    let engine = engine_with(Limits { max_operations: u64::MAX, ..Limits::default() });
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        flag.store(true, Ordering::Relaxed);
+    });
+    let started = Instant::now();
+    let source = script("fn main(endpoint, method, data) { loop {} }");
+    let err = error(run_cancellable(&engine, &source, false, Duration::from_secs(60), Some(cancel)));
+    canceller.join().unwrap();
+    assert_eq!(err.message(), "the caller went away");
+    assert!(started.elapsed() < Duration::from_secs(30), "the run ignored its cancellation");
+}

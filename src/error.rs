@@ -1,0 +1,272 @@
+//! The one error type every layer returns, and its one JSON form.
+//!
+//! Each variant is one row of the error table users see: a `type` string, an HTTP status and a message,
+//! plus the fields that row promises (the secret's name, the upstream's status, a script position).
+//! Native modules raise these inside scripts as Rhai runtime errors carrying the value itself, so an
+//! `upstream` failure deep in `api::call` reaches the caller as `upstream`, not as a generic script error.
+//! Messages never hold a secret value: the invocation redacts every value it read before an error leaves.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::cid::Cid;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where in a script something went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Location {
+    pub server: Option<String>,
+    pub cid: Option<Cid>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl Location {
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(server) = &self.server {
+            parts.push(format!("server '{server}'"));
+        }
+        if let Some(cid) = &self.cid {
+            parts.push(cid.to_string());
+        }
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            parts.push(format!("line {line}, column {column}"));
+        }
+        parts.join(", ")
+    }
+
+    fn write_fields(&self, fields: &mut Map<String, Value>) {
+        if let Some(server) = &self.server {
+            fields.insert("server".into(), json!(server));
+        }
+        if let Some(cid) = &self.cid {
+            fields.insert("cid".into(), json!(cid.to_string()));
+        }
+        if let Some(line) = self.line {
+            fields.insert("line".into(), json!(line));
+        }
+        if let Some(column) = self.column {
+            fields.insert("column".into(), json!(column));
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// A script refused before it was stored or swapped in (it does not compile, or breaks the
+    /// script contract).
+    #[error("{message}")]
+    InvalidScript { message: String, at: Box<Location> },
+    #[error("secret '{name}' is not set")]
+    MissingSecret { name: String },
+    #[error("{message}")]
+    Upstream { status: u16, message: String, body: String },
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: Option<u64> },
+    #[error("{0}")]
+    InvalidResponse(String),
+    #[error("{0}")]
+    UpstreamUnreachable(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{message}")]
+    Script { message: String, at: Box<Location> },
+    #[error("{message}")]
+    LimitExceeded { message: String, limit: String, at: Box<Location> },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The `type` users match on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NotFound(_) => "not_found",
+            Error::BadRequest(_) => "bad_request",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::InvalidScript { .. } => "invalid_script",
+            Error::MissingSecret { .. } => "missing_secret",
+            Error::Upstream { .. } => "upstream",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::InvalidResponse(_) => "invalid_response",
+            Error::UpstreamUnreachable(_) => "upstream_unreachable",
+            Error::Timeout(_) => "timeout",
+            Error::Script { .. } => "script_error",
+            Error::LimitExceeded { .. } => "limit_exceeded",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::NotFound(_) => 404,
+            Error::BadRequest(_) => 400,
+            Error::PayloadTooLarge(_) => 413,
+            Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
+            Error::InvalidScript { .. } => 422,
+            Error::MissingSecret { .. } => 424,
+            // An upstream that answered outside 4xx/5xx is still an error here: report it as a bad gateway.
+            Error::Upstream { status, .. } if (400..600).contains(status) => *status,
+            Error::Upstream { .. } => 502,
+            Error::RateLimited { .. } => 429,
+            Error::InvalidResponse(_) | Error::UpstreamUnreachable(_) => 502,
+            Error::Timeout(_) => 504,
+            Error::Script { .. } | Error::LimitExceeded { .. } | Error::Internal(_) => 500,
+        }
+    }
+
+    /// The full message, with the script location spelled out where there is one.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Script { message, at }
+            | Error::LimitExceeded { message, at, .. }
+            | Error::InvalidScript { message, at } => {
+                let place = at.describe();
+                if place.is_empty() { message.clone() } else { format!("{message} ({place})") }
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// `{"error": {"type", "message", …}}`: the one JSON shape of every error.
+    pub fn to_json(&self) -> Value {
+        let mut fields = Map::new();
+        fields.insert("type".into(), json!(self.kind()));
+        fields.insert("message".into(), json!(self.message()));
+        match self {
+            Error::MissingSecret { name } => {
+                fields.insert("secret".into(), json!(name));
+            }
+            Error::Upstream { status, body, .. } => {
+                fields.insert("status".into(), json!(status));
+                fields.insert("body".into(), json!(body));
+            }
+            Error::RateLimited { retry_after, .. } => {
+                fields.insert("retry_after".into(), json!(retry_after));
+            }
+            Error::Script { at, .. } | Error::InvalidScript { at, .. } => at.write_fields(&mut fields),
+            Error::LimitExceeded { at, limit, .. } => {
+                fields.insert("limit".into(), json!(limit));
+                at.write_fields(&mut fields);
+            }
+            _ => {}
+        }
+        json!({ "error": fields })
+    }
+
+    /// Applies `f` to every text the error would show, so an invocation can mask what it must not reveal.
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> Error {
+        match self {
+            Error::NotFound(m) => Error::NotFound(f(&m)),
+            Error::BadRequest(m) => Error::BadRequest(f(&m)),
+            Error::PayloadTooLarge(m) => Error::PayloadTooLarge(f(&m)),
+            Error::Unauthorized(m) => Error::Unauthorized(f(&m)),
+            Error::Forbidden(m) => Error::Forbidden(f(&m)),
+            Error::InvalidScript { message, at } => Error::InvalidScript { message: f(&message), at },
+            Error::MissingSecret { name } => Error::MissingSecret { name },
+            Error::Upstream { status, message, body } => {
+                Error::Upstream { status, message: f(&message), body: f(&body) }
+            }
+            Error::RateLimited { message, retry_after } => Error::RateLimited { message: f(&message), retry_after },
+            Error::InvalidResponse(m) => Error::InvalidResponse(f(&m)),
+            Error::UpstreamUnreachable(m) => Error::UpstreamUnreachable(f(&m)),
+            Error::Timeout(m) => Error::Timeout(f(&m)),
+            Error::Script { message, at } => Error::Script { message: f(&message), at },
+            Error::LimitExceeded { message, limit, at } => Error::LimitExceeded { message: f(&message), limit, at },
+            Error::Internal(m) => Error::Internal(f(&m)),
+        }
+    }
+
+    pub fn script(message: impl Into<String>, at: Location) -> Error {
+        Error::Script { message: message.into(), at: Box::new(at) }
+    }
+
+    pub fn invalid_script(message: impl Into<String>, at: Location) -> Error {
+        Error::InvalidScript { message: message.into(), at: Box::new(at) }
+    }
+
+    pub fn limit_exceeded(limit: &str, message: impl Into<String>, at: Location) -> Error {
+        Error::LimitExceeded { message: message.into(), limit: limit.into(), at: Box::new(at) }
+    }
+
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> Error {
+        Error::Internal(format!("{context}: {err}"))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, axum::Json(self.to_json())).into_response();
+        if let Error::RateLimited { retry_after: Some(seconds), .. } = &self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*seconds).into());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_the_documented_type_and_status() {
+        let at = Location::default();
+        let table: Vec<(Error, &str, u16)> = vec![
+            (Error::NotFound("x".into()), "not_found", 404),
+            (Error::BadRequest("x".into()), "bad_request", 400),
+            (Error::PayloadTooLarge("x".into()), "payload_too_large", 413),
+            (Error::Unauthorized("x".into()), "unauthorized", 401),
+            (Error::Forbidden("x".into()), "forbidden", 403),
+            (Error::MissingSecret { name: "K".into() }, "missing_secret", 424),
+            (Error::Upstream { status: 404, message: "x".into(), body: "".into() }, "upstream", 404),
+            (Error::Upstream { status: 302, message: "x".into(), body: "".into() }, "upstream", 502),
+            (Error::RateLimited { message: "x".into(), retry_after: Some(3) }, "rate_limited", 429),
+            (Error::InvalidResponse("x".into()), "invalid_response", 502),
+            (Error::UpstreamUnreachable("x".into()), "upstream_unreachable", 502),
+            (Error::Timeout("x".into()), "timeout", 504),
+            (Error::script("x", at.clone()), "script_error", 500),
+            (Error::limit_exceeded("operations", "x", at), "limit_exceeded", 500),
+        ];
+        for (error, kind, status) in table {
+            assert_eq!(error.kind(), kind);
+            assert_eq!(error.status(), status, "{kind}");
+            assert_eq!(error.to_json()["error"]["type"], kind);
+        }
+    }
+
+    #[test]
+    fn script_errors_carry_server_cid_line_and_column() {
+        let cid = Cid::of(b"script");
+        let at = Location { server: Some("demo".into()), cid: Some(cid), line: Some(3), column: Some(7) };
+        let json = Error::script("boom", at).to_json();
+        assert_eq!(json["error"]["server"], "demo");
+        assert_eq!(json["error"]["cid"], cid.to_string());
+        assert_eq!(json["error"]["line"], 3);
+        assert_eq!(json["error"]["column"], 7);
+        assert!(json["error"]["message"].as_str().unwrap().contains("line 3, column 7"));
+    }
+
+    #[test]
+    fn missing_secret_names_the_secret() {
+        let json = Error::MissingSecret { name: "STRIPE_API_KEY".into() }.to_json();
+        assert_eq!(json["error"]["secret"], "STRIPE_API_KEY");
+        assert!(json["error"]["message"].as_str().unwrap().contains("STRIPE_API_KEY"));
+    }
+}

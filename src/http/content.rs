@@ -1,0 +1,50 @@
+//! Content by CID, and the health check.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::cid::Cid;
+use crate::engine::{Data, output};
+use crate::error::Error;
+
+/// `GET /cid/{cid}`: the blob, cacheable forever (its name is its content).
+pub async fn blob(
+    State(runtime): State<AppState>,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let cid: Cid = cid.parse().map_err(|e| Error::BadRequest(format!("'{cid}' is not a CID: {e}")))?;
+    let etag = HeaderValue::from_str(&format!("\"{cid}\"")).expect("a quoted CID is a valid header value");
+    if headers.get(header::IF_NONE_MATCH) == Some(&etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let bytes = runtime
+        .blocking(move |rt| rt.store.blob(&cid))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no blob {cid}")))?;
+    let content_type = match Data::sniff(bytes.clone().into()) {
+        Data::Json(_) => output::JSON,
+        Data::Text(_) => output::TEXT,
+        _ => output::BINARY,
+    };
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
+        (header::ETAG, etag),
+    ];
+    Ok((headers, bytes).into_response())
+}
+
+/// `GET /health`.
+pub async fn health(State(runtime): State<AppState>) -> Json<Value> {
+    let servers = runtime.servers();
+    Json(json!({
+        "status": "ok",
+        "servers": servers.len(),
+        "enabled": servers.values().filter(|s| s.enabled).count(),
+    }))
+}

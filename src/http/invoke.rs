@@ -1,0 +1,230 @@
+//! Invocation over HTTP, in both styles.
+//!
+//! * Proxy style, `ANY /{name|cid}/{*rest}`: the request *is* the call — its path (still percent-encoded)
+//!   and query string become `endpoint`, its method `method`, its body `data`. Chaining and storing use
+//!   the `X-Input-Cid` and `X-Store-Output` headers, because the query string belongs to the upstream.
+//! * Call style, `GET|POST /{name|cid}`: `endpoint`, `method`, `data`, `input`, `store` and `timeout_ms`
+//!   come from the query string (GET) or from a JSON object or form body (POST). A GET with no
+//!   parameters describes the server instead. Other methods on `/{name|cid}` are proxy-style calls
+//!   with an empty endpoint.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::{AppState, describe, read_body};
+use crate::cid::Cid;
+use crate::engine::Data;
+use crate::error::Error;
+use crate::invoke::{Invoked, Request, Target};
+
+static SERVER_CID: HeaderName = HeaderName::from_static("x-server-cid");
+static OUTPUT_CID: HeaderName = HeaderName::from_static("x-output-cid");
+static INPUT_CID: HeaderName = HeaderName::from_static("x-input-cid");
+static STORE_OUTPUT: HeaderName = HeaderName::from_static("x-store-output");
+static TIMEOUT_MS: HeaderName = HeaderName::from_static("x-timeout-ms");
+
+/// Every path that is not a fixed route.
+pub async fn dispatch(State(runtime): State<AppState>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().trim_start_matches('/');
+    let limit = runtime.settings.max_body;
+    let prepared = match path.split_once('/') {
+        _ if path.is_empty() => Err(Error::NotFound("no such route".into())),
+        Some((target, rest)) => proxy_request(target, Some(rest), &parts, read_body(body, limit).await),
+        None if parts.method == Method::GET => match parts.uri.query() {
+            None | Some("") => return describe::describe(&runtime, path, &parts.headers),
+            Some(query) => form_params(query.as_bytes()).and_then(|params| call_request(path, params)),
+        },
+        None if parts.method == Method::POST => read_body(body, limit)
+            .await
+            .and_then(|body| post_params(&body))
+            .and_then(|params| call_request(path, params)),
+        None => proxy_request(path, None, &parts, read_body(body, limit).await),
+    };
+    match prepared {
+        Ok(request) => respond(runtime.invoke(request).await),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A proxy-style request: `rest` is the path after the target (`None` for a bare `/{target}`).
+fn proxy_request(
+    target: &str,
+    rest: Option<&str>,
+    parts: &Parts,
+    body: Result<Bytes, Error>,
+) -> Result<Request, Error> {
+    let mut request = Request::new(Target::parse(target));
+    let path = rest.map(|rest| format!("/{rest}")).unwrap_or_default();
+    request.endpoint = match parts.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    request.method = parts.method.as_str().to_owned();
+    (request.data, request.parsed) = body_data(&parts.headers, body?)?;
+    let headers = &parts.headers;
+    request.input = header_text(headers, &INPUT_CID)?.map(parse_cid).transpose()?;
+    request.store_output =
+        header_text(headers, &STORE_OUTPUT)?.map(|v| parse_flag("X-Store-Output", v)).transpose()?.unwrap_or(false);
+    request.timeout = header_text(headers, &TIMEOUT_MS)?.map(parse_timeout).transpose()?;
+    Ok(request)
+}
+
+/// A call-style request from its parameters (query string, form or JSON object).
+fn call_request(target: &str, params: Map<String, Value>) -> Result<Request, Error> {
+    let mut request = Request::new(Target::parse(target));
+    for (key, value) in params {
+        let text = || match &value {
+            Value::String(s) => Ok(s.as_str()),
+            other => Err(Error::BadRequest(format!("parameter '{key}' must be a string, not {other}"))),
+        };
+        match key.as_str() {
+            "endpoint" => request.endpoint = text()?.to_owned(),
+            "method" => request.method = parse_method(text()?)?,
+            "data" => request.data = Data::Value(value.clone()),
+            "input" => request.input = Some(parse_cid(text()?)?),
+            "store" => request.store_output = parse_flag("store", &scalar_text(&value))?,
+            "timeout_ms" => request.timeout = Some(parse_timeout(&scalar_text(&value))?),
+            other => {
+                return Err(Error::BadRequest(format!(
+                    "unknown parameter '{other}': call style takes endpoint, method, data, input, store and timeout_ms"
+                )));
+            }
+        }
+    }
+    Ok(request)
+}
+
+/// A flag or number given either as text (query, form) or as a JSON scalar.
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Query strings and form bodies: every value is text, and `data` is JSON when it parses as JSON.
+fn form_params(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(bytes).map_err(|e| Error::BadRequest(format!("malformed parameters: {e}")))?;
+    let mut params = Map::new();
+    for (key, value) in pairs {
+        // An HTML form sends an empty field for "no data".
+        if key == "data" && value.is_empty() {
+            continue;
+        }
+        let value = match key.as_str() {
+            "data" => serde_json::from_str(&value).unwrap_or(Value::String(value)),
+            _ => Value::String(value),
+        };
+        if params.insert(key.clone(), value).is_some() {
+            return Err(Error::BadRequest(format!("parameter '{key}' is given twice")));
+        }
+    }
+    Ok(params)
+}
+
+/// A call-style POST body: a JSON object, or form fields (what an HTML form sends). Empty means defaults.
+fn post_params(body: &Bytes) -> Result<Map<String, Value>, Error> {
+    let trimmed = body.trim_ascii_start();
+    if trimmed.is_empty() {
+        return Ok(Map::new());
+    }
+    if trimmed.starts_with(b"{") {
+        return match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => unreachable!("a JSON text starting with '{{' is an object"),
+            Err(e) => Err(Error::BadRequest(format!("the body is not valid JSON: {e}"))),
+        };
+    }
+    form_params(body)
+}
+
+/// A proxy-style body as `data`: parsed when it is JSON (strictly, when it says it is), else text.
+fn body_data(headers: &HeaderMap, body: Bytes) -> Result<(Data, Option<rhai::Dynamic>), Error> {
+    if body.is_empty() {
+        return Ok((Data::None, None));
+    }
+    let declared_json =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(
+            |mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            },
+        );
+    match serde_json::from_slice::<rhai::Dynamic>(&body) {
+        Ok(parsed) => Ok((Data::Json(body), Some(parsed))),
+        Err(e) if declared_json => Err(Error::BadRequest(format!("the body is sent as JSON but does not parse: {e}"))),
+        Err(_) => Ok((Data::sniff(body), None)),
+    }
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, Error> {
+    headers
+        .get(name)
+        .map(|v| v.to_str().map_err(|_| Error::BadRequest(format!("header {name} is not text"))))
+        .transpose()
+}
+
+fn parse_cid(text: &str) -> Result<Cid, Error> {
+    text.parse().map_err(|e| Error::BadRequest(format!("'{text}' is not a CID: {e}")))
+}
+
+fn parse_flag(name: &str, text: &str) -> Result<bool, Error> {
+    match text {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" | "" => Ok(false),
+        other => Err(Error::BadRequest(format!("{name} is 1 or 0, not '{other}'"))),
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, Error> {
+    match text.parse::<u64>() {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(Error::BadRequest(format!("a timeout is a positive number of milliseconds, not '{text}'"))),
+    }
+}
+
+fn parse_method(text: &str) -> Result<String, Error> {
+    let upper = text.to_ascii_uppercase();
+    match Method::from_bytes(upper.as_bytes()) {
+        Ok(_) if !upper.is_empty() => Ok(upper),
+        _ => Err(Error::BadRequest(format!("'{text}' is not an HTTP method"))),
+    }
+}
+
+/// The HTTP response of an invocation: the output with its status, type and headers, or the error;
+/// `X-Server-Cid` whenever a script was resolved.
+fn respond(invoked: Invoked) -> Response {
+    let mut response = match invoked.result {
+        Ok(reply) => {
+            let output = reply.output;
+            let status = StatusCode::from_u16(output.status).unwrap_or(StatusCode::OK);
+            let mut response = (status, output.body).into_response();
+            let headers = response.headers_mut();
+            for (name, value) in output.headers {
+                headers.append(name, value);
+            }
+            headers.insert(header::CONTENT_TYPE, output.content_type);
+            if let Some(cid) = reply.output_cid {
+                headers.insert(OUTPUT_CID.clone(), cid_header(&cid));
+            }
+            response
+        }
+        Err(error) => error.into_response(),
+    };
+    if let Some(cid) = invoked.server_cid {
+        response.headers_mut().insert(SERVER_CID.clone(), cid_header(&cid));
+    }
+    response
+}
+
+fn cid_header(cid: &Cid) -> HeaderValue {
+    HeaderValue::from_str(cid.text().as_str()).expect("a CID is a valid header value")
+}

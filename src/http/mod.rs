@@ -1,0 +1,86 @@
+//! The HTTP interface: routes assembled in one place, handlers kept short.
+//!
+//! Every error a handler returns is an [`Error`](crate::error::Error), turned into its JSON form by the
+//! one `IntoResponse` implementation. Invocation handlers only translate HTTP into a
+//! [`Request`](crate::invoke::Request) and the [`Invoked`](crate::invoke::Invoked) back into HTTP.
+
+mod api;
+mod content;
+mod describe;
+mod invoke;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Request};
+use axum::routing::get;
+use axum::{Router, body::Bytes};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::error::Error;
+use crate::runtime::Runtime;
+
+pub type AppState = Arc<Runtime>;
+
+/// The whole router.
+///
+/// Every path that is not one of the fixed routes is an invocation (`/{name|cid}` or
+/// `/{name|cid}/{*rest}`); the dispatcher reads the path itself rather than through route parameters,
+/// which keeps the hot path free of parameter maps.
+pub fn router(runtime: Arc<Runtime>) -> Router {
+    Router::new()
+        .route("/health", get(content::health))
+        .route("/cid/{cid}", get(content::blob))
+        .nest("/api", api::router())
+        .fallback(invoke::dispatch)
+        .with_state(runtime)
+}
+
+/// Reads a request body of at most `limit` bytes; over it, `payload_too_large`.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Error> {
+    // Most invocations carry no body: skip the buffering machinery for them.
+    if http_body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => {
+            Err(Error::PayloadTooLarge(format!("the request body is over the limit of {limit} bytes")))
+        }
+        Err(e) => Err(Error::BadRequest(format!("cannot read the request body: {e}"))),
+    }
+}
+
+/// A request body within the runtime's limit, as an extractor.
+pub struct Body(pub Bytes);
+
+impl FromRequest<AppState> for Body {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Body, Error> {
+        read_body(request.into_body(), state.settings.max_body).await.map(Body)
+    }
+}
+
+/// Serves `runtime` on `listener` until ctrl-c or SIGTERM.
+pub async fn serve(runtime: Arc<Runtime>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router(runtime)).with_graceful_shutdown(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

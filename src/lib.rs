@@ -1,0 +1,41 @@
+//! Switchboard: one binary serving integration servers written as Rhai scripts.
+//!
+//! # Architecture
+//!
+//! A *server* is a name bound to a *script*, stored content-addressed by its [`cid::Cid`]. Everything
+//! that runs a script goes through one path, [`runtime::Runtime::invoke`]:
+//!
+//! ```text
+//!   HTTP (proxy or call style) ─┐
+//!   CLI `call`                  ├─► Request ─► resolve name|CID ─► compiled Script (cached by CID)
+//!   chaining (`input`)          ┘                                   │
+//!                                        sandboxed run of `main` ◄──┘  (inline, or on the blocking pool)
+//!                                                     │
+//!                                        Output ─► response / stdout / stored blob
+//! ```
+//!
+//! * [`cid`] computes and parses content identifiers.
+//! * [`store`] keeps blobs, the registry and its history durably (SQLite; the trait is the seam for
+//!   PostgreSQL). It is never on the hot path.
+//! * [`engine`] owns the one shared Rhai engine: sandbox limits, compiling and loading scripts, running
+//!   `main`, and turning results and failures into outputs and [`error::Error`]s.
+//! * [`modules`] are the native functions scripts call.
+//! * [`runtime`] ties the store and engine together and holds the in-memory registry snapshot that
+//!   requests read without locks; [`invoke`] is the invocation path itself.
+//! * [`boot`] reads boot images; the default one is embedded in the binary.
+//! * [`http`] is the axum interface; [`commands`] implements the CLI that `main.rs` parses.
+//!
+//! Errors are one enum, [`error::Error`], whose variants are the error types users see; it becomes
+//! JSON in exactly one place.
+
+pub mod boot;
+pub mod cid;
+pub mod commands;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod invoke;
+pub mod modules;
+pub mod runtime;
+pub mod server;
+pub mod store;

@@ -1,0 +1,41 @@
+//! The `switchboard` command: parses arguments and hands them to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mimalloc::MiMalloc;
+use switchboard::commands::{self, CallArgs, DataDirArg, ServeArgs};
+
+#[global_allocator]
+static ALLOCATOR: MiMalloc = MiMalloc;
+
+/// Switchboard serves integration servers — small Rhai scripts, one per external API — over HTTP,
+/// pinned by content hash (CID) and editable live.
+#[derive(Parser)]
+#[command(name = "switchboard", version, propagate_version = true)]
+enum Cli {
+    /// Serve the registry over HTTP (with no data directory yet, starts from the embedded default image).
+    Serve(ServeArgs),
+    /// Run one invocation in-process and print its output.
+    ///
+    /// Examples: `switchboard call echo /hello -X POST -d '{"a":1}'`,
+    /// `switchboard call ./scripts/my.rhai`, `switchboard call bafkr4i…`.
+    Call(CallArgs),
+    /// Print the CID of each file.
+    Cid {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the registered servers.
+    Servers(DataDirArg),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse() {
+        Cli::Serve(args) => commands::serve(args),
+        Cli::Call(args) => commands::call(args),
+        Cli::Cid { files } => commands::cid(&files),
+        Cli::Servers(state) => commands::servers(state),
+    }
+}

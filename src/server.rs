@@ -1,0 +1,58 @@
+//! A server: a name bound to a script, and the rule names follow.
+
+use std::sync::Arc;
+
+use crate::cid::Cid;
+use crate::engine::Script;
+use crate::error::Error;
+
+/// Path segments the HTTP interface keeps for itself; no server may take them.
+pub const RESERVED: [&str; 8] = ["api", "cid", "mcp", "ui", "health", "metrics", "webhooks", "static"];
+
+/// Checks a server name against `^[a-z][a-z0-9_]{0,63}$` and the reserved words.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let well_formed = name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !well_formed {
+        return Err(format!(
+            "'{name}' is not a valid server name: a lower-case letter, then up to 63 lower-case letters, digits or '_'"
+        ));
+    }
+    if RESERVED.contains(&name) {
+        return Err(format!("'{name}' is reserved"));
+    }
+    Ok(())
+}
+
+/// A registered server as the runtime serves it.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub name: String,
+    /// The CID the registry binds the name to.
+    pub cid: Cid,
+    pub enabled: bool,
+    /// The compiled script for `cid`; an error when the stored script no longer loads.
+    pub script: Result<Arc<Script>, Error>,
+    /// The last change to this server that was refused (a file that did not compile), if any.
+    pub last_error: Option<Error>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_documented_rule() {
+        for good in ["a", "stripe", "google_sheets", "s3", &format!("a{}", "b".repeat(63))] {
+            assert_eq!(validate_name(good), Ok(()), "{good}");
+        }
+        for bad in ["", "A", "1a", "_a", "a-b", "a b", "é", &format!("a{}", "b".repeat(64))] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        for reserved in RESERVED {
+            assert_eq!(validate_name(reserved), Err(format!("'{reserved}' is reserved")));
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The embedded store: one SQLite file in WAL mode inside the data directory.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Binding, Change, Op, ServerRecord, Store};
+use crate::cid::Cid;
+use crate::error::{Error, Result};
+
+/// Bumped whenever the schema below changes; older files are migrated in [`SqliteStore::open`].
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS blobs (
+    cid   BLOB PRIMARY KEY,
+    bytes BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS servers (
+    name    TEXT PRIMARY KEY,
+    cid     BLOB NOT NULL REFERENCES blobs(cid),
+    enabled INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    id     INTEGER PRIMARY KEY,
+    name   TEXT NOT NULL,
+    cid    BLOB NOT NULL REFERENCES blobs(cid),
+    origin TEXT NOT NULL,
+    at     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_name ON history(name, id);
+CREATE TABLE IF NOT EXISTS facts (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn db_error(err: rusqlite::Error) -> Error {
+    Error::internal("store", err)
+}
+
+fn cid_from_row(bytes: Vec<u8>) -> rusqlite::Result<Cid> {
+    let digest: [u8; 32] = bytes.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, "CID digest is not 32 bytes".into())
+    })?;
+    Ok(Cid::from_digest(digest))
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open(path).map_err(db_error)?;
+        // Another process (`switchboard call` beside a running server) may hold the write lock briefly.
+        conn.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_error)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db_error)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(db_error)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::Internal(format!(
+                "{} was written by a newer Switchboard (schema {version}, this one knows {SCHEMA_VERSION})",
+                path.display()
+            )));
+        }
+        conn.execute_batch(SCHEMA).map_err(db_error)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back), so the
+        // connection stays usable.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
+    let mut put = tx.prepare_cached("INSERT OR IGNORE INTO blobs (cid, bytes) VALUES (?1, ?2)")?;
+    for (cid, bytes) in &change.blobs {
+        put.execute(params![&cid.digest()[..], bytes])?;
+    }
+    let at = now_millis();
+    for op in &change.ops {
+        match op {
+            Op::Bind { name, cid, origin, enabled } => {
+                tx.execute(
+                    "INSERT INTO servers (name, cid, enabled) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(name) DO UPDATE SET cid = excluded.cid,
+                         enabled = CASE WHEN ?4 IS NULL THEN servers.enabled ELSE excluded.enabled END",
+                    params![name, &cid.digest()[..], enabled.unwrap_or(true), enabled],
+                )?;
+                tx.execute(
+                    "INSERT INTO history (name, cid, origin, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![name, &cid.digest()[..], origin.to_string(), at],
+                )?;
+            }
+            Op::SetEnabled { name, enabled } => {
+                tx.execute("UPDATE servers SET enabled = ?2 WHERE name = ?1", params![name, enabled])?;
+            }
+            Op::Remove { name } => {
+                tx.execute("DELETE FROM servers WHERE name = ?1", params![name])?;
+            }
+            Op::SetFact { key, value } => {
+                tx.execute(
+                    "INSERT INTO facts (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn blob(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
+        self.conn()
+            .prepare_cached("SELECT bytes FROM blobs WHERE cid = ?1")
+            .and_then(|mut stmt| stmt.query_row([&cid.digest()[..]], |row| row.get(0)).optional())
+            .map_err(db_error)
+    }
+
+    fn servers(&self) -> Result<Vec<ServerRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT name, cid, enabled FROM servers ORDER BY name").map_err(db_error)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok(ServerRecord { name: row.get(0)?, cid: cid_from_row(row.get(1)?)?, enabled: row.get(2)? })
+            })
+            .map_err(db_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+    }
+
+    fn history(&self, name: &str) -> Result<Vec<Binding>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT cid, at, origin FROM history WHERE name = ?1 ORDER BY id").map_err(db_error)?;
+        let rows = stmt
+            .query_map([name], |row| {
+                let origin: String = row.get(2)?;
+                Ok(Binding {
+                    cid: cid_from_row(row.get(0)?)?,
+                    at: row.get(1)?,
+                    origin: origin.parse().map_err(|e: String| {
+                        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+                    })?,
+                })
+            })
+            .map_err(db_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+    }
+
+    fn fact(&self, key: &str) -> Result<Option<String>> {
+        self.conn()
+            .query_row("SELECT value FROM facts WHERE key = ?1", [key], |row| row.get(0))
+            .optional()
+            .map_err(db_error)
+    }
+
+    fn commit(&self, change: &Change) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db_error)?;
+        apply(&tx, change).map_err(db_error)?;
+        tx.commit().map_err(db_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Origin;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn blobs_are_kept_by_cid() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        let cid = change.blob(b"hello".to_vec());
+        store.commit(&change).unwrap();
+        assert_eq!(cid, Cid::of(b"hello"));
+        assert_eq!(store.blob(&cid).unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(store.blob(&Cid::of(b"absent")).unwrap(), None);
+    }
+
+    #[test]
+    fn binding_records_history_and_keeps_the_enabled_flag() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        let v1 = change.blob(b"v1".to_vec());
+        change.op(Op::Bind { name: "demo".into(), cid: v1, origin: Origin::Boot, enabled: Some(false) });
+        store.commit(&change).unwrap();
+
+        let mut change = Change::default();
+        let v2 = change.blob(b"v2".to_vec());
+        change.op(Op::Bind { name: "demo".into(), cid: v2, origin: Origin::Api, enabled: None });
+        store.commit(&change).unwrap();
+
+        assert_eq!(store.servers().unwrap(), vec![ServerRecord { name: "demo".into(), cid: v2, enabled: false }]);
+        let history: Vec<_> = store.history("demo").unwrap().into_iter().map(|b| (b.cid, b.origin)).collect();
+        assert_eq!(history, vec![(v1, Origin::Boot), (v2, Origin::Api)]);
+    }
+
+    #[test]
+    fn a_failing_change_leaves_nothing_behind() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        let kept = change.blob(b"kept".to_vec());
+        change.op(Op::Bind { name: "demo".into(), cid: kept, origin: Origin::Boot, enabled: None });
+        // Binding to a CID whose blob is not stored violates the foreign key: the whole change fails.
+        change.op(Op::Bind { name: "other".into(), cid: Cid::of(b"missing"), origin: Origin::Boot, enabled: None });
+        assert!(store.commit(&change).is_err());
+        assert!(store.servers().unwrap().is_empty());
+        assert_eq!(store.blob(&kept).unwrap(), None);
+    }
+
+    #[test]
+    fn removing_a_server_keeps_its_history() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        let cid = change.blob(b"v1".to_vec());
+        change.op(Op::Bind { name: "demo".into(), cid, origin: Origin::Boot, enabled: None });
+        change.op(Op::Remove { name: "demo".into() });
+        store.commit(&change).unwrap();
+        assert!(store.servers().unwrap().is_empty());
+        assert_eq!(store.history("demo").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn facts_are_upserted() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        change.op(Op::SetFact { key: "k".into(), value: "1".into() });
+        change.op(Op::SetFact { key: "k".into(), value: "2".into() });
+        store.commit(&change).unwrap();
+        assert_eq!(store.fact("k").unwrap().as_deref(), Some("2"));
+        assert_eq!(store.fact("absent").unwrap(), None);
+    }
+}

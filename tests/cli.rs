@@ -1,0 +1,112 @@
+//! The command line as users run it: output on stdout, errors on stderr, the documented exit codes.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{BIN, script};
+
+fn switchboard(data: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("SWITCHBOARD_DATA", data).output().expect("switchboard runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn call_runs_a_server_by_name_and_prints_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = switchboard(dir.path(), &["call", "echo", "/hello?x=1", "-X", "post", "-d", r#"{"a":1}"#]);
+    assert!(output.status.success(), "{output:?}");
+    let body: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(body, serde_json::json!({"endpoint": "/hello?x=1", "method": "POST", "data": {"a": 1}}));
+}
+
+#[test]
+fn call_runs_a_file_without_registering_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("try.rhai");
+    std::fs::write(&file, script("Try", r#"    `tried ${endpoint} with ${data}`"#)).unwrap();
+    let output = switchboard(&dir.path().join("data"), &["call", file.to_str().unwrap(), "/x", "-d", "words"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "tried /x with words\n");
+    let listed = switchboard(&dir.path().join("data"), &["servers"]);
+    assert!(!stdout(&listed).contains("try"), "the file was registered");
+}
+
+#[test]
+fn call_runs_a_script_by_cid_and_stores_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/echo.rhai");
+    let cid = stdout(&switchboard(dir.path(), &["cid", echo]));
+    let cid = cid.split_whitespace().next().unwrap();
+    let output = switchboard(dir.path(), &["call", cid, "/by-cid", "--store"]);
+    assert!(output.status.success(), "{output:?}");
+    let printed = stdout(&output);
+    let stored = String::from_utf8_lossy(&output.stderr);
+    let output_cid = switchboard::cid::Cid::of(printed.trim_end().as_bytes()).to_string();
+    assert!(stored.contains(&output_cid), "{stored}");
+    let chained = switchboard(dir.path(), &["call", "echo", "/next", "--input", &output_cid]);
+    let body: serde_json::Value = serde_json::from_str(&stdout(&chained)).unwrap();
+    assert_eq!(body["data"]["endpoint"], "/by-cid");
+}
+
+#[test]
+fn an_invocation_error_exits_1_with_the_json_error_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = switchboard(dir.path(), &["call", "nobody"]);
+    assert_eq!(output.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(error["error"]["type"], "not_found");
+
+    let file = dir.path().join("broken.rhai");
+    std::fs::write(&file, "fn main(endpoint, method, data) { let = ; }").unwrap();
+    let output = switchboard(dir.path(), &["call", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(error["error"]["type"], "invalid_script");
+    assert_eq!(error["error"]["line"], 1);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(switchboard(dir.path(), &["call"]).status.code(), Some(2));
+    assert_eq!(switchboard(dir.path(), &["frobnicate"]).status.code(), Some(2));
+    assert_eq!(switchboard(dir.path(), &["call", "/no/such/file.rhai"]).status.code(), Some(2));
+    assert_eq!(switchboard(dir.path(), &["call", "echo", "--input", "not-a-cid"]).status.code(), Some(2));
+    assert_eq!(switchboard(dir.path(), &["cid", "/no/such/file"]).status.code(), Some(2));
+}
+
+#[test]
+fn cid_prints_the_reference_cid_of_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = dir.path().join("hello.txt");
+    std::fs::write(&hello, "hello").unwrap();
+    let output = switchboard(dir.path(), &["cid", hello.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert_eq!(
+        stdout(&output),
+        format!("bafkr4ihkr4ld3m4gqkjf4reryxsy2s5tkbxprqkow6fin2iiyvreuzzab4  {}\n", hello.display())
+    );
+}
+
+#[test]
+fn servers_lists_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = switchboard(dir.path(), &["servers"]);
+    assert!(output.status.success());
+    let listing = stdout(&output);
+    assert!(listing.lines().next().unwrap().starts_with("NAME"));
+    assert!(listing.lines().any(|l| l.starts_with("echo") && l.contains("enabled") && l.contains("Echo")), "{listing}");
+}
+
+#[test]
+fn help_explains_every_command() {
+    let output = Command::new(BIN).arg("--help").output().unwrap();
+    let help = stdout(&output);
+    for command in ["serve", "call", "cid", "servers"] {
+        assert!(help.contains(command), "{help}");
+    }
+}

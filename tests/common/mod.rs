@@ -1,0 +1,133 @@
+//! Test support: a real `switchboard serve` process on an ephemeral 127.0.0.1 port, with its own data
+//! directory and boot source, killed when the test ends.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// A minimal valid script whose `main` is `body`.
+pub fn script(title: &str, body: &str) -> String {
+    format!(
+        "const META = #{{ title: \"{title}\", description: \"test server\" }};\nfn main(endpoint, method, data) {{\n{body}\n}}\n"
+    )
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+/// Builds a boot directory: `boot.json` naming each script, `scripts/<name>.rhai`.
+pub fn boot_dir(dir: &Path, servers: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    let entries: Vec<serde_json::Value> = servers
+        .iter()
+        .map(|(name, source)| {
+            std::fs::write(dir.join(format!("scripts/{name}.rhai")), source).unwrap();
+            serde_json::json!({ "name": name, "script": format!("scripts/{name}.rhai"), "enabled": true })
+        })
+        .collect();
+    let boot = dir.join("boot.json");
+    std::fs::write(&boot, serde_json::to_string_pretty(&serde_json::json!({ "servers": entries })).unwrap()).unwrap();
+    boot
+}
+
+impl Server {
+    /// Serves the embedded default image from a fresh data directory.
+    pub fn start_default(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Server::spawn(dir, &args, env)
+    }
+
+    /// Serves `echo` plus the given servers from a boot source in a fresh directory.
+    pub fn start(servers: &[(&str, &str)]) -> Server {
+        Server::start_with(servers, &[], &[])
+    }
+
+    pub fn start_with(servers: &[(&str, &str)], extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let echo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/echo.rhai")).unwrap();
+        let mut all = vec![("echo", echo.as_str())];
+        all.extend_from_slice(servers);
+        let boot = boot_dir(&dir.path().join("boot"), &all);
+        let data = dir.path().join("data");
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+            "--boot",
+            boot.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Server::spawn(dir, &args, env)
+    }
+
+    fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(BIN);
+        command.args(args).current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("switchboard starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let Some(base) = line.trim().strip_prefix("switchboard listening on ") else {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("switchboard did not start: {line}{stderr}");
+        };
+        let base = base.to_string();
+        // Keep draining stderr so that logging never blocks the server.
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("SWITCHBOARD_TEST_LOGS").is_some() {
+                    eprintln!("[server] {line}");
+                }
+            }
+        });
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Server { child, base, dir, client: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The JSON body of a response, with its status.
+pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, value)
+}
+
+/// Asserts an error response: its status and JSON `type`; returns the error object.
+pub async fn expect_error(response: reqwest::Response, status: u16, kind: &str) -> serde_json::Value {
+    let (actual, body) = json(response).await;
+    assert_eq!((actual, body["error"]["type"].as_str()), (status, Some(kind)), "{body}");
+    body["error"].clone()
+}
