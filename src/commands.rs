@@ -94,7 +94,8 @@ fn failed(error: &Error) -> ExitCode {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }
 
 /// The tokio runtime every command uses. Script threads get room for deep (but bounded) recursion.
@@ -140,6 +141,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         };
         let address = listener.local_addr().map_or(args.listen, |a| a);
         tracing::info!(data = %runtime.data_dir().display(), servers = runtime.servers().len(), "ready");
+        match std::env::var_os(crate::keys::ADMIN_TOKEN_ENV) {
+            Some(_) => tracing::info!("admin token: from ${}", crate::keys::ADMIN_TOKEN_ENV),
+            None => {
+                tracing::info!("admin token: in {}", runtime.data_dir().join(crate::keys::ADMIN_TOKEN_FILE).display())
+            }
+        }
         println!("switchboard listening on http://{address}");
         let _ = std::io::stdout().flush();
         match crate::http::serve(runtime, listener).await {
@@ -174,8 +181,11 @@ pub fn call(args: CallArgs) -> ExitCode {
             Ok(source) => source,
             Err(e) => return usage(format!("cannot read {}: {e}", args.target)),
         };
+        // The file runs as the server its name suggests (`stripe.rhai` as `stripe`), if that is a valid name.
+        let name = std::path::Path::new(&args.target).file_stem().and_then(|s| s.to_str()).map(str::to_owned);
+        let name = name.filter(|n| crate::server::validate_name(n).is_ok());
         match runtime.compile(&source) {
-            Ok(script) => Target::Script(script),
+            Ok(script) => Target::Script { script, name },
             Err(error) => return failed(&error),
         }
     } else {
@@ -252,4 +262,58 @@ pub fn servers(state: DataDirArg) -> ExitCode {
         println!("{:width$}  {state:8}  {}  {title}", server.name, server.cid);
     }
     ExitCode::SUCCESS
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret; the value is read from stdin (never from the command line), one trailing
+    /// newline dropped.
+    Set {
+        name: String,
+        #[command(flatten)]
+        state: DataDirArg,
+    },
+    /// List the names of stored secrets (never values).
+    List(DataDirArg),
+    /// Delete a stored secret.
+    Rm {
+        name: String,
+        #[command(flatten)]
+        state: DataDirArg,
+    },
+}
+
+/// `switchboard secret set|list|rm`.
+pub fn secret(command: SecretCommand) -> ExitCode {
+    init_logging("warn");
+    let state = match &command {
+        SecretCommand::Set { state, .. } | SecretCommand::List(state) | SecretCommand::Rm { state, .. } => state,
+    };
+    let runtime = match open(state.settings()) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let secrets = runtime.services.secrets();
+    let outcome = match &command {
+        SecretCommand::Set { name, .. } => {
+            if let Err(problem) = crate::secrets::validate_name(name) {
+                return usage(problem);
+            }
+            let mut value = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut value) {
+                return usage(format!("cannot read the value from stdin: {e}"));
+            }
+            secrets.set(name, crate::secrets::without_trailing_newline(&value))
+        }
+        SecretCommand::List(_) => runtime.store.secret_names().map(|names| names.iter().for_each(|n| println!("{n}"))),
+        SecretCommand::Rm { name, .. } => match secrets.remove(name) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::NotFound(format!("no secret named '{name}' in the store"))),
+            Err(e) => Err(e),
+        },
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => failed(&error),
+    }
 }

@@ -29,8 +29,12 @@ use crate::store::Change;
 pub enum Target {
     Name(String),
     Cid(Cid),
-    /// A script that is not registered (`switchboard call FILE.rhai`).
-    Script(Arc<Script>),
+    /// A script that is not registered (`switchboard call FILE.rhai`), running as `name` (for its
+    /// database, base-URL variable) when it has one.
+    Script {
+        script: Arc<Script>,
+        name: Option<String>,
+    },
 }
 
 impl Target {
@@ -153,7 +157,7 @@ impl Runtime {
                 let server = self.servers().values().find(|s| s.cid == *cid && s.enabled).map(|s| s.name.clone());
                 Ok((script, server))
             }
-            Target::Script(script) => Ok((script.clone(), None)),
+            Target::Script { script, name } => Ok((script.clone(), name.clone())),
         }
     }
 
@@ -163,12 +167,18 @@ impl Runtime {
             request.data = self.blocking(move |rt| rt.input(&cid)).await?;
             request.parsed = None;
         }
-        let context = Arc::new(Context {
-            server,
-            timeout: self.engine.timeout_for(&script, request.timeout),
-            script: script.clone(),
-            started,
-        });
+        let timeout = self.engine.timeout_for(&script, request.timeout);
+        let context = Arc::new(Context::new(server, script.clone(), started, timeout));
+        // Whatever goes wrong, no secret value the script read leaves in the error.
+        self.execute(&script, &context, request).await.map_err(|error| error.map_text(|text| context.redact(text)))
+    }
+
+    async fn execute(
+        self: &Arc<Self>,
+        script: &Arc<Script>,
+        context: &Arc<Context>,
+        mut request: Request,
+    ) -> Result<Reply> {
         let call = |data: Dynamic, inline: bool, cancel: Option<Arc<AtomicBool>>| Call {
             endpoint: ImmutableString::from(request.endpoint.as_str()),
             method: ImmutableString::from(request.method.as_str()),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mimalloc::MiMalloc;
-use switchboard::commands::{self, CallArgs, DataDirArg, ServeArgs};
+use switchboard::commands::{self, CallArgs, DataDirArg, SecretCommand, ServeArgs};
 
 #[global_allocator]
 static ALLOCATOR: MiMalloc = MiMalloc;
@@ -29,6 +29,9 @@ enum Cli {
     },
     /// List the registered servers.
     Servers(DataDirArg),
+    /// Manage secrets: set (value from stdin), list (names only), rm.
+    #[command(subcommand)]
+    Secret(SecretCommand),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +40,6 @@ fn main() -> ExitCode {
         Cli::Call(args) => commands::call(args),
         Cli::Cid { files } => commands::cid(&files),
         Cli::Servers(state) => commands::servers(state),
+        Cli::Secret(command) => commands::secret(command),
     }
 }

@@ -18,6 +18,10 @@ use crate::boot::Image;
 use crate::cid::Cid;
 use crate::engine::{Limits, Script, ScriptEngine};
 use crate::error::{Error, Result};
+use crate::keys;
+use crate::modules::Services;
+use crate::modules::http::HttpSettings;
+use crate::secrets::Vault;
 use crate::server::{Server, validate_name};
 use crate::store::{Change, Op, Origin, ServerRecord, SqliteStore, Store};
 
@@ -32,11 +36,19 @@ pub struct Settings {
     pub max_body: usize,
     /// A boot image to load at start instead of the state the data directory holds.
     pub boot: Option<Image>,
+    pub http: HttpSettings,
 }
 
 impl Settings {
     pub fn new(data_dir: PathBuf) -> Settings {
-        Settings { data_dir, limits: Limits::default(), read_only: false, max_body: 10 * 1024 * 1024, boot: None }
+        Settings {
+            data_dir,
+            limits: Limits::default(),
+            read_only: false,
+            max_body: 10 * 1024 * 1024,
+            boot: None,
+            http: HttpSettings::default(),
+        }
     }
 }
 
@@ -56,6 +68,9 @@ const SEEDED: &str = "seeded";
 pub struct Runtime {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: ScriptEngine,
+    pub(crate) services: Arc<Services>,
+    /// The token every management mutation must present.
+    pub(crate) admin_token: String,
     registry: ArcSwap<Registry>,
     scripts: RwLock<HashMap<Cid, Arc<Script>>>,
     pub settings: Settings,
@@ -67,10 +82,17 @@ impl Runtime {
     pub fn open(settings: Settings) -> Result<Arc<Runtime>> {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| Error::internal(&format!("cannot create {}", settings.data_dir.display()), e))?;
-        let store = SqliteStore::open(&settings.data_dir.join("store.sqlite"))?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir.join("store.sqlite"))?);
+        let vault = Vault::new(&keys::master_key(&settings.data_dir)?);
+        let services = Arc::new(Services::new(store.clone(), vault, settings.data_dir.clone(), settings.http.clone())?);
+        let engine_services = services.clone();
         let runtime = Arc::new(Runtime {
-            store: Arc::new(store),
-            engine: ScriptEngine::new(settings.limits.clone(), crate::modules::register),
+            engine: ScriptEngine::new(settings.limits.clone(), |engine| {
+                crate::modules::register(engine, engine_services)
+            }),
+            admin_token: keys::admin_token(&settings.data_dir)?,
+            store,
+            services,
             registry: ArcSwap::default(),
             scripts: RwLock::default(),
             settings,
@@ -146,6 +168,7 @@ impl Runtime {
             registry.insert(record.name, Arc::new(server));
         }
         self.registry.store(Arc::new(registry));
+        self.services.variables.store(Arc::new(self.store.variables()?));
         Ok(())
     }
 
@@ -193,6 +216,7 @@ impl Runtime {
                 change.op(Op::Remove { name });
             }
         }
+        change.op(Op::SetVariables(image.variables.clone()));
         change.op(Op::SetFact { key: SEEDED.into(), value: "1".into() });
         self.store.commit(&change)?;
         self.refresh()

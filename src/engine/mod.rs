@@ -28,7 +28,7 @@ use rhai::{
 pub use context::Context;
 pub use fault::{Fault, raise};
 pub use output::{Data, Output};
-pub use sandbox::may_block;
+pub use sandbox::{context, may_block};
 pub use script::{Meta, Script};
 
 use crate::cid::Cid;
@@ -91,15 +91,19 @@ impl ScriptEngine {
             .set_module_resolver(DummyModuleResolver::new())
             .set_max_modules(0)
             .set_max_call_levels(limits.max_call_levels)
+            // Rhai's release-build defaults, set explicitly so that debug builds accept the same scripts.
+            .set_max_expr_depths(64, 32)
             .set_max_string_size(limits.max_string_size)
             .set_max_array_size(limits.max_array_size)
             .set_max_map_size(limits.max_map_size)
             .set_max_variables(10_000)
             .set_max_functions(10_000)
             .on_progress(sandbox::on_progress)
-            .on_print(|text| tracing::info!(target: "script", "{text}"))
-            .on_debug(|text, source, pos| tracing::debug!(target: "script", ?source, %pos, "{text}"));
+            .on_print(|text| tracing::info!(target: "script", "{}", redacted(text)))
+            .on_debug(|text, source, pos| tracing::debug!(target: "script", ?source, %pos, "{}", redacted(text)));
         engine.disable_symbol("eval");
+        #[allow(deprecated)] // Rhai marks the token hook volatile, not deprecated.
+        engine.on_parse_token(namespaced_keywords);
         engine.register_type_with_name::<Error>("Error");
         engine.register_get("type", |e: &mut Error| e.kind().to_string());
         engine.register_get("status", |e: &mut Error| e.status() as i64);
@@ -209,6 +213,29 @@ impl ScriptEngine {
                 fault::classify(*e, at, context.timeout)
             },
         )
+    }
+}
+
+thread_local! {
+    /// Whether the previous token the tokenizer produced on this thread was `::`.
+    static AFTER_NAMESPACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Lets a module function carry a name Rhai reserves for itself: `api::call` is a call to the function
+/// `call` of the module `api`, while a bare `call(f)` keeps its built-in meaning.
+fn namespaced_keywords(token: rhai::Token, _: Position, _: &rhai::TokenizeState) -> rhai::Token {
+    let after_namespace = AFTER_NAMESPACE.with(|flag| flag.replace(matches!(token, rhai::Token::DoubleColon)));
+    match token {
+        rhai::Token::Reserved(word) if after_namespace && word.as_str() == "call" => rhai::Token::Identifier(word),
+        other => other,
+    }
+}
+
+/// What a script prints, with the secrets its invocation read masked.
+fn redacted(text: &str) -> String {
+    match sandbox::context() {
+        Some(context) => context.redact(text),
+        None => text.to_owned(),
     }
 }
 

@@ -117,3 +117,8 @@ pub fn may_block() -> Result<(), Box<EvalAltResult>> {
     }
     Ok(())
 }
+
+/// The invocation the run on this thread serves, for native functions (`None` while loading).
+pub fn context() -> Option<Arc<Context>> {
+    CONTEXT.with(|c| c.borrow().clone())
+}

@@ -30,7 +30,7 @@ fn run_cancellable(
     cancel: Option<Arc<AtomicBool>>,
 ) -> Result<Dynamic, Fault> {
     let script = Arc::new(engine.compile(source).expect("compiles"));
-    let context = Arc::new(Context { server: Some("demo".into()), script, started: Instant::now(), timeout });
+    let context = Arc::new(Context::new(Some("demo".into()), script, Instant::now(), timeout));
     engine.run(Call {
         endpoint: "/e".into(),
         method: "POST".into(),

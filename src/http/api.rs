@@ -1,16 +1,21 @@
 //! The management API under `/api/`.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{AppState, secrets};
 use crate::error::Error;
 use crate::server::Server;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/servers", get(list)).route("/servers/{name}", get(show)).fallback(not_found)
+    Router::new()
+        .route("/servers", get(list))
+        .route("/servers/{name}", get(show))
+        .route("/secrets", get(secrets::list))
+        .route("/secrets/{name}", put(secrets::set).delete(secrets::remove))
+        .fallback(not_found)
 }
 
 async fn not_found() -> Error {

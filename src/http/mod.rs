@@ -5,9 +5,11 @@
 //! [`Request`](crate::invoke::Request) and the [`Invoked`](crate::invoke::Invoked) back into HTTP.
 
 mod api;
+mod auth;
 mod content;
 mod describe;
 mod invoke;
+mod secrets;
 
 use std::sync::Arc;
 

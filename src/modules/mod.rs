@@ -1,6 +1,125 @@
-//! Native modules bound into every script.
+//! Native modules bound into every script, and the services they share.
+//!
+//! Each file is one Rhai module registered under its own namespace (`http::get`, `secret::require`,
+//! `db::query`, …). Functions that touch the network, the disk or the store first call
+//! [`may_block`](crate::engine::may_block), so they only ever run off the tokio workers. Functions that
+//! need to know which invocation they serve (its server name, declared secrets, deadline) read it from
+//! the sandbox with [`context`]; none of them can reach the runtime's own store other than through the
+//! narrow doors here (secrets the script declared, variables).
 
-use rhai::Engine;
+pub mod api;
+mod aws;
+mod azure;
+mod codec;
+mod crypto;
+pub mod db;
+pub mod http;
+mod jwt;
+mod secret;
+mod time;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Module, Position};
+
+use crate::engine::Context;
+use crate::error::Error;
+use crate::secrets::{Secrets, Vault};
+use crate::store::Store;
+
+/// What native modules share: the store (for secrets and variables only), the vault, one HTTP client,
+/// database connections, and where per-server databases live.
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub vault: Vault,
+    pub http: http::HttpClient,
+    pub databases: db::Databases,
+    /// The registry's variables, refreshed whenever the store changes.
+    pub variables: ArcSwap<BTreeMap<String, String>>,
+}
+
+impl Services {
+    pub fn new(
+        store: Arc<dyn Store>,
+        vault: Vault,
+        data_dir: PathBuf,
+        http: http::HttpSettings,
+    ) -> Result<Services, Error> {
+        Ok(Services {
+            store,
+            vault,
+            http: http::HttpClient::new(http)?,
+            databases: db::Databases::new(data_dir.join("db")),
+            variables: ArcSwap::default(),
+        })
+    }
+
+    pub fn secrets(&self) -> Secrets<'_> {
+        Secrets { store: self.store.as_ref(), vault: &self.vault }
+    }
+
+    /// A variable of the registry, else the process environment variable of the same name.
+    pub fn variable(&self, name: &str) -> Option<String> {
+        self.variables.load().get(name).cloned().or_else(|| std::env::var(name).ok())
+    }
+}
 
 /// Registers every native module on the engine.
-pub fn register(_engine: &mut Engine) {}
+pub fn register(engine: &mut Engine, services: Arc<Services>) {
+    let modules: [(&str, Module); 14] = [
+        ("http", http::module(services.clone())),
+        ("secret", secret::module(services.clone())),
+        ("db", db::module(services.clone())),
+        ("api", api::module(services.clone())),
+        ("json", codec::json_module()),
+        ("base64", codec::base64_module()),
+        ("hex", codec::hex_module()),
+        ("url", codec::url_module()),
+        ("crypto", crypto::module()),
+        ("uuid", crypto::uuid_module()),
+        ("time", time::module()),
+        ("aws", aws::module()),
+        ("azure", azure::module()),
+        ("jwt", jwt::module()),
+    ];
+    for (name, module) in modules {
+        engine.register_static_module(name, module.into());
+    }
+    db::register_types(engine);
+}
+
+/// What a native function returns.
+pub(crate) type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+/// A function registration in the module's own namespace, never constant-folded (natives read the
+/// clock, the network or the store).
+pub(crate) fn func(name: &str) -> FuncRegistration {
+    FuncRegistration::new(name).in_internal_namespace().with_volatility(true)
+}
+
+/// A script passed something a native function cannot use: a script error at the call.
+pub(crate) fn arg_error(message: &str) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(message.into(), Position::NONE).into()
+}
+
+/// The invocation this run serves.
+pub(crate) fn context() -> Result<Arc<Context>, Box<EvalAltResult>> {
+    crate::engine::context().ok_or_else(|| arg_error("this function is only available while a server runs"))
+}
+
+/// A Rhai value as JSON.
+pub(crate) fn to_json(value: &Dynamic) -> Result<serde_json::Value, Box<EvalAltResult>> {
+    rhai::serde::from_dynamic(value).map_err(|e| arg_error(&format!("value cannot be sent as JSON: {e}")))
+}
+
+/// A scalar as the text it stands for in a query string or form (strings without quotes).
+pub(crate) fn scalar_text(value: &Dynamic) -> String {
+    if value.is_string() || value.is_int() || value.is_float() || value.is_bool() || value.is_unit() {
+        if value.is_unit() { String::new() } else { value.to_string() }
+    } else {
+        serde_json::to_string(value).unwrap_or_default()
+    }
+}

@@ -9,6 +9,7 @@
 
 mod sqlite;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -93,6 +94,16 @@ pub enum Op {
         key: String,
         value: String,
     },
+    /// Replace every variable with these.
+    SetVariables(BTreeMap<String, String>),
+    /// Store a secret, sealed by the caller (the store never sees a value in the clear).
+    SetSecret {
+        name: String,
+        sealed: Vec<u8>,
+    },
+    RemoveSecret {
+        name: String,
+    },
 }
 
 /// Blobs to add and registry operations to apply, all or nothing.
@@ -122,6 +133,10 @@ pub trait Store: Send + Sync + 'static {
     /// The bindings of `name`, oldest first.
     fn history(&self, name: &str) -> Result<Vec<Binding>>;
     fn fact(&self, key: &str) -> Result<Option<String>>;
+    fn variables(&self) -> Result<BTreeMap<String, String>>;
+    /// A sealed secret value.
+    fn secret(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    fn secret_names(&self) -> Result<Vec<String>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
 }

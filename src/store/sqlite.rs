@@ -1,5 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode inside the data directory.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,6 +35,14 @@ CREATE INDEX IF NOT EXISTS history_by_name ON history(name, id);
 CREATE TABLE IF NOT EXISTS facts (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS variables (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    name   TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL
 );
 ";
 
@@ -110,6 +119,22 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
             Op::Remove { name } => {
                 tx.execute("DELETE FROM servers WHERE name = ?1", params![name])?;
             }
+            Op::SetVariables(variables) => {
+                tx.execute("DELETE FROM variables", [])?;
+                for (name, value) in variables {
+                    tx.execute("INSERT INTO variables (name, value) VALUES (?1, ?2)", params![name, value])?;
+                }
+            }
+            Op::SetSecret { name, sealed } => {
+                tx.execute(
+                    "INSERT INTO secrets (name, sealed) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed",
+                    params![name, sealed],
+                )?;
+            }
+            Op::RemoveSecret { name } => {
+                tx.execute("DELETE FROM secrets WHERE name = ?1", params![name])?;
+            }
             Op::SetFact { key, value } => {
                 tx.execute(
                     "INSERT INTO facts (key, value) VALUES (?1, ?2)
@@ -165,6 +190,27 @@ impl Store for SqliteStore {
             .query_row("SELECT value FROM facts WHERE key = ?1", [key], |row| row.get(0))
             .optional()
             .map_err(db_error)
+    }
+
+    fn variables(&self) -> Result<BTreeMap<String, String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT name, value FROM variables").map_err(db_error)?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(db_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+    }
+
+    fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.conn()
+            .prepare_cached("SELECT sealed FROM secrets WHERE name = ?1")
+            .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)).optional())
+            .map_err(db_error)
+    }
+
+    fn secret_names(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT name FROM secrets ORDER BY name").map_err(db_error)?;
+        let rows = stmt.query_map([], |row| row.get(0)).map_err(db_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
     }
 
     fn commit(&self, change: &Change) -> Result<()> {
@@ -238,6 +284,33 @@ mod tests {
         store.commit(&change).unwrap();
         assert!(store.servers().unwrap().is_empty());
         assert_eq!(store.history("demo").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn variables_are_replaced_as_a_whole() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        change.op(Op::SetVariables(BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())])));
+        store.commit(&change).unwrap();
+        let mut change = Change::default();
+        change.op(Op::SetVariables(BTreeMap::from([("B".into(), "3".into())])));
+        store.commit(&change).unwrap();
+        assert_eq!(store.variables().unwrap(), BTreeMap::from([("B".into(), "3".into())]));
+    }
+
+    #[test]
+    fn secrets_are_kept_sealed_and_listed_by_name() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        change.op(Op::SetSecret { name: "B".into(), sealed: vec![2] });
+        change.op(Op::SetSecret { name: "A".into(), sealed: vec![1] });
+        store.commit(&change).unwrap();
+        assert_eq!(store.secret_names().unwrap(), vec!["A".to_string(), "B".into()]);
+        assert_eq!(store.secret("A").unwrap(), Some(vec![1]));
+        let mut change = Change::default();
+        change.op(Op::RemoveSecret { name: "A".into() });
+        store.commit(&change).unwrap();
+        assert_eq!(store.secret("A").unwrap(), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub struct Server {
     pub base: String,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Builds a boot directory: `boot.json` naming each script, `scripts/<name>.rhai`.
@@ -88,17 +89,35 @@ impl Server {
             panic!("switchboard did not start: {line}{stderr}");
         };
         let base = base.to_string();
-        // Keep draining stderr so that logging never blocks the server.
+        // Keep draining stderr so that logging never blocks the server; keep it for tests that read it.
         let stderr = child.stderr.take().unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if std::env::var_os("SWITCHBOARD_TEST_LOGS").is_some() {
                     eprintln!("[server] {line}");
                 }
+                sink.lock().unwrap().push(line);
             }
         });
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Server { child, base, dir, client: reqwest::Client::new() }
+        Server { child, base, dir, client: reqwest::Client::new(), logs }
+    }
+
+    /// Everything the server has logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The data directory the server runs on.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The admin token the server generated into its data directory.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin-token")).unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,39 @@
+//! `/api/secrets`: set, list (names only) and delete secrets. Values go in and never come out.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::auth::Admin;
+use super::{AppState, Body};
+use crate::error::Error;
+
+/// `GET /api/secrets`: the names of the secrets in the store.
+pub async fn list(State(runtime): State<AppState>) -> Result<Json<Value>, Error> {
+    let names = runtime.blocking(|rt| rt.store.secret_names()).await?;
+    Ok(Json(json!({ "secrets": names })))
+}
+
+/// `PUT /api/secrets/{name}` with the value as the body (one trailing newline is dropped).
+pub async fn set(
+    _: Admin,
+    State(runtime): State<AppState>,
+    Path(name): Path<String>,
+    Body(body): Body,
+) -> Result<StatusCode, Error> {
+    let value =
+        String::from_utf8(body.to_vec()).map_err(|_| Error::BadRequest("a secret value is UTF-8 text".into()))?;
+    let value = crate::secrets::without_trailing_newline(&value).to_owned();
+    runtime.blocking(move |rt| rt.services.secrets().set(&name, &value)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/secrets/{name}`.
+pub async fn remove(_: Admin, State(runtime): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, Error> {
+    let missing = name.clone();
+    match runtime.blocking(move |rt| rt.services.secrets().remove(&name)).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Error::NotFound(format!("no secret named '{missing}' in the store"))),
+    }
+}

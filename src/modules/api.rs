@@ -1,0 +1,360 @@
+//! `api::call(META, endpoint, method, data[, options])`: everything a typical API server does, once.
+//!
+//! A server script declares its service in `META` and hands each invocation to this helper:
+//!
+//! * **Base URL** — `META.base_url`, overridden by the variable or environment variable
+//!   `<NAME>_BASE_URL` (`STRIPE_BASE_URL` for the server `stripe`). `{SECRET}` placeholders are filled
+//!   from declared secrets (`https://{SHOPIFY_STORE_URL}/admin/api/2024-10`); a host without a scheme
+//!   gets `https://`.
+//! * **Auth** — `META.auth`: `bearer`, `basic`, `header:<Name>`, `query:<param>`, `form:<field>`, or
+//!   `none`. The credential is `token` (a template) or the first declared secret that is set.
+//! * **Options** — `META.api` and the fifth argument (which wins) may set: `token`, `scheme` (the word
+//!   before the credential in a header, `Bearer` for bearer), `username`, `password` (basic auth
+//!   templates), `headers` and `query` (templates), `body` (`json`, `form` or `text`), `response`
+//!   (`json` or `text`), `default_endpoint` (used when the endpoint is empty), `base_url`, `timeout_ms`,
+//!   `max_retries`.
+//! * **Data** — sent as the body (per `body`) for POST, PUT, PATCH and DELETE; a map given to GET or
+//!   HEAD becomes query parameters.
+//! * **Result** — the parsed JSON body (or text, or `()` when empty). Failures are the documented error
+//!   types: `missing_secret` before anything is sent, `upstream` with status and body excerpt,
+//!   `rate_limited` with `retry_after` once retries are spent, `invalid_response`, `timeout`,
+//!   `upstream_unreachable`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::header::{HeaderName, HeaderValue};
+use rhai::{Dynamic, EvalAltResult, Map, Module};
+
+use super::http::{Body, Incoming, Outgoing, parse_url};
+use super::secret;
+use super::{Services, arg_error, func, scalar_text, to_json};
+use crate::engine::{Context, may_block, raise};
+use crate::error::Error;
+
+/// How much of an upstream error body callers see.
+const EXCERPT: usize = 1000;
+
+/// The options of one call: `META.api` overlaid with the call's own.
+struct Options {
+    map: Map,
+}
+
+impl Options {
+    fn new(meta: &Map, overrides: &Map) -> Result<Options, Box<EvalAltResult>> {
+        let mut map = match meta.get("api") {
+            None => Map::new(),
+            Some(api) => api.clone().try_cast::<Map>().ok_or_else(|| arg_error("META.api must be a map"))?,
+        };
+        map.extend(overrides.clone());
+        for key in map.keys() {
+            const KNOWN: [&str; 13] = [
+                "token",
+                "scheme",
+                "username",
+                "password",
+                "headers",
+                "query",
+                "body",
+                "response",
+                "default_endpoint",
+                "base_url",
+                "timeout_ms",
+                "max_retries",
+                "auth",
+            ];
+            if !KNOWN.contains(&key.as_str()) {
+                return Err(arg_error(&format!("unknown api option '{key}' (one of {})", KNOWN.join(", "))));
+            }
+        }
+        Ok(Options { map })
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.map.get(key).filter(|v| !v.is_unit()).map(|v| v.to_string())
+    }
+
+    fn pairs(&self, key: &str) -> Result<Vec<(String, String)>, Box<EvalAltResult>> {
+        match self.map.get(key) {
+            None => Ok(Vec::new()),
+            Some(value) => Ok(value
+                .clone()
+                .try_cast::<Map>()
+                .ok_or_else(|| arg_error(&format!("api option '{key}' must be a map")))?
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), scalar_text(&v)))
+                .collect()),
+        }
+    }
+}
+
+/// Fills `{NAME}` placeholders from the script's declared secrets.
+fn fill(template: &str, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let Some(length) = rest[start + 1..].find('}') else { break };
+        let name = &rest[start + 1..start + 1 + length];
+        let is_name =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        out.push_str(&rest[..start]);
+        if is_name {
+            out.push_str(&secret::require(services, context, name)?);
+        } else {
+            out.push_str(&rest[start..start + 2 + length]);
+        }
+        rest = &rest[start + 2 + length..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The credential: the `token` template, else the first declared secret that is set. Missing, it
+/// names the first declared secret (or its alternatives).
+fn credential(options: &Options, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
+    if let Some(token) = options.text("token") {
+        return fill(&token, services, context);
+    }
+    let declared = &context.script.meta.secrets;
+    let first =
+        declared.first().ok_or_else(|| arg_error("this auth scheme needs a secret: declare one in META.secrets"))?;
+    for name in first {
+        if let Some(value) = secret::read(services, context, name)? {
+            return Ok(value);
+        }
+    }
+    Err(raise(Error::MissingSecret { name: first.join(" or ") }))
+}
+
+fn base_url(
+    meta: &Map,
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<String, Box<EvalAltResult>> {
+    let overridden =
+        context.server.as_ref().and_then(|name| services.variable(&format!("{}_BASE_URL", name.to_uppercase())));
+    let url = match overridden {
+        Some(url) => url,
+        None => {
+            let template = options
+                .text("base_url")
+                .or_else(|| meta.get("base_url").map(|v| v.to_string()))
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| arg_error("META.base_url is not set"))?;
+            fill(&template, services, context)?
+        }
+    };
+    Ok(if url.contains("://") { url } else { format!("https://{url}") })
+}
+
+/// Joins the base URL and an endpoint, which must stay on the base URL's host.
+fn join(base: &str, endpoint: &str) -> Result<String, Box<EvalAltResult>> {
+    if endpoint.contains("://") || endpoint.starts_with("//") {
+        return Err(raise(Error::BadRequest(format!("the endpoint must be a path, not a URL: '{endpoint}'"))));
+    }
+    let base = base.trim_end_matches('/');
+    Ok(match endpoint.chars().next() {
+        None => base.to_owned(),
+        Some('/') | Some('?') => format!("{base}{endpoint}"),
+        Some(_) => format!("{base}/{endpoint}"),
+    })
+}
+
+fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Box<EvalAltResult>> {
+    let name =
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| arg_error(&format!("'{name}' is not a header name")))?;
+    let value =
+        HeaderValue::from_str(value).map_err(|_| arg_error(&format!("header '{name}' has an invalid value")))?;
+    Ok((name, value))
+}
+
+/// Builds the request: URL, auth, headers, query and body. Every secret is read here, before
+/// anything is sent.
+fn build(
+    services: &Services,
+    context: &Context,
+    meta: &Map,
+    options: &Options,
+    endpoint: &str,
+    method: &str,
+    data: &Dynamic,
+) -> Result<Outgoing, Box<EvalAltResult>> {
+    let endpoint = match endpoint {
+        "" => options.text("default_endpoint").unwrap_or_default(),
+        given => given.to_owned(),
+    };
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| raise(Error::BadRequest(format!("'{method}' is not an HTTP method"))))?;
+    let url = join(&base_url(meta, options, services, context)?, &endpoint)?;
+    let mut request = Outgoing::new(method.clone(), parse_url(&url)?);
+    let mut query = options.pairs("query")?;
+    let mut form_fields = Vec::new();
+
+    let auth =
+        options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string())).unwrap_or_else(|| "none".into());
+    match auth.split_once(':') {
+        None if auth == "bearer" => {
+            let scheme = options.text("scheme").unwrap_or_else(|| "Bearer".into());
+            let (name, value) =
+                header("authorization", &format!("{scheme} {}", credential(options, services, context)?))?;
+            request.headers.insert(name, value);
+        }
+        None if auth == "basic" => {
+            let username = match options.text("username") {
+                Some(template) => fill(&template, services, context)?,
+                None => credential(options, services, context)?,
+            };
+            let password =
+                options.text("password").map(|t| fill(&t, services, context)).transpose()?.unwrap_or_default();
+            request.basic_auth = Some((username, password));
+        }
+        None if auth == "none" || auth == "path" => {}
+        Some(("header", name)) => {
+            let credential = credential(options, services, context)?;
+            let value = match options.text("scheme") {
+                Some(scheme) => format!("{scheme} {credential}"),
+                None => credential,
+            };
+            let (name, value) = header(name, &value)?;
+            request.headers.insert(name, value);
+        }
+        Some(("query", param)) => query.push((param.to_owned(), credential(options, services, context)?)),
+        Some(("form", field)) => form_fields.push((field.to_owned(), credential(options, services, context)?)),
+        _ => {
+            return Err(arg_error(&format!(
+                "unknown auth '{auth}' (bearer, basic, header:<Name>, query:<param>, form:<field>, none)"
+            )));
+        }
+    }
+    for (name, template) in options.pairs("headers")? {
+        let (name, value) = header(&name, &fill(&template, services, context)?)?;
+        request.headers.insert(name, value);
+    }
+    for (_, value) in query.iter_mut() {
+        *value = fill(value, services, context)?;
+    }
+
+    let body = options.text("body").unwrap_or_else(|| "json".into());
+    let sends_body = !matches!(method, Method::GET | Method::HEAD);
+    if !sends_body {
+        if let Some(map) = data.read_lock::<Map>() {
+            query.extend(map.iter().map(|(k, v)| (k.to_string(), scalar_text(v))));
+        } else if !data.is_unit() {
+            return Err(raise(Error::BadRequest(format!(
+                "data for a {method} request must be a map of query parameters"
+            ))));
+        }
+    } else if !data.is_unit() || !form_fields.is_empty() {
+        request.body = match body.as_str() {
+            "json" => Body::Json(to_json(data)?),
+            "form" => {
+                let mut fields = form_fields;
+                if let Some(map) = data.read_lock::<Map>() {
+                    fields.extend(map.iter().map(|(k, v)| (k.to_string(), scalar_text(v))));
+                } else if !data.is_unit() {
+                    return Err(raise(Error::BadRequest("data for a form-encoded API must be a map".into())));
+                }
+                Body::Form(fields)
+            }
+            "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
+            "text" => Body::Text(data.to_string()),
+            other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, text)"))),
+        };
+    }
+    if !query.is_empty() {
+        request.url.query_pairs_mut().extend_pairs(&query);
+    }
+    if let Some(value) = options.map.get("timeout_ms") {
+        let ms = value.as_int().ok().filter(|ms| *ms > 0).ok_or_else(|| arg_error("timeout_ms must be positive"))?;
+        request.timeout = Some(Duration::from_millis(ms as u64));
+    }
+    if let Some(value) = options.map.get("max_retries") {
+        let n =
+            value.as_int().ok().filter(|n| *n >= 0).ok_or_else(|| arg_error("max_retries must be a whole number"))?;
+        request.max_retries = Some(n as u32);
+    }
+    Ok(request)
+}
+
+/// Maps an upstream response to the script's result or to the documented error.
+fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) -> Result<Dynamic, Error> {
+    let status = response.status;
+    if status.as_u16() == 429 {
+        let retry_after = response.retry_after().map(|d| d.as_secs().max(1));
+        return Err(Error::RateLimited {
+            message: format!("{host} is still rate limiting after retries"),
+            retry_after,
+        });
+    }
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&response.body);
+        let excerpt: String = text.chars().take(EXCERPT).collect();
+        return Err(Error::Upstream {
+            status: status.as_u16(),
+            message: format!("{host} answered {status}"),
+            body: context.redact(&excerpt),
+        });
+    }
+    if response.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Dynamic::UNIT);
+    }
+    if !expect_json {
+        return Ok(String::from_utf8_lossy(&response.body).into_owned().into());
+    }
+    serde_json::from_slice::<Dynamic>(&response.body).map_err(|e| {
+        let text = String::from_utf8_lossy(&response.body);
+        let excerpt: String = text.chars().take(200).collect();
+        Error::InvalidResponse(context.redact(&format!("{host} sent a body that is not JSON ({e}): {excerpt}")))
+    })
+}
+
+fn call(
+    services: &Services,
+    meta: &Map,
+    endpoint: &str,
+    method: &str,
+    data: &Dynamic,
+    overrides: &Map,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    may_block()?;
+    let context = super::context()?;
+    let options = Options::new(meta, overrides)?;
+    let request = build(services, &context, meta, &options, endpoint, method, data)?;
+    let host = request.url.host_str().unwrap_or_default().to_owned();
+    let expect_json = options.text("response").is_none_or(|r| r != "text");
+    let response = services.http.send(request, &context).map_err(raise)?;
+    result(response, &host, expect_json, &context).map_err(raise)
+}
+
+pub fn module(services: Arc<Services>) -> Module {
+    let mut module = Module::new();
+    let s = services.clone();
+    func("call").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
+        call(&s, &meta, endpoint, method, &data, &Map::new())
+    });
+    let s = services;
+    func("call").set_into_module(
+        &mut module,
+        move |meta: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
+            call(&s, &meta, endpoint, method, &data, &options)
+        },
+    );
+    module
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_join_the_base_url_and_never_leave_it() {
+        assert_eq!(join("https://a.b/v1/", "/x?y=1").unwrap(), "https://a.b/v1/x?y=1");
+        assert_eq!(join("https://a.b/v1", "x").unwrap(), "https://a.b/v1/x");
+        assert_eq!(join("https://a.b/v1", "?q=1").unwrap(), "https://a.b/v1?q=1");
+        assert_eq!(join("https://a.b/v1", "").unwrap(), "https://a.b/v1");
+        assert!(join("https://a.b", "https://evil.example/x").is_err());
+        assert!(join("https://a.b", "//evil.example/x").is_err());
+    }
+}

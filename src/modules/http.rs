@@ -1,0 +1,375 @@
+//! `http`: outbound HTTP for scripts, and the client every other network module sends through.
+//!
+//! One reqwest client (and so one connection pool) serves the whole process. Scripts reach it only on
+//! the blocking pool (see the sandbox), where a call blocks its own thread on the async client.
+//! Failures are retried where retrying is safe — 429, 502, 503, 504 and refused connections — with
+//! exponential backoff and jitter, honouring `Retry-After`, never past the invocation's deadline.
+//! Each attempt logs method, host, path, status, duration and attempt number: never headers, query
+//! values or bodies, and the path with every secret the invocation read masked.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use rhai::{Dynamic, EvalAltResult, Map, Module};
+
+use super::{Services, arg_error, func, to_json};
+use crate::engine::{Context, may_block, raise};
+use crate::error::Error;
+
+/// Tunables of outbound HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest response body accepted; a larger one fails with `invalid_response`.
+    pub max_response: usize,
+    /// Timeout of one call when neither the call nor the invocation's deadline says less.
+    pub timeout: Duration,
+    pub max_retries: u32,
+    /// First backoff delay; each retry doubles it, up to `retry_cap`.
+    pub retry_base: Duration,
+    /// Longest wait before one retry, `Retry-After` included.
+    pub retry_cap: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings {
+            max_response: 10 * 1024 * 1024,
+            timeout: Duration::from_secs(60),
+            max_retries: 3,
+            retry_base: Duration::from_millis(200),
+            retry_cap: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A request body.
+#[derive(Debug, Clone, Default)]
+pub enum Body {
+    #[default]
+    None,
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// An outbound request.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Body,
+    pub basic_auth: Option<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub max_retries: Option<u32>,
+}
+
+impl Outgoing {
+    pub fn new(method: Method, url: Url) -> Outgoing {
+        Outgoing {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: Body::None,
+            basic_auth: None,
+            timeout: None,
+            max_retries: None,
+        }
+    }
+}
+
+/// A response, body read in full (within the cap).
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Incoming {
+    /// Seconds the upstream asked us to wait, from `Retry-After` (seconds or an HTTP date).
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        let at = httpdate::parse_http_date(value).ok()?;
+        Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    }
+}
+
+pub struct HttpClient {
+    client: reqwest::Client,
+    pub settings: HttpSettings,
+}
+
+fn retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}
+
+impl HttpClient {
+    pub fn new(settings: HttpSettings) -> Result<HttpClient, Error> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| Error::internal("http client", e))?;
+        Ok(HttpClient { client, settings })
+    }
+
+    /// The shared client, for modules that speak HTTP through another crate (OAuth token exchange).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends `request` on behalf of the invocation in `context`, retrying as documented. Blocks the
+    /// calling thread, which must not be a tokio worker (the sandbox guarantees it for scripts).
+    pub fn send(&self, request: Outgoing, context: &Context) -> Result<Incoming, Error> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::Internal("outbound HTTP needs the async runtime".into()))?;
+        handle.block_on(self.send_async(request, context))
+    }
+
+    async fn send_async(&self, request: Outgoing, context: &Context) -> Result<Incoming, Error> {
+        let max_retries = request.max_retries.unwrap_or(self.settings.max_retries);
+        let host = request.url.host_str().unwrap_or("").to_owned();
+        let path = context.redact(request.url.path());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let remaining = context.remaining();
+            if remaining.is_zero() {
+                return Err(Error::Timeout(format!("no time left to call {host}")));
+            }
+            let timeout = request.timeout.unwrap_or(self.settings.timeout).min(remaining);
+            let started = Instant::now();
+            let result = self.attempt(&request, timeout).await;
+            let millis = started.elapsed().as_secs_f64() * 1000.0;
+            let status = result.as_ref().map(|r| r.status.as_u16()).unwrap_or(0);
+            tracing::info!(target: "switchboard::http", method = %request.method, %host, %path, status, duration_ms = format!("{millis:.1}"), attempt, "outbound");
+            let retries_left = attempt <= max_retries;
+            let delay = match &result {
+                Ok(response) if retries_left && retryable(response.status) => {
+                    response.retry_after().unwrap_or_else(|| self.backoff(attempt))
+                }
+                Err(Failure::Connect(_)) if retries_left => self.backoff(attempt),
+                _ => return result.map_err(|failure| failure.into_error(&host, timeout, context)),
+            };
+            // A wait the deadline cannot afford ends the retrying: the caller gets the last answer.
+            if delay > self.settings.retry_cap || delay >= context.remaining() {
+                return result.map_err(|failure| failure.into_error(&host, timeout, context));
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Exponential backoff with full jitter in the upper half: base·2^(n-1) · [0.5, 1).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self.settings.retry_base.saturating_mul(1 << (attempt - 1).min(16));
+        exponential.min(self.settings.retry_cap).mul_f64(rand::rng().random_range(0.5..1.0))
+    }
+
+    async fn attempt(&self, request: &Outgoing, timeout: Duration) -> Result<Incoming, Failure> {
+        let mut builder = self
+            .client
+            .request(request.method.clone(), request.url.clone())
+            .headers(request.headers.clone())
+            .timeout(timeout);
+        if let Some((user, password)) = &request.basic_auth {
+            builder = builder.basic_auth(user, Some(password));
+        }
+        builder = match &request.body {
+            Body::None => builder,
+            Body::Json(value) => builder.json(value),
+            Body::Form(pairs) => builder.form(pairs),
+            Body::Text(text) => builder.body(text.clone()),
+            Body::Bytes(bytes) => builder.body(bytes.clone()),
+        };
+        let mut response = builder.send().await.map_err(Failure::from_reqwest)?;
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        let cap = self.settings.max_response;
+        if response.content_length().is_some_and(|length| length > cap as u64) {
+            return Err(Failure::TooLarge(cap));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(Failure::from_reqwest)? {
+            if body.len() + chunk.len() > cap {
+                return Err(Failure::TooLarge(cap));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Incoming { status, headers, body: body.into() })
+    }
+}
+
+/// Why an attempt got no response.
+enum Failure {
+    Connect(String),
+    Timeout,
+    Other(String),
+    TooLarge(usize),
+}
+
+impl Failure {
+    fn from_reqwest(error: reqwest::Error) -> Failure {
+        // The URL may carry credentials in its query: never let it into a message.
+        let error = error.without_url();
+        if error.is_timeout() {
+            Failure::Timeout
+        } else if error.is_connect() {
+            Failure::Connect(error_chain(&error))
+        } else {
+            Failure::Other(error_chain(&error))
+        }
+    }
+
+    fn into_error(self, host: &str, timeout: Duration, context: &Context) -> Error {
+        match self {
+            Failure::Connect(message) => {
+                Error::UpstreamUnreachable(context.redact(&format!("cannot connect to {host}: {message}")))
+            }
+            Failure::Timeout => Error::Timeout(format!("{host} did not answer within {} ms", timeout.as_millis())),
+            Failure::Other(message) => Error::UpstreamUnreachable(context.redact(&format!("{host}: {message}"))),
+            Failure::TooLarge(cap) => Error::InvalidResponse(format!("{host} sent a response larger than {cap} bytes")),
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// The response as scripts see it: `#{ status, headers, body, json }`.
+pub fn response_map(response: &Incoming) -> Dynamic {
+    let mut headers = Map::new();
+    for (name, value) in &response.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().into())
+            .and_modify(|existing: &mut Dynamic| *existing = format!("{existing}, {value}").into())
+            .or_insert_with(|| value.clone().into());
+    }
+    let mut map = Map::new();
+    map.insert("status".into(), (response.status.as_u16() as i64).into());
+    map.insert("headers".into(), headers.into());
+    map.insert("body".into(), String::from_utf8_lossy(&response.body).into_owned().into());
+    map.insert("json".into(), serde_json::from_slice::<Dynamic>(&response.body).unwrap_or(Dynamic::UNIT));
+    map.into()
+}
+
+/// Reads a script's request options into `request`.
+fn apply_options(request: &mut Outgoing, options: &Map) -> Result<(), Box<EvalAltResult>> {
+    for (key, value) in options {
+        match key.as_str() {
+            "method" | "url" => {}
+            "headers" => {
+                for (name, value) in
+                    value.clone().try_cast::<Map>().ok_or_else(|| arg_error("headers must be a map"))?
+                {
+                    let name = HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| arg_error(&format!("'{name}' is not a header name")))?;
+                    let value = HeaderValue::from_str(&value.to_string())
+                        .map_err(|_| arg_error(&format!("header '{name}' has an invalid value")))?;
+                    request.headers.append(name, value);
+                }
+            }
+            "query" => {
+                let query = value.clone().try_cast::<Map>().ok_or_else(|| arg_error("query must be a map"))?;
+                let mut pairs = request.url.query_pairs_mut();
+                for (name, value) in query {
+                    pairs.append_pair(&name, &super::scalar_text(&value));
+                }
+            }
+            "json" => request.body = Body::Json(to_json(value)?),
+            "form" => {
+                let form = value.clone().try_cast::<Map>().ok_or_else(|| arg_error("form must be a map"))?;
+                request.body =
+                    Body::Form(form.into_iter().map(|(k, v)| (k.to_string(), super::scalar_text(&v))).collect());
+            }
+            "body" if value.is_blob() => request.body = Body::Bytes(value.clone().cast()),
+            "body" => request.body = Body::Text(value.to_string()),
+            "basic_auth" => {
+                let (user, password) = match value.clone().try_cast::<rhai::Array>() {
+                    Some(parts) if !parts.is_empty() && parts.len() <= 2 => {
+                        (parts[0].to_string(), parts.get(1).map(|p| p.to_string()).unwrap_or_default())
+                    }
+                    _ => return Err(arg_error("basic_auth is [username, password]")),
+                };
+                request.basic_auth = Some((user, password));
+            }
+            "timeout_ms" => request.timeout = Some(Duration::from_millis(positive(value, "timeout_ms")?)),
+            "max_retries" => request.max_retries = Some(positive_or_zero(value, "max_retries")? as u32),
+            other => {
+                return Err(arg_error(&format!(
+                    "unknown request option '{other}' (method, url, headers, query, json, form, body, basic_auth, timeout_ms, max_retries)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn positive_or_zero(value: &Dynamic, name: &str) -> Result<u64, Box<EvalAltResult>> {
+    value
+        .as_int()
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| arg_error(&format!("{name} must be a whole number")))
+}
+
+fn positive(value: &Dynamic, name: &str) -> Result<u64, Box<EvalAltResult>> {
+    match positive_or_zero(value, name)? {
+        0 => Err(arg_error(&format!("{name} must be positive"))),
+        n => Ok(n),
+    }
+}
+
+pub fn parse_url(text: &str) -> Result<Url, Box<EvalAltResult>> {
+    let url = Url::parse(text).map_err(|e| arg_error(&format!("'{text}' is not a URL: {e}")))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(arg_error(&format!("only http and https URLs can be called, not {other}"))),
+    }
+}
+
+/// Sends a request built by a script and returns the response map.
+fn request(services: &Services, method: &str, url: &str, options: &Map) -> Result<Dynamic, Box<EvalAltResult>> {
+    may_block()?;
+    let context = super::context()?;
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| arg_error(&format!("'{method}' is not an HTTP method")))?;
+    let mut outgoing = Outgoing::new(method, parse_url(url)?);
+    apply_options(&mut outgoing, options)?;
+    let response = services.http.send(outgoing, &context).map_err(raise)?;
+    Ok(response_map(&response))
+}
+
+pub fn module(services: std::sync::Arc<Services>) -> Module {
+    let mut module = Module::new();
+    let s = services.clone();
+    func("request").set_into_module(&mut module, move |options: Map| {
+        let text = |key: &str| options.get(key).map(|v| v.to_string());
+        let url = text("url").ok_or_else(|| arg_error("http::request needs a url"))?;
+        request(&s, &text("method").unwrap_or_else(|| "GET".into()), &url, &options)
+    });
+    for method in ["get", "post", "put", "patch", "delete", "head"] {
+        let s = services.clone();
+        func(method).set_into_module(&mut module, move |url: &str| request(&s, method, url, &Map::new()));
+        let s = services.clone();
+        func(method).set_into_module(&mut module, move |url: &str, options: Map| request(&s, method, url, &options));
+    }
+    module
+}

@@ -1,0 +1,46 @@
+//! `secret`: the values a script declared in `META.secrets`, and nothing else.
+//!
+//! `secret::get(name)` returns the value or `()`; `secret::require(name)` returns it or fails with
+//! `missing_secret` naming it. Reading a name the script did not declare is an error, whatever the
+//! store holds. Every value read is recorded so the invocation masks it in logs and errors.
+
+use std::sync::Arc;
+
+use rhai::{Dynamic, EvalAltResult, Module};
+
+use super::{Fallible, Services, arg_error, func};
+use crate::engine::{Context, may_block, raise};
+use crate::error::Error;
+
+/// The value of a declared secret, recorded for redaction. Used by every module that needs one.
+pub fn read(services: &Services, context: &Context, name: &str) -> Result<Option<String>, Box<EvalAltResult>> {
+    may_block()?;
+    if !context.script.meta.declares_secret(name) {
+        return Err(arg_error(&format!("secret '{name}' is not declared in META.secrets")));
+    }
+    let value = services.secrets().get(name).map_err(raise)?;
+    if let Some(value) = &value {
+        context.reveal(value);
+    }
+    Ok(value)
+}
+
+/// The value of a declared secret, or `missing_secret`.
+pub fn require(services: &Services, context: &Context, name: &str) -> Result<String, Box<EvalAltResult>> {
+    read(services, context, name)?.ok_or_else(|| raise(Error::MissingSecret { name: name.into() }))
+}
+
+pub fn module(services: Arc<Services>) -> Module {
+    let mut module = Module::new();
+    let s = services.clone();
+    func("get").set_into_module(&mut module, move |name: &str| -> Fallible<Dynamic> {
+        let context = super::context()?;
+        Ok(read(&s, &context, name)?.map_or(Dynamic::UNIT, Dynamic::from))
+    });
+    let s = services;
+    func("require").set_into_module(&mut module, move |name: &str| -> Fallible<String> {
+        let context = super::context()?;
+        require(&s, &context, name)
+    });
+    module
+}

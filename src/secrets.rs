@@ -1,0 +1,127 @@
+//! Secret values: sealed at rest with XChaCha20-Poly1305 under the master key, bound to their name.
+//!
+//! A sealed value is `version (1) | nonce (24) | ciphertext+tag`, with the secret's name as associated
+//! data, so a sealed value copied under another name does not open. Values come from the store first,
+//! then from the process environment variable of the same name.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+
+use crate::error::{Error, Result};
+use crate::store::{Change, Op, Store};
+
+const VERSION: u8 = 1;
+const NONCE: usize = 24;
+
+/// Checks a secret name: upper-case letters, digits and `_`, starting with a letter, at most 128.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = name.len() <= 128
+        && chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if ok { Ok(()) } else { Err(format!("'{name}' is not a secret name: upper-case letters, digits and '_'")) }
+}
+
+/// A value as typed at a prompt or piped from `echo`: without the one newline that ends it.
+pub fn without_trailing_newline(value: &str) -> &str {
+    value.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(value)
+}
+
+/// Seals and opens values under one key.
+pub struct Vault {
+    cipher: XChaCha20Poly1305,
+}
+
+impl Vault {
+    pub fn new(key: &[u8; 32]) -> Vault {
+        Vault { cipher: XChaCha20Poly1305::new(key.into()) }
+    }
+
+    pub fn seal(&self, name: &str, value: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE];
+        rand::rng().fill_bytes(&mut nonce);
+        let ciphertext = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: value.as_bytes(), aad: name.as_bytes() })
+            .expect("XChaCha20-Poly1305 encryption of an in-memory value cannot fail");
+        let mut sealed = Vec::with_capacity(1 + NONCE + ciphertext.len());
+        sealed.push(VERSION);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        sealed
+    }
+
+    pub fn open(&self, name: &str, sealed: &[u8]) -> Result<String> {
+        let broken = || Error::Internal(format!("secret '{name}' cannot be opened with this master key"));
+        if sealed.len() < 1 + NONCE || sealed[0] != VERSION {
+            return Err(broken());
+        }
+        let (nonce, ciphertext) = sealed[1..].split_at(NONCE);
+        let plain = self
+            .cipher
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: name.as_bytes() })
+            .map_err(|_| broken())?;
+        String::from_utf8(plain).map_err(|_| broken())
+    }
+}
+
+/// Reading and writing secrets through the store.
+pub struct Secrets<'a> {
+    pub store: &'a dyn Store,
+    pub vault: &'a Vault,
+}
+
+impl Secrets<'_> {
+    /// The value of `name`: from the store, else from the environment.
+    pub fn get(&self, name: &str) -> Result<Option<String>> {
+        match self.store.secret(name)? {
+            Some(sealed) => self.vault.open(name, &sealed).map(Some),
+            None => Ok(std::env::var(name).ok()),
+        }
+    }
+
+    pub fn set(&self, name: &str, value: &str) -> Result<()> {
+        validate_name(name).map_err(Error::BadRequest)?;
+        let mut change = Change::default();
+        change.op(Op::SetSecret { name: name.into(), sealed: self.vault.seal(name, value) });
+        self.store.commit(&change)
+    }
+
+    /// Removes `name` from the store; says whether it was there.
+    pub fn remove(&self, name: &str) -> Result<bool> {
+        let existed = self.store.secret(name)?.is_some();
+        if existed {
+            let mut change = Change::default();
+            change.op(Op::RemoveSecret { name: name.into() });
+            self.store.commit(&change)?;
+        }
+        Ok(existed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_under_their_name_and_key() {
+        let vault = Vault::new(&[7; 32]);
+        let sealed = vault.seal("API_KEY", "s3cr3t-value");
+        assert!(!sealed.windows(12).any(|w| w == b"s3cr3t-value"), "the value is visible in the sealed bytes");
+        assert_eq!(vault.open("API_KEY", &sealed).unwrap(), "s3cr3t-value");
+        assert!(vault.open("OTHER", &sealed).is_err());
+        assert!(Vault::new(&[8; 32]).open("API_KEY", &sealed).is_err());
+        let err = vault.open("API_KEY", &sealed[..10]).unwrap_err();
+        assert!(!err.message().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn names_follow_the_rule() {
+        assert!(validate_name("STRIPE_API_KEY").is_ok());
+        assert!(validate_name("A1").is_ok());
+        for bad in ["", "lower", "1A", "_A", "A-B", "A B"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The `db` module: each server's own SQLite database, and PostgreSQL and MySQL (MariaDB) by URL on
+//! the local test servers. Every test goes through a script invoked over HTTP.
+
+mod common;
+
+use common::{Server, expect_error, json};
+use serde_json::json;
+
+/// A server that runs the SQL it is sent: `data` is `{sql, params}` or a list of them in a transaction.
+const SQL: &str = r#"const META = #{ title: "SQL", description: "runs SQL", secrets: [] };
+fn run(db, step) {
+    if step.sql.starts_with("SELECT") { db.query(step.sql, step.params) } else { db.execute(step.sql, step.params) }
+}
+fn main(endpoint, method, data) {
+    let target = if endpoint == "/local" { () } else { db::connect(endpoint.sub_string(1)) };
+    if type_of(data) == "array" {
+        let work = |tx| { let out = []; for step in data { out.push(run(tx, step)); } if out.len() > 0 && data[-1].sql == "FAIL" { throw "rolled back"; } out };
+        return if target == () { db::transaction(work) } else { target.transaction(work) };
+    }
+    if target == () {
+        if data.sql.starts_with("SELECT") { db::query(data.sql, data.params) } else { db::execute(data.sql, data.params) }
+    } else {
+        run(target, data)
+    }
+}"#;
+
+async fn sql(server: &Server, target: &str, data: serde_json::Value) -> (u16, serde_json::Value) {
+    let response = server
+        .client
+        .post(server.url("/sql"))
+        .json(&json!({"endpoint": format!("/{target}"), "method": "POST", "data": data}))
+        .send()
+        .await
+        .unwrap();
+    json(response).await
+}
+
+fn step(sql: &str, params: serde_json::Value) -> serde_json::Value {
+    json!({"sql": sql, "params": params})
+}
+
+#[tokio::test]
+async fn the_server_database_keeps_rows_with_their_types() {
+    let server = Server::start(&[("sql", SQL)]);
+    let create = step("CREATE TABLE t (i INTEGER, f REAL, s TEXT, n TEXT, b BLOB)", json!([]));
+    assert_eq!(sql(&server, "local", create).await, (200, json!(0)));
+    let insert = step("INSERT INTO t VALUES (?, ?, ?, ?, ?)", json!([42, 2.5, "text", null, "raw"]));
+    assert_eq!(sql(&server, "local", insert).await, (200, json!(1)));
+    let named = step("INSERT INTO t (i, s) VALUES (:i, :s)", json!({"i": 7, "s": "named"}));
+    assert_eq!(sql(&server, "local", named).await, (200, json!(1)));
+    let (status, rows) = sql(&server, "local", step("SELECT * FROM t ORDER BY i DESC", json!([]))).await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows[0], json!({"i": 42, "f": 2.5, "s": "text", "n": null, "b": "raw"}));
+    assert_eq!(rows[1]["s"], "named");
+}
+
+#[tokio::test]
+async fn an_injection_attempt_is_stored_literally() {
+    let server = Server::start(&[("sql", SQL)]);
+    sql(&server, "local", step("CREATE TABLE users (name TEXT)", json!([]))).await;
+    let evil = "x'); DROP TABLE users; --";
+    assert_eq!(sql(&server, "local", step("INSERT INTO users VALUES (?)", json!([evil]))).await.0, 200);
+    let (_, rows) = sql(&server, "local", step("SELECT name FROM users", json!([]))).await;
+    assert_eq!(rows, json!([{"name": evil}]));
+}
+
+#[tokio::test]
+async fn a_failed_transaction_leaves_nothing_and_a_good_one_commits() {
+    let server = Server::start(&[("sql", SQL)]);
+    sql(&server, "local", step("CREATE TABLE t (v INTEGER)", json!([]))).await;
+    let failing = json!([step("INSERT INTO t VALUES (?)", json!([1])), step("FAIL", json!([]))]);
+    let (status, body) = sql(&server, "local", failing).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (500, Some("script_error")), "{body}");
+    assert_eq!(sql(&server, "local", step("SELECT count(*) AS n FROM t", json!([]))).await.1, json!([{"n": 0}]));
+    let good = json!([step("INSERT INTO t VALUES (?)", json!([1])), step("INSERT INTO t VALUES (?)", json!([2]))]);
+    assert_eq!(sql(&server, "local", good).await, (200, json!([1, 1])));
+    assert_eq!(sql(&server, "local", step("SELECT count(*) AS n FROM t", json!([]))).await.1, json!([{"n": 2}]));
+}
+
+#[tokio::test]
+async fn a_server_database_cannot_reach_other_files() {
+    let server = Server::start(&[("sql", SQL)]);
+    let store = server.data_dir().join("store.sqlite");
+    let attach = step(&format!("ATTACH DATABASE '{}' AS store", store.display()), json!([]));
+    let (status, body) = sql(&server, "local", attach).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (500, Some("script_error")), "{body}");
+    let copy = server.dir.path().join("copy.sqlite");
+    let (status, body) = sql(&server, "local", step(&format!("VACUUM INTO '{}'", copy.display()), json!([]))).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(!copy.exists(), "VACUUM INTO wrote a file outside the server's database");
+    // The runtime's own tables are not in the server's database.
+    let (status, body) = sql(&server, "local", step("SELECT * FROM secrets", json!([]))).await;
+    assert_eq!(status, 500, "{body}");
+}
+
+#[tokio::test]
+async fn a_bad_statement_is_a_script_error_with_the_sql_message() {
+    let server = Server::start(&[("sql", SQL)]);
+    let error = expect_error(
+        server
+            .client
+            .post(server.url("/sql"))
+            .json(&json!({"endpoint": "/local", "data": step("SELEC nonsense", json!([]))}))
+            .send()
+            .await
+            .unwrap(),
+        500,
+        "script_error",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("SQL error"), "{error}");
+}
+
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+const MYSQL: &str = "mysql://root@127.0.0.1:3306/test";
+
+fn reachable(address: &str) -> bool {
+    let reachable = std::net::TcpStream::connect(address).is_ok();
+    if !reachable {
+        eprintln!("SKIPPED: no database server on {address} (.ci/run starts one)");
+    }
+    reachable
+}
+
+#[tokio::test]
+async fn postgres_binds_converts_and_rolls_back() {
+    if !reachable("127.0.0.1:5432") {
+        return;
+    }
+    let server = Server::start(&[("sql", SQL)]);
+    let table = format!("sb_test_{}", std::process::id());
+    let url = |_: ()| POSTGRES.to_string();
+    let create = format!(
+        "CREATE TABLE {table} (id int4, big int8, price numeric(10,2), ratio float8, name text, ok bool, at timestamptz, day date, doc jsonb, raw bytea)"
+    );
+    assert_eq!(sql(&server, &url(()), step(&create, json!([]))).await.0, 200);
+    let evil = "x'); DROP TABLE users; --";
+    let insert = step(
+        &format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+        json!([1, 9007199254740993i64, "12.50", 0.25, evil, true, "2026-11-22T10:00:00Z", "2026-11-22", {"k": [1, 2]}, "bytes"]),
+    );
+    let (status, body) = sql(&server, &url(()), insert).await;
+    assert_eq!((status, &body), (200, &json!(1)));
+    let (status, rows) =
+        sql(&server, &url(()), step(&format!("SELECT * FROM {table} WHERE id = $1"), json!([1]))).await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(
+        rows,
+        json!([{"id": 1, "big": 9007199254740993i64, "price": "12.50", "ratio": 0.25, "name": evil, "ok": true,
+                "at": "2026-11-22T10:00:00Z", "day": "2026-11-22", "doc": {"k": [1, 2]}, "raw": "Ynl0ZXM="}])
+    );
+    let failing = json!([step(&format!("INSERT INTO {table} (id) VALUES ($1)"), json!([2])), step("FAIL", json!([]))]);
+    assert_eq!(sql(&server, &url(()), failing).await.0, 500);
+    let (_, rows) = sql(&server, &url(()), step(&format!("SELECT count(*)::int4 AS n FROM {table}"), json!([]))).await;
+    assert_eq!(rows, json!([{"n": 1}]));
+    sql(&server, &url(()), step(&format!("DROP TABLE {table}"), json!([]))).await;
+}
+
+#[tokio::test]
+async fn mysql_binds_converts_and_rolls_back() {
+    if !reachable("127.0.0.1:3306") {
+        return;
+    }
+    let server = Server::start(&[("sql", SQL)]);
+    let table = format!("sb_test_{}", std::process::id());
+    let create = format!(
+        "CREATE TABLE {table} (id INT, price DECIMAL(10,2), ratio DOUBLE, name VARCHAR(100), at DATETIME, day DATE, raw VARBINARY(10)) ENGINE=InnoDB"
+    );
+    assert_eq!(sql(&server, MYSQL, step(&create, json!([]))).await.0, 200);
+    let evil = "x'); DROP TABLE users; --";
+    let insert = step(
+        &format!("INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?)"),
+        json!([1, "12.50", 0.25, evil, "2026-11-22 10:00:00", "2026-11-22", "bytes"]),
+    );
+    assert_eq!(sql(&server, MYSQL, insert).await, (200, json!(1)));
+    let (status, rows) =
+        sql(&server, MYSQL, step(&format!("SELECT * FROM {table} WHERE id = :id"), json!({"id": 1}))).await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(
+        rows,
+        json!([{"id": 1, "price": "12.50", "ratio": 0.25, "name": evil, "at": "2026-11-22T10:00:00Z", "day": "2026-11-22", "raw": "Ynl0ZXM="}])
+    );
+    let failing = json!([step(&format!("INSERT INTO {table} (id) VALUES (?)"), json!([2])), step("FAIL", json!([]))]);
+    assert_eq!(sql(&server, MYSQL, failing).await.0, 500);
+    let (_, rows) = sql(&server, MYSQL, step(&format!("SELECT count(*) AS n FROM {table}"), json!([]))).await;
+    assert_eq!(rows, json!([{"n": 1}]));
+    sql(&server, MYSQL, step(&format!("DROP TABLE {table}"), json!([]))).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_upstream_unreachable() {
+    let server = Server::start(&[("sql", SQL)]);
+    let (status, body) = sql(&server, "postgres://postgres@127.0.0.1:9/test", step("SELECT 1", json!([]))).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (502, Some("upstream_unreachable")), "{body}");
+}
