@@ -169,6 +169,47 @@ fn read_data(text: &str) -> std::io::Result<Data> {
     Ok(Data::sniff(bytes.into()))
 }
 
+/// A command-line target: a `.rhai` file (compiled, not registered), a CID, or a server name.
+fn target(runtime: &Runtime, text: &str) -> Result<Target, ExitCode> {
+    if !text.ends_with(".rhai") {
+        return Ok(Target::parse(text));
+    }
+    let source = std::fs::read(text).map_err(|e| usage(format!("cannot read {text}: {e}")))?;
+    // The file runs as the server its name suggests (`stripe.rhai` as `stripe`), if that is a valid name.
+    let name = std::path::Path::new(text).file_stem().and_then(|s| s.to_str()).map(str::to_owned);
+    let name = name.filter(|n| crate::server::validate_name(n).is_ok());
+    match runtime.compile(&source) {
+        Ok(script) => Ok(Target::Script { script, name }),
+        Err(error) => Err(failed(&error)),
+    }
+}
+
+/// `switchboard describe`: a server's metadata and usage, as `GET /{name}` gives it.
+pub fn describe(text: &str, state: DataDirArg) -> ExitCode {
+    init_logging("warn");
+    let runtime = match open(state.settings()) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let described = match target(&runtime, text) {
+        Err(code) => return code,
+        Ok(Target::Script { script, name }) => crate::server::describe(name.as_deref().unwrap_or(text), &script, None),
+        Ok(Target::Cid(cid)) => match runtime.script(&cid) {
+            Ok(script) => crate::server::describe(text, &script, None),
+            Err(error) => return failed(&error),
+        },
+        Ok(Target::Name(name)) => match runtime.server(&name) {
+            None => return failed(&Error::NotFound(format!("no server named '{name}'"))),
+            Some(server) => match &server.script {
+                Ok(script) => crate::server::describe(&name, script, Some(server.enabled)),
+                Err(error) => return failed(error),
+            },
+        },
+    };
+    println!("{}", serde_json::to_string_pretty(&described).unwrap_or_default());
+    ExitCode::SUCCESS
+}
+
 /// `switchboard call`: one invocation in-process; the output goes to stdout.
 pub fn call(args: CallArgs) -> ExitCode {
     init_logging("warn");
@@ -176,20 +217,9 @@ pub fn call(args: CallArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let target = if args.target.ends_with(".rhai") {
-        let source = match std::fs::read(&args.target) {
-            Ok(source) => source,
-            Err(e) => return usage(format!("cannot read {}: {e}", args.target)),
-        };
-        // The file runs as the server its name suggests (`stripe.rhai` as `stripe`), if that is a valid name.
-        let name = std::path::Path::new(&args.target).file_stem().and_then(|s| s.to_str()).map(str::to_owned);
-        let name = name.filter(|n| crate::server::validate_name(n).is_ok());
-        match runtime.compile(&source) {
-            Ok(script) => Target::Script { script, name },
-            Err(error) => return failed(&error),
-        }
-    } else {
-        Target::parse(&args.target)
+    let target = match target(&runtime, &args.target) {
+        Ok(target) => target,
+        Err(code) => return code,
     };
     let mut request = Request::new(target);
     request.endpoint = args.endpoint;
@@ -241,16 +271,29 @@ pub fn cid(files: &[PathBuf]) -> ExitCode {
     code
 }
 
-/// `switchboard servers`: the registry, one server a line.
-pub fn servers(state: DataDirArg) -> ExitCode {
+#[derive(Debug, Clone, Args)]
+pub struct ServersArgs {
+    /// Print the catalog page (Markdown) instead of the list.
+    #[arg(long)]
+    pub markdown: bool,
+    #[command(flatten)]
+    pub state: DataDirArg,
+}
+
+/// `switchboard servers`: the registry, one server a line (or the catalog page).
+pub fn servers(args: ServersArgs) -> ExitCode {
     init_logging("warn");
-    let runtime = match open(state.settings()) {
+    let runtime = match open(args.state.settings()) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
     let registry = runtime.servers();
-    let mut servers: Vec<_> = registry.values().collect();
+    let mut servers: Vec<_> = registry.values().cloned().collect();
     servers.sort_by(|a, b| a.name.cmp(&b.name));
+    if args.markdown {
+        print!("{}", crate::docs::catalog(&servers));
+        return ExitCode::SUCCESS;
+    }
     let width = servers.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
     println!("{:width$}  {:8}  {:59}  TITLE", "NAME", "STATE", "CID");
     for server in servers {

@@ -31,6 +31,7 @@
 pub mod boot;
 pub mod cid;
 pub mod commands;
+pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mimalloc::MiMalloc;
-use switchboard::commands::{self, CallArgs, DataDirArg, SecretCommand, ServeArgs};
+use switchboard::commands::{self, CallArgs, DataDirArg, SecretCommand, ServeArgs, ServersArgs};
 
 #[global_allocator]
 static ALLOCATOR: MiMalloc = MiMalloc;
@@ -27,8 +27,14 @@ enum Cli {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// List the registered servers.
-    Servers(DataDirArg),
+    /// List the registered servers (or, with --markdown, print the catalog page).
+    Servers(ServersArgs),
+    /// Show a server's metadata and usage (a name, a CID or a .rhai file).
+    Describe {
+        target: String,
+        #[command(flatten)]
+        state: DataDirArg,
+    },
     /// Manage secrets: set (value from stdin), list (names only), rm.
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -39,7 +45,8 @@ fn main() -> ExitCode {
         Cli::Serve(args) => commands::serve(args),
         Cli::Call(args) => commands::call(args),
         Cli::Cid { files } => commands::cid(&files),
-        Cli::Servers(state) => commands::servers(state),
+        Cli::Servers(args) => commands::servers(args),
+        Cli::Describe { target, state } => commands::describe(&target, state),
         Cli::Secret(command) => commands::secret(command),
     }
 }

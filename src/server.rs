@@ -26,6 +26,20 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What `GET /{name}` and `switchboard describe` say about a server: its metadata and how to call it.
+pub fn describe(name: &str, script: &Script, enabled: Option<bool>) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "cid": script.cid,
+        "enabled": enabled,
+        "meta": script.meta.json,
+        "usage": {
+            "proxy": format!("/{name}/{{endpoint}}"),
+            "call": format!("/{name}?endpoint=&method=GET&data="),
+        },
+    })
+}
+
 /// A registered server as the runtime serves it.
 #[derive(Debug, Clone)]
 pub struct Server {

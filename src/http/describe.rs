@@ -5,7 +5,6 @@ use axum::Json;
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, html};
-use serde_json::json;
 
 use crate::engine::Script;
 use crate::error::Error;
@@ -31,21 +30,8 @@ pub fn describe(runtime: &Runtime, target: &str, headers: &HeaderMap) -> Respons
     if wants_html {
         form(target, &script).into_response()
     } else {
-        Json(metadata(target, &script, enabled)).into_response()
+        Json(crate::server::describe(target, &script, enabled)).into_response()
     }
-}
-
-fn metadata(target: &str, script: &Script, enabled: Option<bool>) -> serde_json::Value {
-    json!({
-        "name": target,
-        "cid": script.cid,
-        "enabled": enabled,
-        "meta": script.meta.json,
-        "usage": {
-            "proxy": format!("/{target}/{{endpoint}}"),
-            "call": format!("/{target}?endpoint=&method=GET&data="),
-        },
-    })
 }
 
 fn form(target: &str, script: &Script) -> Html<String> {

@@ -127,25 +127,38 @@ fn credential(options: &Options, services: &Services, context: &Context) -> Resu
     Err(raise(Error::MissingSecret { name: first.join(" or ") }))
 }
 
+/// The path part of a URL template (`/v1` of `https://api.x.com/v1`), `""` when it has none.
+fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match rest.find('/') {
+        Some(start) if rest[start..] != *"/" => &rest[start..],
+        _ => "",
+    }
+}
+
+/// The base URL: `META.base_url` (or the `base_url` option), where the variable `<NAME>_BASE_URL`
+/// replaces the scheme and host when it names only those, or the whole URL when it has a path.
 fn base_url(
     meta: &Map,
     options: &Options,
     services: &Services,
     context: &Context,
 ) -> Result<String, Box<EvalAltResult>> {
+    let declared = options
+        .text("base_url")
+        .or_else(|| meta.get("base_url").map(|v| v.to_string()))
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| arg_error("META.base_url is not set"))?;
     let overridden =
         context.server.as_ref().and_then(|name| services.variable(&format!("{}_BASE_URL", name.to_uppercase())));
-    let url = match overridden {
-        Some(url) => url,
-        None => {
-            let template = options
-                .text("base_url")
-                .or_else(|| meta.get("base_url").map(|v| v.to_string()))
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| arg_error("META.base_url is not set"))?;
-            fill(&template, services, context)?
+    let template = match overridden {
+        Some(origin) if path_of(&origin).is_empty() => {
+            format!("{}{}", origin.trim_end_matches('/'), path_of(&declared))
         }
+        Some(whole) => whole,
+        None => declared,
     };
+    let url = fill(&template, services, context)?;
     Ok(if url.contains("://") { url } else { format!("https://{url}") })
 }
 
@@ -251,8 +264,8 @@ fn build(
             "json" => Body::Json(to_json(data)?),
             "form" => {
                 let mut fields = form_fields;
-                if let Some(map) = data.read_lock::<Map>() {
-                    fields.extend(map.iter().map(|(k, v)| (k.to_string(), scalar_text(v))));
+                if data.is_map() {
+                    fields.extend(super::form_fields(data));
                 } else if !data.is_unit() {
                     return Err(raise(Error::BadRequest("data for a form-encoded API must be a map".into())));
                 }
@@ -347,6 +360,16 @@ pub fn module(services: Arc<Services>) -> Module {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_path_of_a_base_url_template_is_what_follows_its_host() {
+        assert_eq!(path_of("https://api.stripe.com"), "");
+        assert_eq!(path_of("https://api.stripe.com/"), "");
+        assert_eq!(path_of("https://{JIRA_DOMAIN}/rest/api/3"), "/rest/api/3");
+        assert_eq!(path_of("https://api.telegram.org/bot{TELEGRAM_BOT_TOKEN}"), "/bot{TELEGRAM_BOT_TOKEN}");
+        assert_eq!(path_of("{SHOPIFY_STORE_URL}/admin/api/2024-10"), "/admin/api/2024-10");
+        assert_eq!(path_of("http://127.0.0.1:8080"), "");
+    }
 
     #[test]
     fn endpoints_join_the_base_url_and_never_leave_it() {

@@ -294,11 +294,8 @@ fn apply_options(request: &mut Outgoing, options: &Map) -> Result<(), Box<EvalAl
                 }
             }
             "json" => request.body = Body::Json(to_json(value)?),
-            "form" => {
-                let form = value.clone().try_cast::<Map>().ok_or_else(|| arg_error("form must be a map"))?;
-                request.body =
-                    Body::Form(form.into_iter().map(|(k, v)| (k.to_string(), super::scalar_text(&v))).collect());
-            }
+            "form" if value.is_map() => request.body = Body::Form(super::form_fields(value)),
+            "form" => return Err(arg_error("form must be a map")),
             "body" if value.is_blob() => request.body = Body::Bytes(value.clone().cast()),
             "body" => request.body = Body::Text(value.to_string()),
             "basic_auth" => {

@@ -123,3 +123,25 @@ pub(crate) fn scalar_text(value: &Dynamic) -> String {
         serde_json::to_string(value).unwrap_or_default()
     }
 }
+
+/// A value as form fields, nesting in the bracket notation most form-encoded APIs read:
+/// `#{ a: 1, meta: #{ k: "v" }, items: ["x"] }` → `a=1`, `meta[k]=v`, `items[0]=x`.
+pub(crate) fn form_fields(value: &Dynamic) -> Vec<(String, String)> {
+    fn walk(prefix: &str, value: &Dynamic, out: &mut Vec<(String, String)>) {
+        let key = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}[{k}]") };
+        if let Some(map) = value.read_lock::<rhai::Map>() {
+            for (k, v) in map.iter() {
+                walk(&key(k), v, out);
+            }
+        } else if let Some(array) = value.read_lock::<rhai::Array>() {
+            for (i, v) in array.iter().enumerate() {
+                walk(&key(&i.to_string()), v, out);
+            }
+        } else {
+            out.push((prefix.to_owned(), scalar_text(value)));
+        }
+    }
+    let mut out = Vec::new();
+    walk("", value, &mut out);
+    out
+}

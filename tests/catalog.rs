@@ -1,0 +1,440 @@
+//! The catalog harness: one table, one row per server (`tests/catalog/<name>.json`), and every case run
+//! against every row. Each server's `<NAME>_BASE_URL` points at a mock upstream of its own on
+//! 127.0.0.1; every case asserts what the mock received (method, path, query, credentials, required
+//! headers, body) as well as what the caller got.
+//!
+//! A row says what a correct request to its service looks like:
+//!
+//! ```json
+//! { "name": "stripe",
+//!   "secrets": { "STRIPE_API_KEY": "sk_test_123" },          // every secret the server declares, with test values
+//!   "base_path": "",                                          // the path of META.base_url, placeholders filled
+//!   "default": { "method": "GET", "path": "/v1/balance" },    // what an empty endpoint calls (optional "body")
+//!   "auth": [ { "header": "authorization", "value": "Bearer sk_test_123" } ],  // or "query" / "form" checks
+//!   "headers": { },                                           // other headers the service requires
+//!   "body": "form",                                           // how POST/PUT data is encoded: "json" or "form"
+//!   "sample": "/v1/customers" }                               // an endpoint for the GET/POST/PUT/DELETE cases
+//! ```
+//!
+//! `CATALOG_ONLY=stripe,github cargo test --test catalog` runs the cases for some rows only.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::Server;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Row {
+    name: String,
+    secrets: BTreeMap<String, String>,
+    base_path: String,
+    default: Expected,
+    #[serde(default)]
+    auth: Vec<AuthCheck>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    body: Encoding,
+    sample: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expected {
+    method: String,
+    path: String,
+    #[serde(default)]
+    body: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum AuthCheck {
+    Header { header: String, value: String },
+    Query { query: String, value: String },
+    Form { form: String, value: String },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Encoding {
+    Json,
+    Form,
+}
+
+fn table() -> Vec<Row> {
+    let only: Option<HashSet<String>> =
+        std::env::var("CATALOG_ONLY").ok().map(|names| names.split(',').map(|n| n.trim().to_owned()).collect());
+    let mut rows: Vec<Row> = std::fs::read_dir(Path::new(ROOT).join("tests/catalog"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .filter(|row: &Row| only.as_ref().is_none_or(|only| only.contains(&row.name)))
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(!rows.is_empty(), "no catalog rows selected");
+    rows
+}
+
+/// Every row with its own mock upstream, and one switchboard serving the default image with each
+/// server's base URL pointing at its mock (and, when `with_secrets`, every secret set).
+struct Fixture {
+    server: Server,
+    rows: Vec<(Row, MockServer)>,
+}
+
+async fn fixture(with_secrets: bool) -> Fixture {
+    let mut rows = Vec::new();
+    for row in table() {
+        rows.push((row, MockServer::start().await));
+    }
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (row, mock) in &rows {
+        env.push((format!("{}_BASE_URL", row.name.to_uppercase()), mock.uri()));
+        if with_secrets {
+            env.extend(row.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let boot = format!("{ROOT}/boot/default.boot.json");
+    let server = Server::start_default(&["--boot", &boot], &env);
+    Fixture { server, rows }
+}
+
+/// Runs `case` for every row at once and reports every row that failed.
+async fn each_row<F, Fut>(fixture: Fixture, case: F)
+where
+    F: Fn(reqwest::Client, String, Row, MockServer) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    for (row, mock) in fixture.rows {
+        let name = row.name.clone();
+        let future = case(fixture.server.client.clone(), fixture.server.base.clone(), row, mock);
+        tasks.spawn(async move { (name, future.await) });
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) = joined.unwrap();
+        if let Err(problem) = result {
+            failures.push(format!("{name}: {problem}"));
+        }
+    }
+    failures.sort();
+    assert!(failures.is_empty(), "{} server(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+fn check(condition: bool, problem: impl FnOnce() -> String) -> Result<(), String> {
+    if condition { Ok(()) } else { Err(problem()) }
+}
+
+async fn received(mock: &MockServer) -> Vec<Request> {
+    mock.received_requests().await.unwrap_or_default()
+}
+
+/// Asserts that `request` is what the row's service expects: method, path, credentials, required
+/// headers, and (when given) query parameters and body.
+fn assert_request(
+    row: &Row,
+    request: &Request,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Result<(), String> {
+    let expected_path = format!("{}{}", row.base_path, path);
+    check(request.method.as_str() == method, || format!("method {} instead of {method}", request.method))?;
+    check(request.url.path() == expected_path, || format!("path {} instead of {expected_path}", request.url.path()))?;
+    let pairs: Vec<(String, String)> =
+        request.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    for (key, value) in query {
+        check(pairs.iter().any(|(k, v)| k == key && v == value), || format!("query lacks {key}={value}: {pairs:?}"))?;
+    }
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&request.body).into_owned().collect();
+    for auth in &row.auth {
+        match auth {
+            AuthCheck::Header { header, value } => {
+                let got = request.headers.get(header.as_str()).and_then(|v| v.to_str().ok());
+                check(got == Some(value.as_str()), || format!("header {header} is {got:?}, expected {value}"))?;
+            }
+            AuthCheck::Query { query, value } => {
+                check(pairs.iter().any(|(k, v)| k == query && v == value), || {
+                    format!("query lacks credential {query}")
+                })?;
+            }
+            AuthCheck::Form { form: field, value } => {
+                check(form.iter().any(|(k, v)| k == field && v == value), || {
+                    format!("form body lacks credential {field}")
+                })?;
+            }
+        }
+    }
+    for (header, value) in &row.headers {
+        let got = request.headers.get(header.as_str()).and_then(|v| v.to_str().ok());
+        check(got == Some(value.as_str()), || format!("header {header} is {got:?}, expected {value}"))?;
+    }
+    if let Some(expected) = body {
+        match row.body {
+            Encoding::Json => {
+                let got: Value = serde_json::from_slice(&request.body).map_err(|e| format!("body is not JSON: {e}"))?;
+                check(&got == expected, || format!("body {got} instead of {expected}"))?;
+            }
+            Encoding::Form => {
+                for (key, value) in expected.as_object().expect("form bodies are objects") {
+                    let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+                    check(form.iter().any(|(k, v)| k == key && *v == text), || {
+                        format!("form body lacks {key}={text}: {form:?}")
+                    })?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn respond_with(mock: &MockServer, template: ResponseTemplate) {
+    mock.reset().await;
+    Mock::given(wiremock::matchers::any()).respond_with(template).mount(mock).await;
+}
+
+async fn body_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_named_and_nothing_is_sent() {
+    each_row(fixture(false).await, |client, base, row, mock| async move {
+        respond_with(&mock, ResponseTemplate::new(200).set_body_json(json!({}))).await;
+        let (status, body) =
+            body_of(client.get(format!("{base}/{}{}", row.name, row.sample)).send().await.unwrap()).await;
+        check(status == 424 && body["error"]["type"] == "missing_secret", || format!("{status} {body}"))?;
+        let named = body["error"]["secret"].as_str().unwrap_or_default();
+        check(named.split(" or ").all(|n| row.secrets.contains_key(n)), || {
+            format!("named {named}, not one of its secrets")
+        })?;
+        check(received(&mock).await.is_empty(), || "a request was sent without credentials".into())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_empty_endpoint_calls_the_default_and_proves_the_credentials() {
+    each_row(fixture(true).await, |client, base, row, mock| async move {
+        respond_with(&mock, ResponseTemplate::new(200).set_body_json(json!({"me": true}))).await;
+        // Call style, no endpoint: the service's default call.
+        let (status, body) = body_of(client.get(format!("{base}/{}?method=GET", row.name)).send().await.unwrap()).await;
+        check(status == 200 && body == json!({"me": true}), || format!("{status} {body}"))?;
+        let requests = received(&mock).await;
+        check(requests.len() == 1, || format!("{} requests", requests.len()))?;
+        let default = &row.default;
+        assert_request(&row, &requests[0], &default.method, &default.path, &[], default.body.as_ref())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn get_post_put_and_delete_reach_the_upstream_as_sent() {
+    each_row(fixture(true).await, |client, base, row, mock| async move {
+        let url = format!("{base}/{}{}", row.name, row.sample);
+        let data = json!({"name": "Ada", "count": 2});
+        for method in ["GET", "POST", "PUT", "DELETE"] {
+            respond_with(&mock, ResponseTemplate::new(200).set_body_json(json!({"ok": method}))).await;
+            let request = match method {
+                "GET" => client.get(format!("{url}?limit=2&q=a%20b")),
+                "POST" => client.post(&url).json(&data),
+                "PUT" => client.put(&url).json(&data),
+                _ => client.delete(&url),
+            };
+            let (status, body) = body_of(request.send().await.unwrap()).await;
+            check(status == 200 && body == json!({"ok": method}), || format!("{method}: {status} {body}"))?;
+            let requests = received(&mock).await;
+            check(requests.len() == 1, || format!("{method}: {} requests", requests.len()))?;
+            let (query, body): (&[(&str, &str)], Option<&Value>) = match method {
+                "GET" => (&[("limit", "2"), ("q", "a b")], None),
+                "POST" | "PUT" => (&[], Some(&data)),
+                _ => (&[], None),
+            };
+            assert_request(&row, &requests[0], method, &row.sample, query, body)
+                .map_err(|e| format!("{method}: {e}"))?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn upstream_failures_become_the_documented_errors() {
+    each_row(fixture(true).await, |client, base, row, mock| async move {
+        let url = format!("{base}/{}{}", row.name, row.sample);
+        respond_with(&mock, ResponseTemplate::new(404).set_body_json(json!({"message": "no such thing"}))).await;
+        let (status, body) = body_of(client.get(&url).send().await.unwrap()).await;
+        check(status == 404 && body["error"]["type"] == "upstream", || format!("4xx: {status} {body}"))?;
+        check(body["error"]["body"].as_str().unwrap_or("").contains("no such thing"), || {
+            format!("4xx excerpt: {body}")
+        })?;
+
+        respond_with(&mock, ResponseTemplate::new(200).set_body_string("<html>maintenance</html>")).await;
+        let (status, body) = body_of(client.get(&url).send().await.unwrap()).await;
+        check(status == 502 && body["error"]["type"] == "invalid_response", || {
+            format!("invalid JSON: {status} {body}")
+        })?;
+
+        respond_with(&mock, ResponseTemplate::new(200).set_body_json(json!({})).set_delay(Duration::from_secs(3)))
+            .await;
+        let (status, body) = body_of(client.get(&url).header("x-timeout-ms", "300").send().await.unwrap()).await;
+        check(status == 504 && body["error"]["type"] == "timeout", || format!("timeout: {status} {body}"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_429_is_retried_and_reported_once_retries_are_spent() {
+    each_row(fixture(true).await, |client, base, row, mock| async move {
+        let url = format!("{base}/{}{}", row.name, row.sample);
+        mock.reset().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+            .up_to_n_times(1)
+            .mount(&mock)
+            .await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"after": "retry"})))
+            .mount(&mock)
+            .await;
+        let (status, body) = body_of(client.get(&url).send().await.unwrap()).await;
+        check(status == 200 && body == json!({"after": "retry"}), || format!("429 then 200: {status} {body}"))?;
+        check(received(&mock).await.len() == 2, || "the 429 was not retried once".into())?;
+
+        respond_with(&mock, ResponseTemplate::new(429).insert_header("retry-after", "0")).await;
+        let (status, body) = body_of(client.get(&url).send().await.unwrap()).await;
+        check(status == 429 && body["error"]["type"] == "rate_limited", || format!("exhausted: {status} {body}"))?;
+        check(body["error"]["retry_after"].is_number(), || format!("no retry_after: {body}"))?;
+        check(received(&mock).await.len() == 4, || "expected one attempt and three retries".into())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_server_describes_itself_and_chains_stored_outputs() {
+    each_row(fixture(true).await, |client, base, row, mock| async move {
+        let (status, description) = body_of(client.get(format!("{base}/{}", row.name)).send().await.unwrap()).await;
+        check(status == 200 && description["name"] == row.name, || format!("describe: {status} {description}"))?;
+        let page = client
+            .get(format!("{base}/{}", row.name))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        check(page.contains(&format!("action=\"/{}\"", row.name)), || "no HTML form".into())?;
+
+        // Store a GET's output, then send it as the data of a POST.
+        respond_with(&mock, ResponseTemplate::new(200).set_body_json(json!({"stored": "value"}))).await;
+        let response = client.get(format!("{base}/{}?endpoint={}&store=1", row.name, row.sample)).send().await.unwrap();
+        let stored = response.headers().get("x-output-cid").map(|v| v.to_str().unwrap().to_owned());
+        let stored = stored.ok_or("no X-Output-Cid")?;
+        let text = response.text().await.unwrap();
+        check(stored == switchboard::cid::Cid::of(text.as_bytes()).to_string(), || {
+            "X-Output-Cid is not the output's CID".into()
+        })?;
+        respond_with(&mock, ResponseTemplate::new(200).set_body_json(json!({"chained": true}))).await;
+        let response = client
+            .post(format!("{base}/{}{}", row.name, row.sample))
+            .header("x-input-cid", &stored)
+            .send()
+            .await
+            .unwrap();
+        check(response.status() == 200, || format!("chained call: {}", response.status()))?;
+        let requests = received(&mock).await;
+        assert_request(&row, &requests[0], "POST", &row.sample, &[], Some(&json!({"stored": "value"})))
+    })
+    .await;
+}
+
+fn boot_entries(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("boot").join(file)).unwrap();
+    serde_json::from_str::<Value>(&text).unwrap()["servers"].as_array().unwrap().clone()
+}
+
+#[test]
+fn every_catalog_server_is_registered_and_enabled_in_both_images() {
+    for file in ["default.boot.json", "readonly.boot.json"] {
+        let entries = boot_entries(file);
+        let mut names = HashSet::new();
+        for entry in &entries {
+            let name = entry["name"].as_str().unwrap();
+            assert!(names.insert(name.to_owned()), "{file}: {name} is listed twice");
+            assert!(switchboard::server::validate_name(name).is_ok(), "{file}: {name} is not a valid name");
+        }
+        for row in table() {
+            let entry = entries.iter().find(|e| e["name"] == row.name.as_str());
+            let entry = entry.unwrap_or_else(|| panic!("{file} lacks {}", row.name));
+            assert_ne!(entry["enabled"], false, "{file}: {} is disabled", row.name);
+            assert_eq!(entry["script"], format!("../scripts/{}.rhai", row.name), "{file}: {}", row.name);
+        }
+    }
+}
+
+#[test]
+fn every_catalog_script_compiles_with_complete_metadata() {
+    for row in table() {
+        let path: PathBuf = Path::new(ROOT).join(format!("scripts/{}.rhai", row.name));
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let output = std::process::Command::new(common::BIN)
+            .args(["describe", path.to_str().unwrap()])
+            .env("SWITCHBOARD_DATA", tempfile::tempdir().unwrap().path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}: {}", row.name, String::from_utf8_lossy(&output.stderr));
+        let description: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let meta = &description["meta"];
+        for key in ["title", "description", "category", "auth", "base_url", "docs"] {
+            let value = meta[key].as_str().unwrap_or_default();
+            assert!(!value.is_empty(), "{}: META.{key} is missing", row.name);
+        }
+        assert!(meta["docs"].as_str().unwrap().starts_with("https://"), "{}: META.docs is not a link", row.name);
+        let declared: HashSet<String> = meta["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s.as_array().cloned().unwrap_or_else(|| vec![s.clone()]))
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect();
+        let tested: HashSet<String> = row.secrets.keys().cloned().collect();
+        assert_eq!(declared, tested, "{}: the row tests other secrets than META declares", row.name);
+        let lines = source.lines().filter(|l| !l.trim().is_empty()).count();
+        assert!(lines <= 60, "{}: {lines} lines; shared needs belong in the native helper", row.name);
+    }
+}
+
+#[test]
+fn the_catalog_page_is_current() {
+    let output = std::process::Command::new(common::BIN)
+        .args(["servers", "--markdown"])
+        .env("SWITCHBOARD_DATA", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let page = std::fs::read_to_string(Path::new(ROOT).join("docs/servers.md")).unwrap_or_default();
+    assert!(
+        page == String::from_utf8_lossy(&output.stdout),
+        "docs/servers.md is out of date: regenerate it with `cargo run -- servers --markdown > docs/servers.md`"
+    );
+}
