@@ -126,6 +126,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             Err(problems) => return usage(format!("cannot load {}: {}", path.display(), problems.join("; "))),
         };
     }
+    let watched = boot.zip(settings.boot.clone());
     let tokio = match tokio_runtime() {
         Ok(tokio) => tokio,
         Err(e) => return usage(format!("cannot start: {e}")),
@@ -138,6 +139,13 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         let runtime = match open(settings) {
             Ok(runtime) => runtime,
             Err(code) => return code,
+        };
+        let _watch = match watched {
+            Some((path, image)) => match crate::reload::watch(runtime.clone(), path, image) {
+                Ok(watch) => Some(watch),
+                Err(error) => return failed(&error),
+            },
+            None => None,
         };
         let address = listener.local_addr().map_or(args.listen, |a| a);
         tracing::info!(data = %runtime.data_dir().display(), servers = runtime.servers().len(), "ready");
@@ -287,6 +295,12 @@ pub fn servers(args: ServersArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
+    if !args.markdown {
+        match runtime.boot_cid() {
+            Ok(cid) => println!("boot CID {cid}"),
+            Err(error) => return failed(&error),
+        }
+    }
     let registry = runtime.servers();
     let mut servers: Vec<_> = registry.values().cloned().collect();
     servers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -359,4 +373,196 @@ pub fn secret(command: SecretCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => failed(&error),
     }
+}
+
+/// Where a passphrase for sealed secret values comes from: a file, or `$SWITCHBOARD_IMAGE_PASSPHRASE`.
+#[derive(Debug, Clone, Args)]
+pub struct PassphraseArg {
+    /// Read the passphrase for secret values from this file (else $SWITCHBOARD_IMAGE_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl PassphraseArg {
+    fn read(&self) -> Result<Option<String>, ExitCode> {
+        match &self.passphrase_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|text| Some(crate::secrets::without_trailing_newline(&text).to_owned()))
+                .map_err(|e| usage(format!("cannot read {}: {e}", path.display()))),
+            None => Ok(std::env::var("SWITCHBOARD_IMAGE_PASSPHRASE").ok().filter(|p| !p.is_empty())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BootCommand {
+    /// Pack a boot source (JSON naming script files) into one image file.
+    Pack {
+        source: PathBuf,
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Export the data directory's running state as an image file.
+    Export {
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Include secret values, sealed under a passphrase (--passphrase-file or $SWITCHBOARD_IMAGE_PASSPHRASE).
+        #[arg(long)]
+        with_secrets: bool,
+        #[command(flatten)]
+        passphrase: PassphraseArg,
+        #[command(flatten)]
+        state: DataDirArg,
+    },
+    /// Replace the data directory's state with an image, after checking all of it.
+    Import {
+        image: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArg,
+        #[command(flatten)]
+        state: DataDirArg,
+    },
+    /// Show what changes from one image (or boot source) to another.
+    Diff { a: PathBuf, b: PathBuf },
+    /// Check an image (or boot source): every blob against its CID, every reference, every script.
+    Verify {
+        image: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArg,
+    },
+}
+
+/// An engine that compiles scripts for checking, without a data directory.
+fn checker() -> crate::engine::ScriptEngine {
+    crate::engine::ScriptEngine::new(crate::engine::Limits::default(), |_| {})
+}
+
+/// Reads an image or source and checks it whole; every problem is printed.
+fn checked(
+    path: &std::path::Path,
+    passphrase: Option<&str>,
+    compile: impl Fn(&[u8]) -> Result<(), Error>,
+) -> Result<crate::boot::Image, ExitCode> {
+    let (image, mut problems) = crate::boot::Image::open(path, passphrase);
+    problems.extend(image.check(compile));
+    if problems.is_empty() {
+        return Ok(image);
+    }
+    eprintln!("{}: refused, {} problem(s):", path.display(), problems.len());
+    for problem in &problems {
+        eprintln!("  - {problem}");
+    }
+    Err(ExitCode::from(INVOCATION_ERROR))
+}
+
+fn compile_with(engine: &crate::engine::ScriptEngine) -> impl Fn(&[u8]) -> Result<(), Error> + '_ {
+    move |source| {
+        let text = std::str::from_utf8(source).map_err(|_| Error::BadRequest("a script is UTF-8 text".into()))?;
+        engine.compile(text).map(drop)
+    }
+}
+
+/// `switchboard boot pack|export|import|diff|verify`.
+pub fn boot(command: BootCommand) -> ExitCode {
+    init_logging("warn");
+    match command {
+        BootCommand::Pack { source, output } => {
+            let engine = checker();
+            let image = match checked(&source, None, compile_with(&engine)) {
+                Ok(image) => image,
+                Err(code) => return code,
+            };
+            write_image(&image, None, &output)
+        }
+        BootCommand::Export { output, with_secrets, passphrase, state } => {
+            let passphrase = match passphrase.read() {
+                Ok(passphrase) => passphrase,
+                Err(code) => return code,
+            };
+            if with_secrets && passphrase.is_none() {
+                return usage(
+                    "--with-secrets needs a passphrase: --passphrase-file FILE or $SWITCHBOARD_IMAGE_PASSPHRASE",
+                );
+            }
+            let runtime = match open(state.settings()) {
+                Ok(runtime) => runtime,
+                Err(code) => return code,
+            };
+            match runtime.snapshot(with_secrets) {
+                Ok(image) => write_image(&image, passphrase.as_deref().filter(|_| with_secrets), &output),
+                Err(error) => failed(&error),
+            }
+        }
+        BootCommand::Import { image, passphrase, state } => {
+            let passphrase = match passphrase.read() {
+                Ok(passphrase) => passphrase,
+                Err(code) => return code,
+            };
+            let runtime = match open(state.settings()) {
+                Ok(runtime) => runtime,
+                Err(code) => return code,
+            };
+            let image = match checked(&image, passphrase.as_deref(), |s| runtime.compile(s).map(drop)) {
+                Ok(image) => image,
+                Err(code) => return code,
+            };
+            match runtime.import(&image, crate::store::Origin::Boot).and_then(|()| runtime.boot_cid()) {
+                Ok(cid) => {
+                    eprintln!("imported {} servers; boot CID {cid}", image.servers.len());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => failed(&error),
+            }
+        }
+        BootCommand::Diff { a, b } => {
+            let engine = checker();
+            let (a, b) = match (checked(&a, None, compile_with(&engine)), checked(&b, None, compile_with(&engine))) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(code), _) | (_, Err(code)) => return code,
+            };
+            let lines = crate::boot::diff(&a, &b);
+            if lines.is_empty() {
+                println!("no differences");
+            }
+            lines.iter().for_each(|line| println!("{line}"));
+            ExitCode::SUCCESS
+        }
+        BootCommand::Verify { image, passphrase } => {
+            let passphrase = match passphrase.read() {
+                Ok(passphrase) => passphrase,
+                Err(code) => return code,
+            };
+            let engine = checker();
+            match checked(&image, passphrase.as_deref(), compile_with(&engine)) {
+                Ok(checked) => match checked.cid() {
+                    Ok(cid) => {
+                        println!("ok: {} servers, boot CID {cid}", checked.servers.len());
+                        ExitCode::SUCCESS
+                    }
+                    Err(problem) => failed(&Error::Internal(problem)),
+                },
+                Err(code) => code,
+            }
+        }
+    }
+}
+
+fn write_image(image: &crate::boot::Image, passphrase: Option<&str>, output: &std::path::Path) -> ExitCode {
+    let bytes = match crate::boot::pack(image, passphrase) {
+        Ok(bytes) => bytes,
+        Err(problem) => return failed(&Error::Internal(problem)),
+    };
+    if let Err(e) = std::fs::write(output, &bytes) {
+        return usage(format!("cannot write {}: {e}", output.display()));
+    }
+    eprintln!(
+        "{}: {} servers, {}",
+        output.display(),
+        image.servers.len(),
+        match passphrase {
+            Some(_) => "secret values sealed (not reproducible)".to_string(),
+            None => format!("boot CID {}", Cid::of(&bytes)),
+        }
+    );
+    ExitCode::SUCCESS
 }

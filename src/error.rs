@@ -70,6 +70,9 @@ pub enum Error {
     /// script contract).
     #[error("{message}")]
     InvalidScript { message: String, at: Box<Location> },
+    /// A boot image refused as a whole, with every problem found.
+    #[error("the image was refused: {}", problems.join("; "))]
+    InvalidImage { problems: Vec<String> },
     #[error("secret '{name}' is not set")]
     MissingSecret { name: String },
     #[error("{message}")]
@@ -100,6 +103,7 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::InvalidScript { .. } => "invalid_script",
+            Error::InvalidImage { .. } => "invalid_image",
             Error::MissingSecret { .. } => "missing_secret",
             Error::Upstream { .. } => "upstream",
             Error::RateLimited { .. } => "rate_limited",
@@ -119,7 +123,7 @@ impl Error {
             Error::PayloadTooLarge(_) => 413,
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
-            Error::InvalidScript { .. } => 422,
+            Error::InvalidScript { .. } | Error::InvalidImage { .. } => 422,
             Error::MissingSecret { .. } => 424,
             // An upstream that answered outside 4xx/5xx is still an error here: report it as a bad gateway.
             Error::Upstream { status, .. } if (400..600).contains(status) => *status,
@@ -153,6 +157,9 @@ impl Error {
             Error::MissingSecret { name } => {
                 fields.insert("secret".into(), json!(name));
             }
+            Error::InvalidImage { problems } => {
+                fields.insert("problems".into(), json!(problems));
+            }
             Error::Upstream { status, body, .. } => {
                 fields.insert("status".into(), json!(status));
                 fields.insert("body".into(), json!(body));
@@ -180,6 +187,9 @@ impl Error {
             Error::Forbidden(m) => Error::Forbidden(f(&m)),
             Error::InvalidScript { message, at } => Error::InvalidScript { message: f(&message), at },
             Error::MissingSecret { name } => Error::MissingSecret { name },
+            Error::InvalidImage { problems } => {
+                Error::InvalidImage { problems: problems.iter().map(|p| f(p)).collect() }
+            }
             Error::Upstream { status, message, body } => {
                 Error::Upstream { status, message: f(&message), body: f(&body) }
             }

@@ -22,7 +22,8 @@
 //! * [`modules`] are the native functions scripts call.
 //! * [`runtime`] ties the store and engine together and holds the in-memory registry snapshot that
 //!   requests read without locks; [`invoke`] is the invocation path itself.
-//! * [`boot`] reads boot images; the default one is embedded in the binary.
+//! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
+//!   [`reload`] watches a boot source and its scripts and swaps changes in.
 //! * [`http`] is the axum interface; [`commands`] implements the CLI that `main.rs` parses.
 //!
 //! Errors are one enum, [`error::Error`], whose variants are the error types users see; it becomes
@@ -38,6 +39,7 @@ pub mod http;
 pub mod invoke;
 pub mod keys;
 pub mod modules;
+pub mod reload;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mimalloc::MiMalloc;
-use switchboard::commands::{self, CallArgs, DataDirArg, SecretCommand, ServeArgs, ServersArgs};
+use switchboard::commands::{self, BootCommand, CallArgs, DataDirArg, SecretCommand, ServeArgs, ServersArgs};
 
 #[global_allocator]
 static ALLOCATOR: MiMalloc = MiMalloc;
@@ -38,6 +38,9 @@ enum Cli {
     /// Manage secrets: set (value from stdin), list (names only), rm.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Boot images: pack a source, export or import the state, diff, verify.
+    #[command(subcommand)]
+    Boot(BootCommand),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +51,6 @@ fn main() -> ExitCode {
         Cli::Servers(args) => commands::servers(args),
         Cli::Describe { target, state } => commands::describe(&target, state),
         Cli::Secret(command) => commands::secret(command),
+        Cli::Boot(command) => commands::boot(command),
     }
 }

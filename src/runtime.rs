@@ -8,13 +8,14 @@
 //! Every change goes store-first: validate and compile, commit to the store, then rebuild the snapshot
 //! from what the store says. The store is the truth; the snapshot is derived from it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
 
-use crate::boot::Image;
+use crate::boot::{Image, ImageServer};
 use crate::cid::Cid;
 use crate::engine::{Limits, Script, ScriptEngine};
 use crate::error::{Error, Result};
@@ -73,6 +74,8 @@ pub struct Runtime {
     pub(crate) admin_token: String,
     registry: ArcSwap<Registry>,
     scripts: RwLock<HashMap<Cid, Arc<Script>>>,
+    boot_cid: Mutex<Option<Cid>>,
+    last_errors: Mutex<HashMap<String, Error>>,
     pub settings: Settings,
 }
 
@@ -95,6 +98,8 @@ impl Runtime {
             services,
             registry: ArcSwap::default(),
             scripts: RwLock::default(),
+            boot_cid: Mutex::default(),
+            last_errors: Mutex::default(),
             settings,
         });
         if let Some(image) = &runtime.settings.boot {
@@ -155,69 +160,167 @@ impl Runtime {
     /// Rebuilds the registry snapshot from the store. A server whose script no longer compiles stays
     /// listed with its error; every other server keeps serving.
     pub fn refresh(&self) -> Result<()> {
-        let previous = self.registry.load();
         let mut registry = Registry::new();
         for record in self.store.servers()? {
             let script = self.script(&record.cid);
             if let Err(error) = &script {
                 tracing::error!(server = %record.name, cid = %record.cid, "stored script does not load: {}", error.message());
             }
-            let last_error = previous.get(&record.name).and_then(|s| s.last_error.clone());
-            let server =
-                Server { name: record.name.clone(), cid: record.cid, enabled: record.enabled, script, last_error };
+            let server = Server { name: record.name.clone(), cid: record.cid, enabled: record.enabled, script };
             registry.insert(record.name, Arc::new(server));
         }
         self.registry.store(Arc::new(registry));
         self.services.variables.store(Arc::new(self.store.variables()?));
+        *self.boot_cid.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
 
-    /// Makes the store hold exactly `image`: every server in it bound (history kept), every server not in
-    /// it removed. Everything is checked first; any problem refuses the whole image, listing every
-    /// problem, and changes nothing.
-    pub fn import(&self, image: &Image, origin: Origin) -> Result<()> {
-        let mut problems = Vec::new();
+    /// The CID of the current state packed as an image, computed once per change.
+    pub fn boot_cid(&self) -> Result<Cid> {
+        let mut cached = self.boot_cid.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cid) = *cached {
+            return Ok(cid);
+        }
+        let cid = self.snapshot(false)?.cid().map_err(Error::Internal)?;
+        *cached = Some(cid);
+        Ok(cid)
+    }
+
+    /// Replaces every variable.
+    pub fn set_variables(&self, variables: std::collections::BTreeMap<String, String>) -> Result<()> {
         let mut change = Change::default();
-        let mut seen = std::collections::HashSet::new();
+        change.op(Op::SetVariables(variables));
+        self.store.commit(&change)?;
+        self.refresh()
+    }
+
+    /// The last change to `name` that was refused (a watched file that did not compile), if any.
+    pub fn last_error(&self, name: &str) -> Option<Error> {
+        self.last_errors.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    pub(crate) fn set_last_error(&self, name: &str, error: Option<Error>) {
+        let mut errors = self.last_errors.lock().unwrap_or_else(|p| p.into_inner());
+        match error {
+            Some(error) => errors.insert(name.to_owned(), error),
+            None => errors.remove(name),
+        };
+    }
+
+    /// Every problem that would make `image` unfit to import: names, duplicates, scripts.
+    pub fn check(&self, image: &Image) -> Vec<String> {
+        image.check(|source| self.compile(source).map(drop))
+    }
+
+    /// Makes the store hold exactly `image`: every server in it bound (a changed binding recorded in
+    /// the history), every server not in it removed, its variables, and its secret values if it carries
+    /// any. Everything is checked first; any problem refuses the whole image, listing every problem,
+    /// and changes nothing. The change is one transaction.
+    pub fn import(&self, image: &Image, origin: Origin) -> Result<()> {
+        let problems = self.check(image);
+        if !problems.is_empty() {
+            return Err(Error::InvalidImage { problems });
+        }
         let current: HashMap<String, ServerRecord> =
             self.store.servers()?.into_iter().map(|record| (record.name.clone(), record)).collect();
+        let mut change = Change::default();
         for server in &image.servers {
-            if let Err(e) = validate_name(&server.name) {
-                problems.push(e);
-            }
-            if !seen.insert(server.name.as_str()) {
-                problems.push(format!("server '{}' is listed twice", server.name));
-            }
-            match self.compile(&server.script) {
-                Ok(script) => match current.get(&server.name) {
-                    Some(record) if record.cid == script.cid => {
-                        if record.enabled != server.enabled {
-                            change.op(Op::SetEnabled { name: server.name.clone(), enabled: server.enabled });
-                        }
+            let cid = Cid::of(&server.script);
+            match current.get(&server.name) {
+                Some(record) if record.cid == cid => {
+                    if record.enabled != server.enabled {
+                        change.op(Op::SetEnabled { name: server.name.clone(), enabled: server.enabled });
                     }
-                    _ => {
-                        change.blob(server.script.clone());
-                        change.op(Op::Bind {
-                            name: server.name.clone(),
-                            cid: script.cid,
-                            origin,
-                            enabled: Some(server.enabled),
-                        });
-                    }
-                },
-                Err(e) => problems.push(format!("server '{}': {}", server.name, e.message())),
+                }
+                _ => {
+                    change.blob(server.script.clone());
+                    change.op(Op::Bind { name: server.name.clone(), cid, origin, enabled: Some(server.enabled) });
+                }
             }
         }
-        if !problems.is_empty() {
-            return Err(Error::BadRequest(format!("the image was refused: {}", problems.join("; "))));
-        }
-        for name in current.into_keys() {
-            if !seen.contains(name.as_str()) {
-                change.op(Op::Remove { name });
-            }
+        let keep: HashSet<&str> = image.servers.iter().map(|s| s.name.as_str()).collect();
+        for name in current.into_keys().filter(|name| !keep.contains(name.as_str())) {
+            change.op(Op::Remove { name });
         }
         change.op(Op::SetVariables(image.variables.clone()));
+        for (name, value) in &image.secret_values.0 {
+            change.op(Op::SetSecret { name: name.clone(), sealed: self.services.vault.seal(name, value) });
+        }
         change.op(Op::SetFact { key: SEEDED.into(), value: "1".into() });
+        self.store.commit(&change)?;
+        self.refresh()
+    }
+
+    /// The current state as an image; with `with_secret_values`, the stored secret values too.
+    pub fn snapshot(&self, with_secret_values: bool) -> Result<Image> {
+        let mut image =
+            Image { variables: self.store.variables()?, secrets: self.store.secret_names()?, ..Image::default() };
+        for record in self.store.servers()? {
+            let missing = || Error::Internal(format!("blob {} is missing from the store", record.cid));
+            let script = self.store.blob(&record.cid)?.ok_or_else(missing)?;
+            image.servers.push(ImageServer { name: record.name, script, enabled: record.enabled });
+        }
+        if with_secret_values {
+            let secrets = self.services.secrets();
+            for name in &image.secrets {
+                if let Some(value) = secrets.get(name)? {
+                    image.secret_values.0.insert(name.clone(), value);
+                }
+            }
+        }
+        Ok(image)
+    }
+
+    /// Compiles `source` and binds `name` to it (creating the server, enabled, if it is new). A script
+    /// that does not compile is refused and nothing changes.
+    pub fn put_script(&self, name: &str, source: &[u8], origin: Origin) -> Result<Cid> {
+        validate_name(name).map_err(Error::BadRequest)?;
+        let script = self.compile(source)?;
+        if self.server(name).is_none_or(|server| server.cid != script.cid) {
+            let mut change = Change::default();
+            change.blob(source.to_vec());
+            change.op(Op::Bind { name: name.into(), cid: script.cid, origin, enabled: None });
+            self.store.commit(&change)?;
+            self.refresh()?;
+        }
+        self.set_last_error(name, None);
+        Ok(script.cid)
+    }
+
+    fn existing(&self, name: &str) -> Result<Arc<Server>> {
+        self.server(name).ok_or_else(|| Error::NotFound(format!("no server named '{name}'")))
+    }
+
+    pub fn set_enabled(&self, name: &str, enabled: bool) -> Result<()> {
+        self.existing(name)?;
+        let mut change = Change::default();
+        change.op(Op::SetEnabled { name: name.into(), enabled });
+        self.store.commit(&change)?;
+        self.refresh()
+    }
+
+    /// Removes a server; its history stays, so a later edit or rollback can bring it back.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        self.existing(name)?;
+        let mut change = Change::default();
+        change.op(Op::Remove { name: name.into() });
+        self.store.commit(&change)?;
+        self.set_last_error(name, None);
+        self.refresh()
+    }
+
+    /// Binds `name` back to a CID from its history.
+    pub fn rollback(&self, name: &str, cid: &Cid) -> Result<()> {
+        let history = self.store.history(name)?;
+        if history.is_empty() {
+            return Err(Error::NotFound(format!("no server named '{name}' has a history")));
+        }
+        if !history.iter().any(|binding| binding.cid == *cid) {
+            return Err(Error::BadRequest(format!("{cid} is not in the history of '{name}'")));
+        }
+        self.script(cid)?;
+        let mut change = Change::default();
+        change.op(Op::Bind { name: name.into(), cid: *cid, origin: Origin::Api, enabled: None });
         self.store.commit(&change)?;
         self.refresh()
     }

@@ -49,8 +49,6 @@ pub struct Server {
     pub enabled: bool,
     /// The compiled script for `cid`; an error when the stored script no longer loads.
     pub script: Result<Arc<Script>, Error>,
-    /// The last change to this server that was refused (a file that did not compile), if any.
-    pub last_error: Option<Error>,
 }
 
 #[cfg(test)]

@@ -98,7 +98,9 @@ fn servers_lists_the_registry() {
     let output = switchboard(dir.path(), &["servers"]);
     assert!(output.status.success());
     let listing = stdout(&output);
-    assert!(listing.lines().next().unwrap().starts_with("NAME"));
+    let mut lines = listing.lines();
+    assert!(lines.next().unwrap().starts_with("boot CID bafkr4i"), "{listing}");
+    assert!(lines.next().unwrap().starts_with("NAME"));
     assert!(listing.lines().any(|l| l.starts_with("echo") && l.contains("enabled") && l.contains("Echo")), "{listing}");
 }
 

@@ -364,3 +364,43 @@ async fn each_attempt_is_logged_without_query_values_headers_or_bodies() {
     let received: Vec<Request> = mock.received_requests().await.unwrap();
     assert_eq!(received[0].url.query(), Some("query_value=qv_987"));
 }
+
+#[tokio::test]
+async fn defaults_fixed_body_fields_body_credentials_and_declared_variables() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/acct-42/graphql"))
+        .and(body_json(json!({"key": "tok_123", "format": "json", "query": "{ me { id } }"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"me": 1})))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/acct-42/graphql"))
+        .and(body_json(json!({"key": "tok_123", "format": "json", "query": "{ other }"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"other": 2})))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let script = r#"const META = #{ title: "G", description: "d", secrets: ["SVC_TOKEN"], variables: ["SVC_ACCOUNT"],
+        auth: "json:key", base_url: "https://api.invalid/{SVC_ACCOUNT}/graphql",
+        api: #{ default_method: "POST", default_data: #{ query: "{ me { id } }" }, body_fields: #{ format: "json" } } };
+        fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data) }"#;
+    let server = Server::start_with(
+        &[("gql", script)],
+        &[],
+        &[("GQL_BASE_URL", &mock.uri()), ("SVC_TOKEN", "tok_123"), ("SVC_ACCOUNT", "acct-42")],
+    );
+    // A bare call is the default call: a POST of the default query.
+    assert_eq!(json(server.get("/gql?method=GET").await).await, (200, json!({"me": 1})));
+    // Proxy style to the API's root, with data of its own.
+    let response = server.client.post(server.url("/gql/")).json(&json!({"query": "{ other }"})).send().await.unwrap();
+    assert_eq!(json(response).await, (200, json!({"other": 2})));
+
+    // A variable the script did not declare cannot be read through a template.
+    let sneaky = r#"const META = #{ title: "S", description: "d", auth: "none", base_url: "https://{HOME}/x" };
+        fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data) }"#;
+    let server = Server::start_with(&[("sneaky", sneaky)], &[], &[]);
+    let error = expect_error(server.get("/sneaky/x").await, 500, "script_error").await;
+    assert!(error["message"].as_str().unwrap().contains("not declared"), "{error}");
+}

@@ -56,7 +56,7 @@ impl Source {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(Image { servers, variables: self.variables.clone(), secrets: self.secrets.clone() })
+        Ok(Image { servers, variables: self.variables.clone(), secrets: self.secrets.clone(), ..Image::default() })
     }
 
     /// Reads every script relative to the directory of the source file at `path`.

@@ -16,6 +16,8 @@ pub struct Meta {
     pub category: String,
     /// Secrets the script may read; each entry lists alternatives (any one of them satisfies it).
     pub secrets: Vec<Vec<String>>,
+    /// Registry variables the script may read (non-secret settings such as a region or an account id).
+    pub variables: Vec<String>,
     pub auth: String,
     pub base_url: String,
     pub docs: String,
@@ -52,6 +54,14 @@ impl Meta {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err("META.secrets must be an array".into()),
         };
+        let variables = match map.get("variables") {
+            None => Vec::new(),
+            Some(Value::Array(names)) => names
+                .iter()
+                .map(|n| n.as_str().map(str::to_owned).ok_or("META.variables holds names"))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("META.variables must be an array of names".into()),
+        };
         let timeout = match map.get("timeout_ms") {
             None => None,
             Some(v) => match v.as_u64() {
@@ -64,6 +74,7 @@ impl Meta {
             description: text("description", true)?,
             category: text("category", false)?,
             secrets,
+            variables,
             auth: text("auth", false)?,
             base_url: text("base_url", false)?,
             docs: text("docs", false)?,

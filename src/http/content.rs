@@ -40,11 +40,13 @@ pub async fn blob(
 }
 
 /// `GET /health`.
-pub async fn health(State(runtime): State<AppState>) -> Json<Value> {
+pub async fn health(State(runtime): State<AppState>) -> Result<Json<Value>, Error> {
     let servers = runtime.servers();
-    Json(json!({
+    let boot_cid = runtime.blocking(|rt| rt.boot_cid()).await?;
+    Ok(Json(json!({
         "status": "ok",
         "servers": servers.len(),
         "enabled": servers.values().filter(|s| s.enabled).count(),
-    }))
+        "boot_cid": boot_cid,
+    })))
 }

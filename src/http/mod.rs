@@ -6,10 +6,12 @@
 
 mod api;
 mod auth;
+mod boot;
 mod content;
 mod describe;
 mod invoke;
 mod secrets;
+mod servers;
 
 use std::sync::Arc;
 

@@ -49,7 +49,10 @@ impl Options {
         };
         map.extend(overrides.clone());
         for key in map.keys() {
-            const KNOWN: [&str; 13] = [
+            const KNOWN: [&str; 16] = [
+                "default_method",
+                "default_data",
+                "body_fields",
                 "token",
                 "scheme",
                 "username",
@@ -89,7 +92,18 @@ impl Options {
     }
 }
 
-/// Fills `{NAME}` placeholders from the script's declared secrets.
+/// The value of a `{NAME}` placeholder: a declared secret, or a declared variable (registry variables,
+/// then the environment).
+fn placeholder(name: &str, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
+    if context.script.meta.variables.iter().any(|v| v == name) {
+        return services.variable(name).ok_or_else(|| {
+            arg_error(&format!("variable {name} is not set: give it in the boot image's variables or the environment"))
+        });
+    }
+    secret::require(services, context, name)
+}
+
+/// Fills `{NAME}` placeholders from the script's declared secrets and variables.
 fn fill(template: &str, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -100,7 +114,7 @@ fn fill(template: &str, services: &Services, context: &Context) -> Result<String
             !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         out.push_str(&rest[..start]);
         if is_name {
-            out.push_str(&secret::require(services, context, name)?);
+            out.push_str(&placeholder(name, services, context)?);
         } else {
             out.push_str(&rest[start..start + 2 + length]);
         }
@@ -159,7 +173,13 @@ fn base_url(
         None => declared,
     };
     let url = fill(&template, services, context)?;
-    Ok(if url.contains("://") { url } else { format!("https://{url}") })
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
+    // A URL secret given with a trailing slash must not double the slash before the API's path.
+    let mut path = rest.to_owned();
+    while path.contains("//") {
+        path = path.replace("//", "/");
+    }
+    Ok(format!("{scheme}://{path}"))
 }
 
 /// Joins the base URL and an endpoint, which must stay on the base URL's host.
@@ -169,7 +189,9 @@ fn join(base: &str, endpoint: &str) -> Result<String, Box<EvalAltResult>> {
     }
     let base = base.trim_end_matches('/');
     Ok(match endpoint.chars().next() {
+        // The API's root: the base URL itself (a GraphQL endpoint, say), without a trailing slash.
         None => base.to_owned(),
+        Some('/') if endpoint == "/" => base.to_owned(),
         Some('/') | Some('?') => format!("{base}{endpoint}"),
         Some(_) => format!("{base}/{endpoint}"),
     })
@@ -194,16 +216,30 @@ fn build(
     method: &str,
     data: &Dynamic,
 ) -> Result<Outgoing, Box<EvalAltResult>> {
-    let endpoint = match endpoint {
-        "" => options.text("default_endpoint").unwrap_or_default(),
-        given => given.to_owned(),
+    // An empty call is the service's default call: its endpoint, and its method and data when it has them.
+    let default_call = endpoint.is_empty() && data.is_unit();
+    let (endpoint, method, data) = match default_call {
+        true => (
+            fill(&options.text("default_endpoint").unwrap_or_default(), services, context)?,
+            options.text("default_method").unwrap_or_else(|| method.to_owned()),
+            options.map.get("default_data").cloned().unwrap_or_default(),
+        ),
+        false => (endpoint.to_owned(), method.to_owned(), data.clone()),
     };
+    let data = &data;
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| raise(Error::BadRequest(format!("'{method}' is not an HTTP method"))))?;
     let url = join(&base_url(meta, options, services, context)?, &endpoint)?;
     let mut request = Outgoing::new(method.clone(), parse_url(&url)?);
     let mut query = options.pairs("query")?;
-    let mut form_fields = Vec::new();
+    // Fields every body carries (`body_fields`), and a credential that travels in the body.
+    let mut fields: Vec<(String, Dynamic)> = Vec::new();
+    if let Some(extra) = options.map.get("body_fields") {
+        for (name, value) in extra.clone().try_cast::<Map>().ok_or_else(|| arg_error("body_fields must be a map"))? {
+            let value = if value.is_string() { fill(&value.to_string(), services, context)?.into() } else { value };
+            fields.push((name.to_string(), value));
+        }
+    }
 
     let auth =
         options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string())).unwrap_or_else(|| "none".into());
@@ -234,10 +270,12 @@ fn build(
             request.headers.insert(name, value);
         }
         Some(("query", param)) => query.push((param.to_owned(), credential(options, services, context)?)),
-        Some(("form", field)) => form_fields.push((field.to_owned(), credential(options, services, context)?)),
+        Some(("form" | "json", field)) => {
+            fields.push((field.to_owned(), credential(options, services, context)?.into()))
+        }
         _ => {
             return Err(arg_error(&format!(
-                "unknown auth '{auth}' (bearer, basic, header:<Name>, query:<param>, form:<field>, none)"
+                "unknown auth '{auth}' (bearer, basic, header:<Name>, query:<param>, form:<field>, json:<field>, none)"
             )));
         }
     }
@@ -259,18 +297,25 @@ fn build(
                 "data for a {method} request must be a map of query parameters"
             ))));
         }
-    } else if !data.is_unit() || !form_fields.is_empty() {
-        request.body = match body.as_str() {
-            "json" => Body::Json(to_json(data)?),
-            "form" => {
-                let mut fields = form_fields;
-                if data.is_map() {
-                    fields.extend(super::form_fields(data));
-                } else if !data.is_unit() {
-                    return Err(raise(Error::BadRequest("data for a form-encoded API must be a map".into())));
+    } else if !data.is_unit() || !fields.is_empty() {
+        let with_fields = || -> Result<Map, Box<EvalAltResult>> {
+            let mut map: Map = fields.iter().map(|(k, v)| (k.into(), v.clone())).collect();
+            match data.read_lock::<Map>() {
+                Some(given) => map.extend(given.clone()),
+                None if data.is_unit() => {}
+                None => {
+                    return Err(raise(Error::BadRequest(format!(
+                        "data for this API must be a map, not {}",
+                        data.type_name()
+                    ))));
                 }
-                Body::Form(fields)
             }
+            Ok(map)
+        };
+        request.body = match body.as_str() {
+            "json" if fields.is_empty() => Body::Json(to_json(data)?),
+            "json" => Body::Json(to_json(&with_fields()?.into())?),
+            "form" => Body::Form(super::form_fields(&with_fields()?.into())),
             "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
             "text" => Body::Text(data.to_string()),
             other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, text)"))),
@@ -377,6 +422,7 @@ mod tests {
         assert_eq!(join("https://a.b/v1", "x").unwrap(), "https://a.b/v1/x");
         assert_eq!(join("https://a.b/v1", "?q=1").unwrap(), "https://a.b/v1?q=1");
         assert_eq!(join("https://a.b/v1", "").unwrap(), "https://a.b/v1");
+        assert_eq!(join("https://a.b/v2", "/").unwrap(), "https://a.b/v2");
         assert!(join("https://a.b", "https://evil.example/x").is_err());
         assert!(join("https://a.b", "//evil.example/x").is_err());
     }

@@ -1,0 +1,51 @@
+//! `/api/boot`: the running state as a packed image, and importing one.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::Admin;
+use super::{AppState, Body};
+use crate::boot::{pack, unpack};
+use crate::error::Error;
+use crate::store::Origin;
+
+/// `GET /api/boot/export`: the running state, packed (secret names, never values). `X-Boot-Cid` names it.
+pub async fn export(State(runtime): State<AppState>) -> Result<Response, Error> {
+    let bytes = runtime.blocking(|rt| pack(&rt.snapshot(false)?, None).map_err(Error::Internal)).await?;
+    let cid = crate::cid::Cid::of(&bytes).to_string();
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        (
+            header::HeaderName::from_static("x-boot-cid"),
+            HeaderValue::from_str(&cid).expect("a CID is a valid header value"),
+        ),
+    ];
+    Ok((headers, bytes).into_response())
+}
+
+/// `POST /api/boot/import` with a packed image: checked whole, then applied in one transaction. Sealed
+/// secret values are imported when `X-Image-Passphrase` opens them.
+pub async fn import(
+    _: Admin,
+    State(runtime): State<AppState>,
+    headers: HeaderMap,
+    Body(bytes): Body,
+) -> Result<Json<Value>, Error> {
+    let passphrase = headers.get("x-image-passphrase").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let servers = runtime
+        .blocking(move |rt| {
+            let (image, mut problems) = unpack(&bytes, passphrase.as_deref());
+            problems.extend(rt.check(&image));
+            if !problems.is_empty() {
+                return Err(Error::InvalidImage { problems });
+            }
+            rt.import(&image, Origin::Boot)?;
+            Ok((rt.boot_cid()?, image.servers.len()))
+        })
+        .await?;
+    let (boot_cid, servers) = servers;
+    Ok(Json(json!({ "boot_cid": boot_cid, "servers": servers })))
+}

@@ -1,0 +1,289 @@
+//! Boot images: deterministic packing, export and import (CLI and API), diff and verify, refusal of
+//! every kind of bad image with nothing changed, and imports killed at random moments.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Server, boot_dir, json, script};
+
+fn run(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).env("SWITCHBOARD_DATA", data);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("switchboard runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The boot CID of the data directory's state, as `switchboard servers` reports it.
+fn state_of(data: &Path) -> String {
+    let output = run(data, &["servers"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output).lines().next().unwrap().trim_start_matches("boot CID ").to_owned()
+}
+
+fn source(dir: &Path, servers: &[(&str, &str)]) -> PathBuf {
+    boot_dir(dir, servers)
+}
+
+fn pack(dir: &Path, source: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let output =
+        run(&dir.join("unused"), &["boot", "pack", source.to_str().unwrap(), "-o", out.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    out
+}
+
+#[test]
+fn packing_is_deterministic_and_the_boot_cid_is_the_file_cid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (script("A", "1"), script("B", "2"));
+    let first = source(&dir.path().join("one"), &[("alpha", &a), ("beta", &b)]);
+    let second = source(&dir.path().join("two"), &[("beta", &b), ("alpha", &a)]);
+    let (x, y) = (pack(dir.path(), &first, "x.image"), pack(dir.path(), &second, "y.image"));
+    assert_eq!(std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap());
+    let verified = run(dir.path(), &["boot", "verify", x.to_str().unwrap()], &[]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    let cid =
+        stdout(&run(dir.path(), &["cid", x.to_str().unwrap()], &[])).split_whitespace().next().unwrap().to_owned();
+    assert_eq!(stdout(&verified).trim(), format!("ok: 2 servers, boot CID {cid}"));
+}
+
+#[test]
+fn export_then_import_reproduces_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let image = dir.path().join("state.image");
+    assert!(run(&one, &["boot", "export", "-o", image.to_str().unwrap()], &[]).status.success());
+    let imported = run(&two, &["boot", "import", image.to_str().unwrap()], &[]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert_eq!(state_of(&one), state_of(&two));
+    let cid =
+        stdout(&run(dir.path(), &["cid", image.to_str().unwrap()], &[])).split_whitespace().next().unwrap().to_owned();
+    assert_eq!(state_of(&one), cid);
+}
+
+#[test]
+fn secret_values_travel_only_sealed_and_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two, three) = (dir.path().join("one"), dir.path().join("two"), dir.path().join("three"));
+    let mut set = Command::new(BIN)
+        .args(["secret", "set", "TRAVELLING"])
+        .env("SWITCHBOARD_DATA", &one)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(set.stdin.as_mut().unwrap(), b"very-secret-value").unwrap();
+    assert!(set.wait().unwrap().success());
+    let plain = dir.path().join("plain.image");
+    let sealed = dir.path().join("sealed.image");
+    let pass = [("SWITCHBOARD_IMAGE_PASSPHRASE", "correct horse battery")];
+    assert!(run(&one, &["boot", "export", "-o", plain.to_str().unwrap()], &[]).status.success());
+    assert!(
+        !run(&one, &["boot", "export", "--with-secrets", "-o", sealed.to_str().unwrap()], &[]).status.success(),
+        "exported secrets without a passphrase"
+    );
+    assert!(run(&one, &["boot", "export", "--with-secrets", "-o", sealed.to_str().unwrap()], &pass).status.success());
+    for file in [&plain, &sealed] {
+        assert!(!String::from_utf8_lossy(&std::fs::read(file).unwrap()).contains("very-secret-value"));
+    }
+    // The plain image names the secret; the sealed one carries its value for whoever has the passphrase.
+    assert!(String::from_utf8_lossy(&std::fs::read(&plain).unwrap()).contains("TRAVELLING"));
+    assert!(run(&two, &["boot", "import", sealed.to_str().unwrap()], &pass).status.success());
+    let file = dir.path().join("show.rhai");
+    std::fs::write(
+        &file,
+        r#"const META = #{ title: "S", description: "d", secrets: ["TRAVELLING"] };
+fn main(endpoint, method, data) { secret::require("TRAVELLING") }"#,
+    )
+    .unwrap();
+    assert_eq!(stdout(&run(&two, &["call", file.to_str().unwrap()], &[])), "very-secret-value\n");
+    let wrong =
+        run(&three, &["boot", "import", sealed.to_str().unwrap()], &[("SWITCHBOARD_IMAGE_PASSPHRASE", "wrong")]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(stderr(&wrong).contains("wrong passphrase"), "{}", stderr(&wrong));
+}
+
+#[test]
+fn diff_lists_added_removed_and_rebound_servers_and_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a1, a2, b) = (script("A", "1"), script("A", "2"), script("B", "2"));
+    let old = source(&dir.path().join("old"), &[("alpha", &a1), ("gone", &b)]);
+    let new = source(&dir.path().join("new"), &[("alpha", &a2), ("fresh", &b)]);
+    let packed = pack(dir.path(), &new, "new.image");
+    let output = run(dir.path(), &["boot", "diff", old.to_str().unwrap(), packed.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let cid = |s: &str| switchboard::cid::Cid::of(s.as_bytes()).to_string();
+    assert_eq!(
+        stdout(&output),
+        format!("~ server alpha {} -> {}\n+ server fresh {}\n- server gone {}\n", cid(&a1), cid(&a2), cid(&b), cid(&b))
+    );
+    assert_eq!(
+        stdout(&run(dir.path(), &["boot", "diff", old.to_str().unwrap(), old.to_str().unwrap()], &[])),
+        "no differences\n"
+    );
+}
+
+/// Writes `image` after `edit` changes its JSON.
+fn edited(dir: &Path, image: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(image).unwrap()).unwrap();
+    edit(&mut value);
+    let out = dir.join(name);
+    std::fs::write(&out, serde_json::to_vec(&value).unwrap()).unwrap();
+    out
+}
+
+#[test]
+fn every_bad_image_is_refused_naming_the_problem_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let before = state_of(&data);
+    let good = pack(
+        dir.path(),
+        &source(&dir.path().join("src"), &[("alpha", &script("A", "1")), ("beta", &script("B", "2"))]),
+        "good.image",
+    );
+    let alpha_cid = switchboard::cid::Cid::of(script("A", "1").as_bytes()).to_string();
+
+    let bytes = std::fs::read(&good).unwrap();
+    let mut tampered = bytes.clone();
+    let at = String::from_utf8_lossy(&bytes).find("Y29uc3Qg").unwrap() + 10; // inside a base64 blob
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered_path = dir.path().join("tampered.image");
+    std::fs::write(&tampered_path, &tampered).unwrap();
+    let truncated = dir.path().join("truncated.image");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let missing = edited(dir.path(), &good, "missing.image", |v| {
+        v["blobs"].as_object_mut().unwrap().remove(&alpha_cid);
+    });
+    let broken_script = "fn main(endpoint, method, data) { let = ; }";
+    let broken_cid = switchboard::cid::Cid::of(broken_script.as_bytes()).to_string();
+    let broken = edited(dir.path(), &good, "broken.image", |v| {
+        use base64::Engine as _;
+        v["blobs"][&broken_cid] = base64::engine::general_purpose::STANDARD.encode(broken_script).into();
+        v["manifest"]["servers"][0]["cid"] = broken_cid.clone().into();
+    });
+    let duplicate = edited(dir.path(), &good, "duplicate.image", |v| {
+        v["manifest"]["servers"][1]["name"] = "alpha".into();
+    });
+    let invalid = edited(dir.path(), &good, "invalid.image", |v| {
+        v["manifest"]["servers"][0]["name"] = "Not Valid".into();
+    });
+    let cases = [
+        (&tampered_path, "does not match its CID"),
+        (&truncated, "truncated"),
+        (&missing, "which the image does not hold"),
+        (&broken, "server 'alpha'"),
+        (&duplicate, "listed twice"),
+        (&invalid, "is not a valid server name"),
+    ];
+    for (image, problem) in cases {
+        let output = run(&data, &["boot", "import", image.to_str().unwrap()], &[]);
+        assert_eq!(output.status.code(), Some(1), "{} was accepted", image.display());
+        assert!(stderr(&output).contains(problem), "{}: {}", image.display(), stderr(&output));
+        assert_eq!(state_of(&data), before, "{} changed the store", image.display());
+        let verify = run(&data, &["boot", "verify", image.to_str().unwrap()], &[]);
+        assert_eq!(verify.status.code(), Some(1), "verify accepted {}", image.display());
+    }
+}
+
+#[tokio::test]
+async fn the_api_exports_and_imports_images_behind_the_token() {
+    let server = Server::start(&[]);
+    let export = server.get("/api/boot/export").await;
+    let boot_cid = export.headers()["x-boot-cid"].to_str().unwrap().to_string();
+    let image = export.bytes().await.unwrap();
+    assert_eq!(boot_cid, switchboard::cid::Cid::of(&image).to_string());
+    let (_, health) = json(server.get("/health").await).await;
+    assert_eq!(health["boot_cid"], boot_cid.as_str());
+
+    let other = Server::start(&[("extra", &script("Extra", "1"))]);
+    let refused = other.client.post(other.url("/api/boot/import")).body(image.clone()).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let response = other
+        .client
+        .post(other.url("/api/boot/import"))
+        .bearer_auth(other.admin_token())
+        .body(image.clone())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!((status, body["boot_cid"].as_str()), (200, Some(boot_cid.as_str())), "{body}");
+    assert_eq!(other.get("/extra/").await.status(), 404);
+
+    let bad = other
+        .client
+        .post(other.url("/api/boot/import"))
+        .bearer_auth(other.admin_token())
+        .body(image[..20].to_vec())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(bad).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (422, Some("invalid_image")), "{body}");
+    assert!(body["error"]["problems"][0].as_str().unwrap().contains("truncated"));
+}
+
+#[test]
+fn an_import_killed_at_any_moment_leaves_the_old_state_or_the_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let old = state_of(&data); // the embedded default image
+    let mut servers: Vec<(String, String)> =
+        (0..40).map(|n| (format!("s{n}"), script(&format!("S{n}"), &format!("{n}")))).collect();
+    servers.push((
+        "echo".into(),
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/echo.rhai")).unwrap(),
+    ));
+    let refs: Vec<(&str, &str)> = servers.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
+    let image = pack(dir.path(), &source(&dir.path().join("src"), &refs), "new.image");
+    let back = dir.path().join("old.image");
+    assert!(run(&data, &["boot", "export", "-o", back.to_str().unwrap()], &[]).status.success());
+
+    // How long a whole import takes, so that kills land all along it.
+    let started = Instant::now();
+    assert!(run(&data, &["boot", "import", image.to_str().unwrap()], &[]).status.success());
+    let span = started.elapsed().as_micros() as u64;
+    let new = state_of(&data);
+    assert_ne!(old, new);
+
+    let mut killed = 0;
+    for round in 0..30u64 {
+        let (from, target) = if round % 2 == 0 { (&new, &back) } else { (&old, &image) };
+        assert_eq!(&state_of(&data), from);
+        let mut child = Command::new(BIN)
+            .args(["boot", "import", target.to_str().unwrap()])
+            .env("SWITCHBOARD_DATA", &data)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(span * ((round * 7919) % 100) / 100));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+        let after = state_of(&data);
+        assert!(after == old || after == new, "round {round}: the store holds a mix ({after})");
+        // Finish the round's import, so the next round starts from a known state.
+        if &after == from {
+            assert!(run(&data, &["boot", "import", target.to_str().unwrap()], &[]).status.success());
+        }
+    }
+    assert!(killed >= 10, "only {killed} imports were killed mid-way");
+    let verify = run(&data, &["boot", "export", "-o", dir.path().join("final.image").to_str().unwrap()], &[]);
+    assert!(verify.status.success(), "the store does not export cleanly: {}", stderr(&verify));
+}

@@ -1,0 +1,219 @@
+//! Live editing over the management API, and hot reload from watched files: swaps are atomic, broken
+//! scripts never replace working ones, and every binding is kept as history.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Server, expect_error, json, script};
+use serde_json::json;
+
+fn version(n: usize) -> String {
+    script("Versioned", &format!("    #{{ version: {n} }}"))
+}
+
+async fn put(server: &Server, name: &str, source: &str) -> reqwest::Response {
+    server
+        .client
+        .put(server.url(&format!("/api/servers/{name}")))
+        .bearer_auth(server.admin_token())
+        .body(source.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn post(server: &Server, path: &str, body: Option<serde_json::Value>) -> reqwest::Response {
+    let mut request = server.client.post(server.url(path)).bearer_auth(server.admin_token());
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+/// Polls `check` until it holds or a generous deadline passes (this waits for a file watcher; it
+/// measures nothing).
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_put_compiles_stores_and_binds_with_history() {
+    let server = Server::start(&[]);
+    let (status, body) = json(put(&server, "versioned", &version(1)).await).await;
+    assert_eq!(status, 200, "{body}");
+    let first = body["cid"].as_str().unwrap().to_string();
+    assert_eq!(first, switchboard::cid::Cid::of(version(1).as_bytes()).to_string());
+    assert_eq!(json(server.get("/versioned/").await).await.1, json!({"version": 1}));
+
+    let (_, body) = json(put(&server, "versioned", &version(2)).await).await;
+    let second = body["cid"].as_str().unwrap().to_string();
+    let response = server.get("/versioned/").await;
+    assert_eq!(response.headers()["x-server-cid"], second.as_str());
+    assert_eq!(json(response).await.1, json!({"version": 2}));
+
+    let (_, history) = json(server.get("/api/servers/versioned/history").await).await;
+    let cids: Vec<&str> = history["history"].as_array().unwrap().iter().map(|h| h["cid"].as_str().unwrap()).collect();
+    assert_eq!(cids, vec![first.as_str(), second.as_str()]);
+    assert!(history["history"].as_array().unwrap().iter().all(|h| h["origin"] == "api" && h["at"].is_number()));
+}
+
+#[tokio::test]
+async fn a_broken_script_is_refused_with_its_position_and_nothing_changes() {
+    let server = Server::start(&[("versioned", &version(1))]);
+    let broken =
+        "const META = #{ title: \"B\", description: \"d\" };\nfn main(endpoint, method, data) {\n    let = 1;\n}";
+    let error = expect_error(put(&server, "versioned", broken).await, 422, "invalid_script").await;
+    assert_eq!((error["line"].as_i64(), error["column"].as_i64()), (Some(3), Some(9)), "{error}");
+    assert_eq!(json(server.get("/versioned/").await).await.1, json!({"version": 1}));
+    let (_, history) = json(server.get("/api/servers/versioned/history").await).await;
+    assert_eq!(history["history"].as_array().unwrap().len(), 1);
+    expect_error(put(&server, "Bad-Name", &version(1)).await, 400, "bad_request").await;
+    expect_error(put(&server, "api", &version(1)).await, 400, "bad_request").await;
+}
+
+#[tokio::test]
+async fn changes_need_the_token_and_read_only_refuses_them() {
+    let server = Server::start(&[]);
+    let response = server.client.put(server.url("/api/servers/x")).body(version(1)).send().await.unwrap();
+    expect_error(response, 401, "unauthorized").await;
+    let response = server.client.post(server.url("/api/servers/echo/disable")).send().await.unwrap();
+    expect_error(response, 401, "unauthorized").await;
+    let read_only = Server::start_with(&[], &["--read-only"], &[]);
+    expect_error(put(&read_only, "x", &version(1)).await, 403, "forbidden").await;
+    expect_error(post(&read_only, "/api/servers/echo/disable", None).await, 403, "forbidden").await;
+    let response = read_only
+        .client
+        .delete(read_only.url("/api/servers/echo"))
+        .bearer_auth(read_only.admin_token())
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 403, "forbidden").await;
+    assert_eq!(read_only.get("/echo/").await.status(), 200);
+}
+
+#[tokio::test]
+async fn disable_enable_delete_and_rollback() {
+    let server = Server::start(&[("versioned", &version(1))]);
+    let first = server.get("/versioned/").await.headers()["x-server-cid"].to_str().unwrap().to_string();
+    put(&server, "versioned", &version(2)).await;
+
+    assert_eq!(json(post(&server, "/api/servers/versioned/disable", None).await).await.1["enabled"], false);
+    expect_error(server.get("/versioned/").await, 404, "not_found").await;
+    assert_eq!(json(post(&server, "/api/servers/versioned/enable", None).await).await.1["enabled"], true);
+    assert_eq!(json(server.get("/versioned/").await).await.1, json!({"version": 2}));
+
+    // Rollback to the first CID is one call.
+    let (status, body) =
+        json(post(&server, "/api/servers/versioned/rollback", Some(json!({"cid": first}))).await).await;
+    assert_eq!((status, body["cid"].as_str()), (200, Some(first.as_str())), "{body}");
+    assert_eq!(json(server.get("/versioned/").await).await.1, json!({"version": 1}));
+    let unknown = switchboard::cid::Cid::of(b"never bound").to_string();
+    expect_error(
+        post(&server, "/api/servers/versioned/rollback", Some(json!({"cid": unknown}))).await,
+        400,
+        "bad_request",
+    )
+    .await;
+
+    // Delete keeps the history, so the name can come back by rollback.
+    let response = server
+        .client
+        .delete(server.url("/api/servers/versioned"))
+        .bearer_auth(server.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    expect_error(server.get("/versioned/").await, 404, "not_found").await;
+    let (_, history) = json(server.get("/api/servers/versioned/history").await).await;
+    assert_eq!(history["history"].as_array().unwrap().len(), 3);
+    assert_eq!(post(&server, "/api/servers/versioned/rollback", Some(json!({"cid": first}))).await.status(), 200);
+    assert_eq!(json(server.get("/versioned/").await).await.1, json!({"version": 1}));
+}
+
+#[tokio::test]
+async fn a_hundred_swaps_under_load_fail_no_request() {
+    let server = Server::start(&[("versioned", &version(0))]);
+    let valid: std::collections::HashSet<String> =
+        (0..=100).map(|n| serde_json::json!({"version": n}).to_string()).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (client, url, stop) = (server.client.clone(), server.url("/versioned/"), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = client.get(&url).send().await.unwrap();
+                seen.push((response.status().as_u16(), response.text().await.unwrap()));
+            }
+            seen
+        }));
+    }
+    for n in 1..=100 {
+        assert_eq!(put(&server, "versioned", &version(n)).await.status(), 200);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for client in clients {
+        for (status, body) in client.await.unwrap() {
+            total += 1;
+            assert_eq!(status, 200, "{body}");
+            assert!(valid.contains(&body), "a response from no version: {body}");
+        }
+    }
+    assert!(total > 100, "the clients ran only {total} requests");
+    assert_eq!(json(server.get("/versioned/").await).await.1, json!({"version": 100}));
+}
+
+#[tokio::test]
+async fn a_saved_file_is_served_a_broken_one_is_not_and_the_source_is_followed() {
+    let server = Server::start(&[("versioned", &version(1))]);
+    let scripts = server.dir.path().join("boot/scripts");
+    let versioned = |server: &Server| {
+        let (client, url) = (server.client.clone(), server.url("/versioned/"));
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+
+    std::fs::write(scripts.join("versioned.rhai"), version(2)).unwrap();
+    assert!(eventually(async || versioned(&server).await == r#"{"version":2}"#).await, "the edit was not served");
+
+    // A broken save: the old version keeps serving, and the error is shown with its position.
+    std::fs::write(
+        scripts.join("versioned.rhai"),
+        "const META = #{ title: \"V\", description: \"d\" };\nfn main(endpoint, method, data) { !!! }",
+    )
+    .unwrap();
+    let shown =
+        eventually(async || json(server.get("/api/servers/versioned").await).await.1["last_error"].is_object()).await;
+    assert!(shown, "the compile error was not shown");
+    let (_, details) = json(server.get("/api/servers/versioned").await).await;
+    assert_eq!(details["last_error"]["type"], "invalid_script");
+    assert_eq!(details["last_error"]["line"], 2);
+    assert_eq!(versioned(&server).await, r#"{"version":2}"#);
+
+    // Fixed: served, the error cleared, the history says where it came from.
+    std::fs::write(scripts.join("versioned.rhai"), version(3)).unwrap();
+    assert!(eventually(async || versioned(&server).await == r#"{"version":3}"#).await);
+    let (_, details) = json(server.get("/api/servers/versioned").await).await;
+    assert!(details["last_error"].is_null(), "{details}");
+    assert_eq!(details["history"].as_array().unwrap().last().unwrap()["origin"], "file");
+
+    // A server added to the source appears; one taken out goes.
+    std::fs::write(scripts.join("extra.rhai"), version(7)).unwrap();
+    let source = server.dir.path().join("boot/boot.json");
+    let mut boot: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&source).unwrap()).unwrap();
+    boot["servers"].as_array_mut().unwrap().retain(|s| s["name"] != "versioned");
+    boot["servers"].as_array_mut().unwrap().push(json!({"name": "extra", "script": "scripts/extra.rhai"}));
+    std::fs::write(&source, serde_json::to_string(&boot).unwrap()).unwrap();
+    assert!(eventually(async || server.get("/extra/").await.status() == 200).await, "the added server did not appear");
+    assert!(eventually(async || server.get("/versioned/").await.status() == 404).await, "the removed server stayed");
+}
