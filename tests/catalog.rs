@@ -8,6 +8,7 @@
 //! ```json
 //! { "name": "stripe",
 //!   "secrets": { "STRIPE_API_KEY": "sk_test_123" },          // every secret the server declares, with test values
+//!   "variables": { },                                         // every variable it declares, with test values
 //!   "base_path": "",                                          // the path of META.base_url, placeholders filled
 //!   "default": { "method": "GET", "path": "/v1/balance" },    // what an empty endpoint calls (optional "body")
 //!   "auth": [ { "header": "authorization", "value": "Bearer sk_test_123" } ],  // or "query" / "form" checks
@@ -37,6 +38,9 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 struct Row {
     name: String,
     secrets: BTreeMap<String, String>,
+    /// Variables the server declares, with test values (set in every fixture: they are not credentials).
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
     base_path: String,
     default: Expected,
     #[serde(default)]
@@ -104,6 +108,7 @@ async fn fixture(with_secrets: bool) -> Fixture {
     let mut env: Vec<(String, String)> = Vec::new();
     for (row, mock) in &rows {
         env.push((format!("{}_BASE_URL", row.name.to_uppercase()), mock.uri()));
+        env.extend(row.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
         if with_secrets {
             env.extend(row.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -155,7 +160,9 @@ fn assert_request(
     query: &[(&str, &str)],
     body: Option<&Value>,
 ) -> Result<(), String> {
-    let expected_path = format!("{}{}", row.base_path, path);
+    // The endpoint `/` is the API's root: the base URL itself.
+    let expected_path = if path == "/" { row.base_path.clone() } else { format!("{}{}", row.base_path, path) };
+    let expected_path = if expected_path.is_empty() { "/".to_owned() } else { expected_path };
     check(request.method.as_str() == method, || format!("method {} instead of {method}", request.method))?;
     check(request.url.path() == expected_path, || format!("path {} instead of {expected_path}", request.url.path()))?;
     let pairs: Vec<(String, String)> =
@@ -419,6 +426,14 @@ fn every_catalog_script_compiles_with_complete_metadata() {
             .collect();
         let tested: HashSet<String> = row.secrets.keys().cloned().collect();
         assert_eq!(declared, tested, "{}: the row tests other secrets than META declares", row.name);
+        let variables: HashSet<String> =
+            meta["variables"].as_array().into_iter().flatten().map(|v| v.as_str().unwrap().to_owned()).collect();
+        assert_eq!(
+            variables,
+            row.variables.keys().cloned().collect(),
+            "{}: the row sets other variables than META declares",
+            row.name
+        );
         let lines = source.lines().filter(|l| !l.trim().is_empty()).count();
         assert!(lines <= 60, "{}: {lines} lines; shared needs belong in the native helper", row.name);
     }

@@ -123,7 +123,10 @@ pub fn unpack(bytes: &[u8], passphrase: Option<&str>) -> (Image, Vec<String>) {
     let packed: Packed = match serde_json::from_slice(bytes) {
         Ok(packed) => packed,
         Err(e) => {
-            return (Image::default(), vec![format!("not a readable Switchboard image (truncated or corrupted?): {e}")]);
+            return (
+                Image::default(),
+                vec![format!("not a readable Switchboard image (truncated or corrupted?): {e}")],
+            );
         }
     };
     if packed.format != FORMAT {

@@ -189,9 +189,9 @@ fn join(base: &str, endpoint: &str) -> Result<String, Box<EvalAltResult>> {
     }
     let base = base.trim_end_matches('/');
     Ok(match endpoint.chars().next() {
-        // The API's root: the base URL itself (a GraphQL endpoint, say), without a trailing slash.
         None => base.to_owned(),
-        Some('/') if endpoint == "/" => base.to_owned(),
+        // The API's root (`/`, or `/?query`): the base URL itself, without a trailing slash (a GraphQL endpoint).
+        Some('/') if endpoint == "/" || endpoint.starts_with("/?") => format!("{base}{}", &endpoint[1..]),
         Some('/') | Some('?') => format!("{base}{endpoint}"),
         Some(_) => format!("{base}/{endpoint}"),
     })
@@ -423,6 +423,7 @@ mod tests {
         assert_eq!(join("https://a.b/v1", "?q=1").unwrap(), "https://a.b/v1?q=1");
         assert_eq!(join("https://a.b/v1", "").unwrap(), "https://a.b/v1");
         assert_eq!(join("https://a.b/v2", "/").unwrap(), "https://a.b/v2");
+        assert_eq!(join("https://a.b/v2", "/?q=1").unwrap(), "https://a.b/v2?q=1");
         assert!(join("https://a.b", "https://evil.example/x").is_err());
         assert!(join("https://a.b", "//evil.example/x").is_err());
     }
