@@ -65,11 +65,16 @@ pub struct Request {
 }
 
 impl Request {
+    /// A `GET` with no endpoint and no data.
     pub fn new(target: Target) -> Request {
+        Request::with_method(target, "GET".into())
+    }
+
+    pub fn with_method(target: Target, method: String) -> Request {
         Request {
             target,
             endpoint: String::new(),
-            method: "GET".into(),
+            method,
             data: Data::None,
             parsed: None,
             input: None,
@@ -79,10 +84,10 @@ impl Request {
     }
 }
 
-/// The result of an invocation, with the CID of the script that ran when it got that far.
+/// The result of an invocation, with the script that ran when it got that far.
 #[derive(Debug)]
 pub struct Invoked {
-    pub server_cid: Option<Cid>,
+    pub script: Option<Arc<Script>>,
     pub result: Result<Reply>,
 }
 
@@ -123,14 +128,13 @@ impl Runtime {
     pub async fn invoke(self: &Arc<Self>, request: Request) -> Invoked {
         let (script, server) = match self.resolve(&request.target) {
             Ok(resolved) => resolved,
-            Err(error) => return Invoked { server_cid: None, result: Err(error) },
+            Err(error) => return Invoked { script: None, result: Err(error) },
         };
-        let server_cid = Some(script.cid);
-        let result = self.run(script, server, request).await;
+        let result = self.run(script.clone(), server, request).await;
         if let Err(error) = &result {
-            tracing::debug!(cid = ?server_cid, kind = error.kind(), "invocation failed");
+            tracing::debug!(cid = %script.cid, kind = error.kind(), "invocation failed");
         }
-        Invoked { server_cid, result }
+        Invoked { script: Some(script), result }
     }
 
     /// Finds the script a target names, and the server name it runs as.
@@ -179,9 +183,11 @@ impl Runtime {
         context: &Arc<Context>,
         mut request: Request,
     ) -> Result<Reply> {
+        let endpoint = ImmutableString::from(std::mem::take(&mut request.endpoint));
+        let method = ImmutableString::from(std::mem::take(&mut request.method));
         let call = |data: Dynamic, inline: bool, cancel: Option<Arc<AtomicBool>>| Call {
-            endpoint: ImmutableString::from(request.endpoint.as_str()),
-            method: ImmutableString::from(request.method.as_str()),
+            endpoint: endpoint.clone(),
+            method: method.clone(),
             data,
             context: context.clone(),
             inline,

@@ -325,12 +325,14 @@ impl Runtime {
         self.refresh()
     }
 
-    /// Runs `work` on the blocking pool.
-    pub async fn blocking<T: Send + 'static>(
+    /// Runs `work` on the blocking pool. It starts at once; the returned future only waits for it, so it
+    /// stays small in the futures that await it.
+    pub fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         work: impl FnOnce(&Runtime) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    ) -> impl std::future::Future<Output = Result<T>> + Send + 'static {
         let runtime = self.clone();
-        tokio::task::spawn_blocking(move || work(&runtime)).await.map_err(|e| Error::internal("blocking task", e))?
+        let handle = tokio::task::spawn_blocking(move || work(&runtime));
+        async move { handle.await.map_err(|e| Error::internal("blocking task", e))? }
     }
 }

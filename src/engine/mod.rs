@@ -207,16 +207,21 @@ impl ScriptEngine {
         });
         let options = CallFnOptions::new().eval_ast(script.has_prelude);
         let args = (call.endpoint, call.method, call.data);
-        self.engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &script.ast, "main", args).map_err(
-            |e: Box<EvalAltResult>| {
-                let at = Location { server: context.server.clone(), cid: Some(script.cid), ..Location::default() };
-                fault::classify(*e, at, context.timeout)
-            },
-        )
+        // The thread's scope, kept between runs so that its storage is not allocated anew each time (a run
+        // nested inside another gets a fresh one).
+        let mut scope = SCOPE.with(|scope| std::mem::take(&mut *scope.borrow_mut()));
+        let result = self.engine.call_fn_with_options::<Dynamic>(options, &mut scope, &script.ast, "main", args);
+        scope.clear();
+        SCOPE.with(|kept| *kept.borrow_mut() = scope);
+        result.map_err(|e: Box<EvalAltResult>| {
+            let at = Location { server: context.server.clone(), cid: Some(script.cid), ..Location::default() };
+            fault::classify(*e, at, context.timeout)
+        })
     }
 }
 
 thread_local! {
+    static SCOPE: std::cell::RefCell<Scope<'static>> = std::cell::RefCell::new(Scope::new());
     /// Whether the previous token the tokenizer produced on this thread was `::`.
     static AFTER_NAMESPACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }

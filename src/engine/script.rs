@@ -93,6 +93,8 @@ impl Meta {
 /// runtime learns about where it must run.
 pub struct Script {
     pub cid: Cid,
+    /// The CID as a header value, made once: every response names the script that ran.
+    pub cid_header: axum::http::HeaderValue,
     pub meta: Meta,
     /// Functions plus a prelude that defines the top-level constants `main` reads as `global::NAME`.
     pub(super) ast: AST,
@@ -104,7 +106,8 @@ pub struct Script {
 
 impl Script {
     pub(super) fn new(cid: Cid, meta: Meta, ast: AST, has_prelude: bool) -> Script {
-        Script { cid, meta, ast, has_prelude, blocking: AtomicBool::new(false) }
+        let cid_header = axum::http::HeaderValue::from_str(cid.text().as_str()).expect("a CID is a valid header value");
+        Script { cid, cid_header, meta, ast, has_prelude, blocking: AtomicBool::new(false) }
     }
 
     /// Whether this script should skip the inline attempt.

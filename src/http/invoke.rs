@@ -60,19 +60,25 @@ fn proxy_request(
     parts: &Parts,
     body: Result<Bytes, Error>,
 ) -> Result<Request, Error> {
-    let mut request = Request::new(Target::parse(target));
-    let path = rest.map(|rest| format!("/{rest}")).unwrap_or_default();
-    request.endpoint = match parts.uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path,
+    let mut request = Request::with_method(Target::parse(target), parts.method.as_str().to_owned());
+    request.endpoint = match (rest, parts.uri.query()) {
+        (Some(rest), Some(query)) => format!("/{rest}?{query}"),
+        (Some(rest), None) => format!("/{rest}"),
+        (None, Some(query)) => format!("?{query}"),
+        (None, None) => String::new(),
     };
-    request.method = parts.method.as_str().to_owned();
     (request.data, request.parsed) = body_data(&parts.headers, body?)?;
-    let headers = &parts.headers;
-    request.input = header_text(headers, &INPUT_CID)?.map(parse_cid).transpose()?;
-    request.store_output =
-        header_text(headers, &STORE_OUTPUT)?.map(|v| parse_flag("X-Store-Output", v)).transpose()?.unwrap_or(false);
-    request.timeout = header_text(headers, &TIMEOUT_MS)?.map(parse_timeout).transpose()?;
+    // One pass over the headers (most requests carry none of ours).
+    for (name, value) in &parts.headers {
+        let text = || value.to_str().map_err(|_| Error::BadRequest(format!("header {name} is not text")));
+        if name == INPUT_CID {
+            request.input = Some(parse_cid(text()?)?);
+        } else if name == STORE_OUTPUT {
+            request.store_output = parse_flag("X-Store-Output", text()?)?;
+        } else if name == TIMEOUT_MS {
+            request.timeout = Some(parse_timeout(text()?)?);
+        }
+    }
     Ok(request)
 }
 
@@ -165,13 +171,6 @@ fn body_data(headers: &HeaderMap, body: Bytes) -> Result<(Data, Option<rhai::Dyn
     }
 }
 
-fn header_text<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, Error> {
-    headers
-        .get(name)
-        .map(|v| v.to_str().map_err(|_| Error::BadRequest(format!("header {name} is not text"))))
-        .transpose()
-}
-
 fn parse_cid(text: &str) -> Result<Cid, Error> {
     text.parse().map_err(|e| Error::BadRequest(format!("'{text}' is not a CID: {e}")))
 }
@@ -219,8 +218,8 @@ fn respond(invoked: Invoked) -> Response {
         }
         Err(error) => error.into_response(),
     };
-    if let Some(cid) = invoked.server_cid {
-        response.headers_mut().insert(SERVER_CID.clone(), cid_header(&cid));
+    if let Some(script) = invoked.script {
+        response.headers_mut().insert(SERVER_CID.clone(), script.cid_header.clone());
     }
     response
 }

@@ -1,0 +1,550 @@
+//! The benchmark report: every figure of the performance targets, each measured side by side with its
+//! baseline in the same run, against 127.0.0.1 only. Prints a table and writes `target/bench-summary.json`.
+//!
+//! Run it with `bench/run` (which installs wrk when missing) or `cargo bench --bench report`.
+//! Servers are pinned to one core and the load generator (wrk) to the other, as on a 2-core machine;
+//! throughput figures are medians of interleaved rounds, so a noisy neighbour hits both sides alike.
+//!
+//! The same binary serves the baselines when re-executed with `--serve-baseline PORT` (a plain axum
+//! handler returning the same JSON as the measured script) or `--serve-upstream PORT` (the local upstream
+//! of the outbound figure).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SWITCHBOARD: &str = env!("CARGO_BIN_EXE_switchboard");
+const ROUNDS: usize = 3;
+const SECONDS: u32 = 5;
+const CONNECTIONS: u32 = 32;
+
+// ---------------------------------------------------------------------------------------------------
+// Baselines (run in a process of their own).
+
+/// The work of the ~150-operation script, natively.
+fn sum_of_squares() -> i64 {
+    (0..30).map(|i: i64| i * i).sum()
+}
+
+async fn baseline(method: axum::http::Method, uri: axum::http::Uri, body: axum::body::Bytes) -> axum::Json<Value> {
+    let path = uri.path();
+    let (route, rest) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    let endpoint = match uri.query() {
+        Some(query) => format!("/{rest}?{query}"),
+        None => format!("/{rest}"),
+    };
+    if route == "compute" {
+        return axum::Json(json!({ "endpoint": endpoint, "total": sum_of_squares() }));
+    }
+    let data: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
+    axum::Json(json!({ "data": data, "endpoint": endpoint, "method": method.as_str() }))
+}
+
+fn serve(port: u16, upstream: bool) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let router = if upstream {
+            axum::Router::new().fallback(|| async { axum::Json(json!({ "ok": true })) })
+        } else {
+            axum::Router::new().fallback(baseline)
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        println!("listening");
+        axum::serve(listener, router).await.unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Processes.
+
+struct Process {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts a command pinned to core 1 and waits for its first line on stdout.
+fn start(program: &str, args: &[&str], env: &[(&str, &str)], base: String) -> Process {
+    let mut command = Command::new("taskset");
+    command.arg("-c").arg(server_core()).arg(program).args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+    // Away from any boot/default.boot.json in the working directory: each server runs what it is given.
+    command.current_dir(std::env::temp_dir());
+    command.env("SWITCHBOARD_LOG", "warn");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("the server starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(!line.is_empty(), "{program} {args:?} did not start");
+    Process { child, base }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn server_core() -> &'static str {
+    if cores() > 1 { "1" } else { "0" }
+}
+
+fn switchboard(data: &Path, boot: Option<&Path>, env: &[(&str, &str)]) -> Process {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["serve", "--listen", &listen, "--data", data.to_str().unwrap()];
+    if let Some(boot) = boot {
+        args.extend(["--boot", boot.to_str().unwrap()]);
+    }
+    start(SWITCHBOARD, &args, env, format!("http://{listen}"))
+}
+
+fn own(flag: &str) -> Process {
+    let port = free_port();
+    let me = std::env::current_exe().unwrap();
+    start(me.to_str().unwrap(), &[flag, &port.to_string()], &[], format!("http://127.0.0.1:{port}"))
+}
+
+/// User plus system CPU time of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib / 1024.0
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Load.
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: f64,
+    cpu_us_per_request: f64,
+}
+
+fn wrk_duration(text: &str) -> f64 {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_alphabetic()).unwrap_or(text.len()));
+    let value: f64 = number.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => value / 1000.0,
+        "ms" => value,
+        "s" => value * 1000.0,
+        "m" => value * 60_000.0,
+        _ => f64::NAN,
+    }
+}
+
+/// Runs wrk on core 0 against `url`, with an optional Lua script, and reads throughput and latency.
+fn wrk(url: &str, lua: Option<&Path>, pid: u32) -> Load {
+    let mut command = Command::new("taskset");
+    command.args(["-c", "0", "wrk", "-t1", &format!("-c{CONNECTIONS}"), &format!("-d{SECONDS}s"), "--latency"]);
+    if let Some(lua) = lua {
+        command.arg("-s").arg(lua);
+    }
+    let before = cpu_seconds(pid);
+    let output = command.arg(url).output().expect("wrk runs (bench/run installs it)");
+    let cpu = cpu_seconds(pid) - before;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("Non-2xx"), "wrk saw errors from {url}:\n{text}");
+    let mut load = Load::default();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", rps] => load.rps = rps.parse().unwrap(),
+            ["50%", latency] => load.p50_ms = wrk_duration(latency),
+            ["99%", latency] => load.p99_ms = wrk_duration(latency),
+            [requests, "requests", "in", ..] => load.requests = requests.parse().unwrap(),
+            _ => {}
+        }
+    }
+    assert!(load.requests > 0.0, "wrk measured nothing at {url}:\n{text}");
+    load.cpu_us_per_request = cpu * 1e6 / load.requests;
+    load
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[((values.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Interleaved rounds against the baseline and Switchboard; medians of each.
+fn side_by_side(baseline: &Process, switchboard: &Process, path: &str, lua: Option<&Path>) -> (Load, Load) {
+    let (mut base, mut ours) = (Vec::new(), Vec::new());
+    // Warm both up (connections, caches, the script's first run).
+    let _ = ureq_get(&format!("{}{path}", switchboard.base));
+    for _ in 0..ROUNDS {
+        base.push(wrk(&format!("{}{path}", baseline.base), lua, baseline.child.id()));
+        ours.push(wrk(&format!("{}{path}", switchboard.base), lua, switchboard.child.id()));
+    }
+    let pick = |loads: &[Load]| Load {
+        rps: median(loads.iter().map(|l| l.rps).collect()),
+        p50_ms: median(loads.iter().map(|l| l.p50_ms).collect()),
+        p99_ms: median(loads.iter().map(|l| l.p99_ms).collect()),
+        requests: loads.iter().map(|l| l.requests).sum(),
+        cpu_us_per_request: median(loads.iter().map(|l| l.cpu_us_per_request).collect()),
+    };
+    (pick(&base), pick(&ours))
+}
+
+/// One blocking GET; the body.
+fn ureq_get(url: &str) -> String {
+    let (host, path) = url.trim_start_matches("http://").split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scenarios.
+
+const COMPUTE: &str = r#"const META = #{ title: "Compute", description: "about 150 operations" };
+fn main(endpoint, method, data) {
+    let total = 0;
+    for i in 0..30 { total += i * i; }
+    #{ endpoint: endpoint, total: total }
+}
+"#;
+
+fn outbound_script(upstream: &str) -> String {
+    format!(
+        r#"const META = #{{ title: "Outbound", description: "one local call" }};
+fn main(endpoint, method, data) {{ http::get("{upstream}/ok", #{{ max_retries: 0 }}).json }}
+"#
+    )
+}
+
+fn versioned(n: usize) -> String {
+    format!(
+        "const META = #{{ title: \"Reload\", description: \"version {n}\" }};\nfn main(endpoint, method, data) {{ \"v{n}\" }}\n"
+    )
+}
+
+fn boot_source(dir: &Path, servers: &[(String, String)]) -> PathBuf {
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    let mut entries = Vec::new();
+    for (name, source) in servers {
+        std::fs::write(dir.join(format!("scripts/{name}.rhai")), source).unwrap();
+        entries.push(json!({ "name": name, "script": format!("scripts/{name}.rhai") }));
+    }
+    let path = dir.join("boot.json");
+    std::fs::write(&path, serde_json::to_vec(&json!({ "servers": entries })).unwrap()).unwrap();
+    path
+}
+
+/// Latencies (ms) of `count` sequential GETs on one keep-alive connection.
+fn sequential(client: &reqwest::blocking::Client, url: &str, count: usize) -> Vec<f64> {
+    (0..count)
+        .map(|_| {
+            let started = Instant::now();
+            let response = client.get(url).send().unwrap();
+            assert!(response.status().is_success(), "{url}: {}", response.status());
+            response.bytes().unwrap();
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect()
+}
+
+fn throughput(dir: &Path, report: &mut Vec<Value>) {
+    let boot = boot_source(
+        &dir.join("boot"),
+        &[
+            (
+                "echo".into(),
+                std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/echo.rhai")).unwrap(),
+            ),
+            ("compute".into(), COMPUTE.into()),
+        ],
+    );
+    let ours = switchboard(&dir.join("data"), Some(&boot), &[]);
+    let base = own("--serve-baseline");
+    let body: String = {
+        let items: Vec<Value> = (0..40).map(|i| json!({ "id": i, "name": format!("customer-{i:04}"), "email": format!("c{i}@example.com"), "tags": ["a", "b"] })).collect();
+        let mut text = serde_json::to_string(&json!({ "customers": items })).unwrap();
+        while text.len() < 4096 {
+            text.insert_str(1, "\"pad\":\"x\",");
+        }
+        text
+    };
+    let lua = dir.join("post.lua");
+    let escaped = body.replace('\\', "\\\\").replace('"', "\\\"");
+    std::fs::write(
+        &lua,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = \"{escaped}\"\n"
+        ),
+    )
+    .unwrap();
+    let cases: [(&str, &str, Option<&Path>); 3] = [
+        ("echo, GET", "/echo/", None),
+        ("~150 Rhai operations", "/compute/", None),
+        ("echo, 4 KiB JSON body", "/echo/", Some(&lua)),
+    ];
+    for (name, path, lua) in cases {
+        let (b, s) = side_by_side(&base, &ours, path, lua);
+        report.push(json!({
+            "case": name,
+            "baseline": { "rps": b.rps, "p50_ms": b.p50_ms, "p99_ms": b.p99_ms, "cpu_us_per_request": b.cpu_us_per_request },
+            "switchboard": { "rps": s.rps, "p50_ms": s.p50_ms, "p99_ms": s.p99_ms, "cpu_us_per_request": s.cpu_us_per_request },
+            "throughput_ratio": s.rps / b.rps,
+            "p99_ratio": s.p99_ms / b.p99_ms,
+        }));
+    }
+}
+
+fn outbound(dir: &Path, report: &mut Value) {
+    let upstream = own("--serve-upstream");
+    let boot = boot_source(
+        &dir.join("boot-out"),
+        &[
+            (
+                "echo".into(),
+                std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/echo.rhai")).unwrap(),
+            ),
+            ("outbound".into(), outbound_script(&upstream.base)),
+        ],
+    );
+    let ours = switchboard(&dir.join("data-out"), Some(&boot), &[]);
+    let client = reqwest::blocking::Client::new();
+    let (mut direct, mut echo, mut via) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        sequential(&client, &format!("{}/ok", upstream.base), 200);
+        direct.extend(sequential(&client, &format!("{}/ok", upstream.base), 2000));
+        echo.extend(sequential(&client, &format!("{}/echo/", ours.base), 2000));
+        via.extend(sequential(&client, &format!("{}/outbound/", ours.base), 2000));
+    }
+    let (direct, echo, via) = (median(direct), median(echo), median(via));
+    *report = json!({
+        "direct_reqwest_ms": direct,
+        "echo_invocation_ms": echo,
+        "outbound_invocation_ms": via,
+        "added_per_call_ms": via - echo - direct,
+    });
+}
+
+fn reload(dir: &Path, report: &mut Value) {
+    let boot = boot_source(&dir.join("boot-reload"), &[("reloaded".into(), versioned(0))]);
+    let ours = switchboard(&dir.join("data-reload"), Some(&boot), &[]);
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{}/reloaded/", ours.base);
+    let file = dir.join("boot-reload/scripts/reloaded.rhai");
+    let mut latencies = Vec::new();
+    for n in 1..=50 {
+        std::thread::sleep(Duration::from_millis(50));
+        let expected = format!("v{n}");
+        let started = Instant::now();
+        std::fs::write(&file, versioned(n)).unwrap();
+        loop {
+            if client.get(&url).send().unwrap().text().unwrap() == expected {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "version {n} was never served");
+        }
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    *report =
+        json!({ "edits": 50, "p50_ms": percentile(latencies.clone(), 0.5), "p99_ms": percentile(latencies, 0.99) });
+}
+
+/// Start → `/health` 200, and RSS then, for a data directory (fresh or already populated).
+fn start_up(data: &Path, boot: Option<&Path>) -> (f64, f64, Process) {
+    let started = Instant::now();
+    let process = switchboard(data, boot, &[]);
+    let health = format!("{}/health", process.base);
+    while !ureq_get(&health).contains("\"ok\"") {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    (elapsed, rss_mib(process.child.id()), process)
+}
+
+fn cold_start(dir: &Path, report: &mut Value) {
+    let (mut fresh, mut warm, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..5 {
+        let data = dir.join(format!("cold-{round}"));
+        let (ms, _, process) = start_up(&data, None);
+        fresh.push(ms);
+        drop(process);
+        let (ms, mib, process) = start_up(&data, None);
+        warm.push(ms);
+        rss.push(mib);
+        drop(process);
+    }
+    *report = json!({
+        "servers": 80,
+        "fresh_data_dir_ms": median(fresh),
+        "existing_data_dir_ms": median(warm),
+        "rss_mib": median(rss),
+    });
+}
+
+fn growth(dir: &Path, report: &mut Vec<Value>) {
+    let client = reqwest::blocking::Client::new();
+    for count in [10usize, 100, 1_000, 10_000] {
+        let servers: Vec<(String, String)> = (0..count)
+            .map(|i| (format!("s{i}"), format!("const META = #{{ title: \"S{i}\", description: \"synthetic\" }};\nfn main(endpoint, method, data) {{ #{{ server: {i}, endpoint: endpoint }} }}\n")))
+            .collect();
+        let source = boot_source(&dir.join(format!("grow-{count}")), &servers);
+        let image = dir.join(format!("grow-{count}.image"));
+        let data = dir.join(format!("grow-data-{count}"));
+        let pack = Command::new(SWITCHBOARD)
+            .args(["boot", "pack", source.to_str().unwrap(), "-o", image.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(pack.status.success(), "{}", String::from_utf8_lossy(&pack.stderr));
+        let started = Instant::now();
+        let import = Command::new(SWITCHBOARD)
+            .args(["boot", "import", image.to_str().unwrap()])
+            .env("SWITCHBOARD_DATA", &data)
+            .output()
+            .unwrap();
+        assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+        let import_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (boot_ms, rss, process) = start_up(&data, None);
+        let url = format!("{}/s{}/", process.base, count / 2);
+        sequential(&client, &url, 200);
+        let call_ms = median(sequential(&client, &url, 2000));
+        report.push(
+            json!({ "servers": count, "import_ms": import_ms, "boot_ms": boot_ms, "rss_mib": rss, "call_ms": call_ms }),
+        );
+        drop(process);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve-baseline" || a == "--serve-upstream") {
+        return serve(args[i + 1].parse().unwrap(), args[i] == "--serve-upstream");
+    }
+    if args.iter().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` asks which benchmarks exist
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (mut load, mut out, mut reloaded, mut cold, mut grown) =
+        (Vec::new(), Value::Null, Value::Null, Value::Null, Vec::new());
+    eprintln!("throughput and latency ({ROUNDS} interleaved rounds of {SECONDS} s each)…");
+    throughput(dir.path(), &mut load);
+    eprintln!("outbound calls…");
+    outbound(dir.path(), &mut out);
+    eprintln!("hot reload…");
+    reload(dir.path(), &mut reloaded);
+    eprintln!("cold start…");
+    cold_start(dir.path(), &mut cold);
+    eprintln!("growth (10 to 10 000 servers)…");
+    growth(dir.path(), &mut grown);
+
+    let summary = json!({
+        "machine": { "cores": cores(), "memory_gib": memory_gib() },
+        "load": load, "outbound": out, "hot_reload": reloaded, "cold_start": cold, "growth": grown,
+        "duration_s": started.elapsed().as_secs(),
+    });
+    print_table(&summary);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+    println!("\nsummary written to {}", path.display());
+}
+
+fn memory_gib() -> f64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib: f64 = info
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0 / 1024.0
+}
+
+fn print_table(summary: &Value) {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "\n| case | baseline req/s | switchboard req/s | ratio (≥ 0.8) | baseline p50 / p99 ms | switchboard p50 / p99 ms | p99 ratio (≤ 2) | CPU µs/req baseline / switchboard |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for case in summary["load"].as_array().unwrap() {
+        let (b, s) = (&case["baseline"], &case["switchboard"]);
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} | {:.1} / {:.1} |",
+            case["case"].as_str().unwrap(),
+            f(&b["rps"]),
+            f(&s["rps"]),
+            f(&case["throughput_ratio"]),
+            f(&b["p50_ms"]),
+            f(&b["p99_ms"]),
+            f(&s["p50_ms"]),
+            f(&s["p99_ms"]),
+            f(&case["p99_ratio"]),
+            f(&b["cpu_us_per_request"]),
+            f(&s["cpu_us_per_request"]),
+        );
+    }
+    let o = &summary["outbound"];
+    println!("\n| outbound call | median ms |\n|---|---|");
+    println!("| direct reqwest to the local upstream | {:.3} |", f(&o["direct_reqwest_ms"]));
+    println!("| echo invocation | {:.3} |", f(&o["echo_invocation_ms"]));
+    println!("| invocation of a script making that call | {:.3} |", f(&o["outbound_invocation_ms"]));
+    println!("| added per outbound call (target ≤ 0.5) | {:.3} |", f(&o["added_per_call_ms"]));
+    let r = &summary["hot_reload"];
+    println!("\n| hot reload, file written → new version served | ms |\n|---|---|");
+    println!(
+        "| p50 over {} edits (target ≤ 50) | {:.1} |\n| p99 | {:.1} |",
+        r["edits"],
+        f(&r["p50_ms"]),
+        f(&r["p99_ms"])
+    );
+    let c = &summary["cold_start"];
+    println!("\n| cold start, default image ({} servers) | |\n|---|---|", c["servers"]);
+    println!("| start → /health 200, fresh data directory | {:.0} ms |", f(&c["fresh_data_dir_ms"]));
+    println!(
+        "| start → /health 200, existing data directory (target ≤ 200) | {:.0} ms |",
+        f(&c["existing_data_dir_ms"])
+    );
+    println!("| RSS after start (target ≤ 50) | {:.1} MiB |", f(&c["rss_mib"]));
+    println!("\n| servers | import ms | boot ms | RSS MiB | per-call ms |\n|---|---|---|---|---|");
+    for g in summary["growth"].as_array().unwrap() {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.1} | {:.3} |",
+            g["servers"],
+            f(&g["import_ms"]),
+            f(&g["boot_ms"]),
+            f(&g["rss_mib"]),
+            f(&g["call_ms"])
+        );
+    }
+}
