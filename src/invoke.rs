@@ -153,8 +153,8 @@ impl Runtime {
             }
             Target::Cid(cid) => {
                 let script = self.script(cid).map_err(|e| match e {
-                    Error::InvalidScript { message, at } => {
-                        Error::BadRequest(format!("blob {cid} is not a runnable script: {message} ({at:?})"))
+                    Error::InvalidScript { .. } => {
+                        Error::BadRequest(format!("blob {cid} is not a runnable script: {}", e.message()))
                     }
                     other => other,
                 })?;

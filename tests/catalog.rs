@@ -288,23 +288,35 @@ async fn get_post_put_and_delete_reach_the_upstream_as_sent() {
 async fn upstream_failures_become_the_documented_errors() {
     each_row(fixture(true).await, |client, base, row, mock| async move {
         let url = format!("{base}/{}{}", row.name, row.sample);
+        // Each failure comes from a request that was itself correct.
+        let sent_correctly = |case: &'static str| {
+            let (mock, row) = (&mock, &row);
+            async move {
+                let requests = received(mock).await;
+                let first = requests.first().ok_or_else(|| format!("{case}: nothing was sent"))?;
+                assert_request(row, first, "GET", &row.sample, &[], None).map_err(|e| format!("{case}: {e}"))
+            }
+        };
         respond_with(&mock, ResponseTemplate::new(404).set_body_json(json!({"message": "no such thing"}))).await;
         let (status, body) = body_of(client.get(&url).send().await.unwrap()).await;
         check(status == 404 && body["error"]["type"] == "upstream", || format!("4xx: {status} {body}"))?;
         check(body["error"]["body"].as_str().unwrap_or("").contains("no such thing"), || {
             format!("4xx excerpt: {body}")
         })?;
+        sent_correctly("4xx").await?;
 
         respond_with(&mock, ResponseTemplate::new(200).set_body_string("<html>maintenance</html>")).await;
         let (status, body) = body_of(client.get(&url).send().await.unwrap()).await;
         check(status == 502 && body["error"]["type"] == "invalid_response", || {
             format!("invalid JSON: {status} {body}")
         })?;
+        sent_correctly("invalid JSON").await?;
 
         respond_with(&mock, ResponseTemplate::new(200).set_body_json(json!({})).set_delay(Duration::from_secs(3)))
             .await;
         let (status, body) = body_of(client.get(&url).header("x-timeout-ms", "300").send().await.unwrap()).await;
-        check(status == 504 && body["error"]["type"] == "timeout", || format!("timeout: {status} {body}"))
+        check(status == 504 && body["error"]["type"] == "timeout", || format!("timeout: {status} {body}"))?;
+        sent_correctly("timeout").await
     })
     .await;
 }
@@ -325,13 +337,19 @@ async fn a_429_is_retried_and_reported_once_retries_are_spent() {
             .await;
         let (status, body) = body_of(client.get(&url).send().await.unwrap()).await;
         check(status == 200 && body == json!({"after": "retry"}), || format!("429 then 200: {status} {body}"))?;
-        check(received(&mock).await.len() == 2, || "the 429 was not retried once".into())?;
+        let requests = received(&mock).await;
+        check(requests.len() == 2, || "the 429 was not retried once".into())?;
+        for request in &requests {
+            assert_request(&row, request, "GET", &row.sample, &[], None).map_err(|e| format!("429 then 200: {e}"))?;
+        }
 
         respond_with(&mock, ResponseTemplate::new(429).insert_header("retry-after", "0")).await;
         let (status, body) = body_of(client.get(&url).send().await.unwrap()).await;
         check(status == 429 && body["error"]["type"] == "rate_limited", || format!("exhausted: {status} {body}"))?;
         check(body["error"]["retry_after"].is_number(), || format!("no retry_after: {body}"))?;
-        check(received(&mock).await.len() == 4, || "expected one attempt and three retries".into())
+        let requests = received(&mock).await;
+        check(requests.len() == 4, || "expected one attempt and three retries".into())?;
+        assert_request(&row, &requests[3], "GET", &row.sample, &[], None).map_err(|e| format!("exhausted: {e}"))
     })
     .await;
 }

@@ -121,3 +121,12 @@ async fn endless_recursion_and_huge_values_hit_their_limits() {
     // The runtime is unharmed.
     assert_eq!(server.get("/echo/").await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_cid_that_names_data_rather_than_a_script_is_a_bad_request() {
+    let server = Server::start(&[]);
+    let response = server.get("/echo?endpoint=/x&store=1").await;
+    let stored = response.headers()["x-output-cid"].to_str().unwrap().to_string();
+    let error = expect_error(server.get(&format!("/{stored}/run")).await, 400, "bad_request").await;
+    assert!(error["message"].as_str().unwrap().contains("not a runnable script"), "{error}");
+}
