@@ -279,6 +279,36 @@ pub fn register_types(engine: &mut Engine) {
     });
 }
 
+/// A bound parameter in the types every SQL backend has; what each backend binds it as is its own affair.
+enum Param {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Param {
+    /// Booleans bind as 0 or 1; maps and arrays as their JSON text.
+    fn of(value: &Dynamic) -> Result<Param, Box<EvalAltResult>> {
+        Ok(if value.is_unit() {
+            Param::Null
+        } else if let Ok(i) = value.as_int() {
+            Param::Int(i)
+        } else if let Ok(f) = value.as_float() {
+            Param::Float(f)
+        } else if let Ok(b) = value.as_bool() {
+            Param::Int(b as i64)
+        } else if value.is_string() {
+            Param::Text(value.to_string())
+        } else if value.is_blob() {
+            Param::Bytes(value.clone().cast())
+        } else {
+            Param::Text(serde_json::to_string(value).map_err(sql_error)?)
+        })
+    }
+}
+
 /// Formats bytes the way every backend reports them.
 fn base64(bytes: &[u8]) -> Dynamic {
     use base64::Engine as _;

@@ -13,7 +13,7 @@ use mysql::prelude::Queryable;
 use mysql::{Column, Opts, OptsBuilder, PoolConstraints, PoolOpts, PooledConn, Value};
 use rhai::{Dynamic, EvalAltResult, Map};
 
-use super::{Connector, Params, base64, sql_error};
+use super::{Connector, Param, Params, base64, sql_error};
 use crate::engine::raise;
 use crate::error::Error;
 
@@ -76,20 +76,12 @@ impl Connector for Pool {
 }
 
 fn to_value(value: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
-    Ok(if value.is_unit() {
-        Value::NULL
-    } else if let Ok(i) = value.as_int() {
-        Value::Int(i)
-    } else if let Ok(f) = value.as_float() {
-        Value::Double(f)
-    } else if let Ok(b) = value.as_bool() {
-        Value::Int(b as i64)
-    } else if value.is_blob() {
-        Value::Bytes(value.clone().cast())
-    } else if value.is_string() {
-        Value::Bytes(value.to_string().into_bytes())
-    } else {
-        Value::Bytes(serde_json::to_vec(value).map_err(sql_error)?)
+    Ok(match Param::of(value)? {
+        Param::Null => Value::NULL,
+        Param::Int(i) => Value::Int(i),
+        Param::Float(f) => Value::Double(f),
+        Param::Text(text) => Value::Bytes(text.into_bytes()),
+        Param::Bytes(bytes) => Value::Bytes(bytes),
     })
 }
 

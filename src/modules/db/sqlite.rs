@@ -15,7 +15,7 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 use rusqlite::types::{Value, ValueRef};
 
-use super::{Database, Db, Params, base64, sql_error};
+use super::{Database, Db, Param, Params, base64, sql_error};
 use crate::engine::raise;
 use crate::error::Error;
 
@@ -47,21 +47,12 @@ impl Local {
 }
 
 fn to_sql(value: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
-    Ok(if value.is_unit() {
-        Value::Null
-    } else if let Ok(i) = value.as_int() {
-        Value::Integer(i)
-    } else if let Ok(f) = value.as_float() {
-        Value::Real(f)
-    } else if let Ok(b) = value.as_bool() {
-        Value::Integer(b as i64)
-    } else if value.is_string() {
-        Value::Text(value.to_string())
-    } else if value.is_blob() {
-        Value::Blob(value.clone().cast())
-    } else {
-        // Maps and arrays are stored as their JSON text.
-        Value::Text(serde_json::to_string(value).map_err(sql_error)?)
+    Ok(match Param::of(value)? {
+        Param::Null => Value::Null,
+        Param::Int(i) => Value::Integer(i),
+        Param::Float(f) => Value::Real(f),
+        Param::Text(text) => Value::Text(text),
+        Param::Bytes(bytes) => Value::Blob(bytes),
     })
 }
 
