@@ -204,13 +204,13 @@ fn respond(invoked: Invoked) -> Response {
     let mut response = match invoked.result {
         Ok(reply) => {
             let output = reply.output;
-            let status = StatusCode::from_u16(output.status).unwrap_or(StatusCode::OK);
-            let mut response = (status, output.body).into_response();
+            let mut response = Response::new(axum::body::Body::from(output.body));
+            *response.status_mut() = StatusCode::from_u16(output.status).unwrap_or(StatusCode::OK);
             let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, output.content_type);
             for (name, value) in output.headers {
                 headers.append(name, value);
             }
-            headers.insert(header::CONTENT_TYPE, output.content_type);
             if let Some(cid) = reply.output_cid {
                 headers.insert(OUTPUT_CID.clone(), cid_header(&cid));
             }
