@@ -456,10 +456,7 @@ fn checked(
 }
 
 fn compile_with(engine: &crate::engine::ScriptEngine) -> impl Fn(&[u8]) -> Result<(), Error> + '_ {
-    move |source| {
-        let text = std::str::from_utf8(source).map_err(|_| Error::BadRequest("a script is UTF-8 text".into()))?;
-        engine.compile(text).map(drop)
-    }
+    move |source| engine.compile(source).map(drop)
 }
 
 /// `switchboard boot pack|export|import|diff|verify`.

@@ -133,13 +133,7 @@ impl Runtime {
         if let Some(script) = self.cached(&cid) {
             return Ok(script);
         }
-        let text = std::str::from_utf8(source).map_err(|_| {
-            Error::invalid_script(
-                "a script is UTF-8 text",
-                crate::error::Location { cid: Some(cid), ..Default::default() },
-            )
-        })?;
-        let script = Arc::new(self.engine.compile(text)?);
+        let script = Arc::new(self.engine.compile(source)?);
         let mut scripts = self.scripts.write().unwrap_or_else(|p| p.into_inner());
         Ok(scripts.entry(cid).or_insert(script).clone())
     }

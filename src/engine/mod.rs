@@ -124,14 +124,16 @@ impl ScriptEngine {
 
     /// Compiles `source` and loads it: runs its top level once, reads `META`, checks `main`.
     /// Every refusal is an [`Error::InvalidScript`] that says where.
-    pub fn compile(&self, source: &str) -> Result<Script, Error> {
-        let cid = Cid::of(source.as_bytes());
+    pub fn compile(&self, source: &[u8]) -> Result<Script, Error> {
+        let cid = Cid::of(source);
         let invalid = |message: String, position: Position| {
             Error::invalid_script(
                 message,
                 Location { server: None, cid: Some(cid), line: position.line(), column: position.position() },
             )
         };
+        let source =
+            std::str::from_utf8(source).map_err(|_| invalid("a script is UTF-8 text".into(), Position::NONE))?;
         let ast = self.engine.compile(source).map_err(|e| invalid(e.0.to_string(), e.1))?;
         if !ast.iter_functions().any(|f| f.name == "main" && f.params.len() == 3) {
             return Err(invalid("the script must define fn main(endpoint, method, data)".into(), Position::NONE));

@@ -29,7 +29,7 @@ fn run_cancellable(
     timeout: Duration,
     cancel: Option<Arc<AtomicBool>>,
 ) -> Result<Dynamic, Fault> {
-    let script = Arc::new(engine.compile(source).expect("compiles"));
+    let script = Arc::new(engine.compile(source.as_bytes()).expect("compiles"));
     let context = Arc::new(Context::new(Some("demo".into()), script, Instant::now(), timeout));
     engine.run(Call {
         endpoint: "/e".into(),
@@ -57,7 +57,7 @@ fn error(result: Result<Dynamic, Fault>) -> Error {
 }
 
 fn refusal(source: &str) -> (String, Option<usize>, Option<usize>) {
-    match engine().compile(source) {
+    match engine().compile(source.as_bytes()) {
         Err(Error::InvalidScript { message, at }) => (message, at.line, at.column),
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -84,7 +84,8 @@ fn meta_is_read_once_at_load() {
     let script = engine()
         .compile(
             &script(r#"fn main(endpoint, method, data) { () }"#)
-                .replace(r#"title: "T""#, r#"title: "T", secrets: ["K", ["A", "B"]], timeout_ms: 1500"#),
+                .replace(r#"title: "T""#, r#"title: "T", secrets: ["K", ["A", "B"]], timeout_ms: 1500"#)
+                .into_bytes(),
         )
         .unwrap();
     assert_eq!(script.meta.title, "T");
