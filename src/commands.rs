@@ -206,9 +206,9 @@ pub fn describe(text: &str, state: DataDirArg) -> ExitCode {
             Ok(script) => crate::server::describe(text, &script, None),
             Err(error) => return failed(&error),
         },
-        Ok(Target::Name(name)) => match runtime.server(&name) {
-            None => return failed(&Error::NotFound(format!("no server named '{name}'"))),
-            Some(server) => match &server.script {
+        Ok(Target::Name(name)) => match runtime.existing(&name) {
+            Err(error) => return failed(&error),
+            Ok(server) => match &server.script {
                 Ok(script) => crate::server::describe(&name, script, Some(server.enabled)),
                 Err(error) => return failed(error),
             },

@@ -141,7 +141,7 @@ impl Runtime {
     fn resolve(&self, target: &Target) -> Result<(Arc<Script>, Option<String>)> {
         match target {
             Target::Name(name) => {
-                let server = self.server(name).ok_or_else(|| Error::NotFound(format!("no server named '{name}'")))?;
+                let server = self.existing(name)?;
                 if !server.enabled {
                     return Err(Error::NotFound(format!("server '{name}' is disabled")));
                 }

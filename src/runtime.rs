@@ -9,7 +9,6 @@
 //! from what the store says. The store is the truth; the snapshot is derived from it.
 
 use std::collections::{HashMap, HashSet};
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -24,7 +23,7 @@ use crate::modules::Services;
 use crate::modules::http::HttpSettings;
 use crate::secrets::Vault;
 use crate::server::{Server, validate_name};
-use crate::store::{Change, Op, Origin, ServerRecord, SqliteStore, Store};
+use crate::store::{Binding, Change, Op, Origin, ServerRecord, SqliteStore, Store};
 
 /// How a runtime is set up.
 #[derive(Debug, Clone)]
@@ -182,10 +181,7 @@ impl Runtime {
 
     /// Replaces every variable.
     pub fn set_variables(&self, variables: std::collections::BTreeMap<String, String>) -> Result<()> {
-        let mut change = Change::default();
-        change.op(Op::SetVariables(variables));
-        self.store.commit(&change)?;
-        self.refresh()
+        self.apply(Op::SetVariables(variables))
     }
 
     /// The last change to `name` that was refused (a watched file that did not compile), if any.
@@ -281,42 +277,48 @@ impl Runtime {
         Ok(script.cid)
     }
 
-    fn existing(&self, name: &str) -> Result<Arc<Server>> {
+    /// The registered server `name`, or `not_found`.
+    pub fn existing(&self, name: &str) -> Result<Arc<Server>> {
         self.server(name).ok_or_else(|| Error::NotFound(format!("no server named '{name}'")))
+    }
+
+    /// The bindings of `name`, oldest first; `not_found` for a name that was never bound.
+    pub fn history(&self, name: &str) -> Result<Vec<Binding>> {
+        let history = self.store.history(name)?;
+        if history.is_empty() {
+            return Err(Error::NotFound(format!("no server named '{name}' has a history")));
+        }
+        Ok(history)
+    }
+
+    /// Commits one registry operation and serves what the store then holds.
+    fn apply(&self, op: Op) -> Result<()> {
+        let mut change = Change::default();
+        change.op(op);
+        self.store.commit(&change)?;
+        self.refresh()
     }
 
     pub fn set_enabled(&self, name: &str, enabled: bool) -> Result<()> {
         self.existing(name)?;
-        let mut change = Change::default();
-        change.op(Op::SetEnabled { name: name.into(), enabled });
-        self.store.commit(&change)?;
-        self.refresh()
+        self.apply(Op::SetEnabled { name: name.into(), enabled })
     }
 
     /// Removes a server; its history stays, so a later edit or rollback can bring it back.
     pub fn remove(&self, name: &str) -> Result<()> {
         self.existing(name)?;
-        let mut change = Change::default();
-        change.op(Op::Remove { name: name.into() });
-        self.store.commit(&change)?;
+        self.apply(Op::Remove { name: name.into() })?;
         self.set_last_error(name, None);
-        self.refresh()
+        Ok(())
     }
 
     /// Binds `name` back to a CID from its history.
     pub fn rollback(&self, name: &str, cid: &Cid) -> Result<()> {
-        let history = self.store.history(name)?;
-        if history.is_empty() {
-            return Err(Error::NotFound(format!("no server named '{name}' has a history")));
-        }
-        if !history.iter().any(|binding| binding.cid == *cid) {
+        if !self.history(name)?.iter().any(|binding| binding.cid == *cid) {
             return Err(Error::BadRequest(format!("{cid} is not in the history of '{name}'")));
         }
         self.script(cid)?;
-        let mut change = Change::default();
-        change.op(Op::Bind { name: name.into(), cid: *cid, origin: Origin::Api, enabled: None });
-        self.store.commit(&change)?;
-        self.refresh()
+        self.apply(Op::Bind { name: name.into(), cid: *cid, origin: Origin::Api, enabled: None })
     }
 
     /// Runs `work` on the blocking pool. It starts at once; the returned future only waits for it, so it

@@ -6,8 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::AppState;
-use crate::cid::Cid;
+use super::{AppState, parse_cid};
 use crate::engine::{Data, output};
 use crate::error::Error;
 
@@ -17,7 +16,7 @@ pub async fn blob(
     Path(cid): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let cid: Cid = cid.parse().map_err(|e| Error::BadRequest(format!("'{cid}' is not a CID: {e}")))?;
+    let cid = parse_cid(&cid)?;
     let etag = HeaderValue::from_str(&format!("\"{cid}\"")).expect("a quoted CID is a valid header value");
     if headers.get(header::IF_NONE_MATCH) == Some(&etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());

@@ -7,7 +7,6 @@ use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, html};
 
 use crate::engine::Script;
-use crate::error::Error;
 use crate::invoke::Target;
 use crate::runtime::Runtime;
 
@@ -17,12 +16,12 @@ pub fn describe(runtime: &Runtime, target: &str, headers: &HeaderMap) -> Respons
             Ok(script) => (script, None),
             Err(error) => return error.into_response(),
         },
-        _ => match runtime.server(target) {
-            Some(server) => match &server.script {
+        _ => match runtime.existing(target) {
+            Ok(server) => match &server.script {
                 Ok(script) => (script.clone(), Some(server.enabled)),
                 Err(error) => return error.clone().into_response(),
             },
-            None => return Error::NotFound(format!("no server named '{target}'")).into_response(),
+            Err(error) => return error.into_response(),
         },
     };
     let wants_html =

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::{AppState, describe, read_body};
+use super::{AppState, describe, parse_cid, read_body};
 use crate::cid::Cid;
 use crate::engine::Data;
 use crate::error::Error;
@@ -169,10 +169,6 @@ fn body_data(headers: &HeaderMap, body: Bytes) -> Result<(Data, Option<rhai::Dyn
         Err(e) if declared_json => Err(Error::BadRequest(format!("the body is sent as JSON but does not parse: {e}"))),
         Err(_) => Ok((Data::sniff(body), None)),
     }
-}
-
-fn parse_cid(text: &str) -> Result<Cid, Error> {
-    text.parse().map_err(|e| Error::BadRequest(format!("'{text}' is not a CID: {e}")))
 }
 
 fn parse_flag(name: &str, text: &str) -> Result<bool, Error> {

@@ -54,6 +54,11 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Er
     }
 }
 
+/// A CID given in a request (path, parameter, header or body), or `bad_request`.
+pub fn parse_cid(text: &str) -> Result<crate::cid::Cid, Error> {
+    text.parse().map_err(|e| Error::BadRequest(format!("'{text}' is not a CID: {e}")))
+}
+
 /// A request body within the runtime's limit, as an extractor.
 pub struct Body(pub Bytes);
 

@@ -7,8 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Admin;
-use super::{AppState, Body};
-use crate::cid::Cid;
+use super::{AppState, Body, parse_cid};
 use crate::error::Error;
 use crate::runtime::Runtime;
 use crate::server::Server;
@@ -28,10 +27,6 @@ fn summary(runtime: &Runtime, server: &Server) -> Value {
     })
 }
 
-fn existing(runtime: &Runtime, name: &str) -> Result<std::sync::Arc<Server>, Error> {
-    runtime.server(name).ok_or_else(|| Error::NotFound(format!("no server named '{name}'")))
-}
-
 /// `GET /api/servers`: every server, by name.
 pub async fn list(State(runtime): State<AppState>) -> Json<Value> {
     let servers = runtime.servers();
@@ -42,7 +37,7 @@ pub async fn list(State(runtime): State<AppState>) -> Json<Value> {
 
 /// `GET /api/servers/{name}`: one server with its metadata and history.
 pub async fn show(State(runtime): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, Error> {
-    let server = existing(&runtime, &name)?;
+    let server = runtime.existing(&name)?;
     let history = runtime.blocking(move |rt| rt.store.history(&name)).await?;
     let mut body = summary(&runtime, &server);
     body["meta"] = server.script.as_ref().map(|s| s.meta.json.clone()).unwrap_or(Value::Null);
@@ -53,10 +48,7 @@ pub async fn show(State(runtime): State<AppState>, Path(name): Path<String>) -> 
 /// `GET /api/servers/{name}/history`: every binding of the name, oldest first.
 pub async fn history(State(runtime): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, Error> {
     let lookup = name.clone();
-    let history = runtime.blocking(move |rt| rt.store.history(&lookup)).await?;
-    if history.is_empty() {
-        return Err(Error::NotFound(format!("no server named '{name}' has a history")));
-    }
+    let history = runtime.blocking(move |rt| rt.history(&lookup)).await?;
     Ok(Json(json!({ "name": name, "history": history })))
 }
 
@@ -82,7 +74,7 @@ pub async fn remove(_: Admin, State(runtime): State<AppState>, Path(name): Path<
 async fn set_enabled(runtime: AppState, name: String, enabled: bool) -> Result<Json<Value>, Error> {
     let target = name.clone();
     runtime.blocking(move |rt| rt.set_enabled(&target, enabled)).await?;
-    let server = existing(&runtime, &name)?;
+    let server = runtime.existing(&name)?;
     Ok(Json(summary(&runtime, &server)))
 }
 
@@ -115,10 +107,9 @@ pub async fn rollback(
 ) -> Result<Json<Value>, Error> {
     let request: Rollback = serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("rollback takes {{\"cid\": \"…\"}}: {e}")))?;
-    let cid: Cid =
-        request.cid.parse().map_err(|e| Error::BadRequest(format!("'{}' is not a CID: {e}", request.cid)))?;
+    let cid = parse_cid(&request.cid)?;
     let target = name.clone();
     runtime.blocking(move |rt| rt.rollback(&target, &cid)).await?;
-    let server = existing(&runtime, &name)?;
+    let server = runtime.existing(&name)?;
     Ok(Json(summary(&runtime, &server)))
 }
