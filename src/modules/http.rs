@@ -346,30 +346,62 @@ pub fn parse_url(text: &str) -> Result<Url, Box<EvalAltResult>> {
     }
 }
 
-/// Sends a request built by a script and returns the response map.
-fn request(services: &Services, method: &str, url: &str, options: &Map) -> Result<Dynamic, Box<EvalAltResult>> {
-    let context = super::context()?;
+/// A request as a script describes it: `method` (default GET) and `url`, then the other options.
+fn outgoing(method: &str, url: &str, options: &Map) -> Result<Outgoing, Box<EvalAltResult>> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| arg_error(&format!("'{method}' is not an HTTP method")))?;
     let mut outgoing = Outgoing::new(method, parse_url(url)?);
     apply_options(&mut outgoing, options)?;
+    Ok(outgoing)
+}
+
+/// The request a `http::request`-style option map describes.
+fn described(options: &Map) -> Result<Outgoing, Box<EvalAltResult>> {
+    let text = |key: &str| options.get(key).map(|v| v.to_string());
+    let url = text("url").ok_or_else(|| arg_error("a request needs a url"))?;
+    outgoing(&text("method").unwrap_or_else(|| "GET".into()), &url, options)
+}
+
+/// Sends a request built by a script and returns the response map.
+fn request(services: &Services, outgoing: Outgoing) -> Result<Dynamic, Box<EvalAltResult>> {
+    let context = super::context()?;
     let response = services.http.send(outgoing, &context)?;
     Ok(response_map(&response))
+}
+
+/// Sends every request at once and returns the response maps in the same order; the first failure
+/// (as `http::request` would raise it) fails the whole call.
+fn parallel(services: &Services, requests: rhai::Array) -> Result<Dynamic, Box<EvalAltResult>> {
+    let context = super::context()?;
+    let outgoing = requests
+        .iter()
+        .map(|request| {
+            let options =
+                request.read_lock::<Map>().ok_or_else(|| arg_error("http::parallel takes an array of request maps"))?;
+            described(&options)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (client, shared) = (services.http.clone(), context.clone());
+    let responses = wait(async move {
+        let sends = outgoing.into_iter().map(|request| client.send_async(request, &shared));
+        futures_util::future::join_all(sends).await
+    })?;
+    let maps = responses.into_iter().map(|response| response.map(|r| response_map(&r)).map_err(raise));
+    Ok(maps.collect::<Result<rhai::Array, _>>()?.into())
 }
 
 pub fn module(services: std::sync::Arc<Services>) -> Module {
     let mut module = Module::new();
     let s = services.clone();
-    func("request").set_into_module(&mut module, move |options: Map| {
-        let text = |key: &str| options.get(key).map(|v| v.to_string());
-        let url = text("url").ok_or_else(|| arg_error("http::request needs a url"))?;
-        request(&s, &text("method").unwrap_or_else(|| "GET".into()), &url, &options)
-    });
+    func("request").set_into_module(&mut module, move |options: Map| request(&s, described(&options)?));
+    let s = services.clone();
+    func("parallel").set_into_module(&mut module, move |requests: rhai::Array| parallel(&s, requests));
     for method in ["get", "post", "put", "patch", "delete", "head"] {
         let s = services.clone();
-        func(method).set_into_module(&mut module, move |url: &str| request(&s, method, url, &Map::new()));
+        func(method).set_into_module(&mut module, move |url: &str| request(&s, outgoing(method, url, &Map::new())?));
         let s = services.clone();
-        func(method).set_into_module(&mut module, move |url: &str, options: Map| request(&s, method, url, &options));
+        func(method)
+            .set_into_module(&mut module, move |url: &str, options: Map| request(&s, outgoing(method, url, &options)?));
     }
     module
 }
