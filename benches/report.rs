@@ -629,18 +629,33 @@ fn main() {
     let started = Instant::now();
     let (mut load, mut out, mut gate, mut reloaded, mut cold, mut grown) =
         (Vec::new(), Value::Null, Value::Null, Value::Null, Value::Null, Vec::new());
-    eprintln!("throughput and latency ({ROUNDS} interleaved rounds of {SECONDS} s each)…");
-    throughput(dir.path(), &mut load);
-    eprintln!("outbound calls…");
-    outbound(dir.path(), &mut out);
-    eprintln!("gateway: a proxied API call against a plain async proxy…");
-    gateway(dir.path(), &mut gate);
-    eprintln!("hot reload…");
-    reload(dir.path(), &mut reloaded);
-    eprintln!("cold start…");
-    cold_start(dir.path(), &mut cold);
-    eprintln!("growth (10 to 10 000 servers)…");
-    growth(dir.path(), &mut grown);
+    // `-- --only NAME` runs one scenario (throughput, outbound, gateway, reload, cold, growth).
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    if wanted("throughput") {
+        eprintln!("throughput and latency ({ROUNDS} interleaved rounds of {SECONDS} s each)…");
+        throughput(dir.path(), &mut load);
+    }
+    if wanted("outbound") {
+        eprintln!("outbound calls…");
+        outbound(dir.path(), &mut out);
+    }
+    if wanted("gateway") {
+        eprintln!("gateway: a proxied API call against a plain async proxy…");
+        gateway(dir.path(), &mut gate);
+    }
+    if wanted("reload") {
+        eprintln!("hot reload…");
+        reload(dir.path(), &mut reloaded);
+    }
+    if wanted("cold") {
+        eprintln!("cold start…");
+        cold_start(dir.path(), &mut cold);
+    }
+    if wanted("growth") {
+        eprintln!("growth (10 to 10 000 servers)…");
+        growth(dir.path(), &mut grown);
+    }
 
     let summary = json!({
         "machine": { "cores": cores(), "memory_gib": memory_gib() },

@@ -362,7 +362,7 @@ pub fn secret(command: SecretCommand) -> ExitCode {
             }
             secrets.set(name, crate::secrets::without_trailing_newline(&value))
         }
-        SecretCommand::List(_) => runtime.store.secret_names().map(|names| names.iter().for_each(|n| println!("{n}"))),
+        SecretCommand::List(_) => runtime.secret_names().map(|names| names.iter().for_each(|n| println!("{n}"))),
         SecretCommand::Rm { name, .. } => match secrets.remove(name) {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::NotFound(format!("no secret named '{name}' in the store"))),
@@ -432,9 +432,9 @@ pub enum BootCommand {
     },
 }
 
-/// An engine that compiles scripts for checking, without a data directory.
-fn checker() -> crate::engine::ScriptEngine {
-    crate::engine::ScriptEngine::new(crate::engine::Limits::default(), |_| {})
+/// The runtime's engine, for checking scripts without a data directory.
+fn checker() -> Result<crate::engine::ScriptEngine, ExitCode> {
+    crate::runtime::checker().map_err(|error| failed(&error))
 }
 
 /// Reads an image or source and checks it whole; every problem is printed.
@@ -464,7 +464,10 @@ pub fn boot(command: BootCommand) -> ExitCode {
     init_logging("warn");
     match command {
         BootCommand::Pack { source, output } => {
-            let engine = checker();
+            let engine = match checker() {
+                Ok(engine) => engine,
+                Err(code) => return code,
+            };
             let image = match checked(&source, None, compile_with(&engine)) {
                 Ok(image) => image,
                 Err(code) => return code,
@@ -512,7 +515,10 @@ pub fn boot(command: BootCommand) -> ExitCode {
             }
         }
         BootCommand::Diff { a, b } => {
-            let engine = checker();
+            let engine = match checker() {
+                Ok(engine) => engine,
+                Err(code) => return code,
+            };
             let (a, b) = match (checked(&a, None, compile_with(&engine)), checked(&b, None, compile_with(&engine))) {
                 (Ok(a), Ok(b)) => (a, b),
                 (Err(code), _) | (_, Err(code)) => return code,
@@ -529,7 +535,10 @@ pub fn boot(command: BootCommand) -> ExitCode {
                 Ok(passphrase) => passphrase,
                 Err(code) => return code,
             };
-            let engine = checker();
+            let engine = match checker() {
+                Ok(engine) => engine,
+                Err(code) => return code,
+            };
             match checked(&image, passphrase.as_deref(), compile_with(&engine)) {
                 Ok(checked) => match checked.cid() {
                     Ok(cid) => {

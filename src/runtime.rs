@@ -60,6 +60,22 @@ pub fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".switchboard"))
 }
 
+/// The engine scripts are compiled and run with: the sandbox, and every native module bound to
+/// `services`. `serve`, the CLI and the image tools all build it here, so they accept the same scripts.
+fn engine(limits: Limits, services: Arc<Services>) -> ScriptEngine {
+    ScriptEngine::new(limits, |engine| crate::modules::register(engine, services))
+}
+
+/// The engine for checking images without a data directory (`boot pack`, `diff`, `verify`): the one
+/// every runtime uses, its modules bound to an empty in-memory store they never get to use (a
+/// script's top level may not reach the network, a database or secrets).
+pub fn checker() -> Result<ScriptEngine> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(Path::new(":memory:"))?);
+    let vault = Vault::new(&rand::random());
+    let services = Services::new(store, vault, PathBuf::new(), HttpSettings::default())?;
+    Ok(engine(Limits::default(), Arc::new(services)))
+}
+
 type Registry = HashMap<String, Arc<Server>>;
 
 /// Store fact recording that the data directory has been given its first image.
@@ -89,11 +105,8 @@ impl Runtime {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir.join("store.sqlite"))?);
         let vault = Vault::new(&keys::master_key(&settings.data_dir)?);
         let services = Arc::new(Services::new(store.clone(), vault, settings.data_dir.clone(), settings.http.clone())?);
-        let engine_services = services.clone();
         let runtime = Arc::new(Runtime {
-            engine: ScriptEngine::new(settings.limits.clone(), |engine| {
-                crate::modules::register(engine, engine_services)
-            }),
+            engine: engine(settings.limits.clone(), services.clone()),
             threads: Threads::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             admin_token: keys::admin_token(&settings.data_dir)?,
             store,
@@ -285,13 +298,24 @@ impl Runtime {
         self.server(name).ok_or_else(|| Error::NotFound(format!("no server named '{name}'")))
     }
 
-    /// The bindings of `name`, oldest first; `not_found` for a name that was never bound.
+    /// The bindings of `name`, oldest first; `not_found` for a name that is neither served nor was ever
+    /// bound.
     pub fn history(&self, name: &str) -> Result<Vec<Binding>> {
         let history = self.store.history(name)?;
-        if history.is_empty() {
+        if history.is_empty() && self.server(name).is_none() {
             return Err(Error::NotFound(format!("no server named '{name}' has a history")));
         }
         Ok(history)
+    }
+
+    /// The blob stored under `cid`, or `not_found`.
+    pub fn blob(&self, cid: &Cid) -> Result<Vec<u8>> {
+        self.store.blob(cid)?.ok_or_else(|| Error::NotFound(format!("no blob {cid}")))
+    }
+
+    /// The names of the stored secrets (never their values).
+    pub fn secret_names(&self) -> Result<Vec<String>> {
+        self.store.secret_names()
     }
 
     /// Commits one registry operation and serves what the store then holds.
