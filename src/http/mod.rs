@@ -35,6 +35,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
         .nest("/api", api::router())
+        .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(invoke::dispatch)
         .with_state(runtime)
 }
