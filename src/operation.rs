@@ -106,6 +106,13 @@ impl Operation {
         }
     }
 
+    /// The argument names `input` declares, each with whether it is required, in declaration order.
+    pub fn arguments(&self) -> Vec<(&str, bool)> {
+        let required = self.required().unwrap_or_default();
+        let properties = self.input.get("properties").and_then(Value::as_object);
+        properties.into_iter().flatten().map(|(name, _)| (name.as_str(), required.contains(&name.as_str()))).collect()
+    }
+
     /// The invocation these arguments stand for, or `bad_request` naming what is missing or unusable.
     pub fn call(&self, arguments: &Map<String, Value>) -> Result<Call, Error> {
         let bad = |message: String| Error::BadRequest(format!("operation '{}': {message}", self.name));
