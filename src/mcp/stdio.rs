@@ -62,11 +62,12 @@ fn all_tools(handler: &Handler) -> Vec<Tool> {
     handler.catalog().page(&Access::All, None, usize::MAX).map(|(tools, _)| tools).unwrap_or_default()
 }
 
-/// Re-reads the registry when another process committed to the store since the last look; says
-/// whether it did. (The first look only records where the store is.)
+/// Re-reads the registry when another process committed to the store since the last look (or when
+/// there was no look yet: a change may have come between opening the store and the first look);
+/// says whether it did.
 fn poll_store(runtime: &Runtime, seen: &mut Option<u64>) -> Result<bool> {
     let version = runtime.store.version()?;
-    if seen.replace(version).is_none_or(|previous| previous == version) {
+    if seen.replace(version) == Some(version) {
         return Ok(false);
     }
     runtime.refresh()?;

@@ -1,0 +1,268 @@
+//! MCP with a real client: rmcp's own (the official Rust SDK) over Streamable HTTP — in both the
+//! 2026-07-28 lifecycle and the initialize handshake — and over stdio against `switchboard mcp`.
+//! Each flow lists every tool through paging, calls echo, calls a server whose secret is missing,
+//! and calls a named operation against a recording mock upstream.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::Server;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, PaginatedRequestParams, ProtocolVersion, Tool};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientLifecycleMode, ClientServiceExt, ServiceExt};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+type Client = RunningService<RoleClient, ClientConfig>;
+
+const GITHUB_TOKEN: &str = "ghp_test_token_1234";
+
+async fn http_client(server: &Server, lifecycle: ClientLifecycleMode) -> Client {
+    let transport = StreamableHttpClientTransport::from_uri(server.url("/mcp"));
+    ClientConfig::default().serve_with_lifecycle(transport, lifecycle).await.expect("the client connects")
+}
+
+fn modern() -> ClientLifecycleMode {
+    ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] }
+}
+
+/// Every tool, page by page, asserting each page stays within the page size and the cursor moves on.
+async fn all_tools(client: &Client) -> Vec<Tool> {
+    let mut tools = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = client
+            .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
+            .await
+            .expect("tools/list answers");
+        pages += 1;
+        assert!(!page.tools.is_empty() && page.tools.len() <= 100, "page {pages} has {} tools", page.tools.len());
+        tools.extend(page.tools);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages > 1, "the default image's tools span more than one page");
+    tools
+}
+
+async fn call(client: &Client, name: &str, arguments: Value) -> CallToolResult {
+    let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments.as_object().cloned().unwrap());
+    client.call_tool(params).await.expect("tools/call answers with a result")
+}
+
+fn text_of(result: &CallToolResult) -> String {
+    serde_json::to_string(&result.content).unwrap()
+}
+
+/// A JSON result as the client sees it: its text content parsed (the earlier revisions carry
+/// structured content only when it is an object, so the text is what every revision has), and the
+/// structured content agreeing with it when present.
+fn json_of(result: &CallToolResult) -> Value {
+    let text = result.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default();
+    let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    if let Some(structured) = &result.structured_content {
+        assert_eq!(structured, &value);
+    }
+    value
+}
+
+/// A mock GitHub that records what it receives.
+async fn github_mock() -> MockServer {
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/octo%20cat/hello/issues"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{ "number": 7, "title": "Bug" }])))
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/repos/octocat/hello/issues"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "number": 8 })))
+        .mount(&mock)
+        .await;
+    mock
+}
+
+fn start(mock: &MockServer) -> Server {
+    Server::start_default(&[], &[("GITHUB_BASE_URL", &mock.uri()), ("GITHUB_TOKEN", GITHUB_TOKEN)])
+}
+
+/// The whole flow one client runs: list, echo, missing secret, named operations.
+async fn exercise(client: &Client, mock: &MockServer) {
+    let tools = all_tools(client).await;
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(names, sorted, "tools come in a stable, sorted order without duplicates");
+    for name in &names {
+        assert!(
+            (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "{name} is not a valid tool name"
+        );
+    }
+    for expected in ["echo", "stripe", "stripe__create_customer", "github__list_issues", "openai_chat__create_embedding"] {
+        assert!(names.contains(&expected), "{expected} is listed");
+    }
+
+    let echoed = call(client, "echo", json!({ "endpoint": "/v1/x", "method": "post", "data": { "n": 1 } })).await;
+    assert_eq!(echoed.is_error, Some(false));
+    assert_eq!(json_of(&echoed), json!({ "endpoint": "/v1/x", "method": "POST", "data": { "n": 1 } }));
+
+    let missing = call(client, "stripe__list_customers", json!({ "limit": 3 })).await;
+    assert_eq!(missing.is_error, Some(true));
+    let text = text_of(&missing);
+    assert!(text.contains("missing_secret") && text.contains("STRIPE_API_KEY"), "{text}");
+
+    let unknown = call(client, "no_such_tool", json!({})).await;
+    assert_eq!(unknown.is_error, Some(true));
+    assert!(text_of(&unknown).contains("not_found"));
+
+    let listed = call(client, "github__list_issues", json!({ "owner": "octo cat", "repo": "hello", "state": "open" })).await;
+    assert_eq!(listed.is_error, Some(false), "{}", text_of(&listed));
+    assert_eq!(json_of(&listed), json!([{ "number": 7, "title": "Bug" }]));
+    let created = call(
+        client,
+        "github__create_issue",
+        json!({ "owner": "octocat", "repo": "hello", "title": "Crash", "labels": ["bug"] }),
+    )
+    .await;
+    assert_eq!(json_of(&created), json!({ "number": 8 }));
+
+    let received = mock.received_requests().await.unwrap();
+    let get = received.iter().find(|r| r.method.as_str() == "GET").expect("the list call reached the mock");
+    assert_eq!(get.url.path(), "/repos/octo%20cat/hello/issues");
+    assert_eq!(get.url.query(), Some("state=open"));
+    assert_eq!(get.headers.get("authorization").unwrap(), &format!("Bearer {GITHUB_TOKEN}"));
+    let post = received.iter().find(|r| r.method.as_str() == "POST").expect("the create call reached the mock");
+    assert_eq!(post.url.path(), "/repos/octocat/hello/issues");
+    assert_eq!(serde_json::from_slice::<Value>(&post.body).unwrap(), json!({ "title": "Crash", "labels": ["bug"] }));
+    assert_eq!(post.headers.get("authorization").unwrap(), &format!("Bearer {GITHUB_TOKEN}"));
+}
+
+#[tokio::test]
+async fn rmcp_client_on_the_2026_07_28_revision() {
+    let mock = github_mock().await;
+    let server = start(&mock);
+    let client = http_client(&server, modern()).await;
+    assert_eq!(client.peer_info().map(|info| info.protocol_version.clone()), Some(ProtocolVersion::V_2026_07_28));
+    exercise(&client, &mock).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn rmcp_client_with_the_initialize_handshake() {
+    let mock = github_mock().await;
+    let server = start(&mock);
+    let client = http_client(&server, ClientLifecycleMode::Initialize).await;
+    let version = client.peer_info().map(|info| info.protocol_version.clone()).unwrap();
+    assert!(version.has_initialize(), "{version}");
+    exercise(&client, &mock).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn rmcp_client_over_stdio() {
+    let mock = github_mock().await;
+    // A serve on the same data directory seeds it, then the stdio server reads it.
+    let server = start(&mock);
+    let mut command = tokio::process::Command::new(common::BIN);
+    command
+        .args(["mcp", "--data", server.data_dir().to_str().unwrap()])
+        .env("GITHUB_BASE_URL", mock.uri())
+        .env("GITHUB_TOKEN", GITHUB_TOKEN)
+        .stderr(std::process::Stdio::null());
+    let transport = TokioChildProcess::new(command).unwrap();
+    let client = ClientConfig::default().serve(transport).await.expect("the stdio server answers initialize");
+    exercise(&client, &mock).await;
+
+    // A change made through the running serve reaches the stdio server's tool list.
+    let token = server.admin_token();
+    let source = common::script("Fresh", "#{ fresh: true }");
+    let response =
+        server.client.put(server.url("/api/servers/fresh")).bearer_auth(token.trim()).body(source).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut seen = false;
+    for _ in 0..100 {
+        if client.list_all_tools().await.unwrap().iter().any(|tool| tool.name == "fresh") {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the stdio server's tool list follows the store");
+    let fresh = call(&client, "fresh", json!({})).await;
+    assert_eq!(fresh.structured_content, Some(json!({ "fresh": true })));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_tool_list_follows_edits_and_disabling() {
+    let server = Server::start(&[]);
+    let client = http_client(&server, modern()).await;
+    let names = |tools: Vec<Tool>| tools.into_iter().map(|t| t.name.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(names(client.list_all_tools().await.unwrap()), BTreeSet::from(["echo".to_owned()]));
+
+    let source = "const META = #{ title: \"Shop\", description: \"d\", operations: #{ \
+        get_item: #{ description: \"One item.\", endpoint: \"/items/{id}\", \
+        input: #{ \"type\": \"object\", \"properties\": #{ id: #{ \"type\": \"string\" } }, \"required\": [\"id\"] } } } };\n\
+        fn main(endpoint, method, data) { #{ endpoint: endpoint, method: method } }";
+    let token = server.admin_token();
+    let put = server.client.put(server.url("/api/servers/shop")).bearer_auth(token.trim()).body(source);
+    assert_eq!(put.send().await.unwrap().status(), 200);
+    let listed = names(client.list_all_tools().await.unwrap());
+    assert_eq!(listed, BTreeSet::from(["echo", "shop", "shop__get_item"].map(String::from)));
+    let item = call(&client, "shop__get_item", json!({ "id": "a/b" })).await;
+    assert_eq!(item.structured_content, Some(json!({ "endpoint": "/items/a%2Fb", "method": "GET" })));
+    let without = call(&client, "shop__get_item", json!({})).await;
+    assert_eq!(without.is_error, Some(true));
+    assert!(text_of(&without).contains("bad_request") && text_of(&without).contains("'id' is required"));
+
+    let disable = server.client.post(server.url("/api/servers/shop/disable")).bearer_auth(token.trim());
+    assert_eq!(disable.send().await.unwrap().status(), 200);
+    assert_eq!(names(client.list_all_tools().await.unwrap()), BTreeSet::from(["echo".to_owned()]));
+    client.cancel().await.unwrap();
+}
+
+/// A raw JSON-RPC POST to /mcp with the given extra headers.
+async fn post(server: &Server, headers: &[(&str, &str)]) -> reqwest::Response {
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
+    let mut request = server
+        .client
+        .post(server.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn foreign_origins_and_hosts_are_refused_with_the_json_error() {
+    let server = Server::start_with(&[], &["--allowed-origin", "https://app.example.com"], &[]);
+    let refused = post(&server, &[("origin", "https://evil.example")]).await;
+    let error = common::expect_error(refused, 403, "forbidden").await;
+    assert!(error["message"].as_str().unwrap().contains("evil.example"));
+    common::expect_error(post(&server, &[("host", "evil.example")]).await, 403, "forbidden").await;
+
+    for allowed in [vec![], vec![("origin", "https://app.example.com")]] {
+        let (status, body) = common::json(post(&server, &allowed).await).await;
+        assert_eq!(status, 200, "{allowed:?}: {body}");
+        assert_eq!(body["result"]["serverInfo"]["name"], "switchboard");
+    }
+    let same_origin = server.base.clone();
+    assert_eq!(post(&server, &[("origin", &same_origin)]).await.status(), 200);
+
+    let get = server.client.get(server.url("/mcp")).send().await.unwrap();
+    let error = common::expect_error(get, 405, "bad_request").await;
+    assert!(error["message"].as_str().unwrap().contains("Method Not Allowed"));
+}
