@@ -266,3 +266,91 @@ async fn foreign_origins_and_hosts_are_refused_with_the_json_error() {
     let error = common::expect_error(get, 405, "bad_request").await;
     assert!(error["message"].as_str().unwrap().contains("Method Not Allowed"));
 }
+
+/// The official Python client (PyPI `mcp`, installed by `scripts/install-peers`), or `None` when it is
+/// missing outside CI (where a missing peer fails the test instead).
+fn python_client() -> Option<std::path::PathBuf> {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/venv/bin/python");
+    let works = std::process::Command::new(&python)
+        .args(["-c", "import mcp"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    match (works, std::env::var("CI").as_deref()) {
+        (true, _) => Some(python),
+        (false, Ok("true")) => panic!("the Python MCP client is missing: run scripts/install-peers"),
+        (false, _) => {
+            eprintln!("skipped: the Python MCP client is missing (run scripts/install-peers)");
+            None
+        }
+    }
+}
+
+/// Runs tests/mcp_client.py and returns its report.
+async fn python_report(python: &std::path::Path, mode: &str, target: &[&str], mock: &MockServer) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_client.py");
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(mode)
+        .args(target)
+        .env("GITHUB_BASE_URL", mock.uri())
+        .env("GITHUB_TOKEN", GITHUB_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{mode} {target:?}: {}{stdout}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no report ({e}): {stdout}"))
+}
+
+/// What the Python client saw, and what the mock received from its named-operation call.
+async fn check_python_report(report: &Value, mock: &MockServer) {
+    assert!(report["pages"].as_u64().unwrap() > 1, "{}", report["pages"]);
+    let tools: Vec<&str> = report["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let unique: BTreeSet<&str> = tools.iter().copied().collect();
+    assert_eq!(unique.len(), tools.len(), "paging neither repeats nor skips");
+    for expected in ["echo", "stripe__get_balance", "github__list_issues", "notion__query_data_source"] {
+        assert!(unique.contains(expected), "{expected} is listed");
+    }
+    assert_eq!(report["echo"]["is_error"], false);
+    let echoed: Value = serde_json::from_str(report["echo"]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(echoed, json!({ "endpoint": "/v1/x", "method": "POST", "data": { "n": 1 } }));
+    assert_eq!(report["missing_secret"]["is_error"], true);
+    let error: Value = serde_json::from_str(report["missing_secret"]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(error["error"]["type"], "missing_secret");
+    assert_eq!(error["error"]["secret"], "STRIPE_API_KEY");
+    assert_eq!(report["operation"]["is_error"], false, "{}", report["operation"]);
+    let issues: Value = serde_json::from_str(report["operation"]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(issues, json!([{ "number": 7, "title": "Bug" }]));
+
+    let received = mock.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1, "one upstream call for one operation call");
+    assert_eq!(received[0].method.as_str(), "GET");
+    assert_eq!(received[0].url.path(), "/repos/octo%20cat/hello/issues");
+    assert_eq!(received[0].url.query(), Some("state=open"));
+    assert_eq!(received[0].headers.get("authorization").unwrap(), &format!("Bearer {GITHUB_TOKEN}"));
+}
+
+#[tokio::test]
+async fn python_client_over_streamable_http_in_both_modes() {
+    let Some(python) = python_client() else { return };
+    for (mode, version) in [("2026-07-28", "2026-07-28"), ("legacy", "2025-11-25")] {
+        let mock = github_mock().await;
+        let server = start(&mock);
+        let url = server.url("/mcp");
+        let report = python_report(&python, mode, &["http", &url], &mock).await;
+        assert_eq!(report["protocol_version"], version);
+        check_python_report(&report, &mock).await;
+    }
+}
+
+#[tokio::test]
+async fn python_client_over_stdio() {
+    let Some(python) = python_client() else { return };
+    for mode in ["legacy", "2026-07-28"] {
+        let mock = github_mock().await;
+        let server = start(&mock);
+        let data = server.data_dir();
+        let report = python_report(&python, mode, &["stdio", common::BIN, data.to_str().unwrap()], &mock).await;
+        check_python_report(&report, &mock).await;
+    }
+}
