@@ -354,3 +354,69 @@ async fn python_client_over_stdio() {
         check_python_report(&report, &mock).await;
     }
 }
+
+/// The fenced blocks of the README's MCP section, as (language, text).
+fn readme_mcp_blocks() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("\n## MCP\n").expect("the README has an MCP section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+    let mut blocks = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        if let Some(language) = line.strip_prefix("```").filter(|l| !l.is_empty()) {
+            let text: Vec<&str> = lines.by_ref().take_while(|l| !l.starts_with("```")).collect();
+            blocks.push((language.to_owned(), text.join("\n")));
+        }
+    }
+    blocks
+}
+
+/// What a block promises to print: its `# → …` comment lines.
+fn promised(block: &str) -> Vec<&str> {
+    block.lines().filter_map(|line| line.trim().strip_prefix("# → ")).collect()
+}
+
+#[tokio::test]
+async fn the_readme_mcp_examples_run() {
+    let server = Server::start_default(&[], &[]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let blocks = readme_mcp_blocks();
+    let languages: Vec<&str> = blocks.iter().map(|(language, _)| language.as_str()).collect();
+    assert_eq!(languages, ["sh", "sh", "python", "json", "rhai"]);
+    for (language, block) in &blocks {
+        let runnable = block.replace("localhost:8080", &address);
+        let output = match language.as_str() {
+            "sh" => std::process::Command::new("bash").args(["-c", &runnable]).output().unwrap(),
+            "python" => match python_client() {
+                Some(python) => std::process::Command::new(python).args(["-c", &runnable]).output().unwrap(),
+                None => continue,
+            },
+            "json" => {
+                check_desktop_configuration(&server, block).await;
+                continue;
+            }
+            _ => continue,
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{block}\n{}", String::from_utf8_lossy(&output.stderr));
+        for expected in promised(block) {
+            assert!(stdout.contains(expected), "the example should print {expected}:\n{block}\nprinted: {stdout}");
+        }
+    }
+}
+
+/// The desktop configuration's command line serves MCP over stdio (its data directory replaced).
+async fn check_desktop_configuration(server: &Server, block: &str) {
+    let config: Value = serde_json::from_str(block).expect("the configuration is JSON");
+    let entry = &config["mcpServers"]["switchboard"];
+    assert_eq!(entry["command"], "switchboard");
+    let mut args: Vec<String> = entry["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+    assert_eq!(args[..2], ["mcp", "--data"]);
+    args[2] = server.data_dir().to_str().unwrap().to_owned();
+    let mut command = tokio::process::Command::new(common::BIN);
+    command.args(&args).stderr(std::process::Stdio::null());
+    let client = ClientConfig::default().serve(TokioChildProcess::new(command).unwrap()).await.unwrap();
+    assert!(client.list_all_tools().await.unwrap().iter().any(|tool| tool.name == "echo"));
+    client.cancel().await.unwrap();
+}
