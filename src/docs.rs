@@ -59,7 +59,8 @@ fn operations(page: &mut String, name: &str, operations: &[crate::operation::Ope
             .map(|(argument, required)| if required { format!("**`{argument}`**") } else { format!("`{argument}`") })
             .collect();
         let arguments = if arguments.is_empty() { "—".to_owned() } else { arguments.join(", ") };
-        writeln!(page, "| `{}` | `{} {}` | {arguments} | {} |", op.name, op.method, op.endpoint, op.description).unwrap();
+        writeln!(page, "| `{}` | `{} {}` | {arguments} | {} |", op.name, op.method, op.endpoint, op.description)
+            .unwrap();
     }
 }
 

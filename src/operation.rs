@@ -49,7 +49,9 @@ pub struct Call {
 pub fn parse(value: Option<&Value>) -> Result<Vec<Operation>, String> {
     let Some(value) = value else { return Ok(Vec::new()) };
     let map = value.as_object().ok_or("META.operations must be a map of operation names to operations")?;
-    map.iter().map(|(name, op)| Operation::parse(name, op).map_err(|e| format!("META.operations.{name}: {e}"))).collect()
+    map.iter()
+        .map(|(name, op)| Operation::parse(name, op).map_err(|e| format!("META.operations.{name}: {e}")))
+        .collect()
 }
 
 impl Operation {
@@ -71,7 +73,8 @@ impl Operation {
             Some(Value::Object(input)) => input.clone(),
             Some(_) => return Err("input must be a JSON Schema object map".into()),
         };
-        let operation = Operation { name: name.to_owned(), description: description.to_owned(), method, endpoint, input };
+        let operation =
+            Operation { name: name.to_owned(), description: description.to_owned(), method, endpoint, input };
         operation.check_input()?;
         Ok(operation)
     }
@@ -128,7 +131,8 @@ impl Operation {
             let close = remaining[open..].find('}').map(|c| open + c).ok_or_else(|| bad("unclosed '{'".into()))?;
             let field = &remaining[open + 1..close];
             let value = rest.shift_remove(field).ok_or_else(|| bad(format!("the argument '{field}' is required")))?;
-            let text = scalar(&value).ok_or_else(|| bad(format!("the argument '{field}' must be a string or number")))?;
+            let text =
+                scalar(&value).ok_or_else(|| bad(format!("the argument '{field}' must be a string or number")))?;
             endpoint.push_str(&remaining[..open]);
             endpoint.extend(utf8_percent_encode(&text, COMPONENT));
             remaining = &remaining[close + 1..];

@@ -107,7 +107,9 @@ async fn exercise(client: &Client, mock: &MockServer) {
             "{name} is not a valid tool name"
         );
     }
-    for expected in ["echo", "stripe", "stripe__create_customer", "github__list_issues", "openai_chat__create_embedding"] {
+    for expected in
+        ["echo", "stripe", "stripe__create_customer", "github__list_issues", "openai_chat__create_embedding"]
+    {
         assert!(names.contains(&expected), "{expected} is listed");
     }
 
@@ -124,7 +126,8 @@ async fn exercise(client: &Client, mock: &MockServer) {
     assert_eq!(unknown.is_error, Some(true));
     assert!(text_of(&unknown).contains("not_found"));
 
-    let listed = call(client, "github__list_issues", json!({ "owner": "octo cat", "repo": "hello", "state": "open" })).await;
+    let listed =
+        call(client, "github__list_issues", json!({ "owner": "octo cat", "repo": "hello", "state": "open" })).await;
     assert_eq!(listed.is_error, Some(false), "{}", text_of(&listed));
     assert_eq!(json_of(&listed), json!([{ "number": 7, "title": "Bug" }]));
     let created = call(
@@ -185,8 +188,14 @@ async fn rmcp_client_over_stdio() {
     // A change made through the running serve reaches the stdio server's tool list.
     let token = server.admin_token();
     let source = common::script("Fresh", "#{ fresh: true }");
-    let response =
-        server.client.put(server.url("/api/servers/fresh")).bearer_auth(token.trim()).body(source).send().await.unwrap();
+    let response = server
+        .client
+        .put(server.url("/api/servers/fresh"))
+        .bearer_auth(token.trim())
+        .body(source)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let mut seen = false;
     for _ in 0..100 {
@@ -411,7 +420,8 @@ async fn check_desktop_configuration(server: &Server, block: &str) {
     let config: Value = serde_json::from_str(block).expect("the configuration is JSON");
     let entry = &config["mcpServers"]["switchboard"];
     assert_eq!(entry["command"], "switchboard");
-    let mut args: Vec<String> = entry["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+    let mut args: Vec<String> =
+        entry["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
     assert_eq!(args[..2], ["mcp", "--data"]);
     args[2] = server.data_dir().to_str().unwrap().to_owned();
     let mut command = tokio::process::Command::new(common::BIN);

@@ -87,7 +87,8 @@ mod tests {
     async fn a_caller_lists_and_calls_only_what_its_access_covers() {
         let (_dir, url) = limited_mcp().await;
         let listed = rpc(&url, "tools/list", json!({})).await;
-        let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["echo"]);
         assert_eq!(listed.get("nextCursor"), None);
 

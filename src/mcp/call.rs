@@ -22,7 +22,13 @@ use super::access::Access;
 use super::catalog::{Catalog, Entry};
 
 /// Runs the tool `name` with `arguments` for a caller with `access`.
-pub async fn call(runtime: &Arc<Runtime>, catalog: &Catalog, access: &Access, name: &str, arguments: JsonObject) -> CallToolResult {
+pub async fn call(
+    runtime: &Arc<Runtime>,
+    catalog: &Catalog,
+    access: &Access,
+    name: &str,
+    arguments: JsonObject,
+) -> CallToolResult {
     let entry = match catalog.get(name) {
         Some(entry) => entry,
         None => return failure(&Error::NotFound(format!("no tool named '{name}'"))),

@@ -78,14 +78,6 @@ impl Catalog {
         self.entries.binary_search_by(|entry| entry.tool.name.as_ref().cmp(name)).ok().map(|i| &self.entries[i])
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The page after `cursor` of the tools `access` covers; an unreadable cursor is an error.
     pub fn page(&self, access: &Access, cursor: Option<&str>, size: usize) -> Result<Page, String> {
         let start = match cursor {
@@ -152,11 +144,13 @@ fn operation_entry(name: String, server: &str, script: &Arc<Script>, index: usiz
     Entry { tool, server: server.to_owned(), script: script.clone(), operation: Some(index) }
 }
 
+/// A registry snapshot, as [`Runtime::servers`] gives it.
+type Snapshot = Arc<HashMap<String, Arc<Server>>>;
+
 /// The catalog of the runtime's current snapshot, rebuilt only when the snapshot changed.
 pub struct Catalogs {
     runtime: Arc<Runtime>,
-    #[allow(clippy::type_complexity)]
-    cached: Mutex<Option<(Arc<HashMap<String, Arc<Server>>>, Arc<Catalog>)>>,
+    cached: Mutex<Option<(Snapshot, Arc<Catalog>)>>,
 }
 
 impl Catalogs {
@@ -179,5 +173,41 @@ impl Catalogs {
         let catalog = Arc::new(Catalog::build(&registry));
         *cached = Some((registry, catalog.clone()));
         catalog
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Settings;
+
+    #[test]
+    fn pages_cover_every_tool_once_in_order_and_cursors_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime::open(Settings::new(dir.path().into())).unwrap();
+        let catalog = Catalog::build(&runtime.servers());
+        let (all, none) = catalog.page(&Access::All, None, usize::MAX).unwrap();
+        assert_eq!(none, None);
+        let names: Vec<&str> = all.iter().map(|t| t.name.as_ref()).collect();
+        assert!(names.windows(2).all(|pair| pair[0] < pair[1]), "sorted and unique");
+        assert!(names.contains(&"echo") && names.contains(&"stripe__get_balance"));
+
+        let mut paged = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (tools, next) = catalog.page(&Access::All, cursor.as_deref(), 7).unwrap();
+            assert!(tools.len() <= 7);
+            paged.extend(tools);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(paged, all);
+        assert!(catalog.page(&Access::All, Some("not a cursor!"), 7).unwrap_err().contains("not a cursor"));
+
+        let limited = Access::only(["stripe"]);
+        let (tools, _) = catalog.page(&limited, None, usize::MAX).unwrap();
+        assert!(tools.len() > 1 && tools.iter().all(|t| t.name == "stripe" || t.name.starts_with("stripe__")));
     }
 }

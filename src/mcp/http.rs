@@ -54,7 +54,8 @@ async fn guard(State(origins): State<Arc<Vec<String>>>, request: Request, next: 
 /// matches `Host`), or from an origin the operator allowed (`serve --allowed-origin`).
 pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), Error> {
     let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
-    let refused = || Error::Forbidden(format!("origin '{}' may not use /mcp", String::from_utf8_lossy(origin.as_bytes())));
+    let refused =
+        || Error::Forbidden(format!("origin '{}' may not use /mcp", String::from_utf8_lossy(origin.as_bytes())));
     let origin = origin.to_str().map_err(|_| refused())?;
     let authority = url::Url::parse(origin).ok().filter(|url| matches!(url.scheme(), "http" | "https")).map(|url| {
         let host = url.host_str().unwrap_or_default().to_owned();
@@ -64,7 +65,10 @@ pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), Error
         }
     });
     let same_origin = authority.is_some_and(|authority| {
-        headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(|host| host.eq_ignore_ascii_case(&authority))
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|host| host.eq_ignore_ascii_case(&authority))
     });
     let listed = allowed.iter().any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin));
     if same_origin || listed { Ok(()) } else { Err(refused()) }

@@ -23,11 +23,8 @@ const POLL: Duration = Duration::from_secs(1);
 /// Serves MCP on stdin/stdout until the client closes it.
 pub async fn serve(runtime: Arc<Runtime>) -> Result<()> {
     let handler = Handler::new(runtime.clone(), true);
-    let running = handler
-        .clone()
-        .serve(rmcp::transport::stdio())
-        .await
-        .map_err(|e| Error::internal("MCP over stdio", e))?;
+    let running =
+        handler.clone().serve(rmcp::transport::stdio()).await.map_err(|e| Error::internal("MCP over stdio", e))?;
     let follow = tokio::spawn(follow(handler, running.peer().clone()));
     let outcome = running.waiting().await;
     follow.abort();
