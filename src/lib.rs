@@ -7,6 +7,7 @@
 //!
 //! ```text
 //!   HTTP (proxy or call style) ─┐
+//!   MCP `tools/call`            │
 //!   CLI `call`                  ├─► Request ─► resolve name|CID ─► compiled Script (cached by CID)
 //!   chaining (`input`)          ┘                                   │
 //!                                        sandboxed run of `main` ◄──┘  (inline, or on the blocking pool)
@@ -25,6 +26,8 @@
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
 //! * [`http`] is the axum interface; [`commands`] implements the CLI that `main.rs` parses.
+//! * [`mcp`] serves every server as an MCP tool (at `/mcp` and over stdio); [`operation`] reads the
+//!   named operations scripts declare and turns one into an invocation.
 //!
 //! Errors are one enum, [`error::Error`], whose variants are the error types users see; it becomes
 //! JSON in exactly one place.
