@@ -430,3 +430,35 @@ async fn check_desktop_configuration(server: &Server, block: &str) {
     assert!(client.list_all_tools().await.unwrap().iter().any(|tool| tool.name == "echo"));
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_2026_07_28_headers_must_agree_with_the_body() {
+    let server = Server::start(&[]);
+    let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} });
+    let send = |headers: Vec<(&'static str, &'static str)>, params: Value| {
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params });
+        let mut request = server
+            .client
+            .post(server.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .json(&body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let call = json!({ "name": "echo", "arguments": {}, "_meta": meta });
+    let (status, body) =
+        common::json(send(vec![("mcp-method", "tools/call"), ("mcp-name", "echo")], call.clone()).await.unwrap()).await;
+    assert_eq!((status, body["result"]["resultType"].as_str()), (200, Some("complete")), "{body}");
+    for (headers, params, expected) in [
+        (vec![("mcp-method", "tools/call"), ("mcp-name", "stripe")], call.clone(), "Mcp-Name"),
+        (vec![("mcp-name", "echo")], call.clone(), "Mcp-Method"),
+        (vec![("mcp-method", "tools/call"), ("mcp-name", "echo")], json!({ "name": "echo" }), "_meta"),
+    ] {
+        let (status, body) = common::json(send(headers, params).await.unwrap()).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(expected), "{expected}: {body}");
+    }
+}
