@@ -462,3 +462,28 @@ async fn the_2026_07_28_headers_must_agree_with_the_body() {
         assert!(body["error"]["message"].as_str().unwrap().contains(expected), "{expected}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_2026_07_28_stdio_client_hears_of_changes_through_its_subscription() {
+    let server = Server::start(&[]);
+    let mut command = tokio::process::Command::new(common::BIN);
+    command.args(["mcp", "--data", server.data_dir().to_str().unwrap()]).stderr(std::process::Stdio::null());
+    let client = ClientConfig::default()
+        .serve_with_lifecycle(TokioChildProcess::new(command).unwrap(), modern())
+        .await
+        .expect("the stdio server answers without initialize");
+    let filter = rmcp::model::SubscriptionFilter::builder().tools_list_changed().build();
+    let mut subscription = client.listen(filter).await.expect("subscriptions/listen is acknowledged");
+    assert_eq!(subscription.acknowledged().tools_list_changed, Some(true));
+
+    let token = server.admin_token();
+    let put =
+        server.client.put(server.url("/api/servers/late")).bearer_auth(token.trim()).body(common::script("Late", "1"));
+    assert_eq!(put.send().await.unwrap().status(), 200);
+    // A deadline only so that a broken build fails instead of hanging; the notice comes within a poll.
+    let notice = tokio::time::timeout(Duration::from_secs(60), subscription.next()).await.expect("a notice");
+    assert!(matches!(notice, Ok(Some(rmcp::model::ServerNotification::ToolListChangedNotification(_)))), "{notice:?}");
+    assert!(client.list_all_tools().await.unwrap().iter().any(|tool| tool.name == "late"));
+    drop(subscription);
+    client.cancel().await.unwrap();
+}

@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tokio::sync::watch;
 
 use crate::runtime::Runtime;
 
@@ -28,11 +29,18 @@ pub struct Handler {
     catalogs: Arc<Catalogs>,
     /// Whether this transport can tell the client that the list changed (stdio can; stateless HTTP cannot).
     notifies: bool,
+    /// Bumped whenever the tools change, for the `subscriptions/listen` requests waiting on it.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl Handler {
     pub fn new(runtime: Arc<Runtime>, notifies: bool) -> Handler {
-        Handler { catalogs: Arc::new(Catalogs::new(runtime)), notifies }
+        Handler { catalogs: Arc::new(Catalogs::new(runtime)), notifies, changes: Arc::new(watch::Sender::new(0)) }
+    }
+
+    /// Tells every open `subscriptions/listen` (the 2026-07-28 way to hear of changes) that the tools changed.
+    pub fn tools_changed(&self) {
+        self.changes.send_modify(|generation| *generation += 1);
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -85,6 +93,27 @@ impl ServerHandler for Handler {
         tokio::select! {
             result = call => Ok(result.into()),
             () = context.ct.cancelled() => Err(ErrorData::internal_error("the request was cancelled", None)),
+        }
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        self.notifies.then(|| requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changes = self.changes.subscribe();
+        loop {
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    if let Err(error) = context.sink().notify_tool_list_changed().await {
+                        tracing::debug!("a subscriber was not told that the tools changed: {error}");
+                    }
+                }
+                () = context.cancelled() => return Ok(()),
+            }
         }
     }
 

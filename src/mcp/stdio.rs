@@ -2,8 +2,8 @@
 //!
 //! Such a process usually shares its data directory with a running `serve`, which may reload or
 //! edit servers at any time. [`poll_store`] notices (one cheap query a second) and re-reads the
-//! registry, and a client that can be told (the `initialize` revisions) gets
-//! `notifications/tools/list_changed` when the tools actually differ.
+//! registry; when the tools actually differ, the client gets `notifications/tools/list_changed` —
+//! unasked on the `initialize` revisions, through its `subscriptions/listen` on 2026-07-28.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,11 +46,17 @@ async fn follow(handler: Handler, peer: Peer<RoleServer>) {
             }
         }
         let now = all_tools(&handler);
-        if now != tools {
-            tools = now;
-            if let Err(error) = peer.notify_tool_list_changed().await {
-                tracing::debug!("the client was not told that the tools changed: {error}");
-            }
+        if now == tools {
+            continue;
+        }
+        tools = now;
+        handler.tools_changed();
+        // A client of the initialize revisions hears of it unasked; a 2026-07-28 client through
+        // the subscription it opened (it has no handshake, so no peer info).
+        if peer.peer_info().is_some()
+            && let Err(error) = peer.notify_tool_list_changed().await
+        {
+            tracing::debug!("the client was not told that the tools changed: {error}");
         }
     }
 }
