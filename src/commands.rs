@@ -20,9 +20,18 @@ use crate::runtime::{Runtime, Settings, default_data_dir};
 pub const INVOCATION_ERROR: u8 = 1;
 pub const USAGE_ERROR: u8 = 2;
 
-/// Where the state lives; shared by every command that opens it.
+/// Where the state lives; shared by every command that opens it (`--data`, or `--data-dir`).
 #[derive(Debug, Clone, Args)]
 pub struct DataDirArg {
+    /// Data directory (store, keys, per-server databases). Default: $SWITCHBOARD_DATA, else the user's
+    /// data directory (~/.local/share/switchboard).
+    #[arg(long = "data", visible_alias = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `call`'s data directory: `call` keeps `-d/--data` for the invocation's data, so only `--data-dir`.
+#[derive(Debug, Clone, Args)]
+pub struct CallDataDirArg {
     /// Data directory (store, keys, per-server databases). Default: $SWITCHBOARD_DATA, else the user's
     /// data directory (~/.local/share/switchboard).
     #[arg(long = "data-dir", value_name = "DIR")]
@@ -53,6 +62,14 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 10 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
+    /// A browser origin (`https://app.example.com`) that may use /mcp besides this server's own;
+    /// repeatable, `*` for any.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// A `Host` (name or `name:port`) /mcp answers besides loopback and the listen address;
+    /// repeatable, `*` for any.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,7 +95,7 @@ pub struct CallArgs {
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u64>,
     #[command(flatten)]
-    pub state: DataDirArg,
+    pub state: CallDataDirArg,
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {
@@ -116,6 +133,11 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     let mut settings = Settings::new(args.data.unwrap_or_else(default_data_dir));
     settings.read_only = args.read_only;
     settings.max_body = args.max_body;
+    settings.allowed_origins = args.allowed_origins;
+    if !args.listen.ip().is_unspecified() {
+        settings.allowed_hosts.push(args.listen.ip().to_string());
+    }
+    settings.allowed_hosts.extend(args.allowed_hosts);
     let boot = args.boot.or_else(|| {
         let local = PathBuf::from("boot/default.boot.json");
         local.exists().then_some(local)
@@ -221,7 +243,8 @@ pub fn describe(text: &str, state: DataDirArg) -> ExitCode {
 /// `switchboard call`: one invocation in-process; the output goes to stdout.
 pub fn call(args: CallArgs) -> ExitCode {
     init_logging("warn");
-    let runtime = match open(args.state.settings()) {
+    let state = DataDirArg { data_dir: args.state.data_dir };
+    let runtime = match open(state.settings()) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
@@ -277,6 +300,24 @@ pub fn cid(files: &[PathBuf]) -> ExitCode {
         }
     }
     code
+}
+
+/// `switchboard mcp`: MCP over stdio until the client closes it. Logs go to stderr, never stdout,
+/// which carries the protocol.
+pub fn mcp(state: DataDirArg) -> ExitCode {
+    init_logging("warn");
+    let runtime = match open(state.settings()) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let tokio = match tokio_runtime() {
+        Ok(tokio) => tokio,
+        Err(e) => return usage(format!("cannot start: {e}")),
+    };
+    match tokio.block_on(crate::mcp::stdio::serve(runtime)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => failed(&error),
+    }
 }
 
 #[derive(Debug, Clone, Args)]

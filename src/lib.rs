@@ -7,6 +7,7 @@
 //!
 //! ```text
 //!   HTTP (proxy or call style) ─┐
+//!   MCP `tools/call`            │
 //!   CLI `call`                  ├─► Invocation ─► resolve name|CID ─► compiled Script (cached by CID)
 //!   chaining (`input`)          ┘                                      │
 //!                        sandboxed run of `main` (or `webhook`) ◄──────┘
@@ -29,6 +30,8 @@
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
 //! * [`http`] is the axum interface; [`commands`] implements the CLI that `main.rs` parses.
+//! * [`mcp`] serves every server as an MCP tool (at `/mcp` and over stdio); [`operation`] reads the
+//!   named operations scripts declare and turns one into an invocation.
 //!
 //! Errors are one enum, [`error::Error`], whose variants are the error types users see; the core knows
 //! nothing of HTTP, and the error becomes an HTTP response in exactly one place, at the edge
@@ -43,7 +46,9 @@ pub mod error;
 pub mod http;
 pub mod invoke;
 pub mod keys;
+pub mod mcp;
 pub mod modules;
+pub mod operation;
 pub mod reload;
 pub mod runtime;
 pub mod secrets;

@@ -37,6 +37,10 @@ pub struct Settings {
     /// A boot image to load at start instead of the state the data directory holds.
     pub boot: Option<Image>,
     pub http: HttpSettings,
+    /// `Host` values `/mcp` answers (against DNS rebinding); `*` for any.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins besides the server's own that may use `/mcp` (`*` for any).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Settings {
@@ -48,6 +52,8 @@ impl Settings {
             max_body: 10 * 1024 * 1024,
             boot: None,
             http: HttpSettings::default(),
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Meta {
     pub docs: String,
     /// The server's own wall-clock limit, overriding the runtime default.
     pub timeout: Option<Duration>,
+    /// Named operations (`META.operations`), checked when the script loads.
+    pub operations: Vec<crate::operation::Operation>,
     /// The whole `META` as JSON, for describing the server.
     pub json: Value,
 }
@@ -79,6 +81,7 @@ impl Meta {
             base_url: text("base_url", false)?,
             docs: text("docs", false)?,
             timeout,
+            operations: crate::operation::parse(map.get("operations"))?,
             json,
         })
     }

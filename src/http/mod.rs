@@ -36,6 +36,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
         .nest("/api", api::router())
+        .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(dispatch::dispatch)
         .with_state(runtime)
 }
