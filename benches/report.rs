@@ -208,11 +208,7 @@ struct Shape {
 const SMALL: Shape = Shape { connections: CONNECTIONS, seconds: SECONDS };
 
 /// Runs wrk on core 0 against `url`, with an optional Lua script, and reads throughput and latency.
-fn wrk(url: &str, lua: Option<&Path>, pid: u32) -> Load {
-    wrk_shaped(url, lua, pid, SMALL)
-}
-
-fn wrk_shaped(url: &str, lua: Option<&Path>, pid: u32, shape: Shape) -> Load {
+fn wrk(url: &str, lua: Option<&Path>, pid: u32, shape: Shape) -> Load {
     let mut command = Command::new("taskset");
     let (connections, seconds) = (format!("-c{}", shape.connections), format!("-d{}s", shape.seconds));
     command.args(["-c", "0", "wrk", "-t1", &connections, &seconds, "--timeout", "10s", "--latency"]);
@@ -271,8 +267,8 @@ fn interleaved(
     // Warm both up (connections, caches, the script's first run).
     let _ = ureq_get(our_url);
     for _ in 0..rounds {
-        base.push(wrk_shaped(base_url, lua, baseline.child.id(), shape));
-        ours.push(wrk_shaped(our_url, lua, switchboard.child.id(), shape));
+        base.push(wrk(base_url, lua, baseline.child.id(), shape));
+        ours.push(wrk(our_url, lua, switchboard.child.id(), shape));
     }
     let pick = |loads: &[Load]| Load {
         rps: median(loads.iter().map(|l| l.rps).collect()),
@@ -495,9 +491,9 @@ fn gateway(dir: &Path, report: &mut Value) {
     let (mut slow_proxy, mut slow_ours) = (Vec::new(), Vec::new());
     for _ in 0..2 {
         let url = format!("{}/ok?ms=1000", proxy.base);
-        slow_proxy.push(sampled(proxy.child.id(), || wrk_shaped(&url, None, proxy.child.id(), slow_shape)));
+        slow_proxy.push(sampled(proxy.child.id(), || wrk(&url, None, proxy.child.id(), slow_shape)));
         let url = format!("{}/gateway/ok?ms=1000", ours.base);
-        slow_ours.push(sampled(ours.child.id(), || wrk_shaped(&url, None, ours.child.id(), slow_shape)));
+        slow_ours.push(sampled(ours.child.id(), || wrk(&url, None, ours.child.id(), slow_shape)));
     }
     let best = |runs: &[(Load, f64, f64)]| {
         let run = runs.iter().max_by(|a, b| a.0.rps.total_cmp(&b.0.rps)).unwrap();
