@@ -34,6 +34,7 @@ pub mod cid;
 pub mod commands;
 pub mod docs;
 pub mod engine;
+pub mod environment;
 pub mod error;
 pub mod http;
 pub mod invoke;

@@ -117,6 +117,8 @@ impl HttpClient {
         let client = reqwest::Client::builder()
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(super::egress::redirects())
+            .dns_resolver(std::sync::Arc::new(super::egress::Resolver))
             .build()
             .map_err(|e| Error::internal("http client", e))?;
         Ok(HttpClient { client, settings })
@@ -211,6 +213,8 @@ impl HttpClient {
 /// Why an attempt got no response.
 enum Failure {
     Connect(String),
+    /// The resolver found only addresses egress forbids.
+    Refused(String),
     Timeout,
     Other(String),
     TooLarge(usize),
@@ -220,6 +224,13 @@ impl Failure {
     fn from_reqwest(error: reqwest::Error) -> Failure {
         // The URL may carry credentials in its query: never let it into a message.
         let error = error.without_url();
+        let mut source: Option<&dyn std::error::Error> = Some(&error);
+        while let Some(cause) = source {
+            if let Some(refused) = cause.downcast_ref::<super::egress::Refused>() {
+                return Failure::Refused(refused.0.clone());
+            }
+            source = cause.source();
+        }
         if error.is_timeout() {
             Failure::Timeout
         } else if error.is_connect() {
@@ -234,6 +245,10 @@ impl Failure {
             Failure::Connect(message) => {
                 Error::UpstreamUnreachable(context.redact(&format!("cannot connect to {host}: {message}")))
             }
+            Failure::Refused(name) => Error::Refused {
+                host: context.redact(host),
+                message: context.redact(&format!("refused to send to {host}: {name} resolves only to link-local or cloud-metadata addresses")),
+            },
             Failure::Timeout => Error::Timeout(format!("{host} did not answer within {} ms", timeout.as_millis())),
             Failure::Other(message) => Error::UpstreamUnreachable(context.redact(&format!("{host}: {message}"))),
             Failure::TooLarge(cap) => Error::InvalidResponse(format!("{host} sent a response larger than {cap} bytes")),
@@ -350,6 +365,7 @@ fn request(services: &Services, method: &str, url: &str, options: &Map) -> Resul
         .map_err(|_| arg_error(&format!("'{method}' is not an HTTP method")))?;
     let mut outgoing = Outgoing::new(method, parse_url(url)?);
     apply_options(&mut outgoing, options)?;
+    super::egress::check(services, &context, &outgoing.url)?;
     let response = services.http.send(outgoing, &context).map_err(raise)?;
     Ok(response_map(&response))
 }
