@@ -19,6 +19,8 @@ use crate::runtime::{Runtime, Settings, default_data_dir};
 
 pub const INVOCATION_ERROR: u8 = 1;
 pub const USAGE_ERROR: u8 = 2;
+/// Invocation tokens from the environment (see [`access`](crate::access)).
+pub const INVOKE_TOKENS_ENV: &str = "SWITCHBOARD_INVOKE_TOKENS";
 
 /// Where the state lives; shared by every command that opens it.
 #[derive(Debug, Clone, Args)]
@@ -53,6 +55,11 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 10 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
+    /// Require `Authorization: Bearer <token>` on invocations: `TOKEN` covers every server,
+    /// `TOKEN=stripe+slack` only those. Repeatable; adds to $SWITCHBOARD_INVOKE_TOKENS (same syntax,
+    /// comma-separated).
+    #[arg(long = "invoke-token", value_name = "TOKEN[=SERVER+…]")]
+    pub invoke_token: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -116,6 +123,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     let mut settings = Settings::new(args.data.unwrap_or_else(default_data_dir));
     settings.read_only = args.read_only;
     settings.max_body = args.max_body;
+    let mut token_lists = args.invoke_token.clone();
+    token_lists.extend(std::env::var(INVOKE_TOKENS_ENV).ok());
+    settings.invoke_access = match crate::access::InvokeAccess::parse(&token_lists) {
+        Ok(access) => access,
+        Err(problem) => return usage(format!("invocation tokens: {problem}")),
+    };
     let boot = args.boot.or_else(|| {
         let local = PathBuf::from("boot/default.boot.json");
         local.exists().then_some(local)
@@ -154,6 +167,10 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             None => {
                 tracing::info!("admin token: in {}", runtime.data_dir().join(crate::keys::ADMIN_TOKEN_FILE).display())
             }
+        }
+        match runtime.settings.invoke_access.is_open() {
+            true => tracing::info!("invocations: open to every client that reaches {address}"),
+            false => tracing::info!("invocations: need an invocation token"),
         }
         println!("switchboard listening on http://{address}");
         let _ = std::io::stdout().flush();

@@ -231,8 +231,15 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(self.to_json())).into_response();
-        if let Error::RateLimited { retry_after: Some(seconds), .. } = &self {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*seconds).into());
+        match &self {
+            Error::RateLimited { retry_after: Some(seconds), .. } => {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*seconds).into());
+            }
+            Error::Unauthorized(_) => {
+                let bearer = axum::http::HeaderValue::from_static("Bearer");
+                response.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, bearer);
+            }
+            _ => {}
         }
         response
     }

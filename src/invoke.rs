@@ -158,8 +158,7 @@ impl Runtime {
                     }
                     other => other,
                 })?;
-                let server = self.servers().values().find(|s| s.cid == *cid && s.enabled).map(|s| s.name.clone());
-                Ok((script, server))
+                Ok((script, self.server_bound_to(cid)))
             }
             Target::Script { script, name } => Ok((script.clone(), name.clone())),
         }

@@ -29,6 +29,7 @@
 //! Errors are one enum, [`error::Error`], whose variants are the error types users see; it becomes
 //! JSON in exactly one place.
 
+pub mod access;
 pub mod boot;
 pub mod cid;
 pub mod commands;

@@ -37,6 +37,8 @@ pub struct Settings {
     /// A boot image to load at start instead of the state the data directory holds.
     pub boot: Option<Image>,
     pub http: HttpSettings,
+    /// Who may invoke over HTTP and MCP (open when no token is set).
+    pub invoke_access: crate::access::InvokeAccess,
 }
 
 impl Settings {
@@ -48,6 +50,7 @@ impl Settings {
             max_body: 10 * 1024 * 1024,
             boot: None,
             http: HttpSettings::default(),
+            invoke_access: Default::default(),
         }
     }
 }
@@ -124,6 +127,11 @@ impl Runtime {
 
     pub fn server(&self, name: &str) -> Option<Arc<Server>> {
         self.registry.load().get(name).cloned()
+    }
+
+    /// The name of an enabled server bound to `cid`, if any: the server a CID invocation runs as.
+    pub fn server_bound_to(&self, cid: &Cid) -> Option<String> {
+        self.registry.load().values().find(|s| s.cid == *cid && s.enabled).map(|s| s.name.clone())
     }
 
     /// Compiles `source`, or returns the cached script with the same CID.

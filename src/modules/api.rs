@@ -361,12 +361,10 @@ fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) 
         });
     }
     if !status.is_success() {
-        let text = String::from_utf8_lossy(&response.body);
-        let excerpt: String = text.chars().take(EXCERPT).collect();
         return Err(Error::Upstream {
             status: status.as_u16(),
             message: format!("{host} answered {status}"),
-            body: context.redact(&excerpt),
+            body: context.excerpt(&String::from_utf8_lossy(&response.body), EXCERPT),
         });
     }
     if response.body.iter().all(u8::is_ascii_whitespace) {
@@ -376,8 +374,7 @@ fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) 
         return Ok(String::from_utf8_lossy(&response.body).into_owned().into());
     }
     serde_json::from_slice::<Dynamic>(&response.body).map_err(|e| {
-        let text = String::from_utf8_lossy(&response.body);
-        let excerpt: String = text.chars().take(200).collect();
+        let excerpt = context.excerpt(&String::from_utf8_lossy(&response.body), 200);
         Error::InvalidResponse(context.redact(&format!("{host} sent a body that is not JSON ({e}): {excerpt}")))
     })
 }

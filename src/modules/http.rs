@@ -139,7 +139,11 @@ impl HttpClient {
 
     async fn send_async(&self, request: Outgoing, context: &Context) -> Result<Incoming, Error> {
         let max_retries = request.max_retries.unwrap_or(self.settings.max_retries);
-        let host = request.url.host_str().unwrap_or("").to_owned();
+        if let Some((user, password)) = &request.basic_auth {
+            context.reveal_basic(user, password);
+        }
+        // A secret may form the host (a store's domain) as well as the path: the log masks both.
+        let host = context.redact(request.url.host_str().unwrap_or(""));
         let path = context.redact(request.url.path());
         let mut attempt = 0;
         loop {
