@@ -522,6 +522,11 @@ pub fn boot(command: BootCommand) -> ExitCode {
             };
             match runtime.import(&image, crate::store::Origin::Boot).and_then(|()| runtime.boot_cid()) {
                 Ok(cid) => {
+                    for server in &image.servers {
+                        if let Ok(script) = runtime.compile(&server.script) {
+                            eprintln!("  {}: {}", server.name, crate::server::asks_line(&server.name, &script.meta));
+                        }
+                    }
                     eprintln!("imported {} servers; boot CID {cid}", image.servers.len());
                     ExitCode::SUCCESS
                 }
@@ -534,7 +539,10 @@ pub fn boot(command: BootCommand) -> ExitCode {
                 (Ok(a), Ok(b)) => (a, b),
                 (Err(code), _) | (_, Err(code)) => return code,
             };
-            let lines = crate::boot::diff(&a, &b);
+            let asks = |name: &str, script: &[u8]| {
+                engine.compile(script).ok().map(|script| crate::server::asks_line(name, &script.meta))
+            };
+            let lines = crate::boot::diff(&a, &b, asks);
             if lines.is_empty() {
                 println!("no differences");
             }
