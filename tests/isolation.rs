@@ -337,3 +337,42 @@ async fn boot_diff_and_import_show_what_each_server_asks_for() {
     assert_eq!(body["asks"]["svc"]["secrets"], json!(["SVC_TOKEN"]));
     assert_eq!(body["asks"]["echo"], json!({"secrets": [], "hosts": []}));
 }
+
+/// The README's "Isolation and access" section: its script and its token example run as written.
+#[tokio::test]
+async fn the_readme_isolation_examples_run_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n## Isolation and access\n").nth(1).unwrap().split("\n## ").next().unwrap();
+    let block = |fence: &str| section.split(fence).nth(1).unwrap().split("```").next().unwrap().to_owned();
+    let (script, shell) = (block("```rhai\n"), block("```sh\n"));
+    let tokens = shell.split("SWITCHBOARD_INVOKE_TOKENS=\"").nth(1).unwrap().split('"').next().unwrap();
+
+    let (api, upload) = (answering(200).await, answering(200).await);
+    let (api_uri, upload_uri) = (api.uri(), upload.uri());
+    let env = [
+        ("SWITCHBOARD_INVOKE_TOKENS", tokens),
+        ("FILES_TOKEN", "files-tok-1"),
+        ("FILES_BASE_URL", api_uri.as_str()),
+        ("FILES_UPLOAD_BASE_URL", upload_uri.as_str()),
+    ];
+    let server = Server::start_with(&[("files", &script)], &[], &env);
+    let mut checked = 0;
+    for line in shell.lines().filter(|line| line.starts_with("curl")) {
+        let token = line.split("Bearer ").nth(1).map(|rest| rest.split('"').next().unwrap());
+        let path = line.split("localhost:8080").nth(1).unwrap().split_whitespace().next().unwrap();
+        let expected: u16 = line.split("# ").nth(1).unwrap()[..3].parse().unwrap();
+        let mut request = server.client.get(server.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        assert_eq!(request.send().await.unwrap().status(), expected, "{line}");
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
+    let ops = shell.split("Bearer ").nth(2).unwrap().split('"').next().unwrap();
+    let response = server.client.get(server.url("/files/upload/a.txt")).bearer_auth(ops).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let sent = &upload.received_requests().await.unwrap()[0];
+    assert_eq!((sent.url.path(), sent.headers.get("authorization").unwrap().to_str().unwrap()), ("/v2/upload/a.txt", "Bearer files-tok-1"));
+    assert_eq!(api.received_requests().await.unwrap()[0].url.path(), "/v1/me");
+}

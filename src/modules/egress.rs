@@ -340,6 +340,38 @@ mod tests {
         }
     }
 
+    /// URL spellings that try to pass for a declared host: each must be refused.
+    const DISGUISES: [&str; 14] = [
+        "https://api.stripe.com@evil.example/",
+        "https://api.stripe.com:443@evil.example/",
+        "https://evil.example\\@api.stripe.com/",
+        "https://evil.example#@api.stripe.com/",
+        "https://evil.example?@api.stripe.com/",
+        "https://api.stripe.com.evil.example/",
+        "https://api.stripe.com./",
+        "https://evilapi.stripe.com/",
+        "http://api.stripe.com/",
+        "https://api.stripe.com:444/",
+        "https://[::ffff:7f00:1]/",
+        "https://2852039166/",
+        "https://0xa9.0xfe.0xa9.0xfe/",
+        "https://xn--pi-7ka.stripe.com/",
+    ];
+
+    #[test]
+    fn disguised_hosts_are_refused() {
+        let p = policy(&[("https://api.stripe.com/v1", false)]);
+        for url in DISGUISES {
+            assert!(decide(&p, url).is_err(), "{url} passed for api.stripe.com");
+        }
+        let metadata = policy(&[("https://169.254.169.254", false)]);
+        for url in ["https://2852039166/", "https://0xa9.0xfe.0xa9.0xfe/", "https://169.254.43518/"] {
+            let (host, message) = decide(&metadata, url).unwrap_err();
+            assert_eq!(host, "169.254.169.254", "{url}");
+            assert!(message.contains("cloud-metadata"), "{url}: {message}");
+        }
+    }
+
     #[test]
     fn a_nameless_script_admits_nothing() {
         let p = policy(&[]);
