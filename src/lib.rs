@@ -19,7 +19,9 @@
 //!   PostgreSQL). It is never on the hot path.
 //! * [`engine`] owns the one shared Rhai engine: sandbox limits, compiling and loading scripts, running
 //!   `main`, and turning results and failures into outputs and [`error::Error`]s.
-//! * [`modules`] are the native functions scripts call.
+//! * [`modules`] are the native functions scripts call; [`modules::egress`] decides where a server may
+//!   send, and [`environment`] what of the process environment a script may read.
+//! * [`access`] decides who may invoke (invocation tokens), for every remote entry point.
 //! * [`runtime`] ties the store and engine together and holds the in-memory registry snapshot that
 //!   requests read without locks; [`invoke`] is the invocation path itself.
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
