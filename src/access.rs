@@ -71,9 +71,8 @@ impl InvokeAccess {
         if self.is_open() {
             return Ok(());
         }
-        let token = token.ok_or_else(|| {
-            Error::Unauthorized("invocations need Authorization: Bearer <invocation token>".into())
-        })?;
+        let token = token
+            .ok_or_else(|| Error::Unauthorized("invocations need Authorization: Bearer <invocation token>".into()))?;
         let digest = blake3::hash(token.as_bytes());
         let found = self.tokens.iter().fold(None, |found, t| if t.digest == digest { Some(t) } else { found });
         let found = found.ok_or_else(|| Error::Unauthorized("the invocation token is not valid".into()))?;

@@ -26,7 +26,8 @@ async fn call(server: &Server, name: &str, body: serde_json::Value) -> reqwest::
 #[tokio::test]
 async fn runtime_credentials_are_never_readable_by_scripts() {
     let master = "ab".repeat(32);
-    let env = [("SWITCHBOARD_ADMIN_TOKEN", ADMIN), ("SWITCHBOARD_MASTER_KEY", master.as_str()), ("SVC_KEY", "svc-1234")];
+    let env =
+        [("SWITCHBOARD_ADMIN_TOKEN", ADMIN), ("SWITCHBOARD_MASTER_KEY", master.as_str()), ("SVC_KEY", "svc-1234")];
     let server = Server::start_with(&[], &[], &env);
     for (declared, name) in [
         (r#"secrets: ["SWITCHBOARD_ADMIN_TOKEN", "SWITCHBOARD_MASTER_KEY"]"#, "SWITCHBOARD_ADMIN_TOKEN"),
@@ -88,7 +89,8 @@ async fn a_secret_goes_only_to_declared_hosts() {
 
     // The declared host is reached by api::call and by http alike.
     assert_eq!(server.get("/svc/items").await.status(), 200);
-    let (status, body) = json(call(&server, "svc", json!({"endpoint": "/post", "data": {"url": service.uri()}})).await).await;
+    let (status, body) =
+        json(call(&server, "svc", json!({"endpoint": "/post", "data": {"url": service.uri()}})).await).await;
     assert_eq!((status, &body["status"]), (200, &json!(200)), "{body}");
     assert_eq!(service.received_requests().await.unwrap().len(), 2);
 
@@ -118,17 +120,24 @@ async fn a_redirect_to_another_host_is_not_followed_with_credentials() {
         .respond_with(ResponseTemplate::new(307).insert_header("location", steal.as_str()))
         .mount(&service)
         .await;
-    Mock::given(path("/old")).respond_with(ResponseTemplate::new(308).insert_header("location", "/new")).mount(&service).await;
-    Mock::given(path("/new")).respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": 1}))).mount(&service).await;
+    Mock::given(path("/old"))
+        .respond_with(ResponseTemplate::new(308).insert_header("location", "/new"))
+        .mount(&service)
+        .await;
+    Mock::given(path("/new"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": 1})))
+        .mount(&service)
+        .await;
     let script = svc(&service.uri(), r#"api: #{ query: #{ key: "{SVC_TOKEN}" } }"#);
     let server = Server::start_with(&[("svc", &script)], &[], &[("SVC_TOKEN", "tok-5f3a9c")]);
 
     let response = server.client.post(server.url("/svc/moved")).json(&json!({"card": "tok"})).send().await.unwrap();
     let error = expect_error(response, 502, "upstream").await;
     assert_eq!(error["status"], 307, "{error}");
-    let (status, body) =
-        json(call(&server, "svc", json!({"endpoint": "/get", "data": {"url": format!("{}/moved", service.uri())}})).await)
-            .await;
+    let (status, body) = json(
+        call(&server, "svc", json!({"endpoint": "/get", "data": {"url": format!("{}/moved", service.uri())}})).await,
+    )
+    .await;
     assert_eq!((status, &body["status"]), (200, &json!(307)), "http sees the redirect itself: {body}");
     assert!(collector.received_requests().await.unwrap().is_empty(), "a redirect carried credentials away");
 
@@ -157,7 +166,10 @@ fn main(endpoint, method, data) {
     assert_eq!(server.get("/svc/files/1").await.status(), 200);
     assert_eq!(server.get("/svc/me").await.status(), 200);
     let upload = &uploads.received_requests().await.unwrap()[0];
-    assert_eq!((upload.url.path(), upload.headers.get("authorization").unwrap()), ("/v2/files/1", &"Bearer tok-5f3a9c".parse().unwrap()));
+    assert_eq!(
+        (upload.url.path(), upload.headers.get("authorization").unwrap()),
+        ("/v2/files/1", &"Bearer tok-5f3a9c".parse().unwrap())
+    );
     assert_eq!(service.received_requests().await.unwrap()[0].url.path(), "/v1/me");
     let error = expect_error(server.get("/svc/nowhere").await, 500, "script_error").await;
     assert!(error["message"].as_str().unwrap().contains("host 'nowhere' is not named in META.hosts"), "{error}");
@@ -184,9 +196,15 @@ async fn secrets_echoed_back_in_any_encoding_stay_masked() {
     let echo = MockServer::start().await;
     Mock::given(wiremock::matchers::any())
         .respond_with(|request: &Request| {
-            let headers: Vec<String> = request.headers.iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or(""))).collect();
+            let headers: Vec<String> =
+                request.headers.iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or(""))).collect();
             let body = String::from_utf8_lossy(&request.body);
-            ResponseTemplate::new(400).set_body_string(format!("{} {}\n{}\n{body}", request.method, request.url, headers.join("\n")))
+            ResponseTemplate::new(400).set_body_string(format!(
+                "{} {}\n{}\n{body}",
+                request.method,
+                request.url,
+                headers.join("\n")
+            ))
         })
         .mount(&echo)
         .await;
@@ -242,7 +260,10 @@ fn main(endpoint, method, data) {{
         assert!(!logs.contains(form.as_str()), "the log shows {form}:\n{logs}");
     }
     let outbound: Vec<&str> = logs.lines().filter(|l| l.contains("outbound")).collect();
-    assert!(outbound.iter().all(|l| !l.to_lowercase().contains("localhost")), "a host made of a secret is logged: {outbound:?}");
+    assert!(
+        outbound.iter().all(|l| !l.to_lowercase().contains("localhost")),
+        "a host made of a secret is logged: {outbound:?}"
+    );
 }
 
 #[tokio::test]
@@ -331,7 +352,8 @@ async fn boot_diff_and_import_show_what_each_server_asks_for() {
 
     let server = Server::start_with(&[("svc", &svc)], &[], &[("SWITCHBOARD_ADMIN_TOKEN", ADMIN)]);
     let image = server.get("/api/boot/export").await.bytes().await.unwrap();
-    let response = server.client.post(server.url("/api/boot/import")).bearer_auth(ADMIN).body(image).send().await.unwrap();
+    let response =
+        server.client.post(server.url("/api/boot/import")).bearer_auth(ADMIN).body(image).send().await.unwrap();
     let (status, body) = json(response).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["asks"]["svc"]["secrets"], json!(["SVC_TOKEN"]));
@@ -373,6 +395,9 @@ async fn the_readme_isolation_examples_run_as_written() {
     let response = server.client.get(server.url("/files/upload/a.txt")).bearer_auth(ops).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let sent = &upload.received_requests().await.unwrap()[0];
-    assert_eq!((sent.url.path(), sent.headers.get("authorization").unwrap().to_str().unwrap()), ("/v2/upload/a.txt", "Bearer files-tok-1"));
+    assert_eq!(
+        (sent.url.path(), sent.headers.get("authorization").unwrap().to_str().unwrap()),
+        ("/v2/upload/a.txt", "Bearer files-tok-1")
+    );
     assert_eq!(api.received_requests().await.unwrap()[0].url.path(), "/v1/me");
 }

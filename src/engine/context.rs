@@ -35,7 +35,7 @@ impl Context {
     }
 
     /// Records a secret value so that [`redact`](Self::redact) masks it in every form the runtime may
-    /// have written it in, and so an upstream may echo it back in: see [`forms`].
+    /// have written it in, and so an upstream may echo it back in: see `forms`.
     pub fn reveal(&self, value: &str) {
         if value.len() < SHORTEST_MASKED {
             return;
@@ -102,7 +102,8 @@ mod tests {
 
     fn context() -> Context {
         let engine = crate::engine::ScriptEngine::new(Default::default(), |_| {});
-        let script = engine.compile(b"const META = #{ title: \"t\", description: \"d\" }; fn main(e, m, d) { 1 }").unwrap();
+        let script =
+            engine.compile(b"const META = #{ title: \"t\", description: \"d\" }; fn main(e, m, d) { 1 }").unwrap();
         Context::new(None, Arc::new(script), Instant::now(), Duration::from_secs(1))
     }
 

@@ -73,7 +73,9 @@ impl Meta {
                 .iter()
                 .map(|(name, url)| match url {
                     Value::String(url) if valid_host_name(name) => Ok((name.clone(), url.clone())),
-                    Value::String(_) => Err(format!("META.hosts name '{name}' must be lower-case letters, digits and '_'")),
+                    Value::String(_) => {
+                        Err(format!("META.hosts name '{name}' must be lower-case letters, digits and '_'"))
+                    }
                     _ => Err(format!("META.hosts.{name} must be a base URL string")),
                 })
                 .collect::<Result<_, _>>()?,
@@ -177,7 +179,9 @@ mod tests {
             "META.secrets holds names, or arrays of alternative names"
         );
         let runtime_secret = json!({"title": "t", "description": "d", "secrets": [["X", "SWITCHBOARD_ADMIN_TOKEN"]]});
-        assert!(Meta::from_json(runtime_secret).unwrap_err().contains("'SWITCHBOARD_ADMIN_TOKEN' belongs to the runtime"));
+        assert!(
+            Meta::from_json(runtime_secret).unwrap_err().contains("'SWITCHBOARD_ADMIN_TOKEN' belongs to the runtime")
+        );
         let host_variable = json!({"title": "t", "description": "d", "variables": ["HOME"]});
         assert!(Meta::from_json(host_variable).unwrap_err().contains("'HOME' belongs to the runtime or the host"));
         assert_eq!(

@@ -177,9 +177,11 @@ impl Origin {
     fn is(&self, allowed: &Allowed) -> bool {
         let host = match allowed.wildcard {
             false => self.host == allowed.host,
-            true => self.host.strip_suffix(allowed.host.as_str()).and_then(|label| label.strip_suffix('.')).is_some_and(
-                |label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
-            ),
+            true => {
+                self.host.strip_suffix(allowed.host.as_str()).and_then(|label| label.strip_suffix('.')).is_some_and(
+                    |label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                )
+            }
         };
         host && self.scheme == allowed.scheme && self.port == allowed.port
     }
@@ -402,9 +404,12 @@ mod tests {
             ("http://[::ffff:169.254.169.254]", false),
             ("http://[fe80::1]", false),
         ]);
-        for url in
-            ["http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/", "http://[::ffff:a9fe:a9fe]/", "http://[fe80::1]/"]
-        {
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[fe80::1]/",
+        ] {
             let (_, message) = decide(&declared_by_script, url).unwrap_err();
             assert!(message.contains("link-local or cloud-metadata"), "{url}: {message}");
         }
@@ -427,7 +432,8 @@ mod tests {
         ] {
             assert!(forbidden_address(address.parse().unwrap()), "{address}");
         }
-        for address in ["127.0.0.1", "10.0.0.1", "93.184.216.34", "::1", "::ffff:127.0.0.1", "fd00:ec2::253", "2001:db8::1"]
+        for address in
+            ["127.0.0.1", "10.0.0.1", "93.184.216.34", "::1", "::ffff:127.0.0.1", "fd00:ec2::253", "2001:db8::1"]
         {
             assert!(!forbidden_address(address.parse().unwrap()), "{address}");
         }

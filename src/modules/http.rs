@@ -251,7 +251,9 @@ impl Failure {
             }
             Failure::Refused(name) => Error::Refused {
                 host: context.redact(host),
-                message: context.redact(&format!("refused to send to {host}: {name} resolves only to link-local or cloud-metadata addresses")),
+                message: context.redact(&format!(
+                    "refused to send to {host}: {name} resolves only to link-local or cloud-metadata addresses"
+                )),
             },
             Failure::Timeout => Error::Timeout(format!("{host} did not answer within {} ms", timeout.as_millis())),
             Failure::Other(message) => Error::UpstreamUnreachable(context.redact(&format!("{host}: {message}"))),
