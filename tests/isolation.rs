@@ -65,6 +65,7 @@ fn main(endpoint, method, data) {{
         "/post" => http::post(data.url, #{{ json: #{{ s: token }} }}),
         "/get" => http::get(data.url + "?k=" + token),
         "/db" => {{ db::connect(data.url); "connected" }}
+        "/parallel" => http::parallel([#{{ url: data.ok }}, #{{ url: data.url }}]),
         _ => api::call(global::META, endpoint, method, data)
     }}
 }}"#
@@ -108,6 +109,11 @@ async fn a_secret_goes_only_to_declared_hosts() {
         assert_eq!(error["host"], host, "{url}: {error}");
         assert!(!error.to_string().contains("tok-5f3a9c"));
     }
+    // A batch with one undeclared request sends none of them.
+    let batch = json!({"endpoint": "/parallel", "data": {"ok": service.uri(), "url": collector.uri()}});
+    let error = expect_error(call(&server, "svc", batch).await, 403, "forbidden").await;
+    assert_eq!(error["host"], format!("127.0.0.1:{port}"));
+    assert_eq!(service.received_requests().await.unwrap().len(), 2, "part of a refused batch was sent");
     assert!(collector.received_requests().await.unwrap().is_empty(), "an undeclared host received a request");
 }
 

@@ -26,7 +26,7 @@
 //!
 //! A refusal is `forbidden` (403) with the refused `host`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use reqwest::Url;
 use rhai::EvalAltResult;
@@ -212,7 +212,7 @@ pub fn check(services: &Services, context: &Context, url: &Url) -> Result<(), Bo
 const DATABASE_REROUTES: [&str; 5] = ["host", "hostaddr", "port", "socket", "unix_socket"];
 
 /// Checks a `db::connect` URL: one declared host, no parameter that reroutes it, and every address its
-/// name resolves to allowed. Blocks (name resolution): call it off the tokio workers.
+/// name resolves to allowed. The script waits for the name resolution without holding its thread.
 pub fn check_database(services: &Services, context: &Context, text: &str) -> Result<(), Box<EvalAltResult>> {
     let malformed = || raise(Error::BadRequest("db::connect takes a postgres:// or mysql:// URL".into()));
     let url = Url::parse(text).map_err(|_| malformed())?;
@@ -223,8 +223,9 @@ pub fn check_database(services: &Services, context: &Context, text: &str) -> Res
     policy.check(&url).map_err(raise)?;
     let origin = Origin::of(&url).ok_or_else(malformed)?;
     let operator = policy.allowed.iter().any(|allowed| origin.is(allowed) && allowed.operator);
-    let addresses = (origin.host.trim_start_matches('[').trim_end_matches(']'), origin.port).to_socket_addrs();
-    if !operator && addresses.is_ok_and(|mut all| all.any(|a| forbidden_address(a.ip()))) {
+    let name = (origin.host.trim_start_matches('[').trim_end_matches(']').to_owned(), origin.port);
+    let addresses = crate::engine::wait(async move { tokio::net::lookup_host(name).await.map(Vec::from_iter) })?;
+    if !operator && addresses.is_ok_and(|all| all.iter().any(|a| forbidden_address(a.ip()))) {
         return Err(raise(refused(&origin.authority(), "resolves to a link-local or cloud-metadata address")));
     }
     Ok(())
