@@ -46,6 +46,12 @@ impl Context {
             return;
         }
         let mut revealed = self.revealed.lock().unwrap_or_else(|p| p.into_inner());
+        // A value read again (every call reads its credential) is recorded already: its own base64 form
+        // is there, which another value's forms would not hold.
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        if revealed.iter().any(|form| form == value) && revealed.contains(&encoded) {
+            return;
+        }
         for form in forms(value) {
             if form.len() >= SHORTEST_MASKED && !revealed.contains(&form) {
                 revealed.push(form);
@@ -141,6 +147,16 @@ mod tests {
                 assert!(!masked.contains(fragment), "{echo} -> {masked}");
             }
         }
+    }
+
+    #[test]
+    fn a_value_that_is_a_form_of_another_still_gets_its_own_forms() {
+        use base64::Engine as _;
+        let context = context();
+        context.reveal("ABCD1234");
+        context.reveal("abcd1234");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("abcd1234");
+        assert_eq!(context.redact(&encoded), MASK);
     }
 
     #[test]
