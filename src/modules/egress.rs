@@ -376,6 +376,29 @@ mod tests {
     }
 
     #[test]
+    fn declared_destinations_are_the_base_url_hosts_and_oauth_urls() {
+        let meta = Meta::from_json(serde_json::json!({
+            "title": "t", "description": "d", "base_url": "https://api.x.com/v1",
+            "hosts": { "upload": "https://up.x.com" },
+            "oauth2": { "token_url": "https://auth.x.com/token", "authorize_url": "https://auth.x.com/authorize" },
+        }))
+        .unwrap();
+        let found = declared(&meta);
+        let pairs: Vec<(&str, &str)> = found.iter().map(|(suffix, url)| (suffix.as_str(), url.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("BASE_URL", "https://api.x.com/v1"),
+                ("UPLOAD_BASE_URL", "https://up.x.com"),
+                ("TOKEN_URL", "https://auth.x.com/token"),
+                ("AUTHORIZE_URL", "https://auth.x.com/authorize"),
+            ]
+        );
+        let none = Meta::from_json(serde_json::json!({ "title": "t", "description": "d" })).unwrap();
+        assert!(declared(&none).is_empty());
+    }
+
+    #[test]
     fn a_nameless_script_admits_nothing() {
         let p = policy(&[]);
         assert_eq!(decide(&p, "http://127.0.0.1:8080/").unwrap_err().0, "127.0.0.1:8080");
