@@ -19,6 +19,8 @@ use crate::runtime::{Runtime, Settings, default_data_dir};
 
 pub const INVOCATION_ERROR: u8 = 1;
 pub const USAGE_ERROR: u8 = 2;
+/// Invocation tokens from the environment (see [`access`](crate::access)).
+pub const INVOKE_TOKENS_ENV: &str = "SWITCHBOARD_INVOKE_TOKENS";
 
 /// Where the state lives; shared by every command that opens it (`--data`, or `--data-dir`).
 #[derive(Debug, Clone, Args)]
@@ -70,6 +72,11 @@ pub struct ServeArgs {
     /// repeatable, `*` for any.
     #[arg(long = "allowed-host", value_name = "HOST")]
     pub allowed_hosts: Vec<String>,
+    /// Require `Authorization: Bearer <token>` on invocations: `TOKEN` covers every server,
+    /// `TOKEN=stripe+slack` only those. Repeatable; adds to $SWITCHBOARD_INVOKE_TOKENS (same syntax,
+    /// comma-separated).
+    #[arg(long = "invoke-token", value_name = "TOKEN[=SERVER+…]")]
+    pub invoke_token: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -138,6 +145,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         settings.allowed_hosts.push(args.listen.ip().to_string());
     }
     settings.allowed_hosts.extend(args.allowed_hosts);
+    let mut token_lists = args.invoke_token.clone();
+    token_lists.extend(std::env::var(INVOKE_TOKENS_ENV).ok());
+    settings.invoke_access = match crate::access::InvokeAccess::parse(&token_lists) {
+        Ok(access) => access,
+        Err(problem) => return usage(format!("invocation tokens: {problem}")),
+    };
     let boot = args.boot.or_else(|| {
         let local = PathBuf::from("boot/default.boot.json");
         local.exists().then_some(local)
@@ -176,6 +189,10 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             None => {
                 tracing::info!("admin token: in {}", runtime.data_dir().join(crate::keys::ADMIN_TOKEN_FILE).display())
             }
+        }
+        match runtime.settings.invoke_access.is_open() {
+            true => tracing::info!("invocations: open to every client that reaches {address}"),
+            false => tracing::info!("invocations: need an invocation token"),
         }
         println!("switchboard listening on http://{address}");
         let _ = std::io::stdout().flush();
@@ -549,6 +566,11 @@ pub fn boot(command: BootCommand) -> ExitCode {
             };
             match runtime.import(&image, crate::store::Origin::Boot).and_then(|()| runtime.boot_cid()) {
                 Ok(cid) => {
+                    for server in &image.servers {
+                        if let Ok(script) = runtime.compile(&server.script) {
+                            eprintln!("  {}: {}", server.name, crate::server::asks_line(&server.name, &script.meta));
+                        }
+                    }
                     eprintln!("imported {} servers; boot CID {cid}", image.servers.len());
                     ExitCode::SUCCESS
                 }
@@ -564,7 +586,10 @@ pub fn boot(command: BootCommand) -> ExitCode {
                 (Ok(a), Ok(b)) => (a, b),
                 (Err(code), _) | (_, Err(code)) => return code,
             };
-            let lines = crate::boot::diff(&a, &b);
+            let asks = |name: &str, script: &[u8]| {
+                engine.compile(script).ok().map(|script| crate::server::asks_line(name, &script.meta))
+            };
+            let lines = crate::boot::diff(&a, &b, asks);
             if lines.is_empty() {
                 println!("no differences");
             }

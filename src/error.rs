@@ -64,6 +64,9 @@ pub enum Error {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A request a script tried to send to a host it did not declare (or to a metadata address).
+    #[error("{message}")]
+    Refused { host: String, message: String },
     /// A script refused before it was stored or swapped in (it does not compile, or breaks the
     /// script contract).
     #[error("{message}")]
@@ -99,7 +102,7 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::Unauthorized(_) => "unauthorized",
-            Error::Forbidden(_) => "forbidden",
+            Error::Forbidden(_) | Error::Refused { .. } => "forbidden",
             Error::InvalidScript { .. } => "invalid_script",
             Error::InvalidImage { .. } => "invalid_image",
             Error::MissingSecret { .. } => "missing_secret",
@@ -120,7 +123,7 @@ impl Error {
             Error::BadRequest(_) => 400,
             Error::PayloadTooLarge(_) => 413,
             Error::Unauthorized(_) => 401,
-            Error::Forbidden(_) => 403,
+            Error::Forbidden(_) | Error::Refused { .. } => 403,
             Error::InvalidScript { .. } | Error::InvalidImage { .. } => 422,
             Error::MissingSecret { .. } => 424,
             // An upstream that answered outside 4xx/5xx is still an error here: report it as a bad gateway.
@@ -155,6 +158,9 @@ impl Error {
             Error::MissingSecret { name } => {
                 fields.insert("secret".into(), json!(name));
             }
+            Error::Refused { host, .. } => {
+                fields.insert("host".into(), json!(host));
+            }
             Error::InvalidImage { problems } => {
                 fields.insert("problems".into(), json!(problems));
             }
@@ -183,6 +189,7 @@ impl Error {
             Error::PayloadTooLarge(m) => Error::PayloadTooLarge(f(&m)),
             Error::Unauthorized(m) => Error::Unauthorized(f(&m)),
             Error::Forbidden(m) => Error::Forbidden(f(&m)),
+            Error::Refused { host, message } => Error::Refused { host: f(&host), message: f(&message) },
             Error::InvalidScript { message, at } => Error::InvalidScript { message: f(&message), at },
             Error::MissingSecret { name } => Error::MissingSecret { name },
             Error::InvalidImage { problems } => {
@@ -231,6 +238,7 @@ mod tests {
             (Error::PayloadTooLarge("x".into()), "payload_too_large", 413),
             (Error::Unauthorized("x".into()), "unauthorized", 401),
             (Error::Forbidden("x".into()), "forbidden", 403),
+            (Error::Refused { host: "h".into(), message: "x".into() }, "forbidden", 403),
             (Error::MissingSecret { name: "K".into() }, "missing_secret", 424),
             (Error::Upstream { status: 404, message: "x".into(), body: "".into() }, "upstream", 404),
             (Error::Upstream { status: 302, message: "x".into(), body: "".into() }, "upstream", 502),

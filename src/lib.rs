@@ -23,7 +23,9 @@
 //!   a script function inline or as a fiber (a coroutine that suspends while it waits on I/O, so a
 //!   waiting script holds no thread), and turning results and failures into outputs and
 //!   [`error::Error`]s.
-//! * [`modules`] are the native functions scripts call.
+//! * [`modules`] are the native functions scripts call; [`modules::egress`] decides where a server may
+//!   send, and [`environment`] what of the process environment a script may read.
+//! * [`access`] decides who may invoke (invocation tokens), for every remote entry point.
 //! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
 //!   requests read without locks, and manages servers; [`invoke`] is the invocation path itself, the
 //!   only place a script runs ([`runtime::Runtime::invoke`] is defined there).
@@ -37,11 +39,13 @@
 //! nothing of HTTP, and the error becomes an HTTP response in exactly one place, at the edge
 //! (`http/error.rs`).
 
+pub mod access;
 pub mod boot;
 pub mod cid;
 pub mod commands;
 pub mod docs;
 pub mod engine;
+pub mod environment;
 pub mod error;
 pub mod http;
 pub mod invoke;

@@ -41,6 +41,8 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Browser origins besides the server's own that may use `/mcp` (`*` for any).
     pub allowed_origins: Vec<String>,
+    /// Who may invoke over HTTP and MCP (open when no token is set).
+    pub invoke_access: crate::access::InvokeAccess,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             http: HttpSettings::default(),
             allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
             allowed_origins: Vec::new(),
+            invoke_access: Default::default(),
         }
     }
 }
@@ -146,6 +149,11 @@ impl Runtime {
 
     pub fn server(&self, name: &str) -> Option<Arc<Server>> {
         self.registry.load().get(name).cloned()
+    }
+
+    /// The name of an enabled server bound to `cid`, if any: the server a CID invocation runs as.
+    pub fn server_bound_to(&self, cid: &Cid) -> Option<String> {
+        self.registry.load().values().find(|s| s.cid == *cid && s.enabled).map(|s| s.name.clone())
     }
 
     /// Compiles `source`, or returns the cached script with the same CID.

@@ -148,7 +148,14 @@ fn diff_lists_added_removed_and_rebound_servers_and_variables() {
     let cid = |s: &str| switchboard::cid::Cid::of(s.as_bytes()).to_string();
     assert_eq!(
         stdout(&output),
-        format!("~ server alpha {} -> {}\n+ server fresh {}\n- server gone {}\n", cid(&a1), cid(&a2), cid(&b), cid(&b))
+        format!(
+            "~ server alpha {} -> {}\n{asks}+ server fresh {}\n{asks}- server gone {}\n",
+            cid(&a1),
+            cid(&a2),
+            cid(&b),
+            cid(&b),
+            asks = "    secrets: none; hosts: none\n"
+        )
     );
     assert_eq!(
         stdout(&run(dir.path(), &["boot", "diff", old.to_str().unwrap(), old.to_str().unwrap()], &[])),

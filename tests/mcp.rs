@@ -487,3 +487,34 @@ async fn a_2026_07_28_stdio_client_hears_of_changes_through_its_subscription() {
     drop(subscription);
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn with_invocation_tokens_mcp_needs_one_and_lists_only_what_it_covers() {
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let other = common::script("Other", "1");
+    let tokens = ["--invoke-token", "tok_all", "--invoke-token", "tok_echo=echo"];
+    let server = Server::start_with(&[("other", &other)], &tokens, &[]);
+    let refused = post(&server, &[]).await;
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+    common::expect_error(refused, 401, "unauthorized").await;
+    common::expect_error(post(&server, &[("authorization", "Bearer tok_wrong")]).await, 401, "unauthorized").await;
+
+    let connect = |token: &str| {
+        let config = StreamableHttpClientTransportConfig::with_uri(server.url("/mcp")).auth_header(token.to_owned());
+        ClientConfig::default().serve_with_lifecycle(StreamableHttpClientTransport::from_config(config), modern())
+    };
+    let limited = connect("tok_echo").await.expect("the client connects with its token");
+    let names: Vec<String> =
+        limited.list_tools(None).await.unwrap().tools.into_iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, ["echo"]);
+    let result = call(&limited, "echo", json!({ "endpoint": "/x" })).await;
+    assert_ne!(result.is_error, Some(true), "{}", text_of(&result));
+    let refused = call(&limited, "other", json!({})).await;
+    assert_eq!(refused.is_error, Some(true));
+    assert!(text_of(&refused).contains("forbidden"), "{}", text_of(&refused));
+
+    let unlimited = connect("tok_all").await.expect("the client connects with its token");
+    let names: Vec<String> =
+        unlimited.list_tools(None).await.unwrap().tools.into_iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, ["echo", "other"]);
+}

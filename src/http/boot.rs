@@ -24,7 +24,8 @@ pub async fn export(State(runtime): State<AppState>) -> Result<Response, Error> 
 }
 
 /// `POST /api/boot/import` with a packed image: checked whole, then applied in one transaction. Sealed
-/// secret values are imported when `X-Image-Passphrase` opens them.
+/// secret values are imported when `X-Image-Passphrase` opens them. The answer lists what each server
+/// asks for (`asks`: its secrets and hosts).
 pub async fn import(
     _: Admin,
     State(runtime): State<AppState>,
@@ -40,9 +41,14 @@ pub async fn import(
                 return Err(Error::InvalidImage { problems });
             }
             rt.import(&image, Origin::Boot)?;
-            Ok((rt.boot_cid()?, image.servers.len()))
+            let mut asks = serde_json::Map::new();
+            for server in &image.servers {
+                let script = rt.compile(&server.script)?;
+                asks.insert(server.name.clone(), crate::server::asks(&server.name, &script.meta));
+            }
+            Ok((rt.boot_cid()?, image.servers.len(), asks))
         })
         .await?;
-    let (boot_cid, servers) = servers;
-    Ok(Json(json!({ "boot_cid": boot_cid, "servers": servers })))
+    let (boot_cid, servers, asks) = servers;
+    Ok(Json(json!({ "boot_cid": boot_cid, "servers": servers, "asks": asks })))
 }

@@ -21,6 +21,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use crate::error::Error;
 use crate::runtime::Runtime;
 
+use super::access::Access;
 use super::handler::Handler;
 
 /// The `/mcp` service, to mount with `Router::nest_service`.
@@ -37,17 +38,24 @@ pub fn service(runtime: &Arc<Runtime>) -> Router {
     };
     let handler = Handler::new(runtime.clone(), false);
     let mcp = StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(NeverSessionManager::default()), config);
-    let origins = Arc::new(settings.allowed_origins.clone());
-    Router::new().fallback_service(mcp).layer(middleware::from_fn_with_state(origins, guard))
+    Router::new().fallback_service(mcp).layer(middleware::from_fn_with_state(runtime.clone(), guard))
 }
 
-/// Refuses foreign origins, then makes every refusal of the transport a JSON error.
-async fn guard(State(origins): State<Arc<Vec<String>>>, request: Request, next: Next) -> Response {
-    if let Err(error) = check_origin(request.headers(), &origins) {
+/// Refuses foreign origins and callers without an invocation token (when tokens are set), grants the
+/// caller what its token covers, then makes every refusal of the transport a JSON error.
+async fn guard(State(runtime): State<Arc<Runtime>>, mut request: Request, next: Next) -> Response {
+    if let Err(error) = check_origin(request.headers(), &runtime.settings.allowed_origins) {
         // The Origin's value stays out of the log: header values are never logged.
         tracing::warn!("refused an MCP request from an origin that is not allowed");
         return error.into_response();
     }
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let access = match runtime.settings.invoke_access.grant(crate::access::bearer(authorization)) {
+        Ok(None) => Access::All,
+        Ok(Some(servers)) => Access::only(servers.iter().cloned()),
+        Err(error) => return error.into_response(),
+    };
+    request.extensions_mut().insert(access);
     as_json_error(next.run(request).await).await
 }
 
