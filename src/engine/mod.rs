@@ -91,13 +91,6 @@ impl Function {
             Function::Webhook => "webhook",
         }
     }
-
-    pub(crate) fn arity(self) -> usize {
-        match self {
-            Function::Main => 3,
-            Function::Webhook => 1,
-        }
-    }
 }
 
 /// One call of a script function.

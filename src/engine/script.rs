@@ -130,6 +130,8 @@ pub struct Script {
     pub(super) ast: AST,
     /// Whether the prelude must be evaluated before `main` (only when `main` reads a global).
     pub(super) has_prelude: bool,
+    /// Whether it defines `fn webhook(event)`.
+    webhook: bool,
     /// Learned on the first run that waited or outgrew the inline budget: start it as a fiber.
     waits: AtomicBool,
 }
@@ -137,7 +139,8 @@ pub struct Script {
 impl Script {
     pub(super) fn new(cid: Cid, meta: Meta, ast: AST, has_prelude: bool) -> Script {
         let cid_text = bytes::Bytes::copy_from_slice(cid.text().as_str().as_bytes());
-        Script { cid, cid_text, meta, ast, has_prelude, waits: AtomicBool::new(false) }
+        let webhook = ast.iter_functions().any(|f| f.name == "webhook" && f.params.len() == 1);
+        Script { cid, cid_text, meta, ast, has_prelude, webhook, waits: AtomicBool::new(false) }
     }
 
     /// Whether this script should skip the inline attempt and start as a fiber.
@@ -149,9 +152,12 @@ impl Script {
         self.waits.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the script defines `function` (with its arity).
+    /// Whether the script defines `function` (every script defines `main`: compiling checks it).
     pub fn defines(&self, function: super::Function) -> bool {
-        self.ast.iter_functions().any(|f| f.name == function.name() && f.params.len() == function.arity())
+        match function {
+            super::Function::Main => true,
+            super::Function::Webhook => self.webhook,
+        }
     }
 }
 

@@ -50,12 +50,14 @@ async fn guard(State(runtime): State<Arc<Runtime>>, mut request: Request, next: 
         return error.into_response();
     }
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let access = match runtime.settings.invoke_access.grant(crate::access::bearer(authorization)) {
-        Ok(None) => Access::All,
-        Ok(Some(servers)) => Access::only(servers.iter().cloned()),
+    match runtime.settings.invoke_access.grant(crate::access::bearer(authorization)) {
+        // Open invocation (no tokens): the caller may reach everything.
+        Ok(None) => {}
+        Ok(Some(servers)) => {
+            request.extensions_mut().insert(Access::only(servers.iter().cloned()));
+        }
         Err(error) => return error.into_response(),
-    };
-    request.extensions_mut().insert(access);
+    }
     as_json_error(next.run(request).await).await
 }
 
