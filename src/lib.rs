@@ -19,7 +19,8 @@
 //!   PostgreSQL). It is never on the hot path.
 //! * [`engine`] owns the one shared Rhai engine: sandbox limits, compiling and loading scripts, running
 //!   `main`, and turning results and failures into outputs and [`error::Error`]s.
-//! * [`modules`] are the native functions scripts call.
+//! * [`modules`] are the native functions scripts call; [`oauth`] obtains and renews the tokens of
+//!   servers whose `META.auth` is `oauth2`, and connects them through the browser.
 //! * [`runtime`] ties the store and engine together and holds the in-memory registry snapshot that
 //!   requests read without locks; [`invoke`] is the invocation path itself.
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
@@ -39,6 +40,7 @@ pub mod http;
 pub mod invoke;
 pub mod keys;
 pub mod modules;
+pub mod oauth;
 pub mod reload;
 pub mod runtime;
 pub mod secrets;

@@ -37,6 +37,9 @@ pub struct Settings {
     /// A boot image to load at start instead of the state the data directory holds.
     pub boot: Option<Image>,
     pub http: HttpSettings,
+    /// The URL browsers reach this runtime at (`serve --public-url`), for OAuth redirect URIs; else
+    /// the scheme and Host of the request that starts a connection.
+    pub public_url: Option<url::Url>,
 }
 
 impl Settings {
@@ -48,6 +51,7 @@ impl Settings {
             max_body: 10 * 1024 * 1024,
             boot: None,
             http: HttpSettings::default(),
+            public_url: None,
         }
     }
 }

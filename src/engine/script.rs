@@ -23,6 +23,8 @@ pub struct Meta {
     pub docs: String,
     /// The server's own wall-clock limit, overriding the runtime default.
     pub timeout: Option<Duration>,
+    /// `META.oauth2`, required when `auth` is `oauth2`.
+    pub oauth2: Option<std::sync::Arc<crate::oauth::Spec>>,
     /// The whole `META` as JSON, for describing the server.
     pub json: Value,
 }
@@ -69,6 +71,11 @@ impl Meta {
                 _ => return Err("META.timeout_ms must be a positive integer".into()),
             },
         };
+        let oauth2 = match (map.get("oauth2"), map.get("auth").and_then(Value::as_str)) {
+            (Some(spec), _) => Some(std::sync::Arc::new(crate::oauth::Spec::from_json(spec)?)),
+            (None, Some("oauth2")) => return Err("META.auth \"oauth2\" needs META.oauth2".into()),
+            (None, _) => None,
+        };
         Ok(Meta {
             title: text("title", true)?,
             description: text("description", true)?,
@@ -79,6 +86,7 @@ impl Meta {
             base_url: text("base_url", false)?,
             docs: text("docs", false)?,
             timeout,
+            oauth2,
             json,
         })
     }

@@ -10,6 +10,7 @@ mod boot;
 mod content;
 mod describe;
 mod invoke;
+mod oauth;
 mod secrets;
 mod servers;
 
@@ -34,6 +35,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
     Router::new()
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
+        .route("/oauth/{name}/callback", get(oauth::callback))
         .nest("/api", api::router())
         .fallback(invoke::dispatch)
         .with_state(runtime)

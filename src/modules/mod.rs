@@ -14,8 +14,8 @@ mod codec;
 mod crypto;
 pub mod db;
 pub mod http;
-mod jwt;
-mod secret;
+pub(crate) mod jwt;
+pub(crate) mod secret;
 mod time;
 
 use std::collections::BTreeMap;
@@ -39,6 +39,8 @@ pub struct Services {
     pub databases: db::Databases,
     /// The registry's variables, refreshed whenever the store changes.
     pub variables: ArcSwap<BTreeMap<String, String>>,
+    /// OAuth access tokens, per server.
+    pub oauth: crate::oauth::Tokens,
 }
 
 impl Services {
@@ -54,6 +56,7 @@ impl Services {
             http: http::HttpClient::new(http)?,
             databases: db::Databases::new(data_dir.join("db")),
             variables: ArcSwap::default(),
+            oauth: crate::oauth::Tokens::default(),
         })
     }
 

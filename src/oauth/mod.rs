@@ -1,0 +1,121 @@
+//! OAuth2 and service-account tokens, obtained and renewed by the runtime (`auth: "oauth2"`).
+//!
+//! A server declares in `META.oauth2` ([`Spec`]) how its tokens are obtained; scripts never see a
+//! token request. `api::call` hands an `oauth2` request to [`send`], which attaches a token and, on a
+//! 401, renews it once and retries once. Around that:
+//!
+//! * [`spec`] reads `META.oauth2` at load; [`credentials`] fills its templates in the invocation that
+//!   needs a token and runs the grant; [`exchange`] sends token requests through the one HTTP client.
+//! * [`tokens`] caches tokens in memory and keeps one token request in flight per server.
+//! * [`connection`] keeps what must outlive the process (refresh tokens), sealed in the store.
+//! * [`connect`] is the browser flow that creates a connection (authorization code with PKCE).
+//!
+//! The token manager is async; scripts are synchronous today, so [`wait`] is the one place where
+//! the script side blocks on it.
+
+pub mod connect;
+pub mod connection;
+mod credentials;
+mod exchange;
+mod spec;
+mod token;
+mod tokens;
+
+use std::future::Future;
+
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use rhai::EvalAltResult;
+
+pub use credentials::not_connected;
+pub use spec::{ClientAuth, Grant, Spec};
+pub use token::Token;
+pub use tokens::Tokens;
+
+use crate::engine::{Context, raise};
+use crate::error::Error;
+use crate::modules::http::{Incoming, Outgoing};
+use crate::modules::{Services, arg_error, secret};
+use credentials::Credentials;
+
+/// Runs `future` to completion from synchronous code on a thread that is not a tokio worker (a
+/// script's thread, a blocking-pool task).
+pub fn wait<F: Future>(future: F) -> Result<F::Output, Error> {
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| Error::Internal("OAuth token requests need the async runtime".into()))?;
+    Ok(handle.block_on(future))
+}
+
+/// Sends `request` for an `oauth2` server with its token as `Authorization: <scheme> <token>` (scheme
+/// `Bearer` unless the server says otherwise). A 401 renews the token once and retries once. A plain
+/// access token the user stored (`META.oauth2.access_token`) is sent as is and never renewed.
+pub fn send(
+    services: &Services,
+    context: &Context,
+    mut request: Outgoing,
+    scheme: Option<String>,
+) -> Result<Incoming, Box<EvalAltResult>> {
+    let spec = context.script.meta.oauth2.clone().ok_or_else(|| arg_error("auth \"oauth2\" needs META.oauth2"))?;
+    let server = context.server.clone().ok_or_else(|| arg_error("an oauth2 server runs only under its name"))?;
+    let scheme = scheme.unwrap_or_else(|| "Bearer".into());
+    let plain = match spec.access_token.is_empty() {
+        true => None,
+        false => secret::read(services, context, &spec.access_token)?,
+    };
+    if let Some(token) = plain {
+        authorize(&mut request, &scheme, &token)?;
+        return services.http.send(request, context).map_err(raise);
+    }
+    let token = match services.oauth.cached(&server) {
+        Some(token) => token,
+        None => obtain(services, context, &spec, &server, None)?,
+    };
+    authorize(&mut request, &scheme, &token.access)?;
+    let response = services.http.send(request.clone(), context).map_err(raise)?;
+    if response.status != reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(response);
+    }
+    let renewed = obtain(services, context, &spec, &server, Some(&token.access))?;
+    authorize(&mut request, &scheme, &renewed.access)?;
+    services.http.send(request, context).map_err(raise)
+}
+
+/// A token for `server` through the cache (one request in flight per server), recorded for masking.
+fn obtain(
+    services: &Services,
+    context: &Context,
+    spec: &Spec,
+    server: &str,
+    rejected: Option<&str>,
+) -> Result<Token, Box<EvalAltResult>> {
+    let credentials = Credentials::resolve(services, context, spec, server)?;
+    let fetch = || credentials.obtain(services, rejected);
+    let token = wait(services.oauth.get(server, rejected, fetch)).and_then(|outcome| outcome).map_err(raise)?;
+    context.reveal(&token.access);
+    Ok(token)
+}
+
+fn authorize(request: &mut Outgoing, scheme: &str, token: &str) -> Result<(), Box<EvalAltResult>> {
+    let mut value = HeaderValue::from_str(&format!("{scheme} {token}")).map_err(|_| {
+        raise(Error::InvalidResponse("the token endpoint issued a token that is not header-safe".into()))
+    })?;
+    value.set_sensitive(true);
+    request.headers.insert(AUTHORIZATION, value);
+    Ok(())
+}
+
+/// The hosts a server's OAuth flow talks to (its token and authorize URLs after `<NAME>_TOKEN_URL` /
+/// `<NAME>_AUTHORIZE_URL` overrides), for the egress policy. A URL whose host is a placeholder
+/// (`{SALESFORCE_INSTANCE_URL}/services/oauth2/token`) names no fixed host and is left out: it is the
+/// service's own host, declared by its base URL.
+pub fn hosts(services: &Services, server: &str, spec: &Spec) -> Vec<String> {
+    let declared = [("TOKEN_URL", &spec.token_url), ("AUTHORIZE_URL", &spec.authorize_url)];
+    let mut hosts: Vec<String> = declared
+        .into_iter()
+        .filter(|(_, url)| !url.is_empty())
+        .map(|(suffix, url)| credentials::url_template(services, server, suffix, url))
+        .filter_map(|url| reqwest::Url::parse(&url).ok()?.host_str().map(str::to_owned))
+        .filter(|host| !host.contains('{'))
+        .collect();
+    hosts.dedup();
+    hosts
+}
