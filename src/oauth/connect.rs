@@ -86,7 +86,7 @@ pub fn start(runtime: &Runtime, server: &str, public: &str) -> Result<Started> {
     let spec = code_flow(server, script)?;
     let context = context(server, script);
     let fill = |template: &str| fill(template, services, &context).map_err(error_of);
-    let authorize = fill(&url_template(services, server, "AUTHORIZE_URL", &spec.authorize_url))?;
+    let authorize = fill(&url_template(|name| services.variable(name), server, "AUTHORIZE_URL", &spec.authorize_url))?;
     let authorize = AuthUrl::new(authorize).map_err(|e| Error::BadRequest(format!("the authorize URL: {e}")))?;
     let redirect_uri = redirect_uri(public, server);
     let redirect =

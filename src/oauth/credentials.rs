@@ -54,8 +54,8 @@ pub struct Credentials {
 }
 
 /// `<NAME>_<SUFFIX>` applied to a declared URL template, as `<NAME>_BASE_URL` is to the base URL.
-pub fn url_template(services: &Services, server: &str, suffix: &str, declared: &str) -> String {
-    overridden(declared.to_owned(), services.variable(&format!("{}_{suffix}", server.to_uppercase())))
+pub fn url_template(variable: impl Fn(&str) -> Option<String>, server: &str, suffix: &str, declared: &str) -> String {
+    overridden(declared.to_owned(), variable(&format!("{}_{suffix}", server.to_uppercase())))
 }
 
 fn filled(template: &str, services: &Services, context: &Context) -> Result<Option<String>, Box<EvalAltResult>> {
@@ -76,7 +76,7 @@ impl Credentials {
         let fill = |template: &str| filled(template, services, context);
         let scopes =
             spec.scopes.iter().map(|s| fill(s).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()?;
-        let mut token_url = fill(&url_template(services, server, "TOKEN_URL", &spec.token_url))?;
+        let mut token_url = fill(&url_template(|name| services.variable(name), server, "TOKEN_URL", &spec.token_url))?;
         let source = match spec.grant {
             Grant::ClientCredentials => Source::Client,
             Grant::AuthorizationCode => Source::Connected,

@@ -106,16 +106,39 @@ fn authorize(request: &mut Outgoing, scheme: &str, token: &str) -> Result<(), Bo
 /// The hosts a server's OAuth flow talks to (its token and authorize URLs after `<NAME>_TOKEN_URL` /
 /// `<NAME>_AUTHORIZE_URL` overrides), for the egress policy. A URL whose host is a placeholder
 /// (`{SALESFORCE_INSTANCE_URL}/services/oauth2/token`) names no fixed host and is left out: it is the
-/// service's own host, declared by its base URL.
-pub fn hosts(services: &Services, server: &str, spec: &Spec) -> Vec<String> {
+/// service's own host, declared by its base URL. `variable` reads a registry variable or the
+/// environment ([`Services::variable`]).
+pub fn hosts(variable: impl Fn(&str) -> Option<String>, server: &str, spec: &Spec) -> Vec<String> {
     let declared = [("TOKEN_URL", &spec.token_url), ("AUTHORIZE_URL", &spec.authorize_url)];
     let mut hosts: Vec<String> = declared
         .into_iter()
         .filter(|(_, url)| !url.is_empty())
-        .map(|(suffix, url)| credentials::url_template(services, server, suffix, url))
+        .map(|(suffix, url)| credentials::url_template(&variable, server, suffix, url))
         .filter_map(|url| reqwest::Url::parse(&url).ok()?.host_str().map(str::to_owned))
         .filter(|host| !host.contains('{'))
         .collect();
     hosts.dedup();
     hosts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_hosts_follow_the_operators_overrides() {
+        let spec = Spec::from_json(&serde_json::json!({
+            "grant": "authorization_code", "client_id": "c",
+            "token_url": "https://oauth.example.com/token", "authorize_url": "https://login.example.com/authorize",
+        }))
+        .unwrap();
+        assert_eq!(hosts(|_| None, "box", &spec), ["oauth.example.com", "login.example.com"]);
+        let overridden = |name: &str| (name == "BOX_TOKEN_URL").then(|| "http://127.0.0.1:9000".to_owned());
+        assert_eq!(hosts(overridden, "box", &spec), ["127.0.0.1", "login.example.com"]);
+        let templated = Spec::from_json(&serde_json::json!({
+            "grant": "client_credentials", "client_id": "c", "token_url": "{INSTANCE_URL}/services/oauth2/token",
+        }))
+        .unwrap();
+        assert!(hosts(|_| None, "salesforce", &templated).is_empty());
+    }
 }
