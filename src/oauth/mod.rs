@@ -67,7 +67,7 @@ pub fn send(
     }
     let token = match services.oauth.cached(&server) {
         Some(token) => token,
-        None => obtain(services, context, &spec, &server, None)?,
+        None => obtain(services, context, &spec, &server, None).map_err(|e| or_plain(e, &spec.access_token))?,
     };
     authorize(&mut request, &scheme, &token.access)?;
     let response = services.http.send(request.clone(), context).map_err(raise)?;
@@ -92,6 +92,19 @@ fn obtain(
     let token = wait(services.oauth.get(server, rejected, fetch)).and_then(|outcome| outcome).map_err(raise)?;
     context.reveal(&token.access);
     Ok(token)
+}
+
+/// A missing client credential also names the plain access token that would do instead.
+fn or_plain(error: Box<EvalAltResult>, plain: &str) -> Box<EvalAltResult> {
+    match *error {
+        EvalAltResult::ErrorRuntime(value, _) if !plain.is_empty() && value.is::<Error>() => {
+            match value.cast::<Error>() {
+                Error::MissingSecret { name } => raise(Error::MissingSecret { name: format!("{plain} or {name}") }),
+                other => raise(other),
+            }
+        }
+        other => other.into(),
+    }
 }
 
 fn authorize(request: &mut Outgoing, scheme: &str, token: &str) -> Result<(), Box<EvalAltResult>> {
