@@ -184,7 +184,7 @@ async fn start_provider() -> (Provider, String) {
     let app = axum::Router::new()
         .route("/token", post(token))
         .route("/moved", post(|| async { (StatusCode::TEMPORARY_REDIRECT, [("location", "/token")]) }))
-        .route("/api/{*rest}", any(api))
+        .fallback(any(api))
         .with_state(provider.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address: SocketAddr = listener.local_addr().unwrap();
@@ -578,6 +578,20 @@ async fn the_code_flow_connects_through_oauth2_mock_server() {
     assert!(page.text().await.unwrap().contains("'mocked' is connected"));
     assert_eq!(browser.get(&callback).send().await.unwrap().status(), 400, "a state was used twice");
 
+    // `switchboard oauth connect` starts a flow from the data directory that the running server finishes.
+    let cli = Command::new(common::BIN)
+        .args(["oauth", "connect", "mocked", "--public-url", &server.base, "--data-dir"])
+        .arg(server.data_dir())
+        .env("MOCKED_AUTHORIZE_URL", format!("{}/authorize", peer.base))
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let printed = String::from_utf8(cli.stdout).unwrap();
+    assert!(printed.starts_with(&format!("{}/authorize?", peer.base)), "{printed}");
+    let back = browser.get(printed.trim()).send().await.unwrap();
+    let callback = back.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(browser.get(&callback).send().await.unwrap().status(), 200);
+
     let status = status(&server, "mocked").await;
     assert_eq!((status["connected"].as_bool(), status["refreshable"].as_bool()), (Some(true), Some(true)), "{status}");
     let (code, body) = call(&server, "mocked").await;
@@ -612,4 +626,44 @@ async fn client_credentials_work_against_oauth2_mock_server() {
     assert_eq!(tokens.len(), 1, "one token served all three calls");
     let status = status(&server, "cc").await;
     assert_eq!((status["connected"].as_bool(), status["needs_connection"].as_bool()), (Some(true), Some(false)));
+}
+
+/// The README's OAuth section: its script, run with `switchboard call`, its secrets set with
+/// `switchboard secret set`, against the provider here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_oauth_example_runs() {
+    let (provider, base) = start_provider().await;
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split("## OAuth2 and service accounts").nth(1).unwrap();
+    let script = section.split("```rhai\n").nth(1).unwrap().split("```").next().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("myapi.rhai"), script).unwrap();
+    let (home, data, api) = (dir.path().to_owned(), dir.path().join("data"), base.clone());
+    let run = move |args: &[&str], stdin: &str| {
+        let mut child = Command::new(common::BIN)
+            .args(args)
+            .args(["--data-dir", data.to_str().unwrap()])
+            .current_dir(&home)
+            .env("MYAPI_BASE_URL", &api)
+            .env("MYAPI_TOKEN_URL", format!("{api}/token"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let output = tokio::task::spawn_blocking(move || {
+        assert!(run(&["secret", "set", "MYAPI_CLIENT_ID"], CLIENT_ID).status.success());
+        assert!(run(&["secret", "set", "MYAPI_CLIENT_SECRET"], CLIENT_SECRET).status.success());
+        run(&["call", "myapi.rhai", "/things"], "")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap(), json!({ "ok": true }));
+    assert_eq!(provider.token_requests(), 1);
+    assert_eq!(provider.ledger().requests[0].1["scope"], "read");
 }
