@@ -162,8 +162,9 @@ async fn token(
     }
 }
 
-/// The API: only a known, unrevoked, unexpired token gets through.
-async fn api(State(provider): State<Provider>, headers: HeaderMap) -> Response {
+/// The API: only a known, unrevoked, unexpired token gets through. `/echo` refuses with the token in
+/// its answer, as careless APIs do.
+async fn api(State(provider): State<Provider>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     let mut ledger = provider.ledger();
     let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let token = token.unwrap_or_default().to_owned();
@@ -174,6 +175,7 @@ async fn api(State(provider): State<Provider>, headers: HeaderMap) -> Response {
             ledger.expired_received += 1;
             refuse(StatusCode::UNAUTHORIZED, "expired")
         }
+        Some(_) if uri.path().ends_with("/echo") => refuse(StatusCode::FORBIDDEN, &format!("forbidden for {token}")),
         Some(_) => axum::Json(json!({ "ok": true })).into_response(),
         None => refuse(StatusCode::UNAUTHORIZED, "unknown token"),
     }
@@ -364,6 +366,10 @@ async fn a_revoked_token_is_renewed_once_and_a_rotated_refresh_token_survives_a_
     responses.push(body.to_string());
     assert_eq!(provider.token_requests(), 3);
     assert_eq!(provider.ledger().requests[2].1["refresh_token"], rotated_again);
+
+    let echoed = expect_error(server.get("/rot/echo").await, 403, "upstream").await;
+    assert!(echoed["body"].as_str().unwrap().contains("forbidden for [REDACTED]"), "{echoed}");
+    responses.push(echoed.to_string());
 
     let status = status(&server, "rot").await;
     assert_eq!(status["connected"], true);

@@ -85,7 +85,7 @@ pub fn start(runtime: &Runtime, server: &str, public: &str) -> Result<Started> {
     let script = &registered(runtime, server)?;
     let spec = code_flow(server, script)?;
     let context = context(server, script);
-    let fill = |template: &str| fill(template, services, &context).map_err(error_of);
+    let fill = |template: &str| fill(template, services, &context).map_err(|e| error_of(*e));
     let authorize = fill(&url_template(|name| services.variable(name), server, "AUTHORIZE_URL", &spec.authorize_url))?;
     let authorize = AuthUrl::new(authorize).map_err(|e| Error::BadRequest(format!("the authorize URL: {e}")))?;
     let redirect_uri = redirect_uri(public, server);
@@ -131,7 +131,8 @@ pub fn finish(runtime: &Runtime, server: &str, state: &str, code: &str) -> Resul
         .map_err(|e| Error::internal("state", e))?;
     let script = &registered(runtime, server)?;
     let spec = code_flow(server, script)?;
-    let credentials = Credentials::resolve(services, &context(server, script), &spec, server).map_err(error_of)?;
+    let credentials =
+        Credentials::resolve(services, &context(server, script), &spec, server).map_err(|e| error_of(*e))?;
     let exchange = credentials.exchange_code(services, code.to_owned(), pending.verifier, pending.redirect_uri);
     let token = wait(exchange)??;
     connection::save(services, server, &Connection { token, seed: None })?;

@@ -41,9 +41,15 @@ struct ServiceAccount {
 /// What the grant starts from beyond the endpoint.
 enum Source {
     Client,
+    /// The provider's own `grant_type`, given in `params`.
+    ProviderGrant,
     Connected,
     Pasted(String),
-    Assertion { account: ServiceAccount, scope: String, subject: Option<String> },
+    Assertion {
+        account: ServiceAccount,
+        scope: String,
+        subject: Option<String>,
+    },
 }
 
 /// One server's token request, ready to send.
@@ -78,6 +84,7 @@ impl Credentials {
             spec.scopes.iter().map(|s| fill(s).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()?;
         let mut token_url = fill(&url_template(|name| services.variable(name), server, "TOKEN_URL", &spec.token_url))?;
         let source = match spec.grant {
+            Grant::ClientCredentials if spec.custom_grant_type().is_some() => Source::ProviderGrant,
             Grant::ClientCredentials => Source::Client,
             Grant::AuthorizationCode => Source::Connected,
             Grant::RefreshToken => Source::Pasted(fill(&spec.refresh_token)?.unwrap_or_default()),
@@ -112,8 +119,8 @@ impl Credentials {
     /// A fresh token not equal to `rejected`, by whatever the grant allows.
     pub async fn obtain(&self, services: &Services, rejected: Option<&str>) -> Result<Token, Error> {
         let exchange = match &self.source {
-            Source::Client if self.endpoint.params.iter().any(|(k, _)| k == "grant_type") => Exchange::ProviderGrant,
             Source::Client => Exchange::ClientCredentials,
+            Source::ProviderGrant => Exchange::ProviderGrant,
             Source::Assertion { account, scope, subject } => {
                 Exchange::Assertion(self.assertion(account, scope, subject)?)
             }
@@ -206,8 +213,8 @@ pub fn not_connected(server: &str, why: &str) -> Error {
 }
 
 /// A script-side failure as an [`Error`], for flows that run outside a script.
-pub fn error_of(error: Box<EvalAltResult>) -> Error {
-    match *error {
+pub fn error_of(error: EvalAltResult) -> Error {
+    match error {
         EvalAltResult::ErrorRuntime(value, _) if value.is::<Error>() => value.cast::<Error>(),
         other => Error::BadRequest(other.to_string()),
     }

@@ -95,6 +95,9 @@ async fn transport(http: &HttpClient, request: HttpRequest, timeout: Duration) -
     Ok(answer)
 }
 
+/// A client id and secret sent as HTTP basic authentication.
+type Basic<'a> = (&'a str, &'a str);
+
 type Outcome = Result<BasicTokenResponse, RequestTokenError<Transport, BasicErrorResponse>>;
 
 /// Exchanges `exchange` at `endpoint` for a token, within `timeout`.
@@ -142,19 +145,7 @@ pub async fn request(
             form_post(&send, &endpoint.token_url, fields, None).await
         }
         Exchange::ProviderGrant => {
-            let mut fields = endpoint.params.clone();
-            if !endpoint.scopes.is_empty() {
-                fields.push(("scope".into(), endpoint.scopes.join(" ")));
-            }
-            let secret = endpoint.client_secret.as_deref().unwrap_or("");
-            let basic = match endpoint.client_auth {
-                ClientAuth::Basic => Some((endpoint.client_id.as_str(), secret)),
-                ClientAuth::Body => {
-                    fields.push(("client_id".into(), endpoint.client_id.clone()));
-                    fields.push(("client_secret".into(), secret.to_owned()));
-                    None
-                }
-            };
+            let (fields, basic) = provider_grant(endpoint);
             form_post(&send, &endpoint.token_url, fields, basic).await
         }
     };
@@ -162,8 +153,26 @@ pub async fn request(
     outcome.map(|response| token(response, requested)).map_err(|e| refused(&endpoint.server, &endpoint.token_url, e))
 }
 
+/// The fields of a provider's own grant (`params`, with its `grant_type`), the scopes, and the client's
+/// credentials in the body or as basic auth.
+fn provider_grant(endpoint: &Endpoint) -> (Vec<(String, String)>, Option<Basic<'_>>) {
+    let mut fields = endpoint.params.clone();
+    if !endpoint.scopes.is_empty() {
+        fields.push(("scope".into(), endpoint.scopes.join(" ")));
+    }
+    let secret = endpoint.client_secret.as_deref().unwrap_or("");
+    match endpoint.client_auth {
+        ClientAuth::Basic => (fields, Some((endpoint.client_id.as_str(), secret))),
+        ClientAuth::Body => {
+            fields.push(("client_id".into(), endpoint.client_id.clone()));
+            fields.push(("client_secret".into(), secret.to_owned()));
+            (fields, None)
+        }
+    }
+}
+
 /// A token request the `oauth2` crate cannot make: one form POST, answered like any token request.
-async fn form_post<F, Fut>(send: &F, url: &Url, fields: Vec<(String, String)>, basic: Option<(&str, &str)>) -> Outcome
+async fn form_post<F, Fut>(send: &F, url: &Url, fields: Vec<(String, String)>, basic: Option<Basic<'_>>) -> Outcome
 where
     F: Fn(HttpRequest) -> Fut,
     Fut: std::future::Future<Output = Result<HttpResponse, Transport>>,

@@ -67,8 +67,9 @@ pub fn send(
     }
     let token = match services.oauth.cached(&server) {
         Some(token) => token,
-        None => obtain(services, context, &spec, &server, None).map_err(|e| or_plain(e, &spec.access_token))?,
+        None => obtain(services, context, &spec, &server, None).map_err(|e| or_plain(*e, &spec.access_token))?,
     };
+    context.reveal(&token.access);
     authorize(&mut request, &scheme, &token.access)?;
     let response = services.http.send(request.clone(), context).map_err(raise)?;
     if response.status != reqwest::StatusCode::UNAUTHORIZED {
@@ -79,7 +80,8 @@ pub fn send(
     services.http.send(request, context).map_err(raise)
 }
 
-/// A token for `server` through the cache (one request in flight per server), recorded for masking.
+/// A token for `server` through the cache (one request in flight per server), recorded for masking
+/// (the one renewed after a 401 is then masked too).
 fn obtain(
     services: &Services,
     context: &Context,
@@ -95,8 +97,8 @@ fn obtain(
 }
 
 /// A missing client credential also names the plain access token that would do instead.
-fn or_plain(error: Box<EvalAltResult>, plain: &str) -> Box<EvalAltResult> {
-    match *error {
+fn or_plain(error: EvalAltResult, plain: &str) -> Box<EvalAltResult> {
+    match error {
         EvalAltResult::ErrorRuntime(value, _) if !plain.is_empty() && value.is::<Error>() => {
             match value.cast::<Error>() {
                 Error::MissingSecret { name } => raise(Error::MissingSecret { name: format!("{plain} or {name}") }),

@@ -171,7 +171,7 @@ mod tests {
     #[tokio::test]
     async fn a_leader_that_goes_away_hands_over() {
         let tokens = Tokens::default();
-        let abandoned = tokens.get("s", None, || std::future::pending::<Result<Token, Error>>());
+        let abandoned = tokens.get("s", None, std::future::pending::<Result<Token, Error>>);
         assert!(tokio::time::timeout(Duration::from_millis(20), abandoned).await.is_err());
         let next = tokens.get("s", None, || async { Ok(token("t", Duration::from_secs(60))) });
         assert_eq!(tokio::time::timeout(Duration::from_secs(5), next).await.unwrap().unwrap().access, "t");
