@@ -152,7 +152,7 @@ pub fn status(runtime: &Runtime, server: &str) -> Result<Value> {
         })?;
     let token = match spec.grant.keeps_refresh_token() {
         true => connection::load(services, server)?.map(|c| c.token),
-        false => services.oauth.cached(server),
+        false => services.oauth.cached(server, script.cid),
     };
     let expires_at = token.as_ref().and_then(|t| chrono::DateTime::from_timestamp_millis(t.expires_at()));
     let mut status = json!({

@@ -65,7 +65,7 @@ pub fn send(
         authorize(&mut request, &scheme, &token)?;
         return services.http.send(request, context).map_err(raise);
     }
-    let token = match services.oauth.cached(&server) {
+    let token = match services.oauth.cached(&server, context.script.cid) {
         Some(token) => token,
         None => obtain(services, context, &spec, &server, None).map_err(|e| or_plain(*e, &spec.access_token))?,
     };
@@ -91,7 +91,9 @@ fn obtain(
 ) -> Result<Token, Box<EvalAltResult>> {
     let credentials = Credentials::resolve(services, context, spec, server)?;
     let fetch = || credentials.obtain(services, rejected);
-    let token = wait(services.oauth.get(server, rejected, fetch)).and_then(|outcome| outcome).map_err(raise)?;
+    let token = wait(services.oauth.get(server, context.script.cid, rejected, fetch))
+        .and_then(|outcome| outcome)
+        .map_err(raise)?;
     context.reveal(&token.access);
     Ok(token)
 }

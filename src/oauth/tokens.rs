@@ -6,6 +6,9 @@
 //! concurrent calls cost one token request. A leader that goes away without publishing closes its
 //! channel, and the next caller takes over. A caller that was refused with a token (a 401) names it,
 //! so that it renews only if nobody has renewed it yet.
+//!
+//! A slot belongs to a server *and* the script it runs: an edit that changes `META.oauth2` (scopes, a
+//! client) gets its own token at once instead of using one obtained for the old declaration.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,6 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::token::Token;
+use crate::cid::Cid;
 use crate::error::Error;
 
 type Outcome = Option<Result<Token, Error>>;
@@ -29,7 +33,7 @@ struct Slot {
 /// [`Connection`](super::connection::Connection)).
 #[derive(Default)]
 pub struct Tokens {
-    slots: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
+    slots: Mutex<HashMap<(String, Cid), Arc<Mutex<Slot>>>>,
 }
 
 /// What a caller does next.
@@ -40,30 +44,30 @@ enum Step {
 }
 
 impl Tokens {
-    fn slot(&self, server: &str) -> Arc<Mutex<Slot>> {
-        self.slots.lock().entry(server.to_owned()).or_default().clone()
+    fn slot(&self, server: &str, script: Cid) -> Arc<Mutex<Slot>> {
+        self.slots.lock().entry((server.to_owned(), script)).or_default().clone()
     }
 
-    /// The cached token of `server`, if it is still fresh.
-    pub fn cached(&self, server: &str) -> Option<Token> {
-        let slot = self.slots.lock().get(server)?.clone();
+    /// The cached token of `server` running `script`, if it is still fresh.
+    pub fn cached(&self, server: &str, script: Cid) -> Option<Token> {
+        let slot = self.slots.lock().get(&(server.to_owned(), script))?.clone();
         let token = slot.lock().token.clone();
         token.filter(Token::fresh)
     }
 
-    /// Drops the cached token (a new connection was stored).
+    /// Drops every cached token of `server` (a new connection was stored).
     pub fn forget(&self, server: &str) {
-        self.slots.lock().remove(server);
+        self.slots.lock().retain(|(name, _), _| name != server);
     }
 
-    /// A fresh token for `server` that is not `rejected`, running `fetch` at most once across every
-    /// concurrent caller.
-    pub async fn get<F, Fut>(&self, server: &str, rejected: Option<&str>, fetch: F) -> Result<Token, Error>
+    /// A fresh token for `server` running `script` that is not `rejected`, running `fetch` at most once
+    /// across every concurrent caller.
+    pub async fn get<F, Fut>(&self, server: &str, script: Cid, rejected: Option<&str>, fetch: F) -> Result<Token, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Token, Error>>,
     {
-        let slot = self.slot(server);
+        let slot = self.slot(server, script);
         let mut fetch = Some(fetch);
         loop {
             let step = {
@@ -112,6 +116,10 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    fn script() -> Cid {
+        Cid::from_digest([7; 32])
+    }
+
     fn token(access: &str, lifetime: Duration) -> Token {
         Token::new(access.into(), None, Some(lifetime), vec![])
     }
@@ -130,7 +138,7 @@ mod tests {
                     let _open = gate.acquire().await;
                     Ok(token("shared", Duration::from_secs(3600)))
                 };
-                tokens.get("s", None, fetch).await
+                tokens.get("s", script(), None, fetch).await
             });
         }
         gate.add_permits(1);
@@ -154,26 +162,35 @@ mod tests {
             tokio::task::yield_now().await;
             gate.add_permits(1);
         };
-        let (leader, waiter, ()) = tokio::join!(tokens.get("s", None, fetch), tokens.get("s", None, fetch), open);
+        let (leader, waiter, ()) =
+            tokio::join!(tokens.get("s", script(), None, fetch), tokens.get("s", script(), None, fetch), open);
         assert!(matches!((leader, waiter), (Err(Error::Timeout(_)), Err(Error::Timeout(_)))));
         assert_eq!(requests.load(Ordering::SeqCst), 1);
 
-        let first = tokens.get("s", None, || async { Ok(token("one", Duration::from_secs(3600))) }).await.unwrap();
-        let again = tokens.get("s", None, || async { Ok(token("two", Duration::from_secs(3600))) }).await.unwrap();
+        let first =
+            tokens.get("s", script(), None, || async { Ok(token("one", Duration::from_secs(3600))) }).await.unwrap();
+        let again =
+            tokens.get("s", script(), None, || async { Ok(token("two", Duration::from_secs(3600))) }).await.unwrap();
         assert_eq!((first.access.as_str(), again.access.as_str()), ("one", "one"));
-        let renewed =
-            tokens.get("s", Some("one"), || async { Ok(token("two", Duration::from_secs(3600))) }).await.unwrap();
+        let renewed = tokens
+            .get("s", script(), Some("one"), || async { Ok(token("two", Duration::from_secs(3600))) })
+            .await
+            .unwrap();
         assert_eq!(renewed.access, "two");
-        let late = tokens.get("s", Some("one"), || async { Ok(token("three", Duration::from_secs(3600))) });
+        let late = tokens.get("s", script(), Some("one"), || async { Ok(token("three", Duration::from_secs(3600))) });
         assert_eq!(late.await.unwrap().access, "two", "a 401 already answered must not renew again");
+        let edited = Cid::from_digest([8; 32]);
+        assert!(tokens.cached("s", edited).is_none(), "an edited script shares the old declaration's token");
+        tokens.forget("s");
+        assert!(tokens.cached("s", script()).is_none());
     }
 
     #[tokio::test]
     async fn a_leader_that_goes_away_hands_over() {
         let tokens = Tokens::default();
-        let abandoned = tokens.get("s", None, std::future::pending::<Result<Token, Error>>);
+        let abandoned = tokens.get("s", script(), None, std::future::pending::<Result<Token, Error>>);
         assert!(tokio::time::timeout(Duration::from_millis(20), abandoned).await.is_err());
-        let next = tokens.get("s", None, || async { Ok(token("t", Duration::from_secs(60))) });
+        let next = tokens.get("s", script(), None, || async { Ok(token("t", Duration::from_secs(60))) });
         assert_eq!(tokio::time::timeout(Duration::from_secs(5), next).await.unwrap().unwrap().access, "t");
     }
 }
