@@ -29,11 +29,14 @@ struct Slot {
     flight: Option<watch::Receiver<Outcome>>,
 }
 
+/// A server name and the CID of the script it runs.
+type SlotKey = (String, Cid);
+
 /// Access tokens per server, in memory only (what must survive a restart is a
 /// [`Connection`](super::connection::Connection)).
 #[derive(Default)]
 pub struct Tokens {
-    slots: Mutex<HashMap<(String, Cid), Arc<Mutex<Slot>>>>,
+    slots: Mutex<HashMap<SlotKey, Arc<Mutex<Slot>>>>,
 }
 
 /// What a caller does next.
