@@ -58,9 +58,7 @@ pub async fn callback(
         (_, _, Some(refusal)) => {
             Err(Error::BadRequest(format!("the provider did not authorize the connection: {refusal}")))
         }
-        (Some(state), Some(code), None) => {
-            runtime.blocking(move |rt| connect::finish(rt, &server, &state, &code)).await
-        }
+        (Some(state), Some(code), None) => connect::finish(runtime.clone(), server, state, code).await,
         _ => Err(Error::BadRequest("the callback lacks its code or state".into())),
     };
     let (status, title, message) = match &outcome {

@@ -31,7 +31,7 @@ use rhai::{Dynamic, EvalAltResult, Map, Module};
 use super::http::{Body, Incoming, Outgoing, parse_url};
 use super::secret;
 use super::{Services, arg_error, func, scalar_text, to_json};
-use crate::engine::{Context, may_block, raise};
+use crate::engine::{Context, raise};
 use crate::error::Error;
 
 /// How much of an upstream error body callers see.
@@ -376,14 +376,13 @@ fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) 
 }
 
 fn call(
-    services: &Services,
+    services: &Arc<Services>,
     meta: &Map,
     endpoint: &str,
     method: &str,
     data: &Dynamic,
     overrides: &Map,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
-    may_block()?;
     let context = super::context()?;
     let options = Options::new(meta, overrides)?;
     let request = build(services, &context, meta, &options, endpoint, method, data)?;
@@ -392,7 +391,7 @@ fn call(
     let auth = options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string()));
     let response = match auth.as_deref() {
         Some("oauth2") => crate::oauth::send(services, &context, request, options.text("scheme"))?,
-        _ => services.http.send(request, &context).map_err(raise)?,
+        _ => services.http.send(request, &context)?,
     };
     result(response, &host, expect_json, &context).map_err(raise)
 }

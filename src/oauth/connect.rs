@@ -22,7 +22,6 @@ use super::connection::{self, Connection};
 use super::credentials::{Credentials, error_of, url_template};
 use super::spec::{Grant, Spec};
 use super::token::now_millis;
-use super::wait;
 use crate::engine::{Context, Script};
 use crate::error::{Error, Result};
 use crate::modules::api::fill;
@@ -119,7 +118,25 @@ pub fn start(runtime: &Runtime, server: &str, public: &str) -> Result<Started> {
 
 /// Finishes connecting `server` with what the provider sent back. A state that is unknown, used,
 /// expired or issued for another server is refused (400) and nothing is stored.
-pub fn finish(runtime: &Runtime, server: &str, state: &str, code: &str) -> Result<()> {
+pub async fn finish(runtime: Arc<Runtime>, server: String, state: String, code: String) -> Result<()> {
+    let (credentials, pending) = {
+        let server = server.clone();
+        runtime.blocking(move |rt| take_state(rt, &server, &state)).await?
+    };
+    let exchange = credentials.exchange_code(&runtime.services, code, pending.verifier, pending.redirect_uri);
+    let token = exchange.await?;
+    runtime
+        .blocking(move |rt| {
+            connection::save(&rt.services, &server, &Connection { token, seed: None })?;
+            rt.services.oauth.forget(&server);
+            tracing::info!(target: "switchboard::oauth", %server, "connected");
+            Ok(())
+        })
+        .await
+}
+
+/// Takes `state` out of the store (so it is never used twice) and prepares the code exchange it allows.
+fn take_state(runtime: &Runtime, server: &str, state: &str) -> Result<(Credentials, Pending)> {
     let services = &runtime.services;
     let key = state_key(state);
     let refused = || Error::BadRequest("this authorization is unknown, already used or expired: start again".into());
@@ -133,12 +150,7 @@ pub fn finish(runtime: &Runtime, server: &str, state: &str, code: &str) -> Resul
     let spec = code_flow(server, script)?;
     let credentials =
         Credentials::resolve(services, &context(server, script), &spec, server).map_err(|e| error_of(*e))?;
-    let exchange = credentials.exchange_code(services, code.to_owned(), pending.verifier, pending.redirect_uri);
-    let token = wait(exchange)??;
-    connection::save(services, server, &Connection { token, seed: None })?;
-    services.oauth.forget(server);
-    tracing::info!(target: "switchboard::oauth", %server, "connected");
-    Ok(())
+    Ok((credentials, pending))
 }
 
 /// What `GET /api/oauth/{name}` reports: whether the server has what it needs, until when, with which

@@ -107,7 +107,11 @@ pub async fn request(
     exchange: Exchange,
     timeout: Duration,
 ) -> Result<Token, Error> {
-    let send = |request: HttpRequest| transport(http, request, timeout);
+    // Each request owns its (cheap) client handle, so the futures borrow nothing and stay `Send`.
+    let send = |request: HttpRequest| {
+        let http = http.clone();
+        async move { transport(&http, request, timeout).await }
+    };
     let scopes = || endpoint.scopes.iter().cloned().map(Scope::new);
     let client = BasicClient::new(ClientId::new(endpoint.client_id.clone()))
         .set_token_uri(TokenUrl::from_url(endpoint.token_url.clone()))

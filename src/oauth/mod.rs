@@ -10,8 +10,8 @@
 //! * [`connection`] keeps what must outlive the process (refresh tokens), sealed in the store.
 //! * [`connect`] is the browser flow that creates a connection (authorization code with PKCE).
 //!
-//! The token manager is async; scripts are synchronous today, so [`wait`] is the one place where
-//! the script side blocks on it.
+//! The token manager is async: a script waits for it as for any outbound call, suspending its fiber
+//! (`engine::wait`) without holding a thread.
 
 pub mod connect;
 pub mod connection;
@@ -21,7 +21,7 @@ mod spec;
 mod token;
 mod tokens;
 
-use std::future::Future;
+use std::sync::Arc;
 
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use rhai::EvalAltResult;
@@ -31,26 +31,18 @@ pub use spec::{ClientAuth, Grant, Spec};
 pub use token::Token;
 pub use tokens::Tokens;
 
-use crate::engine::{Context, raise};
+use crate::engine::{Context, raise, wait};
 use crate::error::Error;
 use crate::modules::http::{Incoming, Outgoing};
 use crate::modules::{Services, arg_error, secret};
 use credentials::Credentials;
 
-/// Runs `future` to completion from synchronous code on a thread that is not a tokio worker (a
-/// script's thread, a blocking-pool task).
-pub fn wait<F: Future>(future: F) -> Result<F::Output, Error> {
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|_| Error::Internal("OAuth token requests need the async runtime".into()))?;
-    Ok(handle.block_on(future))
-}
-
 /// Sends `request` for an `oauth2` server with its token as `Authorization: <scheme> <token>` (scheme
 /// `Bearer` unless the server says otherwise). A 401 renews the token once and retries once. A plain
 /// access token the user stored (`META.oauth2.access_token`) is sent as is and never renewed.
 pub fn send(
-    services: &Services,
-    context: &Context,
+    services: &Arc<Services>,
+    context: &Arc<Context>,
     mut request: Outgoing,
     scheme: Option<String>,
 ) -> Result<Incoming, Box<EvalAltResult>> {
@@ -63,7 +55,7 @@ pub fn send(
     };
     if let Some(token) = plain {
         authorize(&mut request, &scheme, &token)?;
-        return services.http.send(request, context).map_err(raise);
+        return services.http.send(request, context);
     }
     let token = match services.oauth.cached(&server, context.script.cid) {
         Some(token) => token,
@@ -71,29 +63,32 @@ pub fn send(
     };
     context.reveal(&token.access);
     authorize(&mut request, &scheme, &token.access)?;
-    let response = services.http.send(request.clone(), context).map_err(raise)?;
+    let response = services.http.send(request.clone(), context)?;
     if response.status != reqwest::StatusCode::UNAUTHORIZED {
         return Ok(response);
     }
-    let renewed = obtain(services, context, &spec, &server, Some(&token.access))?;
+    let renewed = obtain(services, context, &spec, &server, Some(token.access))?;
     authorize(&mut request, &scheme, &renewed.access)?;
-    services.http.send(request, context).map_err(raise)
+    services.http.send(request, context)
 }
 
 /// A token for `server` through the cache (one request in flight per server), recorded for masking
-/// (the one renewed after a 401 is then masked too).
+/// (the one renewed after a 401 is then masked too). The script waits for it without holding its
+/// thread.
 fn obtain(
-    services: &Services,
+    services: &Arc<Services>,
     context: &Context,
     spec: &Spec,
     server: &str,
-    rejected: Option<&str>,
+    rejected: Option<String>,
 ) -> Result<Token, Box<EvalAltResult>> {
     let credentials = Credentials::resolve(services, context, spec, server)?;
-    let fetch = || credentials.obtain(services, rejected);
-    let token = wait(services.oauth.get(server, context.script.cid, rejected, fetch))
-        .and_then(|outcome| outcome)
-        .map_err(raise)?;
+    let (services, server, script) = (services.clone(), server.to_owned(), context.script.cid);
+    let token = wait(async move {
+        let fetch = || credentials.obtain(&services, rejected.as_deref());
+        services.oauth.get(&server, script, rejected.as_deref(), fetch).await
+    })?
+    .map_err(raise)?;
     context.reveal(&token.access);
     Ok(token)
 }

@@ -123,6 +123,11 @@ impl Server {
         Server { child, base, dir, client: reqwest::Client::new(), logs, command: command_line }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server has logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
