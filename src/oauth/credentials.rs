@@ -5,6 +5,7 @@
 //! the store, not from memory: another process may have rotated the refresh token since, and a restart
 //! must find the one issued last.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rhai::EvalAltResult;
@@ -117,7 +118,7 @@ impl Credentials {
     }
 
     /// A fresh token not equal to `rejected`, by whatever the grant allows.
-    pub async fn obtain(&self, services: &Services, rejected: Option<&str>) -> Result<Token, Error> {
+    pub async fn obtain(&self, services: &Arc<Services>, rejected: Option<&str>) -> Result<Token, Error> {
         let exchange = match &self.source {
             Source::Client => Exchange::ClientCredentials,
             Source::ProviderGrant => Exchange::ProviderGrant,
@@ -146,14 +147,18 @@ impl Credentials {
 
     /// The stored connection's token if it is still good, else a refresh, whose result is stored
     /// before it is returned (a rotated refresh token must never be lost).
-    async fn refresh(&self, services: &Services, rejected: Option<&str>) -> Result<Token, Error> {
+    async fn refresh(&self, services: &Arc<Services>, rejected: Option<&str>) -> Result<Token, Error> {
         let server = &self.endpoint.server;
         let seed = match &self.source {
             Source::Pasted(value) => Some(fingerprint(value)),
             _ => None,
         };
         // A pasted token that changed since the connection grew from it starts a new connection.
-        let stored = connection::load(services, server)?.filter(|c| c.seed == seed);
+        let stored = {
+            let server = server.clone();
+            store_work(services, move |services| connection::load(services, &server)).await?
+        };
+        let stored = stored.filter(|c| c.seed == seed);
         if let Some(stored) = &stored
             && stored.token.fresh()
             && Some(stored.token.access.as_str()) != rejected
@@ -169,11 +174,13 @@ impl Credentials {
         match self.request(services, Exchange::Refresh(refresh.clone())).await {
             Ok(mut token) => {
                 token.refresh = token.refresh.or(Some(refresh));
-                connection::save(services, server, &Connection { token: token.clone(), seed })?;
+                let (server, connection) = (server.clone(), Connection { token: token.clone(), seed });
+                store_work(services, move |services| connection::save(services, &server, &connection)).await?;
                 Ok(token)
             }
             Err(error @ Error::NotConnected { .. }) => {
-                connection::remove(services, server)?;
+                let server = server.clone();
+                store_work(services, move |services| connection::remove(services, &server)).await?;
                 Err(error)
             }
             Err(other) => Err(other),
@@ -199,6 +206,16 @@ impl Credentials {
         rs256(&claims, &account.private_key, &header)
             .map_err(|problem| Error::BadRequest(format!("service account: {problem}")))
     }
+}
+
+/// Store work from async code, on the blocking pool: a script's thread drives other scripts too and
+/// must not wait on the store's lock.
+async fn store_work<T: Send + 'static>(
+    services: &Arc<Services>,
+    work: impl FnOnce(&Services) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let services = services.clone();
+    tokio::task::spawn_blocking(move || work(&services)).await.map_err(|e| Error::internal("store task", e))?
 }
 
 /// `not_connected` for `server`, saying why and how to connect.
