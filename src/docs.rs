@@ -34,6 +34,9 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
             writeln!(page, "| Base URL variable | `{}_BASE_URL` |", name.to_uppercase()).unwrap();
         }
         writeln!(page, "| Auth | {} |", if meta.auth.is_empty() { "none" } else { &meta.auth }).unwrap();
+        if let Some(spec) = &meta.oauth2 {
+            oauth_rows(&mut page, name, spec);
+        }
         writeln!(page, "| Secrets | {} |", secret_list(&meta.secrets)).unwrap();
         if !meta.docs.is_empty() {
             writeln!(page, "| API documentation | <{}> |", meta.docs).unwrap();
@@ -73,4 +76,45 @@ fn secret_list(secrets: &[Vec<String>]) -> String {
         .map(|alternatives| alternatives.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" or "))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// How an `oauth2` server gets its tokens: the grant, what the user does once, the URLs and their
+/// override variables, the scopes.
+fn oauth_rows(page: &mut String, name: &str, spec: &crate::oauth::Spec) {
+    use crate::oauth::Grant;
+    let upper = name.to_uppercase();
+    let how = match spec.grant {
+        Grant::AuthorizationCode => format!(
+            "authorization code with PKCE: connect once with `switchboard oauth connect {name}` (or `POST /api/oauth/{name}/start`); the runtime refreshes the token"
+        ),
+        Grant::ClientCredentials => {
+            "client credentials: the runtime obtains and renews the token, no connection needed".into()
+        }
+        Grant::RefreshToken => "a pasted refresh token, renewed and rotated by the runtime".into(),
+        Grant::JwtBearer => "service account (RFC 7523 JWT assertion): the runtime signs and renews".into(),
+    };
+    writeln!(page, "| OAuth grant | `{}` — {how} |", spec.grant.name()).unwrap();
+    if !spec.access_token.is_empty() {
+        writeln!(page, "| Plain access token | `{}`, when set, is sent as is (no renewal) |", spec.access_token)
+            .unwrap();
+    }
+    if !spec.authorize_url.is_empty() {
+        writeln!(page, "| Authorize URL | `{}` (`{upper}_AUTHORIZE_URL`) |", spec.authorize_url).unwrap();
+    }
+    if !spec.token_url.is_empty() {
+        writeln!(
+            page,
+            "| Token URL | `{}` (`{upper}_TOKEN_URL`), client auth `{}` |",
+            spec.token_url,
+            match spec.client_auth {
+                crate::oauth::ClientAuth::Basic => "basic",
+                crate::oauth::ClientAuth::Body => "body",
+            }
+        )
+        .unwrap();
+    }
+    if !spec.scopes.is_empty() {
+        writeln!(page, "| Scopes | {} |", spec.scopes.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" "))
+            .unwrap();
+    }
 }

@@ -26,6 +26,8 @@
 //! * [`modules`] are the native functions scripts call; [`modules::egress`] decides where a server may
 //!   send, and [`environment`] what of the process environment a script may read.
 //! * [`access`] decides who may invoke (invocation tokens), for every remote entry point.
+//! * [`modules`] are the native functions scripts call; [`oauth`] obtains and renews the tokens of
+//!   servers whose `META.auth` is `oauth2`, and connects them through the browser.
 //! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
 //!   requests read without locks, and manages servers; [`invoke`] is the invocation path itself, the
 //!   only place a script runs ([`runtime::Runtime::invoke`] is defined there).
@@ -52,6 +54,7 @@ pub mod invoke;
 pub mod keys;
 pub mod mcp;
 pub mod modules;
+pub mod oauth;
 pub mod operation;
 pub mod reload;
 pub mod runtime;

@@ -43,6 +43,9 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// Who may invoke over HTTP and MCP (open when no token is set).
     pub invoke_access: crate::access::InvokeAccess,
+    /// The URL browsers reach this runtime at (`serve --public-url`), for OAuth redirect URIs; else
+    /// the scheme and Host of the request that starts a connection.
+    pub public_url: Option<url::Url>,
 }
 
 impl Settings {
@@ -57,6 +60,7 @@ impl Settings {
             allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
             allowed_origins: Vec::new(),
             invoke_access: Default::default(),
+            public_url: None,
         }
     }
 }

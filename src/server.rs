@@ -7,7 +7,7 @@ use crate::engine::{Meta, Script};
 use crate::error::Error;
 
 /// Path segments the HTTP interface keeps for itself; no server may take them.
-pub const RESERVED: [&str; 8] = ["api", "cid", "mcp", "ui", "health", "metrics", "webhooks", "static"];
+pub const RESERVED: [&str; 9] = ["api", "cid", "mcp", "ui", "health", "metrics", "webhooks", "oauth", "static"];
 
 /// Checks a server name against `^[a-z][a-z0-9_]{0,63}$` and the reserved words.
 pub fn validate_name(name: &str) -> Result<(), String> {

@@ -27,6 +27,8 @@ pub struct Meta {
     pub timeout: Option<Duration>,
     /// Named operations (`META.operations`), checked when the script loads.
     pub operations: Vec<crate::operation::Operation>,
+    /// `META.oauth2`, required when `auth` is `oauth2`.
+    pub oauth2: Option<std::sync::Arc<crate::oauth::Spec>>,
     /// The whole `META` as JSON, for describing the server.
     pub json: Value,
 }
@@ -90,6 +92,11 @@ impl Meta {
                 _ => return Err("META.timeout_ms must be a positive integer".into()),
             },
         };
+        let oauth2 = match (map.get("oauth2"), map.get("auth").and_then(Value::as_str)) {
+            (Some(spec), _) => Some(std::sync::Arc::new(crate::oauth::Spec::from_json(spec)?)),
+            (None, Some("oauth2")) => return Err("META.auth \"oauth2\" needs META.oauth2".into()),
+            (None, _) => None,
+        };
         Ok(Meta {
             title: text("title", true)?,
             description: text("description", true)?,
@@ -102,6 +109,7 @@ impl Meta {
             hosts,
             timeout,
             operations: crate::operation::parse(map.get("operations"))?,
+            oauth2,
             json,
         })
     }

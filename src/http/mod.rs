@@ -11,6 +11,7 @@ mod content;
 mod describe;
 mod dispatch;
 mod error;
+mod oauth;
 mod secrets;
 mod servers;
 
@@ -35,6 +36,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
     Router::new()
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
+        .route("/oauth/{name}/callback", get(oauth::callback))
         .nest("/api", api::router())
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(dispatch::dispatch)

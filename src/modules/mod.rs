@@ -15,8 +15,8 @@ mod crypto;
 pub mod db;
 pub mod egress;
 pub mod http;
-mod jwt;
-mod secret;
+pub(crate) mod jwt;
+pub(crate) mod secret;
 mod time;
 
 use std::collections::BTreeMap;
@@ -40,6 +40,8 @@ pub struct Services {
     pub databases: db::Databases,
     /// The registry's variables, refreshed whenever the store changes.
     pub variables: ArcSwap<BTreeMap<String, String>>,
+    /// OAuth access tokens, per server.
+    pub oauth: crate::oauth::Tokens,
 }
 
 impl Services {
@@ -55,6 +57,7 @@ impl Services {
             http: http::HttpClient::new(http)?,
             databases: db::Databases::new(data_dir.join("db")),
             variables: ArcSwap::default(),
+            oauth: crate::oauth::Tokens::default(),
         })
     }
 

@@ -104,6 +104,19 @@ pub enum Op {
     RemoveSecret {
         name: String,
     },
+    /// Store (or, with `None`, forget) a server's OAuth connection, sealed by the caller.
+    SetConnection {
+        server: String,
+        sealed: Option<Vec<u8>>,
+    },
+    /// Remember a pending authorization (its `state`, hashed, as `key`) until `expires` (Unix ms);
+    /// expired ones are dropped on the way.
+    PutOAuthState {
+        key: String,
+        server: String,
+        sealed: Vec<u8>,
+        expires: i64,
+    },
 }
 
 /// Blobs to add and registry operations to apply, all or nothing.
@@ -137,6 +150,10 @@ pub trait Store: Send + Sync + 'static {
     /// A sealed secret value.
     fn secret(&self, name: &str) -> Result<Option<Vec<u8>>>;
     fn secret_names(&self) -> Result<Vec<String>>;
+    /// A server's sealed OAuth connection.
+    fn connection(&self, server: &str) -> Result<Option<Vec<u8>>>;
+    /// Removes a pending authorization and returns its server and sealed content, unless it expired.
+    fn take_oauth_state(&self, key: &str) -> Result<Option<(String, Vec<u8>)>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
     /// A number that changes whenever another process commits to this store (SQLite's

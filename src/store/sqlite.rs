@@ -44,6 +44,16 @@ CREATE TABLE IF NOT EXISTS secrets (
     name   TEXT PRIMARY KEY,
     sealed BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS oauth_connections (
+    server TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS oauth_states (
+    key     TEXT PRIMARY KEY,
+    server  TEXT NOT NULL,
+    sealed  BLOB NOT NULL,
+    expires INTEGER NOT NULL
+);
 ";
 
 pub struct SqliteStore {
@@ -135,6 +145,23 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
             Op::RemoveSecret { name } => {
                 tx.execute("DELETE FROM secrets WHERE name = ?1", params![name])?;
             }
+            Op::SetConnection { server, sealed: Some(sealed) } => {
+                tx.execute(
+                    "INSERT INTO oauth_connections (server, sealed) VALUES (?1, ?2)
+                     ON CONFLICT(server) DO UPDATE SET sealed = excluded.sealed",
+                    params![server, sealed],
+                )?;
+            }
+            Op::SetConnection { server, sealed: None } => {
+                tx.execute("DELETE FROM oauth_connections WHERE server = ?1", params![server])?;
+            }
+            Op::PutOAuthState { key, server, sealed, expires } => {
+                tx.execute("DELETE FROM oauth_states WHERE expires <= ?1", params![at])?;
+                tx.execute(
+                    "INSERT INTO oauth_states (key, server, sealed, expires) VALUES (?1, ?2, ?3, ?4)",
+                    params![key, server, sealed, expires],
+                )?;
+            }
             Op::SetFact { key, value } => {
                 tx.execute(
                     "INSERT INTO facts (key, value) VALUES (?1, ?2)
@@ -215,6 +242,23 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached("SELECT name FROM secrets ORDER BY name").map_err(db_error)?;
         let rows = stmt.query_map([], |row| row.get(0)).map_err(db_error)?;
         rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+    }
+
+    fn connection(&self, server: &str) -> Result<Option<Vec<u8>>> {
+        self.conn()
+            .prepare_cached("SELECT sealed FROM oauth_connections WHERE server = ?1")
+            .and_then(|mut stmt| stmt.query_row([server], |row| row.get(0)).optional())
+            .map_err(db_error)
+    }
+
+    fn take_oauth_state(&self, key: &str) -> Result<Option<(String, Vec<u8>)>> {
+        self.conn()
+            .prepare_cached("DELETE FROM oauth_states WHERE key = ?1 RETURNING server, sealed, expires")
+            .and_then(|mut stmt| {
+                stmt.query_row([key], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)?))).optional()
+            })
+            .map(|taken| taken.filter(|(_, _, expires)| *expires > now_millis()).map(|(s, sealed, _)| (s, sealed)))
+            .map_err(db_error)
     }
 
     fn commit(&self, change: &Change) -> Result<()> {
@@ -315,6 +359,19 @@ mod tests {
         change.op(Op::RemoveSecret { name: "A".into() });
         store.commit(&change).unwrap();
         assert_eq!(store.secret("A").unwrap(), None);
+    }
+
+    #[test]
+    fn oauth_states_are_taken_once_and_only_before_they_expire() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        let later = now_millis() + 60_000;
+        change.op(Op::PutOAuthState { key: "k".into(), server: "box".into(), sealed: vec![1], expires: later });
+        change.op(Op::PutOAuthState { key: "old".into(), server: "box".into(), sealed: vec![2], expires: 1 });
+        store.commit(&change).unwrap();
+        assert_eq!(store.take_oauth_state("old").unwrap(), None);
+        assert_eq!(store.take_oauth_state("k").unwrap(), Some(("box".into(), vec![1])));
+        assert_eq!(store.take_oauth_state("k").unwrap(), None);
     }
 
     #[test]
