@@ -378,7 +378,8 @@ mod tests {
         let meta = Meta::from_json(serde_json::json!({
             "title": "t", "description": "d", "base_url": "https://api.x.com/v1",
             "hosts": { "upload": "https://up.x.com" },
-            "oauth2": { "token_url": "https://auth.x.com/token", "authorize_url": "https://auth.x.com/authorize" },
+            "oauth2": { "grant": "authorization_code", "client_id": "c",
+                        "token_url": "https://auth.x.com/token", "authorize_url": "https://auth.x.com/authorize" },
         }))
         .unwrap();
         let found = declared(&meta);
