@@ -77,8 +77,9 @@ pub struct ServeArgs {
     /// comma-separated).
     #[arg(long = "invoke-token", value_name = "TOKEN[=SERVER+…]")]
     pub invoke_token: Vec<String>,
-    /// The URL browsers reach this server at (behind a proxy), for OAuth redirect URIs
-    /// (`{URL}/oauth/{name}/callback`). Default: the scheme and Host of the request.
+    /// The URL the outside world reaches this server at (behind a proxy or tunnel), e.g.
+    /// https://hooks.example.com: OAuth redirect URIs (`{URL}/oauth/{name}/callback`) and webhook
+    /// signatures that cover the URL (Twilio) use it. Default: the scheme and Host of the request.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<url::Url>,
 }
@@ -155,6 +156,11 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         Ok(access) => access,
         Err(problem) => return usage(format!("invocation tokens: {problem}")),
     };
+    if let Some(url) = &args.public_url
+        && !matches!(url.scheme(), "http" | "https")
+    {
+        return usage(format!("--public-url takes an http or https URL, not {url}"));
+    }
     settings.public_url = args.public_url;
     let boot = args.boot.or_else(|| {
         let local = PathBuf::from("boot/default.boot.json");

@@ -93,6 +93,9 @@ pub enum Error {
     Script { message: String, at: Box<Location> },
     #[error("{message}")]
     LimitExceeded { message: String, limit: String, at: Box<Location> },
+    /// The runtime cannot do this now (its store refused a write); the same request may work later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -117,6 +120,7 @@ impl Error {
             Error::Timeout(_) => "timeout",
             Error::Script { .. } => "script_error",
             Error::LimitExceeded { .. } => "limit_exceeded",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -137,6 +141,7 @@ impl Error {
             Error::InvalidResponse(_) | Error::UpstreamUnreachable(_) => 502,
             Error::Timeout(_) => 504,
             Error::Script { .. } | Error::LimitExceeded { .. } | Error::Internal(_) => 500,
+            Error::Unavailable(_) => 503,
         }
     }
 
@@ -213,6 +218,7 @@ impl Error {
             Error::Timeout(m) => Error::Timeout(f(&m)),
             Error::Script { message, at } => Error::Script { message: f(&message), at },
             Error::LimitExceeded { message, limit, at } => Error::LimitExceeded { message: f(&message), limit, at },
+            Error::Unavailable(m) => Error::Unavailable(f(&m)),
             Error::Internal(m) => Error::Internal(f(&m)),
         }
     }
@@ -258,6 +264,7 @@ mod tests {
             (Error::Timeout("x".into()), "timeout", 504),
             (Error::script("x", at.clone()), "script_error", 500),
             (Error::limit_exceeded("operations", "x", at), "limit_exceeded", 500),
+            (Error::Unavailable("x".into()), "unavailable", 503),
         ];
         for (error, kind, status) in table {
             assert_eq!(error.kind(), kind);

@@ -9,7 +9,8 @@
 //!   HTTP (proxy or call style) ─┐
 //!   MCP `tools/call`            │
 //!   CLI `call`                  ├─► Invocation ─► resolve name|CID ─► compiled Script (cached by CID)
-//!   chaining (`input`)          ┘                                      │
+//!   chaining (`input`)          │                                      │
+//!   webhooks (`fn webhook`)     ┘                                      │
 //!                        sandboxed run of `main` (or `webhook`) ◄──────┘
 //!                        inline on the worker, or as a fiber on a script thread when it waits
 //!                                                     │
@@ -33,6 +34,8 @@
 //!   only place a script runs ([`runtime::Runtime::invoke`] is defined there).
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
+//! * [`webhooks`] receives providers' signed deliveries (`POST /webhooks/{name}`): verifies, stores and
+//!   deduplicates them, then hands each to the script's `fn webhook(event)` through the same invocation path.
 //! * [`http`] is the axum interface; [`commands`] implements the CLI that `main.rs` parses.
 //! * [`mcp`] serves every server as an MCP tool (at `/mcp` and over stdio); [`operation`] reads the
 //!   named operations scripts declare and turns one into an invocation.
@@ -61,3 +64,4 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod webhooks;

@@ -43,8 +43,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// Who may invoke over HTTP and MCP (open when no token is set).
     pub invoke_access: crate::access::InvokeAccess,
-    /// The URL browsers reach this runtime at (`serve --public-url`), for OAuth redirect URIs; else
-    /// the scheme and Host of the request that starts a connection.
+    /// The URL the outside world reaches this runtime at (`serve --public-url`): OAuth redirect URIs
+    /// and webhook signatures that cover the URL (Twilio) use it; else the scheme and Host of the request.
     pub public_url: Option<url::Url>,
 }
 

@@ -14,11 +14,12 @@ mod error;
 mod oauth;
 mod secrets;
 mod servers;
+mod webhooks;
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -37,6 +38,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
         .route("/oauth/{name}/callback", get(oauth::callback))
+        .route("/webhooks/{name}", post(webhooks::receive))
         .nest("/api", api::router())
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(dispatch::dispatch)
