@@ -67,6 +67,10 @@ fn providers() -> Vec<Provider> {
     ]
 }
 
+fn provider(scheme: &str) -> Provider {
+    providers().into_iter().find(|p| p.scheme == scheme).unwrap()
+}
+
 /// A server receiving `scheme` deliveries keyed by `HOOK_<SCHEME>_SECRET`; `handler` is its `fn webhook`
 /// (or nothing).
 fn hook_script(scheme: &str, handler: &str) -> String {
@@ -151,7 +155,11 @@ fn twilio_signature(secret: &str, url: &str, body: &str) -> String {
 }
 
 async fn deliver(server: &Server, name: &str, headers: &[(String, String)], body: &str) -> reqwest::Response {
-    let mut request = server.client.post(server.url(&format!("/webhooks/{name}"))).body(body.to_owned());
+    deliver_to(server, &format!("/webhooks/{name}"), headers, body).await
+}
+
+async fn deliver_to(server: &Server, path: &str, headers: &[(String, String)], body: &str) -> reqwest::Response {
+    let mut request = server.client.post(server.url(path)).body(body.to_owned());
     for (name, value) in headers {
         request = request.header(name, value);
     }
@@ -337,6 +345,32 @@ async fn a_duplicate_delivery_answers_200_and_runs_nothing_again() {
 }
 
 #[tokio::test]
+async fn concurrent_copies_of_a_delivery_run_the_handler_once() {
+    let mock = recording_mock().await;
+    let server = start_hooks(&mock, &[], true);
+    let github = provider("github");
+    let headers = signed(&github, &github.secret, github.body, "", now());
+    let mut copies = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let mut request = server.client.post(server.url("/webhooks/hook_github")).body(github.body);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        copies.spawn(request.send());
+    }
+    let answers = copies.join_all().await.into_iter().map(Result::unwrap);
+    let mut duplicates = 0;
+    for response in answers {
+        let (status, body) = json(response).await;
+        assert_eq!(status, 200, "{body}");
+        duplicates += usize::from(body["duplicate"] == true);
+    }
+    assert_eq!(duplicates, 7);
+    assert_eq!(reported(&mock, "github").await.len(), 1);
+    assert_eq!(events(&server, "hook_github").await.len(), 1);
+}
+
+#[tokio::test]
 async fn a_failed_handler_is_recorded_survives_a_restart_and_is_replayed() {
     let mock = MockServer::start().await;
     Mock::given(method("POST"))
@@ -348,7 +382,7 @@ async fn a_failed_handler_is_recorded_survives_a_restart_and_is_replayed() {
         .await;
     Mock::given(method("POST")).and(path_regex("^/ran/")).respond_with(ResponseTemplate::new(200)).mount(&mock).await;
     let server = start_hooks(&mock, &[], true);
-    let github = providers().into_iter().find(|p| p.scheme == "github").unwrap();
+    let github = provider("github");
     let headers = signed(&github, &github.secret, github.body, "", now());
 
     let response = deliver(&server, "hook_github", &headers, github.body).await;
@@ -382,7 +416,7 @@ async fn a_failed_handler_is_recorded_survives_a_restart_and_is_replayed() {
 async fn without_a_handler_the_event_is_stored_and_answered_with_its_cid() {
     let mock = recording_mock().await;
     let server = start_hooks(&mock, &[], false);
-    let stripe = providers().into_iter().find(|p| p.scheme == "stripe").unwrap();
+    let stripe = provider("stripe");
     let headers = signed(&stripe, &stripe.secret, stripe.body, "", now());
     let (status, body) = json(deliver(&server, "hook_stripe", &headers, stripe.body).await).await;
     assert_eq!(status, 200);
@@ -393,7 +427,7 @@ async fn without_a_handler_the_event_is_stored_and_answered_with_its_cid() {
     assert_eq!((status, error["error"]["type"].as_str()), (400, Some("bad_request")));
 
     // Slack verifies a URL before it sends events: the challenge is answered even without a handler.
-    let slack = providers().into_iter().find(|p| p.scheme == "slack").unwrap();
+    let slack = provider("slack");
     let challenge =
         r#"{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
     let headers = signed(&slack, &slack.secret, challenge, "", now());
@@ -415,7 +449,7 @@ async fn the_handlers_return_value_is_the_response() {
     let base_url = mock.uri();
     let env = [("HOOK_SLACK_SECRET", "slack-signing-secret"), ("HOOK_SLACK_BASE_URL", base_url.as_str())];
     let server = Server::start_with(&[("slacker", &script)], &[], &env);
-    let slack = providers().into_iter().find(|p| p.scheme == "slack").unwrap();
+    let slack = provider("slack");
     let response = deliver(&server, "slacker", &signed(&slack, &slack.secret, slack.body, "", now()), slack.body).await;
     assert_eq!(response.status(), 202);
     assert_eq!(response.text().await.unwrap(), "accepted Ev1");
@@ -428,7 +462,7 @@ async fn the_handlers_return_value_is_the_response() {
 async fn twilio_signatures_cover_the_public_url() {
     let mock = recording_mock().await;
     let server = start_hooks(&mock, &["--public-url", "https://hooks.example.com/switchboard"], true);
-    let twilio = providers().into_iter().find(|p| p.scheme == "twilio").unwrap();
+    let twilio = provider("twilio");
     let public = "https://hooks.example.com/switchboard/webhooks/hook_twilio?tenant=7";
     let headers = signed(&twilio, &twilio.secret, twilio.body, public, now());
     let response = deliver_to(&server, "/webhooks/hook_twilio?tenant=7", &headers, twilio.body).await;
@@ -455,14 +489,6 @@ async fn twilio_signatures_cover_the_public_url() {
     expect_error(deliver_to(&server, &path, &headers, swapped).await, 401, "unauthorized").await;
 }
 
-async fn deliver_to(server: &Server, path: &str, headers: &[(String, String)], body: &str) -> reqwest::Response {
-    let mut request = server.client.post(server.url(path)).body(body.to_owned());
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    request.send().await.unwrap()
-}
-
 #[tokio::test]
 async fn events_are_for_the_admin_and_only_webhook_servers_receive() {
     let mock = recording_mock().await;
@@ -481,10 +507,24 @@ async fn events_are_for_the_admin_and_only_webhook_servers_receive() {
 }
 
 #[tokio::test]
+async fn read_only_mode_receives_and_lists_but_does_not_replay() {
+    let mock = recording_mock().await;
+    let server = start_hooks(&mock, &["--read-only"], true);
+    let github = provider("github");
+    let response =
+        deliver(&server, "hook_github", &signed(&github, &github.secret, github.body, "", now()), github.body).await;
+    let cid = response.headers()["x-webhook-event"].to_str().unwrap().to_owned();
+    assert_eq!(response.status(), 200);
+    assert_eq!(events(&server, "hook_github").await.len(), 1);
+    let (status, body) = replay(&server, "hook_github", &cid).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (403, Some("forbidden")));
+}
+
+#[tokio::test]
 async fn an_unset_secret_is_named_and_nothing_is_stored() {
     let script = hook_script("github", &reporting("github"));
     let server = Server::start(&[("hook_github", &script)]);
-    let github = providers().into_iter().find(|p| p.scheme == "github").unwrap();
+    let github = provider("github");
     let headers = signed(&github, &github.secret, github.body, "", now());
     let error = expect_error(deliver(&server, "hook_github", &headers, github.body).await, 424, "missing_secret").await;
     assert_eq!(error["secret"], "HOOK_GITHUB_SECRET");
@@ -495,7 +535,7 @@ async fn an_unset_secret_is_named_and_nothing_is_stored() {
 async fn an_event_the_store_cannot_keep_is_answered_503_so_the_provider_retries() {
     let mock = recording_mock().await;
     let server = start_hooks(&mock, &[], true);
-    let github = providers().into_iter().find(|p| p.scheme == "github").unwrap();
+    let github = provider("github");
     let headers = signed(&github, &github.secret, github.body, "", now());
     {
         // Another process holds the store's write lock longer than the server waits for it.

@@ -29,8 +29,13 @@ pub struct Received {
 
 /// A verified delivery after the store step.
 enum Stored {
-    New { cid: Cid, receipt: Receipt, body: bytes::Bytes },
-    Duplicate(WebhookEvent),
+    New {
+        cid: Cid,
+        receipt: Receipt,
+        body: bytes::Bytes,
+    },
+    /// The event stored earlier under the same delivery id, and this delivery's body.
+    Duplicate(WebhookEvent, bytes::Bytes),
 }
 
 impl Runtime {
@@ -47,13 +52,8 @@ impl Runtime {
         };
         let (cid, receipt, body) = match self.store_delivery(name, &spec, handled, incoming).await {
             Err(error) => return answer(Err(error), None),
-            Ok(Stored::Duplicate(event)) => {
-                let body = match spec.scheme {
-                    Scheme::Slack => self.blocking(move |rt| rt.store.blob(&event.body_cid)).await.ok().flatten(),
-                    _ => None,
-                };
-                let reply = default_answer(spec.scheme, event.cid, body.as_deref().unwrap_or_default(), true);
-                return answer(Ok(reply), Some(event.cid));
+            Ok(Stored::Duplicate(event, body)) => {
+                return answer(Ok(default_answer(spec.scheme, event.cid, &body, true)), Some(event.cid));
             }
             Ok(Stored::New { cid, receipt, body }) => (cid, receipt, body),
         };
@@ -87,7 +87,7 @@ impl Runtime {
             signature::verify(spec.scheme, &secret, &incoming, now.timestamp())?;
             let receipt = Receipt::new(&server, spec.scheme, &incoming, now.timestamp_millis());
             if let Some(event) = rt.store.event_by_delivery(&server, &receipt.delivery_id)? {
-                return Ok(Stored::Duplicate(event));
+                return Ok(Stored::Duplicate(event, incoming.body));
             }
             let mut change = Change::default();
             let body_cid = change.blob(incoming.body.to_vec());
@@ -104,7 +104,7 @@ impl Runtime {
                 Ok(()) => Ok(Stored::New { cid, receipt, body: incoming.body }),
                 // The same delivery, stored meanwhile by a concurrent request, is a duplicate after all.
                 Err(error) => match rt.store.event_by_delivery(&server, &receipt.delivery_id) {
-                    Ok(Some(event)) => Ok(Stored::Duplicate(event)),
+                    Ok(Some(event)) => Ok(Stored::Duplicate(event, incoming.body)),
                     _ => {
                         tracing::error!(server = %server, "a webhook event could not be stored: {}", error.message());
                         Err(Error::Unavailable("the event could not be stored; deliver it again later".into()))
