@@ -502,6 +502,8 @@ async fn events_are_for_the_admin_and_only_webhook_servers_receive() {
     let (status, _) = replay(&server, "hook_github", &switchboard::cid::Cid::of(b"x").to_string()).await;
     assert_eq!(status, 404);
 
+    let (_, described) = json(server.get("/hook_github").await).await;
+    assert_eq!(described["usage"]["webhook"], "POST /webhooks/hook_github");
     expect_error(deliver(&server, "echo", &[], "{}").await, 404, "not_found").await;
     expect_error(deliver(&server, "nobody", &[], "{}").await, 404, "not_found").await;
 }
