@@ -342,6 +342,16 @@ async fn a_duplicate_delivery_answers_200_and_runs_nothing_again() {
         assert_eq!(reported(&mock, provider.scheme).await.len(), 1, "{}: ran once", provider.scheme);
         assert_eq!(events(&server, &name).await.len(), 1);
     }
+    // A new delivery is listed first; `limit` bounds the listing.
+    let stripe = provider("stripe");
+    let body = stripe.body.replace("evt_1", "evt_2");
+    let headers = signed(&stripe, &stripe.secret, &body, "", now());
+    assert_eq!(deliver(&server, "hook_stripe", &headers, &body).await.status(), 200);
+    let url = server.url("/api/webhooks/hook_stripe/events?limit=1");
+    let (_, listed) = json(server.client.get(url).bearer_auth(server.admin_token()).send().await.unwrap()).await;
+    let ids: Vec<&str> =
+        listed["events"].as_array().unwrap().iter().map(|e| e["delivery_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["evt_2"]);
 }
 
 #[tokio::test]
@@ -495,6 +505,8 @@ async fn events_are_for_the_admin_and_only_webhook_servers_receive() {
     let server = start_hooks(&mock, &[], true);
     let url = server.url("/api/webhooks/hook_github/events");
     expect_error(server.client.get(&url).send().await.unwrap(), 401, "unauthorized").await;
+    let bad_limit = server.client.get(format!("{url}?limit=many")).bearer_auth(server.admin_token());
+    expect_error(bad_limit.send().await.unwrap(), 400, "bad_request").await;
     expect_error(server.client.get(&url).bearer_auth("wrong").send().await.unwrap(), 401, "unauthorized").await;
     let replay_url =
         server.url(&format!("/api/webhooks/hook_github/events/{}/replay", switchboard::cid::Cid::of(b"x")));

@@ -2,7 +2,7 @@
 //! received, and replaying it). The receiving itself is [`crate::webhooks`]'; this only translates HTTP.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -63,8 +63,10 @@ pub async fn events(
     _: AdminRead,
     State(runtime): State<AppState>,
     Path(name): Path<String>,
-    Query(listing): Query<Listing>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, Error> {
+    let listing: Listing = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
+        .map_err(|e| Error::BadRequest(format!("the event listing takes limit=N: {e}")))?;
     let limit = listing.limit.unwrap_or(100).min(10_000);
     let events = runtime.webhook_events(&name, limit).await?;
     Ok(Json(json!({ "server": name, "events": events })))
