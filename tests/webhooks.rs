@@ -535,6 +535,17 @@ async fn read_only_mode_receives_and_lists_but_does_not_replay() {
 }
 
 #[tokio::test]
+async fn deliveries_need_their_signature_not_an_invocation_token() {
+    let mock = recording_mock().await;
+    let server = start_hooks(&mock, &["--invoke-token", "ops-token"], true);
+    let github = provider("github");
+    let headers = signed(&github, &github.secret, github.body, "", now());
+    let (status, body) = json(deliver(&server, "hook_github", &headers, github.body).await).await;
+    assert_eq!((status, body), (200, json!({"handled": "gh-1"})));
+    expect_error(deliver(&server, "hook_github", &headers[..1], github.body).await, 401, "unauthorized").await;
+}
+
+#[tokio::test]
 async fn an_unset_secret_is_named_and_nothing_is_stored() {
     let script = hook_script("github", &reporting("github"));
     let server = Server::start(&[("hook_github", &script)]);
