@@ -73,6 +73,9 @@ pub enum Error {
     /// A boot image refused as a whole, with every problem found.
     #[error("the image was refused: {}", problems.join("; "))]
     InvalidImage { problems: Vec<String> },
+    /// A change the management API refuses because the boot source manages the server (`file`).
+    #[error("{message}")]
+    Conflict { message: String, file: String },
     #[error("secret '{name}' is not set")]
     MissingSecret { name: String },
     #[error("{message}")]
@@ -104,6 +107,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::InvalidScript { .. } => "invalid_script",
             Error::InvalidImage { .. } => "invalid_image",
+            Error::Conflict { .. } => "conflict",
             Error::MissingSecret { .. } => "missing_secret",
             Error::Upstream { .. } => "upstream",
             Error::RateLimited { .. } => "rate_limited",
@@ -124,6 +128,7 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
             Error::InvalidScript { .. } | Error::InvalidImage { .. } => 422,
+            Error::Conflict { .. } => 409,
             Error::MissingSecret { .. } => 424,
             // An upstream that answered outside 4xx/5xx is still an error here: report it as a bad gateway.
             Error::Upstream { status, .. } if (400..600).contains(status) => *status,
@@ -160,6 +165,9 @@ impl Error {
             Error::InvalidImage { problems } => {
                 fields.insert("problems".into(), json!(problems));
             }
+            Error::Conflict { file, .. } => {
+                fields.insert("file".into(), json!(file));
+            }
             Error::Upstream { status, body, .. } => {
                 fields.insert("status".into(), json!(status));
                 fields.insert("body".into(), json!(body));
@@ -187,6 +195,7 @@ impl Error {
             Error::Forbidden(m) => Error::Forbidden(f(&m)),
             Error::InvalidScript { message, at } => Error::InvalidScript { message: f(&message), at },
             Error::MissingSecret { name } => Error::MissingSecret { name },
+            Error::Conflict { message, file } => Error::Conflict { message: f(&message), file },
             Error::InvalidImage { problems } => {
                 Error::InvalidImage { problems: problems.iter().map(|p| f(p)).collect() }
             }
@@ -244,6 +253,7 @@ mod tests {
             (Error::PayloadTooLarge("x".into()), "payload_too_large", 413),
             (Error::Unauthorized("x".into()), "unauthorized", 401),
             (Error::Forbidden("x".into()), "forbidden", 403),
+            (Error::Conflict { message: "x".into(), file: "f".into() }, "conflict", 409),
             (Error::MissingSecret { name: "K".into() }, "missing_secret", 424),
             (Error::Upstream { status: 404, message: "x".into(), body: "".into() }, "upstream", 404),
             (Error::Upstream { status: 302, message: "x".into(), body: "".into() }, "upstream", 502),

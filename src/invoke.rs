@@ -224,11 +224,8 @@ impl Runtime {
             }
         };
 
-        let output = Output::from_dynamic(value).map_err(|message| {
-            Error::script(
-                message,
-                Location { server: context.server.clone(), cid: Some(script.cid), ..Location::default() },
-            )
+        let output = Output::from_dynamic(value).map_err(|refused| {
+            refused.into_error(Location { server: context.server.clone(), cid: Some(script.cid), ..Location::default() })
         })?;
         let output_cid = match request.store_output {
             false => None,

@@ -10,6 +10,7 @@
 
 mod context;
 mod fault;
+pub mod nesting;
 pub mod output;
 mod sandbox;
 mod script;

@@ -9,7 +9,8 @@ use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use rhai::{Blob, Dynamic, Map};
 
-use crate::error::Error;
+use super::nesting::{self, JsonError, MAX_BYTES};
+use crate::error::{Error, Location};
 
 /// The `data` argument of an invocation, before it becomes a Rhai value.
 #[derive(Debug, Clone, Default)]
@@ -71,8 +72,39 @@ fn is_envelope(map: &Map) -> bool {
     map.contains_key("output") && map.keys().all(|k| ENVELOPE_KEYS.contains(&k.as_str()))
 }
 
+/// Why a returned value cannot be a response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The value or its envelope is malformed: what is wrong with it.
+    Invalid(String),
+    /// The value is over a bound (`size`, `depth`).
+    Limit(&'static str, String),
+}
+
+impl Refused {
+    /// The error the caller sees, at the script that returned the value.
+    pub fn into_error(self, at: Location) -> Error {
+        match self {
+            Refused::Invalid(message) => Error::script(message, at),
+            Refused::Limit(limit, message) => Error::limit_exceeded(limit, message, at),
+        }
+    }
+}
+
+impl From<String> for Refused {
+    fn from(message: String) -> Refused {
+        Refused::Invalid(message)
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(message: &str) -> Refused {
+        Refused::Invalid(message.to_owned())
+    }
+}
+
 /// Serialises a value as the body it stands for, with the content type that fits it.
-fn body_of(value: Dynamic) -> Result<(Bytes, HeaderValue), String> {
+fn body_of(value: Dynamic) -> Result<(Bytes, HeaderValue), Refused> {
     if value.is_string() {
         let text = value.into_immutable_string().map_err(|t| t.to_string())?;
         return Ok((Bytes::copy_from_slice(text.as_bytes()), TEXT));
@@ -81,15 +113,18 @@ fn body_of(value: Dynamic) -> Result<(Bytes, HeaderValue), String> {
         let blob: Blob = value.cast();
         return Ok((Bytes::from(blob), BINARY));
     }
-    let mut bytes = Vec::with_capacity(256);
-    serde_json::to_writer(&mut bytes, &value)
-        .map(|()| (Bytes::from(bytes), JSON))
-        .map_err(|e| format!("main returned a value that is not JSON: {e}"))
+    match nesting::to_json_bytes(&value, false, MAX_BYTES) {
+        Ok(bytes) => Ok((Bytes::from(bytes), JSON)),
+        Err(JsonError::Exceeded(exceeded)) => {
+            Err(Refused::Limit(exceeded.limit(), exceeded.message("the value main returned", MAX_BYTES)))
+        }
+        Err(JsonError::Invalid(e)) => Err(Refused::Invalid(format!("main returned a value that is not JSON: {e}"))),
+    }
 }
 
 impl Output {
     /// Shapes the value `main` returned. The error text says what is wrong with an envelope.
-    pub fn from_dynamic(value: Dynamic) -> Result<Output, String> {
+    pub fn from_dynamic(value: Dynamic) -> Result<Output, Refused> {
         if value.is_map() {
             let map = value.read_lock::<Map>().map(|m| is_envelope(&m)).unwrap_or(false);
             if map {
@@ -100,7 +135,7 @@ impl Output {
         Ok(Output { status: 200, content_type, headers: Vec::new(), body })
     }
 
-    fn from_envelope(mut map: Map) -> Result<Output, String> {
+    fn from_envelope(mut map: Map) -> Result<Output, Refused> {
         let (body, default_type) = body_of(map.remove("output").unwrap_or_default())?;
         let content_type = match map.remove("content_type") {
             None => default_type,
@@ -114,7 +149,7 @@ impl Output {
             None => 200,
             Some(v) => match v.as_int() {
                 Ok(code) if (100..=599).contains(&code) => code as u16,
-                _ => return Err("status must be an integer from 100 to 599".into()),
+                _ => return Err(Refused::from("status must be an integer from 100 to 599")),
             },
         };
         let mut headers = Vec::new();
@@ -175,9 +210,9 @@ mod tests {
     #[test]
     fn a_bad_envelope_says_what_is_wrong() {
         let err = Output::from_dynamic(dynamic(r#"{"output":1,"status":1000}"#)).unwrap_err();
-        assert_eq!(err, "status must be an integer from 100 to 599");
+        assert_eq!(err, Refused::from("status must be an integer from 100 to 599"));
         let err = Output::from_dynamic(dynamic(r#"{"output":1,"headers":{"bad name":"x"}}"#)).unwrap_err();
-        assert_eq!(err, "'bad name' is not a header name");
+        assert_eq!(err, Refused::from("'bad name' is not a header name"));
     }
 
     #[test]

@@ -315,7 +315,7 @@ fn build(
         request.body = match body.as_str() {
             "json" if fields.is_empty() => Body::Json(to_json(data)?),
             "json" => Body::Json(to_json(&with_fields()?.into())?),
-            "form" => Body::Form(super::form_fields(&with_fields()?.into())),
+            "form" => Body::Form(super::form_fields(&with_fields()?.into())?),
             "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
             "text" => Body::Text(data.to_string()),
             other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, text)"))),
