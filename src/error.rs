@@ -224,6 +224,17 @@ impl Error {
         Error::LimitExceeded { message: message.into(), limit: limit.into(), at: Box::new(at) }
     }
 
+    /// Fills in where a script error happened when the native function that raised it could not know.
+    pub fn located(self, place: Location) -> Error {
+        match self {
+            Error::Script { message, at } if at.cid.is_none() => Error::Script { message, at: Box::new(place) },
+            Error::LimitExceeded { message, limit, at } if at.cid.is_none() => {
+                Error::LimitExceeded { message, limit, at: Box::new(place) }
+            }
+            other => other,
+        }
+    }
+
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Error {
         Error::Internal(format!("{context}: {err}"))
     }
