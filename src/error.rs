@@ -66,6 +66,12 @@ pub enum Error {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    UriTooLong(String),
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// A script refused before it was stored or swapped in (it does not compile, or breaks the
     /// script contract).
     #[error("{message}")]
@@ -105,6 +111,9 @@ impl Error {
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::UriTooLong(_) => "uri_too_long",
+            Error::HeadersTooLarge(_) => "headers_too_large",
             Error::InvalidScript { .. } => "invalid_script",
             Error::InvalidImage { .. } => "invalid_image",
             Error::Conflict { .. } => "conflict",
@@ -127,6 +136,9 @@ impl Error {
             Error::PayloadTooLarge(_) => 413,
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
+            Error::MethodNotAllowed(_) => 405,
+            Error::UriTooLong(_) => 414,
+            Error::HeadersTooLarge(_) => 431,
             Error::InvalidScript { .. } | Error::InvalidImage { .. } => 422,
             Error::Conflict { .. } => 409,
             Error::MissingSecret { .. } => 424,
@@ -193,6 +205,9 @@ impl Error {
             Error::PayloadTooLarge(m) => Error::PayloadTooLarge(f(&m)),
             Error::Unauthorized(m) => Error::Unauthorized(f(&m)),
             Error::Forbidden(m) => Error::Forbidden(f(&m)),
+            Error::MethodNotAllowed(m) => Error::MethodNotAllowed(f(&m)),
+            Error::UriTooLong(m) => Error::UriTooLong(f(&m)),
+            Error::HeadersTooLarge(m) => Error::HeadersTooLarge(f(&m)),
             Error::InvalidScript { message, at } => Error::InvalidScript { message: f(&message), at },
             Error::MissingSecret { name } => Error::MissingSecret { name },
             Error::Conflict { message, file } => Error::Conflict { message: f(&message), file },
@@ -264,6 +279,9 @@ mod tests {
             (Error::PayloadTooLarge("x".into()), "payload_too_large", 413),
             (Error::Unauthorized("x".into()), "unauthorized", 401),
             (Error::Forbidden("x".into()), "forbidden", 403),
+            (Error::MethodNotAllowed("x".into()), "method_not_allowed", 405),
+            (Error::UriTooLong("x".into()), "uri_too_long", 414),
+            (Error::HeadersTooLarge("x".into()), "headers_too_large", 431),
             (Error::Conflict { message: "x".into(), file: "f".into() }, "conflict", 409),
             (Error::MissingSecret { name: "K".into() }, "missing_secret", 424),
             (Error::Upstream { status: 404, message: "x".into(), body: "".into() }, "upstream", 404),

@@ -42,14 +42,52 @@ impl Data {
     pub fn to_dynamic(&self) -> Result<Dynamic, Error> {
         Ok(match self {
             Data::None => Dynamic::UNIT,
-            Data::Json(bytes) => serde_json::from_slice::<Dynamic>(bytes)
-                .map_err(|e| Error::BadRequest(format!("data is not valid JSON: {e}")))?,
+            Data::Json(bytes) => {
+                exact_integers(bytes)?;
+                serde_json::from_slice::<Dynamic>(bytes)
+                    .map_err(|e| Error::BadRequest(format!("data is not valid JSON: {e}")))?
+            }
             Data::Text(text) => text.clone().into(),
             Data::Binary(bytes) => Dynamic::from_blob(bytes.to_vec()),
             Data::Value(value) => rhai::serde::to_dynamic(value)
                 .map_err(|e| Error::BadRequest(format!("data cannot be given to a script: {e}")))?,
         })
     }
+}
+
+/// Refuses JSON text holding an integer that a script could only see as an approximation: beyond
+/// the range of Rhai's integers (i64), a parser would silently turn it into a float. Numbers written
+/// with a fraction or an exponent are floats by their own spelling and pass.
+pub fn exact_integers(text: &[u8]) -> Result<(), Error> {
+    let mut at = 0;
+    while at < text.len() {
+        match text[at] {
+            b'"' => {
+                at += 1;
+                while at < text.len() && text[at] != b'"' {
+                    at += if text[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = at;
+                while at < text.len() && matches!(text[at], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    at += 1;
+                }
+                let number = &text[start..at];
+                let integer = !number.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
+                let parsed = std::str::from_utf8(number).ok().and_then(|n| n.parse::<i64>().ok());
+                if integer && parsed.is_none() {
+                    let shown = String::from_utf8_lossy(&number[..number.len().min(40)]).into_owned();
+                    return Err(Error::BadRequest(format!(
+                        "the integer {shown} is outside the range scripts can hold exactly (-2^63 to 2^63-1): send it as a string"
+                    )));
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    Ok(())
 }
 
 /// A finished invocation's response.
@@ -213,6 +251,15 @@ mod tests {
         assert_eq!(err, Refused::from("status must be an integer from 100 to 599"));
         let err = Output::from_dynamic(dynamic(r#"{"output":1,"headers":{"bad name":"x"}}"#)).unwrap_err();
         assert_eq!(err, Refused::from("'bad name' is not a header name"));
+    }
+
+    #[test]
+    fn integers_beyond_i64_are_refused_not_rounded() {
+        assert!(exact_integers(br#"{"a":[9223372036854775807,-9223372036854775808,1.5e300,"99999999999999999999"]}"#).is_ok());
+        for text in [&b"9223372036854775808"[..], b"[-9223372036854775809]", br#"{"id":18446744073709551616}"#] {
+            assert!(exact_integers(text).is_err(), "{}", String::from_utf8_lossy(text));
+        }
+        assert!(exact_integers(br#"{"s":"\"12345678901234567890"}"#).is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod auth;
 mod boot;
 mod content;
 mod describe;
+mod guard;
 mod invoke;
 mod secrets;
 mod servers;
@@ -36,6 +37,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/cid/{cid}", get(content::blob))
         .nest("/api", api::router())
         .fallback(invoke::dispatch)
+        .layer(axum::middleware::from_fn(guard::guard))
         .with_state(runtime)
 }
 
