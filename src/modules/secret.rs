@@ -32,7 +32,7 @@ pub fn require(services: &Services, context: &Context, name: &str) -> Result<Str
 
 /// `error`, positioned at the script's call.
 fn at_call(mut error: Box<EvalAltResult>, call: &NativeCallContext) -> Box<EvalAltResult> {
-    error.set_position(call.position());
+    error.set_position(call.call_position());
     error
 }
 
