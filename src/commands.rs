@@ -14,7 +14,7 @@ use crate::boot::Source;
 use crate::cid::Cid;
 use crate::engine::Data;
 use crate::error::Error;
-use crate::invoke::{Request, Target};
+use crate::invoke::{Invocation, Target};
 use crate::runtime::{Runtime, Settings, default_data_dir};
 
 pub const INVOCATION_ERROR: u8 = 1;
@@ -98,9 +98,9 @@ fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }
 
-/// The tokio runtime every command uses. Script threads get room for deep (but bounded) recursion.
+/// The tokio runtime every command uses. Scripts never run on its thread stacks (they have their own).
 fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(8 * 1024 * 1024).build()
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
 
 fn open(settings: Settings) -> Result<Arc<Runtime>, ExitCode> {
@@ -175,7 +175,7 @@ fn read_data(text: &str) -> std::io::Result<Data> {
         Some(path) => std::fs::read(path)?,
         None => text.as_bytes().to_vec(),
     };
-    Ok(Data::sniff(bytes.into()))
+    Ok(Data::Body(bytes.into()))
 }
 
 /// A command-line target: a `.rhai` file (compiled, not registered), a CID, or a server name.
@@ -230,7 +230,7 @@ pub fn call(args: CallArgs) -> ExitCode {
         Ok(target) => target,
         Err(code) => return code,
     };
-    let mut request = Request::new(target);
+    let mut request = Invocation::new(target);
     request.endpoint = args.endpoint;
     request.method = args.method.to_ascii_uppercase();
     request.store_output = args.store;

@@ -6,8 +6,6 @@
 //! `upstream` failure deep in `api::call` reaches the caller as `upstream`, not as a generic script error.
 //! Messages never hold a secret value: the invocation redacts every value it read before an error leaves.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::cid::Cid;
@@ -252,17 +250,6 @@ impl Error {
 
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Error {
         Error::Internal(format!("{context}: {err}"))
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, axum::Json(self.to_json())).into_response();
-        if let Error::RateLimited { retry_after: Some(seconds), .. } = &self {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*seconds).into());
-        }
-        response
     }
 }
 

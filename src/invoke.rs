@@ -1,16 +1,18 @@
 //! The one way to run a script: resolve → compiled script → sandboxed run → output.
 //!
-//! HTTP (both styles, by name or CID), the CLI's `call`, and chaining all build a [`Request`] and call
-//! [`Runtime::invoke`]. Where the script runs is decided here:
+//! HTTP (both styles, by name or CID), the CLI's `call`, chaining, and every later entry point build an
+//! [`Invocation`] — which names the script function to run — and call [`Runtime::invoke`]. This file
+//! is the invocation path; `runtime.rs` holds the registry and its management. Where a script runs is
+//! decided here:
 //!
 //! * first *inline*, on the calling thread (a tokio worker for HTTP), which is the fastest place for
 //!   the common pure-compute script;
-//! * on the blocking pool when the script is known to block (it called the network or a database on an
-//!   earlier run) or when the inline attempt demotes itself (it reached such a call, or its inline
-//!   operation budget). The demoted attempt had no effect, so it is simply run again.
+//! * as a *fiber* on a script thread when the script is known to wait (it called the network or a
+//!   database on an earlier run) or when the inline attempt demotes itself (it reached such a call, or
+//!   its inline budget). The demoted attempt had no effect, so it is simply run again.
 //!
-//! The tokio workers therefore never wait on I/O or run a long computation, and a runaway script
-//! only ever occupies a blocking-pool thread until its limit stops it.
+//! A fiber holds no thread while it waits (see `engine/fiber.rs`), and the tokio workers never wait on
+//! I/O or run a long computation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, ImmutableString};
 
 use crate::cid::Cid;
-use crate::engine::{Call, Context, Data, Fault, Output, Script};
+use crate::engine::{Call, Context, Data, Fault, Function, Output, Script};
 use crate::error::{Error, Location, Result};
 use crate::runtime::Runtime;
 use crate::store::Change;
@@ -49,13 +51,13 @@ impl Target {
 
 /// One invocation.
 #[derive(Debug)]
-pub struct Request {
+pub struct Invocation {
     pub target: Target,
+    /// The script function to run: `main` for calls, `webhook` for inbound events.
+    pub function: Function,
     pub endpoint: String,
     pub method: String,
     pub data: Data,
-    /// `data` already turned into a Rhai value (when the caller had to parse it to validate it).
-    pub parsed: Option<Dynamic>,
     /// Run on the blob with this CID as `data` instead.
     pub input: Option<Cid>,
     /// Store the output as a blob and report its CID.
@@ -64,19 +66,19 @@ pub struct Request {
     pub timeout: Option<Duration>,
 }
 
-impl Request {
-    /// A `GET` with no endpoint and no data.
-    pub fn new(target: Target) -> Request {
-        Request::with_method(target, "GET".into())
+impl Invocation {
+    /// A `GET` of `main` with no endpoint and no data.
+    pub fn new(target: Target) -> Invocation {
+        Invocation::with_method(target, "GET".into())
     }
 
-    pub fn with_method(target: Target, method: String) -> Request {
-        Request {
+    pub fn with_method(target: Target, method: String) -> Invocation {
+        Invocation {
             target,
+            function: Function::Main,
             endpoint: String::new(),
             method,
             data: Data::None,
-            parsed: None,
             input: None,
             store_output: false,
             timeout: None,
@@ -125,20 +127,21 @@ impl Drop for CancelOnDrop {
 
 impl Runtime {
     /// Runs one invocation. Every entry point calls this.
-    pub async fn invoke(self: &Arc<Self>, request: Request) -> Invoked {
-        let (script, server) = match self.resolve(&request.target) {
+    pub async fn invoke(self: &Arc<Self>, invocation: Invocation) -> Invoked {
+        let (script, server) = match self.resolve(&invocation.target).await {
             Ok(resolved) => resolved,
             Err(error) => return Invoked { script: None, result: Err(error) },
         };
-        let result = self.run(script.clone(), server, request).await;
+        let result = self.run(script.clone(), server, invocation).await;
         if let Err(error) = &result {
             tracing::debug!(cid = %script.cid, kind = error.kind(), "invocation failed");
         }
         Invoked { script: Some(script), result }
     }
 
-    /// Finds the script a target names, and the server name it runs as.
-    fn resolve(&self, target: &Target) -> Result<(Arc<Script>, Option<String>)> {
+    /// Finds the script a target names, and the server name it runs as. A script that is not compiled
+    /// yet is read and compiled on the blocking pool, never on the calling worker.
+    async fn resolve(self: &Arc<Self>, target: &Target) -> Result<(Arc<Script>, Option<String>)> {
         match target {
             Target::Name(name) => {
                 let server = self.existing(name)?;
@@ -152,12 +155,18 @@ impl Runtime {
                 Ok((script, Some(name.clone())))
             }
             Target::Cid(cid) => {
-                let script = self.script(cid).map_err(|e| match e {
-                    Error::InvalidScript { .. } => {
-                        Error::BadRequest(format!("blob {cid} is not a runnable script: {}", e.message()))
+                let script = match self.cached(cid) {
+                    Some(script) => script,
+                    None => {
+                        let cid = *cid;
+                        self.blocking(move |rt| rt.script(&cid)).await.map_err(|e| match e {
+                            Error::InvalidScript { .. } => {
+                                Error::BadRequest(format!("blob {cid} is not a runnable script: {}", e.message()))
+                            }
+                            other => other,
+                        })?
                     }
-                    other => other,
-                })?;
+                };
                 let server = self.servers().values().find(|s| s.cid == *cid && s.enabled).map(|s| s.name.clone());
                 Ok((script, server))
             }
@@ -165,88 +174,120 @@ impl Runtime {
         }
     }
 
-    async fn run(self: &Arc<Self>, script: Arc<Script>, server: Option<String>, mut request: Request) -> Result<Reply> {
+    async fn run(
+        self: &Arc<Self>,
+        script: Arc<Script>,
+        server: Option<String>,
+        mut invocation: Invocation,
+    ) -> Result<Reply> {
         let started = Instant::now();
-        if let Some(cid) = request.input {
-            request.data = self.blocking(move |rt| rt.input(&cid)).await?;
-            request.parsed = None;
+        if let Some(cid) = invocation.input {
+            invocation.data = self.blocking(move |rt| rt.input(&cid)).await?;
         }
-        let timeout = self.engine.timeout_for(&script, request.timeout);
+        if !script.defines(invocation.function) {
+            return Err(Error::NotFound(format!("the script does not define fn {}", invocation.function.name())));
+        }
+        let timeout = self.engine.timeout_for(&script, invocation.timeout);
         let context = Arc::new(Context::new(server, script.clone(), started, timeout));
+        let store_output = invocation.store_output;
         // Whatever goes wrong, no secret value the script read leaves in the error.
-        self.execute(&script, &context, request).await.map_err(|error| error.map_text(|text| context.redact(text)))
+        let output = self
+            .execute(&script, &context, invocation)
+            .await
+            .map_err(|error| error.map_text(|text| context.redact(text)))?;
+        let output_cid = match store_output {
+            false => None,
+            true => Some(self.store_output(output.body.to_vec()).await?),
+        };
+        Ok(Reply { output, output_cid })
     }
 
+    /// Runs the script inline, or as a fiber when it waits (now or on an earlier run).
     async fn execute(
         self: &Arc<Self>,
         script: &Arc<Script>,
         context: &Arc<Context>,
-        mut request: Request,
-    ) -> Result<Reply> {
-        let endpoint = ImmutableString::from(std::mem::take(&mut request.endpoint));
-        let method = ImmutableString::from(std::mem::take(&mut request.method));
-        let call = |data: Dynamic, inline: bool, cancel: Option<Arc<AtomicBool>>| Call {
-            endpoint: endpoint.clone(),
-            method: method.clone(),
-            data,
+        invocation: Invocation,
+    ) -> Result<Output> {
+        let call = Prepared {
+            function: invocation.function,
+            endpoint: ImmutableString::from(invocation.endpoint),
+            method: ImmutableString::from(invocation.method),
             context: context.clone(),
-            inline,
-            cancel,
         };
+        if !script.waits() {
+            match self.engine.run_inline(call.with(invocation.data.to_dynamic()?, true, None)) {
+                Ok(value) => return call.output(value),
+                Err(Fault::Error(error)) => return Err(error),
+                Err(Fault::Demote) => script.mark_waits(),
+            }
+        }
+        // Dropping this future (the client went away) stops the script: at its next operation through
+        // the flag, at its next wait through the fiber's driver.
+        let cancel = CancelOnDrop::new();
+        let flag = cancel.flag();
+        let runtime = self.clone();
+        let data = invocation.data;
+        let body = move || {
+            let run = call.with(data.to_dynamic()?, false, Some(flag));
+            match runtime.engine.run(run) {
+                Ok(value) => call.output(value),
+                Err(Fault::Error(error)) => Err(error),
+                Err(Fault::Demote) => Err(Error::Internal("a fiber cannot be demoted".into())),
+            }
+        };
+        self.threads
+            .run(context.deadline(), body)
+            .await
+            .unwrap_or_else(|| Err(Error::Internal("the script thread failed".into())))
+    }
 
-        let inline = match script.runs_blocking() {
-            true => Err(Fault::Demote),
-            false => {
-                let data = match request.parsed.take() {
-                    Some(data) => data,
-                    None => request.data.to_dynamic()?,
-                };
-                self.engine.run(call(data, true, None))
-            }
-        };
-        let value = match inline {
-            Ok(value) => value,
-            Err(Fault::Error(error)) => return Err(error),
-            Err(Fault::Demote) => {
-                script.mark_blocking();
-                // Dropping this future (the client went away) stops the script at its next operation.
-                let cancel = CancelOnDrop::new();
-                let blocking_call = call(Dynamic::UNIT, false, Some(cancel.flag()));
-                let data = std::mem::take(&mut request.data);
-                self.blocking(move |rt| {
-                    let call = Call { data: data.to_dynamic()?, ..blocking_call };
-                    rt.engine.run(call).map_err(|fault| match fault {
-                        Fault::Error(error) => error,
-                        Fault::Demote => Error::Internal("a run off the tokio workers was demoted".into()),
-                    })
-                })
-                .await?
-            }
-        };
-
-        let output = Output::from_dynamic(value).map_err(|refused| {
-            refused.into_error(Location { server: context.server.clone(), cid: Some(script.cid), ..Location::default() })
-        })?;
-        let output_cid = match request.store_output {
-            false => None,
-            true => {
-                let body = output.body.to_vec();
-                Some(
-                    self.blocking(move |rt| {
-                        let mut change = Change::default();
-                        let cid = change.blob(body);
-                        rt.store.commit(&change).map(|()| cid)
-                    })
-                    .await?,
-                )
-            }
-        };
-        Ok(Reply { output, output_cid })
+    async fn store_output(self: &Arc<Self>, body: Vec<u8>) -> Result<Cid> {
+        self.blocking(move |rt| {
+            let mut change = Change::default();
+            let cid = change.blob(body);
+            rt.store.commit(&change).map(|()| cid)
+        })
+        .await
     }
 
     /// A stored blob as `data`: JSON when it parses, text when it is UTF-8, bytes otherwise.
     fn input(&self, cid: &Cid) -> Result<Data> {
         let blob = self.store.blob(cid)?.ok_or_else(|| Error::NotFound(format!("no blob {cid} to use as input")))?;
-        Ok(Data::sniff(blob.into()))
+        Ok(Data::Body(blob.into()))
+    }
+}
+
+/// What every attempt of one invocation shares.
+struct Prepared {
+    function: Function,
+    endpoint: ImmutableString,
+    method: ImmutableString,
+    context: Arc<Context>,
+}
+
+impl Prepared {
+    fn with(&self, data: Dynamic, inline: bool, cancel: Option<Arc<AtomicBool>>) -> Call {
+        Call {
+            function: self.function,
+            endpoint: self.endpoint.clone(),
+            method: self.method.clone(),
+            data,
+            context: self.context.clone(),
+            inline,
+            cancel,
+        }
+    }
+
+    /// The value the script returned, as the response it stands for.
+    fn output(&self, value: Dynamic) -> Result<Output> {
+        Output::from_dynamic(value).map_err(|refused| {
+            let at = Location {
+                server: self.context.server.clone(),
+                cid: Some(self.context.script.cid),
+                ..Location::default()
+            };
+            refused.into_error(at)
+        })
     }
 }

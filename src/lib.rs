@@ -7,9 +7,10 @@
 //!
 //! ```text
 //!   HTTP (proxy or call style) ─┐
-//!   CLI `call`                  ├─► Request ─► resolve name|CID ─► compiled Script (cached by CID)
-//!   chaining (`input`)          ┘                                   │
-//!                                        sandboxed run of `main` ◄──┘  (inline, or on the blocking pool)
+//!   CLI `call`                  ├─► Invocation ─► resolve name|CID ─► compiled Script (cached by CID)
+//!   chaining (`input`)          ┘                                      │
+//!                        sandboxed run of `main` (or `webhook`) ◄──────┘
+//!                        inline on the worker, or as a fiber on a script thread when it waits
 //!                                                     │
 //!                                        Output ─► response / stdout / stored blob
 //! ```
@@ -18,16 +19,20 @@
 //! * [`store`] keeps blobs, the registry and its history durably (SQLite; the trait is the seam for
 //!   PostgreSQL). It is never on the hot path.
 //! * [`engine`] owns the one shared Rhai engine: sandbox limits, compiling and loading scripts, running
-//!   `main`, and turning results and failures into outputs and [`error::Error`]s.
+//!   a script function inline or as a fiber (a coroutine that suspends while it waits on I/O, so a
+//!   waiting script holds no thread), and turning results and failures into outputs and
+//!   [`error::Error`]s.
 //! * [`modules`] are the native functions scripts call.
-//! * [`runtime`] ties the store and engine together and holds the in-memory registry snapshot that
-//!   requests read without locks; [`invoke`] is the invocation path itself.
+//! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
+//!   requests read without locks, and manages servers; [`invoke`] is the invocation path itself, the
+//!   only place a script runs ([`runtime::Runtime::invoke`] is defined there).
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
 //! * [`http`] is the axum interface; [`commands`] implements the CLI that `main.rs` parses.
 //!
-//! Errors are one enum, [`error::Error`], whose variants are the error types users see; it becomes
-//! JSON in exactly one place.
+//! Errors are one enum, [`error::Error`], whose variants are the error types users see; the core knows
+//! nothing of HTTP, and the error becomes an HTTP response in exactly one place, at the edge
+//! (`http/error.rs`).
 
 pub mod boot;
 pub mod cid;

@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 
 use crate::boot::{Image, ImageServer, Managed};
 use crate::cid::Cid;
-use crate::engine::{Limits, Script, ScriptEngine};
+use crate::engine::{Limits, Script, ScriptEngine, Threads};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::modules::Services;
@@ -83,6 +83,8 @@ const SEEDED: &str = "seeded";
 pub struct Runtime {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: ScriptEngine,
+    /// The script threads that fibers (scripts waiting on I/O) run on.
+    pub(crate) threads: Threads,
     pub(crate) services: Arc<Services>,
     /// The token every management mutation must present.
     pub(crate) admin_token: String,
@@ -111,6 +113,7 @@ impl Runtime {
             engine: ScriptEngine::new(settings.limits.clone(), |engine| {
                 crate::modules::register(engine, engine_services)
             }),
+            threads: Threads::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             admin_token: keys::admin_token(&settings.data_dir)?,
             store,
             services,
@@ -158,7 +161,7 @@ impl Runtime {
         Ok(scripts.entry(cid).or_insert(script).clone())
     }
 
-    fn cached(&self, cid: &Cid) -> Option<Arc<Script>> {
+    pub(crate) fn cached(&self, cid: &Cid) -> Option<Arc<Script>> {
         self.scripts.read().unwrap_or_else(|p| p.into_inner()).get(cid).cloned()
     }
 

@@ -29,7 +29,12 @@ impl Context {
         Context { server, script, started, timeout, revealed: Mutex::new(Vec::new()) }
     }
 
-    /// Time left before the wall-clock deadline; blocking calls use it as their own timeout.
+    /// When the invocation must have finished.
+    pub fn deadline(&self) -> Instant {
+        self.started + self.timeout
+    }
+
+    /// Time left before the wall-clock deadline; outbound calls use it as their own timeout.
     pub fn remaining(&self) -> Duration {
         (self.started + self.timeout).saturating_duration_since(Instant::now())
     }

@@ -12,7 +12,7 @@ use crate::error::{Error, Location};
 /// How a run failed.
 #[derive(Debug)]
 pub enum Fault {
-    /// The inline attempt must be repeated on the blocking pool.
+    /// The inline attempt must be repeated as a fiber.
     Demote,
     Error(Error),
 }

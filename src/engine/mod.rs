@@ -11,6 +11,7 @@
 mod context;
 mod fault;
 pub mod nesting;
+mod fiber;
 pub mod output;
 mod sandbox;
 mod script;
@@ -28,8 +29,9 @@ use rhai::{
 
 pub use context::Context;
 pub use fault::{Fault, raise};
+pub use fiber::{Threads, wait};
 pub use output::{Data, Output};
-pub use sandbox::{context, may_block};
+pub use sandbox::{admit, context, may_block};
 pub use script::{Meta, Script};
 
 use crate::cid::Cid;
@@ -46,7 +48,7 @@ pub struct Limits {
     pub max_map_size: usize,
     /// Default wall-clock limit of a call; a server's `META.timeout_ms` and a call's own limit override it.
     pub timeout: Duration,
-    /// Operations an inline run (on a tokio worker) may use before it moves to the blocking pool.
+    /// Operations an inline run (on a tokio worker) may use before it moves to a fiber.
     pub inline_operations: u64,
     /// Operations a script's top level may use when it is loaded.
     pub load_operations: u64,
@@ -72,13 +74,40 @@ pub struct ScriptEngine {
     limits: Limits,
 }
 
-/// One call of `main`.
+/// The script functions an invocation can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Function {
+    /// `fn main(endpoint, method, data)`: every call.
+    #[default]
+    Main,
+    /// `fn webhook(event)`: an inbound event, `data` being the event.
+    Webhook,
+}
+
+impl Function {
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Main => "main",
+            Function::Webhook => "webhook",
+        }
+    }
+
+    pub(crate) fn arity(self) -> usize {
+        match self {
+            Function::Main => 3,
+            Function::Webhook => 1,
+        }
+    }
+}
+
+/// One call of a script function.
 pub struct Call {
+    pub function: Function,
     pub endpoint: rhai::ImmutableString,
     pub method: rhai::ImmutableString,
     pub data: Dynamic,
     pub context: Arc<Context>,
-    /// Whether this run is on a tokio worker (and must not block).
+    /// Whether this run is on a tokio worker (and must move to a fiber to wait or to run long).
     pub inline: bool,
     pub cancel: Option<Arc<AtomicBool>>,
 }
@@ -91,7 +120,7 @@ impl ScriptEngine {
             .set_optimization_level(OptimizationLevel::Simple)
             .set_module_resolver(DummyModuleResolver::new())
             .set_max_modules(0)
-            .set_max_call_levels(limits.max_call_levels)
+            .set_max_call_levels(limits.max_call_levels.min(fiber::call_levels_that_fit()))
             // Rhai's release-build defaults, set explicitly so that debug builds accept the same scripts.
             .set_max_expr_depths(64, 32)
             .set_max_string_size(limits.max_string_size)
@@ -114,18 +143,14 @@ impl ScriptEngine {
         ScriptEngine { engine, limits }
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    /// The Rhai engine, for native modules that call back into scripts.
-    pub fn rhai(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Compiles `source` and loads it: runs its top level once, reads `META`, checks `main`.
-    /// Every refusal is an [`Error::InvalidScript`] that says where.
+    /// Every refusal is an [`Error::InvalidScript`] that says where. Parsing and the top level run on
+    /// a script stack, like every evaluation.
     pub fn compile(&self, source: &[u8]) -> Result<Script, Error> {
+        fiber::on_stack(|| self.compile_here(source))
+    }
+
+    fn compile_here(&self, source: &[u8]) -> Result<Script, Error> {
         let cid = Cid::of(source);
         let invalid = |message: String, position: Position| {
             Error::invalid_script(
@@ -197,7 +222,14 @@ impl ScriptEngine {
         requested.or(script.meta.timeout).unwrap_or(self.limits.timeout)
     }
 
-    /// Calls `main`. A [`Fault::Demote`] means: run this again with `inline: false`.
+    /// Runs `call` inline, to completion on the current thread (on a script stack). A
+    /// [`Fault::Demote`] means: run it again as a fiber, with `inline: false`.
+    pub fn run_inline(&self, call: Call) -> Result<Dynamic, Fault> {
+        fiber::on_stack(|| self.run(call))
+    }
+
+    /// Calls the function `call` names. Inline runs go through [`run_inline`](Self::run_inline); any
+    /// other run is a fiber's body (see [`Threads`]).
     pub fn run(&self, call: Call) -> Result<Dynamic, Fault> {
         let context = call.context.clone();
         let script = &context.script;
@@ -209,11 +241,21 @@ impl ScriptEngine {
             context: Some(context.clone()),
         });
         let options = CallFnOptions::new().eval_ast(script.has_prelude);
-        let args = (call.endpoint, call.method, call.data);
         // The thread's scope, kept between runs so that its storage is not allocated anew each time (a run
-        // nested inside another gets a fresh one).
+        // nested inside another, or a fiber that started while another waits, gets a fresh one).
         let mut scope = SCOPE.with(|scope| std::mem::take(&mut *scope.borrow_mut()));
-        let result = self.engine.call_fn_with_options::<Dynamic>(options, &mut scope, &script.ast, "main", args);
+        let result = match call.function {
+            Function::Main => self.engine.call_fn_with_options::<Dynamic>(
+                options,
+                &mut scope,
+                &script.ast,
+                "main",
+                (call.endpoint, call.method, call.data),
+            ),
+            Function::Webhook => {
+                self.engine.call_fn_with_options::<Dynamic>(options, &mut scope, &script.ast, "webhook", (call.data,))
+            }
+        };
         scope.clear();
         SCOPE.with(|kept| *kept.borrow_mut() = scope);
         result.map_err(|e: Box<EvalAltResult>| {

@@ -1,12 +1,13 @@
 //! What goes into `main` and what comes out of it.
 //!
-//! In: a request's `data` arrives as JSON bytes, text, raw bytes or an already parsed JSON value and is
-//! turned into a Rhai value on the thread that runs the script (so a re-run can rebuild it).
+//! In: a request's `data` arrives as a body (declared JSON, or of unknown type), text, raw bytes or a
+//! JSON value, and is turned into a Rhai value on the thread that runs the script (so a re-run can
+//! rebuild it). Callers hand over bytes; parsing is done once, here.
 //! Out: `main`'s return value becomes an [`Output`]: maps and arrays as JSON, strings as text, blobs as
 //! bytes, or an envelope `#{ output, content_type, status, headers }` that says all of that itself.
 
-use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use rhai::{Blob, Dynamic, Map};
 
 use super::nesting::{self, JsonError, MAX_BYTES};
@@ -17,8 +18,10 @@ use crate::error::{Error, Location};
 pub enum Data {
     #[default]
     None,
-    /// JSON text that is known to parse.
+    /// A body declared as JSON: it must parse (else `bad_request`).
     Json(Bytes),
+    /// A body of unknown type: JSON when it parses as JSON, text when it is UTF-8, bytes otherwise.
+    Body(Bytes),
     Text(String),
     Binary(Bytes),
     Value(serde_json::Value),
@@ -42,11 +45,19 @@ impl Data {
     pub fn to_dynamic(&self) -> Result<Dynamic, Error> {
         Ok(match self {
             Data::None => Dynamic::UNIT,
+            Data::Body(bytes) if bytes.is_empty() => Dynamic::UNIT,
             Data::Json(bytes) => {
-                exact_integers(bytes)?;
-                serde_json::from_slice::<Dynamic>(bytes)
-                    .map_err(|e| Error::BadRequest(format!("data is not valid JSON: {e}")))?
+                let value = serde_json::from_slice::<Dynamic>(bytes)
+                    .map_err(|e| Error::BadRequest(format!("the body is sent as JSON but does not parse: {e}")))?;
+                exact_integers(bytes).map(|()| value)?
             }
+            Data::Body(bytes) => match serde_json::from_slice::<Dynamic>(bytes) {
+                Ok(value) => exact_integers(bytes).map(|()| value)?,
+                Err(_) => match std::str::from_utf8(bytes) {
+                    Ok(text) => text.into(),
+                    Err(_) => Dynamic::from_blob(bytes.to_vec()),
+                },
+            },
             Data::Text(text) => text.clone().into(),
             Data::Binary(bytes) => Dynamic::from_blob(bytes.to_vec()),
             Data::Value(value) => rhai::serde::to_dynamic(value)

@@ -1,24 +1,37 @@
 //! Per-run limits that Rhai cannot know about: the wall-clock deadline, cancellation, the operation
-//! budget of one call, and whether the run may block.
+//! budget of one call, and how long a run may keep its thread.
 //!
-//! Rhai calls one engine-wide progress callback on every operation. A run is always synchronous on one
-//! thread, so the state of the current run lives in thread-locals set by [`enter`] and cleared when the
-//! returned guard drops. The callback compares the operation count on every operation (a
-//! register compare) and reads the clock only every 256 operations.
+//! Rhai calls one engine-wide progress callback on every operation, with nothing but the count. The
+//! state of the run being executed therefore lives in thread-locals, installed by [`enter`] and
+//! restored when the returned guard drops; a fiber that suspends takes its state out ([`detach`]) and
+//! puts it back when it resumes ([`attach`]), so each run on a script thread sees only its own. The
+//! callback compares the operation count on every operation (a register compare) and reads the clock
+//! only every 256 operations.
 //!
-//! A run is *inline* when it executes on a tokio worker thread. Inline runs may not block and get a
-//! small operation budget; when they would exceed either, they stop with [`Stop::Demote`] and the
-//! caller re-runs them from scratch on the blocking pool. That is safe because nothing a script can do
-//! before its first blocking call has an effect outside the run.
+//! Where a run executes decides what happens when it has had the thread for long enough:
+//!
+//! * *inline* — on a tokio worker that accepts requests, the fastest place for a trivial script. It
+//!   gets a small operation budget and a short time slice, and may not wait on I/O; past any of them it
+//!   stops with [`Stop::Demote`] and the caller runs it again as a fiber. That is safe because nothing a
+//!   script can do before its first wait has an effect outside the run.
+//! * *fiber* — on a script thread, shared with many waiting fibers. Past its time slice it yields to
+//!   the others, so a long computation slows down only itself.
+//! * *load* — a script's top level, once, when it is compiled: bounded like an inline run, and it may
+//!   not wait at all.
+//!
+//! Expensive native functions (hashing or encoding megabytes) call [`admit`] first, so that one such
+//! call cannot hold a worker or overshoot a deadline by much: an inline run moves to a fiber before
+//! large work, and every run stops at its deadline before starting more.
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, EvalAltResult, Position};
 
 use super::context::Context;
+use super::fiber;
 
 /// Why a run was stopped from outside the script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,16 +42,43 @@ pub enum Stop {
     Timeout,
     /// Whoever was waiting for the result went away.
     Cancelled,
-    /// An inline run needs to block or has outgrown its inline budget: re-run it on the blocking pool.
+    /// An inline run needs to wait, or has had its worker long enough: run it again as a fiber.
     Demote,
+}
+
+/// How long an inline run may keep a tokio worker before it moves to a fiber.
+const INLINE_SLICE: Duration = Duration::from_millis(2);
+
+/// How long a fiber runs before it lets the other fibers of its thread run.
+const FIBER_SLICE: Duration = Duration::from_millis(5);
+
+/// Work (in bytes) a native function may do inline; more moves the run to a fiber first.
+const INLINE_WORK: usize = 256 * 1024;
+
+/// Where a run executes (see the module docs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Inline,
+    Fiber,
+    Load,
 }
 
 #[derive(Clone, Copy)]
 struct Budget {
+    mode: Mode,
     max_operations: u64,
-    /// Operations allowed before an inline run is demoted (`u64::MAX` off the tokio workers).
+    /// Operations allowed before an inline run is demoted (`u64::MAX` elsewhere).
     inline_operations: u64,
     deadline: Instant,
+    /// When the run's current time slice ends.
+    slice_end: Instant,
+}
+
+/// The state of the run on this thread, as [`detach`] takes it and [`attach`] puts it back.
+pub struct RunState {
+    budget: Option<Budget>,
+    cancel: Option<Arc<AtomicBool>>,
+    context: Option<Arc<Context>>,
 }
 
 thread_local! {
@@ -50,6 +90,7 @@ thread_local! {
 /// What [`enter`] needs to know about the run.
 pub struct Run {
     pub max_operations: u64,
+    /// The inline operation budget; `None` for a run that is not inline.
     pub inline_operations: Option<u64>,
     pub deadline: Instant,
     pub cancel: Option<Arc<AtomicBool>>,
@@ -57,65 +98,124 @@ pub struct Run {
     pub context: Option<Arc<Context>>,
 }
 
-/// Clears the thread's run state when the run ends, however it ends.
+/// Restores the thread's previous run state when the run ends, however it ends.
 pub struct Guard {
-    previous: (Option<Budget>, Option<Arc<AtomicBool>>, Option<Arc<Context>>),
+    previous: Option<RunState>,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let (budget, cancel, context) = self.previous.clone();
-        BUDGET.with(|b| b.set(budget));
-        CANCEL.with(|c| *c.borrow_mut() = cancel);
-        CONTEXT.with(|c| *c.borrow_mut() = context);
+        if let Some(previous) = self.previous.take() {
+            attach(previous);
+        }
     }
 }
 
 /// Installs `run` as the current thread's run state until the guard drops. Runs nest (a loading
 /// script inside an invocation), so the previous state is restored, not cleared.
 pub fn enter(run: Run) -> Guard {
+    let mode = match (run.inline_operations, run.context.is_some()) {
+        (Some(_), true) => Mode::Inline,
+        (None, _) if fiber::on_fiber() => Mode::Fiber,
+        _ => Mode::Load,
+    };
+    let now = Instant::now();
+    let slice = if mode == Mode::Fiber { FIBER_SLICE } else { INLINE_SLICE };
     let budget = Budget {
+        mode,
         max_operations: run.max_operations,
         inline_operations: run.inline_operations.unwrap_or(u64::MAX),
         deadline: run.deadline,
+        slice_end: now + slice,
     };
-    Guard {
-        previous: (
-            BUDGET.with(|b| b.replace(Some(budget))),
-            CANCEL.with(|c| c.replace(run.cancel)),
-            CONTEXT.with(|c| c.replace(run.context)),
-        ),
+    let previous = detach();
+    attach(RunState { budget: Some(budget), cancel: run.cancel, context: run.context });
+    Guard { previous: Some(previous) }
+}
+
+/// Takes the current run state off the thread, leaving none.
+pub fn detach() -> RunState {
+    RunState {
+        budget: BUDGET.with(|b| b.take()),
+        cancel: CANCEL.with(|c| c.borrow_mut().take()),
+        context: CONTEXT.with(|c| c.borrow_mut().take()),
     }
+}
+
+/// Makes `state` the thread's run state.
+pub fn attach(state: RunState) {
+    BUDGET.with(|b| b.set(state.budget));
+    CANCEL.with(|c| *c.borrow_mut() = state.cancel);
+    CONTEXT.with(|c| *c.borrow_mut() = state.context);
+}
+
+fn stop(reason: Stop) -> Option<Dynamic> {
+    Some(Dynamic::from(reason))
 }
 
 /// The engine's progress callback.
 pub fn on_progress(operations: u64) -> Option<Dynamic> {
     let budget = BUDGET.with(Cell::get)?;
     if operations > budget.inline_operations {
-        return Some(Dynamic::from(Stop::Demote));
+        return stop(Stop::Demote);
     }
     if operations > budget.max_operations {
-        return Some(Dynamic::from(Stop::Operations));
+        return stop(Stop::Operations);
     }
     if operations & 0xff == 0 {
-        if Instant::now() >= budget.deadline {
-            return Some(Dynamic::from(Stop::Timeout));
-        }
-        if CANCEL.with(|c| c.borrow().as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed))) {
-            return Some(Dynamic::from(Stop::Cancelled));
-        }
+        return check_time(budget).map(Dynamic::from);
     }
     None
 }
 
-/// Called by every native function that blocks (network, disk): inline runs are demoted before the
-/// first such call, so the call itself only ever happens off the tokio workers.
-pub fn may_block() -> Result<(), Box<EvalAltResult>> {
-    let inline = BUDGET.with(Cell::get).is_some_and(|b| b.inline_operations != u64::MAX);
-    if inline {
-        return Err(EvalAltResult::ErrorTerminated(Dynamic::from(Stop::Demote), Position::NONE).into());
+/// The time-based checks of a run: its deadline, its caller, its slice.
+fn check_time(budget: Budget) -> Option<Stop> {
+    let now = Instant::now();
+    if now >= budget.deadline {
+        return Some(Stop::Timeout);
     }
-    Ok(())
+    if CANCEL.with(|c| c.borrow().as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed))) {
+        return Some(Stop::Cancelled);
+    }
+    if now < budget.slice_end {
+        return None;
+    }
+    match budget.mode {
+        Mode::Inline => Some(Stop::Demote),
+        Mode::Load => None,
+        Mode::Fiber => {
+            let stopped = fiber::yield_now();
+            // The slice starts again when the fiber is back (the state was re-attached by then).
+            BUDGET.with(|b| b.set(Some(Budget { slice_end: Instant::now() + FIBER_SLICE, ..budget })));
+            stopped
+        }
+    }
+}
+
+fn terminated(reason: Stop) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(Dynamic::from(reason), Position::NONE).into()
+}
+
+/// Called by every native function that waits on I/O or the disk without suspending: only a fiber may
+/// do that, so any other run stops here (an inline one to be run again as a fiber).
+pub fn may_block() -> Result<(), Box<EvalAltResult>> {
+    match fiber::on_fiber() {
+        true => Ok(()),
+        false => Err(terminated(Stop::Demote)),
+    }
+}
+
+/// Called by native functions before work proportional to `bytes` (hashing, encoding, splitting):
+/// large work never runs inline, and no work starts past the deadline or after the caller left.
+pub fn admit(bytes: usize) -> Result<(), Box<EvalAltResult>> {
+    let Some(budget) = BUDGET.with(Cell::get) else { return Ok(()) };
+    if budget.mode == Mode::Inline && bytes > INLINE_WORK {
+        return Err(terminated(Stop::Demote));
+    }
+    match check_time(budget) {
+        Some(reason) => Err(terminated(reason)),
+        None => Ok(()),
+    }
 }
 
 /// The invocation the run on this thread serves, for native functions (`None` while loading).

@@ -93,30 +93,35 @@ impl Meta {
 /// runtime learns about where it must run.
 pub struct Script {
     pub cid: Cid,
-    /// The CID as a header value, made once: every response names the script that ran.
-    pub cid_header: axum::http::HeaderValue,
+    /// The CID's text, made once: every response names the script that ran.
+    pub cid_text: bytes::Bytes,
     pub meta: Meta,
     /// Functions plus a prelude that defines the top-level constants `main` reads as `global::NAME`.
     pub(super) ast: AST,
     /// Whether the prelude must be evaluated before `main` (only when `main` reads a global).
     pub(super) has_prelude: bool,
-    /// Learned on the first run that blocked or outgrew the inline budget: run it on the blocking pool.
-    blocking: AtomicBool,
+    /// Learned on the first run that waited or outgrew the inline budget: start it as a fiber.
+    waits: AtomicBool,
 }
 
 impl Script {
     pub(super) fn new(cid: Cid, meta: Meta, ast: AST, has_prelude: bool) -> Script {
-        let cid_header = axum::http::HeaderValue::from_str(cid.text().as_str()).expect("a CID is a valid header value");
-        Script { cid, cid_header, meta, ast, has_prelude, blocking: AtomicBool::new(false) }
+        let cid_text = bytes::Bytes::copy_from_slice(cid.text().as_str().as_bytes());
+        Script { cid, cid_text, meta, ast, has_prelude, waits: AtomicBool::new(false) }
     }
 
-    /// Whether this script should skip the inline attempt.
-    pub fn runs_blocking(&self) -> bool {
-        self.blocking.load(Ordering::Relaxed)
+    /// Whether this script should skip the inline attempt and start as a fiber.
+    pub fn waits(&self) -> bool {
+        self.waits.load(Ordering::Relaxed)
     }
 
-    pub fn mark_blocking(&self) {
-        self.blocking.store(true, Ordering::Relaxed);
+    pub fn mark_waits(&self) {
+        self.waits.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the script defines `function` (with its arity).
+    pub fn defines(&self, function: super::Function) -> bool {
+        self.ast.iter_functions().any(|f| f.name == function.name() && f.params.len() == function.arity())
     }
 }
 

@@ -31,14 +31,19 @@ fn run_cancellable(
 ) -> Result<Dynamic, Fault> {
     let script = Arc::new(engine.compile(source.as_bytes()).expect("compiles"));
     let context = Arc::new(Context::new(Some("demo".into()), script, Instant::now(), timeout));
-    engine.run(Call {
+    let call = Call {
+        function: Function::Main,
         endpoint: "/e".into(),
         method: "POST".into(),
         data: Dynamic::from(7_i64),
         context,
         inline,
         cancel,
-    })
+    };
+    match inline {
+        true => engine.run_inline(call),
+        false => fiber::on_stack(|| engine.run(call)),
+    }
 }
 
 fn run_with(engine: &ScriptEngine, source: &str, inline: bool, timeout: Duration) -> Result<Dynamic, Fault> {
@@ -219,6 +224,62 @@ fn an_inline_run_that_outgrows_its_budget_is_demoted() {
     assert!(matches!(run_with(&engine, &source, true, Duration::from_secs(10)), Err(Fault::Demote)));
     let value = run_with(&engine, &source, false, Duration::from_secs(10)).unwrap();
     assert_eq!(value.as_int().unwrap(), 4_999_950_000);
+}
+
+#[test]
+fn an_inline_run_that_keeps_its_worker_too_long_is_demoted() {
+    // Few operations, but each one slow: the time slice, not the operation budget, moves it.
+    let engine = engine_with(Limits::default());
+    let source = script(
+        r#"fn main(endpoint, method, data) { let s = "x"; s.pad(4000000, "y"); let n = 0; for i in 0..50 { n += s.len(); s = s + ""; } n }"#,
+    );
+    assert!(matches!(run_with(&engine, &source, true, Duration::from_secs(10)), Err(Fault::Demote)));
+}
+
+#[test]
+fn large_native_work_never_runs_inline() {
+    let source = script("fn main(endpoint, method, data) { 1 }");
+    let engine = engine_with(Limits::default());
+    let script = Arc::new(engine.compile(source.as_bytes()).unwrap());
+    let context = Arc::new(Context::new(None, script, Instant::now(), Duration::from_secs(10)));
+    let _run = sandbox::enter(sandbox::Run {
+        max_operations: 1000,
+        inline_operations: Some(1000),
+        deadline: Instant::now() + Duration::from_secs(10),
+        cancel: None,
+        context: Some(context),
+    });
+    assert!(admit(1024).is_ok());
+    let refused = admit(16 * 1024 * 1024).unwrap_err();
+    assert!(
+        matches!(*refused, rhai::EvalAltResult::ErrorTerminated(ref t, _) if t.clone().try_cast::<sandbox::Stop>() == Some(sandbox::Stop::Demote))
+    );
+}
+
+#[test]
+fn native_work_does_not_start_past_the_deadline() {
+    let _run = sandbox::enter(sandbox::Run {
+        max_operations: 1000,
+        inline_operations: None,
+        deadline: Instant::now(),
+        cancel: None,
+        context: None,
+    });
+    let refused = admit(1).unwrap_err();
+    assert!(
+        matches!(*refused, rhai::EvalAltResult::ErrorTerminated(ref t, _) if t.clone().try_cast::<sandbox::Stop>() == Some(sandbox::Stop::Timeout))
+    );
+}
+
+#[test]
+fn the_call_depth_limit_fits_the_script_stack() {
+    assert!(fiber::call_levels_that_fit() >= Limits::default().max_call_levels);
+    // The deepest allowed recursion, with nested expressions at every level, completes on a script stack.
+    let source = script(
+        "fn down(n) { if n <= 0 { return 0; } 1 + (1 + (1 + (1 + (1 + (1 + down(n - 1)))))) - 5 }
+         fn main(endpoint, method, data) { down(60) }",
+    );
+    assert_eq!(run(&source).unwrap().as_int().unwrap(), 60);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::Admin;
-use super::{AppState, Body};
+use super::{AppState, LimitedBody};
 use crate::boot::{pack, unpack};
 use crate::error::Error;
 use crate::store::Origin;
@@ -32,7 +32,7 @@ pub async fn import(
     _: Admin,
     State(runtime): State<AppState>,
     headers: HeaderMap,
-    Body(bytes): Body,
+    LimitedBody(bytes): LimitedBody,
 ) -> Result<Json<Value>, Error> {
     let passphrase = headers.get("x-image-passphrase").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let servers = runtime

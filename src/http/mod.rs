@@ -1,16 +1,17 @@
 //! The HTTP interface: routes assembled in one place, handlers kept short.
 //!
 //! Every error a handler returns is an [`Error`](crate::error::Error), turned into its JSON form by the
-//! one `IntoResponse` implementation. Invocation handlers only translate HTTP into a
-//! [`Request`](crate::invoke::Request) and the [`Invoked`](crate::invoke::Invoked) back into HTTP.
+//! one `IntoResponse` implementation (`error.rs`). Invocation handlers only translate HTTP into an
+//! [`Invocation`](crate::invoke::Invocation) and the [`Invoked`](crate::invoke::Invoked) back into HTTP.
 
 mod api;
 mod auth;
 mod boot;
 mod content;
 mod describe;
+mod dispatch;
+mod error;
 mod guard;
-mod invoke;
 mod secrets;
 mod servers;
 
@@ -36,7 +37,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
         .nest("/api", api::router())
-        .fallback(invoke::dispatch)
+        .fallback(dispatch::dispatch)
         .layer(axum::middleware::from_fn(guard::guard))
         .with_state(runtime)
 }
@@ -62,13 +63,13 @@ pub fn parse_cid(text: &str) -> Result<crate::cid::Cid, Error> {
 }
 
 /// A request body within the runtime's limit, as an extractor.
-pub struct Body(pub Bytes);
+pub struct LimitedBody(pub Bytes);
 
-impl FromRequest<AppState> for Body {
+impl FromRequest<AppState> for LimitedBody {
     type Rejection = Error;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Body, Error> {
-        read_body(request.into_body(), state.settings.max_body).await.map(Body)
+    async fn from_request(request: Request, state: &AppState) -> Result<LimitedBody, Error> {
+        read_body(request.into_body(), state.settings.max_body).await.map(LimitedBody)
     }
 }
 

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::auth::Admin;
-use super::{AppState, Body};
+use super::{AppState, LimitedBody};
 use crate::error::Error;
 
 /// `GET /api/secrets`: the names of the secrets in the store.
@@ -20,7 +20,7 @@ pub async fn set(
     _: Admin,
     State(runtime): State<AppState>,
     Path(name): Path<String>,
-    Body(body): Body,
+    LimitedBody(body): LimitedBody,
 ) -> Result<StatusCode, Error> {
     let value =
         String::from_utf8(body.to_vec()).map_err(|_| Error::BadRequest("a secret value is UTF-8 text".into()))?;

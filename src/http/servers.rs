@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Admin;
-use super::{AppState, Body, parse_cid};
+use super::{AppState, LimitedBody, parse_cid};
 use crate::error::Error;
 use crate::runtime::Runtime;
 use crate::server::Server;
@@ -57,7 +57,7 @@ pub async fn put(
     _: Admin,
     State(runtime): State<AppState>,
     Path(name): Path<String>,
-    Body(source): Body,
+    LimitedBody(source): LimitedBody,
 ) -> Result<Json<Value>, Error> {
     let bound = name.clone();
     let cid = runtime.blocking(move |rt| rt.put_script(&bound, &source, Origin::Api)).await?;
@@ -103,7 +103,7 @@ pub async fn rollback(
     _: Admin,
     State(runtime): State<AppState>,
     Path(name): Path<String>,
-    Body(body): Body,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Json<Value>, Error> {
     let request: Rollback = serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("rollback takes {{\"cid\": \"…\"}}: {e}")))?;

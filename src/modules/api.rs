@@ -30,7 +30,7 @@ use rhai::{Dynamic, EvalAltResult, Map, Module};
 use super::http::{Body, Incoming, Outgoing, parse_url};
 use super::secret;
 use super::{Services, arg_error, func, scalar_text, to_json};
-use crate::engine::{Context, may_block, raise};
+use crate::engine::{Context, raise};
 use crate::error::Error;
 
 /// How much of an upstream error body callers see.
@@ -387,13 +387,12 @@ fn call(
     data: &Dynamic,
     overrides: &Map,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
-    may_block()?;
     let context = super::context()?;
     let options = Options::new(meta, overrides)?;
     let request = build(services, &context, meta, &options, endpoint, method, data)?;
     let host = request.url.host_str().unwrap_or_default().to_owned();
     let expect_json = options.text("response").is_none_or(|r| r != "text");
-    let response = services.http.send(request, &context).map_err(raise)?;
+    let response = services.http.send(request, &context)?;
     result(response, &host, expect_json, &context).map_err(raise)
 }
 

@@ -1,12 +1,14 @@
 //! `http`: outbound HTTP for scripts, and the client every other network module sends through.
 //!
-//! One reqwest client (and so one connection pool) serves the whole process. Scripts reach it only on
-//! the blocking pool (see the sandbox), where a call blocks its own thread on the async client.
+//! One reqwest client (and so one connection pool) serves the whole process. A script's call suspends
+//! its fiber on the request (see `engine/fiber.rs`), so a script waiting on an API holds no thread;
+//! `Retry-After` and backoff waits are async sleeps for the same reason.
 //! Failures are retried where retrying is safe — 429, 502, 503, 504 and refused connections — with
 //! exponential backoff and jitter, honouring `Retry-After`, never past the invocation's deadline.
 //! Each attempt logs method, host, path, status, duration and attempt number: never headers, query
 //! values or bodies, and the path with every secret the invocation read masked.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,7 +18,7 @@ use reqwest::{Method, StatusCode, Url};
 use rhai::{Dynamic, EvalAltResult, Map, Module};
 
 use super::{Services, arg_error, func, to_json};
-use crate::engine::{Context, may_block, raise};
+use crate::engine::{Context, raise, wait};
 use crate::error::Error;
 
 /// Tunables of outbound HTTP.
@@ -102,6 +104,8 @@ impl Incoming {
     }
 }
 
+/// The shared client; cloning it is cheap and shares the connection pool.
+#[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     pub settings: HttpSettings,
@@ -127,15 +131,15 @@ impl HttpClient {
         &self.client
     }
 
-    /// Sends `request` on behalf of the invocation in `context`, retrying as documented. Blocks the
-    /// calling thread, which must not be a tokio worker (the sandbox guarantees it for scripts).
-    pub fn send(&self, request: Outgoing, context: &Context) -> Result<Incoming, Error> {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::Internal("outbound HTTP needs the async runtime".into()))?;
-        handle.block_on(self.send_async(request, context))
+    /// Sends `request` on behalf of the invocation in `context`, retrying as documented. The script
+    /// waits for it without holding its thread.
+    pub fn send(&self, request: Outgoing, context: &Arc<Context>) -> Result<Incoming, Box<EvalAltResult>> {
+        let (client, context) = (self.clone(), context.clone());
+        wait(async move { client.send_async(request, &context).await })?.map_err(raise)
     }
 
-    async fn send_async(&self, request: Outgoing, context: &Context) -> Result<Incoming, Error> {
+    /// Sends `request`, retrying as documented, from async code.
+    pub async fn send_async(&self, request: Outgoing, context: &Context) -> Result<Incoming, Error> {
         let max_retries = request.max_retries.unwrap_or(self.settings.max_retries);
         let host = request.url.host_str().unwrap_or("").to_owned();
         let path = context.redact(request.url.path());
@@ -342,31 +346,62 @@ pub fn parse_url(text: &str) -> Result<Url, Box<EvalAltResult>> {
     }
 }
 
-/// Sends a request built by a script and returns the response map.
-fn request(services: &Services, method: &str, url: &str, options: &Map) -> Result<Dynamic, Box<EvalAltResult>> {
-    may_block()?;
-    let context = super::context()?;
+/// A request as a script describes it: `method` (default GET) and `url`, then the other options.
+fn outgoing(method: &str, url: &str, options: &Map) -> Result<Outgoing, Box<EvalAltResult>> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| arg_error(&format!("'{method}' is not an HTTP method")))?;
     let mut outgoing = Outgoing::new(method, parse_url(url)?);
     apply_options(&mut outgoing, options)?;
-    let response = services.http.send(outgoing, &context).map_err(raise)?;
+    Ok(outgoing)
+}
+
+/// The request a `http::request`-style option map describes.
+fn described(options: &Map) -> Result<Outgoing, Box<EvalAltResult>> {
+    let text = |key: &str| options.get(key).map(|v| v.to_string());
+    let url = text("url").ok_or_else(|| arg_error("a request needs a url"))?;
+    outgoing(&text("method").unwrap_or_else(|| "GET".into()), &url, options)
+}
+
+/// Sends a request built by a script and returns the response map.
+fn request(services: &Services, outgoing: Outgoing) -> Result<Dynamic, Box<EvalAltResult>> {
+    let context = super::context()?;
+    let response = services.http.send(outgoing, &context)?;
     Ok(response_map(&response))
+}
+
+/// Sends every request at once and returns the response maps in the same order; the first failure
+/// (as `http::request` would raise it) fails the whole call.
+fn parallel(services: &Services, requests: rhai::Array) -> Result<Dynamic, Box<EvalAltResult>> {
+    let context = super::context()?;
+    let outgoing = requests
+        .iter()
+        .map(|request| {
+            let options =
+                request.read_lock::<Map>().ok_or_else(|| arg_error("http::parallel takes an array of request maps"))?;
+            described(&options)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (client, shared) = (services.http.clone(), context.clone());
+    let responses = wait(async move {
+        let sends = outgoing.into_iter().map(|request| client.send_async(request, &shared));
+        futures_util::future::join_all(sends).await
+    })?;
+    let maps = responses.into_iter().map(|response| response.map(|r| response_map(&r)).map_err(raise));
+    Ok(maps.collect::<Result<rhai::Array, _>>()?.into())
 }
 
 pub fn module(services: std::sync::Arc<Services>) -> Module {
     let mut module = Module::new();
     let s = services.clone();
-    func("request").set_into_module(&mut module, move |options: Map| {
-        let text = |key: &str| options.get(key).map(|v| v.to_string());
-        let url = text("url").ok_or_else(|| arg_error("http::request needs a url"))?;
-        request(&s, &text("method").unwrap_or_else(|| "GET".into()), &url, &options)
-    });
+    func("request").set_into_module(&mut module, move |options: Map| request(&s, described(&options)?));
+    let s = services.clone();
+    func("parallel").set_into_module(&mut module, move |requests: rhai::Array| parallel(&s, requests));
     for method in ["get", "post", "put", "patch", "delete", "head"] {
         let s = services.clone();
-        func(method).set_into_module(&mut module, move |url: &str| request(&s, method, url, &Map::new()));
+        func(method).set_into_module(&mut module, move |url: &str| request(&s, outgoing(method, url, &Map::new())?));
         let s = services.clone();
-        func(method).set_into_module(&mut module, move |url: &str, options: Map| request(&s, method, url, &options));
+        func(method)
+            .set_into_module(&mut module, move |url: &str, options: Map| request(&s, outgoing(method, url, &options)?));
     }
     module
 }

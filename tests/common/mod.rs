@@ -121,6 +121,11 @@ impl Server {
         Server::spawn(kept, &args, &env)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server has logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")

@@ -18,11 +18,10 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::{AppState, describe, parse_cid, read_body};
-use crate::cid::Cid;
 use crate::engine::Data;
 use crate::engine::output::exact_integers;
 use crate::error::Error;
-use crate::invoke::{Invoked, Request, Target};
+use crate::invoke::{Invocation, Invoked, Target};
 
 static SERVER_CID: HeaderName = HeaderName::from_static("x-server-cid");
 static OUTPUT_CID: HeaderName = HeaderName::from_static("x-output-cid");
@@ -49,7 +48,7 @@ pub async fn dispatch(State(runtime): State<AppState>, request: axum::extract::R
         None => proxy_request(path, None, &parts, read_body(body, limit).await),
     };
     match prepared {
-        Ok(request) => respond(runtime.invoke(request).await),
+        Ok(invocation) => respond(runtime.invoke(invocation).await),
         Err(error) => error.into_response(),
     }
 }
@@ -60,15 +59,15 @@ fn proxy_request(
     rest: Option<&str>,
     parts: &Parts,
     body: Result<Bytes, Error>,
-) -> Result<Request, Error> {
-    let mut request = Request::with_method(Target::parse(target), parts.method.as_str().to_owned());
+) -> Result<Invocation, Error> {
+    let mut request = Invocation::with_method(Target::parse(target), parts.method.as_str().to_owned());
     request.endpoint = match (rest, parts.uri.query()) {
         (Some(rest), Some(query)) => format!("/{rest}?{query}"),
         (Some(rest), None) => format!("/{rest}"),
         (None, Some(query)) => format!("?{query}"),
         (None, None) => String::new(),
     };
-    (request.data, request.parsed) = body_data(&parts.headers, body?)?;
+    request.data = body_data(&parts.headers, body?);
     // One pass over the headers (most requests carry none of ours).
     for (name, value) in &parts.headers {
         let text = || value.to_str().map_err(|_| Error::BadRequest(format!("header {name} is not text")));
@@ -84,8 +83,8 @@ fn proxy_request(
 }
 
 /// A call-style request from its parameters (query string, form or JSON object).
-fn call_request(target: &str, params: Map<String, Value>) -> Result<Request, Error> {
-    let mut request = Request::new(Target::parse(target));
+fn call_request(target: &str, params: Map<String, Value>) -> Result<Invocation, Error> {
+    let mut request = Invocation::new(Target::parse(target));
     for (key, value) in params {
         let text = || match &value {
             Value::String(s) => Ok(s.as_str()),
@@ -96,8 +95,8 @@ fn call_request(target: &str, params: Map<String, Value>) -> Result<Request, Err
             "method" => request.method = parse_method(text()?)?,
             "data" => request.data = Data::Value(value.clone()),
             "input" => request.input = Some(parse_cid(text()?)?),
-            "store" => request.store_output = parse_flag("store", &scalar_text(&value))?,
-            "timeout_ms" => request.timeout = Some(parse_timeout(&scalar_text(&value))?),
+            "store" => request.store_output = parse_flag("store", &param_text(&value))?,
+            "timeout_ms" => request.timeout = Some(parse_timeout(&param_text(&value))?),
             other => {
                 return Err(Error::BadRequest(format!(
                     "unknown parameter '{other}': call style takes endpoint, method, data, input, store and timeout_ms"
@@ -109,7 +108,7 @@ fn call_request(target: &str, params: Map<String, Value>) -> Result<Request, Err
 }
 
 /// A flag or number given either as text (query, form) or as a JSON scalar.
-fn scalar_text(value: &Value) -> String {
+fn param_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -148,19 +147,17 @@ fn post_params(body: &Bytes) -> Result<Map<String, Value>, Error> {
     }
     if trimmed.starts_with(b"{") {
         exact_integers(body)?;
-        return match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => unreachable!("a JSON text starting with '{{' is an object"),
-            Err(e) => Err(Error::BadRequest(format!("the body is not valid JSON: {e}"))),
-        };
+        return serde_json::from_slice::<Map<String, Value>>(body)
+            .map_err(|e| Error::BadRequest(format!("the body is not a valid JSON object: {e}")));
     }
     form_params(body)
 }
 
-/// A proxy-style body as `data`: parsed when it is JSON (strictly, when it says it is), else text.
-fn body_data(headers: &HeaderMap, body: Bytes) -> Result<(Data, Option<rhai::Dynamic>), Error> {
+/// A proxy-style body as `data`: JSON that must parse when it says it is JSON, else of unknown type
+/// (the core parses it when it is JSON and keeps it as text otherwise).
+fn body_data(headers: &HeaderMap, body: Bytes) -> Data {
     if body.is_empty() {
-        return Ok((Data::None, None));
+        return Data::None;
     }
     let declared_json =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(
@@ -169,10 +166,9 @@ fn body_data(headers: &HeaderMap, body: Bytes) -> Result<(Data, Option<rhai::Dyn
                 mime == "application/json" || mime.ends_with("+json")
             },
         );
-    match serde_json::from_slice::<rhai::Dynamic>(&body) {
-        Ok(parsed) => exact_integers(&body).map(|()| (Data::Json(body), Some(parsed))),
-        Err(e) if declared_json => Err(Error::BadRequest(format!("the body is sent as JSON but does not parse: {e}"))),
-        Err(_) => Ok((Data::sniff(body), None)),
+    match declared_json {
+        true => Data::Json(body),
+        false => Data::Body(body),
     }
 }
 
@@ -200,6 +196,7 @@ fn parse_method(text: &str) -> Result<String, Error> {
 /// The HTTP response of an invocation: the output with its status, type and headers, or the error;
 /// `X-Server-Cid` whenever a script was resolved.
 fn respond(invoked: Invoked) -> Response {
+    let server_cid = invoked.script.as_ref().map(|script| HeaderValue::from_maybe_shared(script.cid_text.clone()));
     let mut response = match invoked.result {
         Ok(reply) => {
             let output = reply.output;
@@ -210,19 +207,16 @@ fn respond(invoked: Invoked) -> Response {
             for (name, value) in output.headers {
                 headers.append(name, value);
             }
-            if let Some(cid) = reply.output_cid {
-                headers.insert(OUTPUT_CID.clone(), cid_header(&cid));
+            if let Some(value) = reply.output_cid.and_then(|cid| HeaderValue::from_str(cid.text().as_str()).ok()) {
+                headers.insert(OUTPUT_CID.clone(), value);
             }
             response
         }
         Err(error) => error.into_response(),
     };
-    if let Some(script) = invoked.script {
-        response.headers_mut().insert(SERVER_CID.clone(), script.cid_header.clone());
+    // A CID's text is lower-case base32, always a valid header value.
+    if let Some(Ok(value)) = server_cid {
+        response.headers_mut().insert(SERVER_CID.clone(), value);
     }
     response
-}
-
-fn cid_header(cid: &Cid) -> HeaderValue {
-    HeaderValue::from_str(cid.text().as_str()).expect("a CID is a valid header value")
 }

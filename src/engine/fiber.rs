@@ -1,0 +1,240 @@
+//! Where scripts run: every evaluation on a stack of its own, and scripts that wait on I/O as fibers.
+//!
+//! A script that calls the network or a database keeps its synchronous look (`let r = http::get(url);`)
+//! yet holds no OS thread while it waits. It runs as a *fiber*: a stackful coroutine (`corosensei`)
+//! driven by an async task on one of a few *script threads*, each a current-thread tokio runtime. A
+//! native function that must wait hands a future to [`wait`], which suspends the fiber; the driving
+//! task awaits the future — racing it against the invocation's deadline and its caller going away —
+//! and resumes the fiber with the outcome. Thousands of waiting scripts cost a few KiB of touched stack
+//! each, and no threads.
+//!
+//! Fibers are not `Send`, so a fiber stays on the thread that started it; the sandbox keeps the state
+//! of the run it is executing in thread-locals, which [`suspend`] takes out before switching away and
+//! puts back when the fiber resumes, so every fiber always sees its own.
+//!
+//! Stacks: every evaluation, inline runs and script loading included, runs on a stack from this
+//! module's pool, never on whatever thread stack happened to call it, so the depth limits below hold
+//! everywhere. A stack is reserved whole but the kernel only backs pages a script touched; stacks
+//! come back to a per-thread pool after use, and stacks past the pool's warm set return their pages to
+//! the kernel. Overflowing a stack would hit its guard page and kill the process, so the engine's
+//! call-depth limit is derived from the stack size (see [`call_levels_that_fit`]).
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use corosensei::stack::{DefaultStack, Stack};
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use rhai::{Dynamic, EvalAltResult, Position};
+use tokio::sync::oneshot;
+use tokio_util::task::LocalPoolHandle;
+
+use super::sandbox::{self, Stop};
+
+/// Native stack one script call level may use, with margin: measured at ~7.5 KiB in release builds and
+/// ~55 KiB in debug builds (which is what `cargo test` runs), expressions nested within a level included.
+const PER_CALL_LEVEL: usize = if cfg!(debug_assertions) { 128 * 1024 } else { 24 * 1024 };
+
+/// Stack reserved per evaluation. Only touched pages cost memory.
+pub const STACK_SIZE: usize = if cfg!(debug_assertions) { 32 << 20 } else { 4 << 20 };
+
+/// Stack kept free for native functions and the engine's own frames around the script's.
+const NATIVE_RESERVE: usize = STACK_SIZE / 8;
+
+/// Stacks a thread keeps with their touched pages; more idle stacks than this give their pages back.
+const WARM_STACKS: usize = 16;
+
+/// Idle stacks a thread keeps at most (the rest are unmapped).
+const POOLED_STACKS: usize = 1024;
+
+/// The deepest script call nesting a stack of [`STACK_SIZE`] holds.
+pub const fn call_levels_that_fit() -> usize {
+    (STACK_SIZE - NATIVE_RESERVE) / PER_CALL_LEVEL
+}
+
+/// What a suspended fiber waits for. It is polled on the fiber's own thread, so it need not be `Send`.
+type Pending = Pin<Box<dyn Future<Output = Box<dyn Any>>>>;
+
+/// What a fiber is resumed with.
+enum Resume {
+    Start,
+    Ready(Box<dyn Any>),
+    Stopped(Stop),
+}
+
+thread_local! {
+    /// The yielder of the fiber running on this thread; null when no fiber runs.
+    static YIELDER: Cell<*const Yielder<Resume, Pending>> = const { Cell::new(std::ptr::null()) };
+    static STACKS: RefCell<Vec<DefaultStack>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_stack() -> DefaultStack {
+    if let Some(stack) = STACKS.with(|stacks| stacks.borrow_mut().pop()) {
+        return stack;
+    }
+    // Without address space for a stack nothing can run; there is no meaningful way to go on.
+    DefaultStack::new(STACK_SIZE).unwrap_or_else(|e| panic!("cannot reserve a script stack: {e}"))
+}
+
+fn give_back(stack: DefaultStack) {
+    STACKS.with(|stacks| {
+        let mut stacks = stacks.borrow_mut();
+        if stacks.len() >= POOLED_STACKS {
+            return;
+        }
+        if stacks.len() >= WARM_STACKS {
+            release_pages(&stack);
+        }
+        stacks.push(stack);
+    });
+}
+
+/// Tells the kernel that the stack's touched pages may be dropped (they read back as zeros).
+fn release_pages(stack: &DefaultStack) {
+    let (limit, base) = (stack.limit().get(), stack.base().get());
+    // SAFETY: the range is the stack's own mapping, which no one uses while it sits in the pool.
+    unsafe {
+        libc::madvise(limit as *mut libc::c_void, base - limit, libc::MADV_DONTNEED);
+    }
+}
+
+/// Runs `f` to completion on a pooled stack. Inline runs and script loading use this: they never
+/// suspend, so [`wait`] inside them asks for the run to move to a fiber instead.
+pub fn on_stack<R>(f: impl FnOnce() -> R) -> R {
+    let mut stack = take_stack();
+    let result = corosensei::on_stack(&mut stack, f);
+    give_back(stack);
+    result
+}
+
+/// Whether the current thread is running a fiber (and so may wait).
+pub fn on_fiber() -> bool {
+    YIELDER.with(|y| !y.get().is_null())
+}
+
+fn terminated(stop: Stop) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(Dynamic::from(stop), Position::NONE).into()
+}
+
+/// Switches away from the running fiber until its driver resumes it.
+fn suspend(pending: Pending) -> Resume {
+    let yielder = YIELDER.with(|y| y.replace(std::ptr::null()));
+    let run = sandbox::detach();
+    // SAFETY: the pointer was set by this fiber's own body (see `Fiber::new`), whose frame — and so the
+    // yielder it borrows — lives until the body returns; we are inside that body.
+    let resumed = unsafe { &*yielder }.suspend(pending);
+    sandbox::attach(run);
+    YIELDER.with(|y| y.set(yielder));
+    resumed
+}
+
+/// Suspends the running script until `future` completes and returns its output. Fails (a termination
+/// the caller propagates with `?`) when the run is not a fiber — an inline run then moves to a fiber,
+/// a script's top level is refused — when the invocation's deadline passes, or when its caller went
+/// away. Never blocks the thread.
+pub fn wait<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<T, Box<EvalAltResult>> {
+    if !on_fiber() {
+        return Err(terminated(Stop::Demote));
+    }
+    match suspend(Box::pin(async move { Box::new(future.await) as Box<dyn Any> })) {
+        Resume::Ready(output) => match output.downcast::<T>() {
+            Ok(output) => Ok(*output),
+            Err(_) => Err(EvalAltResult::ErrorSystem("fiber".into(), "resumed with the wrong value".into()).into()),
+        },
+        Resume::Stopped(stop) => Err(terminated(stop)),
+        Resume::Start => Err(EvalAltResult::ErrorSystem("fiber".into(), "resumed twice".into()).into()),
+    }
+}
+
+/// Lets the other fibers of this thread run; the sandbox calls it when a fiber used up its time slice.
+/// Returns why the run must stop instead, if its deadline passed or its caller left meanwhile.
+pub fn yield_now() -> Option<Stop> {
+    match suspend(Box::pin(async { Box::new(tokio::task::yield_now().await) as Box<dyn Any> })) {
+        Resume::Stopped(stop) => Some(stop),
+        _ => None,
+    }
+}
+
+/// One script run as a coroutine.
+struct Fiber<R> {
+    coroutine: Coroutine<Resume, Pending, R, DefaultStack>,
+}
+
+/// Clears the thread's yielder when a fiber body ends, however it ends.
+struct Exit;
+
+impl Drop for Exit {
+    fn drop(&mut self) {
+        YIELDER.with(|y| y.set(std::ptr::null()));
+    }
+}
+
+impl<R: 'static> Fiber<R> {
+    fn new(body: impl FnOnce() -> R + 'static) -> Fiber<R> {
+        let coroutine = Coroutine::with_stack(take_stack(), move |yielder: &Yielder<Resume, Pending>, _: Resume| {
+            YIELDER.with(|y| y.set(yielder));
+            let _exit = Exit;
+            body()
+        });
+        Fiber { coroutine }
+    }
+
+    /// Runs the fiber to its end, serving its waits; a wait still pending at `deadline`, or when
+    /// `gone` completes (the caller left), resumes the fiber with that reason to stop instead.
+    async fn drive(mut self, deadline: Instant, gone: impl Future<Output = ()>) -> R {
+        let mut gone = std::pin::pin!(gone);
+        let mut left = false;
+        let mut input = Resume::Start;
+        loop {
+            let pending = match self.coroutine.resume(input) {
+                CoroutineResult::Return(result) => {
+                    give_back(self.coroutine.into_stack());
+                    return result;
+                }
+                CoroutineResult::Yield(pending) => pending,
+            };
+            input = match left {
+                true => Resume::Stopped(Stop::Cancelled),
+                false => tokio::select! {
+                    output = pending => Resume::Ready(output),
+                    () = tokio::time::sleep_until(deadline.into()) => Resume::Stopped(Stop::Timeout),
+                    () = &mut gone => {
+                        left = true;
+                        Resume::Stopped(Stop::Cancelled)
+                    }
+                },
+            };
+        }
+    }
+}
+
+/// The script threads fibers run on.
+pub struct Threads {
+    pool: LocalPoolHandle,
+}
+
+impl Threads {
+    /// `count` script threads (at least one), started on first use.
+    pub fn new(count: usize) -> Threads {
+        Threads { pool: LocalPoolHandle::new(count.max(1)) }
+    }
+
+    /// Runs `body` as a fiber on the least busy script thread and returns its result; `None` if the
+    /// fiber died (a panic in the runtime). Dropping the returned future stops the fiber at its next
+    /// wait, as if its deadline had passed.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        deadline: Instant,
+        body: impl FnOnce() -> R + Send + 'static,
+    ) -> Option<R> {
+        let (sender, receiver) = oneshot::channel();
+        let _detached = self.pool.spawn_pinned(move || async move {
+            let mut sender = sender;
+            let result = Fiber::new(body).drive(deadline, sender.closed()).await;
+            let _ = sender.send(result);
+        });
+        receiver.await.ok()
+    }
+}
