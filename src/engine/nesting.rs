@@ -17,7 +17,8 @@ use rhai::{Array, Blob, Dynamic, Map};
 ///
 /// Stack per level of nesting, measured (8 MiB thread, deepest value that did not overflow): serde_json
 /// writing a `Dynamic` 162 B in release, 2.1 KiB in debug; [`measure`] less. At this depth that is
-/// 21 KiB (release) and 270 KiB (debug) of stack for the runtime's own walks.
+/// 21 KiB (release) and 270 KiB (debug) of stack for the runtime's own walks, within the native
+/// reserve of a script stack (`fiber::STACK_SIZE / 8`).
 pub const MAX_DEPTH: usize = 128;
 
 /// Largest JSON text the runtime writes from one script value (an output, a request body,
