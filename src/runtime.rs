@@ -274,7 +274,8 @@ impl Runtime {
         }
         let keep: HashSet<&str> = image.servers.iter().map(|s| s.name.as_str()).collect();
         for name in current.into_keys().filter(|name| !keep.contains(name.as_str())) {
-            if keep_also == Keep::CreatedThroughApi && self.store.history(&name)?.last().is_some_and(|b| b.origin == Origin::Api)
+            if keep_also == Keep::CreatedThroughApi
+                && self.store.history(&name)?.last().is_some_and(|b| b.origin == Origin::Api)
             {
                 continue;
             }

@@ -10,7 +10,9 @@ use serde_json::json;
 #[tokio::test]
 async fn errors_of_the_http_layer_are_json_named_after_their_status() {
     let server = Server::start(&[]);
-    let error = expect_error(server.client.patch(server.url("/api/servers")).send().await.unwrap(), 405, "method_not_allowed").await;
+    let error =
+        expect_error(server.client.patch(server.url("/api/servers")).send().await.unwrap(), 405, "method_not_allowed")
+            .await;
     assert!(error["message"].is_string());
     let long = format!("/echo/{}", "a".repeat(20 * 1024));
     expect_error(server.get(&long).await, 414, "uri_too_long").await;
@@ -30,7 +32,10 @@ async fn methods_reach_scripts_upper_case_and_bounded() {
     let response = server.client.request(lower, server.url("/echo/x")).send().await.unwrap();
     assert_eq!(json(response).await.1["method"], "POST");
     let custom = reqwest::Method::from_bytes(b"purge").unwrap();
-    assert_eq!(json(server.client.request(custom, server.url("/echo/x")).send().await.unwrap()).await.1["method"], "PURGE");
+    assert_eq!(
+        json(server.client.request(custom, server.url("/echo/x")).send().await.unwrap()).await.1["method"],
+        "PURGE"
+    );
     let long = reqwest::Method::from_bytes("X".repeat(100).as_bytes()).unwrap();
     expect_error(server.client.request(long, server.url("/echo/x")).send().await.unwrap(), 400, "bad_request").await;
     let (_, body) = json(server.get("/echo?method=delete").await).await;
@@ -72,5 +77,4 @@ async fn an_endpoint_cannot_climb_out_of_the_base_path() {
         let error = expect_error(response, 400, "bad_request").await;
         assert!(error["message"].as_str().unwrap().contains("climb"), "{endpoint}: {error}");
     }
-
 }

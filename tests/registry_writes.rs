@@ -37,8 +37,7 @@ async fn concurrent_puts_leave_the_served_cid_equal_to_the_stored_head() {
     assert_eq!(put(&server, "target", &version(0)).await.status(), 200);
     for round in 0..4 {
         let puts = (1..=100).map(|n| {
-            let (client, url, token) =
-                (server.client.clone(), server.url("/api/servers/target"), server.admin_token());
+            let (client, url, token) = (server.client.clone(), server.url("/api/servers/target"), server.admin_token());
             tokio::spawn(async move {
                 client.put(url).bearer_auth(token).body(version(round * 1000 + n)).send().await.unwrap().status()
             })
@@ -61,7 +60,13 @@ async fn api_changes_to_a_server_the_boot_source_manages_are_refused_with_its_fi
         put(&server, "managed", &version(2)).await,
         post(&server, "/api/servers/managed/disable", json!({})).await,
         post(&server, "/api/servers/managed/rollback", json!({ "cid": cid })).await,
-        server.client.delete(server.url("/api/servers/managed")).bearer_auth(server.admin_token()).send().await.unwrap(),
+        server
+            .client
+            .delete(server.url("/api/servers/managed"))
+            .bearer_auth(server.admin_token())
+            .send()
+            .await
+            .unwrap(),
     ];
     for response in refusals {
         let error = expect_error(response, 409, "conflict").await;

@@ -10,8 +10,8 @@
 
 mod context;
 mod fault;
-pub mod nesting;
 mod fiber;
+pub mod nesting;
 pub mod output;
 mod sandbox;
 mod script;

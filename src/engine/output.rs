@@ -266,7 +266,10 @@ mod tests {
 
     #[test]
     fn integers_beyond_i64_are_refused_not_rounded() {
-        assert!(exact_integers(br#"{"a":[9223372036854775807,-9223372036854775808,1.5e300,"99999999999999999999"]}"#).is_ok());
+        assert!(
+            exact_integers(br#"{"a":[9223372036854775807,-9223372036854775808,1.5e300,"99999999999999999999"]}"#)
+                .is_ok()
+        );
         for text in [&b"9223372036854775808"[..], b"[-9223372036854775809]", br#"{"id":18446744073709551616}"#] {
             assert!(exact_integers(text).is_err(), "{}", String::from_utf8_lossy(text));
         }

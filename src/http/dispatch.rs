@@ -188,8 +188,9 @@ fn parse_timeout(text: &str) -> Result<Duration, Error> {
 }
 
 fn parse_method(text: &str) -> Result<String, Error> {
-    let method = Method::from_bytes(text.as_bytes())
-        .map_err(|_| Error::BadRequest(format!("'{}' is not an HTTP method", text.chars().take(20).collect::<String>())))?;
+    let method = Method::from_bytes(text.as_bytes()).map_err(|_| {
+        Error::BadRequest(format!("'{}' is not an HTTP method", text.chars().take(20).collect::<String>()))
+    })?;
     Ok(super::guard::normalised(&method)?.as_str().to_owned())
 }
 

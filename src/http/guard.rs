@@ -73,7 +73,9 @@ async fn as_json(response: Response) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json || response.headers().contains_key("x-server-cid")
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json
+        || response.headers().contains_key("x-server-cid")
     {
         return response;
     }

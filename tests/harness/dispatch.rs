@@ -26,8 +26,10 @@ impl Dispatcher {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut settings = Settings::new(dir.path().join("data"));
         let echo = include_bytes!("../../scripts/echo.rhai").to_vec();
-        settings.boot =
-            Some(Image { servers: vec![ImageServer { name: "echo".into(), script: echo, enabled: true }], ..Image::default() });
+        settings.boot = Some(Image {
+            servers: vec![ImageServer { name: "echo".into(), script: echo, enabled: true }],
+            ..Image::default()
+        });
         settings.max_body = 64 * 1024;
         let runtime = Runtime::open(settings).expect("the runtime opens");
         let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
