@@ -84,6 +84,9 @@ proptest! {
         DISPATCHER.with(|dispatcher| dispatcher.run(&encode(&method, &target, &headers, &body)));
     }
 
+}
+
+proptest! {
     // Each case opens two runtimes on fresh stores: fewer cases, so that `cargo test` stays quick.
     #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
     #[test]
