@@ -6,8 +6,10 @@
 //! throughput figures are medians of interleaved rounds, so a noisy neighbour hits both sides alike.
 //!
 //! The same binary serves the baselines when re-executed with `--serve-baseline PORT` (a plain axum
-//! handler returning the same JSON as the measured script) or `--serve-upstream PORT` (the local upstream
-//! of the outbound figure).
+//! handler returning the same JSON as the measured script), `--serve-upstream PORT` (the local upstream
+//! of the outbound and gateway figures; `?ms=N` makes it answer after N ms) or `--serve-proxy PORT
+//! UPSTREAM` (a plain async Rust proxy: axum plus one pooled reqwest client, a bearer header, the JSON
+//! parsed and returned — what a gateway script is measured against).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -46,13 +48,40 @@ async fn baseline(method: axum::http::Method, uri: axum::http::Uri, body: axum::
     axum::Json(json!({ "data": data, "endpoint": endpoint, "method": method.as_str() }))
 }
 
-fn serve(port: u16, upstream: bool) {
+/// The local upstream: `{"ok": true}`, after `?ms=N` milliseconds when asked.
+async fn upstream(uri: axum::http::Uri) -> axum::Json<Value> {
+    let delay = uri.query().and_then(|q| q.strip_prefix("ms=")).and_then(|ms| ms.parse().ok()).unwrap_or(0);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    axum::Json(json!({ "ok": true }))
+}
+
+/// The plain async proxy: the request's path and query to the upstream with a bearer token, the JSON
+/// answer parsed and returned.
+async fn proxy(
+    axum::extract::State((client, upstream)): axum::extract::State<(reqwest::Client, String)>,
+    uri: axum::http::Uri,
+) -> Result<axum::Json<Value>, axum::http::StatusCode> {
+    let url = format!("{upstream}{}", uri.path_and_query().map_or("/", |p| p.as_str()));
+    let bad = |_| axum::http::StatusCode::BAD_GATEWAY;
+    let response = client.get(url).bearer_auth("tok_bench").send().await.map_err(bad)?;
+    Ok(axum::Json(response.json::<Value>().await.map_err(bad)?))
+}
+
+enum Role {
+    Baseline,
+    Upstream,
+    Proxy(String),
+}
+
+fn serve(port: u16, role: Role) {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
-        let router = if upstream {
-            axum::Router::new().fallback(|| async { axum::Json(json!({ "ok": true })) })
-        } else {
-            axum::Router::new().fallback(baseline)
+        let router = match role {
+            Role::Upstream => axum::Router::new().fallback(upstream),
+            Role::Baseline => axum::Router::new().fallback(baseline),
+            Role::Proxy(to) => axum::Router::new().fallback(proxy).with_state((reqwest::Client::new(), to)),
         };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         println!("listening");
@@ -114,10 +143,13 @@ fn switchboard(data: &Path, boot: Option<&Path>, env: &[(&str, &str)]) -> Proces
     start(SWITCHBOARD, &args, env, format!("http://{listen}"))
 }
 
-fn own(flag: &str) -> Process {
+fn own(flag: &str, extra: &[&str]) -> Process {
     let port = free_port();
     let me = std::env::current_exe().unwrap();
-    start(me.to_str().unwrap(), &[flag, &port.to_string()], &[], format!("http://127.0.0.1:{port}"))
+    let port_text = port.to_string();
+    let mut args = vec![flag, port_text.as_str()];
+    args.extend_from_slice(extra);
+    start(me.to_str().unwrap(), &args, &[], format!("http://127.0.0.1:{port}"))
 }
 
 /// User plus system CPU time of a process, in seconds.
@@ -128,11 +160,15 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-fn rss_mib(pid: u32) -> f64 {
+/// A number from /proc/PID/status (`VmRSS`, `VmHWM` in KiB, `Threads`).
+fn status_field(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 =
-        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib / 1024.0
+    let line = status.lines().find(|l| l.split(':').next() == Some(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    status_field(pid, "VmRSS") / 1024.0
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -145,6 +181,8 @@ struct Load {
     p99_ms: f64,
     requests: f64,
     cpu_us_per_request: f64,
+    /// Connect, read, write errors and timeouts wrk counted.
+    socket_errors: f64,
 }
 
 fn wrk_duration(text: &str) -> f64 {
@@ -160,10 +198,20 @@ fn wrk_duration(text: &str) -> f64 {
     }
 }
 
+/// How wrk loads a server.
+#[derive(Clone, Copy)]
+struct Shape {
+    connections: u32,
+    seconds: u32,
+}
+
+const SMALL: Shape = Shape { connections: CONNECTIONS, seconds: SECONDS };
+
 /// Runs wrk on core 0 against `url`, with an optional Lua script, and reads throughput and latency.
-fn wrk(url: &str, lua: Option<&Path>, pid: u32) -> Load {
+fn wrk(url: &str, lua: Option<&Path>, pid: u32, shape: Shape) -> Load {
     let mut command = Command::new("taskset");
-    command.args(["-c", "0", "wrk", "-t1", &format!("-c{CONNECTIONS}"), &format!("-d{SECONDS}s"), "--latency"]);
+    let (connections, seconds) = (format!("-c{}", shape.connections), format!("-d{}s", shape.seconds));
+    command.args(["-c", "0", "wrk", "-t1", &connections, &seconds, "--timeout", "10s", "--latency"]);
     if let Some(lua) = lua {
         command.arg("-s").arg(lua);
     }
@@ -180,6 +228,9 @@ fn wrk(url: &str, lua: Option<&Path>, pid: u32) -> Load {
             ["50%", latency] => load.p50_ms = wrk_duration(latency),
             ["99%", latency] => load.p99_ms = wrk_duration(latency),
             [requests, "requests", "in", ..] => load.requests = requests.parse().unwrap(),
+            ["Socket", "errors:", rest @ ..] => {
+                load.socket_errors = rest.iter().filter_map(|w| w.trim_end_matches(',').parse::<f64>().ok()).sum()
+            }
             _ => {}
         }
     }
@@ -200,12 +251,24 @@ fn percentile(mut values: Vec<f64>, p: f64) -> f64 {
 
 /// Interleaved rounds against the baseline and Switchboard; medians of each.
 fn side_by_side(baseline: &Process, switchboard: &Process, path: &str, lua: Option<&Path>) -> (Load, Load) {
+    let (base, ours) = (format!("{}{path}", baseline.base), format!("{}{path}", switchboard.base));
+    interleaved((baseline, &base), (switchboard, &ours), lua, SMALL, ROUNDS)
+}
+
+/// Interleaved rounds of wrk against two URLs served by two processes; medians of each.
+fn interleaved(
+    (baseline, base_url): (&Process, &str),
+    (switchboard, our_url): (&Process, &str),
+    lua: Option<&Path>,
+    shape: Shape,
+    rounds: usize,
+) -> (Load, Load) {
     let (mut base, mut ours) = (Vec::new(), Vec::new());
     // Warm both up (connections, caches, the script's first run).
-    let _ = ureq_get(&format!("{}{path}", switchboard.base));
-    for _ in 0..ROUNDS {
-        base.push(wrk(&format!("{}{path}", baseline.base), lua, baseline.child.id()));
-        ours.push(wrk(&format!("{}{path}", switchboard.base), lua, switchboard.child.id()));
+    let _ = ureq_get(our_url);
+    for _ in 0..rounds {
+        base.push(wrk(base_url, lua, baseline.child.id(), shape));
+        ours.push(wrk(our_url, lua, switchboard.child.id(), shape));
     }
     let pick = |loads: &[Load]| Load {
         rps: median(loads.iter().map(|l| l.rps).collect()),
@@ -213,6 +276,7 @@ fn side_by_side(baseline: &Process, switchboard: &Process, path: &str, lua: Opti
         p99_ms: median(loads.iter().map(|l| l.p99_ms).collect()),
         requests: loads.iter().map(|l| l.requests).sum(),
         cpu_us_per_request: median(loads.iter().map(|l| l.cpu_us_per_request).collect()),
+        socket_errors: loads.iter().map(|l| l.socket_errors).sum(),
     };
     (pick(&base), pick(&ours))
 }
@@ -289,7 +353,7 @@ fn throughput(dir: &Path, report: &mut Vec<Value>) {
         ],
     );
     let ours = switchboard(&dir.join("data"), Some(&boot), &[]);
-    let base = own("--serve-baseline");
+    let base = own("--serve-baseline", &[]);
     let body: String = {
         let items: Vec<Value> = (0..40).map(|i| json!({ "id": i, "name": format!("customer-{i:04}"), "email": format!("c{i}@example.com"), "tags": ["a", "b"] })).collect();
         let mut text = serde_json::to_string(&json!({ "customers": items })).unwrap();
@@ -325,7 +389,7 @@ fn throughput(dir: &Path, report: &mut Vec<Value>) {
 }
 
 fn outbound(dir: &Path, report: &mut Value) {
-    let upstream = own("--serve-upstream");
+    let upstream = own("--serve-upstream", &[]);
     let boot = boot_source(
         &dir.join("boot-out"),
         &[
@@ -352,6 +416,104 @@ fn outbound(dir: &Path, report: &mut Value) {
         "outbound_invocation_ms": via,
         "added_per_call_ms": via - echo - direct,
     });
+}
+
+const GATEWAY: &str = r#"const META = #{
+    title: "Gateway", description: "one proxied API call", secrets: ["GATEWAY_TOKEN"], auth: "bearer",
+    base_url: "https://gateway.invalid",
+};
+fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data) }
+"#;
+
+fn fanout_script(upstream: &str) -> String {
+    format!(
+        r#"const META = #{{ title: "Fan-out", description: "ten calls", base_url: "{upstream}" }};
+fn main(endpoint, method, data) {{
+    let url = "{upstream}/ok?ms=50";
+    if endpoint == "/parallel" {{
+        let requests = [];
+        for i in 0..10 {{ requests.push(#{{ url: url, max_retries: 0 }}); }}
+        return http::parallel(requests).len();
+    }}
+    let n = 0;
+    for i in 0..10 {{ http::get(url, #{{ max_retries: 0 }}); n += 1; }}
+    n
+}}
+"#
+    )
+}
+
+/// Runs `work` while sampling the process's thread count and resident memory; returns the peaks.
+fn sampled<T>(pid: u32, work: impl FnOnce() -> T) -> (T, f64, f64) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let sampler = std::thread::spawn(move || {
+        let (mut threads, mut rss) = (0.0_f64, 0.0_f64);
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            threads = threads.max(status_field(pid, "Threads"));
+            rss = rss.max(rss_mib(pid));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (threads, rss)
+    });
+    let result = work();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (threads, rss) = sampler.join().unwrap();
+    (result, threads, rss)
+}
+
+fn load_json(load: &Load, threads: f64, rss: f64) -> Value {
+    json!({ "rps": load.rps, "p50_ms": load.p50_ms, "p99_ms": load.p99_ms, "socket_errors": load.socket_errors,
+            "cpu_us_per_request": load.cpu_us_per_request, "threads": threads, "rss_mib": rss })
+}
+
+/// A proxied API call through a script (`api::call` with a bearer secret) against the plain async
+/// proxy, with a fast upstream and with one that answers after a second to 2 000 clients; and ten
+/// calls from one script, one after another and with `http::parallel`.
+fn gateway(dir: &Path, report: &mut Value) {
+    let upstream = own("--serve-upstream", &[]);
+    let proxy = own("--serve-proxy", &[&upstream.base]);
+    let boot = boot_source(
+        &dir.join("boot-gateway"),
+        &[("gateway".into(), GATEWAY.into()), ("fanout".into(), fanout_script(&upstream.base))],
+    );
+    let env = [("GATEWAY_BASE_URL", upstream.base.as_str()), ("GATEWAY_TOKEN", "tok_bench")];
+    let ours = switchboard(&dir.join("data-gateway"), Some(&boot), &env);
+
+    let fast = interleaved(
+        (&proxy, &format!("{}/ok", proxy.base)),
+        (&ours, &format!("{}/gateway/ok", ours.base)),
+        None,
+        SMALL,
+        ROUNDS,
+    );
+    let slow_shape = Shape { connections: 2000, seconds: 10 };
+    let (mut slow_proxy, mut slow_ours) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let url = format!("{}/ok?ms=1000", proxy.base);
+        slow_proxy.push(sampled(proxy.child.id(), || wrk(&url, None, proxy.child.id(), slow_shape)));
+        let url = format!("{}/gateway/ok?ms=1000", ours.base);
+        slow_ours.push(sampled(ours.child.id(), || wrk(&url, None, ours.child.id(), slow_shape)));
+    }
+    let best = |runs: &[(Load, f64, f64)]| {
+        let run = runs.iter().max_by(|a, b| a.0.rps.total_cmp(&b.0.rps)).unwrap();
+        load_json(&run.0, run.1, runs.iter().map(|r| r.2).fold(0.0, f64::max))
+    };
+    let client = reqwest::blocking::Client::new();
+    sequential(&client, &format!("{}/fanout/sequential", ours.base), 2);
+    let one_by_one = median(sequential(&client, &format!("{}/fanout/sequential", ours.base), 20));
+    let parallel = median(sequential(&client, &format!("{}/fanout/parallel", ours.base), 20));
+    *report = json!({
+        "fast": { "proxy": load_json(&fast.0, 0.0, 0.0), "switchboard": load_json(&fast.1, 0.0, 0.0),
+                  "throughput_ratio": fast.1.rps / fast.0.rps },
+        "slow": { "proxy": best(&slow_proxy), "switchboard": best(&slow_ours),
+                  "connections": slow_shape.connections },
+        "fanout": { "sequential_ms": one_by_one, "parallel_ms": parallel, "upstream_delay_ms": 50 },
+    });
+    report["slow"]["throughput_ratio"] = json!(
+        report["slow"]["switchboard"]["rps"].as_f64().unwrap_or(0.0)
+            / report["slow"]["proxy"]["rps"].as_f64().unwrap_or(f64::NAN)
+    );
 }
 
 fn reload(dir: &Path, report: &mut Value) {
@@ -447,8 +609,13 @@ fn growth(dir: &Path, report: &mut Vec<Value>) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--serve-baseline" || a == "--serve-upstream") {
-        return serve(args[i + 1].parse().unwrap(), args[i] == "--serve-upstream");
+    if let Some(i) = args.iter().position(|a| a.starts_with("--serve-")) {
+        let role = match args[i].as_str() {
+            "--serve-upstream" => Role::Upstream,
+            "--serve-proxy" => Role::Proxy(args[i + 2].clone()),
+            _ => Role::Baseline,
+        };
+        return serve(args[i + 1].parse().unwrap(), role);
     }
     if args.iter().any(|a| a == "--list") {
         return; // `cargo bench -- --list` asks which benchmarks exist
@@ -456,22 +623,39 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let (mut load, mut out, mut reloaded, mut cold, mut grown) =
-        (Vec::new(), Value::Null, Value::Null, Value::Null, Vec::new());
-    eprintln!("throughput and latency ({ROUNDS} interleaved rounds of {SECONDS} s each)…");
-    throughput(dir.path(), &mut load);
-    eprintln!("outbound calls…");
-    outbound(dir.path(), &mut out);
-    eprintln!("hot reload…");
-    reload(dir.path(), &mut reloaded);
-    eprintln!("cold start…");
-    cold_start(dir.path(), &mut cold);
-    eprintln!("growth (10 to 10 000 servers)…");
-    growth(dir.path(), &mut grown);
+    let (mut load, mut out, mut gate, mut reloaded, mut cold, mut grown) =
+        (Vec::new(), Value::Null, Value::Null, Value::Null, Value::Null, Vec::new());
+    // `-- --only NAME` runs one scenario (throughput, outbound, gateway, reload, cold, growth).
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    if wanted("throughput") {
+        eprintln!("throughput and latency ({ROUNDS} interleaved rounds of {SECONDS} s each)…");
+        throughput(dir.path(), &mut load);
+    }
+    if wanted("outbound") {
+        eprintln!("outbound calls…");
+        outbound(dir.path(), &mut out);
+    }
+    if wanted("gateway") {
+        eprintln!("gateway: a proxied API call against a plain async proxy…");
+        gateway(dir.path(), &mut gate);
+    }
+    if wanted("reload") {
+        eprintln!("hot reload…");
+        reload(dir.path(), &mut reloaded);
+    }
+    if wanted("cold") {
+        eprintln!("cold start…");
+        cold_start(dir.path(), &mut cold);
+    }
+    if wanted("growth") {
+        eprintln!("growth (10 to 10 000 servers)…");
+        growth(dir.path(), &mut grown);
+    }
 
     let summary = json!({
         "machine": { "cores": cores(), "memory_gib": memory_gib() },
-        "load": load, "outbound": out, "hot_reload": reloaded, "cold_start": cold, "growth": grown,
+        "load": load, "outbound": out, "gateway": gate, "hot_reload": reloaded, "cold_start": cold, "growth": grown,
         "duration_s": started.elapsed().as_secs(),
     });
     print_table(&summary);
@@ -520,6 +704,35 @@ fn print_table(summary: &Value) {
     println!("| echo invocation | {:.3} |", f(&o["echo_invocation_ms"]));
     println!("| invocation of a script making that call | {:.3} |", f(&o["outbound_invocation_ms"]));
     println!("| added per outbound call (target ≤ 0.5) | {:.3} |", f(&o["added_per_call_ms"]));
+    let g = &summary["gateway"];
+    println!(
+        "\n| proxied API call | plain proxy req/s | switchboard req/s | ratio | proxy p50 / p99 ms | switchboard p50 / p99 ms | proxy RSS MiB / threads | switchboard RSS MiB / threads |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, case) in [
+        ("fast upstream, 32 clients (target ≥ 0.8)", &g["fast"]),
+        ("upstream answering after 1 s, 2 000 clients (target ≥ 0.9, p50 ≤ 1 200 ms, RSS ≤ 2×)", &g["slow"]),
+    ] {
+        let (p, s) = (&case["proxy"], &case["switchboard"]);
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.0} | {:.1} / {:.0} |",
+            f(&p["rps"]),
+            f(&s["rps"]),
+            f(&case["throughput_ratio"]),
+            f(&p["p50_ms"]),
+            f(&p["p99_ms"]),
+            f(&s["p50_ms"]),
+            f(&s["p99_ms"]),
+            f(&p["rss_mib"]),
+            f(&p["threads"]),
+            f(&s["rss_mib"]),
+            f(&s["threads"]),
+        );
+    }
+    let fan = &g["fanout"];
+    println!("\n| ten calls to an upstream answering after 50 ms, from one script | median ms |\n|---|---|");
+    println!("| one after another (`http::get` in a loop) | {:.1} |", f(&fan["sequential_ms"]));
+    println!("| at once (`http::parallel`) | {:.1} |", f(&fan["parallel_ms"]));
     let r = &summary["hot_reload"];
     println!("\n| hot reload, file written → new version served | ms |\n|---|---|");
     println!(

@@ -19,10 +19,21 @@ use crate::runtime::{Runtime, Settings, default_data_dir};
 
 pub const INVOCATION_ERROR: u8 = 1;
 pub const USAGE_ERROR: u8 = 2;
+/// Invocation tokens from the environment (see [`access`](crate::access)).
+pub const INVOKE_TOKENS_ENV: &str = "SWITCHBOARD_INVOKE_TOKENS";
 
-/// Where the state lives; shared by every command that opens it.
+/// Where the state lives; shared by every command that opens it (`--data`, or `--data-dir`).
 #[derive(Debug, Clone, Args)]
 pub struct DataDirArg {
+    /// Data directory (store, keys, per-server databases). Default: $SWITCHBOARD_DATA, else the user's
+    /// data directory (~/.local/share/switchboard).
+    #[arg(long = "data", visible_alias = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `call`'s data directory: `call` keeps `-d/--data` for the invocation's data, so only `--data-dir`.
+#[derive(Debug, Clone, Args)]
+pub struct CallDataDirArg {
     /// Data directory (store, keys, per-server databases). Default: $SWITCHBOARD_DATA, else the user's
     /// data directory (~/.local/share/switchboard).
     #[arg(long = "data-dir", value_name = "DIR")]
@@ -53,6 +64,19 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 10 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
+    /// A browser origin (`https://app.example.com`) that may use /mcp besides this server's own;
+    /// repeatable, `*` for any.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// A `Host` (name or `name:port`) /mcp answers besides loopback and the listen address;
+    /// repeatable, `*` for any.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+    /// Require `Authorization: Bearer <token>` on invocations: `TOKEN` covers every server,
+    /// `TOKEN=stripe+slack` only those. Repeatable; adds to $SWITCHBOARD_INVOKE_TOKENS (same syntax,
+    /// comma-separated).
+    #[arg(long = "invoke-token", value_name = "TOKEN[=SERVER+…]")]
+    pub invoke_token: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,7 +102,7 @@ pub struct CallArgs {
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u64>,
     #[command(flatten)]
-    pub state: DataDirArg,
+    pub state: CallDataDirArg,
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {
@@ -116,6 +140,17 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     let mut settings = Settings::new(args.data.unwrap_or_else(default_data_dir));
     settings.read_only = args.read_only;
     settings.max_body = args.max_body;
+    settings.allowed_origins = args.allowed_origins;
+    if !args.listen.ip().is_unspecified() {
+        settings.allowed_hosts.push(args.listen.ip().to_string());
+    }
+    settings.allowed_hosts.extend(args.allowed_hosts);
+    let mut token_lists = args.invoke_token.clone();
+    token_lists.extend(std::env::var(INVOKE_TOKENS_ENV).ok());
+    settings.invoke_access = match crate::access::InvokeAccess::parse(&token_lists) {
+        Ok(access) => access,
+        Err(problem) => return usage(format!("invocation tokens: {problem}")),
+    };
     let boot = args.boot.or_else(|| {
         let local = PathBuf::from("boot/default.boot.json");
         local.exists().then_some(local)
@@ -155,6 +190,10 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             None => {
                 tracing::info!("admin token: in {}", runtime.data_dir().join(crate::keys::ADMIN_TOKEN_FILE).display())
             }
+        }
+        match runtime.settings.invoke_access.is_open() {
+            true => tracing::info!("invocations: open to every client that reaches {address}"),
+            false => tracing::info!("invocations: need an invocation token"),
         }
         println!("switchboard listening on http://{address}");
         let _ = std::io::stdout().flush();
@@ -222,7 +261,8 @@ pub fn describe(text: &str, state: DataDirArg) -> ExitCode {
 /// `switchboard call`: one invocation in-process; the output goes to stdout.
 pub fn call(args: CallArgs) -> ExitCode {
     init_logging("warn");
-    let runtime = match open(args.state.settings()) {
+    let state = DataDirArg { data_dir: args.state.data_dir };
+    let runtime = match open(state.settings()) {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
@@ -278,6 +318,24 @@ pub fn cid(files: &[PathBuf]) -> ExitCode {
         }
     }
     code
+}
+
+/// `switchboard mcp`: MCP over stdio until the client closes it. Logs go to stderr, never stdout,
+/// which carries the protocol.
+pub fn mcp(state: DataDirArg) -> ExitCode {
+    init_logging("warn");
+    let runtime = match open(state.settings()) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let tokio = match tokio_runtime() {
+        Ok(tokio) => tokio,
+        Err(e) => return usage(format!("cannot start: {e}")),
+    };
+    match tokio.block_on(crate::mcp::stdio::serve(runtime)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => failed(&error),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -363,7 +421,7 @@ pub fn secret(command: SecretCommand) -> ExitCode {
             }
             secrets.set(name, crate::secrets::without_trailing_newline(&value))
         }
-        SecretCommand::List(_) => runtime.store.secret_names().map(|names| names.iter().for_each(|n| println!("{n}"))),
+        SecretCommand::List(_) => runtime.secret_names().map(|names| names.iter().for_each(|n| println!("{n}"))),
         SecretCommand::Rm { name, .. } => match secrets.remove(name) {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::NotFound(format!("no secret named '{name}' in the store"))),
@@ -433,9 +491,9 @@ pub enum BootCommand {
     },
 }
 
-/// An engine that compiles scripts for checking, without a data directory.
-fn checker() -> crate::engine::ScriptEngine {
-    crate::engine::ScriptEngine::new(crate::engine::Limits::default(), |_| {})
+/// The runtime's engine, for checking scripts without a data directory.
+fn checker() -> Result<crate::engine::ScriptEngine, ExitCode> {
+    crate::runtime::checker().map_err(|error| failed(&error))
 }
 
 /// Reads an image or source and checks it whole; every problem is printed.
@@ -465,7 +523,10 @@ pub fn boot(command: BootCommand) -> ExitCode {
     init_logging("warn");
     match command {
         BootCommand::Pack { source, output } => {
-            let engine = checker();
+            let engine = match checker() {
+                Ok(engine) => engine,
+                Err(code) => return code,
+            };
             let image = match checked(&source, None, compile_with(&engine)) {
                 Ok(image) => image,
                 Err(code) => return code,
@@ -506,6 +567,11 @@ pub fn boot(command: BootCommand) -> ExitCode {
             };
             match runtime.import(&image, crate::store::Origin::Boot).and_then(|()| runtime.boot_cid()) {
                 Ok(cid) => {
+                    for server in &image.servers {
+                        if let Ok(script) = runtime.compile(&server.script) {
+                            eprintln!("  {}: {}", server.name, crate::server::asks_line(&server.name, &script.meta));
+                        }
+                    }
                     eprintln!("imported {} servers; boot CID {cid}", image.servers.len());
                     ExitCode::SUCCESS
                 }
@@ -513,12 +579,18 @@ pub fn boot(command: BootCommand) -> ExitCode {
             }
         }
         BootCommand::Diff { a, b } => {
-            let engine = checker();
+            let engine = match checker() {
+                Ok(engine) => engine,
+                Err(code) => return code,
+            };
             let (a, b) = match (checked(&a, None, compile_with(&engine)), checked(&b, None, compile_with(&engine))) {
                 (Ok(a), Ok(b)) => (a, b),
                 (Err(code), _) | (_, Err(code)) => return code,
             };
-            let lines = crate::boot::diff(&a, &b);
+            let asks = |name: &str, script: &[u8]| {
+                engine.compile(script).ok().map(|script| crate::server::asks_line(name, &script.meta))
+            };
+            let lines = crate::boot::diff(&a, &b, asks);
             if lines.is_empty() {
                 println!("no differences");
             }
@@ -530,7 +602,10 @@ pub fn boot(command: BootCommand) -> ExitCode {
                 Ok(passphrase) => passphrase,
                 Err(code) => return code,
             };
-            let engine = checker();
+            let engine = match checker() {
+                Ok(engine) => engine,
+                Err(code) => return code,
+            };
             match checked(&image, passphrase.as_deref(), compile_with(&engine)) {
                 Ok(checked) => match checked.cid() {
                     Ok(cid) => {

@@ -40,8 +40,28 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
         }
         let endpoint = meta.json["api"]["default_endpoint"].as_str().unwrap_or("");
         writeln!(page, "\n```sh\ncurl localhost:8080/{name}/{}\n```", endpoint.trim_start_matches('/')).unwrap();
+        operations(&mut page, name, &meta.operations);
     }
     page
+}
+
+/// The named operations of a server, each an MCP tool `{name}__{operation}`.
+fn operations(page: &mut String, name: &str, operations: &[crate::operation::Operation]) {
+    if operations.is_empty() {
+        return;
+    }
+    writeln!(page, "\nOperations (MCP tools `{name}__<operation>`; arguments in bold are required):\n").unwrap();
+    page.push_str("| operation | call | arguments | |\n|---|---|---|---|\n");
+    for op in operations {
+        let arguments: Vec<String> = op
+            .arguments()
+            .into_iter()
+            .map(|(argument, required)| if required { format!("**`{argument}`**") } else { format!("`{argument}`") })
+            .collect();
+        let arguments = if arguments.is_empty() { "—".to_owned() } else { arguments.join(", ") };
+        writeln!(page, "| `{}` | `{} {}` | {arguments} | {} |", op.name, op.method, op.endpoint, op.description)
+            .unwrap();
+    }
 }
 
 fn secret_list(secrets: &[Vec<String>]) -> String {

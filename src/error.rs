@@ -70,6 +70,9 @@ pub enum Error {
     UriTooLong(String),
     #[error("{0}")]
     HeadersTooLarge(String),
+    /// A request a script tried to send to a host it did not declare (or to a metadata address).
+    #[error("{message}")]
+    Refused { host: String, message: String },
     /// A script refused before it was stored or swapped in (it does not compile, or breaks the
     /// script contract).
     #[error("{message}")]
@@ -108,7 +111,7 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::Unauthorized(_) => "unauthorized",
-            Error::Forbidden(_) => "forbidden",
+            Error::Forbidden(_) | Error::Refused { .. } => "forbidden",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::UriTooLong(_) => "uri_too_long",
             Error::HeadersTooLarge(_) => "headers_too_large",
@@ -133,7 +136,7 @@ impl Error {
             Error::BadRequest(_) => 400,
             Error::PayloadTooLarge(_) => 413,
             Error::Unauthorized(_) => 401,
-            Error::Forbidden(_) => 403,
+            Error::Forbidden(_) | Error::Refused { .. } => 403,
             Error::MethodNotAllowed(_) => 405,
             Error::UriTooLong(_) => 414,
             Error::HeadersTooLarge(_) => 431,
@@ -172,6 +175,9 @@ impl Error {
             Error::MissingSecret { name } => {
                 fields.insert("secret".into(), json!(name));
             }
+            Error::Refused { host, .. } => {
+                fields.insert("host".into(), json!(host));
+            }
             Error::InvalidImage { problems } => {
                 fields.insert("problems".into(), json!(problems));
             }
@@ -203,6 +209,7 @@ impl Error {
             Error::PayloadTooLarge(m) => Error::PayloadTooLarge(f(&m)),
             Error::Unauthorized(m) => Error::Unauthorized(f(&m)),
             Error::Forbidden(m) => Error::Forbidden(f(&m)),
+            Error::Refused { host, message } => Error::Refused { host: f(&host), message: f(&message) },
             Error::MethodNotAllowed(m) => Error::MethodNotAllowed(f(&m)),
             Error::UriTooLong(m) => Error::UriTooLong(f(&m)),
             Error::HeadersTooLarge(m) => Error::HeadersTooLarge(f(&m)),
@@ -266,6 +273,7 @@ mod tests {
             (Error::PayloadTooLarge("x".into()), "payload_too_large", 413),
             (Error::Unauthorized("x".into()), "unauthorized", 401),
             (Error::Forbidden("x".into()), "forbidden", 403),
+            (Error::Refused { host: "h".into(), message: "x".into() }, "forbidden", 403),
             (Error::MethodNotAllowed("x".into()), "method_not_allowed", 405),
             (Error::UriTooLong("x".into()), "uri_too_long", 414),
             (Error::HeadersTooLarge("x".into()), "headers_too_large", 431),

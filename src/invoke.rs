@@ -167,8 +167,7 @@ impl Runtime {
                         })?
                     }
                 };
-                let server = self.servers().values().find(|s| s.cid == *cid && s.enabled).map(|s| s.name.clone());
-                Ok((script, server))
+                Ok((script, self.server_bound_to(cid)))
             }
             Target::Script { script, name } => Ok((script.clone(), name.clone())),
         }

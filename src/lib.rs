@@ -7,6 +7,7 @@
 //!
 //! ```text
 //!   HTTP (proxy or call style) ─┐
+//!   MCP `tools/call`            │
 //!   CLI `call`                  ├─► Invocation ─► resolve name|CID ─► compiled Script (cached by CID)
 //!   chaining (`input`)          ┘                                      │
 //!                        sandboxed run of `main` (or `webhook`) ◄──────┘
@@ -22,28 +23,36 @@
 //!   a script function inline or as a fiber (a coroutine that suspends while it waits on I/O, so a
 //!   waiting script holds no thread), and turning results and failures into outputs and
 //!   [`error::Error`]s.
-//! * [`modules`] are the native functions scripts call.
+//! * [`modules`] are the native functions scripts call; [`modules::egress`] decides where a server may
+//!   send, and [`environment`] what of the process environment a script may read.
+//! * [`access`] decides who may invoke (invocation tokens), for every remote entry point.
 //! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
 //!   requests read without locks, and manages servers; [`invoke`] is the invocation path itself, the
 //!   only place a script runs ([`runtime::Runtime::invoke`] is defined there).
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
 //! * [`http`] is the axum interface; [`commands`] implements the CLI that `main.rs` parses.
+//! * [`mcp`] serves every server as an MCP tool (at `/mcp` and over stdio); [`operation`] reads the
+//!   named operations scripts declare and turns one into an invocation.
 //!
 //! Errors are one enum, [`error::Error`], whose variants are the error types users see; the core knows
 //! nothing of HTTP, and the error becomes an HTTP response in exactly one place, at the edge
 //! (`http/error.rs`).
 
+pub mod access;
 pub mod boot;
 pub mod cid;
 pub mod commands;
 pub mod docs;
 pub mod engine;
+pub mod environment;
 pub mod error;
 pub mod http;
 pub mod invoke;
 pub mod keys;
+pub mod mcp;
 pub mod modules;
+pub mod operation;
 pub mod reload;
 pub mod runtime;
 pub mod secrets;

@@ -35,6 +35,8 @@ enum Cli {
         #[command(flatten)]
         state: DataDirArg,
     },
+    /// Serve every server as an MCP tool over stdio (for desktop AI clients that start it themselves).
+    Mcp(DataDirArg),
     /// Manage secrets: set (value from stdin), list (names only), rm.
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Cli::Cid { files } => commands::cid(&files),
         Cli::Servers(args) => commands::servers(args),
         Cli::Describe { target, state } => commands::describe(&target, state),
+        Cli::Mcp(state) => commands::mcp(state),
         Cli::Secret(command) => commands::secret(command),
         Cli::Boot(command) => commands::boot(command),
     }

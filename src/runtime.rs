@@ -42,6 +42,12 @@ pub struct Settings {
     /// The script file of every server the boot source names (see [`crate::boot::Managed`]).
     pub boot_files: BTreeMap<String, PathBuf>,
     pub http: HttpSettings,
+    /// `Host` values `/mcp` answers (against DNS rebinding); `*` for any.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins besides the server's own that may use `/mcp` (`*` for any).
+    pub allowed_origins: Vec<String>,
+    /// Who may invoke over HTTP and MCP (open when no token is set).
+    pub invoke_access: crate::access::InvokeAccess,
 }
 
 impl Settings {
@@ -54,6 +60,9 @@ impl Settings {
             boot: None,
             boot_files: BTreeMap::new(),
             http: HttpSettings::default(),
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
+            allowed_origins: Vec::new(),
+            invoke_access: Default::default(),
         }
     }
 }
@@ -64,6 +73,22 @@ pub fn default_data_dir() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| dirs::data_dir().map(|d| d.join("switchboard")))
         .unwrap_or_else(|| PathBuf::from(".switchboard"))
+}
+
+/// The engine scripts are compiled and run with: the sandbox, and every native module bound to
+/// `services`. `serve`, the CLI and the image tools all build it here, so they accept the same scripts.
+fn engine(limits: Limits, services: Arc<Services>) -> ScriptEngine {
+    ScriptEngine::new(limits, |engine| crate::modules::register(engine, services))
+}
+
+/// The engine for checking images without a data directory (`boot pack`, `diff`, `verify`): the one
+/// every runtime uses, its modules bound to an empty in-memory store they never get to use (a
+/// script's top level may not reach the network, a database or secrets).
+pub fn checker() -> Result<ScriptEngine> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(Path::new(":memory:"))?);
+    let vault = Vault::new(&rand::random());
+    let services = Services::new(store, vault, PathBuf::new(), HttpSettings::default())?;
+    Ok(engine(Limits::default(), Arc::new(services)))
 }
 
 type Registry = HashMap<String, Arc<Server>>;
@@ -108,11 +133,8 @@ impl Runtime {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir.join("store.sqlite"))?);
         let vault = Vault::new(&keys::master_key(&settings.data_dir)?);
         let services = Arc::new(Services::new(store.clone(), vault, settings.data_dir.clone(), settings.http.clone())?);
-        let engine_services = services.clone();
         let runtime = Arc::new(Runtime {
-            engine: ScriptEngine::new(settings.limits.clone(), |engine| {
-                crate::modules::register(engine, engine_services)
-            }),
+            engine: engine(settings.limits.clone(), services.clone()),
             threads: Threads::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             admin_token: keys::admin_token(&settings.data_dir)?,
             store,
@@ -148,6 +170,11 @@ impl Runtime {
 
     pub fn server(&self, name: &str) -> Option<Arc<Server>> {
         self.registry.load().get(name).cloned()
+    }
+
+    /// The name of an enabled server bound to `cid`, if any: the server a CID invocation runs as.
+    pub fn server_bound_to(&self, cid: &Cid) -> Option<String> {
+        self.registry.load().values().find(|s| s.cid == *cid && s.enabled).map(|s| s.name.clone())
     }
 
     /// Compiles `source`, or returns the cached script with the same CID.
@@ -335,13 +362,24 @@ impl Runtime {
         self.server(name).ok_or_else(|| Error::NotFound(format!("no server named '{name}'")))
     }
 
-    /// The bindings of `name`, oldest first; `not_found` for a name that was never bound.
+    /// The bindings of `name`, oldest first; `not_found` for a name that is neither served nor was ever
+    /// bound.
     pub fn history(&self, name: &str) -> Result<Vec<Binding>> {
         let history = self.store.history(name)?;
-        if history.is_empty() {
+        if history.is_empty() && self.server(name).is_none() {
             return Err(Error::NotFound(format!("no server named '{name}' has a history")));
         }
         Ok(history)
+    }
+
+    /// The blob stored under `cid`, or `not_found`.
+    pub fn blob(&self, cid: &Cid) -> Result<Vec<u8>> {
+        self.store.blob(cid)?.ok_or_else(|| Error::NotFound(format!("no blob {cid}")))
+    }
+
+    /// The names of the stored secrets (never their values).
+    pub fn secret_names(&self) -> Result<Vec<String>> {
+        self.store.secret_names()
     }
 
     /// Commits one registry operation and serves what the store then holds.

@@ -2,7 +2,7 @@
 //!
 //! A sealed value is `version (1) | nonce (24) | ciphertext+tag`, with the secret's name as associated
 //! data, so a sealed value copied under another name does not open. Values come from the store first,
-//! then from the process environment variable of the same name.
+//! then from the process environment variable of the same name (never a reserved one).
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -73,11 +73,12 @@ pub struct Secrets<'a> {
 }
 
 impl Secrets<'_> {
-    /// The value of `name`: from the store, else from the environment.
+    /// The value of `name`: from the store, else from the environment (within the rule of
+    /// [`environment`](crate::environment)).
     pub fn get(&self, name: &str) -> Result<Option<String>> {
         match self.store.secret(name)? {
             Some(sealed) => self.vault.open(name, &sealed).map(Some),
-            None => Ok(std::env::var(name).ok()),
+            None => Ok(crate::environment::var(name)),
         }
     }
 

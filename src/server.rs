@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::cid::Cid;
-use crate::engine::Script;
+use crate::engine::{Meta, Script};
 use crate::error::Error;
 
 /// Path segments the HTTP interface keeps for itself; no server may take them.
@@ -33,11 +33,37 @@ pub fn describe(name: &str, script: &Script, enabled: Option<bool>) -> serde_jso
         "cid": script.cid,
         "enabled": enabled,
         "meta": script.meta.json,
+        "asks": asks(name, &script.meta),
         "usage": {
             "proxy": format!("/{name}/{{endpoint}}"),
             "call": format!("/{name}?endpoint=&method=GET&data="),
         },
     })
+}
+
+/// What a server asks of its operator: the secrets it may read (alternatives joined by `|`) and the
+/// hosts it may send to, each with the variable that overrides it. An operator reads this before
+/// trusting an image: `boot diff`, import and `describe` show it.
+pub fn asks(name: &str, meta: &Meta) -> serde_json::Value {
+    let (secrets, hosts) = asked(name, meta);
+    serde_json::json!({ "secrets": secrets, "hosts": hosts })
+}
+
+/// [`asks`] on one line: `secrets: A, B | C; hosts: https://x ($NAME_BASE_URL)`.
+pub fn asks_line(name: &str, meta: &Meta) -> String {
+    let (secrets, hosts) = asked(name, meta);
+    let list = |items: Vec<String>| if items.is_empty() { "none".to_owned() } else { items.join(", ") };
+    format!("secrets: {}; hosts: {}", list(secrets), list(hosts))
+}
+
+fn asked(name: &str, meta: &Meta) -> (Vec<String>, Vec<String>) {
+    let secrets = meta.secrets.iter().map(|alternatives| alternatives.join(" | ")).collect();
+    let upper = name.to_uppercase();
+    let hosts = crate::modules::egress::declared(meta)
+        .into_iter()
+        .map(|(suffix, url)| format!("{url} (${upper}_{suffix})"))
+        .collect();
+    (secrets, hosts)
 }
 
 /// A registered server as the runtime serves it.

@@ -61,6 +61,27 @@ fn packing_is_deterministic_and_the_boot_cid_is_the_file_cid() {
 }
 
 #[test]
+fn the_image_tools_accept_exactly_what_serve_accepts() {
+    // A top level that uses a native helper loads in `serve`, so the image tools accept it too; one
+    // that reaches the network is refused by both.
+    let dir = tempfile::tempdir().unwrap();
+    let helper = r#"const META = #{ title: "H", description: "d" };
+const GREETING = base64::encode("hi");
+fn main(endpoint, method, data) { global::GREETING }"#;
+    let network = r#"const META = #{ title: "N", description: "d" };
+const ANSWER = http::get("http://127.0.0.1:9/");
+fn main(endpoint, method, data) { 1 }"#;
+    let good = source(&dir.path().join("good"), &[("helper", helper)]);
+    let image = pack(dir.path(), &good, "good.image");
+    let verified = run(dir.path(), &["boot", "verify", image.to_str().unwrap()], &[]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    let bad = source(&dir.path().join("bad"), &[("network", network)]);
+    let refused = run(dir.path(), &["boot", "verify", bad.to_str().unwrap()], &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("top-level code"), "{}", stderr(&refused));
+}
+
+#[test]
 fn export_then_import_reproduces_the_state() {
     let dir = tempfile::tempdir().unwrap();
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
@@ -127,7 +148,14 @@ fn diff_lists_added_removed_and_rebound_servers_and_variables() {
     let cid = |s: &str| switchboard::cid::Cid::of(s.as_bytes()).to_string();
     assert_eq!(
         stdout(&output),
-        format!("~ server alpha {} -> {}\n+ server fresh {}\n- server gone {}\n", cid(&a1), cid(&a2), cid(&b), cid(&b))
+        format!(
+            "~ server alpha {} -> {}\n{asks}+ server fresh {}\n{asks}- server gone {}\n",
+            cid(&a1),
+            cid(&a2),
+            cid(&b),
+            cid(&b),
+            asks = "    secrets: none; hosts: none\n"
+        )
     );
     assert_eq!(
         stdout(&run(dir.path(), &["boot", "diff", old.to_str().unwrap(), old.to_str().unwrap()], &[])),

@@ -7,7 +7,8 @@ use common::{Server, expect_error, json};
 use serde_json::json;
 
 /// A server that runs the SQL it is sent: `data` is `{sql, params}` or a list of them in a transaction.
-const SQL: &str = r#"const META = #{ title: "SQL", description: "runs SQL", secrets: [] };
+const SQL: &str = r#"const META = #{ title: "SQL", description: "runs SQL", secrets: [],
+    hosts: #{ postgres: "postgres://127.0.0.1:5432", mysql: "mysql://127.0.0.1:3306", down: "postgres://127.0.0.1:9" } };
 fn run(db, step) {
     if step.sql.starts_with("SELECT") { db.query(step.sql, step.params) } else { db.execute(step.sql, step.params) }
 }

@@ -24,6 +24,9 @@ async fn start(mock: &MockServer, servers: &[(&str, &str)], env: &[(&str, &str)]
     let base = format!("{}/v1", mock.uri());
     let mut env = env.to_vec();
     env.push(("SVC_BASE_URL", &base));
+    // `raw` declares no host: the operator names the mock for it.
+    let origin = mock.uri();
+    env.push(("RAW_BASE_URL", &origin));
     env.push(("SVC_TOKEN", "tok_123"));
     Server::start_with(servers, &[], &env)
 }

@@ -167,7 +167,8 @@ async fn a_secret_value_leaks_into_no_response_and_no_log_line() {
         .mount(&mock)
         .await;
 
-    let leaky = r#"const META = #{ title: "Leaky", description: "d", secrets: ["LEAKY_TOKEN"], auth: "query:key", base_url: "https://api.invalid/v1" };
+    let leaky = r#"const META = #{ title: "Leaky", description: "d", secrets: ["LEAKY_TOKEN"], auth: "query:key", base_url: "https://api.invalid/v1",
+    hosts: #{ closed: "http://127.0.0.1:9" } };
 fn main(endpoint, method, data) {
     let token = secret::require("LEAKY_TOKEN");
     switch endpoint {

@@ -1,13 +1,17 @@
 //! What changes between two images: servers added, removed, rebound (with CIDs) or switched on or off,
-//! variables and secret names changed.
+//! variables and secret names changed. Each added or rebound server is followed by what it asks for
+//! (its secrets and hosts), so an operator sees what an image would be allowed to read and reach.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Image;
 use crate::cid::Cid;
 
-/// The differences from `a` to `b`, one line each (empty when they hold the same state).
-pub fn diff(a: &Image, b: &Image) -> Vec<String> {
+/// The differences from `a` to `b`, one line each (empty when they hold the same state). `asks` says
+/// what a server's script asks for (see [`crate::server::asks_line`]).
+pub fn diff(a: &Image, b: &Image, asks: impl Fn(&str, &[u8]) -> Option<String>) -> Vec<String> {
+    let scripts: BTreeMap<&str, &[u8]> = b.servers.iter().map(|s| (s.name.as_str(), s.script.as_slice())).collect();
+    let asked = |name: &str| scripts.get(name).and_then(|script| asks(name, script)).map(|line| format!("    {line}"));
     let servers = |image: &Image| -> BTreeMap<String, (Cid, bool)> {
         image.servers.iter().map(|s| (s.name.clone(), (Cid::of(&s.script), s.enabled))).collect()
     };
@@ -15,10 +19,14 @@ pub fn diff(a: &Image, b: &Image) -> Vec<String> {
     let mut lines = Vec::new();
     for (name, (cid, enabled)) in &after {
         match before.get(name) {
-            None => lines.push(format!("+ server {name} {cid}{}", if *enabled { "" } else { " (disabled)" })),
+            None => {
+                lines.push(format!("+ server {name} {cid}{}", if *enabled { "" } else { " (disabled)" }));
+                lines.extend(asked(name));
+            }
             Some((old, was_enabled)) => {
                 if old != cid {
                     lines.push(format!("~ server {name} {old} -> {cid}"));
+                    lines.extend(asked(name));
                 }
                 if was_enabled != enabled {
                     lines.push(format!("~ server {name} {}", if *enabled { "enabled" } else { "disabled" }));
@@ -70,7 +78,8 @@ mod tests {
             secrets: vec!["S2".into()],
             ..Image::default()
         };
-        let lines = diff(&a, &b);
+        let asks = |name: &str, script: &[u8]| (script == b"3").then(|| format!("{name} asks"));
+        let lines = diff(&a, &b, asks);
         let (one, two, three) = (Cid::of(b"1"), Cid::of(b"2"), Cid::of(b"3"));
         assert_eq!(
             lines,
@@ -78,6 +87,7 @@ mod tests {
                 "~ server kept disabled".to_string(),
                 format!("~ server moved {one} -> {two}"),
                 format!("+ server new {three}"),
+                "    new asks".into(),
                 format!("- server gone {one}"),
                 "~ variable V = 1 -> 2".into(),
                 "- variable OLD".into(),
@@ -85,6 +95,6 @@ mod tests {
                 "- secret S1".into(),
             ]
         );
-        assert!(diff(&a, &a).is_empty());
+        assert!(diff(&a, &a, asks).is_empty());
     }
 }

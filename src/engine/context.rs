@@ -39,20 +39,21 @@ impl Context {
         (self.started + self.timeout).saturating_duration_since(Instant::now())
     }
 
-    /// Records a secret value so that [`redact`](Self::redact) masks it: as is, percent-encoded (in URLs)
-    /// and base64-encoded (in basic-auth headers echoed back).
+    /// Records a secret value so that [`redact`](Self::redact) masks it in every form the runtime may
+    /// have written it in, and so an upstream may echo it back in: see `forms`.
     pub fn reveal(&self, value: &str) {
         if value.len() < SHORTEST_MASKED {
             return;
         }
-        let forms = [
-            value.to_owned(),
-            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string(),
-            base64::engine::general_purpose::STANDARD.encode(value),
-        ];
         let mut revealed = self.revealed.lock().unwrap_or_else(|p| p.into_inner());
-        for form in forms {
-            if !revealed.contains(&form) {
+        // A value read again (every call reads its credential) is recorded already: its own base64 form
+        // is there, which another value's forms would not hold.
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        if revealed.iter().any(|form| form == value) && revealed.contains(&encoded) {
+            return;
+        }
+        for form in forms(value) {
+            if form.len() >= SHORTEST_MASKED && !revealed.contains(&form) {
                 revealed.push(form);
             }
         }
@@ -60,9 +61,111 @@ impl Context {
         revealed.sort_by_key(|form| std::cmp::Reverse(form.len()));
     }
 
+    /// Records the credential of HTTP basic auth, whose header carries `base64(user:password)`: the
+    /// password alone does not show in that encoding.
+    pub fn reveal_basic(&self, user: &str, password: &str) {
+        self.reveal(&format!("{user}:{password}"));
+    }
+
+    /// At most `chars` characters of `text`, masked. Masking happens before cutting, so a secret that
+    /// straddles the cut is not left half-shown.
+    pub fn excerpt(&self, text: &str, chars: usize) -> String {
+        let longest = self.revealed.lock().unwrap_or_else(|p| p.into_inner()).first().map_or(0, String::len);
+        let window: String = text.chars().take(chars + longest).collect();
+        self.redact(&window).chars().take(chars).collect()
+    }
+
     /// `text` with every revealed secret masked.
     pub fn redact(&self, text: &str) -> String {
         let revealed = self.revealed.lock().unwrap_or_else(|p| p.into_inner());
         revealed.iter().fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), MASK))
+    }
+}
+
+/// The forms a value takes where the runtime writes it, and where upstreams echo it: as is; percent-
+/// encoded as a URL path, a query (`url`'s form encoding: `+` for a space, `%2B`, `%2F`) and strictly;
+/// JSON-escaped; escaped as `debug` prints it; lower-cased (a host); and base64 (standard and URL-safe).
+fn forms(value: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let quoted = |text: String| text.get(1..text.len().saturating_sub(1)).unwrap_or_default().to_owned();
+    let mut url = url::Url::parse("http://h/").expect("a valid URL");
+    url.set_path(value);
+    url.set_query(Some(value));
+    let mut forms = vec![
+        value.to_owned(),
+        url.path().trim_start_matches('/').to_owned(),
+        url.query().unwrap_or_default().to_owned(),
+        url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
+        percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string(),
+        quoted(serde_json::Value::from(value).to_string()),
+        quoted(format!("{value:?}")),
+        value.to_lowercase(),
+        STANDARD.encode(value),
+        URL_SAFE_NO_PAD.encode(value),
+    ];
+    forms.dedup();
+    forms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> Context {
+        let engine = crate::engine::ScriptEngine::new(Default::default(), |_| {});
+        let script =
+            engine.compile(b"const META = #{ title: \"t\", description: \"d\" }; fn main(e, m, d) { 1 }").unwrap();
+        Context::new(None, Arc::new(script), Instant::now(), Duration::from_secs(1))
+    }
+
+    #[test]
+    fn every_encoding_the_runtime_writes_is_masked() {
+        let secret = "s3cr+t/V\"al ue\\x";
+        let context = context();
+        context.reveal(secret);
+        context.reveal_basic("agent@example.com/token", secret);
+        let mut url = url::Url::parse("http://h/").unwrap();
+        url.query_pairs_mut().append_pair("key", secret);
+        let query = url.query().unwrap().to_owned();
+        url.set_path(&format!("/bot{secret}/x"));
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("agent@example.com/token:{secret}"));
+        let echoes = [
+            format!("key={secret}"),
+            query,
+            url.path().to_owned(),
+            serde_json::json!({ "s": secret }).to_string(),
+            format!("{secret:?}"),
+            format!("Basic {basic}"),
+            percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string(),
+            secret.to_lowercase(),
+        ];
+        for echo in echoes {
+            let masked = context.redact(&echo);
+            assert!(masked.contains(MASK), "{echo} -> {masked}");
+            for fragment in ["s3cr", "V\\\"al", "al%20ue", "al+ue"] {
+                assert!(!masked.contains(fragment), "{echo} -> {masked}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_that_is_a_form_of_another_still_gets_its_own_forms() {
+        use base64::Engine as _;
+        let context = context();
+        context.reveal("ABCD1234");
+        context.reveal("abcd1234");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("abcd1234");
+        assert_eq!(context.redact(&encoded), MASK);
+    }
+
+    #[test]
+    fn an_excerpt_masks_before_it_cuts() {
+        let context = context();
+        context.reveal("abcdefghij");
+        let text = format!("{}abcdefghij tail", "x".repeat(95));
+        let excerpt = context.excerpt(&text, 100);
+        assert!(!excerpt.contains("abcde"), "{excerpt}");
+        assert_eq!(excerpt.chars().count(), 100);
     }
 }

@@ -8,6 +8,7 @@
 //! top-level constants that functions read as `global::NAME` are captured at load and re-declared by a
 //! tiny prelude, evaluated only for scripts that read them.
 
+mod bounded;
 mod context;
 mod fault;
 mod fiber;
@@ -91,13 +92,6 @@ impl Function {
             Function::Webhook => "webhook",
         }
     }
-
-    pub(crate) fn arity(self) -> usize {
-        match self {
-            Function::Main => 3,
-            Function::Webhook => 1,
-        }
-    }
 }
 
 /// One call of a script function.
@@ -132,6 +126,7 @@ impl ScriptEngine {
             .on_print(|text| tracing::info!(target: "script", "{}", redacted(text)))
             .on_debug(|text, source, pos| tracing::debug!(target: "script", ?source, %pos, "{}", redacted(text)));
         engine.disable_symbol("eval");
+        bounded::register(&mut engine, limits.max_array_size, limits.max_string_size);
         #[allow(deprecated)] // Rhai marks the token hook volatile, not deprecated.
         engine.on_parse_token(namespaced_keywords);
         engine.register_type_with_name::<Error>("Error");

@@ -21,8 +21,12 @@ pub struct Meta {
     pub auth: String,
     pub base_url: String,
     pub docs: String,
+    /// Further base URLs the server calls, by name (`META.hosts`), chosen per call with `host`.
+    pub hosts: std::collections::BTreeMap<String, String>,
     /// The server's own wall-clock limit, overriding the runtime default.
     pub timeout: Option<Duration>,
+    /// Named operations (`META.operations`), checked when the script loads.
+    pub operations: Vec<crate::operation::Operation>,
     /// The whole `META` as JSON, for describing the server.
     pub json: Value,
 }
@@ -62,6 +66,23 @@ impl Meta {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err("META.variables must be an array of names".into()),
         };
+        if let Some(problem) = secrets.iter().flatten().chain(&variables).find_map(|n| crate::environment::refusal(n)) {
+            return Err(format!("META may not declare {problem}"));
+        }
+        let hosts = match map.get("hosts") {
+            None => Default::default(),
+            Some(Value::Object(hosts)) => hosts
+                .iter()
+                .map(|(name, url)| match url {
+                    Value::String(url) if valid_host_name(name) => Ok((name.clone(), url.clone())),
+                    Value::String(_) => {
+                        Err(format!("META.hosts name '{name}' must be lower-case letters, digits and '_'"))
+                    }
+                    _ => Err(format!("META.hosts.{name} must be a base URL string")),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("META.hosts must be a map of names to base URLs".into()),
+        };
         let timeout = match map.get("timeout_ms") {
             None => None,
             Some(v) => match v.as_u64() {
@@ -78,7 +99,9 @@ impl Meta {
             auth: text("auth", false)?,
             base_url: text("base_url", false)?,
             docs: text("docs", false)?,
+            hosts,
             timeout,
+            operations: crate::operation::parse(map.get("operations"))?,
             json,
         })
     }
@@ -87,6 +110,13 @@ impl Meta {
     pub fn declares_secret(&self, name: &str) -> bool {
         self.secrets.iter().flatten().any(|declared| declared == name)
     }
+}
+
+/// A `META.hosts` name: it becomes part of the variable `<NAME>_<HOST>_BASE_URL`.
+fn valid_host_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// A script ready to run. Shared by every request for its CID; never mutated except for what the
@@ -100,6 +130,8 @@ pub struct Script {
     pub(super) ast: AST,
     /// Whether the prelude must be evaluated before `main` (only when `main` reads a global).
     pub(super) has_prelude: bool,
+    /// Whether it defines `fn webhook(event)`.
+    webhook: bool,
     /// Learned on the first run that waited or outgrew the inline budget: start it as a fiber.
     waits: AtomicBool,
 }
@@ -107,7 +139,8 @@ pub struct Script {
 impl Script {
     pub(super) fn new(cid: Cid, meta: Meta, ast: AST, has_prelude: bool) -> Script {
         let cid_text = bytes::Bytes::copy_from_slice(cid.text().as_str().as_bytes());
-        Script { cid, cid_text, meta, ast, has_prelude, waits: AtomicBool::new(false) }
+        let webhook = ast.iter_functions().any(|f| f.name == "webhook" && f.params.len() == 1);
+        Script { cid, cid_text, meta, ast, has_prelude, webhook, waits: AtomicBool::new(false) }
     }
 
     /// Whether this script should skip the inline attempt and start as a fiber.
@@ -119,9 +152,12 @@ impl Script {
         self.waits.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the script defines `function` (with its arity).
+    /// Whether the script defines `function` (every script defines `main`: compiling checks it).
     pub fn defines(&self, function: super::Function) -> bool {
-        self.ast.iter_functions().any(|f| f.name == function.name() && f.params.len() == function.arity())
+        match function {
+            super::Function::Main => true,
+            super::Function::Webhook => self.webhook,
+        }
     }
 }
 
@@ -155,6 +191,16 @@ mod tests {
         assert_eq!(
             Meta::from_json(json!({"title": "t", "description": "d", "secrets": [1]})).unwrap_err(),
             "META.secrets holds names, or arrays of alternative names"
+        );
+        let runtime_secret = json!({"title": "t", "description": "d", "secrets": [["X", "SWITCHBOARD_ADMIN_TOKEN"]]});
+        assert!(
+            Meta::from_json(runtime_secret).unwrap_err().contains("'SWITCHBOARD_ADMIN_TOKEN' belongs to the runtime")
+        );
+        let host_variable = json!({"title": "t", "description": "d", "variables": ["HOME"]});
+        assert!(Meta::from_json(host_variable).unwrap_err().contains("'HOME' belongs to the runtime or the host"));
+        assert_eq!(
+            Meta::from_json(json!({"title": "t", "description": "d", "hosts": {"Up": "https://x"}})).unwrap_err(),
+            "META.hosts name 'Up' must be lower-case letters, digits and '_'"
         );
         assert_eq!(
             Meta::from_json(json!({"title": "t", "description": "d", "timeout_ms": 0})).unwrap_err(),

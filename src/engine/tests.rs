@@ -231,7 +231,7 @@ fn an_inline_run_that_keeps_its_worker_too_long_is_demoted() {
     // Few operations, but each one slow: the time slice, not the operation budget, moves it.
     let engine = engine_with(Limits::default());
     let source = script(
-        r#"fn main(endpoint, method, data) { let s = "x"; s.pad(4000000, "y"); let n = 0; for i in 0..50 { n += s.len(); s = s + ""; } n }"#,
+        r#"fn main(endpoint, method, data) { let s = "x"; for i in 0..22 { s += s; } let n = 0; for i in 0..200 { n += s.len(); s = s + ""; } n }"#,
     );
     assert!(matches!(run_with(&engine, &source, true, Duration::from_secs(10)), Err(Fault::Demote)));
 }
@@ -280,6 +280,37 @@ fn the_call_depth_limit_fits_the_script_stack() {
          fn main(endpoint, method, data) { down(60) }",
     );
     assert_eq!(run(&source).unwrap().as_int().unwrap(), 60);
+}
+
+#[test]
+fn splitting_a_huge_string_is_refused_before_it_is_built() {
+    let source = script(
+        r#"fn main(endpoint, method, data) { let s = "abcdefgh"; for i in 0..17 { s += s; } let parts = s.split(""); parts.len() }"#,
+    );
+    let err = error(run(&source));
+    assert!(matches!(err, Error::LimitExceeded { ref limit, .. } if limit == "size"), "{err:?}");
+    let source = script(r#"fn main(endpoint, method, data) { let s = "x"; s.pad(17000000, "ab"); s.len() }"#);
+    let err = error(run(&source));
+    assert!(matches!(err, Error::LimitExceeded { ref limit, .. } if limit == "size"), "{err:?}");
+    // Within the limit, the replacements behave as Rhai's own.
+    let source = script(
+        r#"fn main(endpoint, method, data) { [ "a,b,,c".split(","), "a b  c".split(), "a,b,c".split(",", 2),
+            "a,b,c".split_rev(","), "héé".to_chars().len(), "x".to_blob().to_array(), padded() ] }
+           fn padded() { let a = "ab"; a.pad(7, "xyz"); let b = "é"; b.pad(3, 'ü'); let c = "q"; c.pad(9, ""); [a, b, c] }"#,
+    );
+    let value = rhai::serde::from_dynamic::<serde_json::Value>(&run(&source).unwrap()).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!([
+            ["a", "b", "", "c"],
+            ["a", "b", "c"],
+            ["a", "b,c"],
+            ["c", "b", "a"],
+            3,
+            [120],
+            ["abxyzxy", "éüü", "q"]
+        ])
+    );
 }
 
 #[test]

@@ -15,19 +15,17 @@ use crate::store::Origin;
 /// `GET /api/boot/export`: the running state, packed (secret names, never values). `X-Boot-Cid` names it.
 pub async fn export(State(runtime): State<AppState>) -> Result<Response, Error> {
     let bytes = runtime.blocking(|rt| pack(&rt.snapshot(false)?, None).map_err(Error::Internal)).await?;
-    let cid = crate::cid::Cid::of(&bytes).to_string();
+    let cid = HeaderValue::from_str(&crate::cid::Cid::of(&bytes).to_string()).map_err(|e| Error::internal("CID", e))?;
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-        (
-            header::HeaderName::from_static("x-boot-cid"),
-            HeaderValue::from_str(&cid).expect("a CID is a valid header value"),
-        ),
+        (header::HeaderName::from_static("x-boot-cid"), cid),
     ];
     Ok((headers, bytes).into_response())
 }
 
 /// `POST /api/boot/import` with a packed image: checked whole, then applied in one transaction. Sealed
-/// secret values are imported when `X-Image-Passphrase` opens them.
+/// secret values are imported when `X-Image-Passphrase` opens them. The answer lists what each server
+/// asks for (`asks`: its secrets and hosts).
 pub async fn import(
     _: Admin,
     State(runtime): State<AppState>,
@@ -43,9 +41,14 @@ pub async fn import(
                 return Err(Error::InvalidImage { problems });
             }
             rt.import(&image, Origin::Boot)?;
-            Ok((rt.boot_cid()?, image.servers.len()))
+            let mut asks = serde_json::Map::new();
+            for server in &image.servers {
+                let script = rt.compile(&server.script)?;
+                asks.insert(server.name.clone(), crate::server::asks(&server.name, &script.meta));
+            }
+            Ok((rt.boot_cid()?, image.servers.len(), asks))
         })
         .await?;
-    let (boot_cid, servers) = servers;
-    Ok(Json(json!({ "boot_cid": boot_cid, "servers": servers })))
+    let (boot_cid, servers, asks) = servers;
+    Ok(Json(json!({ "boot_cid": boot_cid, "servers": servers, "asks": asks })))
 }

@@ -17,14 +17,11 @@ pub async fn blob(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let cid = parse_cid(&cid)?;
-    let etag = HeaderValue::from_str(&format!("\"{cid}\"")).expect("a quoted CID is a valid header value");
+    let etag = HeaderValue::from_str(&format!("\"{cid}\"")).map_err(|e| Error::internal("etag", e))?;
     if headers.get(header::IF_NONE_MATCH) == Some(&etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
-    let bytes = runtime
-        .blocking(move |rt| rt.store.blob(&cid))
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no blob {cid}")))?;
+    let bytes = runtime.blocking(move |rt| rt.blob(&cid)).await?;
     let content_type = match Data::sniff(bytes.clone().into()) {
         Data::Json(_) => output::JSON,
         Data::Text(_) => output::TEXT,

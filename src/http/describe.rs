@@ -65,6 +65,25 @@ fn form(target: &str, script: &Script) -> Html<String> {
                     textarea id="data" name="data" {}
                     p { button type="submit" { "Invoke" } }
                 }
+                @if !meta.operations.is_empty() {
+                    h2 { "Operations" }
+                    p { "Each is also an MCP tool " code { (target) "__" i { "operation" } } " at " code { "/mcp" } "." }
+                    @for op in &meta.operations {
+                        section data-testid="operation" {
+                            h3 { code { (op.name) } }
+                            p { (op.description) }
+                            p { code { (op.method) " " (op.endpoint) } }
+                            @let arguments = op.arguments();
+                            @if !arguments.is_empty() {
+                                ul {
+                                    @for (argument, required) in arguments {
+                                        li { code { (argument) } @if required { " (required)" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
     };

@@ -33,6 +33,9 @@ static TIMEOUT_MS: HeaderName = HeaderName::from_static("x-timeout-ms");
 pub async fn dispatch(State(runtime): State<AppState>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().trim_start_matches('/');
+    if let Err(error) = permitted(&runtime, path, &parts.headers) {
+        return error.into_response();
+    }
     let limit = runtime.settings.max_body;
     let prepared = match path.split_once('/') {
         _ if path.is_empty() => Err(Error::NotFound("no such route".into())),
@@ -51,6 +54,22 @@ pub async fn dispatch(State(runtime): State<AppState>, request: axum::extract::R
         Ok(invocation) => respond(runtime.invoke(invocation).await),
         Err(error) => error.into_response(),
     }
+}
+
+/// Whether the caller's invocation token covers the server the path names (by name, or the server
+/// bound to the CID it names).
+fn permitted(runtime: &AppState, path: &str, headers: &HeaderMap) -> Result<(), Error> {
+    let access = &runtime.settings.invoke_access;
+    if access.is_open() {
+        return Ok(());
+    }
+    let target = path.split_once('/').map_or(path, |(target, _)| target);
+    let server = match Target::parse(target) {
+        Target::Cid(cid) => runtime.server_bound_to(&cid).unwrap_or_else(|| cid.to_string()),
+        _ => target.to_owned(),
+    };
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    access.allows(crate::access::bearer(authorization), &server)
 }
 
 /// A proxy-style request: `rest` is the path after the target (`None` for a bare `/{target}`).

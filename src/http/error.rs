@@ -1,5 +1,6 @@
 //! Errors become HTTP responses here, and only here: the status and JSON body the error table promises,
-//! plus the headers some types carry (`Retry-After` for `rate_limited`).
+//! plus the headers some types carry (`Retry-After` for `rate_limited`, `WWW-Authenticate: Bearer` for
+//! `unauthorized`).
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,8 +11,14 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(self.to_json())).into_response();
-        if let Error::RateLimited { retry_after: Some(seconds), .. } = &self {
-            response.headers_mut().insert(header::RETRY_AFTER, (*seconds).into());
+        match &self {
+            Error::RateLimited { retry_after: Some(seconds), .. } => {
+                response.headers_mut().insert(header::RETRY_AFTER, (*seconds).into());
+            }
+            Error::Unauthorized(_) => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }

@@ -37,6 +37,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
         .nest("/api", api::router())
+        .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(dispatch::dispatch)
         .layer(axum::middleware::from_fn(guard::guard))
         .with_state(runtime)

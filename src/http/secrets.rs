@@ -11,7 +11,7 @@ use crate::error::Error;
 
 /// `GET /api/secrets`: the names of the secrets in the store.
 pub async fn list(State(runtime): State<AppState>) -> Result<Json<Value>, Error> {
-    let names = runtime.blocking(|rt| rt.store.secret_names()).await?;
+    let names = runtime.blocking(|rt| rt.secret_names()).await?;
     Ok(Json(json!({ "secrets": names })))
 }
 

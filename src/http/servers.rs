@@ -38,7 +38,7 @@ pub async fn list(State(runtime): State<AppState>) -> Json<Value> {
 /// `GET /api/servers/{name}`: one server with its metadata and history.
 pub async fn show(State(runtime): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, Error> {
     let server = runtime.existing(&name)?;
-    let history = runtime.blocking(move |rt| rt.store.history(&name)).await?;
+    let history = runtime.blocking(move |rt| rt.history(&name)).await?;
     let mut body = summary(&runtime, &server);
     body["meta"] = server.script.as_ref().map(|s| s.meta.json.clone()).unwrap_or(Value::Null);
     body["history"] = json!(history);

@@ -5,13 +5,14 @@
 //! * **Base URL** — `META.base_url`, overridden by the variable or environment variable
 //!   `<NAME>_BASE_URL` (`STRIPE_BASE_URL` for the server `stripe`). `{SECRET}` placeholders are filled
 //!   from declared secrets (`https://{SHOPIFY_STORE_URL}/admin/api/2024-10`); a host without a scheme
-//!   gets `https://`.
+//!   gets `https://`. The option `host` picks a named base URL from `META.hosts` instead (overridden by
+//!   `<NAME>_<HOST>_BASE_URL`). The request goes out only after the egress check (see [`egress`](super::egress)).
 //! * **Auth** — `META.auth`: `bearer`, `basic`, `header:<Name>`, `query:<param>`, `form:<field>`, or
 //!   `none`. The credential is `token` (a template) or the first declared secret that is set.
 //! * **Options** — `META.api` and the fifth argument (which wins) may set: `token`, `scheme` (the word
 //!   before the credential in a header, `Bearer` for bearer), `username`, `password` (basic auth
 //!   templates), `headers` and `query` (templates), `body` (`json`, `form` or `text`), `response`
-//!   (`json` or `text`), `default_endpoint` (used when the endpoint is empty), `base_url`, `timeout_ms`,
+//!   (`json` or `text`), `default_endpoint` (used when the endpoint is empty), `base_url`, `host`, `timeout_ms`,
 //!   `max_retries`.
 //! * **Data** — sent as the body (per `body`) for POST, PUT, PATCH and DELETE; a map given to GET or
 //!   HEAD becomes query parameters.
@@ -49,7 +50,7 @@ impl Options {
         };
         map.extend(overrides.clone());
         for key in map.keys() {
-            const KNOWN: [&str; 16] = [
+            const KNOWN: [&str; 17] = [
                 "default_method",
                 "default_data",
                 "body_fields",
@@ -66,6 +67,7 @@ impl Options {
                 "timeout_ms",
                 "max_retries",
                 "auth",
+                "host",
             ];
             if !KNOWN.contains(&key.as_str()) {
                 return Err(arg_error(&format!("unknown api option '{key}' (one of {})", KNOWN.join(", "))));
@@ -104,7 +106,7 @@ fn placeholder(name: &str, services: &Services, context: &Context) -> Result<Str
 }
 
 /// Fills `{NAME}` placeholders from the script's declared secrets and variables.
-fn fill(template: &str, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
+pub(super) fn fill(template: &str, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find('{') {
@@ -150,22 +152,34 @@ fn path_of(url: &str) -> &str {
     }
 }
 
-/// The base URL: `META.base_url` (or the `base_url` option), where the variable `<NAME>_BASE_URL`
-/// replaces the scheme and host when it names only those, or the whole URL when it has a path.
+/// The base URL: `META.base_url` (or the `base_url` option), or with the option `host` the named base
+/// URL in `META.hosts`. The operator's `<NAME>_BASE_URL` (`<NAME>_<HOST>_BASE_URL`) replaces the scheme
+/// and host when it names only those, or the whole URL when it has a path.
 fn base_url(
     meta: &Map,
     options: &Options,
     services: &Services,
     context: &Context,
 ) -> Result<String, Box<EvalAltResult>> {
-    let declared = options
-        .text("base_url")
-        .or_else(|| meta.get("base_url").map(|v| v.to_string()))
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| arg_error("META.base_url is not set"))?;
-    let overridden =
-        context.server.as_ref().and_then(|name| services.variable(&format!("{}_BASE_URL", name.to_uppercase())));
-    let template = match overridden {
+    let (declared, suffix) = match options.text("host") {
+        Some(host) => {
+            let hosts = meta.get("hosts").and_then(|h| h.read_lock::<Map>().map(|m| m.clone())).unwrap_or_default();
+            let url = hosts
+                .get(host.as_str())
+                .map(|v| v.to_string())
+                .ok_or_else(|| arg_error(&format!("host '{host}' is not named in META.hosts")))?;
+            (url, format!("{}_BASE_URL", host.to_uppercase()))
+        }
+        None => (
+            options
+                .text("base_url")
+                .or_else(|| meta.get("base_url").map(|v| v.to_string()))
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| arg_error("META.base_url is not set"))?,
+            "BASE_URL".to_owned(),
+        ),
+    };
+    let template = match super::egress::operator_url(services, context, &suffix) {
         Some(origin) if path_of(&origin).is_empty() => {
             format!("{}{}", origin.trim_end_matches('/'), path_of(&declared))
         }
@@ -358,12 +372,10 @@ fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) 
         });
     }
     if !status.is_success() {
-        let text = String::from_utf8_lossy(&response.body);
-        let excerpt: String = text.chars().take(EXCERPT).collect();
         return Err(Error::Upstream {
             status: status.as_u16(),
             message: format!("{host} answered {status}"),
-            body: context.redact(&excerpt),
+            body: context.excerpt(&String::from_utf8_lossy(&response.body), EXCERPT),
         });
     }
     if response.body.iter().all(u8::is_ascii_whitespace) {
@@ -373,8 +385,7 @@ fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) 
         return Ok(String::from_utf8_lossy(&response.body).into_owned().into());
     }
     serde_json::from_slice::<Dynamic>(&response.body).map_err(|e| {
-        let text = String::from_utf8_lossy(&response.body);
-        let excerpt: String = text.chars().take(200).collect();
+        let excerpt = context.excerpt(&String::from_utf8_lossy(&response.body), 200);
         Error::InvalidResponse(context.redact(&format!("{host} sent a body that is not JSON ({e}): {excerpt}")))
     })
 }
@@ -390,6 +401,7 @@ fn call(
     let context = super::context()?;
     let options = Options::new(meta, overrides)?;
     let request = build(services, &context, meta, &options, endpoint, method, data)?;
+    super::egress::check(services, &context, &request.url)?;
     let host = request.url.host_str().unwrap_or_default().to_owned();
     let expect_json = options.text("response").is_none_or(|r| r != "text");
     let response = services.http.send(request, &context)?;

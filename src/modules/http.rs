@@ -121,6 +121,8 @@ impl HttpClient {
         let client = reqwest::Client::builder()
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(super::egress::redirects())
+            .dns_resolver(std::sync::Arc::new(super::egress::Resolver))
             .build()
             .map_err(|e| Error::internal("http client", e))?;
         Ok(HttpClient { client, settings })
@@ -141,7 +143,11 @@ impl HttpClient {
     /// Sends `request`, retrying as documented, from async code.
     pub async fn send_async(&self, request: Outgoing, context: &Context) -> Result<Incoming, Error> {
         let max_retries = request.max_retries.unwrap_or(self.settings.max_retries);
-        let host = request.url.host_str().unwrap_or("").to_owned();
+        if let Some((user, password)) = &request.basic_auth {
+            context.reveal_basic(user, password);
+        }
+        // A secret may form the host (a store's domain) as well as the path: the log masks both.
+        let host = context.redact(request.url.host_str().unwrap_or(""));
         let path = context.redact(request.url.path());
         let mut attempt = 0;
         loop {
@@ -215,6 +221,8 @@ impl HttpClient {
 /// Why an attempt got no response.
 enum Failure {
     Connect(String),
+    /// The resolver found only addresses egress forbids.
+    Refused(String),
     Timeout,
     Other(String),
     TooLarge(usize),
@@ -224,6 +232,13 @@ impl Failure {
     fn from_reqwest(error: reqwest::Error) -> Failure {
         // The URL may carry credentials in its query: never let it into a message.
         let error = error.without_url();
+        let mut source: Option<&dyn std::error::Error> = Some(&error);
+        while let Some(cause) = source {
+            if let Some(refused) = cause.downcast_ref::<super::egress::Refused>() {
+                return Failure::Refused(refused.0.clone());
+            }
+            source = cause.source();
+        }
         if error.is_timeout() {
             Failure::Timeout
         } else if error.is_connect() {
@@ -238,6 +253,12 @@ impl Failure {
             Failure::Connect(message) => {
                 Error::UpstreamUnreachable(context.redact(&format!("cannot connect to {host}: {message}")))
             }
+            Failure::Refused(name) => Error::Refused {
+                host: context.redact(host),
+                message: context.redact(&format!(
+                    "refused to send to {host}: {name} resolves only to link-local or cloud-metadata addresses"
+                )),
+            },
             Failure::Timeout => Error::Timeout(format!("{host} did not answer within {} ms", timeout.as_millis())),
             Failure::Other(message) => Error::UpstreamUnreachable(context.redact(&format!("{host}: {message}"))),
             Failure::TooLarge(cap) => Error::InvalidResponse(format!("{host} sent a response larger than {cap} bytes")),
@@ -365,6 +386,7 @@ fn described(options: &Map) -> Result<Outgoing, Box<EvalAltResult>> {
 /// Sends a request built by a script and returns the response map.
 fn request(services: &Services, outgoing: Outgoing) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = super::context()?;
+    super::egress::check(services, &context, &outgoing.url)?;
     let response = services.http.send(outgoing, &context)?;
     Ok(response_map(&response))
 }
@@ -381,6 +403,11 @@ fn parallel(services: &Services, requests: rhai::Array) -> Result<Dynamic, Box<E
             described(&options)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Every request is checked before any is sent.
+    let policy = super::egress::Policy::of(services, &context);
+    for request in &outgoing {
+        policy.check(&request.url).map_err(raise)?;
+    }
     let (client, shared) = (services.http.clone(), context.clone());
     let responses = wait(async move {
         let sends = outgoing.into_iter().map(|request| client.send_async(request, &shared));

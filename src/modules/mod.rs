@@ -13,6 +13,7 @@ mod azure;
 mod codec;
 mod crypto;
 pub mod db;
+pub mod egress;
 pub mod http;
 mod jwt;
 mod secret;
@@ -61,9 +62,10 @@ impl Services {
         Secrets { store: self.store.as_ref(), vault: &self.vault }
     }
 
-    /// A variable of the registry, else the process environment variable of the same name.
+    /// A variable of the registry, else the process environment variable of the same name (never a
+    /// reserved one: see [`environment`](crate::environment)).
     pub fn variable(&self, name: &str) -> Option<String> {
-        self.variables.load().get(name).cloned().or_else(|| std::env::var(name).ok())
+        self.variables.load().get(name).cloned().or_else(|| crate::environment::var(name))
     }
 }
 

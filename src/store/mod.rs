@@ -139,4 +139,7 @@ pub trait Store: Send + Sync + 'static {
     fn secret_names(&self) -> Result<Vec<String>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
+    /// A number that changes whenever another process commits to this store (SQLite's
+    /// `data_version`), so a process sharing the data directory can tell when to re-read it.
+    fn version(&self) -> Result<u64>;
 }

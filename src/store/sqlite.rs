@@ -202,6 +202,10 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<_>>().map_err(db_error)
     }
 
+    fn version(&self) -> Result<u64> {
+        self.conn().query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).map(|v| v as u64).map_err(db_error)
+    }
+
     fn fact(&self, key: &str) -> Result<Option<String>> {
         self.conn()
             .query_row("SELECT value FROM facts WHERE key = ?1", [key], |row| row.get(0))

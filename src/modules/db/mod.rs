@@ -248,7 +248,8 @@ pub fn module(services: Arc<Services>) -> Module {
     });
     let s = services;
     func("connect").set_into_module(&mut module, move |url: &str| {
-        let (_, remaining) = invocation()?;
+        let (context, remaining) = invocation()?;
+        super::egress::check_database(&s, &context, url)?;
         s.databases.connect(url, remaining)
     });
     module
