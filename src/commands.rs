@@ -167,8 +167,9 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         local.exists().then_some(local)
     });
     if let Some(path) = &boot {
-        settings.boot = match Source::open(path).map_err(|e| vec![e]).and_then(|source| source.read_from_disk(path)) {
-            Ok(image) => Some(image),
+        let source = Source::open(path).map_err(|e| vec![e]);
+        match source.and_then(|source| Ok((source.read_from_disk(path)?, source.files(path)))) {
+            Ok((image, files)) => (settings.boot, settings.boot_files) = (Some(image), files),
             Err(problems) => return usage(format!("cannot load {}: {}", path.display(), problems.join("; "))),
         };
     }

@@ -280,13 +280,13 @@ impl Prepared {
 
     /// The value the script returned, as the response it stands for.
     fn output(&self, value: Dynamic) -> Result<Output> {
-        Output::from_dynamic(value).map_err(|message| {
+        Output::from_dynamic(value).map_err(|refused| {
             let at = Location {
                 server: self.context.server.clone(),
                 cid: Some(self.context.script.cid),
                 ..Location::default()
             };
-            Error::script(message, at)
+            refused.into_error(at)
         })
     }
 }

@@ -12,6 +12,7 @@ mod describe;
 mod dispatch;
 mod error;
 mod oauth;
+mod guard;
 mod secrets;
 mod servers;
 mod webhooks;
@@ -42,6 +43,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .nest("/api", api::router())
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(dispatch::dispatch)
+        .layer(axum::middleware::from_fn(guard::guard))
         .with_state(runtime)
 }
 

@@ -110,6 +110,7 @@ fn now_millis() -> i64 {
 impl SqliteStore {
     /// Opens (creating if needed) the store file at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        private(path)?;
         let conn = Connection::open(path).map_err(db_error)?;
         // Another process (`switchboard call` beside a running server) may hold the write lock briefly.
         conn.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
@@ -133,6 +134,22 @@ impl SqliteStore {
         // connection stays usable.
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Makes the store file (created if absent) and its WAL and shared-memory files readable by the owner
+/// only: they hold sealed secrets and the whole registry. SQLite gives the files it creates next to the
+/// database the database file's mode, so new ones follow.
+fn private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let problem = |e: std::io::Error| Error::internal(&path.display().to_string(), e);
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(problem)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(problem)?;
+        }
+    }
+    Ok(())
 }
 
 fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
@@ -355,6 +372,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn the_store_and_its_wal_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let mut change = Change::default();
+        change.blob(b"x".to_vec());
+        store.commit(&change).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("store.sqlite{suffix}"));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
     }
 
     #[test]

@@ -305,7 +305,7 @@ impl Param {
         } else if value.is_blob() {
             Param::Bytes(value.clone().cast())
         } else {
-            Param::Text(serde_json::to_string(value).map_err(sql_error)?)
+            Param::Text(super::to_json_text(value, false)?)
         })
     }
 }
