@@ -6,7 +6,9 @@
 //! moves back to an earlier CID, or two names on one script, cost one compile.
 //!
 //! Every change goes store-first: validate and compile, commit to the store, then rebuild the snapshot
-//! from what the store says. The store is the truth; the snapshot is derived from it.
+//! from what the store says. The store is the truth; the snapshot is derived from it. Changes another
+//! process commits reach the snapshot the same way, through [`crate::follow`]. Rebuilds are serialised,
+//! so the last one to finish is never older than the last commit before it started.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -101,6 +103,8 @@ pub struct Runtime {
     registry: ArcSwap<Registry>,
     scripts: RwLock<HashMap<Cid, Arc<Script>>>,
     boot_cid: Mutex<Option<Cid>>,
+    /// Held while the snapshots are rebuilt.
+    refreshing: Mutex<()>,
     last_errors: Mutex<HashMap<String, Error>>,
     pub settings: Settings,
 }
@@ -123,6 +127,7 @@ impl Runtime {
             registry: ArcSwap::default(),
             scripts: RwLock::default(),
             boot_cid: Mutex::default(),
+            refreshing: Mutex::default(),
             last_errors: Mutex::default(),
             settings,
         });
@@ -134,6 +139,8 @@ impl Runtime {
             })?;
             runtime.import(&image, Origin::Boot)?;
         }
+        // Subscribed before the first read, so no commit can fall between the two.
+        crate::follow::follow(&runtime);
         runtime.refresh()?;
         Ok(runtime)
     }
@@ -180,9 +187,19 @@ impl Runtime {
         self.compile(&source)
     }
 
-    /// Rebuilds the registry snapshot from the store. A server whose script no longer compiles stays
-    /// listed with its error; every other server keeps serving.
+    /// [`Runtime::script`] for async callers: a cache hit returns at once; a miss reads the store and
+    /// compiles on the blocking pool, never on the calling worker.
+    pub async fn script_off_worker(self: &Arc<Self>, cid: Cid) -> Result<Arc<Script>> {
+        match self.cached(&cid) {
+            Some(script) => Ok(script),
+            None => self.blocking(move |rt| rt.script(&cid)).await,
+        }
+    }
+
+    /// Rebuilds the registry, variables and opened-secrets snapshots from the store. A server whose
+    /// script no longer compiles stays listed with its error; every other server keeps serving.
     pub fn refresh(&self) -> Result<()> {
+        let _one_at_a_time = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
         let mut registry = Registry::new();
         for record in self.store.servers()? {
             let script = self.script(&record.cid);
@@ -194,6 +211,7 @@ impl Runtime {
         }
         self.registry.store(Arc::new(registry));
         self.services.variables.store(Arc::new(self.store.variables()?));
+        self.services.secrets().reload()?;
         *self.boot_cid.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
