@@ -125,6 +125,11 @@ impl Server {
         std::fs::read_to_string(self.data_dir().join("admin-token")).unwrap()
     }
 
+    /// How many threads the server process has now.
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.child.id())).map_or(0, |tasks| tasks.count())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
 
 use super::{Services, arg_error, func};
-use crate::engine::{Context, may_block, raise};
+use crate::engine::{Context, raise, wait};
 use crate::error::Error;
 
 /// Bound parameters.
@@ -118,7 +118,10 @@ impl<C: Connector> Database for Pooled<C> {
         match outcome {
             Ok(value) => on_io(async move { session?.finish(true).await }).map(|()| value),
             Err(error) => {
-                let _ = on_io(async move { session?.finish(false).await });
+                // The script may be stopping (deadline, caller gone): roll back without waiting.
+                if let (Ok(session), Ok(drivers)) = (session, drivers()) {
+                    drivers.spawn(session.finish(false));
+                }
                 Err(error)
             }
         }
@@ -196,12 +199,6 @@ fn on_io<T: Send + 'static>(work: impl Future<Output = Sql<T>> + Send + 'static)
     joined.map_err(|e| raise(Error::internal("database task", e)))?
 }
 
-/// Stand-in until scripts wait on coroutines: blocks this (blocking-pool) thread on `future`.
-fn wait<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<T, Box<EvalAltResult>> {
-    may_block()?;
-    Ok(tokio::runtime::Handle::current().block_on(future))
-}
-
 /// A database handle as scripts hold it.
 #[derive(Clone)]
 pub struct Db(Arc<dyn Database>);
@@ -249,9 +246,8 @@ impl Databases {
     }
 }
 
-/// The invocation, checked to be allowed to block, and its remaining time.
+/// The invocation and its remaining time.
 fn invocation() -> Result<(Arc<Context>, Duration), Box<EvalAltResult>> {
-    may_block()?;
     let context = super::context()?;
     let remaining = context.remaining();
     if remaining.is_zero() {

@@ -116,7 +116,9 @@ fn to_value(value: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
 fn params(params: &Params) -> Result<mysql_async::Params, Box<EvalAltResult>> {
     Ok(match params {
         Params::Positional(values) if values.is_empty() => mysql_async::Params::Empty,
-        Params::Positional(values) => mysql_async::Params::Positional(values.iter().map(to_value).collect::<Result<_, _>>()?),
+        Params::Positional(values) => {
+            mysql_async::Params::Positional(values.iter().map(to_value).collect::<Result<_, _>>()?)
+        }
         Params::Named(values) => mysql_async::Params::Named(
             values
                 .iter()
@@ -167,7 +169,11 @@ async fn query(q: &mut impl Queryable, sql: &str, bound: &Params) -> Sql<Vec<Map
         .into_iter()
         .map(|row| {
             let columns = row.columns();
-            columns.iter().zip(row.unwrap()).map(|(column, value)| (column.name_str().as_ref().into(), from_value(value, column))).collect()
+            columns
+                .iter()
+                .zip(row.unwrap())
+                .map(|(column, value)| (column.name_str().as_ref().into(), from_value(value, column)))
+                .collect()
         })
         .collect())
 }

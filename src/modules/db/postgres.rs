@@ -96,7 +96,10 @@ impl Connector for Pool {
         let pool = Pool(self.0.clone());
         async move {
             let client = pool.get(timeout).await?;
-            client.batch_execute(&format!("SET statement_timeout = {}", timeout.as_millis().max(1))).await.map_err(failure)?;
+            client
+                .batch_execute(&format!("SET statement_timeout = {}", timeout.as_millis().max(1)))
+                .await
+                .map_err(failure)?;
             Ok(Session { client: Some(client), open: false })
         }
     }

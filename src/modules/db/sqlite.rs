@@ -102,7 +102,8 @@ impl Connector for Local {
             if waiting_on_itself {
                 return Err(sql_error("inside db::transaction, run statements on the handle its closure receives"));
             }
-            let mut session = Session { conn: Some(conn.lock_owned().await), deadline: Instant::now() + timeout, holder: None };
+            let mut session =
+                Session { conn: Some(conn.lock_owned().await), deadline: Instant::now() + timeout, holder: None };
             // A transaction a stopped script left open is rolled back by the next user.
             session
                 .run(|conn| if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("ROLLBACK").map_err(failure) })
