@@ -240,3 +240,27 @@ async fn many_scripts_waiting_on_postgres_hold_no_thread_each() {
     eprintln!("{most} threads at most for {waits} waiting scripts");
     assert!(most < waits / 2, "{most} threads for {waits} waiting scripts");
 }
+
+#[tokio::test]
+async fn the_readme_transaction_example_runs_against_postgres() {
+    if !reachable("127.0.0.1:5432") {
+        return;
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("```rhai\nconst META = #{ title: \"Orders\"").expect("the README has the example") + 8;
+    let example = &readme[start..start + readme[start..].find("```").unwrap()];
+    let server = Server::start_with(&[("sql", SQL), ("orders", example)], &[], &[("ORDERS_DB_URL", POSTGRES)]);
+    let setup = json!([
+        step("DROP TABLE IF EXISTS orders, stock", json!([])),
+        step("CREATE TABLE stock (sku text PRIMARY KEY, n int4)", json!([])),
+        step("CREATE TABLE orders (id serial PRIMARY KEY, sku text)", json!([])),
+        step("INSERT INTO stock VALUES ('pen', 3)", json!([])),
+    ]);
+    assert_eq!(sql(&server, POSTGRES, setup).await.0, 200);
+    let call = json!({"endpoint": "/", "method": "POST", "data": {"sku": "pen"}});
+    let ordered = json(server.client.post(server.url("/orders")).json(&call).send().await.unwrap()).await;
+    assert_eq!(ordered, (200, json!([{"id": 1}])));
+    let (_, stock) = sql(&server, POSTGRES, step("SELECT n FROM stock", json!([]))).await;
+    assert_eq!(stock, json!([{"n": 2}]));
+    sql(&server, POSTGRES, step("DROP TABLE orders, stock", json!([]))).await;
+}

@@ -15,6 +15,11 @@
 //!
 //! The per-server database is a file of its own under `<data>/db/`; it cannot attach other files, so a
 //! script can never reach the runtime's store. Every statement stops at the invocation's deadline.
+//!
+//! No statement holds a script's thread. The drivers (tokio-postgres pooled by deadpool, mysql_async,
+//! and SQLite on a blocking pool) live on a small runtime of their own; a statement is a task there and
+//! the script waits on it with [`wait`], suspending its fiber. Every backend is a [`Connector`] handing
+//! out [`Session`]s, so statements, transactions and their clean-up are written once, in [`Pooled`].
 
 mod mysql;
 mod postgres;
