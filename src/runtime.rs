@@ -187,15 +187,6 @@ impl Runtime {
         self.compile(&source)
     }
 
-    /// [`Runtime::script`] for async callers: a cache hit returns at once; a miss reads the store and
-    /// compiles on the blocking pool, never on the calling worker.
-    pub async fn script_off_worker(self: &Arc<Self>, cid: Cid) -> Result<Arc<Script>> {
-        match self.cached(&cid) {
-            Some(script) => Ok(script),
-            None => self.blocking(move |rt| rt.script(&cid)).await,
-        }
-    }
-
     /// Rebuilds the registry, variables and opened-secrets snapshots from the store. A server whose
     /// script no longer compiles stays listed with its error; every other server keeps serving.
     pub fn refresh(&self) -> Result<()> {
