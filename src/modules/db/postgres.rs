@@ -197,7 +197,8 @@ async fn prepared(client: &Object, sql: &str, params: &Params) -> Sql<(tokio_pos
     let Params::Positional(values) = params else {
         return Err(sql_error("PostgreSQL takes positional parameters ($1, $2, …): pass an array"));
     };
-    let statement = client.prepare_cached(sql).await.map_err(failure)?;
+    // Not cached: a script could otherwise grow a connection's statement cache without bound.
+    let statement = client.prepare(sql).await.map_err(failure)?;
     let types = statement.params();
     if types.len() != values.len() {
         return Err(sql_error(format!("the statement takes {} parameters, {} given", types.len(), values.len())));
