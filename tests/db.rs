@@ -264,3 +264,25 @@ async fn the_readme_transaction_example_runs_against_postgres() {
     assert_eq!(stock, json!([{"n": 2}]));
     sql(&server, POSTGRES, step("DROP TABLE orders, stock", json!([]))).await;
 }
+
+/// A statement still running at the deadline is stopped there: on the server's SQLite and on PostgreSQL.
+#[tokio::test]
+async fn a_statement_running_past_the_deadline_is_a_timeout() {
+    let slow = r#"const META = #{ title: "Slow", description: "d" };
+fn main(endpoint, method, data) {
+    if endpoint == "/local" {
+        db::query("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n")
+    } else {
+        db::connect(data).query("SELECT pg_sleep(600)")
+    }
+}"#;
+    let server = Server::start(&[("slow", slow)]);
+    let call = |endpoint: &str, data: &str| {
+        let body = json!({"endpoint": endpoint, "data": data, "timeout_ms": 300});
+        server.client.post(server.url("/slow")).json(&body).send()
+    };
+    expect_error(call("/local", "").await.unwrap(), 504, "timeout").await;
+    if reachable("127.0.0.1:5432") {
+        expect_error(call("/pg", POSTGRES).await.unwrap(), 504, "timeout").await;
+    }
+}
