@@ -249,7 +249,9 @@ async fn the_readme_transaction_example_runs_against_postgres() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme.find("```rhai\nconst META = #{ title: \"Orders\"").expect("the README has the example") + 8;
     let example = &readme[start..start + readme[start..].find("```").unwrap()];
-    let server = Server::start_with(&[("sql", SQL), ("orders", example)], &[], &[("ORDERS_DB_URL", POSTGRES)]);
+    // The example's declared database host, pointed at the local server as an operator would.
+    let env = [("ORDERS_DB_URL", POSTGRES), ("ORDERS_DB_BASE_URL", "postgres://127.0.0.1:5432")];
+    let server = Server::start_with(&[("sql", SQL), ("orders", example)], &[], &env);
     let setup = json!([
         step("DROP TABLE IF EXISTS orders, stock", json!([])),
         step("CREATE TABLE stock (sku text PRIMARY KEY, n int4)", json!([])),
@@ -268,7 +270,7 @@ async fn the_readme_transaction_example_runs_against_postgres() {
 /// A statement still running at the deadline is stopped there: on the server's SQLite and on PostgreSQL.
 #[tokio::test]
 async fn a_statement_running_past_the_deadline_is_a_timeout() {
-    let slow = r#"const META = #{ title: "Slow", description: "d" };
+    let slow = r#"const META = #{ title: "Slow", description: "d", hosts: #{ pg: "postgres://127.0.0.1:5432" } };
 fn main(endpoint, method, data) {
     if endpoint == "/local" {
         db::query("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n")

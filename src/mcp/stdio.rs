@@ -57,4 +57,3 @@ async fn follow(handler: Handler, peer: Peer<RoleServer>) {
 fn all_tools(handler: &Handler) -> Vec<Tool> {
     handler.catalog().page(&Access::All, None, usize::MAX).map(|(tools, _)| tools).unwrap_or_default()
 }
-
