@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use rmcp::service::{Peer, RoleServer};
 use rmcp::{ServiceExt, model::Tool};
+use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
@@ -18,18 +19,20 @@ use super::handler::Handler;
 
 /// Serves MCP on stdin/stdout until the client closes it.
 pub async fn serve(runtime: Arc<Runtime>) -> Result<()> {
+    // Subscribed before serving, and read once at the start: no change can fall in between.
+    let mut changes = runtime.store.changes();
+    changes.mark_changed();
     let handler = Handler::new(runtime.clone(), true);
     let running =
         handler.clone().serve(rmcp::transport::stdio()).await.map_err(|e| Error::internal("MCP over stdio", e))?;
-    let follow = tokio::spawn(follow(handler, running.peer().clone()));
+    let follow = tokio::spawn(follow(handler, running.peer().clone(), changes));
     let outcome = running.waiting().await;
     follow.abort();
     outcome.map(drop).map_err(|e| Error::internal("MCP over stdio", e))
 }
 
 /// Keeps the registry in step with the store, telling the client when its tools changed.
-async fn follow(handler: Handler, peer: Peer<RoleServer>) {
-    let mut changes = handler.runtime().store.changes();
+async fn follow(handler: Handler, peer: Peer<RoleServer>, mut changes: watch::Receiver<u64>) {
     let mut tools = all_tools(&handler);
     while changes.changed().await.is_ok() {
         changes.borrow_and_update();
