@@ -609,6 +609,7 @@ fn growth(dir: &Path, report: &mut Vec<Value>) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Some(i) = args.iter().position(|a| a.starts_with("--serve-")) {
         let role = match args[i].as_str() {
             "--serve-upstream" => Role::Upstream,
@@ -620,7 +621,6 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return; // `cargo bench -- --list` asks which benchmarks exist
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let (mut load, mut out, mut gate, mut reloaded, mut cold, mut grown) =

@@ -77,6 +77,11 @@ pub struct ServeArgs {
     /// comma-separated).
     #[arg(long = "invoke-token", value_name = "TOKEN[=SERVER+…]")]
     pub invoke_token: Vec<String>,
+    /// The URL the outside world reaches this server at (behind a proxy or tunnel), e.g.
+    /// https://hooks.example.com: OAuth redirect URIs (`{URL}/oauth/{name}/callback`) and webhook
+    /// signatures that cover the URL (Twilio) use it. Default: the scheme and Host of the request.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<url::Url>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -151,6 +156,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         Ok(access) => access,
         Err(problem) => return usage(format!("invocation tokens: {problem}")),
     };
+    if let Some(url) = &args.public_url
+        && !matches!(url.scheme(), "http" | "https")
+    {
+        return usage(format!("--public-url takes an http or https URL, not {url}"));
+    }
+    settings.public_url = args.public_url;
     let boot = args.boot.or_else(|| {
         let local = PathBuf::from("boot/default.boot.json");
         local.exists().then_some(local)
@@ -429,6 +440,38 @@ pub fn secret(command: SecretCommand) -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) => failed(&error),
+    }
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum OAuthCommand {
+    /// Start connecting a server through the browser (authorization code with PKCE): prints the URL to
+    /// open. The running server at --public-url finishes the connection; the URL is valid 10 minutes.
+    Connect {
+        name: String,
+        /// The URL browsers reach the running server at (as given to `serve --public-url`).
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+        public_url: url::Url,
+        #[command(flatten)]
+        state: DataDirArg,
+    },
+}
+
+/// `switchboard oauth connect`.
+pub fn oauth(command: OAuthCommand) -> ExitCode {
+    init_logging("warn");
+    let OAuthCommand::Connect { name, public_url, state } = command;
+    let runtime = match open(state.settings()) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match crate::oauth::connect::start(&runtime, &name, public_url.as_str()) {
+        Ok(started) => {
+            println!("{}", started.authorize_url);
+            eprintln!("open this URL within 10 minutes; the provider returns to {}", started.redirect_uri);
+            ExitCode::SUCCESS
+        }
         Err(error) => failed(&error),
     }
 }

@@ -76,6 +76,9 @@ pub enum Error {
     InvalidImage { problems: Vec<String> },
     #[error("secret '{name}' is not set")]
     MissingSecret { name: String },
+    /// An OAuth server without a usable connection: never connected, or its grant was revoked.
+    #[error("{message}")]
+    NotConnected { server: String, message: String },
     #[error("{message}")]
     Upstream { status: u16, message: String, body: String },
     #[error("{message}")]
@@ -90,6 +93,9 @@ pub enum Error {
     Script { message: String, at: Box<Location> },
     #[error("{message}")]
     LimitExceeded { message: String, limit: String, at: Box<Location> },
+    /// The runtime cannot do this now (its store refused a write); the same request may work later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -106,6 +112,7 @@ impl Error {
             Error::InvalidScript { .. } => "invalid_script",
             Error::InvalidImage { .. } => "invalid_image",
             Error::MissingSecret { .. } => "missing_secret",
+            Error::NotConnected { .. } => "not_connected",
             Error::Upstream { .. } => "upstream",
             Error::RateLimited { .. } => "rate_limited",
             Error::InvalidResponse(_) => "invalid_response",
@@ -113,6 +120,7 @@ impl Error {
             Error::Timeout(_) => "timeout",
             Error::Script { .. } => "script_error",
             Error::LimitExceeded { .. } => "limit_exceeded",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -125,7 +133,7 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) | Error::Refused { .. } => 403,
             Error::InvalidScript { .. } | Error::InvalidImage { .. } => 422,
-            Error::MissingSecret { .. } => 424,
+            Error::MissingSecret { .. } | Error::NotConnected { .. } => 424,
             // An upstream that answered outside 4xx/5xx is still an error here: report it as a bad gateway.
             Error::Upstream { status, .. } if (400..600).contains(status) => *status,
             Error::Upstream { .. } => 502,
@@ -133,6 +141,7 @@ impl Error {
             Error::InvalidResponse(_) | Error::UpstreamUnreachable(_) => 502,
             Error::Timeout(_) => 504,
             Error::Script { .. } | Error::LimitExceeded { .. } | Error::Internal(_) => 500,
+            Error::Unavailable(_) => 503,
         }
     }
 
@@ -164,6 +173,10 @@ impl Error {
             Error::InvalidImage { problems } => {
                 fields.insert("problems".into(), json!(problems));
             }
+            Error::NotConnected { server, .. } => {
+                fields.insert("server".into(), json!(server));
+                fields.insert("connect".into(), json!(format!("POST /api/oauth/{server}/start")));
+            }
             Error::Upstream { status, body, .. } => {
                 fields.insert("status".into(), json!(status));
                 fields.insert("body".into(), json!(body));
@@ -192,6 +205,7 @@ impl Error {
             Error::Refused { host, message } => Error::Refused { host: f(&host), message: f(&message) },
             Error::InvalidScript { message, at } => Error::InvalidScript { message: f(&message), at },
             Error::MissingSecret { name } => Error::MissingSecret { name },
+            Error::NotConnected { server, message } => Error::NotConnected { server, message: f(&message) },
             Error::InvalidImage { problems } => {
                 Error::InvalidImage { problems: problems.iter().map(|p| f(p)).collect() }
             }
@@ -204,6 +218,7 @@ impl Error {
             Error::Timeout(m) => Error::Timeout(f(&m)),
             Error::Script { message, at } => Error::Script { message: f(&message), at },
             Error::LimitExceeded { message, limit, at } => Error::LimitExceeded { message: f(&message), limit, at },
+            Error::Unavailable(m) => Error::Unavailable(f(&m)),
             Error::Internal(m) => Error::Internal(f(&m)),
         }
     }
@@ -240,6 +255,7 @@ mod tests {
             (Error::Forbidden("x".into()), "forbidden", 403),
             (Error::Refused { host: "h".into(), message: "x".into() }, "forbidden", 403),
             (Error::MissingSecret { name: "K".into() }, "missing_secret", 424),
+            (Error::NotConnected { server: "box".into(), message: "x".into() }, "not_connected", 424),
             (Error::Upstream { status: 404, message: "x".into(), body: "".into() }, "upstream", 404),
             (Error::Upstream { status: 302, message: "x".into(), body: "".into() }, "upstream", 502),
             (Error::RateLimited { message: "x".into(), retry_after: Some(3) }, "rate_limited", 429),
@@ -248,6 +264,7 @@ mod tests {
             (Error::Timeout("x".into()), "timeout", 504),
             (Error::script("x", at.clone()), "script_error", 500),
             (Error::limit_exceeded("operations", "x", at), "limit_exceeded", 500),
+            (Error::Unavailable("x".into()), "unavailable", 503),
         ];
         for (error, kind, status) in table {
             assert_eq!(error.kind(), kind);

@@ -141,7 +141,7 @@ impl Runtime {
 
     /// Finds the script a target names, and the server name it runs as. A script that is not compiled
     /// yet is read and compiled on the blocking pool, never on the calling worker.
-    async fn resolve(self: &Arc<Self>, target: &Target) -> Result<(Arc<Script>, Option<String>)> {
+    pub(crate) async fn resolve(self: &Arc<Self>, target: &Target) -> Result<(Arc<Script>, Option<String>)> {
         match target {
             Target::Name(name) => {
                 let server = self.existing(name)?;

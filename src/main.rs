@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mimalloc::MiMalloc;
-use switchboard::commands::{self, BootCommand, CallArgs, DataDirArg, SecretCommand, ServeArgs, ServersArgs};
+use switchboard::commands::{
+    self, BootCommand, CallArgs, DataDirArg, OAuthCommand, SecretCommand, ServeArgs, ServersArgs,
+};
 
 #[global_allocator]
 static ALLOCATOR: MiMalloc = MiMalloc;
@@ -40,6 +42,9 @@ enum Cli {
     /// Manage secrets: set (value from stdin), list (names only), rm.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// OAuth connections: `connect NAME` prints the URL that connects a server through the browser.
+    #[command(subcommand)]
+    Oauth(OAuthCommand),
     /// Boot images: pack a source, export or import the state, diff, verify.
     #[command(subcommand)]
     Boot(BootCommand),
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Cli::Describe { target, state } => commands::describe(&target, state),
         Cli::Mcp(state) => commands::mcp(state),
         Cli::Secret(command) => commands::secret(command),
+        Cli::Oauth(command) => commands::oauth(command),
         Cli::Boot(command) => commands::boot(command),
     }
 }

@@ -45,6 +45,9 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// Who may invoke over HTTP and MCP (open when no token is set).
     pub invoke_access: crate::access::InvokeAccess,
+    /// The URL the outside world reaches this runtime at (`serve --public-url`): OAuth redirect URIs
+    /// and webhook signatures that cover the URL (Twilio) use it; else the scheme and Host of the request.
+    pub public_url: Option<url::Url>,
 }
 
 impl Settings {
@@ -59,6 +62,7 @@ impl Settings {
             allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
             allowed_origins: Vec::new(),
             invoke_access: Default::default(),
+            public_url: None,
         }
     }
 }

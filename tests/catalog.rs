@@ -14,7 +14,10 @@
 //!   "auth": [ { "header": "authorization", "value": "Bearer sk_test_123" } ],  // or "query" / "form" checks
 //!   "headers": { },                                           // other headers the service requires
 //!   "body": "form",                                           // how POST/PUT data is encoded: "json" or "form"
-//!   "sample": "/v1/customers" }                               // an endpoint for the GET/POST/PUT/DELETE cases
+//!   "sample": "/v1/customers",                               // an endpoint for the GET/POST/PUT/DELETE cases
+//!   "oauth": { "grant": "client_credentials", "token": "X_ACCESS_TOKEN",   // only for `auth: "oauth2"`:
+//!              "token_path": "/oauth2/token", "client_auth": "body",        // where the token request goes,
+//!              "scope": "read", "authorize_url": "https://…" } }            // the plain token, scope, code flow
 //! ```
 //!
 //! `CATALOG_ONLY=stripe,github cargo test --test catalog` runs the cases for some rows only.
@@ -49,6 +52,27 @@ struct Row {
     headers: BTreeMap<String, String>,
     body: Encoding,
     sample: String,
+    #[serde(default)]
+    oauth: Option<OAuthRow>,
+}
+
+/// How an `oauth2` server obtains its token when the plain access token (`token`) is not set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OAuthRow {
+    grant: String,
+    token: String,
+    /// Where its token request goes on the token host (client credentials).
+    #[serde(default)]
+    token_path: Option<String>,
+    #[serde(default)]
+    client_auth: Option<String>,
+    /// The `scope` the token or authorization request carries.
+    #[serde(default)]
+    scope: Option<String>,
+    /// The provider's authorize URL (code flow).
+    #[serde(default)]
+    authorize_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +125,15 @@ struct Fixture {
 }
 
 async fn fixture(with_secrets: bool) -> Fixture {
+    fixture_with(|row, _| match with_secrets {
+        true => row.secrets.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        false => Vec::new(),
+    })
+    .await
+}
+
+/// A fixture whose environment adds, for each row, what `extra` says (secrets, URL overrides).
+async fn fixture_with(extra: impl Fn(&Row, &MockServer) -> Vec<(String, String)>) -> Fixture {
     let mut rows = Vec::new();
     for row in table() {
         rows.push((row, MockServer::start().await));
@@ -109,9 +142,7 @@ async fn fixture(with_secrets: bool) -> Fixture {
     for (row, mock) in &rows {
         env.push((format!("{}_BASE_URL", row.name.to_uppercase()), mock.uri()));
         env.extend(row.variables.iter().map(|(k, v)| (k.clone(), v.clone())));
-        if with_secrets {
-            env.extend(row.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
+        env.extend(extra(row, mock));
     }
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let boot = format!("{ROOT}/boot/default.boot.json");
@@ -391,6 +422,90 @@ async fn every_server_describes_itself_and_chains_stored_outputs() {
         assert_request(&row, &requests[0], "POST", &row.sample, &[], Some(&json!({"stored": "value"})))
     })
     .await;
+}
+
+/// The token request an `oauth2` row's provider expects, or the connection its code flow needs: every
+/// secret set except the plain access token, the token URL pointing at the row's mock.
+#[tokio::test]
+async fn oauth_servers_obtain_their_tokens_as_their_provider_expects() {
+    let fixture = fixture_with(|row, mock| match &row.oauth {
+        None => Vec::new(),
+        Some(oauth) => row
+            .secrets
+            .iter()
+            .filter(|(name, _)| **name != oauth.token)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain([(format!("{}_TOKEN_URL", row.name.to_uppercase()), mock.uri())])
+            .collect(),
+    })
+    .await;
+    let admin = fixture.server.admin_token();
+    each_row(fixture, move |client, base, row, mock| {
+        let admin = admin.clone();
+        async move {
+            let Some(oauth) = row.oauth.clone() else { return Ok(()) };
+            let token = format!("catalog-token-{}", row.name);
+            mock.reset().await;
+            Mock::given(wiremock::matchers::method("POST"))
+                .and(wiremock::matchers::path(oauth.token_path.clone().unwrap_or_default()))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                    "access_token": token, "token_type": "Bearer", "expires_in": 3600,
+                })))
+                .mount(&mock)
+                .await;
+            Mock::given(wiremock::matchers::any())
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+                .mount(&mock)
+                .await;
+            let (status, body) =
+                body_of(client.get(format!("{base}/{}{}", row.name, row.sample)).send().await.unwrap()).await;
+            match oauth.grant.as_str() {
+                "client_credentials" => {
+                    check(status == 200 && body == json!({"ok": true}), || format!("{status} {body}"))?;
+                    check_token_request(&row, &oauth, &received(&mock).await)?;
+                    let requests = received(&mock).await;
+                    let api = requests.get(1).ok_or("the API was not called")?;
+                    let sent = api.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    check(sent.ends_with(&format!(" {token}")), || format!("the API got authorization {sent:?}"))
+                }
+                "authorization_code" => {
+                    check(status == 424 && body["error"]["type"] == "not_connected", || format!("{status} {body}"))?;
+                    let start = client.post(format!("{base}/api/oauth/{}/start", row.name)).bearer_auth(&admin);
+                    let (status, started) = body_of(start.send().await.unwrap()).await;
+                    check(status == 200, || format!("start: {status} {started}"))?;
+                    let url = reqwest::Url::parse(started["authorize_url"].as_str().unwrap_or(""))
+                        .map_err(|e| e.to_string())?;
+                    let expected = oauth.authorize_url.clone().unwrap_or_default();
+                    check(url.as_str().starts_with(&format!("{expected}?")), || format!("authorize URL {url}"))?;
+                    let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+                    let client_id = query.get("client_id").map(String::as_str).unwrap_or("");
+                    check(row.secrets.values().any(|v| v == client_id), || format!("client_id {client_id:?}"))?;
+                    check(query.get("scope") == oauth.scope.as_ref(), || format!("scope {:?}", query.get("scope")))?;
+                    check(received(&mock).await.is_empty(), || "something was sent before connecting".into())
+                }
+                other => Err(format!("no catalog case for the {other} grant")),
+            }
+        }
+    })
+    .await;
+}
+
+/// The first request is the token request: its path, grant, scope and client authentication.
+fn check_token_request(row: &Row, oauth: &OAuthRow, requests: &[Request]) -> Result<(), String> {
+    let request = requests.first().ok_or("no token request")?;
+    let path = oauth.token_path.clone().unwrap_or_default();
+    check(request.method.as_str() == "POST" && request.url.path() == path, || {
+        format!("token request {} {}", request.method, request.url.path())
+    })?;
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(&request.body).into_owned().collect();
+    check(form.get("grant_type").map(String::as_str) == Some("client_credentials"), || format!("form {form:?}"))?;
+    check(form.get("scope") == oauth.scope.as_ref(), || format!("scope {:?}", form.get("scope")))?;
+    let in_body = form.get("client_secret").is_some_and(|s| row.secrets.values().any(|v| v == s));
+    let basic = request.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").starts_with("Basic ");
+    match oauth.client_auth.as_deref().unwrap_or("basic") {
+        "body" => check(in_body && !basic, || "the client secret is not in the body".into()),
+        _ => check(basic && !in_body, || "the client is not authenticated with basic auth".into()),
+    }
 }
 
 fn boot_entries(file: &str) -> Vec<Value> {

@@ -197,8 +197,13 @@ fn terminated(reason: Stop) -> Box<EvalAltResult> {
 }
 
 /// Called by every native function that waits on I/O or the disk without suspending: only a fiber may
-/// do that, so any other run stops here (an inline one to be run again as a fiber).
+/// do that, so any other run stops here (an inline one to be run again as a fiber). Outside any run
+/// (a management flow filling a server's templates on the blocking pool) the caller decides where it
+/// blocks.
 pub fn may_block() -> Result<(), Box<EvalAltResult>> {
+    if BUDGET.with(Cell::get).is_none() {
+        return Ok(());
+    }
     match fiber::on_fiber() {
         true => Ok(()),
         false => Err(terminated(Stop::Demote)),

@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::routing::{get, post, put};
 
-use super::{AppState, boot, secrets, servers};
+use super::{AppState, boot, oauth, secrets, servers, webhooks};
 use crate::error::Error;
 
 pub fn router() -> Router<AppState> {
@@ -16,8 +16,12 @@ pub fn router() -> Router<AppState> {
         .route("/servers/{name}/rollback", post(servers::rollback))
         .route("/secrets", get(secrets::list))
         .route("/secrets/{name}", put(secrets::set).delete(secrets::remove))
+        .route("/oauth/{name}", get(oauth::status))
+        .route("/oauth/{name}/start", post(oauth::start))
         .route("/boot/export", get(boot::export))
         .route("/boot/import", post(boot::import))
+        .route("/webhooks/{name}/events", get(webhooks::events))
+        .route("/webhooks/{name}/events/{cid}/replay", post(webhooks::replay))
         .fallback(not_found)
 }
 

@@ -211,7 +211,7 @@ fn parse_method(text: &str) -> Result<String, Error> {
 
 /// The HTTP response of an invocation: the output with its status, type and headers, or the error;
 /// `X-Server-Cid` whenever a script was resolved.
-fn respond(invoked: Invoked) -> Response {
+pub(super) fn respond(invoked: Invoked) -> Response {
     let server_cid = invoked.script.as_ref().map(|script| HeaderValue::from_maybe_shared(script.cid_text.clone()));
     let mut response = match invoked.result {
         Ok(reply) => {

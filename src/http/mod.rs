@@ -11,13 +11,15 @@ mod content;
 mod describe;
 mod dispatch;
 mod error;
+mod oauth;
 mod secrets;
 mod servers;
+mod webhooks;
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -35,6 +37,8 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
     Router::new()
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
+        .route("/oauth/{name}/callback", get(oauth::callback))
+        .route("/webhooks/{name}", post(webhooks::receive))
         .nest("/api", api::router())
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(dispatch::dispatch)

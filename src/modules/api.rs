@@ -7,8 +7,9 @@
 //!   from declared secrets (`https://{SHOPIFY_STORE_URL}/admin/api/2024-10`); a host without a scheme
 //!   gets `https://`. The option `host` picks a named base URL from `META.hosts` instead (overridden by
 //!   `<NAME>_<HOST>_BASE_URL`). The request goes out only after the egress check (see [`egress`](super::egress)).
-//! * **Auth** — `META.auth`: `bearer`, `basic`, `header:<Name>`, `query:<param>`, `form:<field>`, or
-//!   `none`. The credential is `token` (a template) or the first declared secret that is set.
+//! * **Auth** — `META.auth`: `bearer`, `basic`, `header:<Name>`, `query:<param>`, `form:<field>`,
+//!   `oauth2` (a token the runtime obtains and renews, see [`crate::oauth`]) or `none`. The
+//!   credential is `token` (a template) or the first declared secret that is set.
 //! * **Options** — `META.api` and the fifth argument (which wins) may set: `token`, `scheme` (the word
 //!   before the credential in a header, `Bearer` for bearer), `username`, `password` (basic auth
 //!   templates), `headers` and `query` (templates), `body` (`json`, `form` or `text`), `response`
@@ -106,7 +107,7 @@ fn placeholder(name: &str, services: &Services, context: &Context) -> Result<Str
 }
 
 /// Fills `{NAME}` placeholders from the script's declared secrets and variables.
-pub(super) fn fill(template: &str, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
+pub(crate) fn fill(template: &str, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find('{') {
@@ -152,6 +153,18 @@ fn path_of(url: &str) -> &str {
     }
 }
 
+/// A declared URL with an operator's override applied: an override naming only a scheme and host keeps
+/// the declared path; one with a path replaces the whole URL.
+pub(crate) fn overridden(declared: String, operator: Option<String>) -> String {
+    match operator {
+        Some(origin) if path_of(&origin).is_empty() => {
+            format!("{}{}", origin.trim_end_matches('/'), path_of(&declared))
+        }
+        Some(whole) => whole,
+        None => declared,
+    }
+}
+
 /// The base URL: `META.base_url` (or the `base_url` option), or with the option `host` the named base
 /// URL in `META.hosts`. The operator's `<NAME>_BASE_URL` (`<NAME>_<HOST>_BASE_URL`) replaces the scheme
 /// and host when it names only those, or the whole URL when it has a path.
@@ -179,14 +192,8 @@ fn base_url(
             "BASE_URL".to_owned(),
         ),
     };
-    let template = match super::egress::operator_url(services, context, &suffix) {
-        Some(origin) if path_of(&origin).is_empty() => {
-            format!("{}{}", origin.trim_end_matches('/'), path_of(&declared))
-        }
-        Some(whole) => whole,
-        None => declared,
-    };
-    let url = fill(&template, services, context)?;
+    let operator = super::egress::operator_url(services, context, &suffix);
+    let url = fill(&overridden(declared, operator), services, context)?;
     let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
     // A URL secret given with a trailing slash must not double the slash before the API's path.
     let mut path = rest.to_owned();
@@ -273,7 +280,8 @@ fn build(
                 options.text("password").map(|t| fill(&t, services, context)).transpose()?.unwrap_or_default();
             request.basic_auth = Some((username, password));
         }
-        None if auth == "none" || auth == "path" => {}
+        // The token is obtained and attached when the request is sent (`crate::oauth::send`).
+        None if auth == "none" || auth == "path" || auth == "oauth2" => {}
         Some(("header", name)) => {
             let credential = credential(options, services, context)?;
             let value = match options.text("scheme") {
@@ -380,7 +388,7 @@ fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) 
 }
 
 fn call(
-    services: &Services,
+    services: &Arc<Services>,
     meta: &Map,
     endpoint: &str,
     method: &str,
@@ -393,7 +401,11 @@ fn call(
     super::egress::check(services, &context, &request.url)?;
     let host = request.url.host_str().unwrap_or_default().to_owned();
     let expect_json = options.text("response").is_none_or(|r| r != "text");
-    let response = services.http.send(request, &context)?;
+    let auth = options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string()));
+    let response = match auth.as_deref() {
+        Some("oauth2") => crate::oauth::send(services, &context, request, options.text("scheme"))?,
+        _ => services.http.send(request, &context)?,
+    };
     result(response, &host, expect_json, &context).map_err(raise)
 }
 

@@ -290,18 +290,16 @@ fn allowed_addresses(found: Vec<SocketAddr>) -> Vec<SocketAddr> {
 /// The shared client's redirect policy: follow within the same origin (at most ten times), never to
 /// another, so that headers, query and body credentials are never replayed elsewhere. The script sees
 /// the redirect response itself.
-pub fn redirects() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        let same_origin = attempt.previous().last().is_some_and(|previous| {
-            previous.scheme() == attempt.url().scheme()
-                && previous.host_str() == attempt.url().host_str()
-                && previous.port_or_known_default() == attempt.url().port_or_known_default()
-        });
-        match same_origin && attempt.previous().len() <= MAX_REDIRECTS {
-            true => attempt.follow(),
-            false => attempt.stop(),
-        }
-    })
+pub fn redirect(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    let same_origin = attempt.previous().last().is_some_and(|previous| {
+        previous.scheme() == attempt.url().scheme()
+            && previous.host_str() == attempt.url().host_str()
+            && previous.port_or_known_default() == attempt.url().port_or_known_default()
+    });
+    match same_origin && attempt.previous().len() <= MAX_REDIRECTS {
+        true => attempt.follow(),
+        false => attempt.stop(),
+    }
 }
 
 #[cfg(test)]
@@ -380,7 +378,8 @@ mod tests {
         let meta = Meta::from_json(serde_json::json!({
             "title": "t", "description": "d", "base_url": "https://api.x.com/v1",
             "hosts": { "upload": "https://up.x.com" },
-            "oauth2": { "token_url": "https://auth.x.com/token", "authorize_url": "https://auth.x.com/authorize" },
+            "oauth2": { "grant": "authorization_code", "client_id": "c",
+                        "token_url": "https://auth.x.com/token", "authorize_url": "https://auth.x.com/authorize" },
         }))
         .unwrap();
         let found = declared(&meta);

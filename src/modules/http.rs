@@ -8,6 +8,7 @@
 //! Each attempt logs method, host, path, status, duration and attempt number: never headers, query
 //! values or bodies, and the path with every secret the invocation read masked.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,6 +110,17 @@ impl Incoming {
 pub struct HttpClient {
     client: reqwest::Client,
     pub settings: HttpSettings,
+    /// URLs (without query) whose redirects are never followed: OAuth token endpoints, so that a
+    /// client secret is never re-sent to wherever a token endpoint points.
+    unredirected: Arc<parking_lot::RwLock<HashSet<String>>>,
+}
+
+/// A URL as the redirect policy compares it: without query or fragment.
+fn redirect_key(url: &Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.into()
 }
 
 fn retryable(status: StatusCode) -> bool {
@@ -118,14 +130,32 @@ fn retryable(status: StatusCode) -> bool {
 impl HttpClient {
     pub fn new(settings: HttpSettings) -> Result<HttpClient, Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let unredirected: Arc<parking_lot::RwLock<HashSet<String>>> = Arc::default();
+        let stop = unredirected.clone();
+        // Token endpoints are never redirected; anything else only within its origin (see egress).
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            let first = attempt.previous().first().map(redirect_key);
+            match first.is_some_and(|url| stop.read().contains(&url)) {
+                true => attempt.stop(),
+                false => super::egress::redirect(attempt),
+            }
+        });
         let client = reqwest::Client::builder()
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(super::egress::redirects())
+            .redirect(policy)
             .dns_resolver(std::sync::Arc::new(super::egress::Resolver))
             .build()
             .map_err(|e| Error::internal("http client", e))?;
-        Ok(HttpClient { client, settings })
+        Ok(HttpClient { client, settings, unredirected })
+    }
+
+    /// Never follow a redirect answered to a request for `url` (whatever its query).
+    pub fn refuse_redirects(&self, url: &Url) {
+        let key = redirect_key(url);
+        if !self.unredirected.read().contains(&key) {
+            self.unredirected.write().insert(key);
+        }
     }
 
     /// The shared client, for modules that speak HTTP through another crate (OAuth token exchange).

@@ -5,14 +5,19 @@
 //! let token = jwt::sign_rs256(claims, private_key_pem, #{ kid: key_id });
 //! ```
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+pub(crate) use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rhai::{EvalAltResult, Map, Module};
 
 use super::{arg_error, func, to_json};
 
-fn sign(claims: &Map, pem: &str, header: &Map) -> Result<String, Box<EvalAltResult>> {
+/// Signs `claims` with an RSA private key in PEM form (RS256). Shared with the OAuth service-account grant.
+pub(crate) fn rs256(claims: &serde_json::Value, pem: &str, header: &Header) -> Result<String, String> {
     let key = EncodingKey::from_rsa_pem(pem.as_bytes())
-        .map_err(|_| arg_error("the private key is not an RSA key in PEM form"))?;
+        .map_err(|_| "the private key is not an RSA key in PEM form".to_string())?;
+    jsonwebtoken::encode(header, claims, &key).map_err(|e| format!("cannot sign the token: {e}"))
+}
+
+fn sign(claims: &Map, pem: &str, header: &Map) -> Result<String, Box<EvalAltResult>> {
     let mut jwt_header = Header::new(Algorithm::RS256);
     for (name, value) in header {
         match name.as_str() {
@@ -22,7 +27,7 @@ fn sign(claims: &Map, pem: &str, header: &Map) -> Result<String, Box<EvalAltResu
         }
     }
     let claims = to_json(&claims.clone().into())?;
-    jsonwebtoken::encode(&jwt_header, &claims, &key).map_err(|e| arg_error(&format!("cannot sign the token: {e}")))
+    rs256(&claims, pem, &jwt_header).map_err(|e| arg_error(&e))
 }
 
 pub fn module() -> Module {

@@ -15,8 +15,8 @@ mod crypto;
 pub mod db;
 pub mod egress;
 pub mod http;
-mod jwt;
-mod secret;
+pub(crate) mod jwt;
+pub(crate) mod secret;
 mod time;
 
 use std::collections::BTreeMap;
@@ -43,6 +43,8 @@ pub struct Services {
     pub variables: ArcSwap<BTreeMap<String, String>>,
     /// Every stored secret, opened, refreshed whenever the store changes.
     opened: ArcSwap<Opened>,
+    /// OAuth access tokens, per server.
+    pub oauth: crate::oauth::Tokens,
 }
 
 impl Services {
@@ -59,6 +61,7 @@ impl Services {
             databases: db::Databases::new(data_dir.join("db")),
             variables: ArcSwap::default(),
             opened: ArcSwap::default(),
+            oauth: crate::oauth::Tokens::default(),
         })
     }
 

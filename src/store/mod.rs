@@ -1,4 +1,5 @@
-//! The durable state: content-addressed blobs, the registry of servers, its history, and small facts.
+//! The durable state: content-addressed blobs, the registry of servers, its history, small facts, and
+//! the webhook events servers received.
 //!
 //! Everything that changes the store goes through [`Store::commit`] as one [`Change`], applied in one
 //! transaction: a crash or a refused import leaves either the old state or the new one, never a mix.
@@ -75,6 +76,58 @@ pub struct Binding {
     pub origin: Origin,
 }
 
+/// Where a received webhook event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Stored; its handler has not finished (yet, or the process stopped while it ran).
+    Received,
+    /// Its handler returned.
+    Handled,
+    /// Its handler failed: the outcome says how. It can be replayed.
+    Failed,
+    /// Stored only: the server defines no `fn webhook(event)`.
+    Stored,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Received => "received",
+            EventStatus::Handled => "handled",
+            EventStatus::Failed => "failed",
+            EventStatus::Stored => "stored",
+        }
+    }
+}
+
+impl FromStr for EventStatus {
+    type Err = String;
+    fn from_str(text: &str) -> Result<EventStatus, String> {
+        [EventStatus::Received, EventStatus::Handled, EventStatus::Failed, EventStatus::Stored]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| format!("unknown event status '{text}'"))
+    }
+}
+
+/// A webhook event as the store lists it. Its receipt and body are blobs (`cid`, `body_cid`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookEvent {
+    /// The CID of the event's receipt: the event's identity.
+    pub cid: Cid,
+    pub server: String,
+    pub delivery_id: String,
+    pub body_cid: Cid,
+    /// Milliseconds since the Unix epoch.
+    pub received_at: i64,
+    pub status: EventStatus,
+    /// How the last handler run went: `{"status": …}` of its response, or the error it failed with.
+    pub outcome: Option<serde_json::Value>,
+    /// How many times the handler ran (replays included).
+    pub attempts: u32,
+}
+
 /// One step of a [`Change`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -107,6 +160,35 @@ pub enum Op {
     },
     RemoveSecret {
         name: String,
+    },
+    /// Store (or, with `None`, forget) a server's OAuth connection, sealed by the caller.
+    SetConnection {
+        server: String,
+        sealed: Option<Vec<u8>>,
+    },
+    /// Remember a pending authorization (its `state`, hashed, as `key`) until `expires` (Unix ms);
+    /// expired ones are dropped on the way.
+    PutOAuthState {
+        key: String,
+        server: String,
+        sealed: Vec<u8>,
+        expires: i64,
+    },
+    /// Record a received webhook event (its receipt and body are blobs of the same change). Fails the
+    /// whole change when the server already has an event with this delivery id.
+    RecordEvent {
+        cid: Cid,
+        server: String,
+        delivery_id: String,
+        body_cid: Cid,
+        received_at: i64,
+        status: EventStatus,
+    },
+    /// Record how a run of an event's handler went, counting the attempt.
+    EventOutcome {
+        cid: Cid,
+        status: EventStatus,
+        outcome: Option<serde_json::Value>,
     },
 }
 
@@ -143,6 +225,15 @@ pub trait Store: Send + Sync + 'static {
     fn secret_names(&self) -> Result<Vec<String>>;
     /// Every secret, sealed, by name.
     fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>>;
+    /// A server's sealed OAuth connection.
+    fn connection(&self, server: &str) -> Result<Option<Vec<u8>>>;
+    /// Removes a pending authorization and returns its server and sealed content, unless it expired.
+    fn take_oauth_state(&self, key: &str) -> Result<Option<(String, Vec<u8>)>>;
+    /// The newest `limit` webhook events of `server`, newest first.
+    fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>>;
+    fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>>;
+    /// The event `server` received with this delivery id.
+    fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
     /// A counter that moves after changes are committed, by this process or any other. It says only

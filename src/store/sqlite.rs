@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::watch;
 
-use super::{Binding, Change, Op, ServerRecord, Store};
+use super::{Binding, Change, Op, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
@@ -50,6 +50,28 @@ CREATE TABLE IF NOT EXISTS secrets (
     name   TEXT PRIMARY KEY,
     sealed BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS oauth_connections (
+    server TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS oauth_states (
+    key     TEXT PRIMARY KEY,
+    server  TEXT NOT NULL,
+    sealed  BLOB NOT NULL,
+    expires INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_events (
+    cid         BLOB PRIMARY KEY REFERENCES blobs(cid),
+    server      TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    body_cid    BLOB NOT NULL REFERENCES blobs(cid),
+    received_at INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    outcome     TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (server, delivery_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_events_by_server ON webhook_events(server);
 ";
 
 /// How often the change feed looks at the file.
@@ -70,6 +92,26 @@ fn cid_from_row(bytes: Vec<u8>) -> rusqlite::Result<Cid> {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, "CID digest is not 32 bytes".into())
     })?;
     Ok(Cid::from_digest(digest))
+}
+
+/// The columns [`event_from_row`] reads, in its order.
+const EVENT_COLUMNS: &str = "cid, server, delivery_id, body_cid, received_at, status, outcome, attempts";
+
+fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookEvent> {
+    let status: String = row.get(5)?;
+    let outcome: Option<String> = row.get(6)?;
+    Ok(WebhookEvent {
+        cid: cid_from_row(row.get(0)?)?,
+        server: row.get(1)?,
+        delivery_id: row.get(2)?,
+        body_cid: cid_from_row(row.get(3)?)?,
+        received_at: row.get(4)?,
+        status: status
+            .parse()
+            .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into()))?,
+        outcome: outcome.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
+        attempts: row.get(7)?,
+    })
 }
 
 fn now_millis() -> i64 {
@@ -173,6 +215,43 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
             Op::RemoveSecret { name } => {
                 tx.execute("DELETE FROM secrets WHERE name = ?1", params![name])?;
             }
+            Op::SetConnection { server, sealed: Some(sealed) } => {
+                tx.execute(
+                    "INSERT INTO oauth_connections (server, sealed) VALUES (?1, ?2)
+                     ON CONFLICT(server) DO UPDATE SET sealed = excluded.sealed",
+                    params![server, sealed],
+                )?;
+            }
+            Op::SetConnection { server, sealed: None } => {
+                tx.execute("DELETE FROM oauth_connections WHERE server = ?1", params![server])?;
+            }
+            Op::PutOAuthState { key, server, sealed, expires } => {
+                tx.execute("DELETE FROM oauth_states WHERE expires <= ?1", params![at])?;
+                tx.execute(
+                    "INSERT INTO oauth_states (key, server, sealed, expires) VALUES (?1, ?2, ?3, ?4)",
+                    params![key, server, sealed, expires],
+                )?;
+            }
+            Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status } => {
+                tx.execute(
+                    "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        &cid.digest()[..],
+                        server,
+                        delivery_id,
+                        &body_cid.digest()[..],
+                        received_at,
+                        status.as_str()
+                    ],
+                )?;
+            }
+            Op::EventOutcome { cid, status, outcome } => {
+                tx.execute(
+                    "UPDATE webhook_events SET status = ?2, outcome = ?3, attempts = attempts + 1 WHERE cid = ?1",
+                    params![&cid.digest()[..], status.as_str(), outcome.as_ref().map(|o| o.to_string())],
+                )?;
+            }
             Op::SetFact { key, value } => {
                 tx.execute(
                     "INSERT INTO facts (key, value) VALUES (?1, ?2)
@@ -258,6 +337,48 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<_>>().map_err(db_error)
     }
 
+    fn connection(&self, server: &str) -> Result<Option<Vec<u8>>> {
+        self.conn()
+            .prepare_cached("SELECT sealed FROM oauth_connections WHERE server = ?1")
+            .and_then(|mut stmt| stmt.query_row([server], |row| row.get(0)).optional())
+            .map_err(db_error)
+    }
+
+    fn take_oauth_state(&self, key: &str) -> Result<Option<(String, Vec<u8>)>> {
+        self.conn()
+            .prepare_cached("DELETE FROM oauth_states WHERE key = ?1 RETURNING server, sealed, expires")
+            .and_then(|mut stmt| {
+                stmt.query_row([key], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)?))).optional()
+            })
+            .map(|taken| taken.filter(|(_, _, expires)| *expires > now_millis()).map(|(s, sealed, _)| (s, sealed)))
+            .map_err(db_error)
+    }
+
+    fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>> {
+        let conn = self.conn();
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 ORDER BY rowid DESC LIMIT ?2");
+        let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![server, limit], event_from_row).map_err(db_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+    }
+
+    fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND cid = ?2");
+        self.conn()
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_row(params![server, &cid.digest()[..]], event_from_row).optional())
+            .map_err(db_error)
+    }
+
+    fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND delivery_id = ?2");
+        self.conn()
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_row(params![server, delivery_id], event_from_row).optional())
+            .map_err(db_error)
+    }
+
     fn commit(&self, change: &Change) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db_error)?;
@@ -280,7 +401,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Origin;
+    use crate::store::{EventStatus, Origin};
 
     fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -384,6 +505,79 @@ mod tests {
         // The feed closes when its store is dropped.
         drop(store);
         assert!(tokio::time::timeout(limit, changes.changed()).await.unwrap().is_err());
+    }
+
+    #[test]
+    fn oauth_states_are_taken_once_and_only_before_they_expire() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        let later = now_millis() + 60_000;
+        change.op(Op::PutOAuthState { key: "k".into(), server: "box".into(), sealed: vec![1], expires: later });
+        change.op(Op::PutOAuthState { key: "old".into(), server: "box".into(), sealed: vec![2], expires: 1 });
+        store.commit(&change).unwrap();
+        assert_eq!(store.take_oauth_state("old").unwrap(), None);
+        assert_eq!(store.take_oauth_state("k").unwrap(), Some(("box".into(), vec![1])));
+        assert_eq!(store.take_oauth_state("k").unwrap(), None);
+    }
+
+    fn record_event(change: &mut Change, server: &str, delivery_id: &str) -> Cid {
+        let body_cid = change.blob(format!("body of {delivery_id}").into_bytes());
+        let cid = change.blob(format!("receipt of {server} {delivery_id}").into_bytes());
+        change.op(Op::RecordEvent {
+            cid,
+            server: server.into(),
+            delivery_id: delivery_id.into(),
+            body_cid,
+            received_at: 1,
+            status: EventStatus::Received,
+        });
+        cid
+    }
+
+    #[test]
+    fn events_are_unique_per_server_and_delivery_id() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        let first = record_event(&mut change, "hook", "evt_1");
+        let other_server = record_event(&mut change, "other", "evt_1");
+        store.commit(&change).unwrap();
+
+        // The same delivery again fails the whole change: nothing of it is kept.
+        let mut change = Change::default();
+        let kept_out = record_event(&mut change, "hook", "evt_2");
+        record_event(&mut change, "hook", "evt_1");
+        assert!(store.commit(&change).is_err());
+        assert_eq!(store.event("hook", &kept_out).unwrap(), None);
+
+        let found = store.event_by_delivery("hook", "evt_1").unwrap().unwrap();
+        assert_eq!((found.cid, found.status, found.attempts), (first, EventStatus::Received, 0));
+        assert_eq!(store.event("other", &other_server).unwrap().unwrap().server, "other");
+        assert_eq!(store.event("hook", &other_server).unwrap(), None);
+    }
+
+    #[test]
+    fn outcomes_count_attempts_and_events_list_newest_first() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        let older = record_event(&mut change, "hook", "a");
+        let newer = record_event(&mut change, "hook", "b");
+        store.commit(&change).unwrap();
+        let mut change = Change::default();
+        let failure = serde_json::json!({"type": "script_error", "message": "boom"});
+        change.op(Op::EventOutcome { cid: older, status: EventStatus::Failed, outcome: Some(failure.clone()) });
+        store.commit(&change).unwrap();
+        let mut change = Change::default();
+        change.op(Op::EventOutcome { cid: older, status: EventStatus::Handled, outcome: None });
+        store.commit(&change).unwrap();
+
+        let events = store.events("hook", 10).unwrap();
+        assert_eq!(events.iter().map(|e| e.cid).collect::<Vec<_>>(), vec![newer, older]);
+        assert_eq!((events[1].status, events[1].attempts), (EventStatus::Handled, 2));
+        assert_eq!(store.events("hook", 1).unwrap().len(), 1);
+        let mut change = Change::default();
+        change.op(Op::EventOutcome { cid: newer, status: EventStatus::Failed, outcome: Some(failure.clone()) });
+        store.commit(&change).unwrap();
+        assert_eq!(store.event("hook", &newer).unwrap().unwrap().outcome, Some(failure));
     }
 
     #[test]

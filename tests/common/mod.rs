@@ -22,6 +22,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
     logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// How it was started, so that [`Server::restart`] starts it again the same way.
+    command: (Vec<String>, Vec<(String, String)>),
 }
 
 /// Builds a boot directory: `boot.json` naming each script, `scripts/<name>.rhai`.
@@ -74,7 +76,23 @@ impl Server {
         Server::spawn(dir, &args, env)
     }
 
+    /// Stops the server and starts it again on the same data directory and boot source (a new port).
+    pub fn restart(self) -> Server {
+        let (args, env) = self.command.clone();
+        let mut old = self;
+        let _ = old.child.kill();
+        let _ = old.child.wait();
+        let dir = std::mem::replace(&mut old.dir, tempfile::tempdir().unwrap());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::spawn(dir, &args, &env)
+    }
+
     fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let command_line = (
+            args.iter().map(|a| a.to_string()).collect(),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        );
         let mut command = Command::new(BIN);
         command.args(args).current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (key, value) in env {
@@ -102,7 +120,7 @@ impl Server {
             }
         });
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Server { child, base, dir, client: reqwest::Client::new(), logs }
+        Server { child, base, dir, client: reqwest::Client::new(), logs, command: command_line }
     }
 
     /// The server's process id.
