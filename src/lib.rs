@@ -31,7 +31,8 @@
 //!   servers whose `META.auth` is `oauth2`, and connects them through the browser.
 //! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
 //!   requests read without locks, and manages servers; [`invoke`] is the invocation path itself, the
-//!   only place a script runs ([`runtime::Runtime::invoke`] is defined there).
+//!   only place a script runs ([`runtime::Runtime::invoke`] is defined there). [`follow`] rebuilds
+//!   those snapshots when the store changes, here or in another process.
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
 //! * [`webhooks`] receives providers' signed deliveries (`POST /webhooks/{name}`): verifies, stores and
@@ -52,6 +53,7 @@ pub mod docs;
 pub mod engine;
 pub mod environment;
 pub mod error;
+pub mod follow;
 pub mod http;
 pub mod invoke;
 pub mod keys;

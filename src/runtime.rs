@@ -8,7 +8,8 @@
 //! Every change goes store-first: validate and compile, commit to the store, then rebuild the snapshot
 //! from what the store says. The store is the truth; the snapshot is derived from it. Writers take
 //! turns ([`Runtime::commit`]): two concurrent edits could otherwise each commit, then publish their
-//! snapshots in the opposite order, leaving the one served older than the one stored.
+//! snapshots in the opposite order, leaving the one served older than the one stored. Changes another
+//! process commits reach the snapshot the same way, through [`crate::follow`], under the same turn.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -159,6 +160,8 @@ impl Runtime {
             })?;
             runtime.import(&image, Origin::Boot)?;
         }
+        // Subscribed before the first read, so no commit can fall between the two.
+        crate::follow::follow(&runtime);
         runtime.refresh()?;
         Ok(runtime)
     }
@@ -205,8 +208,8 @@ impl Runtime {
         self.compile(&source)
     }
 
-    /// Rebuilds the registry snapshot from the store. A server whose script no longer compiles stays
-    /// listed with its error; every other server keeps serving.
+    /// Rebuilds the registry, variables and opened-secrets snapshots from the store. A server whose
+    /// script no longer compiles stays listed with its error; every other server keeps serving.
     pub fn refresh(&self) -> Result<()> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.rebuild()
@@ -232,6 +235,7 @@ impl Runtime {
         }
         self.registry.store(Arc::new(registry));
         self.services.variables.store(Arc::new(self.store.variables()?));
+        self.services.secrets().reload()?;
         *self.boot_cid.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }

@@ -28,11 +28,12 @@ use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Module, Position};
 
 use crate::engine::{Context, nesting, raise};
 use crate::error::Error;
-use crate::secrets::{Secrets, Vault};
+use crate::secrets::{Opened, Secrets, Vault};
 use crate::store::Store;
 
-/// What native modules share: the store (for secrets and variables only), the vault, one HTTP client,
-/// database connections, and where per-server databases live.
+/// What native modules share: the store (for writing secrets only), the vault, one HTTP client,
+/// database connections, and snapshots of the variables and opened secrets that scripts read without
+/// touching the store.
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub vault: Vault,
@@ -40,6 +41,8 @@ pub struct Services {
     pub databases: db::Databases,
     /// The registry's variables, refreshed whenever the store changes.
     pub variables: ArcSwap<BTreeMap<String, String>>,
+    /// Every stored secret, opened, refreshed whenever the store changes.
+    opened: ArcSwap<Opened>,
     /// OAuth access tokens, per server.
     pub oauth: crate::oauth::Tokens,
 }
@@ -57,12 +60,13 @@ impl Services {
             http: http::HttpClient::new(http)?,
             databases: db::Databases::new(data_dir.join("db")),
             variables: ArcSwap::default(),
+            opened: ArcSwap::default(),
             oauth: crate::oauth::Tokens::default(),
         })
     }
 
     pub fn secrets(&self) -> Secrets<'_> {
-        Secrets { store: self.store.as_ref(), vault: &self.vault }
+        Secrets { store: self.store.as_ref(), vault: &self.vault, opened: &self.opened }
     }
 
     /// A variable of the registry, else the process environment variable of the same name (never a

@@ -2,19 +2,19 @@
 //!
 //! `secret::get(name)` returns the value or `()`; `secret::require(name)` returns it or fails with
 //! `missing_secret` naming it. Reading a name the script did not declare is an error, whatever the
-//! store holds. Every value read is recorded so the invocation masks it in logs and errors.
+//! store holds. Every value read is recorded so the invocation masks it in logs and errors. Values come
+//! from the opened snapshot in memory, so reading one never blocks and may run inline.
 
 use std::sync::Arc;
 
 use rhai::{Dynamic, EvalAltResult, Module, NativeCallContext};
 
 use super::{Fallible, Services, arg_error, func};
-use crate::engine::{Context, may_block, raise};
+use crate::engine::{Context, raise};
 use crate::error::Error;
 
 /// The value of a declared secret, recorded for redaction. Used by every module that needs one.
 pub fn read(services: &Services, context: &Context, name: &str) -> Result<Option<String>, Box<EvalAltResult>> {
-    may_block()?;
     if !context.script.meta.declares_secret(name) {
         return Err(arg_error(&format!("secret '{name}' is not declared in META.secrets")));
     }

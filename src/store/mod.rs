@@ -5,8 +5,12 @@
 //! transaction: a crash or a refused import leaves either the old state or the new one, never a mix.
 //! The trait is the seam for a PostgreSQL implementation; the runtime never sees SQL.
 //!
-//! The store is never on the hot invocation path: the runtime keeps compiled scripts and the registry
-//! in memory and only reads blobs here for chaining, content requests and (re)loading.
+//! The store is never on the hot invocation path: the runtime keeps compiled scripts, the registry,
+//! variables and opened secrets in memory and only reads blobs here for chaining, content requests and
+//! (re)loading. Since other processes change the same store (`switchboard secret set` beside a running
+//! `serve`), every store has one change feed, [`Store::changes`], which the runtime follows to rebuild
+//! those snapshots: SQLite polls `PRAGMA data_version`; a PostgreSQL store would LISTEN for a NOTIFY
+//! sent by each commit.
 
 mod sqlite;
 
@@ -219,6 +223,8 @@ pub trait Store: Send + Sync + 'static {
     /// A sealed secret value.
     fn secret(&self, name: &str) -> Result<Option<Vec<u8>>>;
     fn secret_names(&self) -> Result<Vec<String>>;
+    /// Every secret, sealed, by name.
+    fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>>;
     /// A server's sealed OAuth connection.
     fn connection(&self, server: &str) -> Result<Option<Vec<u8>>>;
     /// Removes a pending authorization and returns its server and sealed content, unless it expired.
@@ -230,7 +236,8 @@ pub trait Store: Send + Sync + 'static {
     fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
-    /// A number that changes whenever another process commits to this store (SQLite's
-    /// `data_version`), so a process sharing the data directory can tell when to re-read it.
-    fn version(&self) -> Result<u64>;
+    /// A counter that moves after changes are committed, by this process or any other. It says only
+    /// that something changed: a subscriber re-reads what it keeps. Bursts may be coalesced into one
+    /// step, and a change is seen within a fraction of a second.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
 }

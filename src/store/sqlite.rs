@@ -1,11 +1,17 @@
 //! The embedded store: one SQLite file in WAL mode inside the data directory.
+//!
+//! Its change feed is a thread of its own, started by the first subscriber, that polls `PRAGMA
+//! data_version` on a connection of its own a few times a second. That number moves whenever another
+//! connection commits, which from this connection's point of view is every commit, this process's
+//! included. The thread ends once the store is gone.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::watch;
 
 use super::{Binding, Change, Op, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
@@ -68,8 +74,13 @@ CREATE TABLE IF NOT EXISTS webhook_events (
 CREATE INDEX IF NOT EXISTS webhook_events_by_server ON webhook_events(server);
 ";
 
+/// How often the change feed looks at the file.
+const POLL: Duration = Duration::from_millis(200);
+
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    path: PathBuf,
+    feed: OnceLock<Arc<watch::Sender<u64>>>,
 }
 
 fn db_error(err: rusqlite::Error) -> Error {
@@ -126,7 +137,7 @@ impl SqliteStore {
         }
         conn.execute_batch(SCHEMA).map_err(db_error)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore { conn: Mutex::new(conn), path: path.to_owned(), feed: OnceLock::new() })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -149,6 +160,33 @@ fn private(path: &Path) -> Result<()> {
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(problem)?;
         }
     }
+    Ok(())
+}
+
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |row| row.get(0))
+}
+
+/// Starts the thread that publishes a step on `feed` whenever the file's `data_version` moves, until
+/// the store is dropped. The first version is read before this returns, so no later commit is missed.
+fn follow_data_version(path: &Path, feed: Weak<watch::Sender<u64>>) -> Result<(), Box<dyn std::error::Error>> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let mut seen = data_version(&conn)?;
+    let poll = move || {
+        loop {
+            std::thread::sleep(POLL);
+            let Some(feed) = feed.upgrade() else { return };
+            match data_version(&conn) {
+                Ok(now) if now != seen => {
+                    seen = now;
+                    feed.send_modify(|step| *step += 1);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot read the store's data_version: {e}"),
+            }
+        }
+    };
+    std::thread::Builder::new().name("store-changes".into()).spawn(poll)?;
     Ok(())
 }
 
@@ -281,10 +319,6 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<_>>().map_err(db_error)
     }
 
-    fn version(&self) -> Result<u64> {
-        self.conn().query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).map(|v| v as u64).map_err(db_error)
-    }
-
     fn fact(&self, key: &str) -> Result<Option<String>> {
         self.conn()
             .query_row("SELECT value FROM facts WHERE key = ?1", [key], |row| row.get(0))
@@ -310,6 +344,13 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT name FROM secrets ORDER BY name").map_err(db_error)?;
         let rows = stmt.query_map([], |row| row.get(0)).map_err(db_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+    }
+
+    fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT name, sealed FROM secrets").map_err(db_error)?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(db_error)?;
         rows.collect::<rusqlite::Result<_>>().map_err(db_error)
     }
 
@@ -360,6 +401,17 @@ impl Store for SqliteStore {
         let tx = conn.transaction().map_err(db_error)?;
         apply(&tx, change).map_err(db_error)?;
         tx.commit().map_err(db_error)
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        let feed = self.feed.get_or_init(|| {
+            let feed = Arc::new(watch::channel(0).0);
+            if let Err(e) = follow_data_version(&self.path, Arc::downgrade(&feed)) {
+                tracing::error!("changes to {} will not be followed: {e}", self.path.display());
+            }
+            feed
+        });
+        feed.subscribe()
     }
 }
 
@@ -471,6 +523,23 @@ mod tests {
         change.op(Op::RemoveSecret { name: "A".into() });
         store.commit(&change).unwrap();
         assert_eq!(store.secret("A").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_commit_from_another_connection_moves_the_change_feed() {
+        let (dir, store) = open();
+        let mut changes = store.changes();
+        let other = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
+        let mut change = Change::default();
+        change.op(Op::SetFact { key: "k".into(), value: "1".into() });
+        other.commit(&change).unwrap();
+        // Bounded only so that a broken feed fails instead of hanging.
+        let limit = Duration::from_secs(60);
+        tokio::time::timeout(limit, changes.changed()).await.unwrap().unwrap();
+        assert_eq!(store.fact("k").unwrap().as_deref(), Some("1"));
+        // The feed closes when its store is dropped.
+        drop(store);
+        assert!(tokio::time::timeout(limit, changes.changed()).await.unwrap().is_err());
     }
 
     #[test]

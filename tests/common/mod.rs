@@ -141,6 +141,12 @@ impl Server {
         std::fs::read_to_string(self.data_dir().join("admin-token")).unwrap()
     }
 
+    /// How many threads the server process has now, from /proc.
+    pub fn threads(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status.lines().find_map(|line| line.strip_prefix("Threads:")).unwrap().trim().parse().unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
