@@ -79,7 +79,8 @@ const POLL: Duration = Duration::from_millis(200);
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    path: PathBuf,
+    /// The file, followed by the change feed; `None` for a store in memory, which no one else writes.
+    path: Option<PathBuf>,
     feed: OnceLock<Arc<watch::Sender<u64>>>,
 }
 
@@ -122,7 +123,16 @@ impl SqliteStore {
     /// Opens (creating if needed) the store file at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         private(path)?;
-        let conn = Connection::open(path).map_err(db_error)?;
+        Self::prepare(Connection::open(path).map_err(db_error)?, Some(path))
+    }
+
+    /// A store that lives in memory and goes with it (for checking images without a data directory).
+    pub fn in_memory() -> Result<SqliteStore> {
+        Self::prepare(Connection::open_in_memory().map_err(db_error)?, None)
+    }
+
+    fn prepare(conn: Connection, path: Option<&Path>) -> Result<SqliteStore> {
+        let name = path.map_or_else(|| "the store".to_owned(), |p| p.display().to_string());
         // Another process (`switchboard call` beside a running server) may hold the write lock briefly.
         conn.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db_error)?;
@@ -131,13 +141,12 @@ impl SqliteStore {
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(db_error)?;
         if version > SCHEMA_VERSION {
             return Err(Error::Internal(format!(
-                "{} was written by a newer Switchboard (schema {version}, this one knows {SCHEMA_VERSION})",
-                path.display()
+                "{name} was written by a newer Switchboard (schema {version}, this one knows {SCHEMA_VERSION})"
             )));
         }
         conn.execute_batch(SCHEMA).map_err(db_error)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), path: path.to_owned(), feed: OnceLock::new() })
+        Ok(SqliteStore { conn: Mutex::new(conn), path: path.map(Path::to_owned), feed: OnceLock::new() })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -406,8 +415,10 @@ impl Store for SqliteStore {
     fn changes(&self) -> watch::Receiver<u64> {
         let feed = self.feed.get_or_init(|| {
             let feed = Arc::new(watch::channel(0).0);
-            if let Err(e) = follow_data_version(&self.path, Arc::downgrade(&feed)) {
-                tracing::error!("changes to {} will not be followed: {e}", self.path.display());
+            if let Some(path) = &self.path
+                && let Err(e) = follow_data_version(path, Arc::downgrade(&feed))
+            {
+                tracing::error!("changes to {} will not be followed: {e}", path.display());
             }
             feed
         });
