@@ -17,7 +17,8 @@
 //!   "sample": "/v1/customers",                               // an endpoint for the GET/POST/PUT/DELETE cases
 //!   "oauth": { "grant": "client_credentials", "token": "X_ACCESS_TOKEN",   // only for `auth: "oauth2"`:
 //!              "token_path": "/oauth2/token", "client_auth": "body",        // where the token request goes,
-//!              "scope": "read", "authorize_url": "https://…" } }            // the plain token, scope, code flow
+//!              "scope": "read", "authorize_url": "https://…" },           // the plain token, scope, code flow
+//!   "fallback": { "secret": "GOOGLE_API_KEY", "query": "key" } }    // what `META.oauth2.fallback` sends
 //! ```
 //!
 //! `CATALOG_ONLY=stripe,github cargo test --test catalog` runs the cases for some rows only.
@@ -54,6 +55,16 @@ struct Row {
     sample: String,
     #[serde(default)]
     oauth: Option<OAuthRow>,
+    #[serde(default)]
+    fallback: Option<FallbackRow>,
+}
+
+/// The credential an `oauth2` server sends, as a query parameter, when its grant has nothing to start from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FallbackRow {
+    secret: String,
+    query: String,
 }
 
 /// How an `oauth2` server obtains its token when the plain access token (`token`) is not set.
@@ -73,6 +84,9 @@ struct OAuthRow {
     /// The provider's authorize URL (code flow).
     #[serde(default)]
     authorize_url: Option<String>,
+    /// The user a service account acts for (the assertion's `sub`).
+    #[serde(default)]
+    subject: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -336,6 +350,12 @@ async fn upstream_failures_become_the_documented_errors() {
         })?;
         sent_correctly("4xx").await?;
 
+        // Refused credentials (a plain token is never renewed): the caller sees the provider's 401.
+        respond_with(&mock, ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_token"}))).await;
+        let (status, body) = body_of(client.get(&url).send().await.unwrap()).await;
+        check(status == 401 && body["error"]["type"] == "upstream", || format!("401: {status} {body}"))?;
+        sent_correctly("401").await?;
+
         respond_with(&mock, ResponseTemplate::new(200).set_body_string("<html>maintenance</html>")).await;
         let (status, body) = body_of(client.get(&url).send().await.unwrap()).await;
         check(status == 502 && body["error"]["type"] == "invalid_response", || {
@@ -460,7 +480,7 @@ async fn oauth_servers_obtain_their_tokens_as_their_provider_expects() {
             let (status, body) =
                 body_of(client.get(format!("{base}/{}{}", row.name, row.sample)).send().await.unwrap()).await;
             match oauth.grant.as_str() {
-                "client_credentials" => {
+                "client_credentials" | "refresh_token" | "jwt_bearer" => {
                     check(status == 200 && body == json!({"ok": true}), || format!("{status} {body}"))?;
                     check_token_request(&row, &oauth, &received(&mock).await)?;
                     let requests = received(&mock).await;
@@ -490,7 +510,8 @@ async fn oauth_servers_obtain_their_tokens_as_their_provider_expects() {
     .await;
 }
 
-/// The first request is the token request: its path, grant, scope and client authentication.
+/// The first request is the token request: its path, grant, scope and client authentication (or, for a
+/// service account, its signed assertion).
 fn check_token_request(row: &Row, oauth: &OAuthRow, requests: &[Request]) -> Result<(), String> {
     let request = requests.first().ok_or("no token request")?;
     let path = oauth.token_path.clone().unwrap_or_default();
@@ -498,7 +519,15 @@ fn check_token_request(row: &Row, oauth: &OAuthRow, requests: &[Request]) -> Res
         format!("token request {} {}", request.method, request.url.path())
     })?;
     let form: BTreeMap<String, String> = url::form_urlencoded::parse(&request.body).into_owned().collect();
-    check(form.get("grant_type").map(String::as_str) == Some("client_credentials"), || format!("form {form:?}"))?;
+    let grant_type = match oauth.grant.as_str() {
+        "jwt_bearer" => return check_assertion(row, oauth, &form),
+        other => other,
+    };
+    check(form.get("grant_type").map(String::as_str) == Some(grant_type), || format!("form {form:?}"))?;
+    if grant_type == "refresh_token" {
+        let pasted = form.get("refresh_token").is_some_and(|t| row.secrets.values().any(|v| v == t));
+        check(pasted, || format!("the refresh token is not the pasted one: {form:?}"))?;
+    }
     check(form.get("scope") == oauth.scope.as_ref(), || format!("scope {:?}", form.get("scope")))?;
     let in_body = form.get("client_secret").is_some_and(|s| row.secrets.values().any(|v| v == s));
     let basic = request.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").starts_with("Basic ");
@@ -506,6 +535,55 @@ fn check_token_request(row: &Row, oauth: &OAuthRow, requests: &[Request]) -> Res
         "body" => check(in_body && !basic, || "the client secret is not in the body".into()),
         _ => check(basic && !in_body, || "the client is not authenticated with basic auth".into()),
     }
+}
+
+/// A service account's token request: the JWT bearer grant with an assertion whose issuer is the
+/// account, whose scope is the row's and whose subject is the delegated user, if any.
+fn check_assertion(row: &Row, oauth: &OAuthRow, form: &BTreeMap<String, String>) -> Result<(), String> {
+    use base64::Engine as _;
+    check(form.get("grant_type").map(String::as_str) == Some("urn:ietf:params:oauth:grant-type:jwt-bearer"), || {
+        format!("form {form:?}")
+    })?;
+    let assertion = form.get("assertion").ok_or("no assertion")?;
+    let payload = assertion.split('.').nth(1).ok_or("the assertion is not a JWT")?;
+    let claims: Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or("the assertion's payload is not JSON")?;
+    let account = row.secrets.values().find(|v| v.contains("client_email")).ok_or("no service account")?;
+    let account: Value = serde_json::from_str(account).map_err(|e| e.to_string())?;
+    check(claims["iss"] == account["client_email"], || format!("iss {}", claims["iss"]))?;
+    check(claims["scope"].as_str() == oauth.scope.as_deref(), || format!("scope {}", claims["scope"]))?;
+    check(claims["sub"].as_str() == oauth.subject.as_deref(), || format!("sub {}", claims["sub"]))
+}
+
+/// With neither the plain token nor the service account set, a server with a fallback sends its API
+/// key as the row says, and no token request or `Authorization` header goes anywhere.
+#[tokio::test]
+async fn without_a_token_or_service_account_the_fallback_credential_is_sent() {
+    let fixture = fixture_with(|row, _| match &row.fallback {
+        None => Vec::new(),
+        Some(fallback) => vec![(fallback.secret.clone(), row.secrets[&fallback.secret].clone())],
+    })
+    .await;
+    each_row(fixture, |client, base, row, mock| async move {
+        let Some(fallback) = row.fallback.clone() else { return Ok(()) };
+        respond_with(&mock, ResponseTemplate::new(200).set_body_json(json!({"public": true}))).await;
+        let (status, body) =
+            body_of(client.get(format!("{base}/{}{}", row.name, row.sample)).send().await.unwrap()).await;
+        check(status == 200 && body == json!({"public": true}), || format!("{status} {body}"))?;
+        let requests = received(&mock).await;
+        check(requests.len() == 1, || format!("{} requests", requests.len()))?;
+        let request = &requests[0];
+        let key = &row.secrets[&fallback.secret];
+        check(request.url.path().ends_with(&row.sample), || format!("path {}", request.url.path()))?;
+        check(request.url.query_pairs().any(|(k, v)| k == fallback.query.as_str() && v == key.as_str()), || {
+            format!("query lacks {}: {:?}", fallback.query, request.url.query())
+        })?;
+        check(request.headers.get("authorization").is_none(), || "an Authorization header was sent".into())
+    })
+    .await;
 }
 
 fn boot_entries(file: &str) -> Vec<Value> {

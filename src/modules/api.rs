@@ -396,17 +396,35 @@ fn call(
     overrides: &Map,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = super::context()?;
-    let options = Options::new(meta, overrides)?;
+    let mut options = Options::new(meta, overrides)?;
+    let mut auth = options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string()));
+    if auth.as_deref() == Some("oauth2") && fall_back(services, &context, &mut options)? {
+        auth = options.text("auth");
+    }
     let request = build(services, &context, meta, &options, endpoint, method, data)?;
     super::egress::check(services, &context, &request.url)?;
     let host = request.url.host_str().unwrap_or_default().to_owned();
     let expect_json = options.text("response").is_none_or(|r| r != "text");
-    let auth = options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string()));
     let response = match auth.as_deref() {
         Some("oauth2") => crate::oauth::send(services, &context, request, options.text("scheme"))?,
         _ => services.http.send(request, &context)?,
     };
     result(response, &host, expect_json, &context).map_err(raise)
+}
+
+/// `META.oauth2.fallback` takes over (its auth and token as the call's options) when the grant has
+/// nothing to start from. With neither set, the error names every secret that would do.
+fn fall_back(services: &Services, context: &Context, options: &mut Options) -> Result<bool, Box<EvalAltResult>> {
+    let Some(spec) = context.script.meta.oauth2.as_ref() else { return Ok(false) };
+    let Some((auth, token)) = spec.fallback.as_ref() else { return Ok(false) };
+    let Some(lacking) = crate::oauth::lacking(services, context, spec)? else { return Ok(false) };
+    fill(token, services, context).map_err(|error| match crate::oauth::error_of(*error) {
+        Error::MissingSecret { name } => raise(Error::MissingSecret { name: format!("{lacking} or {name}") }),
+        other => raise(other),
+    })?;
+    options.map.insert("auth".into(), auth.clone().into());
+    options.map.insert("token".into(), token.clone().into());
+    Ok(true)
 }
 
 pub fn module(services: Arc<Services>) -> Module {
