@@ -87,6 +87,11 @@ struct OAuthRow {
     /// The user a service account acts for (the assertion's `sub`).
     #[serde(default)]
     subject: Option<String>,
+    /// The provider's own `grant_type` (Zoom's `account_credentials`) and further token-request fields.
+    #[serde(default)]
+    grant_type: Option<String>,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -521,9 +526,12 @@ fn check_token_request(row: &Row, oauth: &OAuthRow, requests: &[Request]) -> Res
     let form: BTreeMap<String, String> = url::form_urlencoded::parse(&request.body).into_owned().collect();
     let grant_type = match oauth.grant.as_str() {
         "jwt_bearer" => return check_assertion(row, oauth, &form),
-        other => other,
+        other => oauth.grant_type.as_deref().unwrap_or(other),
     };
     check(form.get("grant_type").map(String::as_str) == Some(grant_type), || format!("form {form:?}"))?;
+    for (field, value) in &oauth.params {
+        check(form.get(field) == Some(value), || format!("token request lacks {field}={value}: {form:?}"))?;
+    }
     if grant_type == "refresh_token" {
         let pasted = form.get("refresh_token").is_some_and(|t| row.secrets.values().any(|v| v == t));
         check(pasted, || format!("the refresh token is not the pasted one: {form:?}"))?;
@@ -582,6 +590,29 @@ async fn without_a_token_or_service_account_the_fallback_credential_is_sent() {
             format!("query lacks {}: {:?}", fallback.query, request.url.query())
         })?;
         check(request.headers.get("authorization").is_none(), || "an Authorization header was sent".into())
+    })
+    .await;
+}
+
+/// Zoom retired JWT apps: with only their token set, the call says so and nothing is sent.
+#[tokio::test]
+async fn zoom_with_only_a_jwt_token_says_jwt_apps_are_retired() {
+    let fixture = fixture_with(|row, _| match row.name.as_str() {
+        "zoom" => vec![("ZOOM_JWT_TOKEN".to_owned(), row.secrets["ZOOM_JWT_TOKEN"].clone())],
+        _ => Vec::new(),
+    })
+    .await;
+    each_row(fixture, |client, base, row, mock| async move {
+        if row.name != "zoom" {
+            return Ok(());
+        }
+        let (status, body) = body_of(client.get(format!("{base}/zoom/users/me")).send().await.unwrap()).await;
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        check(status == 500 && message.contains("retired JWT apps") && message.contains("ZOOM_ACCOUNT_ID"), || {
+            format!("{status} {body}")
+        })?;
+        check(!message.contains(&row.secrets["ZOOM_JWT_TOKEN"]), || "the JWT token was echoed".into())?;
+        check(received(&mock).await.is_empty(), || "a request was sent with a retired JWT".into())
     })
     .await;
 }
