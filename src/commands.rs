@@ -77,8 +77,9 @@ pub struct ServeArgs {
     /// comma-separated).
     #[arg(long = "invoke-token", value_name = "TOKEN[=SERVER+…]")]
     pub invoke_token: Vec<String>,
-    /// The URL browsers reach this server at (behind a proxy), for OAuth redirect URIs
-    /// (`{URL}/oauth/{name}/callback`). Default: the scheme and Host of the request.
+    /// The URL the outside world reaches this server at (behind a proxy or tunnel), e.g.
+    /// https://hooks.example.com: OAuth redirect URIs (`{URL}/oauth/{name}/callback`) and webhook
+    /// signatures that cover the URL (Twilio) use it. Default: the scheme and Host of the request.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<url::Url>,
 }
@@ -155,14 +156,20 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         Ok(access) => access,
         Err(problem) => return usage(format!("invocation tokens: {problem}")),
     };
+    if let Some(url) = &args.public_url
+        && !matches!(url.scheme(), "http" | "https")
+    {
+        return usage(format!("--public-url takes an http or https URL, not {url}"));
+    }
     settings.public_url = args.public_url;
     let boot = args.boot.or_else(|| {
         let local = PathBuf::from("boot/default.boot.json");
         local.exists().then_some(local)
     });
     if let Some(path) = &boot {
-        settings.boot = match Source::open(path).map_err(|e| vec![e]).and_then(|source| source.read_from_disk(path)) {
-            Ok(image) => Some(image),
+        let source = Source::open(path).map_err(|e| vec![e]);
+        match source.and_then(|source| Ok((source.read_from_disk(path)?, source.files(path)))) {
+            Ok((image, files)) => (settings.boot, settings.boot_files) = (Some(image), files),
             Err(problems) => return usage(format!("cannot load {}: {}", path.display(), problems.join("; "))),
         };
     }

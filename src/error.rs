@@ -64,6 +64,12 @@ pub enum Error {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    UriTooLong(String),
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// A request a script tried to send to a host it did not declare (or to a metadata address).
     #[error("{message}")]
     Refused { host: String, message: String },
@@ -74,6 +80,9 @@ pub enum Error {
     /// A boot image refused as a whole, with every problem found.
     #[error("the image was refused: {}", problems.join("; "))]
     InvalidImage { problems: Vec<String> },
+    /// A change the management API refuses because the boot source manages the server (`file`).
+    #[error("{message}")]
+    Conflict { message: String, file: String },
     #[error("secret '{name}' is not set")]
     MissingSecret { name: String },
     /// An OAuth server without a usable connection: never connected, or its grant was revoked.
@@ -93,6 +102,9 @@ pub enum Error {
     Script { message: String, at: Box<Location> },
     #[error("{message}")]
     LimitExceeded { message: String, limit: String, at: Box<Location> },
+    /// The runtime cannot do this now (its store refused a write); the same request may work later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -106,8 +118,12 @@ impl Error {
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) | Error::Refused { .. } => "forbidden",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::UriTooLong(_) => "uri_too_long",
+            Error::HeadersTooLarge(_) => "headers_too_large",
             Error::InvalidScript { .. } => "invalid_script",
             Error::InvalidImage { .. } => "invalid_image",
+            Error::Conflict { .. } => "conflict",
             Error::MissingSecret { .. } => "missing_secret",
             Error::NotConnected { .. } => "not_connected",
             Error::Upstream { .. } => "upstream",
@@ -117,6 +133,7 @@ impl Error {
             Error::Timeout(_) => "timeout",
             Error::Script { .. } => "script_error",
             Error::LimitExceeded { .. } => "limit_exceeded",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -128,7 +145,11 @@ impl Error {
             Error::PayloadTooLarge(_) => 413,
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) | Error::Refused { .. } => 403,
+            Error::MethodNotAllowed(_) => 405,
+            Error::UriTooLong(_) => 414,
+            Error::HeadersTooLarge(_) => 431,
             Error::InvalidScript { .. } | Error::InvalidImage { .. } => 422,
+            Error::Conflict { .. } => 409,
             Error::MissingSecret { .. } | Error::NotConnected { .. } => 424,
             // An upstream that answered outside 4xx/5xx is still an error here: report it as a bad gateway.
             Error::Upstream { status, .. } if (400..600).contains(status) => *status,
@@ -137,6 +158,7 @@ impl Error {
             Error::InvalidResponse(_) | Error::UpstreamUnreachable(_) => 502,
             Error::Timeout(_) => 504,
             Error::Script { .. } | Error::LimitExceeded { .. } | Error::Internal(_) => 500,
+            Error::Unavailable(_) => 503,
         }
     }
 
@@ -172,6 +194,9 @@ impl Error {
                 fields.insert("server".into(), json!(server));
                 fields.insert("connect".into(), json!(format!("POST /api/oauth/{server}/start")));
             }
+            Error::Conflict { file, .. } => {
+                fields.insert("file".into(), json!(file));
+            }
             Error::Upstream { status, body, .. } => {
                 fields.insert("status".into(), json!(status));
                 fields.insert("body".into(), json!(body));
@@ -198,9 +223,13 @@ impl Error {
             Error::Unauthorized(m) => Error::Unauthorized(f(&m)),
             Error::Forbidden(m) => Error::Forbidden(f(&m)),
             Error::Refused { host, message } => Error::Refused { host: f(&host), message: f(&message) },
+            Error::MethodNotAllowed(m) => Error::MethodNotAllowed(f(&m)),
+            Error::UriTooLong(m) => Error::UriTooLong(f(&m)),
+            Error::HeadersTooLarge(m) => Error::HeadersTooLarge(f(&m)),
             Error::InvalidScript { message, at } => Error::InvalidScript { message: f(&message), at },
             Error::MissingSecret { name } => Error::MissingSecret { name },
             Error::NotConnected { server, message } => Error::NotConnected { server, message: f(&message) },
+            Error::Conflict { message, file } => Error::Conflict { message: f(&message), file },
             Error::InvalidImage { problems } => {
                 Error::InvalidImage { problems: problems.iter().map(|p| f(p)).collect() }
             }
@@ -213,6 +242,7 @@ impl Error {
             Error::Timeout(m) => Error::Timeout(f(&m)),
             Error::Script { message, at } => Error::Script { message: f(&message), at },
             Error::LimitExceeded { message, limit, at } => Error::LimitExceeded { message: f(&message), limit, at },
+            Error::Unavailable(m) => Error::Unavailable(f(&m)),
             Error::Internal(m) => Error::Internal(f(&m)),
         }
     }
@@ -227,6 +257,17 @@ impl Error {
 
     pub fn limit_exceeded(limit: &str, message: impl Into<String>, at: Location) -> Error {
         Error::LimitExceeded { message: message.into(), limit: limit.into(), at: Box::new(at) }
+    }
+
+    /// Fills in where a script error happened when the native function that raised it could not know.
+    pub fn located(self, place: Location) -> Error {
+        match self {
+            Error::Script { message, at } if at.cid.is_none() => Error::Script { message, at: Box::new(place) },
+            Error::LimitExceeded { message, limit, at } if at.cid.is_none() => {
+                Error::LimitExceeded { message, limit, at: Box::new(place) }
+            }
+            other => other,
+        }
     }
 
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Error {
@@ -248,6 +289,10 @@ mod tests {
             (Error::Unauthorized("x".into()), "unauthorized", 401),
             (Error::Forbidden("x".into()), "forbidden", 403),
             (Error::Refused { host: "h".into(), message: "x".into() }, "forbidden", 403),
+            (Error::MethodNotAllowed("x".into()), "method_not_allowed", 405),
+            (Error::UriTooLong("x".into()), "uri_too_long", 414),
+            (Error::HeadersTooLarge("x".into()), "headers_too_large", 431),
+            (Error::Conflict { message: "x".into(), file: "f".into() }, "conflict", 409),
             (Error::MissingSecret { name: "K".into() }, "missing_secret", 424),
             (Error::NotConnected { server: "box".into(), message: "x".into() }, "not_connected", 424),
             (Error::Upstream { status: 404, message: "x".into(), body: "".into() }, "upstream", 404),
@@ -258,6 +303,7 @@ mod tests {
             (Error::Timeout("x".into()), "timeout", 504),
             (Error::script("x", at.clone()), "script_error", 500),
             (Error::limit_exceeded("operations", "x", at), "limit_exceeded", 500),
+            (Error::Unavailable("x".into()), "unavailable", 503),
         ];
         for (error, kind, status) in table {
             assert_eq!(error.kind(), kind);

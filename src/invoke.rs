@@ -141,7 +141,7 @@ impl Runtime {
 
     /// Finds the script a target names, and the server name it runs as. A script that is not compiled
     /// yet is read and compiled on the blocking pool, never on the calling worker.
-    async fn resolve(self: &Arc<Self>, target: &Target) -> Result<(Arc<Script>, Option<String>)> {
+    pub(crate) async fn resolve(self: &Arc<Self>, target: &Target) -> Result<(Arc<Script>, Option<String>)> {
         match target {
             Target::Name(name) => {
                 let server = self.existing(name)?;
@@ -280,13 +280,13 @@ impl Prepared {
 
     /// The value the script returned, as the response it stands for.
     fn output(&self, value: Dynamic) -> Result<Output> {
-        Output::from_dynamic(value).map_err(|message| {
+        Output::from_dynamic(value).map_err(|refused| {
             let at = Location {
                 server: self.context.server.clone(),
                 cid: Some(self.context.script.cid),
                 ..Location::default()
             };
-            Error::script(message, at)
+            refused.into_error(at)
         })
     }
 }

@@ -9,7 +9,8 @@
 //!   HTTP (proxy or call style) ─┐
 //!   MCP `tools/call`            │
 //!   CLI `call`                  ├─► Invocation ─► resolve name|CID ─► compiled Script (cached by CID)
-//!   chaining (`input`)          ┘                                      │
+//!   chaining (`input`)          │                                      │
+//!   webhooks (`fn webhook`)     ┘                                      │
 //!                        sandboxed run of `main` (or `webhook`) ◄──────┘
 //!                        inline on the worker, or as a fiber on a script thread when it waits
 //!                                                     │
@@ -30,9 +31,12 @@
 //!   servers whose `META.auth` is `oauth2`, and connects them through the browser.
 //! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
 //!   requests read without locks, and manages servers; [`invoke`] is the invocation path itself, the
-//!   only place a script runs ([`runtime::Runtime::invoke`] is defined there).
+//!   only place a script runs ([`runtime::Runtime::invoke`] is defined there). [`follow`] rebuilds
+//!   those snapshots when the store changes, here or in another process.
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
+//! * [`webhooks`] receives providers' signed deliveries (`POST /webhooks/{name}`): verifies, stores and
+//!   deduplicates them, then hands each to the script's `fn webhook(event)` through the same invocation path.
 //! * [`http`] is the axum interface; [`commands`] implements the CLI that `main.rs` parses.
 //! * [`mcp`] serves every server as an MCP tool (at `/mcp` and over stdio); [`operation`] reads the
 //!   named operations scripts declare and turns one into an invocation.
@@ -49,6 +53,7 @@ pub mod docs;
 pub mod engine;
 pub mod environment;
 pub mod error;
+pub mod follow;
 pub mod http;
 pub mod invoke;
 pub mod keys;
@@ -61,3 +66,4 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod webhooks;

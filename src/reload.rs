@@ -6,7 +6,8 @@
 //! runtime calls as the management API: a script whose CID changed is compiled and bound (origin
 //! `file`); a script that does not compile is never bound — the old version keeps serving and the error,
 //! with its line and column, is logged and kept as the server's `last_error`; servers that left the source
-//! are removed; changed variables are replaced. Servers added through the API are left alone.
+//! are removed; changed variables are replaced. Everything one save changed is committed as one
+//! change. Servers added through the API are left alone.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,11 +17,11 @@ use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::boot::{Image, Source};
+use crate::boot::{Image, ImageServer, Source};
 use crate::cid::Cid;
 use crate::error::Error;
 use crate::runtime::Runtime;
-use crate::store::Origin;
+use crate::store::{Change, Op, Origin};
 
 /// How long to wait for an editor's burst of events to end before reloading.
 const SETTLE: Duration = Duration::from_millis(5);
@@ -80,7 +81,9 @@ fn directories(source: &Path) -> Result<BTreeSet<PathBuf>, Error> {
     Ok(dirs.into_iter().filter(|d| d.is_dir()).collect())
 }
 
-/// Applies what changed between `applied` and the source as it is now; returns what is applied now.
+/// Applies what changed between `applied` and the source as it is now, as one [`Change`]: a request
+/// sees either the state before the save or the state after it, never half of it. Returns what is
+/// applied now.
 fn reload(runtime: &Runtime, source: &Path, applied: Image) -> Image {
     let parsed = match Source::open(source) {
         Ok(parsed) => parsed,
@@ -90,48 +93,66 @@ fn reload(runtime: &Runtime, source: &Path, applied: Image) -> Image {
         }
     };
     let base = source.parent().unwrap_or(Path::new("."));
+    runtime.managed.set(parsed.files(source));
     let mut now = Image { variables: parsed.variables.clone(), secrets: parsed.secrets.clone(), ..Image::default() };
+    let mut change = Change::default();
+    let mut bound = Vec::new();
     for server in &parsed.servers {
-        let path = base.join(&server.script);
         let before = applied.servers.iter().find(|s| s.name == server.name);
-        let script = match std::fs::read(&path) {
-            Ok(script) => script,
-            Err(e) => {
-                tracing::error!(server = %server.name, "{}: {e}", path.display());
-                match before {
-                    Some(before) => before.script.clone(),
-                    None => continue,
+        let Some(script) = read_script(&base.join(&server.script), &server.name, before) else { continue };
+        let current = runtime.server(&server.name);
+        if before.is_none_or(|b| Cid::of(&b.script) != Cid::of(&script)) {
+            match runtime.compile(&script) {
+                Ok(compiled) if current.as_ref().is_none_or(|s| s.cid != compiled.cid) => {
+                    change.blob(script.clone());
+                    let enabled = current.is_none().then_some(server.enabled);
+                    change.op(Op::Bind { name: server.name.clone(), cid: compiled.cid, origin: Origin::File, enabled });
+                    bound.push((server.name.clone(), compiled.cid));
                 }
-            }
-        };
-        let changed = before.is_none_or(|b| Cid::of(&b.script) != Cid::of(&script));
-        if changed {
-            match runtime.put_script(&server.name, &script, Origin::File) {
-                Ok(cid) => tracing::info!(server = %server.name, %cid, "reloaded"),
+                Ok(_) => runtime.set_last_error(&server.name, None),
                 Err(error) => {
                     tracing::error!(server = %server.name, "not reloaded, the previous version keeps serving: {}", error.message());
                     runtime.set_last_error(&server.name, Some(error));
                 }
             }
         }
-        if before.is_none_or(|b| b.enabled != server.enabled)
-            && runtime.server(&server.name).is_some_and(|s| s.enabled != server.enabled)
-            && let Err(error) = runtime.set_enabled(&server.name, server.enabled)
-        {
-            tracing::error!(server = %server.name, "cannot switch it {}: {}", if server.enabled { "on" } else { "off" }, error.message());
+        if before.is_none_or(|b| b.enabled != server.enabled) && current.is_some_and(|s| s.enabled != server.enabled) {
+            change.op(Op::SetEnabled { name: server.name.clone(), enabled: server.enabled });
         }
-        now.servers.push(crate::boot::ImageServer { name: server.name.clone(), script, enabled: server.enabled });
+        now.servers.push(ImageServer { name: server.name.clone(), script, enabled: server.enabled });
     }
-    for gone in applied.servers.iter().filter(|old| !now.servers.iter().any(|s| s.name == old.name)) {
-        match runtime.remove(&gone.name) {
-            Ok(()) => tracing::info!(server = %gone.name, "removed: no longer in the boot source"),
-            Err(error) => tracing::error!(server = %gone.name, "cannot remove: {}", error.message()),
+    let gone = applied.servers.iter().filter(|old| !now.servers.iter().any(|s| s.name == old.name));
+    for gone in gone.filter(|old| runtime.server(&old.name).is_some()) {
+        change.op(Op::Remove { name: gone.name.clone() });
+    }
+    if now.variables != applied.variables {
+        change.op(Op::SetVariables(now.variables.clone()));
+    }
+    if change.ops.is_empty() {
+        return now;
+    }
+    match runtime.commit(&change) {
+        Ok(()) => {
+            for (name, cid) in bound {
+                runtime.set_last_error(&name, None);
+                tracing::info!(server = %name, %cid, "reloaded");
+            }
+            now
+        }
+        Err(error) => {
+            tracing::error!("boot source not reloaded: {}", error.message());
+            applied
         }
     }
-    if now.variables != applied.variables
-        && let Err(error) = runtime.set_variables(now.variables.clone())
-    {
-        tracing::error!("variables not reloaded: {}", error.message());
+}
+
+/// A script file's bytes; when it cannot be read, what was applied before (or nothing for a new server).
+fn read_script(path: &Path, name: &str, before: Option<&ImageServer>) -> Option<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(script) => Some(script),
+        Err(e) => {
+            tracing::error!(server = %name, "{}: {e}", path.display());
+            before.map(|b| b.script.clone())
+        }
     }
-    now
 }

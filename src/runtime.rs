@@ -6,15 +6,18 @@
 //! moves back to an earlier CID, or two names on one script, cost one compile.
 //!
 //! Every change goes store-first: validate and compile, commit to the store, then rebuild the snapshot
-//! from what the store says. The store is the truth; the snapshot is derived from it.
+//! from what the store says. The store is the truth; the snapshot is derived from it. Writers take
+//! turns ([`Runtime::commit`]): two concurrent edits could otherwise each commit, then publish their
+//! snapshots in the opposite order, leaving the one served older than the one stored. Changes another
+//! process commits reach the snapshot the same way, through [`crate::follow`], under the same turn.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
 
-use crate::boot::{Image, ImageServer};
+use crate::boot::{Image, ImageServer, Managed};
 use crate::cid::Cid;
 use crate::engine::{Limits, Script, ScriptEngine, Threads};
 use crate::error::{Error, Result};
@@ -34,8 +37,11 @@ pub struct Settings {
     pub read_only: bool,
     /// Largest request body accepted over HTTP.
     pub max_body: usize,
-    /// A boot image to load at start instead of the state the data directory holds.
+    /// A boot source to load at start over the state the data directory holds: its servers are bound
+    /// from their files, servers created through the API stay.
     pub boot: Option<Image>,
+    /// The script file of every server the boot source names (see [`crate::boot::Managed`]).
+    pub boot_files: BTreeMap<String, PathBuf>,
     pub http: HttpSettings,
     /// `Host` values `/mcp` answers (against DNS rebinding); `*` for any.
     pub allowed_hosts: Vec<String>,
@@ -43,8 +49,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// Who may invoke over HTTP and MCP (open when no token is set).
     pub invoke_access: crate::access::InvokeAccess,
-    /// The URL browsers reach this runtime at (`serve --public-url`), for OAuth redirect URIs; else
-    /// the scheme and Host of the request that starts a connection.
+    /// The URL the outside world reaches this runtime at (`serve --public-url`): OAuth redirect URIs
+    /// and webhook signatures that cover the URL (Twilio) use it; else the scheme and Host of the request.
     pub public_url: Option<url::Url>,
 }
 
@@ -56,6 +62,7 @@ impl Settings {
             read_only: false,
             max_body: 10 * 1024 * 1024,
             boot: None,
+            boot_files: BTreeMap::new(),
             http: HttpSettings::default(),
             allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
             allowed_origins: Vec::new(),
@@ -91,6 +98,15 @@ pub fn checker() -> Result<ScriptEngine> {
 
 type Registry = HashMap<String, Arc<Server>>;
 
+/// Which servers outside an imported image survive the import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// The store holds exactly the image (an import).
+    Nothing,
+    /// Servers last bound through the API stay (a boot source loaded at start).
+    CreatedThroughApi,
+}
+
 /// Store fact recording that the data directory has been given its first image.
 const SEEDED: &str = "seeded";
 
@@ -106,6 +122,10 @@ pub struct Runtime {
     scripts: RwLock<HashMap<Cid, Arc<Script>>>,
     boot_cid: Mutex<Option<Cid>>,
     last_errors: Mutex<HashMap<String, Error>>,
+    /// The servers the boot source manages, which the management API may not change.
+    pub managed: Managed,
+    /// Held from a commit until the snapshot built from it is published: one writer at a time.
+    writer: Mutex<()>,
     pub settings: Settings,
 }
 
@@ -128,16 +148,20 @@ impl Runtime {
             scripts: RwLock::default(),
             boot_cid: Mutex::default(),
             last_errors: Mutex::default(),
+            writer: Mutex::default(),
+            managed: Managed::new(settings.boot_files.clone()),
             settings,
         });
         if let Some(image) = &runtime.settings.boot {
-            runtime.import(image, Origin::Boot)?;
+            runtime.replace(image, Origin::Boot, Keep::CreatedThroughApi)?;
         } else if runtime.store.fact(SEEDED)?.is_none() {
             let image = crate::boot::embedded().map_err(|problems| {
                 Error::Internal(format!("the embedded image is broken: {}", problems.join("; ")))
             })?;
             runtime.import(&image, Origin::Boot)?;
         }
+        // Subscribed before the first read, so no commit can fall between the two.
+        crate::follow::follow(&runtime);
         runtime.refresh()?;
         Ok(runtime)
     }
@@ -184,9 +208,22 @@ impl Runtime {
         self.compile(&source)
     }
 
-    /// Rebuilds the registry snapshot from the store. A server whose script no longer compiles stays
-    /// listed with its error; every other server keeps serving.
+    /// Rebuilds the registry, variables and opened-secrets snapshots from the store. A server whose
+    /// script no longer compiles stays listed with its error; every other server keeps serving.
     pub fn refresh(&self) -> Result<()> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.rebuild()
+    }
+
+    /// Commits `change` and publishes the snapshot of what the store then holds, as one writer.
+    pub fn commit(&self, change: &Change) -> Result<()> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.store.commit(change)?;
+        self.rebuild()
+    }
+
+    /// The snapshot of what the store holds; callers hold the writer lock.
+    fn rebuild(&self) -> Result<()> {
         let mut registry = Registry::new();
         for record in self.store.servers()? {
             let script = self.script(&record.cid);
@@ -198,6 +235,7 @@ impl Runtime {
         }
         self.registry.store(Arc::new(registry));
         self.services.variables.store(Arc::new(self.store.variables()?));
+        self.services.secrets().reload()?;
         *self.boot_cid.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
@@ -241,10 +279,17 @@ impl Runtime {
     /// any. Everything is checked first; any problem refuses the whole image, listing every problem,
     /// and changes nothing. The change is one transaction.
     pub fn import(&self, image: &Image, origin: Origin) -> Result<()> {
+        self.replace(image, origin, Keep::Nothing)
+    }
+
+    /// Imports `image`, keeping the servers outside it that `keep` says.
+    fn replace(&self, image: &Image, origin: Origin, keep_also: Keep) -> Result<()> {
         let problems = self.check(image);
         if !problems.is_empty() {
             return Err(Error::InvalidImage { problems });
         }
+        // The change is computed from the state it replaces: no other write may come between.
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let current: HashMap<String, ServerRecord> =
             self.store.servers()?.into_iter().map(|record| (record.name.clone(), record)).collect();
         let mut change = Change::default();
@@ -264,6 +309,11 @@ impl Runtime {
         }
         let keep: HashSet<&str> = image.servers.iter().map(|s| s.name.as_str()).collect();
         for name in current.into_keys().filter(|name| !keep.contains(name.as_str())) {
+            if keep_also == Keep::CreatedThroughApi
+                && self.store.history(&name)?.last().is_some_and(|b| b.origin == Origin::Api)
+            {
+                continue;
+            }
             change.op(Op::Remove { name });
         }
         change.op(Op::SetVariables(image.variables.clone()));
@@ -272,7 +322,7 @@ impl Runtime {
         }
         change.op(Op::SetFact { key: SEEDED.into(), value: "1".into() });
         self.store.commit(&change)?;
-        self.refresh()
+        self.rebuild()
     }
 
     /// The current state as an image; with `with_secret_values`, the stored secret values too.
@@ -299,13 +349,17 @@ impl Runtime {
     /// that does not compile is refused and nothing changes.
     pub fn put_script(&self, name: &str, source: &[u8], origin: Origin) -> Result<Cid> {
         validate_name(name).map_err(Error::BadRequest)?;
+        if origin == Origin::Api {
+            self.managed.check(name)?;
+        }
         let script = self.compile(source)?;
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if self.server(name).is_none_or(|server| server.cid != script.cid) {
             let mut change = Change::default();
             change.blob(source.to_vec());
             change.op(Op::Bind { name: name.into(), cid: script.cid, origin, enabled: None });
             self.store.commit(&change)?;
-            self.refresh()?;
+            self.rebuild()?;
         }
         self.set_last_error(name, None);
         Ok(script.cid)
@@ -340,18 +394,19 @@ impl Runtime {
     fn apply(&self, op: Op) -> Result<()> {
         let mut change = Change::default();
         change.op(op);
-        self.store.commit(&change)?;
-        self.refresh()
+        self.commit(&change)
     }
 
     pub fn set_enabled(&self, name: &str, enabled: bool) -> Result<()> {
         self.existing(name)?;
+        self.managed.check(name)?;
         self.apply(Op::SetEnabled { name: name.into(), enabled })
     }
 
     /// Removes a server; its history stays, so a later edit or rollback can bring it back.
     pub fn remove(&self, name: &str) -> Result<()> {
         self.existing(name)?;
+        self.managed.check(name)?;
         self.apply(Op::Remove { name: name.into() })?;
         self.set_last_error(name, None);
         Ok(())
@@ -359,6 +414,7 @@ impl Runtime {
 
     /// Binds `name` back to a CID from its history.
     pub fn rollback(&self, name: &str, cid: &Cid) -> Result<()> {
+        self.managed.check(name)?;
         if !self.history(name)?.iter().any(|binding| binding.cid == *cid) {
             return Err(Error::BadRequest(format!("{cid} is not in the history of '{name}'")));
         }

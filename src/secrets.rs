@@ -3,7 +3,15 @@
 //! A sealed value is `version (1) | nonce (24) | ciphertext+tag`, with the secret's name as associated
 //! data, so a sealed value copied under another name does not open. Values come from the store first,
 //! then from the process environment variable of the same name (never a reserved one).
+//!
+//! Scripts read secrets on the hot path, so they never reach the store or the cipher there: every
+//! stored secret is opened once per change of the store into an [`Opened`] snapshot that readers load
+//! without a lock and that is swapped whole when the store changes (here, or in another process).
 
+use std::collections::HashMap;
+use std::fmt;
+
+use arc_swap::ArcSwap;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
@@ -66,27 +74,63 @@ impl Vault {
     }
 }
 
-/// Reading and writing secrets through the store.
+/// Every stored secret, opened: what scripts read. It has no way to list or print its values; its
+/// `Debug` shows names only.
+#[derive(Default)]
+pub struct Opened(HashMap<String, Option<String>>);
+
+impl Opened {
+    /// Opens every sealed value of the store. A value that does not open under this key is kept as
+    /// such, so reading it fails with the name and never falls back to the environment.
+    fn of(store: &dyn Store, vault: &Vault) -> Result<Opened> {
+        let mut opened = HashMap::new();
+        for (name, sealed) in store.sealed_secrets()? {
+            let value = vault.open(&name, &sealed);
+            if let Err(error) = &value {
+                tracing::error!("{}", error.message());
+            }
+            opened.insert(name, value.ok());
+        }
+        Ok(Opened(opened))
+    }
+}
+
+impl fmt::Debug for Opened {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Reading and writing secrets: writes go to the store, reads come from the opened snapshot.
 pub struct Secrets<'a> {
     pub store: &'a dyn Store,
     pub vault: &'a Vault,
+    pub opened: &'a ArcSwap<Opened>,
 }
 
 impl Secrets<'_> {
-    /// The value of `name`: from the store, else from the environment (within the rule of
-    /// [`environment`](crate::environment)).
+    /// The value of `name`: from the store (as last opened), else from the environment (within the
+    /// rule of [`environment`](crate::environment)).
     pub fn get(&self, name: &str) -> Result<Option<String>> {
-        match self.store.secret(name)? {
-            Some(sealed) => self.vault.open(name, &sealed).map(Some),
+        match self.opened.load().0.get(name) {
+            Some(Some(value)) => Ok(Some(value.clone())),
+            Some(None) => Err(Error::Internal(format!("secret '{name}' cannot be opened with this master key"))),
             None => Ok(crate::environment::var(name)),
         }
+    }
+
+    /// Re-opens every stored secret into the snapshot readers see.
+    pub fn reload(&self) -> Result<()> {
+        self.opened.store(Opened::of(self.store, self.vault)?.into());
+        Ok(())
     }
 
     pub fn set(&self, name: &str, value: &str) -> Result<()> {
         validate_name(name).map_err(Error::BadRequest)?;
         let mut change = Change::default();
         change.op(Op::SetSecret { name: name.into(), sealed: self.vault.seal(name, value) });
-        self.store.commit(&change)
+        self.store.commit(&change)?;
+        self.reload()
     }
 
     /// Removes `name` from the store; says whether it was there.
@@ -96,6 +140,7 @@ impl Secrets<'_> {
             let mut change = Change::default();
             change.op(Op::RemoveSecret { name: name.into() });
             self.store.commit(&change)?;
+            self.reload()?;
         }
         Ok(existed)
     }
@@ -115,6 +160,24 @@ mod tests {
         assert!(Vault::new(&[8; 32]).open("API_KEY", &sealed).is_err());
         let err = vault.open("API_KEY", &sealed[..10]).unwrap_err();
         assert!(!err.message().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_opened_snapshot_shows_names_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
+        let (vault, opened) = (Vault::new(&[7; 32]), ArcSwap::default());
+        let secrets = Secrets { store: &store, vault: &vault, opened: &opened };
+        secrets.set("API_KEY", "s3cr3t-value").unwrap();
+        assert_eq!(secrets.get("API_KEY").unwrap().as_deref(), Some("s3cr3t-value"));
+        let shown = format!("{:?} {:#?}", opened.load(), opened.load());
+        assert!(shown.contains("API_KEY") && !shown.contains("s3cr3t"), "{shown}");
+        // A value sealed under another key is reported by name, never taken from the environment.
+        let mut change = Change::default();
+        change.op(Op::SetSecret { name: "PATH".into(), sealed: Vault::new(&[8; 32]).seal("PATH", "x") });
+        store.commit(&change).unwrap();
+        secrets.reload().unwrap();
+        assert!(secrets.get("PATH").unwrap_err().message().contains("PATH"));
     }
 
     #[test]

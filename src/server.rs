@@ -28,7 +28,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 
 /// What `GET /{name}` and `switchboard describe` say about a server: its metadata and how to call it.
 pub fn describe(name: &str, script: &Script, enabled: Option<bool>) -> serde_json::Value {
-    serde_json::json!({
+    let mut description = serde_json::json!({
         "name": name,
         "cid": script.cid,
         "enabled": enabled,
@@ -38,7 +38,11 @@ pub fn describe(name: &str, script: &Script, enabled: Option<bool>) -> serde_jso
             "proxy": format!("/{name}/{{endpoint}}"),
             "call": format!("/{name}?endpoint=&method=GET&data="),
         },
-    })
+    });
+    if script.meta.webhook.is_some() {
+        description["usage"]["webhook"] = format!("POST /webhooks/{name}").into();
+    }
+    description
 }
 
 /// What a server asks of its operator: the secrets it may read (alternatives joined by `|`) and the

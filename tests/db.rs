@@ -194,3 +194,97 @@ async fn an_unreachable_database_is_upstream_unreachable() {
     let (status, body) = sql(&server, "postgres://postgres@127.0.0.1:9/test", step("SELECT 1", json!([]))).await;
     assert_eq!((status, body["error"]["type"].as_str()), (502, Some("upstream_unreachable")), "{body}");
 }
+
+#[tokio::test]
+async fn a_plain_statement_inside_its_own_transaction_fails_at_once() {
+    let nested = r#"const META = #{ title: "Nested", description: "d" };
+fn main(endpoint, method, data) {
+    db::execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)");
+    if endpoint == "/count" { return db::query("SELECT count(*) AS n FROM t"); }
+    db::transaction(|tx| { tx.execute("INSERT INTO t VALUES (1)", []); db::query("SELECT * FROM t") })
+}"#;
+    let server = Server::start(&[("nested", nested)]);
+    let call = server.client.post(server.url("/nested")).json(&json!({"endpoint": "/"})).send().await.unwrap();
+    let error = expect_error(call, 500, "script_error").await;
+    assert!(error["message"].as_str().unwrap().contains("the handle its closure receives"), "{error}");
+    // The failed transaction left nothing and released the database.
+    let count = server.client.post(server.url("/nested")).json(&json!({"endpoint": "/count"})).send().await.unwrap();
+    assert_eq!(json(count).await, (200, json!([{"n": 0}])));
+}
+
+#[tokio::test]
+async fn many_scripts_waiting_on_postgres_hold_no_thread_each() {
+    if !reachable("127.0.0.1:5432") {
+        return;
+    }
+    let server = Server::start(&[("sql", SQL)]);
+    let waits = 100;
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..waits {
+        let (client, url) = (server.client.clone(), server.url("/sql"));
+        let data = step("SELECT pg_sleep(0.2)::text AS slept", json!([]));
+        calls.spawn(async move {
+            let call = json!({"endpoint": format!("/{POSTGRES}"), "method": "POST", "data": data});
+            json(client.post(url).json(&call).send().await.unwrap()).await
+        });
+    }
+    // The most threads the process had while the scripts waited: far fewer than the waits.
+    let mut most = 0;
+    while !calls.is_empty() {
+        most = most.max(server.threads());
+        tokio::select! {
+            Some(done) = calls.join_next() => assert_eq!(done.unwrap(), (200, json!([{"slept": ""}]))),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+        }
+    }
+    eprintln!("{most} threads at most for {waits} waiting scripts");
+    assert!(most < waits / 2, "{most} threads for {waits} waiting scripts");
+}
+
+#[tokio::test]
+async fn the_readme_transaction_example_runs_against_postgres() {
+    if !reachable("127.0.0.1:5432") {
+        return;
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("```rhai\nconst META = #{ title: \"Orders\"").expect("the README has the example") + 8;
+    let example = &readme[start..start + readme[start..].find("```").unwrap()];
+    // The example's declared database host, pointed at the local server as an operator would.
+    let env = [("ORDERS_DB_URL", POSTGRES), ("ORDERS_DB_BASE_URL", "postgres://127.0.0.1:5432")];
+    let server = Server::start_with(&[("sql", SQL), ("orders", example)], &[], &env);
+    let setup = json!([
+        step("DROP TABLE IF EXISTS orders, stock", json!([])),
+        step("CREATE TABLE stock (sku text PRIMARY KEY, n int4)", json!([])),
+        step("CREATE TABLE orders (id serial PRIMARY KEY, sku text)", json!([])),
+        step("INSERT INTO stock VALUES ('pen', 3)", json!([])),
+    ]);
+    assert_eq!(sql(&server, POSTGRES, setup).await.0, 200);
+    let call = json!({"endpoint": "/", "method": "POST", "data": {"sku": "pen"}});
+    let ordered = json(server.client.post(server.url("/orders")).json(&call).send().await.unwrap()).await;
+    assert_eq!(ordered, (200, json!([{"id": 1}])));
+    let (_, stock) = sql(&server, POSTGRES, step("SELECT n FROM stock", json!([]))).await;
+    assert_eq!(stock, json!([{"n": 2}]));
+    sql(&server, POSTGRES, step("DROP TABLE orders, stock", json!([]))).await;
+}
+
+/// A statement still running at the deadline is stopped there: on the server's SQLite and on PostgreSQL.
+#[tokio::test]
+async fn a_statement_running_past_the_deadline_is_a_timeout() {
+    let slow = r#"const META = #{ title: "Slow", description: "d", hosts: #{ pg: "postgres://127.0.0.1:5432" } };
+fn main(endpoint, method, data) {
+    if endpoint == "/local" {
+        db::query("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n")
+    } else {
+        db::connect(data).query("SELECT pg_sleep(600)")
+    }
+}"#;
+    let server = Server::start(&[("slow", slow)]);
+    let call = |endpoint: &str, data: &str| {
+        let body = json!({"endpoint": endpoint, "data": data, "timeout_ms": 300});
+        server.client.post(server.url("/slow")).json(&body).send()
+    };
+    expect_error(call("/local", "").await.unwrap(), 504, "timeout").await;
+    if reachable("127.0.0.1:5432") {
+        expect_error(call("/pg", POSTGRES).await.unwrap(), 504, "timeout").await;
+    }
+}

@@ -41,12 +41,6 @@ async fn start(mock: &MockServer, servers: &[(&str, &str)]) -> Server {
     Server::start_with(servers, &[], &[("SLOW_BASE_URL", &uri), ("SLOW_TOKEN", "tok_slow"), ("FAN_BASE_URL", &uri)])
 }
 
-/// The number of threads of a process, from /proc.
-fn threads(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|line| line.strip_prefix("Threads:")).unwrap().trim().parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_scripts_waiting_on_a_slow_upstream_hold_no_threads() {
     let mock = MockServer::start().await;
@@ -71,7 +65,7 @@ async fn a_thousand_scripts_waiting_on_a_slow_upstream_hold_no_threads() {
     let mut most = 0;
     for _ in 0..15 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        most = most.max(threads(server.pid()));
+        most = most.max(server.threads());
     }
     for call in calls {
         let (status, body) = call.await.unwrap();

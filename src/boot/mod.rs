@@ -6,12 +6,14 @@
 //! no files on the machine.
 
 mod diff;
+mod managed;
 mod pack;
 mod source;
 
 use std::collections::BTreeMap;
 
 pub use diff::diff;
+pub use managed::Managed;
 pub use pack::{FORMAT, is_packed, pack, unpack};
 pub use source::{Source, SourceServer};
 

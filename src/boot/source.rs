@@ -59,6 +59,12 @@ impl Source {
         Ok(Image { servers, variables: self.variables.clone(), secrets: self.secrets.clone(), ..Image::default() })
     }
 
+    /// The script file of every server, for the source file at `path`.
+    pub fn files(&self, path: &Path) -> BTreeMap<String, std::path::PathBuf> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        self.servers.iter().map(|server| (server.name.clone(), dir.join(&server.script))).collect()
+    }
+
     /// Reads every script relative to the directory of the source file at `path`.
     pub fn read_from_disk(&self, path: &Path) -> Result<Image, Vec<String>> {
         let dir = path.parent().unwrap_or(Path::new("."));

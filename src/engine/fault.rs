@@ -75,7 +75,7 @@ pub fn classify(err: EvalAltResult, at: Location, timeout: std::time::Duration) 
             limit("variables", "the script defined too many variables".into(), at)
         }
         EvalAltResult::ErrorTooManyModules(_) => Fault::Error(Error::script("scripts cannot import modules", at)),
-        EvalAltResult::ErrorRuntime(value, _) if value.is::<Error>() => Fault::Error(value.cast::<Error>()),
+        EvalAltResult::ErrorRuntime(value, _) if value.is::<Error>() => Fault::Error(value.cast::<Error>().located(at)),
         EvalAltResult::ErrorRuntime(value, _) => Fault::Error(Error::script(value.to_string(), at)),
         mut other => {
             other.clear_position();

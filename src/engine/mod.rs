@@ -12,6 +12,7 @@ mod bounded;
 mod context;
 mod fault;
 mod fiber;
+pub mod nesting;
 pub mod output;
 mod sandbox;
 mod script;

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use rhai::{Blob, Dynamic, Map};
 
-use crate::error::Error;
+use super::nesting::{self, JsonError, MAX_BYTES};
+use crate::error::{Error, Location};
 
 /// The `data` argument of an invocation, before it becomes a Rhai value.
 #[derive(Debug, Clone, Default)]
@@ -45,10 +46,13 @@ impl Data {
         Ok(match self {
             Data::None => Dynamic::UNIT,
             Data::Body(bytes) if bytes.is_empty() => Dynamic::UNIT,
-            Data::Json(bytes) => serde_json::from_slice::<Dynamic>(bytes)
-                .map_err(|e| Error::BadRequest(format!("the body is sent as JSON but does not parse: {e}")))?,
+            Data::Json(bytes) => {
+                let value = serde_json::from_slice::<Dynamic>(bytes)
+                    .map_err(|e| Error::BadRequest(format!("the body is sent as JSON but does not parse: {e}")))?;
+                exact_integers(bytes).map(|()| value)?
+            }
             Data::Body(bytes) => match serde_json::from_slice::<Dynamic>(bytes) {
-                Ok(value) => value,
+                Ok(value) => exact_integers(bytes).map(|()| value)?,
                 Err(_) => match std::str::from_utf8(bytes) {
                     Ok(text) => text.into(),
                     Err(_) => Dynamic::from_blob(bytes.to_vec()),
@@ -60,6 +64,41 @@ impl Data {
                 .map_err(|e| Error::BadRequest(format!("data cannot be given to a script: {e}")))?,
         })
     }
+}
+
+/// Refuses JSON text holding an integer that a script could only see as an approximation: beyond
+/// the range of Rhai's integers (i64), a parser would silently turn it into a float. Numbers written
+/// with a fraction or an exponent are floats by their own spelling and pass.
+pub fn exact_integers(text: &[u8]) -> Result<(), Error> {
+    let mut at = 0;
+    while at < text.len() {
+        match text[at] {
+            b'"' => {
+                at += 1;
+                while at < text.len() && text[at] != b'"' {
+                    at += if text[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = at;
+                while at < text.len() && matches!(text[at], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    at += 1;
+                }
+                let number = &text[start..at];
+                let integer = !number.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
+                let parsed = std::str::from_utf8(number).ok().and_then(|n| n.parse::<i64>().ok());
+                if integer && parsed.is_none() {
+                    let shown = String::from_utf8_lossy(&number[..number.len().min(40)]).into_owned();
+                    return Err(Error::BadRequest(format!(
+                        "the integer {shown} is outside the range scripts can hold exactly (-2^63 to 2^63-1): send it as a string"
+                    )));
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    Ok(())
 }
 
 /// A finished invocation's response.
@@ -82,8 +121,39 @@ fn is_envelope(map: &Map) -> bool {
     map.contains_key("output") && map.keys().all(|k| ENVELOPE_KEYS.contains(&k.as_str()))
 }
 
+/// Why a returned value cannot be a response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The value or its envelope is malformed: what is wrong with it.
+    Invalid(String),
+    /// The value is over a bound (`size`, `depth`).
+    Limit(&'static str, String),
+}
+
+impl Refused {
+    /// The error the caller sees, at the script that returned the value.
+    pub fn into_error(self, at: Location) -> Error {
+        match self {
+            Refused::Invalid(message) => Error::script(message, at),
+            Refused::Limit(limit, message) => Error::limit_exceeded(limit, message, at),
+        }
+    }
+}
+
+impl From<String> for Refused {
+    fn from(message: String) -> Refused {
+        Refused::Invalid(message)
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(message: &str) -> Refused {
+        Refused::Invalid(message.to_owned())
+    }
+}
+
 /// Serialises a value as the body it stands for, with the content type that fits it.
-fn body_of(value: Dynamic) -> Result<(Bytes, HeaderValue), String> {
+fn body_of(value: Dynamic) -> Result<(Bytes, HeaderValue), Refused> {
     if value.is_string() {
         let text = value.into_immutable_string().map_err(|t| t.to_string())?;
         return Ok((Bytes::copy_from_slice(text.as_bytes()), TEXT));
@@ -92,15 +162,18 @@ fn body_of(value: Dynamic) -> Result<(Bytes, HeaderValue), String> {
         let blob: Blob = value.cast();
         return Ok((Bytes::from(blob), BINARY));
     }
-    let mut bytes = Vec::with_capacity(256);
-    serde_json::to_writer(&mut bytes, &value)
-        .map(|()| (Bytes::from(bytes), JSON))
-        .map_err(|e| format!("main returned a value that is not JSON: {e}"))
+    match nesting::to_json_bytes(&value, false, MAX_BYTES) {
+        Ok(bytes) => Ok((Bytes::from(bytes), JSON)),
+        Err(JsonError::Exceeded(exceeded)) => {
+            Err(Refused::Limit(exceeded.limit(), exceeded.message("the value main returned", MAX_BYTES)))
+        }
+        Err(JsonError::Invalid(e)) => Err(Refused::Invalid(format!("main returned a value that is not JSON: {e}"))),
+    }
 }
 
 impl Output {
     /// Shapes the value `main` returned. The error text says what is wrong with an envelope.
-    pub fn from_dynamic(value: Dynamic) -> Result<Output, String> {
+    pub fn from_dynamic(value: Dynamic) -> Result<Output, Refused> {
         if value.is_map() {
             let map = value.read_lock::<Map>().map(|m| is_envelope(&m)).unwrap_or(false);
             if map {
@@ -111,7 +184,7 @@ impl Output {
         Ok(Output { status: 200, content_type, headers: Vec::new(), body })
     }
 
-    fn from_envelope(mut map: Map) -> Result<Output, String> {
+    fn from_envelope(mut map: Map) -> Result<Output, Refused> {
         let (body, default_type) = body_of(map.remove("output").unwrap_or_default())?;
         let content_type = match map.remove("content_type") {
             None => default_type,
@@ -125,7 +198,7 @@ impl Output {
             None => 200,
             Some(v) => match v.as_int() {
                 Ok(code) if (100..=599).contains(&code) => code as u16,
-                _ => return Err("status must be an integer from 100 to 599".into()),
+                _ => return Err(Refused::from("status must be an integer from 100 to 599")),
             },
         };
         let mut headers = Vec::new();
@@ -186,9 +259,21 @@ mod tests {
     #[test]
     fn a_bad_envelope_says_what_is_wrong() {
         let err = Output::from_dynamic(dynamic(r#"{"output":1,"status":1000}"#)).unwrap_err();
-        assert_eq!(err, "status must be an integer from 100 to 599");
+        assert_eq!(err, Refused::from("status must be an integer from 100 to 599"));
         let err = Output::from_dynamic(dynamic(r#"{"output":1,"headers":{"bad name":"x"}}"#)).unwrap_err();
-        assert_eq!(err, "'bad name' is not a header name");
+        assert_eq!(err, Refused::from("'bad name' is not a header name"));
+    }
+
+    #[test]
+    fn integers_beyond_i64_are_refused_not_rounded() {
+        assert!(
+            exact_integers(br#"{"a":[9223372036854775807,-9223372036854775808,1.5e300,"99999999999999999999"]}"#)
+                .is_ok()
+        );
+        for text in [&b"9223372036854775808"[..], b"[-9223372036854775809]", br#"{"id":18446744073709551616}"#] {
+            assert!(exact_integers(text).is_err(), "{}", String::from_utf8_lossy(text));
+        }
+        assert!(exact_integers(br#"{"s":"\"12345678901234567890"}"#).is_ok());
     }
 
     #[test]

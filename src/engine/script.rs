@@ -29,6 +29,8 @@ pub struct Meta {
     pub operations: Vec<crate::operation::Operation>,
     /// `META.oauth2`, required when `auth` is `oauth2`.
     pub oauth2: Option<std::sync::Arc<crate::oauth::Spec>>,
+    /// How the server receives webhooks (`META.webhook`), if it does.
+    pub webhook: Option<crate::webhooks::Spec>,
     /// The whole `META` as JSON, for describing the server.
     pub json: Value,
 }
@@ -97,7 +99,8 @@ impl Meta {
             (None, Some("oauth2")) => return Err("META.auth \"oauth2\" needs META.oauth2".into()),
             (None, _) => None,
         };
-        Ok(Meta {
+        let webhook = map.get("webhook").map(crate::webhooks::Spec::from_json).transpose()?;
+        let meta = Meta {
             title: text("title", true)?,
             description: text("description", true)?,
             category: text("category", false)?,
@@ -110,8 +113,15 @@ impl Meta {
             timeout,
             operations: crate::operation::parse(map.get("operations"))?,
             oauth2,
+            webhook,
             json,
-        })
+        };
+        match &meta.webhook {
+            Some(spec) if !meta.declares_secret(&spec.secret) => {
+                Err(format!("META.webhook.secret '{}' must be one of the names in META.secrets", spec.secret))
+            }
+            _ => Ok(meta),
+        }
     }
 
     /// Whether `name` is one of the secrets this script declared.
@@ -214,5 +224,26 @@ mod tests {
             Meta::from_json(json!({"title": "t", "description": "d", "timeout_ms": 0})).unwrap_err(),
             "META.timeout_ms must be a positive integer"
         );
+    }
+
+    #[test]
+    fn a_webhook_is_keyed_by_a_declared_secret() {
+        let meta = Meta::from_json(json!({
+            "title": "t", "description": "d", "secrets": ["API_KEY", "HOOK_SECRET"],
+            "webhook": {"scheme": "github", "secret": "HOOK_SECRET"},
+        }))
+        .unwrap();
+        assert_eq!(meta.webhook.map(|w| w.scheme), Some(crate::webhooks::Scheme::Github));
+        let undeclared = Meta::from_json(json!({
+            "title": "t", "description": "d", "secrets": ["API_KEY"],
+            "webhook": {"scheme": "github", "secret": "HOOK_SECRET"},
+        }));
+        assert_eq!(
+            undeclared.unwrap_err(),
+            "META.webhook.secret 'HOOK_SECRET' must be one of the names in META.secrets"
+        );
+        let unknown =
+            Meta::from_json(json!({"title": "t", "description": "d", "webhook": {"scheme": "x", "secret": "S"}}));
+        assert!(unknown.unwrap_err().starts_with("META.webhook.scheme must be one of"));
     }
 }

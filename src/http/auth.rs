@@ -38,7 +38,7 @@ impl FromRequestParts<AppState> for AdminRead {
                 Ok(AdminRead)
             }
             Some(_) => Err(Error::Unauthorized("the admin token is not valid".into())),
-            None => Err(Error::Unauthorized("management changes need Authorization: Bearer <admin token>".into())),
+            None => Err(Error::Unauthorized("this needs Authorization: Bearer <admin token>".into())),
         }
     }
 }

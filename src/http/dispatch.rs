@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use super::{AppState, describe, parse_cid, read_body};
 use crate::engine::Data;
+use crate::engine::output::exact_integers;
 use crate::error::Error;
 use crate::invoke::{Invocation, Invoked, Target};
 
@@ -144,7 +145,10 @@ fn form_params(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
             continue;
         }
         let value = match key.as_str() {
-            "data" => serde_json::from_str(&value).unwrap_or(Value::String(value)),
+            "data" => match serde_json::from_str(&value) {
+                Ok(parsed) => exact_integers(value.as_bytes()).map(|()| parsed)?,
+                Err(_) => Value::String(value),
+            },
             _ => Value::String(value),
         };
         if params.insert(key.clone(), value).is_some() {
@@ -161,6 +165,7 @@ fn post_params(body: &Bytes) -> Result<Map<String, Value>, Error> {
         return Ok(Map::new());
     }
     if trimmed.starts_with(b"{") {
+        exact_integers(body)?;
         return serde_json::from_slice::<Map<String, Value>>(body)
             .map_err(|e| Error::BadRequest(format!("the body is not a valid JSON object: {e}")));
     }
@@ -202,16 +207,15 @@ fn parse_timeout(text: &str) -> Result<Duration, Error> {
 }
 
 fn parse_method(text: &str) -> Result<String, Error> {
-    let upper = text.to_ascii_uppercase();
-    match Method::from_bytes(upper.as_bytes()) {
-        Ok(_) if !upper.is_empty() => Ok(upper),
-        _ => Err(Error::BadRequest(format!("'{text}' is not an HTTP method"))),
-    }
+    let method = Method::from_bytes(text.as_bytes()).map_err(|_| {
+        Error::BadRequest(format!("'{}' is not an HTTP method", text.chars().take(20).collect::<String>()))
+    })?;
+    Ok(super::guard::normalised(&method)?.as_str().to_owned())
 }
 
 /// The HTTP response of an invocation: the output with its status, type and headers, or the error;
 /// `X-Server-Cid` whenever a script was resolved.
-fn respond(invoked: Invoked) -> Response {
+pub(super) fn respond(invoked: Invoked) -> Response {
     let server_cid = invoked.script.as_ref().map(|script| HeaderValue::from_maybe_shared(script.cid_text.clone()));
     let mut response = match invoked.result {
         Ok(reply) => {

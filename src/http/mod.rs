@@ -11,14 +11,16 @@ mod content;
 mod describe;
 mod dispatch;
 mod error;
+mod guard;
 mod oauth;
 mod secrets;
 mod servers;
+mod webhooks;
 
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -37,9 +39,11 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
         .route("/oauth/{name}/callback", get(oauth::callback))
+        .route("/webhooks/{name}", post(webhooks::receive))
         .nest("/api", api::router())
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(dispatch::dispatch)
+        .layer(axum::middleware::from_fn(guard::guard))
         .with_state(runtime)
 }
 

@@ -1,15 +1,15 @@
 //! `switchboard mcp`: the same server over stdio, for desktop clients that start it as a process.
 //!
 //! Such a process usually shares its data directory with a running `serve`, which may reload or
-//! edit servers at any time. [`poll_store`] notices (one cheap query a second) and re-reads the
+//! edit servers at any time. [`follow`] hears of it through the store's change feed and re-reads the
 //! registry; when the tools actually differ, the client gets `notifications/tools/list_changed` —
 //! unasked on the `initialize` revisions, through its `subscriptions/listen` on 2026-07-28.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rmcp::service::{Peer, RoleServer};
 use rmcp::{ServiceExt, model::Tool};
+use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
@@ -17,33 +17,29 @@ use crate::runtime::Runtime;
 use super::access::Access;
 use super::handler::Handler;
 
-/// How often the store is asked whether another process changed it.
-const POLL: Duration = Duration::from_secs(1);
-
 /// Serves MCP on stdin/stdout until the client closes it.
 pub async fn serve(runtime: Arc<Runtime>) -> Result<()> {
+    // Subscribed before serving, and read once at the start: no change can fall in between.
+    let mut changes = runtime.store.changes();
+    changes.mark_changed();
     let handler = Handler::new(runtime.clone(), true);
     let running =
         handler.clone().serve(rmcp::transport::stdio()).await.map_err(|e| Error::internal("MCP over stdio", e))?;
-    let follow = tokio::spawn(follow(handler, running.peer().clone()));
+    let follow = tokio::spawn(follow(handler, running.peer().clone(), changes));
     let outcome = running.waiting().await;
     follow.abort();
     outcome.map(drop).map_err(|e| Error::internal("MCP over stdio", e))
 }
 
 /// Keeps the registry in step with the store, telling the client when its tools changed.
-async fn follow(handler: Handler, peer: Peer<RoleServer>) {
-    let mut seen = None;
+async fn follow(handler: Handler, peer: Peer<RoleServer>, mut changes: watch::Receiver<u64>) {
     let mut tools = all_tools(&handler);
-    loop {
-        tokio::time::sleep(POLL).await;
-        match poll_store(handler.runtime(), &mut seen) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(error) => {
-                tracing::warn!("cannot re-read the store: {}", error.message());
-                continue;
-            }
+    while changes.changed().await.is_ok() {
+        changes.borrow_and_update();
+        // Re-read here (rebuilds are serialised and cheap) so that the tools compared below are current.
+        if let Err(error) = handler.runtime().blocking(|rt| rt.refresh()).await {
+            tracing::warn!("cannot re-read the store: {}", error.message());
+            continue;
         }
         let now = all_tools(&handler);
         if now == tools {
@@ -63,16 +59,4 @@ async fn follow(handler: Handler, peer: Peer<RoleServer>) {
 
 fn all_tools(handler: &Handler) -> Vec<Tool> {
     handler.catalog().page(&Access::All, None, usize::MAX).map(|(tools, _)| tools).unwrap_or_default()
-}
-
-/// Re-reads the registry when another process committed to the store since the last look (or when
-/// there was no look yet: a change may have come between opening the store and the first look);
-/// says whether it did.
-fn poll_store(runtime: &Runtime, seen: &mut Option<u64>) -> Result<bool> {
-    let version = runtime.store.version()?;
-    if seen.replace(version) == Some(version) {
-        return Ok(false);
-    }
-    runtime.refresh()?;
-    Ok(true)
 }

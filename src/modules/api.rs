@@ -208,6 +208,9 @@ fn join(base: &str, endpoint: &str) -> Result<String, Box<EvalAltResult>> {
     if endpoint.contains("://") || endpoint.starts_with("//") {
         return Err(raise(Error::BadRequest(format!("the endpoint must be a path, not a URL: '{endpoint}'"))));
     }
+    if climbs(endpoint) {
+        return Err(raise(Error::BadRequest(format!("the endpoint may not climb out of the base path: '{endpoint}'"))));
+    }
     let base = base.trim_end_matches('/');
     Ok(match endpoint.chars().next() {
         None => base.to_owned(),
@@ -216,6 +219,14 @@ fn join(base: &str, endpoint: &str) -> Result<String, Box<EvalAltResult>> {
         Some('/') | Some('?') => format!("{base}{endpoint}"),
         Some(_) => format!("{base}/{endpoint}"),
     })
+}
+
+/// Whether the path of `endpoint` has a `..` segment, spelled plainly or percent-encoded (`%2e%2e`,
+/// `..%2f`, `..\\`): a URL parser or the upstream would resolve it above the base path.
+fn climbs(endpoint: &str) -> bool {
+    let path = endpoint.split(['?', '#']).next().unwrap_or_default();
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    decoded.split(['/', '\\']).any(|segment| segment == "..")
 }
 
 fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Box<EvalAltResult>> {
@@ -337,7 +348,7 @@ fn build(
         request.body = match body.as_str() {
             "json" if fields.is_empty() => Body::Json(to_json(data)?),
             "json" => Body::Json(to_json(&with_fields()?.into())?),
-            "form" => Body::Form(super::form_fields(&with_fields()?.into())),
+            "form" => Body::Form(super::form_fields(&with_fields()?.into())?),
             "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
             "text" => Body::Text(data.to_string()),
             other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, text)"))),
@@ -467,5 +478,9 @@ mod tests {
         assert_eq!(join("https://a.b/v2", "/?q=1").unwrap(), "https://a.b/v2?q=1");
         assert!(join("https://a.b", "https://evil.example/x").is_err());
         assert!(join("https://a.b", "//evil.example/x").is_err());
+        for climbing in ["/../admin", "/v1/../../x", "/%2e%2e/x", "/%2E%2E/x", "/..%2fx", "/a/..%5cx", "..", "x/.."] {
+            assert!(join("https://a.b/v1", climbing).is_err(), "{climbing}");
+        }
+        assert_eq!(join("https://a.b/v1", "/x..y/..z?u=/../").unwrap(), "https://a.b/v1/x..y/..z?u=/../");
     }
 }

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use rhai::{Blob, Dynamic, EvalAltResult, Map, Module};
 
-use super::{Fallible, arg_error, func, scalar_text};
+use super::{Fallible, arg_error, func, scalar_text, to_json_text};
 use crate::engine::admit;
 
 /// Characters left as they are in a URL component (RFC 3986 unreserved).
@@ -52,12 +52,8 @@ pub fn json_module() -> Module {
     func("parse").set_into_module(&mut module, |text: &str| {
         serde_json::from_str::<Dynamic>(admitted(text)?).map_err(|e| arg_error(&format!("not valid JSON: {e}")))
     });
-    func("stringify").set_into_module(&mut module, |value: Dynamic| {
-        serde_json::to_string(&value).map_err(|e| arg_error(&format!("value cannot be written as JSON: {e}")))
-    });
-    func("pretty").set_into_module(&mut module, |value: Dynamic| {
-        serde_json::to_string_pretty(&value).map_err(|e| arg_error(&format!("value cannot be written as JSON: {e}")))
-    });
+    func("stringify").set_into_module(&mut module, |value: Dynamic| to_json_text(&value, false));
+    func("pretty").set_into_module(&mut module, |value: Dynamic| to_json_text(&value, true));
     module
 }
 

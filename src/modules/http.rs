@@ -349,7 +349,7 @@ fn apply_options(request: &mut Outgoing, options: &Map) -> Result<(), Box<EvalAl
                 }
             }
             "json" => request.body = Body::Json(to_json(value)?),
-            "form" if value.is_map() => request.body = Body::Form(super::form_fields(value)),
+            "form" if value.is_map() => request.body = Body::Form(super::form_fields(value)?),
             "form" => return Err(arg_error("form must be a map")),
             "body" if value.is_blob() => request.body = Body::Bytes(value.clone().cast()),
             "body" => request.body = Body::Text(value.to_string()),

@@ -26,13 +26,14 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Module, Position};
 
-use crate::engine::Context;
+use crate::engine::{Context, nesting, raise};
 use crate::error::Error;
-use crate::secrets::{Secrets, Vault};
+use crate::secrets::{Opened, Secrets, Vault};
 use crate::store::Store;
 
-/// What native modules share: the store (for secrets and variables only), the vault, one HTTP client,
-/// database connections, and where per-server databases live.
+/// What native modules share: the store (for writing secrets only), the vault, one HTTP client,
+/// database connections, and snapshots of the variables and opened secrets that scripts read without
+/// touching the store.
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub vault: Vault,
@@ -40,6 +41,8 @@ pub struct Services {
     pub databases: db::Databases,
     /// The registry's variables, refreshed whenever the store changes.
     pub variables: ArcSwap<BTreeMap<String, String>>,
+    /// Every stored secret, opened, refreshed whenever the store changes.
+    opened: ArcSwap<Opened>,
     /// OAuth access tokens, per server.
     pub oauth: crate::oauth::Tokens,
 }
@@ -57,12 +60,13 @@ impl Services {
             http: http::HttpClient::new(http)?,
             databases: db::Databases::new(data_dir.join("db")),
             variables: ArcSwap::default(),
+            opened: ArcSwap::default(),
             oauth: crate::oauth::Tokens::default(),
         })
     }
 
     pub fn secrets(&self) -> Secrets<'_> {
-        Secrets { store: self.store.as_ref(), vault: &self.vault }
+        Secrets { store: self.store.as_ref(), vault: &self.vault, opened: &self.opened }
     }
 
     /// A variable of the registry, else the process environment variable of the same name (never a
@@ -115,9 +119,25 @@ pub(crate) fn context() -> Result<Arc<Context>, Box<EvalAltResult>> {
     crate::engine::context().ok_or_else(|| arg_error("this function is only available while a server runs"))
 }
 
-/// A Rhai value as JSON.
+/// The `limit_exceeded` error for a value over a bound of [`nesting`].
+fn over_bound(exceeded: nesting::Exceeded) -> Box<EvalAltResult> {
+    let message = exceeded.message("the value", nesting::MAX_BYTES);
+    raise(Error::limit_exceeded(exceeded.limit(), message, crate::error::Location::default()))
+}
+
+/// A Rhai value as JSON, refused beyond the bounds of [`nesting`].
 pub(crate) fn to_json(value: &Dynamic) -> Result<serde_json::Value, Box<EvalAltResult>> {
+    nesting::measure(value, nesting::MAX_BYTES).map_err(over_bound)?;
     rhai::serde::from_dynamic(value).map_err(|e| arg_error(&format!("value cannot be sent as JSON: {e}")))
+}
+
+/// A Rhai value as JSON text, refused beyond the bounds of [`nesting`].
+pub(crate) fn to_json_text(value: &Dynamic, pretty: bool) -> Fallible<String> {
+    match nesting::to_json_bytes(value, pretty, nesting::MAX_BYTES) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| arg_error("JSON text is UTF-8")),
+        Err(nesting::JsonError::Exceeded(exceeded)) => Err(over_bound(exceeded)),
+        Err(nesting::JsonError::Invalid(e)) => Err(arg_error(&format!("value cannot be written as JSON: {e}"))),
+    }
 }
 
 /// A scalar as the text it stands for in a query string or form (strings without quotes).
@@ -125,13 +145,14 @@ pub(crate) fn scalar_text(value: &Dynamic) -> String {
     if value.is_string() || value.is_int() || value.is_float() || value.is_bool() || value.is_unit() {
         if value.is_unit() { String::new() } else { value.to_string() }
     } else {
-        serde_json::to_string(value).unwrap_or_default()
+        to_json_text(value, false).unwrap_or_default()
     }
 }
 
 /// A value as form fields, nesting in the bracket notation most form-encoded APIs read:
 /// `#{ a: 1, meta: #{ k: "v" }, items: ["x"] }` → `a=1`, `meta[k]=v`, `items[0]=x`.
-pub(crate) fn form_fields(value: &Dynamic) -> Vec<(String, String)> {
+pub(crate) fn form_fields(value: &Dynamic) -> Fallible<Vec<(String, String)>> {
+    nesting::measure(value, nesting::MAX_BYTES).map_err(over_bound)?;
     fn walk(prefix: &str, value: &Dynamic, out: &mut Vec<(String, String)>) {
         let key = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}[{k}]") };
         if let Some(map) = value.read_lock::<rhai::Map>() {
@@ -148,5 +169,5 @@ pub(crate) fn form_fields(value: &Dynamic) -> Vec<(String, String)> {
     }
     let mut out = Vec::new();
     walk("", value, &mut out);
-    out
+    Ok(out)
 }

@@ -2,19 +2,19 @@
 //!
 //! `secret::get(name)` returns the value or `()`; `secret::require(name)` returns it or fails with
 //! `missing_secret` naming it. Reading a name the script did not declare is an error, whatever the
-//! store holds. Every value read is recorded so the invocation masks it in logs and errors.
+//! store holds. Every value read is recorded so the invocation masks it in logs and errors. Values come
+//! from the opened snapshot in memory, so reading one never blocks and may run inline.
 
 use std::sync::Arc;
 
-use rhai::{Dynamic, EvalAltResult, Module};
+use rhai::{Dynamic, EvalAltResult, Module, NativeCallContext};
 
 use super::{Fallible, Services, arg_error, func};
-use crate::engine::{Context, may_block, raise};
+use crate::engine::{Context, raise};
 use crate::error::Error;
 
 /// The value of a declared secret, recorded for redaction. Used by every module that needs one.
 pub fn read(services: &Services, context: &Context, name: &str) -> Result<Option<String>, Box<EvalAltResult>> {
-    may_block()?;
     if !context.script.meta.declares_secret(name) {
         return Err(arg_error(&format!("secret '{name}' is not declared in META.secrets")));
     }
@@ -30,17 +30,25 @@ pub fn require(services: &Services, context: &Context, name: &str) -> Result<Str
     read(services, context, name)?.ok_or_else(|| raise(Error::MissingSecret { name: name.into() }))
 }
 
+/// `error`, positioned at the script's call.
+fn at_call(mut error: Box<EvalAltResult>, call: &NativeCallContext) -> Box<EvalAltResult> {
+    error.set_position(call.call_position());
+    error
+}
+
 pub fn module(services: Arc<Services>) -> Module {
     let mut module = Module::new();
     let s = services.clone();
-    func("get").set_into_module(&mut module, move |name: &str| -> Fallible<Dynamic> {
+    // Rhai leaves errors of module functions without a position: these say where the script asked.
+    func("get").set_into_module(&mut module, move |call: NativeCallContext, name: &str| -> Fallible<Dynamic> {
         let context = super::context()?;
-        Ok(read(&s, &context, name)?.map_or(Dynamic::UNIT, Dynamic::from))
+        let value = read(&s, &context, name).map_err(|e| at_call(e, &call))?;
+        Ok(value.map_or(Dynamic::UNIT, Dynamic::from))
     });
     let s = services;
-    func("require").set_into_module(&mut module, move |name: &str| -> Fallible<String> {
+    func("require").set_into_module(&mut module, move |call: NativeCallContext, name: &str| -> Fallible<String> {
         let context = super::context()?;
-        require(&s, &context, name)
+        require(&s, &context, name).map_err(|e| at_call(e, &call))
     });
     module
 }

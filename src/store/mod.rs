@@ -1,11 +1,16 @@
-//! The durable state: content-addressed blobs, the registry of servers, its history, and small facts.
+//! The durable state: content-addressed blobs, the registry of servers, its history, small facts, and
+//! the webhook events servers received.
 //!
 //! Everything that changes the store goes through [`Store::commit`] as one [`Change`], applied in one
 //! transaction: a crash or a refused import leaves either the old state or the new one, never a mix.
 //! The trait is the seam for a PostgreSQL implementation; the runtime never sees SQL.
 //!
-//! The store is never on the hot invocation path: the runtime keeps compiled scripts and the registry
-//! in memory and only reads blobs here for chaining, content requests and (re)loading.
+//! The store is never on the hot invocation path: the runtime keeps compiled scripts, the registry,
+//! variables and opened secrets in memory and only reads blobs here for chaining, content requests and
+//! (re)loading. Since other processes change the same store (`switchboard secret set` beside a running
+//! `serve`), every store has one change feed, [`Store::changes`], which the runtime follows to rebuild
+//! those snapshots: SQLite polls `PRAGMA data_version`; a PostgreSQL store would LISTEN for a NOTIFY
+//! sent by each commit.
 
 mod sqlite;
 
@@ -71,6 +76,58 @@ pub struct Binding {
     pub origin: Origin,
 }
 
+/// Where a received webhook event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Stored; its handler has not finished (yet, or the process stopped while it ran).
+    Received,
+    /// Its handler returned.
+    Handled,
+    /// Its handler failed: the outcome says how. It can be replayed.
+    Failed,
+    /// Stored only: the server defines no `fn webhook(event)`.
+    Stored,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Received => "received",
+            EventStatus::Handled => "handled",
+            EventStatus::Failed => "failed",
+            EventStatus::Stored => "stored",
+        }
+    }
+}
+
+impl FromStr for EventStatus {
+    type Err = String;
+    fn from_str(text: &str) -> Result<EventStatus, String> {
+        [EventStatus::Received, EventStatus::Handled, EventStatus::Failed, EventStatus::Stored]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| format!("unknown event status '{text}'"))
+    }
+}
+
+/// A webhook event as the store lists it. Its receipt and body are blobs (`cid`, `body_cid`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookEvent {
+    /// The CID of the event's receipt: the event's identity.
+    pub cid: Cid,
+    pub server: String,
+    pub delivery_id: String,
+    pub body_cid: Cid,
+    /// Milliseconds since the Unix epoch.
+    pub received_at: i64,
+    pub status: EventStatus,
+    /// How the last handler run went: `{"status": …}` of its response, or the error it failed with.
+    pub outcome: Option<serde_json::Value>,
+    /// How many times the handler ran (replays included).
+    pub attempts: u32,
+}
+
 /// One step of a [`Change`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -117,6 +174,22 @@ pub enum Op {
         sealed: Vec<u8>,
         expires: i64,
     },
+    /// Record a received webhook event (its receipt and body are blobs of the same change). Fails the
+    /// whole change when the server already has an event with this delivery id.
+    RecordEvent {
+        cid: Cid,
+        server: String,
+        delivery_id: String,
+        body_cid: Cid,
+        received_at: i64,
+        status: EventStatus,
+    },
+    /// Record how a run of an event's handler went, counting the attempt.
+    EventOutcome {
+        cid: Cid,
+        status: EventStatus,
+        outcome: Option<serde_json::Value>,
+    },
 }
 
 /// Blobs to add and registry operations to apply, all or nothing.
@@ -150,13 +223,21 @@ pub trait Store: Send + Sync + 'static {
     /// A sealed secret value.
     fn secret(&self, name: &str) -> Result<Option<Vec<u8>>>;
     fn secret_names(&self) -> Result<Vec<String>>;
+    /// Every secret, sealed, by name.
+    fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>>;
     /// A server's sealed OAuth connection.
     fn connection(&self, server: &str) -> Result<Option<Vec<u8>>>;
     /// Removes a pending authorization and returns its server and sealed content, unless it expired.
     fn take_oauth_state(&self, key: &str) -> Result<Option<(String, Vec<u8>)>>;
+    /// The newest `limit` webhook events of `server`, newest first.
+    fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>>;
+    fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>>;
+    /// The event `server` received with this delivery id.
+    fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
-    /// A number that changes whenever another process commits to this store (SQLite's
-    /// `data_version`), so a process sharing the data directory can tell when to re-read it.
-    fn version(&self) -> Result<u64>;
+    /// A counter that moves after changes are committed, by this process or any other. It says only
+    /// that something changed: a subscriber re-reads what it keeps. Bursts may be coalesced into one
+    /// step, and a change is seen within a fraction of a second.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
 }

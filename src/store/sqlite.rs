@@ -1,13 +1,19 @@
 //! The embedded store: one SQLite file in WAL mode inside the data directory.
+//!
+//! Its change feed is a thread of its own, started by the first subscriber, that polls `PRAGMA
+//! data_version` on a connection of its own a few times a second. That number moves whenever another
+//! connection commits, which from this connection's point of view is every commit, this process's
+//! included. The thread ends once the store is gone.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::watch;
 
-use super::{Binding, Change, Op, ServerRecord, Store};
+use super::{Binding, Change, Op, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
@@ -54,10 +60,27 @@ CREATE TABLE IF NOT EXISTS oauth_states (
     sealed  BLOB NOT NULL,
     expires INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS webhook_events (
+    cid         BLOB PRIMARY KEY REFERENCES blobs(cid),
+    server      TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    body_cid    BLOB NOT NULL REFERENCES blobs(cid),
+    received_at INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    outcome     TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (server, delivery_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_events_by_server ON webhook_events(server);
 ";
+
+/// How often the change feed looks at the file.
+const POLL: Duration = Duration::from_millis(200);
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    path: PathBuf,
+    feed: OnceLock<Arc<watch::Sender<u64>>>,
 }
 
 fn db_error(err: rusqlite::Error) -> Error {
@@ -71,6 +94,26 @@ fn cid_from_row(bytes: Vec<u8>) -> rusqlite::Result<Cid> {
     Ok(Cid::from_digest(digest))
 }
 
+/// The columns [`event_from_row`] reads, in its order.
+const EVENT_COLUMNS: &str = "cid, server, delivery_id, body_cid, received_at, status, outcome, attempts";
+
+fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookEvent> {
+    let status: String = row.get(5)?;
+    let outcome: Option<String> = row.get(6)?;
+    Ok(WebhookEvent {
+        cid: cid_from_row(row.get(0)?)?,
+        server: row.get(1)?,
+        delivery_id: row.get(2)?,
+        body_cid: cid_from_row(row.get(3)?)?,
+        received_at: row.get(4)?,
+        status: status
+            .parse()
+            .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into()))?,
+        outcome: outcome.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
+        attempts: row.get(7)?,
+    })
+}
+
 fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -78,6 +121,7 @@ fn now_millis() -> i64 {
 impl SqliteStore {
     /// Opens (creating if needed) the store file at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        private(path)?;
         let conn = Connection::open(path).map_err(db_error)?;
         // Another process (`switchboard call` beside a running server) may hold the write lock briefly.
         conn.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
@@ -93,7 +137,7 @@ impl SqliteStore {
         }
         conn.execute_batch(SCHEMA).map_err(db_error)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore { conn: Mutex::new(conn), path: path.to_owned(), feed: OnceLock::new() })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -101,6 +145,49 @@ impl SqliteStore {
         // connection stays usable.
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Makes the store file (created if absent) and its WAL and shared-memory files readable by the owner
+/// only: they hold sealed secrets and the whole registry. SQLite gives the files it creates next to the
+/// database the database file's mode, so new ones follow.
+fn private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let problem = |e: std::io::Error| Error::internal(&path.display().to_string(), e);
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(problem)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(problem)?;
+        }
+    }
+    Ok(())
+}
+
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |row| row.get(0))
+}
+
+/// Starts the thread that publishes a step on `feed` whenever the file's `data_version` moves, until
+/// the store is dropped. The first version is read before this returns, so no later commit is missed.
+fn follow_data_version(path: &Path, feed: Weak<watch::Sender<u64>>) -> Result<(), Box<dyn std::error::Error>> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let mut seen = data_version(&conn)?;
+    let poll = move || {
+        loop {
+            std::thread::sleep(POLL);
+            let Some(feed) = feed.upgrade() else { return };
+            match data_version(&conn) {
+                Ok(now) if now != seen => {
+                    seen = now;
+                    feed.send_modify(|step| *step += 1);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot read the store's data_version: {e}"),
+            }
+        }
+    };
+    std::thread::Builder::new().name("store-changes".into()).spawn(poll)?;
+    Ok(())
 }
 
 fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
@@ -162,6 +249,26 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
                     params![key, server, sealed, expires],
                 )?;
             }
+            Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status } => {
+                tx.execute(
+                    "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        &cid.digest()[..],
+                        server,
+                        delivery_id,
+                        &body_cid.digest()[..],
+                        received_at,
+                        status.as_str()
+                    ],
+                )?;
+            }
+            Op::EventOutcome { cid, status, outcome } => {
+                tx.execute(
+                    "UPDATE webhook_events SET status = ?2, outcome = ?3, attempts = attempts + 1 WHERE cid = ?1",
+                    params![&cid.digest()[..], status.as_str(), outcome.as_ref().map(|o| o.to_string())],
+                )?;
+            }
             Op::SetFact { key, value } => {
                 tx.execute(
                     "INSERT INTO facts (key, value) VALUES (?1, ?2)
@@ -212,10 +319,6 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<_>>().map_err(db_error)
     }
 
-    fn version(&self) -> Result<u64> {
-        self.conn().query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).map(|v| v as u64).map_err(db_error)
-    }
-
     fn fact(&self, key: &str) -> Result<Option<String>> {
         self.conn()
             .query_row("SELECT value FROM facts WHERE key = ?1", [key], |row| row.get(0))
@@ -244,6 +347,13 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<_>>().map_err(db_error)
     }
 
+    fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT name, sealed FROM secrets").map_err(db_error)?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(db_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+    }
+
     fn connection(&self, server: &str) -> Result<Option<Vec<u8>>> {
         self.conn()
             .prepare_cached("SELECT sealed FROM oauth_connections WHERE server = ?1")
@@ -261,23 +371,77 @@ impl Store for SqliteStore {
             .map_err(db_error)
     }
 
+    fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>> {
+        let conn = self.conn();
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 ORDER BY rowid DESC LIMIT ?2");
+        let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![server, limit], event_from_row).map_err(db_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+    }
+
+    fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND cid = ?2");
+        self.conn()
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_row(params![server, &cid.digest()[..]], event_from_row).optional())
+            .map_err(db_error)
+    }
+
+    fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND delivery_id = ?2");
+        self.conn()
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_row(params![server, delivery_id], event_from_row).optional())
+            .map_err(db_error)
+    }
+
     fn commit(&self, change: &Change) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db_error)?;
         apply(&tx, change).map_err(db_error)?;
         tx.commit().map_err(db_error)
     }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        let feed = self.feed.get_or_init(|| {
+            let feed = Arc::new(watch::channel(0).0);
+            if let Err(e) = follow_data_version(&self.path, Arc::downgrade(&feed)) {
+                tracing::error!("changes to {} will not be followed: {e}", self.path.display());
+            }
+            feed
+        });
+        feed.subscribe()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Origin;
+    use crate::store::{EventStatus, Origin};
 
     fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn the_store_and_its_wal_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let mut change = Change::default();
+        change.blob(b"x".to_vec());
+        store.commit(&change).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("store.sqlite{suffix}"));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
     }
 
     #[test]
@@ -361,6 +525,23 @@ mod tests {
         assert_eq!(store.secret("A").unwrap(), None);
     }
 
+    #[tokio::test]
+    async fn a_commit_from_another_connection_moves_the_change_feed() {
+        let (dir, store) = open();
+        let mut changes = store.changes();
+        let other = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
+        let mut change = Change::default();
+        change.op(Op::SetFact { key: "k".into(), value: "1".into() });
+        other.commit(&change).unwrap();
+        // Bounded only so that a broken feed fails instead of hanging.
+        let limit = Duration::from_secs(60);
+        tokio::time::timeout(limit, changes.changed()).await.unwrap().unwrap();
+        assert_eq!(store.fact("k").unwrap().as_deref(), Some("1"));
+        // The feed closes when its store is dropped.
+        drop(store);
+        assert!(tokio::time::timeout(limit, changes.changed()).await.unwrap().is_err());
+    }
+
     #[test]
     fn oauth_states_are_taken_once_and_only_before_they_expire() {
         let (_dir, store) = open();
@@ -372,6 +553,66 @@ mod tests {
         assert_eq!(store.take_oauth_state("old").unwrap(), None);
         assert_eq!(store.take_oauth_state("k").unwrap(), Some(("box".into(), vec![1])));
         assert_eq!(store.take_oauth_state("k").unwrap(), None);
+    }
+
+    fn record_event(change: &mut Change, server: &str, delivery_id: &str) -> Cid {
+        let body_cid = change.blob(format!("body of {delivery_id}").into_bytes());
+        let cid = change.blob(format!("receipt of {server} {delivery_id}").into_bytes());
+        change.op(Op::RecordEvent {
+            cid,
+            server: server.into(),
+            delivery_id: delivery_id.into(),
+            body_cid,
+            received_at: 1,
+            status: EventStatus::Received,
+        });
+        cid
+    }
+
+    #[test]
+    fn events_are_unique_per_server_and_delivery_id() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        let first = record_event(&mut change, "hook", "evt_1");
+        let other_server = record_event(&mut change, "other", "evt_1");
+        store.commit(&change).unwrap();
+
+        // The same delivery again fails the whole change: nothing of it is kept.
+        let mut change = Change::default();
+        let kept_out = record_event(&mut change, "hook", "evt_2");
+        record_event(&mut change, "hook", "evt_1");
+        assert!(store.commit(&change).is_err());
+        assert_eq!(store.event("hook", &kept_out).unwrap(), None);
+
+        let found = store.event_by_delivery("hook", "evt_1").unwrap().unwrap();
+        assert_eq!((found.cid, found.status, found.attempts), (first, EventStatus::Received, 0));
+        assert_eq!(store.event("other", &other_server).unwrap().unwrap().server, "other");
+        assert_eq!(store.event("hook", &other_server).unwrap(), None);
+    }
+
+    #[test]
+    fn outcomes_count_attempts_and_events_list_newest_first() {
+        let (_dir, store) = open();
+        let mut change = Change::default();
+        let older = record_event(&mut change, "hook", "a");
+        let newer = record_event(&mut change, "hook", "b");
+        store.commit(&change).unwrap();
+        let mut change = Change::default();
+        let failure = serde_json::json!({"type": "script_error", "message": "boom"});
+        change.op(Op::EventOutcome { cid: older, status: EventStatus::Failed, outcome: Some(failure.clone()) });
+        store.commit(&change).unwrap();
+        let mut change = Change::default();
+        change.op(Op::EventOutcome { cid: older, status: EventStatus::Handled, outcome: None });
+        store.commit(&change).unwrap();
+
+        let events = store.events("hook", 10).unwrap();
+        assert_eq!(events.iter().map(|e| e.cid).collect::<Vec<_>>(), vec![newer, older]);
+        assert_eq!((events[1].status, events[1].attempts), (EventStatus::Handled, 2));
+        assert_eq!(store.events("hook", 1).unwrap().len(), 1);
+        let mut change = Change::default();
+        change.op(Op::EventOutcome { cid: newer, status: EventStatus::Failed, outcome: Some(failure.clone()) });
+        store.commit(&change).unwrap();
+        assert_eq!(store.event("hook", &newer).unwrap().unwrap().outcome, Some(failure));
     }
 
     #[test]

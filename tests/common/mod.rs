@@ -22,8 +22,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
     logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    /// How it was started, so that [`Server::restart`] starts it again the same way.
-    command: (Vec<String>, Vec<(String, String)>),
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// Builds a boot directory: `boot.json` naming each script, `scripts/<name>.rhai`.
@@ -76,23 +76,8 @@ impl Server {
         Server::spawn(dir, &args, env)
     }
 
-    /// Stops the server and starts it again on the same data directory and boot source (a new port).
-    pub fn restart(self) -> Server {
-        let (args, env) = self.command.clone();
-        let mut old = self;
-        let _ = old.child.kill();
-        let _ = old.child.wait();
-        let dir = std::mem::replace(&mut old.dir, tempfile::tempdir().unwrap());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Server::spawn(dir, &args, &env)
-    }
-
-    fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let command_line = (
-            args.iter().map(|a| a.to_string()).collect(),
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        );
+    /// Serves with `args` in `dir` (the working directory, where an implicit boot source is looked for).
+    pub fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(BIN);
         command.args(args).current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (key, value) in env {
@@ -120,7 +105,20 @@ impl Server {
             }
         });
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Server { child, base, dir, client: reqwest::Client::new(), logs, command: command_line }
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Server { child, base, dir, client: reqwest::Client::new(), logs, args, env }
+    }
+
+    /// Stops the server and starts it again on the same directory, with the same arguments.
+    pub fn restart(mut self) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        let kept = std::mem::replace(&mut self.dir, dir);
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::spawn(kept, &args, &env)
     }
 
     /// The server's process id.
@@ -141,6 +139,12 @@ impl Server {
     /// The admin token the server generated into its data directory.
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.data_dir().join("admin-token")).unwrap()
+    }
+
+    /// How many threads the server process has now, from /proc.
+    pub fn threads(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status.lines().find_map(|line| line.strip_prefix("Threads:")).unwrap().trim().parse().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -15,6 +15,11 @@
 //!
 //! The per-server database is a file of its own under `<data>/db/`; it cannot attach other files, so a
 //! script can never reach the runtime's store. Every statement stops at the invocation's deadline.
+//!
+//! No statement holds a script's thread. The drivers (tokio-postgres pooled by deadpool, mysql_async,
+//! and SQLite on a blocking pool) live on a small runtime of their own; a statement is a task there and
+//! the script waits on it with [`wait`], suspending its fiber. Every backend is a [`Connector`] handing
+//! out [`Session`]s, so statements, transactions and their clean-up are written once, in [`Pooled`].
 
 mod mysql;
 mod postgres;
@@ -22,13 +27,13 @@ mod sqlite;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
 
 use super::{Services, arg_error, func};
-use crate::engine::{Context, may_block, raise};
+use crate::engine::{Context, raise, wait};
 use crate::error::Error;
 
 /// Bound parameters.
@@ -52,10 +57,11 @@ impl Params {
     }
 }
 
-/// What the script's closure gets inside a transaction, and what a connection does.
+/// What a database handle does for a script. Every call suspends the script until the database
+/// answers; none holds the script's thread while it waits.
 pub trait Database: Send + Sync {
-    fn query(&self, sql: &str, params: &Params, timeout: Duration) -> Result<Vec<Map>, Box<EvalAltResult>>;
-    fn execute(&self, sql: &str, params: &Params, timeout: Duration) -> Result<i64, Box<EvalAltResult>>;
+    fn query(&self, sql: &str, params: Params, timeout: Duration) -> Result<Vec<Map>, Box<EvalAltResult>>;
+    fn execute(&self, sql: &str, params: Params, timeout: Duration) -> Result<i64, Box<EvalAltResult>>;
     /// Runs `body` inside a transaction, handing it the database to use; commits when `body` succeeds
     /// and rolls back when it fails.
     fn transaction(
@@ -65,33 +71,41 @@ pub trait Database: Send + Sync {
     ) -> Result<Dynamic, Box<EvalAltResult>>;
 }
 
-/// One checked-out connection to a database server: what the PostgreSQL and MySQL backends implement.
+/// A statement's outcome as the drivers report it.
+type Sql<T> = Result<T, Box<EvalAltResult>>;
+
+/// One checked-out connection: what the SQLite, PostgreSQL and MySQL backends implement. Its futures
+/// run on the drivers' runtime ([`on_io`]), never on a script's thread.
 trait Session: Send + 'static {
-    fn query(&mut self, sql: &str, params: &Params) -> Result<Vec<Map>, Box<EvalAltResult>>;
-    fn execute(&mut self, sql: &str, params: &Params) -> Result<i64, Box<EvalAltResult>>;
-    /// Runs a statement without parameters or results (`BEGIN`, `COMMIT`, `ROLLBACK`).
-    fn run(&mut self, statement: &str) -> Result<(), Box<EvalAltResult>>;
+    fn query(&mut self, sql: &str, params: &Params) -> impl Future<Output = Sql<Vec<Map>>> + Send;
+    fn execute(&mut self, sql: &str, params: &Params) -> impl Future<Output = Sql<i64>> + Send;
+    /// Ends the transaction [`Connector::begin`] opened: commits, or rolls back. A session dropped
+    /// without finishing never goes back to its pool with the transaction open.
+    fn finish(self, commit: bool) -> impl Future<Output = Sql<()>> + Send;
 }
 
-/// A pool of sessions.
+/// Where sessions come from: a pool, or a server's one SQLite connection.
 trait Connector: Send + Sync + 'static {
     type Session: Session;
-    /// The statement that opens a transaction.
-    const BEGIN: &'static str;
     /// A session whose statements stop after `timeout`.
-    fn checkout(&self, timeout: Duration) -> Result<Self::Session, Box<EvalAltResult>>;
+    fn checkout(&self, timeout: Duration) -> impl Future<Output = Sql<Self::Session>> + Send + 'static;
+    /// A session inside a new transaction whose statements stop after `timeout`.
+    fn begin(&self, timeout: Duration) -> impl Future<Output = Sql<Self::Session>> + Send + 'static;
 }
 
-/// A pool as scripts use it: each statement on a session of its own, a transaction on one held session.
+/// A connector as scripts use it: each statement on a session of its own, a transaction on one held
+/// session while the script's closure runs.
 struct Pooled<C>(C);
 
 impl<C: Connector> Database for Pooled<C> {
-    fn query(&self, sql: &str, params: &Params, timeout: Duration) -> Result<Vec<Map>, Box<EvalAltResult>> {
-        self.0.checkout(timeout)?.query(sql, params)
+    fn query(&self, sql: &str, params: Params, timeout: Duration) -> Result<Vec<Map>, Box<EvalAltResult>> {
+        let (checkout, sql) = (self.0.checkout(timeout), sql.to_owned());
+        on_io(async move { checkout.await?.query(&sql, &params).await })
     }
 
-    fn execute(&self, sql: &str, params: &Params, timeout: Duration) -> Result<i64, Box<EvalAltResult>> {
-        self.0.checkout(timeout)?.execute(sql, params)
+    fn execute(&self, sql: &str, params: Params, timeout: Duration) -> Result<i64, Box<EvalAltResult>> {
+        let (checkout, sql) = (self.0.checkout(timeout), sql.to_owned());
+        on_io(async move { checkout.await?.execute(&sql, &params).await })
     }
 
     fn transaction(
@@ -99,16 +113,20 @@ impl<C: Connector> Database for Pooled<C> {
         timeout: Duration,
         body: &mut dyn FnMut(Db) -> Result<Dynamic, Box<EvalAltResult>>,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let mut session = self.0.checkout(timeout)?;
-        session.run(C::BEGIN)?;
+        let session = on_io(self.0.begin(timeout))?;
         let held = Arc::new(Held(Mutex::new(Some(session))));
         let outcome = body(Db(held.clone()));
-        let mut session =
-            held.0.lock().unwrap_or_else(|p| p.into_inner()).take().expect("the transaction holds its session");
+        // A statement that failed to come back (deadline, caller gone) dropped the session, which
+        // rolled the transaction back.
+        let session = held.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let session = session.ok_or_else(|| sql_error("the transaction was abandoned and rolled back"));
         match outcome {
-            Ok(value) => session.run("COMMIT").map(|()| value),
+            Ok(value) => on_io(async move { session?.finish(true).await }).map(|()| value),
             Err(error) => {
-                let _ = session.run("ROLLBACK");
+                // The script may be stopping (deadline, caller gone): roll back without waiting.
+                if let (Ok(session), Ok(drivers)) = (session, drivers()) {
+                    drivers.spawn(session.finish(false));
+                }
                 Err(error)
             }
         }
@@ -119,19 +137,33 @@ impl<C: Connector> Database for Pooled<C> {
 struct Held<S>(Mutex<Option<S>>);
 
 impl<S: Session> Held<S> {
-    fn with<T>(&self, f: impl FnOnce(&mut S) -> Result<T, Box<EvalAltResult>>) -> Result<T, Box<EvalAltResult>> {
-        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        f(guard.as_mut().ok_or_else(|| sql_error("the transaction is over"))?)
+    fn take(&self) -> Result<S, Box<EvalAltResult>> {
+        let taken = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        taken.ok_or_else(|| sql_error("the transaction is over"))
+    }
+
+    /// Gives the session back after a statement that returned it.
+    fn keep<T>(&self, (session, result): (S, Sql<T>)) -> Sql<T> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(session);
+        result
     }
 }
 
 impl<S: Session> Database for Held<S> {
-    fn query(&self, sql: &str, params: &Params, _: Duration) -> Result<Vec<Map>, Box<EvalAltResult>> {
-        self.with(|session| session.query(sql, params))
+    fn query(&self, sql: &str, params: Params, _: Duration) -> Result<Vec<Map>, Box<EvalAltResult>> {
+        let (mut session, sql) = (self.take()?, sql.to_owned());
+        self.keep(on_io(async move {
+            let result = session.query(&sql, &params).await;
+            Ok((session, result))
+        })?)
     }
 
-    fn execute(&self, sql: &str, params: &Params, _: Duration) -> Result<i64, Box<EvalAltResult>> {
-        self.with(|session| session.execute(sql, params))
+    fn execute(&self, sql: &str, params: Params, _: Duration) -> Result<i64, Box<EvalAltResult>> {
+        let (mut session, sql) = (self.take()?, sql.to_owned());
+        self.keep(on_io(async move {
+            let result = session.execute(&sql, &params).await;
+            Ok((session, result))
+        })?)
     }
 
     fn transaction(
@@ -141,6 +173,35 @@ impl<S: Session> Database for Held<S> {
     ) -> Result<Dynamic, Box<EvalAltResult>> {
         Err(sql_error("a transaction is already open on this connection"))
     }
+}
+
+/// The runtime the database drivers live on: one thread of its own, whatever runs the scripts, so a
+/// connection's socket and background task never depend on which script thread opened it. SQLite
+/// statements run on its blocking pool.
+fn drivers() -> Result<&'static tokio::runtime::Runtime, Box<EvalAltResult>> {
+    static DRIVERS: LazyLock<std::io::Result<tokio::runtime::Runtime>> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(16)
+            .thread_name("db")
+            .enable_all()
+            .build()
+    });
+    DRIVERS.as_ref().map_err(|e| raise(Error::internal("database driver runtime", e)))
+}
+
+/// Runs `work` on the drivers' runtime and suspends the script until it is done. If the script stops
+/// waiting (deadline, caller gone), the work is aborted: a held session is dropped, which rolls back.
+fn on_io<T: Send + 'static>(work: impl Future<Output = Sql<T>> + Send + 'static) -> Sql<T> {
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(drivers()?.spawn(work));
+    let joined = wait(std::future::poll_fn(move |cx| std::pin::Pin::new(&mut task.0).poll(cx)))?;
+    joined.map_err(|e| raise(Error::internal("database task", e)))?
 }
 
 /// A database handle as scripts hold it.
@@ -161,35 +222,37 @@ impl Databases {
 
     /// The SQLite database of `server`, opened once and kept.
     fn local(&self, server: &str) -> Result<Db, Box<EvalAltResult>> {
-        let mut open = self.sqlite.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(db) = open.get(server) {
+        if let Some(db) = self.sqlite.lock().unwrap_or_else(|p| p.into_inner()).get(server) {
             return Ok(db.clone());
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| raise(Error::internal("db directory", e)))?;
-        let db = Db(Arc::new(sqlite::Local::open(&self.dir.join(format!("{server}.sqlite")))?));
-        open.insert(server.to_owned(), db.clone());
-        Ok(db)
+        let path = self.dir.join(format!("{server}.sqlite"));
+        let local = on_io(async move {
+            let opened = tokio::task::spawn_blocking(move || sqlite::Local::open(&path)).await;
+            opened.map_err(|e| raise(Error::internal("server database", e)))?
+        })?;
+        let mut open = self.sqlite.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(open.entry(server.to_owned()).or_insert_with(|| Db(Arc::new(Pooled(local)))).clone())
     }
 
-    /// A pooled connection to a PostgreSQL or MySQL URL.
+    /// A pooled connection to a PostgreSQL or MySQL URL. The first connection is made without holding
+    /// the map's lock; two scripts racing to open one URL each connect, and one pool is kept.
     fn connect(&self, url: &str, timeout: Duration) -> Result<Db, Box<EvalAltResult>> {
-        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(db) = pools.get(url) {
+        if let Some(db) = self.pools.lock().unwrap_or_else(|p| p.into_inner()).get(url) {
             return Ok(db.clone());
         }
+        let owned = url.to_owned();
         let db = match url.split_once("://").map(|(scheme, _)| scheme) {
-            Some("postgres" | "postgresql") => Db(Arc::new(Pooled(postgres::Pool::open(url, timeout)?))),
-            Some("mysql" | "mariadb") => Db(Arc::new(Pooled(mysql::Pool::open(url, timeout)?))),
+            Some("postgres" | "postgresql") => Db(Arc::new(Pooled(on_io(postgres::Pool::open(owned, timeout))?))),
+            Some("mysql" | "mariadb") => Db(Arc::new(Pooled(on_io(mysql::Pool::open(owned, timeout))?))),
             _ => return Err(arg_error("db::connect takes a postgres:// or mysql:// URL")),
         };
-        pools.insert(url.to_owned(), db.clone());
-        Ok(db)
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(pools.entry(url.to_owned()).or_insert(db).clone())
     }
 }
 
-/// The invocation, checked to be allowed to block, and its remaining time.
+/// The invocation and its remaining time.
 fn invocation() -> Result<(Arc<Context>, Duration), Box<EvalAltResult>> {
-    may_block()?;
     let context = super::context()?;
     let remaining = context.remaining();
     if remaining.is_zero() {
@@ -226,12 +289,12 @@ pub fn module(services: Arc<Services>) -> Module {
         let s = services.clone();
         let query = move |sql: &str, params: Dynamic| {
             let (db, remaining) = own_database(&s)?;
-            db.0.query(sql, &Params::from_dynamic(params)?, remaining).map(rows)
+            db.0.query(sql, Params::from_dynamic(params)?, remaining).map(rows)
         };
         let s = services.clone();
         let execute = move |sql: &str, params: Dynamic| {
             let (db, remaining) = own_database(&s)?;
-            db.0.execute(sql, &Params::from_dynamic(params)?, remaining)
+            db.0.execute(sql, Params::from_dynamic(params)?, remaining)
         };
         if with_params {
             func("query").set_into_module(&mut module, query);
@@ -260,19 +323,19 @@ pub fn register_types(engine: &mut Engine) {
     engine.register_type_with_name::<Db>("Database");
     engine.register_fn("query", |db: &mut Db, sql: &str| -> Result<Array, Box<EvalAltResult>> {
         let (_, remaining) = invocation()?;
-        db.0.query(sql, &Params::Positional(Vec::new()), remaining).map(rows)
+        db.0.query(sql, Params::Positional(Vec::new()), remaining).map(rows)
     });
     engine.register_fn("query", |db: &mut Db, sql: &str, params: Dynamic| -> Result<Array, Box<EvalAltResult>> {
         let (_, remaining) = invocation()?;
-        db.0.query(sql, &Params::from_dynamic(params)?, remaining).map(rows)
+        db.0.query(sql, Params::from_dynamic(params)?, remaining).map(rows)
     });
     engine.register_fn("execute", |db: &mut Db, sql: &str| -> Result<i64, Box<EvalAltResult>> {
         let (_, remaining) = invocation()?;
-        db.0.execute(sql, &Params::Positional(Vec::new()), remaining)
+        db.0.execute(sql, Params::Positional(Vec::new()), remaining)
     });
     engine.register_fn("execute", |db: &mut Db, sql: &str, params: Dynamic| -> Result<i64, Box<EvalAltResult>> {
         let (_, remaining) = invocation()?;
-        db.0.execute(sql, &Params::from_dynamic(params)?, remaining)
+        db.0.execute(sql, Params::from_dynamic(params)?, remaining)
     });
     engine.register_fn("transaction", |context: NativeCallContext, db: &mut Db, body: FnPtr| {
         let (_, remaining) = invocation()?;
@@ -305,7 +368,7 @@ impl Param {
         } else if value.is_blob() {
             Param::Bytes(value.clone().cast())
         } else {
-            Param::Text(serde_json::to_string(value).map_err(sql_error)?)
+            Param::Text(super::to_json_text(value, false)?)
         })
     }
 }

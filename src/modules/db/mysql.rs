@@ -1,19 +1,21 @@
-//! MySQL and MariaDB through a pool per URL.
+//! MySQL and MariaDB through a pool per URL (mysql_async, with its own pool).
 //!
 //! Statements are prepared (binary protocol), so rows arrive typed. Parameters bind positionally (`?`)
 //! or by name (`:name`). Sessions run in UTC, so `TIMESTAMP` values read back as UTC; `DATETIME` values,
 //! which carry no zone, are reported as UTC too. Every statement is limited to the invocation's remaining
 //! time (`max_statement_time` on MariaDB, `max_execution_time` on MySQL, which limits `SELECT`s only).
+//! A transaction is the driver's own, so a session dropped before it finishes is rolled back before its
+//! connection is used again.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mysql::consts::{ColumnFlags, ColumnType};
-use mysql::prelude::Queryable;
-use mysql::{Column, Opts, OptsBuilder, PoolConstraints, PoolOpts, PooledConn, Value};
+use mysql_async::consts::{ColumnFlags, ColumnType};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Column, Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts, Row, Transaction, TxOpts, Value};
 use rhai::{Dynamic, EvalAltResult, Map};
 
-use super::{Connector, Param, Params, base64, sql_error};
+use super::{Connector, Param, Params, Sql, base64, sql_error};
 use crate::engine::raise;
 use crate::error::Error;
 
@@ -23,55 +25,81 @@ const CONNECT: Duration = Duration::from_secs(10);
 const BINARY_CHARSET: u16 = 63;
 
 pub struct Pool {
-    pool: mysql::Pool,
+    pool: mysql_async::Pool,
     mariadb: bool,
 }
 
-fn failure(error: mysql::Error) -> Box<EvalAltResult> {
+fn failure(error: mysql_async::Error) -> Box<EvalAltResult> {
     match &error {
-        mysql::Error::MySqlError(e) if e.code == 1969 || e.code == 3024 => {
+        mysql_async::Error::Server(e) if e.code == 1969 || e.code == 3024 => {
             raise(Error::Timeout("the query did not finish before the invocation's deadline".into()))
         }
-        mysql::Error::MySqlError(e) => sql_error(format!("{} ({}): {}", e.state, e.code, e.message)),
-        mysql::Error::IoError(_) | mysql::Error::DriverError(_) => {
+        mysql_async::Error::Server(e) => sql_error(format!("{} ({}): {}", e.state, e.code, e.message)),
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => {
             raise(Error::UpstreamUnreachable(format!("MySQL: {error}")))
         }
         _ => sql_error(error),
     }
 }
 
-impl Pool {
-    pub fn open(url: &str, timeout: Duration) -> Result<Pool, Box<EvalAltResult>> {
-        let opts = Opts::from_url(url).map_err(|e| super::super::arg_error(&format!("not a MySQL URL: {e}")))?;
-        let constraints = PoolConstraints::new(0, 8).expect("0 ≤ 8");
-        let builder = OptsBuilder::from_opts(opts)
-            .tcp_connect_timeout(Some(timeout.min(CONNECT)))
-            .init(vec!["SET time_zone = '+00:00'"])
-            .pool_opts(PoolOpts::default().with_constraints(constraints));
-        let pool = mysql::Pool::new(builder).map_err(failure)?;
-        let mut conn = pool.get_conn().map_err(failure)?;
-        let version: Option<String> = conn.query_first("SELECT VERSION()").map_err(failure)?;
-        let mariadb = version.is_some_and(|v| v.contains("MariaDB"));
-        Ok(Pool { pool, mariadb })
+/// `work`, or `upstream_unreachable` once the connection has taken `limit`.
+async fn within<T>(limit: Duration, work: impl Future<Output = mysql_async::Result<T>>) -> Sql<T> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result.map_err(failure),
+        Err(_) => Err(raise(Error::UpstreamUnreachable("MySQL: no connection within the time left".into()))),
     }
 }
 
-/// A pooled connection whose statements stop at the deadline it was checked out with.
-pub struct Session(PooledConn);
+impl Pool {
+    /// A pool for `url`, after one connection proves the server answers and tells what it is.
+    pub async fn open(url: String, timeout: Duration) -> Sql<Pool> {
+        let opts = Opts::from_url(&url).map_err(|e| super::super::arg_error(&format!("not a MySQL URL: {e}")))?;
+        let constraints = PoolConstraints::new(0, 8).expect("0 ≤ 8");
+        let builder = OptsBuilder::from_opts(opts)
+            .init(vec!["SET time_zone = '+00:00'"])
+            .pool_opts(PoolOpts::default().with_constraints(constraints));
+        let pool = mysql_async::Pool::new(builder);
+        let mut conn = within(timeout.min(CONNECT), pool.get_conn()).await?;
+        let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(failure)?;
+        let mariadb = version.is_some_and(|v| v.contains("MariaDB"));
+        Ok(Pool { pool, mariadb })
+    }
 
-impl Connector for Pool {
-    type Session = Session;
-    const BEGIN: &'static str = "START TRANSACTION";
-
-    fn checkout(&self, timeout: Duration) -> Result<Session, Box<EvalAltResult>> {
-        let mut conn = self.pool.try_get_conn(timeout.min(CONNECT)).map_err(failure)?;
-        let limit = if self.mariadb {
+    /// The statement that limits every later statement of a session to `timeout`.
+    fn limit(&self, timeout: Duration) -> String {
+        if self.mariadb {
             format!("SET SESSION max_statement_time = {:.3}", timeout.as_secs_f64().max(0.001))
         } else {
             format!("SET SESSION max_execution_time = {}", timeout.as_millis().max(1))
-        };
-        conn.query_drop(limit).map_err(failure)?;
-        Ok(Session(conn))
+        }
+    }
+}
+
+/// A pooled connection, or a transaction on one, whose statements stop at its deadline.
+pub enum Session {
+    Conn(Conn),
+    Transaction(Transaction<'static>),
+}
+
+impl Connector for Pool {
+    type Session = Session;
+
+    fn checkout(&self, timeout: Duration) -> impl Future<Output = Sql<Session>> + Send + 'static {
+        let (pool, limit) = (self.pool.clone(), self.limit(timeout));
+        async move {
+            let mut conn = within(timeout.min(CONNECT), pool.get_conn()).await?;
+            conn.query_drop(limit).await.map_err(failure)?;
+            Ok(Session::Conn(conn))
+        }
+    }
+
+    fn begin(&self, timeout: Duration) -> impl Future<Output = Sql<Session>> + Send + 'static {
+        let (pool, limit) = (self.pool.clone(), self.limit(timeout));
+        async move {
+            let mut tx = within(timeout.min(CONNECT), pool.start_transaction(TxOpts::default())).await?;
+            tx.query_drop(limit).await.map_err(failure)?;
+            Ok(Session::Transaction(tx))
+        }
     }
 }
 
@@ -85,11 +113,13 @@ fn to_value(value: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
     })
 }
 
-fn params(params: &Params) -> Result<mysql::Params, Box<EvalAltResult>> {
+fn params(params: &Params) -> Result<mysql_async::Params, Box<EvalAltResult>> {
     Ok(match params {
-        Params::Positional(values) if values.is_empty() => mysql::Params::Empty,
-        Params::Positional(values) => mysql::Params::Positional(values.iter().map(to_value).collect::<Result<_, _>>()?),
-        Params::Named(values) => mysql::Params::Named(
+        Params::Positional(values) if values.is_empty() => mysql_async::Params::Empty,
+        Params::Positional(values) => {
+            mysql_async::Params::Positional(values.iter().map(to_value).collect::<Result<_, _>>()?)
+        }
+        Params::Named(values) => mysql_async::Params::Named(
             values
                 .iter()
                 .map(|(name, value)| Ok((name.trim_start_matches(':').as_bytes().to_vec(), to_value(value)?)))
@@ -133,28 +163,48 @@ fn from_value(value: Value, column: &Column) -> Dynamic {
     }
 }
 
+async fn query(q: &mut impl Queryable, sql: &str, bound: &Params) -> Sql<Vec<Map>> {
+    let rows: Vec<Row> = q.exec(sql, params(bound)?).await.map_err(failure)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let columns = row.columns();
+            columns
+                .iter()
+                .zip(row.unwrap())
+                .map(|(column, value)| (column.name_str().as_ref().into(), from_value(value, column)))
+                .collect()
+        })
+        .collect())
+}
+
+async fn execute(q: &mut impl Queryable, sql: &str, bound: &Params) -> Sql<i64> {
+    let result = q.exec_iter(sql, params(bound)?).await.map_err(failure)?;
+    let affected = result.affected_rows() as i64;
+    result.drop_result().await.map_err(failure)?;
+    Ok(affected)
+}
+
 impl super::Session for Session {
-    fn query(&mut self, sql: &str, bound: &Params) -> Result<Vec<Map>, Box<EvalAltResult>> {
-        let result = self.0.exec_iter(sql, params(bound)?).map_err(failure)?;
-        let columns = result.columns().as_ref().to_vec();
-        let mut rows = Vec::new();
-        for row in result {
-            let row = row.map_err(failure)?;
-            let mut map = Map::new();
-            for (column, value) in columns.iter().zip(row.unwrap()) {
-                map.insert(column.name_str().as_ref().into(), from_value(value, column));
-            }
-            rows.push(map);
+    async fn query(&mut self, sql: &str, bound: &Params) -> Sql<Vec<Map>> {
+        match self {
+            Session::Conn(conn) => query(conn, sql, bound).await,
+            Session::Transaction(tx) => query(tx, sql, bound).await,
         }
-        Ok(rows)
     }
 
-    fn execute(&mut self, sql: &str, bound: &Params) -> Result<i64, Box<EvalAltResult>> {
-        self.0.exec_drop(sql, params(bound)?).map_err(failure)?;
-        Ok(self.0.affected_rows() as i64)
+    async fn execute(&mut self, sql: &str, bound: &Params) -> Sql<i64> {
+        match self {
+            Session::Conn(conn) => execute(conn, sql, bound).await,
+            Session::Transaction(tx) => execute(tx, sql, bound).await,
+        }
     }
 
-    fn run(&mut self, statement: &str) -> Result<(), Box<EvalAltResult>> {
-        self.0.query_drop(statement).map_err(failure)
+    async fn finish(self, commit: bool) -> Sql<()> {
+        match self {
+            Session::Conn(_) => Ok(()),
+            Session::Transaction(tx) if commit => tx.commit().await.map_err(failure),
+            Session::Transaction(tx) => tx.rollback().await.map_err(failure),
+        }
     }
 }

@@ -1,34 +1,33 @@
-//! PostgreSQL through a pool per URL.
+//! PostgreSQL through a pool per URL (tokio-postgres, pooled by deadpool).
 //!
 //! Parameters are positional (`$1`, `$2`, …) and converted to the type the server expects for each
 //! (so `[42]` binds an `int4` or an `int8` alike). Every statement runs under a `statement_timeout`
-//! equal to the invocation's remaining time.
+//! equal to the invocation's remaining time. A session that opened a transaction and is dropped
+//! before it finishes is taken out of the pool and closed, so the server rolls it back and no later
+//! statement runs inside it.
 
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
-use r2d2_postgres::PostgresConnectionManager;
-use r2d2_postgres::postgres::types::{ToSql, Type};
-use r2d2_postgres::postgres::{Client, Config, NoTls, Row};
+use deadpool_postgres::{Manager, Object, Runtime, Timeouts};
 use rhai::{Dynamic, EvalAltResult, Map};
 use rust_decimal::Decimal;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Config, NoTls, Row};
 
-use super::{Connector, Params, base64, sql_error};
+use super::{Connector, Params, Sql, base64, sql_error};
 use crate::engine::raise;
 use crate::error::Error;
 
-type Manager = PostgresConnectionManager<NoTls>;
-type Pooled = r2d2::PooledConnection<Manager>;
-
-pub struct Pool {
-    pool: r2d2::Pool<Manager>,
-}
+pub struct Pool(deadpool_postgres::Pool);
 
 /// The longest a new connection may take, whatever the invocation has left.
 const CONNECT: Duration = Duration::from_secs(10);
+/// Connections kept per URL.
+const SIZE: usize = 8;
 
-fn failure(error: r2d2_postgres::postgres::Error) -> Box<EvalAltResult> {
-    use r2d2_postgres::postgres::error::SqlState;
+fn failure(error: tokio_postgres::Error) -> Box<EvalAltResult> {
+    use tokio_postgres::error::SqlState;
     let lost = error.is_closed() || std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>());
     match error.as_db_error() {
         Some(db) if db.code() == &SqlState::QUERY_CANCELED => {
@@ -40,43 +39,83 @@ fn failure(error: r2d2_postgres::postgres::Error) -> Box<EvalAltResult> {
     }
 }
 
+fn unreachable(error: impl std::fmt::Display) -> Box<EvalAltResult> {
+    raise(Error::UpstreamUnreachable(format!("cannot connect to PostgreSQL: {error}")))
+}
+
 impl Pool {
-    pub fn open(url: &str, timeout: Duration) -> Result<Pool, Box<EvalAltResult>> {
+    /// A pool for `url`, after one connection proves the server answers: a server that cannot be
+    /// reached fails now, with its own error.
+    pub async fn open(url: String, timeout: Duration) -> Sql<Pool> {
         let mut config: Config = url.parse().map_err(|e| super::arg_error(&format!("not a PostgreSQL URL: {e}")))?;
         config.connect_timeout(timeout.min(CONNECT));
-        // Connect once directly: a server that cannot be reached fails now, with its own error, instead
-        // of after the pool's patient retries.
-        let first = config
-            .connect(NoTls)
-            .map_err(|e| raise(Error::UpstreamUnreachable(format!("cannot connect to PostgreSQL: {e}"))))?;
-        drop(first);
-        let pool = r2d2::Pool::builder()
-            .max_size(8)
-            .min_idle(Some(0))
-            .connection_timeout(timeout.min(CONNECT))
-            .build_unchecked(PostgresConnectionManager::new(config, NoTls));
-        Ok(Pool { pool })
+        let pool = deadpool_postgres::Pool::builder(Manager::new(config, NoTls))
+            .max_size(SIZE)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| raise(Error::internal("PostgreSQL pool", e)))?;
+        let pool = Pool(pool);
+        drop(pool.get(timeout).await?);
+        Ok(pool)
+    }
+
+    async fn get(&self, timeout: Duration) -> Sql<Object> {
+        let limit = Some(timeout.min(CONNECT));
+        let timeouts = Timeouts { wait: Some(timeout), create: limit, recycle: limit };
+        self.0.timeout_get(&timeouts).await.map_err(unreachable)
     }
 }
 
-/// A pooled connection whose statements stop at the deadline it was checked out with.
-pub struct Session(Pooled);
+/// A pooled connection whose statements stop at the deadline it was checked out with; `open` while it
+/// is inside a transaction.
+pub struct Session {
+    client: Option<Object>,
+    open: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.open
+            && let Some(client) = self.client.take()
+        {
+            drop(Object::take(client));
+        }
+    }
+}
+
+impl Session {
+    fn client(&self) -> Sql<&Object> {
+        self.client.as_ref().ok_or_else(|| sql_error("the connection is closed"))
+    }
+}
 
 impl Connector for Pool {
     type Session = Session;
-    const BEGIN: &'static str = "BEGIN";
 
-    fn checkout(&self, timeout: Duration) -> Result<Session, Box<EvalAltResult>> {
-        let mut client = self
-            .pool
-            .get()
-            .map_err(|e| raise(Error::UpstreamUnreachable(format!("cannot connect to PostgreSQL: {e}"))))?;
-        client.batch_execute(&format!("SET statement_timeout = {}", timeout.as_millis().max(1))).map_err(failure)?;
-        Ok(Session(client))
+    fn checkout(&self, timeout: Duration) -> impl Future<Output = Sql<Session>> + Send + 'static {
+        let pool = Pool(self.0.clone());
+        async move {
+            let client = pool.get(timeout).await?;
+            client
+                .batch_execute(&format!("SET statement_timeout = {}", timeout.as_millis().max(1)))
+                .await
+                .map_err(failure)?;
+            Ok(Session { client: Some(client), open: false })
+        }
+    }
+
+    fn begin(&self, timeout: Duration) -> impl Future<Output = Sql<Session>> + Send + 'static {
+        let checkout = self.checkout(timeout);
+        async move {
+            let mut session = checkout.await?;
+            session.open = true;
+            session.client()?.batch_execute("BEGIN").await.map_err(failure)?;
+            Ok(session)
+        }
     }
 }
 
-type Bound = Box<dyn ToSql + Sync>;
+type Bound = Box<dyn ToSql + Sync + Send>;
 
 fn mismatch(value: &Dynamic, ty: &Type) -> Box<EvalAltResult> {
     sql_error(format!("a {} cannot be bound to a {ty} parameter", value.type_name()))
@@ -153,53 +192,50 @@ fn column(row: &Row, index: usize) -> Result<Dynamic, Box<EvalAltResult>> {
     })
 }
 
-/// Prepares `sql`, binds `params` to the types it expects, and hands both to `run`.
-fn prepared<T>(
-    client: &mut Client,
-    sql: &str,
-    params: &Params,
-    run: impl FnOnce(
-        &mut Client,
-        &r2d2_postgres::postgres::Statement,
-        &[&(dyn ToSql + Sync)],
-    ) -> Result<T, Box<EvalAltResult>>,
-) -> Result<T, Box<EvalAltResult>> {
+/// Prepares `sql` and binds `params` to the types it expects.
+async fn prepared(client: &Object, sql: &str, params: &Params) -> Sql<(tokio_postgres::Statement, Vec<Bound>)> {
     let Params::Positional(values) = params else {
         return Err(sql_error("PostgreSQL takes positional parameters ($1, $2, …): pass an array"));
     };
-    let statement = client.prepare(sql).map_err(failure)?;
+    // Not cached: a script could otherwise grow a connection's statement cache without bound.
+    let statement = client.prepare(sql).await.map_err(failure)?;
     let types = statement.params();
     if types.len() != values.len() {
         return Err(sql_error(format!("the statement takes {} parameters, {} given", types.len(), values.len())));
     }
-    let bound: Vec<Bound> = values.iter().zip(types).map(|(v, t)| bind(v, t)).collect::<Result<_, _>>()?;
-    let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
-    run(client, &statement, &refs)
+    let bound = values.iter().zip(types).map(|(v, t)| bind(v, t)).collect::<Result<_, _>>()?;
+    Ok((statement, bound))
+}
+
+fn refs(bound: &[Bound]) -> Vec<&(dyn ToSql + Sync)> {
+    bound.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+fn to_map(row: &Row) -> Sql<Map> {
+    let mut map = Map::new();
+    for (index, col) in row.columns().iter().enumerate() {
+        map.insert(col.name().into(), column(row, index)?);
+    }
+    Ok(map)
 }
 
 impl super::Session for Session {
-    fn query(&mut self, sql: &str, params: &Params) -> Result<Vec<Map>, Box<EvalAltResult>> {
-        prepared(&mut self.0, sql, params, |client, statement, refs| {
-            let rows = client.query(statement, refs).map_err(failure)?;
-            rows.iter()
-                .map(|row| {
-                    let mut map = Map::new();
-                    for (index, col) in row.columns().iter().enumerate() {
-                        map.insert(col.name().into(), column(row, index)?);
-                    }
-                    Ok(map)
-                })
-                .collect()
-        })
+    async fn query(&mut self, sql: &str, params: &Params) -> Sql<Vec<Map>> {
+        let client = self.client()?;
+        let (statement, bound) = prepared(client, sql, params).await?;
+        let rows = client.query(&statement, &refs(&bound)).await.map_err(failure)?;
+        rows.iter().map(to_map).collect()
     }
 
-    fn execute(&mut self, sql: &str, params: &Params) -> Result<i64, Box<EvalAltResult>> {
-        prepared(&mut self.0, sql, params, |client, statement, refs| {
-            client.execute(statement, refs).map(|n| n as i64).map_err(failure)
-        })
+    async fn execute(&mut self, sql: &str, params: &Params) -> Sql<i64> {
+        let client = self.client()?;
+        let (statement, bound) = prepared(client, sql, params).await?;
+        client.execute(&statement, &refs(&bound)).await.map(|n| n as i64).map_err(failure)
     }
 
-    fn run(&mut self, statement: &str) -> Result<(), Box<EvalAltResult>> {
-        self.0.batch_execute(statement).map_err(failure)
+    async fn finish(mut self, commit: bool) -> Sql<()> {
+        self.client()?.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }).await.map_err(failure)?;
+        self.open = false;
+        Ok(())
     }
 }

@@ -1,26 +1,31 @@
 //! A server's own SQLite database.
 //!
-//! One connection per server, behind a re-entrant lock so that statements a script runs inside
-//! `db::transaction` (on the same thread) share the transaction. The connection cannot attach other
+//! One connection per server. A statement borrows it (an async lock, so a script waiting for it holds
+//! no thread) and runs on the blocking pool of the drivers' runtime, never on a script's thread; a
+//! transaction keeps it for as long as the script's closure runs. The connection cannot attach other
 //! database files, and a progress handler stops any statement once the invocation's deadline passes.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use parking_lot::ReentrantMutex;
 use rhai::{Dynamic, EvalAltResult, Map};
 use rusqlite::Connection;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 use rusqlite::types::{Value, ValueRef};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::{Database, Db, Param, Params, base64, sql_error};
+use super::{Connector, Param, Params, Sql, base64, sql_error};
 use crate::engine::raise;
 use crate::error::Error;
 
 pub struct Local {
-    conn: Arc<ReentrantMutex<Connection>>,
+    conn: Arc<Mutex<Connection>>,
+    /// The invocation whose transaction holds the connection (0: none), so that a plain `db::query`
+    /// it runs inside its own `db::transaction` fails at once instead of waiting for itself.
+    holder: Arc<AtomicUsize>,
 }
 
 /// Denies what would let a script reach beyond its own file.
@@ -32,17 +37,90 @@ fn authorize(context: AuthContext<'_>) -> Authorization {
 }
 
 impl Local {
-    pub fn open(path: &Path) -> Result<Local, Box<EvalAltResult>> {
+    /// Opens (creating) the database file at `path`; blocking.
+    pub fn open(path: &Path) -> Sql<Local> {
         let fail = |e: rusqlite::Error| raise(Error::internal("server database", e));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| raise(Error::internal("db directory", e)))?;
+        }
         let mut conn = Connection::open(path).map_err(fail)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(fail)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(fail)?;
         conn.authorizer(Some(authorize)).map_err(fail)?;
-        // Checked every thousand virtual-machine steps: stop once the invocation has no time left.
-        conn.progress_handler(1000, Some(|| crate::engine::context().is_some_and(|c| c.remaining().is_zero())))
-            .map_err(fail)?;
-        Ok(Local { conn: Arc::new(ReentrantMutex::new(conn)) })
+        Ok(Local { conn: Arc::new(Mutex::new(conn)), holder: Arc::default() })
+    }
+}
+
+/// Who is asking: the running invocation, as a number unique while it runs.
+fn invocation_id() -> usize {
+    crate::engine::context().map_or(0, |context| Arc::as_ptr(&context) as usize)
+}
+
+/// The connection, borrowed until its statements stop at `deadline`.
+pub struct Session {
+    conn: Option<OwnedMutexGuard<Connection>>,
+    deadline: Instant,
+    /// The connection's holder mark while this session holds a transaction.
+    holder: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(holder) = &self.holder {
+            holder.store(0, Ordering::Release);
+        }
+    }
+}
+
+impl Session {
+    /// Runs `work` on the blocking pool with the connection, stopped at the deadline.
+    async fn run<T: Send + 'static>(&mut self, work: impl FnOnce(&Connection) -> Sql<T> + Send + 'static) -> Sql<T> {
+        let mut conn = self.conn.take().ok_or_else(|| sql_error("the connection is closed"))?;
+        let deadline = self.deadline;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            // Checked every thousand virtual-machine steps.
+            let stop = conn.progress_handler(1000, Some(move || Instant::now() >= deadline));
+            let result = stop.map_err(failure).and_then(|()| work(&conn));
+            (conn, result)
+        })
+        .await
+        .map_err(|e| raise(Error::internal("server database", e)))?;
+        self.conn = Some(conn);
+        result
+    }
+}
+
+impl Connector for Local {
+    type Session = Session;
+
+    fn checkout(&self, timeout: Duration) -> impl Future<Output = Sql<Session>> + Send + 'static {
+        let id = invocation_id();
+        let waiting_on_itself = id != 0 && self.holder.load(Ordering::Acquire) == id;
+        let conn = self.conn.clone();
+        async move {
+            if waiting_on_itself {
+                return Err(sql_error("inside db::transaction, run statements on the handle its closure receives"));
+            }
+            let mut session =
+                Session { conn: Some(conn.lock_owned().await), deadline: Instant::now() + timeout, holder: None };
+            // A transaction a stopped script left open is rolled back by the next user.
+            session
+                .run(|conn| if conn.is_autocommit() { Ok(()) } else { conn.execute_batch("ROLLBACK").map_err(failure) })
+                .await?;
+            Ok(session)
+        }
+    }
+
+    fn begin(&self, timeout: Duration) -> impl Future<Output = Sql<Session>> + Send + 'static {
+        let (checkout, holder, id) = (self.checkout(timeout), self.holder.clone(), invocation_id());
+        async move {
+            let mut session = checkout.await?;
+            holder.store(id, Ordering::Release);
+            session.holder = Some(holder);
+            session.run(|conn| conn.execute_batch("BEGIN IMMEDIATE").map_err(failure)).await?;
+            Ok(session)
+        }
     }
 }
 
@@ -108,46 +186,34 @@ fn with_statement<T>(
     f(&mut statement).map_err(failure)
 }
 
-impl Database for Local {
-    fn query(&self, sql: &str, params: &Params, _timeout: Duration) -> Result<Vec<Map>, Box<EvalAltResult>> {
-        let conn = self.conn.lock();
-        with_statement(&conn, sql, params, |statement| {
-            let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
-            let mut rows = statement.raw_query();
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                let mut map = Map::new();
-                for (index, name) in names.iter().enumerate() {
-                    map.insert(name.into(), from_sql(row.get_ref(index)?));
+impl super::Session for Session {
+    async fn query(&mut self, sql: &str, params: &Params) -> Sql<Vec<Map>> {
+        let (sql, params) = (sql.to_owned(), params.clone());
+        self.run(move |conn| {
+            with_statement(conn, &sql, &params, |statement| {
+                let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
+                let mut rows = statement.raw_query();
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    let mut map = Map::new();
+                    for (index, name) in names.iter().enumerate() {
+                        map.insert(name.into(), from_sql(row.get_ref(index)?));
+                    }
+                    out.push(map);
                 }
-                out.push(map);
-            }
-            Ok(out)
+                Ok(out)
+            })
         })
+        .await
     }
 
-    fn execute(&self, sql: &str, params: &Params, _timeout: Duration) -> Result<i64, Box<EvalAltResult>> {
-        let conn = self.conn.lock();
-        with_statement(&conn, sql, params, |statement| statement.raw_execute()).map(|n| n as i64)
+    async fn execute(&mut self, sql: &str, params: &Params) -> Sql<i64> {
+        let (sql, params) = (sql.to_owned(), params.clone());
+        self.run(move |conn| with_statement(conn, &sql, &params, |statement| statement.raw_execute()).map(|n| n as i64))
+            .await
     }
 
-    fn transaction(
-        &self,
-        _timeout: Duration,
-        body: &mut dyn FnMut(Db) -> Result<Dynamic, Box<EvalAltResult>>,
-    ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let conn = self.conn.lock();
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(failure)?;
-        let handle = Db(Arc::new(Local { conn: self.conn.clone() }));
-        match body(handle) {
-            Ok(value) => {
-                conn.execute_batch("COMMIT").map_err(failure)?;
-                Ok(value)
-            }
-            Err(error) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(error)
-            }
-        }
+    async fn finish(mut self, commit: bool) -> Sql<()> {
+        self.run(move |conn| conn.execute_batch(if commit { "COMMIT" } else { "ROLLBACK" }).map_err(failure)).await
     }
 }

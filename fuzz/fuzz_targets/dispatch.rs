@@ -1,0 +1,14 @@
+//! Arbitrary requests through the router: an answer every time, and every error JSON.
+#![no_main]
+
+#[path = "../../tests/harness/dispatch.rs"]
+mod dispatch;
+
+use std::sync::OnceLock;
+
+static DISPATCHER: OnceLock<std::sync::Mutex<dispatch::Dispatcher>> = OnceLock::new();
+
+libfuzzer_sys::fuzz_target!(|input: &[u8]| {
+    let dispatcher = DISPATCHER.get_or_init(|| std::sync::Mutex::new(dispatch::Dispatcher::new()));
+    dispatcher.lock().unwrap_or_else(|p| p.into_inner()).run(input);
+});

@@ -1,0 +1,189 @@
+//! The receiver: from a request that claims to be a provider's delivery to a stored event and its
+//! handler's answer, and the operations on stored events (listing, replay).
+//!
+//! Everything before the handler runs in one blocking task — read the secret, verify, look the delivery
+//! id up, commit — because each step needs the store. The handler runs through
+//! [`Runtime::invoke`] with [`Function::Webhook`], so it gets the sandbox, limits and secret masking of every
+//! other call. Its outcome is recorded afterwards; if that record cannot be written the event stays
+//! `received`, which the listing shows and a replay settles.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::event::{Receipt, parse_body};
+use super::{Incoming, Scheme, Spec, signature};
+use crate::cid::Cid;
+use crate::engine::{Data, Function, Output, Script, output};
+use crate::error::{Error, Result};
+use crate::invoke::{Invocation, Invoked, Reply, Target};
+use crate::runtime::Runtime;
+use crate::store::{Change, EventStatus, Op, WebhookEvent};
+
+/// What a delivery came to: the response to give, and the event's CID once it is stored.
+#[derive(Debug)]
+pub struct Received {
+    pub invoked: Invoked,
+    pub event: Option<Cid>,
+}
+
+/// A verified delivery after the store step.
+enum Stored {
+    New {
+        cid: Cid,
+        receipt: Receipt,
+        body: bytes::Bytes,
+    },
+    /// The event stored earlier under the same delivery id, and this delivery's body.
+    Duplicate(WebhookEvent, bytes::Bytes),
+}
+
+impl Runtime {
+    /// Receives one delivery for the server `name`: verify, store, deduplicate, hand to `fn webhook(event)`.
+    pub async fn receive_webhook(self: &Arc<Self>, name: &str, incoming: Incoming) -> Received {
+        let (script, spec) = match self.receiving(name).await {
+            Ok(found) => found,
+            Err(error) => return Received { invoked: Invoked { script: None, result: Err(error) }, event: None },
+        };
+        let handled = script.defines(Function::Webhook);
+        let answer = |result: Result<Reply>, event| Received {
+            invoked: Invoked { script: Some(script.clone()), result },
+            event,
+        };
+        let (cid, receipt, body) = match self.store_delivery(name, &spec, handled, incoming).await {
+            Err(error) => return answer(Err(error), None),
+            Ok(Stored::Duplicate(event, body)) => {
+                return answer(Ok(default_answer(spec.scheme, event.cid, &body, true)), Some(event.cid));
+            }
+            Ok(Stored::New { cid, receipt, body }) => (cid, receipt, body),
+        };
+        match handled {
+            false => answer(Ok(default_answer(spec.scheme, cid, &body, false)), Some(cid)),
+            true => Received { invoked: self.run_handler(name, cid, &receipt, &body).await, event: Some(cid) },
+        }
+    }
+
+    /// The script of an enabled server that receives webhooks, and how it does.
+    async fn receiving(self: &Arc<Self>, name: &str) -> Result<(Arc<Script>, Spec)> {
+        let (script, _) = self.resolve(&Target::Name(name.to_owned())).await?;
+        let spec = script.meta.webhook.clone().ok_or_else(|| {
+            Error::NotFound(format!("server '{name}' receives no webhooks: its META declares no webhook"))
+        })?;
+        Ok((script, spec))
+    }
+
+    /// Verifies the delivery and stores it, unless its delivery id is already stored.
+    async fn store_delivery(
+        self: &Arc<Self>,
+        name: &str,
+        spec: &Spec,
+        handled: bool,
+        incoming: Incoming,
+    ) -> Result<Stored> {
+        let (server, spec) = (name.to_owned(), spec.clone());
+        self.blocking(move |rt| {
+            let secret = rt.services.secrets().get(&spec.secret)?.ok_or(Error::MissingSecret { name: spec.secret })?;
+            let now = chrono::Utc::now();
+            signature::verify(spec.scheme, &secret, &incoming, now.timestamp())?;
+            let receipt = Receipt::new(&server, spec.scheme, &incoming, now.timestamp_millis());
+            if let Some(event) = rt.store.event_by_delivery(&server, &receipt.delivery_id)? {
+                return Ok(Stored::Duplicate(event, incoming.body));
+            }
+            let mut change = Change::default();
+            let body_cid = change.blob(incoming.body.to_vec());
+            let cid = change.blob(receipt.to_bytes());
+            change.op(Op::RecordEvent {
+                cid,
+                server: server.clone(),
+                delivery_id: receipt.delivery_id.clone(),
+                body_cid,
+                received_at: receipt.received_at,
+                status: if handled { EventStatus::Received } else { EventStatus::Stored },
+            });
+            match rt.store.commit(&change) {
+                Ok(()) => Ok(Stored::New { cid, receipt, body: incoming.body }),
+                // The same delivery, stored meanwhile by a concurrent request, is a duplicate after all.
+                Err(error) => match rt.store.event_by_delivery(&server, &receipt.delivery_id) {
+                    Ok(Some(event)) => Ok(Stored::Duplicate(event, incoming.body)),
+                    _ => {
+                        tracing::error!(server = %server, "a webhook event could not be stored: {}", error.message());
+                        Err(Error::Unavailable("the event could not be stored; deliver it again later".into()))
+                    }
+                },
+            }
+        })
+        .await
+    }
+
+    /// Runs `fn webhook(event)` through the one invocation path and records how it went.
+    async fn run_handler(self: &Arc<Self>, name: &str, cid: Cid, receipt: &Receipt, body: &[u8]) -> Invoked {
+        let mut invocation = Invocation::with_method(Target::Name(name.to_owned()), "POST".into());
+        invocation.function = Function::Webhook;
+        invocation.data = Data::Value(receipt.event(cid, body));
+        let invoked = self.invoke(invocation).await;
+        let (status, outcome) = match &invoked.result {
+            Ok(reply) => (EventStatus::Handled, json!({ "status": reply.output.status })),
+            Err(error) => (EventStatus::Failed, error.to_json()["error"].clone()),
+        };
+        let mut change = Change::default();
+        change.op(Op::EventOutcome { cid, status, outcome: Some(outcome) });
+        let server = name.to_owned();
+        if let Err(error) = self.blocking(move |rt| rt.store.commit(&change)).await {
+            tracing::error!(server = %server, event = %cid, "the outcome of a webhook handler was not recorded: {}", error.message());
+        }
+        invoked
+    }
+
+    /// The newest `limit` events `name` received, newest first.
+    pub async fn webhook_events(self: &Arc<Self>, name: &str, limit: usize) -> Result<Vec<WebhookEvent>> {
+        self.existing(name)?;
+        let server = name.to_owned();
+        self.blocking(move |rt| rt.store.events(&server, limit)).await
+    }
+
+    /// Runs the current handler of `name` again on the stored event `cid`, and returns the event as it
+    /// then stands.
+    pub async fn replay_webhook(self: &Arc<Self>, name: &str, cid: Cid) -> Result<WebhookEvent> {
+        let (script, _) = self.receiving(name).await?;
+        if !script.defines(Function::Webhook) {
+            return Err(Error::BadRequest(format!(
+                "server '{name}' defines no fn webhook(event) to replay the event to"
+            )));
+        }
+        let server = name.to_owned();
+        let (receipt, body) = self
+            .blocking(move |rt| {
+                let missing = || Error::NotFound(format!("server '{server}' has no webhook event {cid}"));
+                rt.store.event(&server, &cid)?.ok_or_else(missing)?;
+                let blob =
+                    |cid: &Cid| rt.store.blob(cid)?.ok_or_else(|| Error::Internal(format!("blob {cid} is missing")));
+                let receipt = Receipt::from_bytes(&blob(&cid)?).map_err(Error::Internal)?;
+                let body = blob(&receipt.body_cid)?;
+                Ok((receipt, body))
+            })
+            .await?;
+        self.run_handler(name, cid, &receipt, &body).await;
+        let server = name.to_owned();
+        self.blocking(move |rt| {
+            rt.store.event(&server, &cid)?.ok_or_else(|| Error::Internal(format!("webhook event {cid} went missing")))
+        })
+        .await
+    }
+}
+
+/// The answer to a delivery no handler answered (none is defined, or it is a duplicate): the event's
+/// CID, and Slack's challenge when Slack is verifying the URL, so that the URL can be set up first.
+fn default_answer(scheme: Scheme, cid: Cid, body: &[u8], duplicate: bool) -> Reply {
+    let mut answer = json!({ "cid": cid });
+    if duplicate {
+        answer["duplicate"] = Value::Bool(true);
+    }
+    if scheme == Scheme::Slack {
+        let body = parse_body(Some("application/json"), body);
+        if body["type"] == "url_verification" {
+            answer["challenge"] = body["challenge"].clone();
+        }
+    }
+    let body = bytes::Bytes::from(answer.to_string());
+    Reply { output: Output { status: 200, content_type: output::JSON, headers: Vec::new(), body }, output_cid: None }
+}

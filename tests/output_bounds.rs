@@ -1,0 +1,55 @@
+//! A script cannot make the runtime build more than it can hold: outputs, JSON texts and request
+//! bodies are measured (shared strings by their full size, nesting by depth) before anything is
+//! written, and refused as `limit_exceeded`, while every other request goes on.
+
+mod common;
+
+use common::{Server, expect_error, script};
+
+/// A 16 MB string shared by three map entries: one string to Rhai, 48 MB as JSON (the same holds for a
+/// thousand entries, 16 GB, which only takes longer to build in a debug build).
+const SHARED: &str = r#"let s = ""; s.pad(16000000, "a"); let m = #{}; for i in 0..3 { m["k" + i] = s; }"#;
+
+/// Arrays nested `depth` deep, built one level per iteration.
+fn nested(depth: usize) -> String {
+    format!("let a = []; for i in 0..{depth} {{ a = [a]; }}")
+}
+
+#[tokio::test]
+async fn a_shared_string_output_is_refused_by_size_before_it_is_built() {
+    let server = Server::start(&[
+        ("shared", &script("Shared", &format!("{SHARED} m"))),
+        ("stringify", &script("Stringify", &format!("{SHARED} json::stringify(m)"))),
+    ]);
+    for name in ["shared", "stringify"] {
+        let error = expect_error(server.get(&format!("/{name}/")).await, 500, "limit_exceeded").await;
+        assert_eq!(error["limit"], "size", "{name}: {error}");
+        assert_eq!(error["server"], name);
+    }
+    assert_eq!(server.get("/echo/still/here").await.status(), 200);
+}
+
+#[tokio::test]
+async fn deep_nesting_is_refused_by_depth_in_outputs_and_json() {
+    let maps = "let m = #{}; for i in 0..1000 { m = #{ inner: m }; }";
+    let server = Server::start(&[
+        ("arrays", &script("Arrays", &format!("{} a", nested(1000)))),
+        ("maps", &script("Maps", &format!("{maps} json::stringify(m)"))),
+        ("pretty", &script("Pretty", &format!("{maps} json::pretty(m)"))),
+    ]);
+    for name in ["arrays", "maps", "pretty"] {
+        let error = expect_error(server.get(&format!("/{name}/")).await, 500, "limit_exceeded").await;
+        assert_eq!(error["limit"], "depth", "{name}: {error}");
+    }
+    assert_eq!(server.get("/echo/still/here").await.status(), 200);
+}
+
+#[tokio::test]
+async fn nesting_up_to_the_bound_is_served() {
+    let depth = switchboard::engine::nesting::MAX_DEPTH;
+    let server = Server::start(&[("arrays", &script("Arrays", &format!("{} a", nested(depth - 1))))]);
+    let response = server.get("/arrays/").await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert_eq!(text, format!("{}{}", "[".repeat(depth), "]".repeat(depth)));
+}
