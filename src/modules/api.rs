@@ -21,6 +21,8 @@
 //!   types: `missing_secret` before anything is sent, `upstream` with status and body excerpt,
 //!   `rate_limited` with `retry_after` once retries are spent, `invalid_response`, `timeout`,
 //!   `upstream_unreachable`.
+//!
+//! `api::variable(NAME)` reads a declared variable (`()` when unset) for scripts that act on a setting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -444,13 +446,25 @@ pub fn module(services: Arc<Services>) -> Module {
     func("call").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
         call(&s, &meta, endpoint, method, &data, &Map::new())
     });
-    let s = services;
+    let s = services.clone();
     func("call").set_into_module(
         &mut module,
         move |meta: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
             call(&s, &meta, endpoint, method, &data, &options)
         },
     );
+    // A declared variable's value, `()` when it is not set: settings a script acts on beyond templates
+    // (a database server's read-only mode).
+    let s = services;
+    func("variable").set_into_module(&mut module, move |name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+        let context = super::context()?;
+        if !context.script.meta.variables.iter().any(|v| v == name) {
+            return Err(arg_error(&format!(
+                "api::variable reads only declared variables: add {name} to META.variables"
+            )));
+        }
+        Ok(s.variable(name).map_or(Dynamic::UNIT, Dynamic::from))
+    });
     module
 }
 
