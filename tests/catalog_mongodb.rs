@@ -277,3 +277,33 @@ async fn a_real_deployment_inserts_finds_and_deletes() {
     let drop = json!({"name": "drop", "value": collection.rsplit('/').next().unwrap()});
     assert_eq!(call(&server, "/switchboard_test/command", drop).await.0, 200);
 }
+
+#[tokio::test]
+async fn the_read_only_image_runs_only_reading_commands() {
+    let mock = Mock::start(answer).await;
+    let uri = format!("mongodb://{}/", mock.address);
+    // The image's MONGODB_READ_ONLY wins over the environment's.
+    let env = [("MONGODB_URI", uri.as_str()), ("MONGODB_READ_ONLY", "false")];
+    let server = Server::start_default(&["--boot", &format!("{ROOT}/boot/readonly.boot.json")], &env);
+    let merge = json!({"pipeline": [{"$match": {}}, {"$merge": {"into": "copy"}}]});
+    let writes = [
+        ("/app/people/insert", json!({"name": "Eve"})),
+        ("/app/people/update", json!({"filter": {}, "update": {"$set": {"x": 1}}})),
+        ("/app/people/delete", json!({"filter": {}})),
+        ("/app/people/aggregate", merge.clone()),
+        ("/app/command", json!({"name": "aggregate", "value": "people", "fields": merge})),
+        ("/app/command", json!({"name": "dropDatabase"})),
+    ];
+    for (endpoint, data) in writes {
+        let (status, body) = call(&server, endpoint, data).await;
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(status == 500 && message.contains("read-only"), "{endpoint}: {status} {body}");
+    }
+    assert!(mock.received().is_empty(), "a write reached the deployment: {:?}", mock.received());
+    let (status, _) = call(&server, "/app/people/find", json!({"filter": {}})).await;
+    assert_eq!(status, 200);
+    let pipeline = json!({"pipeline": [{"$match": {"name": "Ada"}}]});
+    assert_eq!(call(&server, "/app/people/aggregate", pipeline).await.0, 200);
+    let names: Vec<String> = mock.received().iter().map(|c| name(c).to_owned()).collect();
+    assert_eq!(names, ["find", "aggregate"]);
+}
