@@ -8,19 +8,22 @@
 //!   gets `https://`. The option `host` picks a named base URL from `META.hosts` instead (overridden by
 //!   `<NAME>_<HOST>_BASE_URL`). The request goes out only after the egress check (see [`egress`](super::egress)).
 //! * **Auth** — `META.auth`: `bearer`, `basic`, `header:<Name>`, `query:<param>`, `form:<field>`,
-//!   `oauth2` (a token the runtime obtains and renews, see [`crate::oauth`]) or `none`. The
+//!   `oauth2` (a token the runtime obtains and renews, see [`crate::oauth`]), `aws:<service>` (SigV4) or
+//!   `azure_shared_key` (both signed over the finished request, body included), or `none`. The
 //!   credential is `token` (a template) or the first declared secret that is set.
 //! * **Options** — `META.api` and the fifth argument (which wins) may set: `token`, `scheme` (the word
 //!   before the credential in a header, `Bearer` for bearer), `username`, `password` (basic auth
 //!   templates), `headers` and `query` (templates), `body` (`json`, `form` or `text`), `response`
-//!   (`json` or `text`), `default_endpoint` (used when the endpoint is empty), `base_url`, `host`, `timeout_ms`,
-//!   `max_retries`.
+//!   (`json`, `text`, or `auto` by content type, with `xml_lists`), `default_endpoint` (used when the endpoint
+//!   is empty), `base_url`, `host`, `timeout_ms`, `max_retries`, and for signing `region` and `session_token`.
 //! * **Data** — sent as the body (per `body`) for POST, PUT, PATCH and DELETE; a map given to GET or
 //!   HEAD becomes query parameters.
 //! * **Result** — the parsed JSON body (or text, or `()` when empty). Failures are the documented error
 //!   types: `missing_secret` before anything is sent, `upstream` with status and body excerpt,
 //!   `rate_limited` with `retry_after` once retries are spent, `invalid_response`, `timeout`,
 //!   `upstream_unreachable`.
+//!
+//! `api::variable(NAME)` reads a declared variable (`()` when unset) for scripts that act on a setting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +54,7 @@ impl Options {
         };
         map.extend(overrides.clone());
         for key in map.keys() {
-            const KNOWN: [&str; 17] = [
+            const KNOWN: [&str; 20] = [
                 "default_method",
                 "default_data",
                 "body_fields",
@@ -69,6 +72,9 @@ impl Options {
                 "max_retries",
                 "auth",
                 "host",
+                "region",
+                "session_token",
+                "xml_lists",
             ];
             if !KNOWN.contains(&key.as_str()) {
                 return Err(arg_error(&format!("unknown api option '{key}' (one of {})", KNOWN.join(", "))));
@@ -291,8 +297,10 @@ fn build(
                 options.text("password").map(|t| fill(&t, services, context)).transpose()?.unwrap_or_default();
             request.basic_auth = Some((username, password));
         }
-        // The token is obtained and attached when the request is sent (`crate::oauth::send`).
-        None if auth == "none" || auth == "path" || auth == "oauth2" => {}
+        // The token is obtained and attached when the request is sent (`crate::oauth::send`); a signature
+        // covers the finished request, so it is added below.
+        None if auth == "none" || auth == "path" || auth == "oauth2" || auth == "azure_shared_key" => {}
+        Some(("aws", _)) => {}
         Some(("header", name)) => {
             let credential = credential(options, services, context)?;
             let value = match options.text("scheme") {
@@ -308,7 +316,7 @@ fn build(
         }
         _ => {
             return Err(arg_error(&format!(
-                "unknown auth '{auth}' (bearer, basic, header:<Name>, query:<param>, form:<field>, json:<field>, none)"
+                "unknown auth '{auth}' (bearer, basic, header:<Name>, query:<param>, form:<field>, json:<field>, aws:<service>, azure_shared_key, none)"
             )));
         }
     }
@@ -366,11 +374,145 @@ fn build(
             value.as_int().ok().filter(|n| *n >= 0).ok_or_else(|| arg_error("max_retries must be a whole number"))?;
         request.max_retries = Some(n as u32);
     }
+    match auth.split_once(':') {
+        Some(("aws", service)) => sign_aws(&mut request, service, options, services, context)?,
+        None if auth == "azure_shared_key" => sign_azure(&mut request, options, services, context)?,
+        _ => {}
+    }
     Ok(request)
 }
 
+/// Turns the body into the bytes that will be sent, with the content type the client would have added:
+/// a signature covers both.
+fn settle_body(request: &mut Outgoing) -> Result<Vec<u8>, Box<EvalAltResult>> {
+    let (bytes, content_type) = match std::mem::take(&mut request.body) {
+        Body::None => return Ok(Vec::new()),
+        Body::Json(value) => (value.to_string().into_bytes(), Some("application/json")),
+        Body::Form(pairs) => {
+            let text = serde_urlencoded::to_string(&pairs).map_err(|e| arg_error(&format!("form body: {e}")))?;
+            (text.into_bytes(), Some("application/x-www-form-urlencoded"))
+        }
+        Body::Text(text) => (text.into_bytes(), None),
+        Body::Bytes(bytes) => (bytes, None),
+    };
+    if let Some(content_type) = content_type
+        && !request.headers.contains_key(reqwest::header::CONTENT_TYPE)
+    {
+        request.headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    request.body = Body::Bytes(bytes.clone());
+    Ok(bytes)
+}
+
+/// The request's headers as the signers take them.
+fn header_map(request: &Outgoing) -> Map {
+    let text = |v: &HeaderValue| v.to_str().unwrap_or_default().to_owned();
+    request.headers.iter().map(|(name, value)| (name.as_str().into(), Dynamic::from(text(value)))).collect()
+}
+
+/// `auth: "aws:<service>"`: AWS Signature Version 4 over the finished request. The keys are the
+/// `username` and `password` templates (`{AWS_ACCESS_KEY_ID}`, `{AWS_SECRET_ACCESS_KEY}` by default), the
+/// region the `region` template, and a temporary credential's token the secret named by `session_token`
+/// when it is set.
+fn sign_aws(
+    request: &mut Outgoing,
+    service: &str,
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<(), Box<EvalAltResult>> {
+    let template =
+        |key: &str, default: &str| fill(&options.text(key).unwrap_or_else(|| default.into()), services, context);
+    let region = options.text("region").ok_or_else(|| arg_error("auth aws:<service> needs the option region"))?;
+    let mut signing = Map::new();
+    signing.insert("access_key".into(), template("username", "{AWS_ACCESS_KEY_ID}")?.into());
+    signing.insert("secret_key".into(), template("password", "{AWS_SECRET_ACCESS_KEY}")?.into());
+    signing.insert("region".into(), fill(&region, services, context)?.into());
+    if let Some(name) = options.text("session_token")
+        && let Some(token) = secret::read(services, context, &name)?
+    {
+        signing.insert("session_token".into(), token.into());
+    }
+    let body = settle_body(request)?;
+    signing.insert("method".into(), request.method.as_str().into());
+    signing.insert("url".into(), request.url.as_str().into());
+    signing.insert("service".into(), service.into());
+    signing.insert("headers".into(), header_map(request).into());
+    signing.insert("body".into(), Dynamic::from_blob(body));
+    for (name, value) in super::aws::sign_request(&signing)? {
+        let (name, value) = header(&name, &value.to_string())?;
+        request.headers.insert(name, value);
+    }
+    Ok(())
+}
+
+/// `auth: "azure_shared_key"`: Azure Storage's Shared Key over the finished request, with `x-ms-date` set
+/// now. The account and its key are the `username` and `password` templates; the script gives
+/// `x-ms-version` in its headers.
+fn sign_azure(
+    request: &mut Outgoing,
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<(), Box<EvalAltResult>> {
+    let template = |key: &str| {
+        let template =
+            options.text(key).ok_or_else(|| arg_error(&format!("azure_shared_key needs the option {key}")))?;
+        fill(&template, services, context)
+    };
+    let (account, key) = (template("username")?, template("password")?);
+    let body = settle_body(request)?;
+    let (name, date) = header("x-ms-date", &httpdate::fmt_http_date(std::time::SystemTime::now()))?;
+    request.headers.insert(name, date);
+    let mut headers = header_map(request);
+    if !body.is_empty() {
+        headers.insert("content-length".into(), Dynamic::from(body.len().to_string()));
+    }
+    let mut signing = Map::new();
+    signing.insert("account".into(), account.into());
+    signing.insert("key".into(), key.into());
+    signing.insert("method".into(), request.method.as_str().into());
+    signing.insert("url".into(), request.url.as_str().into());
+    signing.insert("headers".into(), headers.into());
+    let (name, value) = header("authorization", &super::azure::shared_key(&signing)?)?;
+    request.headers.insert(name, value);
+    Ok(())
+}
+
+/// What a successful response becomes.
+enum Expect {
+    Json,
+    Text,
+    /// By its content type: JSON parsed, XML as a map (these elements always arrays), anything else the
+    /// body itself with its content type, as an output envelope.
+    Auto(Vec<String>),
+}
+
+impl Expect {
+    fn of(options: &Options) -> Result<Expect, Box<EvalAltResult>> {
+        Ok(match options.text("response").as_deref() {
+            None | Some("json") => Expect::Json,
+            Some("text") => Expect::Text,
+            Some("auto") => {
+                let lists = match options.map.get("xml_lists") {
+                    None => Vec::new(),
+                    Some(lists) => lists
+                        .clone()
+                        .try_cast::<rhai::Array>()
+                        .ok_or_else(|| arg_error("xml_lists must be an array of element names"))?
+                        .iter()
+                        .map(|name| name.to_string())
+                        .collect(),
+                };
+                Expect::Auto(lists)
+            }
+            Some(other) => return Err(arg_error(&format!("unknown response '{other}' (json, text, auto)"))),
+        })
+    }
+}
+
 /// Maps an upstream response to the script's result or to the documented error.
-fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) -> Result<Dynamic, Error> {
+fn result(response: Incoming, host: &str, expect: &Expect, context: &Context) -> Result<Dynamic, Error> {
     let status = response.status;
     if status.as_u16() == 429 {
         let retry_after = response.retry_after().map(|d| d.as_secs().max(1));
@@ -389,8 +531,29 @@ fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) 
     if response.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Dynamic::UNIT);
     }
-    if !expect_json {
-        return Ok(String::from_utf8_lossy(&response.body).into_owned().into());
+    let content_type = response.headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = content_type.unwrap_or("application/octet-stream").to_owned();
+    match expect {
+        Expect::Json => {}
+        Expect::Text => return Ok(String::from_utf8_lossy(&response.body).into_owned().into()),
+        Expect::Auto(_) if content_type.contains("json") => {}
+        Expect::Auto(lists) if content_type.contains("xml") => {
+            let text = String::from_utf8_lossy(&response.body);
+            return super::xml::parse(&text, lists).map(Dynamic::from).map_err(|e| {
+                let excerpt = context.excerpt(&text, 200);
+                Error::InvalidResponse(context.redact(&format!("{host} sent a body that is not XML ({e}): {excerpt}")))
+            });
+        }
+        Expect::Auto(_) => {
+            let mut envelope = Map::new();
+            let output = match content_type.starts_with("text/") {
+                true => String::from_utf8_lossy(&response.body).into_owned().into(),
+                false => Dynamic::from_blob(response.body.to_vec()),
+            };
+            envelope.insert("output".into(), output);
+            envelope.insert("content_type".into(), content_type.into());
+            return Ok(envelope.into());
+        }
     }
     serde_json::from_slice::<Dynamic>(&response.body).map_err(|e| {
         let excerpt = context.excerpt(&String::from_utf8_lossy(&response.body), 200);
@@ -407,17 +570,35 @@ fn call(
     overrides: &Map,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = super::context()?;
-    let options = Options::new(meta, overrides)?;
+    let mut options = Options::new(meta, overrides)?;
+    let mut auth = options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string()));
+    if auth.as_deref() == Some("oauth2") && fall_back(services, &context, &mut options)? {
+        auth = options.text("auth");
+    }
     let request = build(services, &context, meta, &options, endpoint, method, data)?;
     super::egress::check(services, &context, &request.url)?;
     let host = request.url.host_str().unwrap_or_default().to_owned();
-    let expect_json = options.text("response").is_none_or(|r| r != "text");
-    let auth = options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string()));
+    let expect = Expect::of(&options)?;
     let response = match auth.as_deref() {
         Some("oauth2") => crate::oauth::send(services, &context, request, options.text("scheme"))?,
         _ => services.http.send(request, &context)?,
     };
-    result(response, &host, expect_json, &context).map_err(raise)
+    result(response, &host, &expect, &context).map_err(raise)
+}
+
+/// `META.oauth2.fallback` takes over (its auth and token as the call's options) when the grant has
+/// nothing to start from. With neither set, the error names every secret that would do.
+fn fall_back(services: &Services, context: &Context, options: &mut Options) -> Result<bool, Box<EvalAltResult>> {
+    let Some(spec) = context.script.meta.oauth2.as_ref() else { return Ok(false) };
+    let Some((auth, token)) = spec.fallback.as_ref() else { return Ok(false) };
+    let Some(lacking) = crate::oauth::lacking(services, context, spec)? else { return Ok(false) };
+    fill(token, services, context).map_err(|error| match crate::oauth::error_of(*error) {
+        Error::MissingSecret { name } => raise(Error::MissingSecret { name: format!("{lacking} or {name}") }),
+        other => raise(other),
+    })?;
+    options.map.insert("auth".into(), auth.clone().into());
+    options.map.insert("token".into(), token.clone().into());
+    Ok(true)
 }
 
 pub fn module(services: Arc<Services>) -> Module {
@@ -426,13 +607,25 @@ pub fn module(services: Arc<Services>) -> Module {
     func("call").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
         call(&s, &meta, endpoint, method, &data, &Map::new())
     });
-    let s = services;
+    let s = services.clone();
     func("call").set_into_module(
         &mut module,
         move |meta: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
             call(&s, &meta, endpoint, method, &data, &options)
         },
     );
+    // A declared variable's value, `()` when it is not set: settings a script acts on beyond templates
+    // (a database server's read-only mode).
+    let s = services;
+    func("variable").set_into_module(&mut module, move |name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+        let context = super::context()?;
+        if !context.script.meta.variables.iter().any(|v| v == name) {
+            return Err(arg_error(&format!(
+                "api::variable reads only declared variables: add {name} to META.variables"
+            )));
+        }
+        Ok(s.variable(name).map_or(Dynamic::UNIT, Dynamic::from))
+    });
     module
 }
 

@@ -19,6 +19,7 @@ pub mod http;
 pub(crate) mod jwt;
 pub(crate) mod secret;
 mod time;
+mod xml;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -79,7 +80,7 @@ impl Services {
 
 /// Registers every native module on the engine.
 pub fn register(engine: &mut Engine, services: Arc<Services>) {
-    let modules: [(&str, Module); 14] = [
+    let modules: [(&str, Module); 15] = [
         ("http", http::module(services.clone())),
         ("secret", secret::module(services.clone())),
         ("db", db::module(services.clone())),
@@ -94,6 +95,7 @@ pub fn register(engine: &mut Engine, services: Arc<Services>) {
         ("aws", aws::module()),
         ("azure", azure::module()),
         ("jwt", jwt::module()),
+        ("xml", xml::module()),
     ];
     for (name, module) in modules {
         engine.register_static_module(name, module.into());
