@@ -47,7 +47,7 @@ pub const STACK_SIZE: usize = if cfg!(debug_assertions) { 32 << 20 } else { 4 <<
 const NATIVE_RESERVE: usize = STACK_SIZE / 8;
 
 /// Stacks a thread keeps with their touched pages; more idle stacks than this give their pages back.
-const WARM_STACKS: usize = 16;
+const WARM_STACKS: usize = 64;
 
 /// Idle stacks a thread keeps at most (the rest are unmapped).
 const POOLED_STACKS: usize = 1024;
