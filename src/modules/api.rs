@@ -237,6 +237,51 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Box<Eval
     Ok((name, value))
 }
 
+/// One call as the helper sends it: the service's default call already filled in for an empty one.
+#[derive(Clone)]
+struct Request {
+    endpoint: String,
+    method: Method,
+    data: Dynamic,
+}
+
+impl Request {
+    /// The call the script asked for; an empty one (no endpoint, no data) is the service's default call:
+    /// its endpoint, and its method and data when it has them.
+    fn new(
+        options: &Options,
+        services: &Services,
+        context: &Context,
+        endpoint: &str,
+        method: &str,
+        data: &Dynamic,
+    ) -> Result<Request, Box<EvalAltResult>> {
+        let (endpoint, method, data) = match endpoint.is_empty() && data.is_unit() {
+            true => (
+                fill(&options.text("default_endpoint").unwrap_or_default(), services, context)?,
+                options.text("default_method").unwrap_or_else(|| method.to_owned()),
+                options.map.get("default_data").cloned().unwrap_or_default(),
+            ),
+            false => (endpoint.to_owned(), method.to_owned(), data.clone()),
+        };
+        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| raise(Error::BadRequest(format!("'{method}' is not an HTTP method"))))?;
+        Ok(Request { endpoint, method, data })
+    }
+
+    /// Whether `data` travels in the body (else a map of it is the query).
+    fn sends_body(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD)
+    }
+}
+
+/// What a request carries besides its URL path: query parameters and the fields every body holds.
+#[derive(Default)]
+struct Extras {
+    query: Vec<(String, String)>,
+    fields: Vec<(String, Dynamic)>,
+}
+
 /// Builds the request: URL, auth, headers, query and body. Every secret is read here, before
 /// anything is sent.
 fn build(
@@ -244,48 +289,69 @@ fn build(
     context: &Context,
     meta: &Map,
     options: &Options,
-    endpoint: &str,
-    method: &str,
-    data: &Dynamic,
+    call: &Request,
 ) -> Result<Outgoing, Box<EvalAltResult>> {
-    // An empty call is the service's default call: its endpoint, and its method and data when it has them.
-    let default_call = endpoint.is_empty() && data.is_unit();
-    let (endpoint, method, data) = match default_call {
-        true => (
-            fill(&options.text("default_endpoint").unwrap_or_default(), services, context)?,
-            options.text("default_method").unwrap_or_else(|| method.to_owned()),
-            options.map.get("default_data").cloned().unwrap_or_default(),
-        ),
-        false => (endpoint.to_owned(), method.to_owned(), data.clone()),
-    };
-    let data = &data;
-    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| raise(Error::BadRequest(format!("'{method}' is not an HTTP method"))))?;
-    let url = join(&base_url(meta, options, services, context)?, &endpoint)?;
-    let mut request = Outgoing::new(method.clone(), parse_url(&url)?);
-    let mut query = options.pairs("query")?;
-    // Fields every body carries (`body_fields`), and a credential that travels in the body.
-    let mut fields: Vec<(String, Dynamic)> = Vec::new();
-    if let Some(extra) = options.map.get("body_fields") {
-        for (name, value) in extra.clone().try_cast::<Map>().ok_or_else(|| arg_error("body_fields must be a map"))? {
-            let value = if value.is_string() { fill(&value.to_string(), services, context)?.into() } else { value };
-            fields.push((name.to_string(), value));
-        }
+    let url = join(&base_url(meta, options, services, context)?, &call.endpoint)?;
+    let mut request = Outgoing::new(call.method.clone(), parse_url(&url)?);
+    let mut extras = Extras { query: options.pairs("query")?, fields: body_fields(options, services, context)? };
+    authorize(&mut request, &mut extras, meta, options, services, context)?;
+    for (name, template) in options.pairs("headers")? {
+        let (name, value) = header(&name, &fill(&template, services, context)?)?;
+        request.headers.insert(name, value);
     }
+    for (_, value) in extras.query.iter_mut() {
+        *value = fill(value, services, context)?;
+    }
+    // A pair the URL already carries (a next-page link repeating a query credential) is not doubled.
+    let present: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+    extras.query.retain(|pair| !present.contains(pair));
+    encode(&mut request, &mut extras, options, call)?;
+    if !extras.query.is_empty() {
+        request.url.query_pairs_mut().extend_pairs(&extras.query);
+    }
+    limits(&mut request, options)?;
+    Ok(request)
+}
 
+/// `body_fields`: fields every body carries, templates filled.
+fn body_fields(
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<Vec<(String, Dynamic)>, Box<EvalAltResult>> {
+    let Some(extra) = options.map.get("body_fields") else { return Ok(Vec::new()) };
+    let extra = extra.clone().try_cast::<Map>().ok_or_else(|| arg_error("body_fields must be a map"))?;
+    extra
+        .into_iter()
+        .map(|(name, value)| {
+            let value = if value.is_string() { fill(&value.to_string(), services, context)?.into() } else { value };
+            Ok((name.to_string(), value))
+        })
+        .collect()
+}
+
+/// Attaches the credential where `auth` says it travels: a header, basic auth, the query or the body.
+fn authorize(
+    request: &mut Outgoing,
+    extras: &mut Extras,
+    meta: &Map,
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<(), Box<EvalAltResult>> {
     let auth =
         options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string())).unwrap_or_else(|| "none".into());
+    let credential = || credential(options, services, context);
     match auth.split_once(':') {
         None if auth == "bearer" => {
             let scheme = options.text("scheme").unwrap_or_else(|| "Bearer".into());
-            let (name, value) =
-                header("authorization", &format!("{scheme} {}", credential(options, services, context)?))?;
+            let (name, value) = header("authorization", &format!("{scheme} {}", credential()?))?;
             request.headers.insert(name, value);
         }
         None if auth == "basic" => {
             let username = match options.text("username") {
                 Some(template) => fill(&template, services, context)?,
-                None => credential(options, services, context)?,
+                None => credential()?,
             };
             let password =
                 options.text("password").map(|t| fill(&t, services, context)).transpose()?.unwrap_or_default();
@@ -294,69 +360,75 @@ fn build(
         // The token is obtained and attached when the request is sent (`crate::oauth::send`).
         None if auth == "none" || auth == "path" || auth == "oauth2" => {}
         Some(("header", name)) => {
-            let credential = credential(options, services, context)?;
             let value = match options.text("scheme") {
-                Some(scheme) => format!("{scheme} {credential}"),
-                None => credential,
+                Some(scheme) => format!("{scheme} {}", credential()?),
+                None => credential()?,
             };
             let (name, value) = header(name, &value)?;
             request.headers.insert(name, value);
         }
-        Some(("query", param)) => query.push((param.to_owned(), credential(options, services, context)?)),
-        Some(("form" | "json", field)) => {
-            fields.push((field.to_owned(), credential(options, services, context)?.into()))
-        }
+        Some(("query", param)) => extras.query.push((param.to_owned(), credential()?)),
+        Some(("form" | "json", field)) => extras.fields.push((field.to_owned(), credential()?.into())),
         _ => {
             return Err(arg_error(&format!(
                 "unknown auth '{auth}' (bearer, basic, header:<Name>, query:<param>, form:<field>, json:<field>, none)"
             )));
         }
     }
-    for (name, template) in options.pairs("headers")? {
-        let (name, value) = header(&name, &fill(&template, services, context)?)?;
-        request.headers.insert(name, value);
-    }
-    for (_, value) in query.iter_mut() {
-        *value = fill(value, services, context)?;
-    }
+    Ok(())
+}
 
-    let body = options.text("body").unwrap_or_else(|| "json".into());
-    let sends_body = !matches!(method, Method::GET | Method::HEAD);
-    if !sends_body {
+/// Puts the call's data where its method sends it: a map given to GET or HEAD becomes query
+/// parameters; any other method sends it as the body, encoded per the `body` option.
+fn encode(
+    request: &mut Outgoing,
+    extras: &mut Extras,
+    options: &Options,
+    call: &Request,
+) -> Result<(), Box<EvalAltResult>> {
+    let data = &call.data;
+    if !call.sends_body() {
         if let Some(map) = data.read_lock::<Map>() {
-            query.extend(map.iter().map(|(k, v)| (k.to_string(), scalar_text(v))));
+            extras.query.extend(map.iter().map(|(k, v)| (k.to_string(), scalar_text(v))));
         } else if !data.is_unit() {
             return Err(raise(Error::BadRequest(format!(
-                "data for a {method} request must be a map of query parameters"
+                "data for a {} request must be a map of query parameters",
+                call.method
             ))));
         }
-    } else if !data.is_unit() || !fields.is_empty() {
-        let with_fields = || -> Result<Map, Box<EvalAltResult>> {
-            let mut map: Map = fields.iter().map(|(k, v)| (k.into(), v.clone())).collect();
-            match data.read_lock::<Map>() {
-                Some(given) => map.extend(given.clone()),
-                None if data.is_unit() => {}
-                None => {
-                    return Err(raise(Error::BadRequest(format!(
-                        "data for this API must be a map, not {}",
-                        data.type_name()
-                    ))));
-                }
+        return Ok(());
+    }
+    if data.is_unit() && extras.fields.is_empty() {
+        return Ok(());
+    }
+    let fields = &extras.fields;
+    let with_fields = || -> Result<Map, Box<EvalAltResult>> {
+        let mut map: Map = fields.iter().map(|(k, v)| (k.into(), v.clone())).collect();
+        match data.read_lock::<Map>() {
+            Some(given) => map.extend(given.clone()),
+            None if data.is_unit() => {}
+            None => {
+                return Err(raise(Error::BadRequest(format!(
+                    "data for this API must be a map, not {}",
+                    data.type_name()
+                ))));
             }
-            Ok(map)
-        };
-        request.body = match body.as_str() {
-            "json" if fields.is_empty() => Body::Json(to_json(data)?),
-            "json" => Body::Json(to_json(&with_fields()?.into())?),
-            "form" => Body::Form(super::form_fields(&with_fields()?.into())?),
-            "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
-            "text" => Body::Text(data.to_string()),
-            other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, text)"))),
-        };
-    }
-    if !query.is_empty() {
-        request.url.query_pairs_mut().extend_pairs(&query);
-    }
+        }
+        Ok(map)
+    };
+    request.body = match options.text("body").as_deref().unwrap_or("json") {
+        "json" if fields.is_empty() => Body::Json(to_json(data)?),
+        "json" => Body::Json(to_json(&with_fields()?.into())?),
+        "form" => Body::Form(super::form_fields(&with_fields()?.into())?),
+        "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
+        "text" => Body::Text(data.to_string()),
+        other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, text)"))),
+    };
+    Ok(())
+}
+
+/// The per-call limits: `timeout_ms` and `max_retries`.
+fn limits(request: &mut Outgoing, options: &Options) -> Result<(), Box<EvalAltResult>> {
     if let Some(value) = options.map.get("timeout_ms") {
         let ms = value.as_int().ok().filter(|ms| *ms > 0).ok_or_else(|| arg_error("timeout_ms must be positive"))?;
         request.timeout = Some(Duration::from_millis(ms as u64));
@@ -366,7 +438,7 @@ fn build(
             value.as_int().ok().filter(|n| *n >= 0).ok_or_else(|| arg_error("max_retries must be a whole number"))?;
         request.max_retries = Some(n as u32);
     }
-    Ok(request)
+    Ok(())
 }
 
 /// Maps an upstream response to the script's result or to the documented error.
@@ -408,7 +480,8 @@ fn call(
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = super::context()?;
     let options = Options::new(meta, overrides)?;
-    let request = build(services, &context, meta, &options, endpoint, method, data)?;
+    let call = Request::new(&options, services, &context, endpoint, method, data)?;
+    let request = build(services, &context, meta, &options, &call)?;
     super::egress::check(services, &context, &request.url)?;
     let host = request.url.host_str().unwrap_or_default().to_owned();
     let expect_json = options.text("response").is_none_or(|r| r != "text");
