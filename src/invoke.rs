@@ -64,6 +64,8 @@ pub struct Invocation {
     pub store_output: bool,
     /// This call's own wall-clock limit.
     pub timeout: Option<Duration>,
+    /// Every page of a list: the script's `api::call` walks the pages its server declares.
+    pub all_pages: bool,
 }
 
 impl Invocation {
@@ -82,6 +84,7 @@ impl Invocation {
             input: None,
             store_output: false,
             timeout: None,
+            all_pages: false,
         }
     }
 }
@@ -187,7 +190,9 @@ impl Runtime {
             return Err(Error::NotFound(format!("the script does not define fn {}", invocation.function.name())));
         }
         let timeout = self.engine.timeout_for(&script, invocation.timeout);
-        let context = Arc::new(Context::new(server, script.clone(), started, timeout));
+        let mut context = Context::new(server, script.clone(), started, timeout);
+        context.all_pages = invocation.all_pages;
+        let context = Arc::new(context);
         let store_output = invocation.store_output;
         // Whatever goes wrong, no secret value the script read leaves in the error.
         let output = self

@@ -20,13 +20,15 @@ pub struct Context {
     /// When the invocation started and how long it may take, all attempts included.
     pub started: Instant,
     pub timeout: Duration,
+    /// The caller asked for every page of a list: `api::call` walks the pages as `api::all` does.
+    pub all_pages: bool,
     /// Every secret value read during the invocation, in the forms it may show up in.
     revealed: Mutex<Vec<String>>,
 }
 
 impl Context {
     pub fn new(server: Option<String>, script: Arc<Script>, started: Instant, timeout: Duration) -> Context {
-        Context { server, script, started, timeout, revealed: Mutex::new(Vec::new()) }
+        Context { server, script, started, timeout, all_pages: false, revealed: Mutex::new(Vec::new()) }
     }
 
     /// When the invocation must have finished.

@@ -36,6 +36,12 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// Whether the server declares how its lists page (`META.api.pagination`), so that a caller may ask
+    /// for every page.
+    pub fn pages(&self) -> bool {
+        self.json.get("api").and_then(|api| api.get("pagination")).is_some_and(Value::is_object)
+    }
+
     /// Reads `META` from its JSON form, or says what is wrong with it.
     pub fn from_json(json: Value) -> Result<Meta, String> {
         let map = json.as_object().ok_or("META must be an object map (#{ ... })")?;
@@ -100,6 +106,10 @@ impl Meta {
             (None, _) => None,
         };
         let webhook = map.get("webhook").map(crate::webhooks::Spec::from_json).transpose()?;
+        // Checked when the script loads, so that a mistake shows at once rather than on the first paged call.
+        if let Some(spec) = map.get("api").and_then(|api| api.get("pagination")) {
+            crate::modules::pages::Paging::from_json(spec)?;
+        }
         let meta = Meta {
             title: text("title", true)?,
             description: text("description", true)?,

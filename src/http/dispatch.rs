@@ -2,8 +2,9 @@
 //!
 //! * Proxy style, `ANY /{name|cid}/{*rest}`: the request *is* the call — its path (still percent-encoded)
 //!   and query string become `endpoint`, its method `method`, its body `data`. Chaining and storing use
-//!   the `X-Input-Cid` and `X-Store-Output` headers, because the query string belongs to the upstream.
-//! * Call style, `GET|POST /{name|cid}`: `endpoint`, `method`, `data`, `input`, `store` and `timeout_ms`
+//!   the `X-Input-Cid`, `X-Store-Output`, `X-Timeout-Ms` and `X-All-Pages` headers, because the query
+//!   string belongs to the upstream.
+//! * Call style, `GET|POST /{name|cid}`: `endpoint`, `method`, `data`, `input`, `store`, `timeout_ms` and `all`
 //!   come from the query string (GET) or from a JSON object or form body (POST). A GET with no
 //!   parameters describes the server instead. Other methods on `/{name|cid}` are proxy-style calls
 //!   with an empty endpoint.
@@ -28,6 +29,7 @@ static OUTPUT_CID: HeaderName = HeaderName::from_static("x-output-cid");
 static INPUT_CID: HeaderName = HeaderName::from_static("x-input-cid");
 static STORE_OUTPUT: HeaderName = HeaderName::from_static("x-store-output");
 static TIMEOUT_MS: HeaderName = HeaderName::from_static("x-timeout-ms");
+static ALL_PAGES: HeaderName = HeaderName::from_static("x-all-pages");
 
 /// Every path that is not a fixed route.
 pub async fn dispatch(State(runtime): State<AppState>, request: axum::extract::Request) -> Response {
@@ -96,6 +98,8 @@ fn proxy_request(
             request.store_output = parse_flag("X-Store-Output", text()?)?;
         } else if name == TIMEOUT_MS {
             request.timeout = Some(parse_timeout(text()?)?);
+        } else if name == ALL_PAGES {
+            request.all_pages = parse_flag("X-All-Pages", text()?)?;
         }
     }
     Ok(request)
@@ -116,9 +120,10 @@ fn call_request(target: &str, params: Map<String, Value>) -> Result<Invocation, 
             "input" => request.input = Some(parse_cid(text()?)?),
             "store" => request.store_output = parse_flag("store", &param_text(&value))?,
             "timeout_ms" => request.timeout = Some(parse_timeout(&param_text(&value))?),
+            "all" => request.all_pages = parse_flag("all", &param_text(&value))?,
             other => {
                 return Err(Error::BadRequest(format!(
-                    "unknown parameter '{other}': call style takes endpoint, method, data, input, store and timeout_ms"
+                    "unknown parameter '{other}': call style takes endpoint, method, data, input, store, timeout_ms and all"
                 )));
             }
         }

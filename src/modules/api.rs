@@ -1,4 +1,5 @@
-//! `api::call(META, endpoint, method, data[, options])`: everything a typical API server does, once.
+//! `api::call(META, endpoint, method, data[, options])`: everything a typical API server does, once;
+//! `api::all(…)` the same for every page of a list (see [`pages`](super::pages)).
 //!
 //! A server script declares its service in `META` and hands each invocation to this helper:
 //!
@@ -14,7 +15,9 @@
 //!   before the credential in a header, `Bearer` for bearer), `username`, `password` (basic auth
 //!   templates), `headers` and `query` (templates), `body` (`json`, `form` or `text`), `response`
 //!   (`json` or `text`), `default_endpoint` (used when the endpoint is empty), `base_url`, `host`, `timeout_ms`,
-//!   `max_retries`.
+//!   `max_retries`, `pagination` (a call's refines the declared one key by key).
+//! * **All pages** — `api::all` walks the pages; so does `api::call` when the caller asked for all pages
+//!   (`all=1`, `X-All-Pages: 1`, the MCP argument `all_pages`) and the server declares pagination.
 //! * **Data** — sent as the body (per `body`) for POST, PUT, PATCH and DELETE; a map given to GET or
 //!   HEAD becomes query parameters.
 //! * **Result** — the parsed JSON body (or text, or `()` when empty). Failures are the documented error
@@ -30,6 +33,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use rhai::{Dynamic, EvalAltResult, Map, Module};
 
 use super::http::{Body, Incoming, Outgoing, parse_url};
+use super::pages::{Next, Paging};
 use super::secret;
 use super::{Services, arg_error, func, scalar_text, to_json};
 use crate::engine::{Context, raise};
@@ -49,9 +53,17 @@ impl Options {
             None => Map::new(),
             Some(api) => api.clone().try_cast::<Map>().ok_or_else(|| arg_error("META.api must be a map"))?,
         };
+        // A call's `pagination` refines the declared one (`#{ pagination: #{ items: "members" } }`).
+        let declared = map.get("pagination").and_then(|p| p.read_lock::<Map>().map(|m| m.clone()));
         map.extend(overrides.clone());
+        if let (Some(mut declared), Some(given)) =
+            (declared, overrides.get("pagination").and_then(|p| p.read_lock::<Map>().map(|m| m.clone())))
+        {
+            declared.extend(given);
+            map.insert("pagination".into(), declared.into());
+        }
         for key in map.keys() {
-            const KNOWN: [&str; 17] = [
+            const KNOWN: [&str; 18] = [
                 "default_method",
                 "default_data",
                 "body_fields",
@@ -69,12 +81,24 @@ impl Options {
                 "max_retries",
                 "auth",
                 "host",
+                "pagination",
             ];
             if !KNOWN.contains(&key.as_str()) {
                 return Err(arg_error(&format!("unknown api option '{key}' (one of {})", KNOWN.join(", "))));
             }
         }
         Ok(Options { map })
+    }
+
+    /// The declared pagination, if any.
+    fn paging(&self) -> Result<Option<Paging>, Box<EvalAltResult>> {
+        match self.map.get("pagination") {
+            None => Ok(None),
+            Some(spec) => match spec.read_lock::<Map>() {
+                Some(spec) => Paging::parse(&spec).map(Some),
+                None => Err(arg_error("META.api.pagination must be a map")),
+            },
+        }
     }
 
     fn text(&self, key: &str) -> Option<String> {
@@ -470,6 +494,22 @@ fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) 
     })
 }
 
+/// Sends a built request: egress check first, then through OAuth when the server uses it.
+fn send(
+    services: &Arc<Services>,
+    context: &Arc<Context>,
+    meta: &Map,
+    options: &Options,
+    request: Outgoing,
+) -> Result<Incoming, Box<EvalAltResult>> {
+    super::egress::check(services, context, &request.url)?;
+    let auth = options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string()));
+    match auth.as_deref() {
+        Some("oauth2") => crate::oauth::send(services, context, request, options.text("scheme")),
+        _ => services.http.send(request, context),
+    }
+}
+
 fn call(
     services: &Arc<Services>,
     meta: &Map,
@@ -480,17 +520,95 @@ fn call(
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = super::context()?;
     let options = Options::new(meta, overrides)?;
+    if context.all_pages {
+        return walk(services, &context, meta, &options, endpoint, method, data);
+    }
     let call = Request::new(&options, services, &context, endpoint, method, data)?;
     let request = build(services, &context, meta, &options, &call)?;
-    super::egress::check(services, &context, &request.url)?;
     let host = request.url.host_str().unwrap_or_default().to_owned();
     let expect_json = options.text("response").is_none_or(|r| r != "text");
-    let auth = options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string()));
-    let response = match auth.as_deref() {
-        Some("oauth2") => crate::oauth::send(services, &context, request, options.text("scheme"))?,
-        _ => services.http.send(request, &context)?,
-    };
+    let response = send(services, &context, meta, &options, request)?;
     result(response, &host, expect_json, &context).map_err(raise)
+}
+
+/// `api::all`: every page of a list, as one array of its items.
+fn all(
+    services: &Arc<Services>,
+    meta: &Map,
+    endpoint: &str,
+    method: &str,
+    data: &Dynamic,
+    overrides: &Map,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let context = super::context()?;
+    let options = Options::new(meta, overrides)?;
+    walk(services, &context, meta, &options, endpoint, method, data)
+}
+
+/// Fetches every page of the call as `META.api.pagination` describes, and returns their items in order.
+fn walk(
+    services: &Arc<Services>,
+    context: &Arc<Context>,
+    meta: &Map,
+    options: &Options,
+    endpoint: &str,
+    method: &str,
+    data: &Dynamic,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let paging = options.paging()?.ok_or_else(|| {
+        raise(Error::BadRequest(
+            "this server declares no pagination (META.api.pagination), so it cannot fetch all pages".into(),
+        ))
+    })?;
+    let first = Request::new(options, services, context, endpoint, method, data)?;
+    let given = match first.data.read_lock::<Map>() {
+        Some(map) => map.clone(),
+        None if first.data.is_unit() => Map::new(),
+        None => {
+            return Err(raise(Error::BadRequest(format!(
+                "data for a paged call must be a map or empty, not {}",
+                first.data.type_name()
+            ))));
+        }
+    };
+    let base = parse_url(&base_url(meta, options, services, context)?)?;
+    let items = paging.walk(|next| {
+        let page = match next {
+            Next::Params(params) => {
+                let mut data = given.clone();
+                data.extend(params.into_iter().map(|(k, v)| (k.into(), v)));
+                Request { data: data.into(), ..first.clone() }
+            }
+            Next::Url(url) => {
+                let data = if first.sends_body() { first.data.clone() } else { Dynamic::UNIT };
+                Request { endpoint: below(&base, &url)?, data, ..first.clone() }
+            }
+        };
+        let request = build(services, context, meta, options, &page)?;
+        let (host, url) = (request.url.host_str().unwrap_or_default().to_owned(), request.url.clone());
+        let response = send(services, context, meta, options, request)?;
+        let headers = response.headers.clone();
+        Ok((result(response, &host, true, context).map_err(raise)?, headers, url))
+    })?;
+    Ok(items.into())
+}
+
+/// The endpoint of `url` below the base URL: a next-page link must stay within the API.
+fn below(base: &reqwest::Url, url: &reqwest::Url) -> Result<String, Box<EvalAltResult>> {
+    let base_path = base.path().trim_end_matches('/');
+    let same_origin = base.origin() == url.origin();
+    let path = url.path();
+    let inside = path == base_path || path.strip_prefix(base_path).is_some_and(|rest| rest.starts_with('/'));
+    if !same_origin || !inside {
+        return Err(raise(Error::InvalidResponse(format!(
+            "pagination: the next link leads outside the API ({})",
+            url.host_str().unwrap_or_default()
+        ))));
+    }
+    Ok(match url.query() {
+        Some(query) => format!("{}?{query}", &path[base_path.len()..]),
+        None => path[base_path.len()..].to_owned(),
+    })
 }
 
 pub fn module(services: Arc<Services>) -> Module {
@@ -499,11 +617,22 @@ pub fn module(services: Arc<Services>) -> Module {
     func("call").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
         call(&s, &meta, endpoint, method, &data, &Map::new())
     });
-    let s = services;
+    let s = services.clone();
     func("call").set_into_module(
         &mut module,
         move |meta: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
             call(&s, &meta, endpoint, method, &data, &options)
+        },
+    );
+    let s = services.clone();
+    func("all").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
+        all(&s, &meta, endpoint, method, &data, &Map::new())
+    });
+    let s = services;
+    func("all").set_into_module(
+        &mut module,
+        move |meta: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
+            all(&s, &meta, endpoint, method, &data, &options)
         },
     );
     module

@@ -16,6 +16,7 @@ pub mod db;
 pub mod egress;
 pub mod http;
 pub(crate) mod jwt;
+pub(crate) mod pages;
 pub(crate) mod secret;
 mod time;
 
