@@ -110,6 +110,9 @@ impl Meta {
         if let Some(spec) = map.get("api").and_then(|api| api.get("pagination")) {
             crate::modules::pages::Paging::from_json(spec)?;
         }
+        if let Some(spec) = map.get("api").and_then(|api| api.get("rate_limit")) {
+            crate::modules::throttle::Window::from_json(spec)?;
+        }
         let meta = Meta {
             title: text("title", true)?,
             description: text("description", true)?,

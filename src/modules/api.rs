@@ -35,6 +35,7 @@ use rhai::{Dynamic, EvalAltResult, Map, Module};
 use super::http::{Body, Incoming, Outgoing, parse_url};
 use super::pages::{Next, Paging};
 use super::secret;
+use super::throttle::Window;
 use super::{Services, arg_error, func, scalar_text, to_json};
 use crate::engine::{Context, raise};
 use crate::error::Error;
@@ -63,7 +64,7 @@ impl Options {
             map.insert("pagination".into(), declared.into());
         }
         for key in map.keys() {
-            const KNOWN: [&str; 18] = [
+            const KNOWN: [&str; 19] = [
                 "default_method",
                 "default_data",
                 "body_fields",
@@ -82,6 +83,7 @@ impl Options {
                 "auth",
                 "host",
                 "pagination",
+                "rate_limit",
             ];
             if !KNOWN.contains(&key.as_str()) {
                 return Err(arg_error(&format!("unknown api option '{key}' (one of {})", KNOWN.join(", "))));
@@ -97,6 +99,17 @@ impl Options {
             Some(spec) => match spec.read_lock::<Map>() {
                 Some(spec) => Paging::parse(&spec).map(Some),
                 None => Err(arg_error("META.api.pagination must be a map")),
+            },
+        }
+    }
+
+    /// The declared outbound rate limit, if any.
+    fn window(&self) -> Result<Option<Window>, Box<EvalAltResult>> {
+        match self.map.get("rate_limit") {
+            None => Ok(None),
+            Some(spec) => match spec.read_lock::<Map>() {
+                Some(spec) => Window::parse(&spec).map(Some),
+                None => Err(arg_error("META.api.rate_limit must be a map")),
             },
         }
     }
@@ -334,6 +347,9 @@ fn build(
         request.url.query_pairs_mut().extend_pairs(&extras.query);
     }
     limits(&mut request, options)?;
+    // Calls of one server share its schedule; a script no server is bound to has one of its own.
+    let server = context.server.clone().unwrap_or_else(|| context.script.cid.to_string());
+    request.throttle = Some(services.throttles.of(&server, options.window()?));
     Ok(request)
 }
 

@@ -69,6 +69,9 @@ pub struct Outgoing {
     pub basic_auth: Option<(String, String)>,
     pub timeout: Option<Duration>,
     pub max_retries: Option<u32>,
+    /// The server's outbound schedule: every attempt waits for a slot, and reports what the upstream
+    /// said about its limit (`api` calls only).
+    pub throttle: Option<Arc<super::throttle::Throttle>>,
 }
 
 impl Outgoing {
@@ -81,6 +84,7 @@ impl Outgoing {
             basic_auth: None,
             timeout: None,
             max_retries: None,
+            throttle: None,
         }
     }
 }
@@ -186,9 +190,23 @@ impl HttpClient {
             if remaining.is_zero() {
                 return Err(Error::Timeout(format!("no time left to call {host}")));
             }
+            if let Some(throttle) = &request.throttle {
+                let at = throttle.reserve(context.deadline()).map_err(|wait| Error::RateLimited {
+                    message: format!(
+                        "{host}: the rate limit leaves no slot for {} ms, past this call's deadline",
+                        wait.as_millis()
+                    ),
+                    retry_after: Some(wait.as_secs().max(1)),
+                })?;
+                tokio::time::sleep_until(at.into()).await;
+            }
+            let remaining = context.remaining();
             let timeout = request.timeout.unwrap_or(self.settings.timeout).min(remaining);
             let started = Instant::now();
             let result = self.attempt(&request, timeout).await;
+            if let (Some(throttle), Ok(response)) = (&request.throttle, &result) {
+                throttle.observe(response.status, &response.headers);
+            }
             let millis = started.elapsed().as_secs_f64() * 1000.0;
             let status = result.as_ref().map(|r| r.status.as_u16()).unwrap_or(0);
             tracing::info!(target: "switchboard::http", method = %request.method, %host, %path, status, duration_ms = format!("{millis:.1}"), attempt, "outbound");

@@ -18,6 +18,7 @@ pub mod http;
 pub(crate) mod jwt;
 pub(crate) mod pages;
 pub(crate) mod secret;
+pub(crate) mod throttle;
 mod time;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,8 @@ pub struct Services {
     opened: ArcSwap<Opened>,
     /// OAuth access tokens, per server.
     pub oauth: crate::oauth::Tokens,
+    /// Outbound rate limits, per server.
+    pub throttles: throttle::Throttles,
 }
 
 impl Services {
@@ -63,6 +66,7 @@ impl Services {
             variables: ArcSwap::default(),
             opened: ArcSwap::default(),
             oauth: crate::oauth::Tokens::default(),
+            throttles: throttle::Throttles::default(),
         })
     }
 
