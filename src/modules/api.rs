@@ -460,9 +460,10 @@ fn encode(
         "json" if fields.is_empty() => Body::Json(to_json(data)?),
         "json" => Body::Json(to_json(&with_fields()?.into())?),
         "form" => Body::Form(super::form_fields(&with_fields()?.into())?),
+        "multipart" => Body::Multipart(super::http::multipart(&with_fields()?).map_err(raise)?),
         "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
         "text" => Body::Text(data.to_string()),
-        other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, text)"))),
+        other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, multipart, text)"))),
     };
     Ok(())
 }
@@ -640,6 +641,7 @@ pub fn module(services: Arc<Services>) -> Module {
             call(&s, &meta, endpoint, method, &data, &options)
         },
     );
+    func("has_files").set_into_module(&mut module, |data: Dynamic| super::http::has_files(&data));
     let s = services.clone();
     func("all").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
         all(&s, &meta, endpoint, method, &data, &Map::new())
