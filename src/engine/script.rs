@@ -31,8 +31,45 @@ pub struct Meta {
     pub oauth2: Option<std::sync::Arc<crate::oauth::Spec>>,
     /// How the server receives webhooks (`META.webhook`), if it does.
     pub webhook: Option<crate::webhooks::Spec>,
+    /// Headers a caller may pass through to the API (`META.api.pass_headers`), lower-case.
+    pub pass_headers: Vec<String>,
     /// The whole `META` as JSON, for describing the server.
     pub json: Value,
+}
+
+/// Headers a caller may never pass through: the server's own credentials and what the runtime sets.
+const UNPASSABLE: [&str; 11] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "x-request-id",
+];
+
+/// `META.api.pass_headers`: header names, checked.
+fn pass_headers(api: Option<&Value>) -> Result<Vec<String>, String> {
+    let Some(list) = api.and_then(|api| api.get("pass_headers")) else { return Ok(Vec::new()) };
+    let names = list.as_array().ok_or("META.api.pass_headers must be an array of header names")?;
+    names
+        .iter()
+        .map(|name| {
+            let name = name.as_str().ok_or("META.api.pass_headers holds header names (strings)")?;
+            let lower = name.to_ascii_lowercase();
+            if reqwest::header::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+                return Err(format!("META.api.pass_headers: '{name}' is not a header name"));
+            }
+            if UNPASSABLE.contains(&lower.as_str()) {
+                return Err(format!("META.api.pass_headers may not name {name}: the runtime sets it"));
+            }
+            Ok(lower)
+        })
+        .collect()
 }
 
 impl Meta {
@@ -127,6 +164,7 @@ impl Meta {
             operations: crate::operation::parse(map.get("operations"))?,
             oauth2,
             webhook,
+            pass_headers: pass_headers(map.get("api"))?,
             json,
         };
         match &meta.webhook {

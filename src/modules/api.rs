@@ -13,9 +13,11 @@
 //!   credential is `token` (a template) or the first declared secret that is set.
 //! * **Options** — `META.api` and the fifth argument (which wins) may set: `token`, `scheme` (the word
 //!   before the credential in a header, `Bearer` for bearer), `username`, `password` (basic auth
-//!   templates), `headers` and `query` (templates), `body` (`json`, `form` or `text`), `response`
+//!   templates), `headers` and `query` (templates), `body` (`json`, `form`, `multipart` or `text`), `response`
 //!   (`json` or `text`), `default_endpoint` (used when the endpoint is empty), `base_url`, `host`, `timeout_ms`,
-//!   `max_retries`, `pagination` (a call's refines the declared one key by key).
+//!   `max_retries`, `pagination` (a call's refines the declared one key by key), `rate_limit` (see
+//!   [`throttle`](super::throttle)), `pass_headers` (caller headers forwarded; a call's list only narrows
+//!   `META`'s, which the invocation already applied).
 //! * **All pages** — `api::all` walks the pages; so does `api::call` when the caller asked for all pages
 //!   (`all=1`, `X-All-Pages: 1`, the MCP argument `all_pages`) and the server declares pagination.
 //! * **Data** — sent as the body (per `body`) for POST, PUT, PATCH and DELETE; a map given to GET or
@@ -64,7 +66,7 @@ impl Options {
             map.insert("pagination".into(), declared.into());
         }
         for key in map.keys() {
-            const KNOWN: [&str; 19] = [
+            const KNOWN: [&str; 20] = [
                 "default_method",
                 "default_data",
                 "body_fields",
@@ -84,6 +86,7 @@ impl Options {
                 "host",
                 "pagination",
                 "rate_limit",
+                "pass_headers",
             ];
             if !KNOWN.contains(&key.as_str()) {
                 return Err(arg_error(&format!("unknown api option '{key}' (one of {})", KNOWN.join(", "))));
@@ -112,6 +115,13 @@ impl Options {
                 None => Err(arg_error("META.api.rate_limit must be a map")),
             },
         }
+    }
+
+    /// A list of header names, lower-case.
+    fn names(&self, key: &str) -> Result<Vec<String>, Box<EvalAltResult>> {
+        let Some(value) = self.map.get(key) else { return Ok(Vec::new()) };
+        let list = value.read_lock::<rhai::Array>().ok_or_else(|| arg_error(&format!("{key} must be an array")))?;
+        Ok(list.iter().map(|name| name.to_string().to_ascii_lowercase()).collect())
     }
 
     fn text(&self, key: &str) -> Option<String> {
@@ -334,6 +344,13 @@ fn build(
     authorize(&mut request, &mut extras, meta, options, services, context)?;
     for (name, template) in options.pairs("headers")? {
         let (name, value) = header(&name, &fill(&template, services, context)?)?;
+        request.headers.insert(name, value);
+    }
+    // What the caller passed through (already limited to `META.api.pass_headers`, and here to a call's
+    // own narrower list) wins over defaults.
+    let allowed = options.names("pass_headers")?;
+    for (name, value) in context.headers.iter().filter(|(name, _)| allowed.contains(name)) {
+        let (name, value) = header(name, value)?;
         request.headers.insert(name, value);
     }
     for (_, value) in extras.query.iter_mut() {
