@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::cid::Cid;
 
 /// The `META` constant of a script, read once when the script is loaded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Meta {
     pub title: String,
     pub description: String,
@@ -73,6 +73,11 @@ fn pass_headers(api: Option<&Value>) -> Result<Vec<String>, String> {
 }
 
 impl Meta {
+    /// The metadata of a script that declares none: no secrets, no hosts, no title.
+    pub fn ad_hoc() -> Meta {
+        Meta { json: serde_json::json!({}), ..Meta::default() }
+    }
+
     /// Whether the server declares how its lists page (`META.api.pagination`), so that a caller may ask
     /// for every page.
     pub fn pages(&self) -> bool {

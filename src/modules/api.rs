@@ -425,6 +425,10 @@ fn authorize(
             request.headers.insert(name, value);
         }
         Some(("query", param)) => extras.query.push((param.to_owned(), credential()?)),
+        // A GET or HEAD has no body to carry it: the credential goes in the query rather than nowhere.
+        Some(("form" | "json", field)) if matches!(request.method, Method::GET | Method::HEAD) => {
+            extras.query.push((field.to_owned(), credential()?))
+        }
         Some(("form" | "json", field)) => extras.fields.push((field.to_owned(), credential()?.into())),
         _ => {
             return Err(arg_error(&format!(
