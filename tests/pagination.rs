@@ -73,6 +73,7 @@ async fn pager() -> MockServer {
                     response = response.insert_header("link", link.as_str());
                     response
                 }
+                "/v1/stuck" => json(json!({ "data": [item(1)], "next": "same" })),
                 "/v1/astray" => ResponseTemplate::new(200)
                     .set_body_json(json!([item(1)]))
                     .insert_header("link", "<http://127.0.0.2:9/v1/astray?page=2>; rel=\"next\""),
@@ -243,6 +244,14 @@ async fn a_next_link_that_leaves_the_api_is_refused() {
 }
 
 #[tokio::test]
+async fn a_cursor_that_does_not_move_ends_the_walk_with_an_error() {
+    let s = setup(&[("stuck", script(r#"#{ style: "cursor", items: "data", cursor: "next" }"#, ALL))]).await;
+    let error = expect_error(s.server.get("/stuck/stuck").await, 502, "invalid_response").await;
+    assert!(error["message"].as_str().unwrap().contains("same next cursor"), "{error}");
+    assert_eq!(seen(&s.mock, "/v1/stuck", &["cursor"]).await, [some(&[""]), some(&["same"])]);
+}
+
+#[tokio::test]
 async fn a_bad_pagination_spec_is_refused_when_the_script_loads_or_is_called() {
     let token = "adm-pg-1f2e3d";
     let server = Server::start_with(&[], &[], &[("SWITCHBOARD_ADMIN_TOKEN", token)]);
@@ -314,4 +323,21 @@ async fn the_readme_pagination_example_runs_as_written() {
     let received = mock.received_requests().await.unwrap();
     assert_eq!(received.len(), 9, "three pages of 100 for each call");
     assert!(received.iter().all(|r| r.headers.get("authorization").unwrap() == "Bearer tk-0a9b8c"));
+}
+
+/// Without a declared page size the API's own default decides: an offset walk goes on from the items it
+/// got, a page walk from the page number, and both end at the first empty page.
+#[tokio::test]
+async fn without_a_page_size_walks_end_at_an_empty_page() {
+    let s = setup(&[
+        ("offsets", script(r#"#{ style: "offset", items: "items" }"#, ALL)),
+        ("pages", script(r#"#{ style: "page", items: "results" }"#, ALL)),
+    ])
+    .await;
+    assert_eq!(ids(&json(s.server.get("/offsets/offset").await).await.1), expected(TOTAL));
+    assert_eq!(ids(&json(s.server.get("/pages/page").await).await.1), expected(TOTAL));
+    let offsets = seen(&s.mock, "/v1/offset", &["offset", "limit"]).await;
+    assert_eq!(offsets, [some(&["0", ""]), some(&["10", ""]), some(&["20", ""]), some(&["25", ""])]);
+    let pages = seen(&s.mock, "/v1/page", &["page"]).await;
+    assert_eq!(pages, [some(&["1"]), some(&["2"]), some(&["3"]), some(&["4"])]);
 }

@@ -178,17 +178,20 @@ impl Paging {
         let mut all = Array::new();
         let mut next = Next::Params(self.first());
         let mut previous_cursor: Option<String> = None;
+        // Items the API returned so far, before `max_items` cut any: where an offset walk goes on from.
+        let mut fetched = 0;
         for page in 1..=self.max_pages {
             let (body, headers, url) = fetch(next)?;
             let items = self.items_of(&body)?;
             let count = items.len();
+            fetched += count;
             let last = items.last().cloned();
             let room = self.max_items - all.len();
             all.extend(items.into_iter().take(room));
             if all.len() >= self.max_items || count == 0 || page == self.max_pages {
                 break;
             }
-            next = match self.after(&body, &headers, &url, page, count, last.as_ref())? {
+            next = match self.after(&body, &headers, &url, page, (count, fetched), last.as_ref())? {
                 Some(Next::Params(mut params)) => {
                     if let Style::Cursor { .. } = self.style {
                         let cursor = params.last().map(|(_, v)| v.to_string());
@@ -240,14 +243,15 @@ impl Paging {
         }
     }
 
-    /// What follows page number `page` (1-based) that held `count` items, or `None` when it was the last.
+    /// What follows page number `page` (1-based) that held `count` items (`fetched` in all so far), or
+    /// `None` when it was the last.
     fn after(
         &self,
         body: &Dynamic,
         headers: &HeaderMap,
         url: &Url,
         page: usize,
-        count: usize,
+        (count, fetched): (usize, usize),
         last: Option<&Dynamic>,
     ) -> Result<Option<Next>, Box<EvalAltResult>> {
         let short = self.limit.as_ref().is_some_and(|(_, limit)| (count as i64) < *limit);
@@ -268,7 +272,7 @@ impl Paging {
                     .map(|value| Next::Params(vec![(param.clone(), value.into())]))
             }
             Style::Offset { param, start } if !short => {
-                let offset = start + self.walked(page, count);
+                let offset = start + fetched as i64;
                 Some(Next::Params(vec![(param.clone(), offset.into())]))
             }
             Style::Page { param, start } if !short => {
@@ -277,14 +281,6 @@ impl Paging {
             Style::Offset { .. } | Style::Page { .. } => None,
             Style::Link => next_link(headers, url)?.map(Next::Url),
         })
-    }
-
-    /// Items walked so far by an offset walk: full pages of `limit` before this one, plus this one's.
-    fn walked(&self, page: usize, count: usize) -> i64 {
-        match &self.limit {
-            Some((_, limit)) => limit * (page as i64 - 1) + count as i64,
-            None => (count * page) as i64,
-        }
     }
 }
 
