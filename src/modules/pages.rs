@@ -188,7 +188,12 @@ impl Paging {
             let last = items.last().cloned();
             let room = self.max_items - all.len();
             all.extend(items.into_iter().take(room));
-            if all.len() >= self.max_items || count == 0 || page == self.max_pages {
+            if count == 0 {
+                break;
+            }
+            if all.len() >= self.max_items || page == self.max_pages {
+                // Not an error (the caller gets what was asked for), but an operator may want to know.
+                tracing::info!(target: "switchboard::api", pages = page, items = all.len(), "pagination stopped at its bound");
                 break;
             }
             next = match self.after(&body, &headers, &url, page, (count, fetched), last.as_ref())? {
