@@ -218,12 +218,15 @@ async fn callers_ask_for_all_pages_of_a_plain_call() {
     assert_eq!(one["members"].as_array().unwrap().len(), 4);
     let proxy = s.server.client.get(s.server.url("/slack/users.list")).header("X-All-Pages", "1").send().await.unwrap();
     assert_eq!(ids(&json(proxy).await.1), expected(TOTAL));
-    let call_style = s.server.get("/slack?endpoint=/users.list&all=1").await;
+    // The caller's own page size gives way to the declared one rather than going out twice.
+    let call_style = s.server.get("/slack?endpoint=/users.list%3Flimit%3D4&all=1").await;
     assert_eq!(ids(&json(call_style).await.1), expected(TOTAL));
     let posted = s.server.client.post(s.server.url("/slack")).json(&json!({"endpoint": "/users.list", "all": true}));
     assert_eq!(ids(&json(posted.send().await.unwrap()).await.1), expected(TOTAL));
     expect_error(s.server.get("/slack?endpoint=/users.list&all=maybe").await, 400, "bad_request").await;
     assert_eq!(seen(&s.mock, "/v1/users.list", &["cursor"]).await.len(), 1 + 3 * 3);
+    let received = s.mock.received_requests().await.unwrap();
+    assert!(received.iter().skip(1).all(|r| r.url.query_pairs().filter(|(k, _)| k == "limit").count() == 1));
 }
 
 #[tokio::test]

@@ -613,9 +613,12 @@ fn walk(
     let items = paging.walk(|next| {
         let page = match next {
             Next::Params(params) => {
+                // The walk owns its parameters: the caller's own `?limit=4` would otherwise go out twice.
+                let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+                let endpoint = without(&first.endpoint, &names);
                 let mut data = given.clone();
                 data.extend(params.into_iter().map(|(k, v)| (k.into(), v)));
-                Request { data: data.into(), ..first.clone() }
+                Request { endpoint, data: data.into(), ..first.clone() }
             }
             Next::Url(url) => {
                 let data = if first.sends_body() { first.data.clone() } else { Dynamic::UNIT };
@@ -629,6 +632,22 @@ fn walk(
         Ok((result(response, &host, true, context).map_err(raise)?, headers, url))
     })?;
     Ok(items.into())
+}
+
+/// `endpoint` without the query parameters named `names` (compared decoded; the others kept as written).
+fn without(endpoint: &str, names: &[&str]) -> String {
+    let Some((path, query)) = endpoint.split_once('?') else { return endpoint.to_owned() };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default().replace('+', " ");
+            !names.contains(&percent_encoding::percent_decode_str(&name).decode_utf8_lossy().as_ref())
+        })
+        .collect();
+    match kept.is_empty() {
+        true => path.to_owned(),
+        false => format!("{path}?{}", kept.join("&")),
+    }
 }
 
 /// The endpoint of `url` below the base URL: a next-page link must stay within the API.
@@ -689,6 +708,14 @@ mod tests {
         assert_eq!(path_of("https://api.telegram.org/bot{TELEGRAM_BOT_TOKEN}"), "/bot{TELEGRAM_BOT_TOKEN}");
         assert_eq!(path_of("{SHOPIFY_STORE_URL}/admin/api/2024-10"), "/admin/api/2024-10");
         assert_eq!(path_of("http://127.0.0.1:8080"), "");
+    }
+
+    #[test]
+    fn a_walk_takes_over_its_own_parameters_from_the_endpoint() {
+        assert_eq!(without("/users.list?limit=4&team=T1", &["limit", "cursor"]), "/users.list?team=T1");
+        assert_eq!(without("/t?page%5Bsize%5D=5&q=a+b", &["page[size]"]), "/t?q=a+b");
+        assert_eq!(without("/t?limit=4", &["limit"]), "/t");
+        assert_eq!(without("/t", &["limit"]), "/t");
     }
 
     #[test]
