@@ -186,3 +186,47 @@ async fn the_readme_multipart_example_runs_as_written() {
     assert_eq!(parts, [file("file", "a.txt", "text/plain", b"hello"), text("folder", "inbox")]);
     assert_eq!(received[1].body, br#"{"title":"t"}"#);
 }
+
+/// Slack's external upload: the URL it hands out, the file sent there as multipart, then completion.
+#[tokio::test]
+async fn slack_uploads_a_file_in_its_three_steps() {
+    let (api, files) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(wiremock::matchers::path("/api/files.getUploadURLExternal"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "upload_url": "https://files.slack.com/upload/v1/ABC123", "file_id": "F0123"
+        })))
+        .mount(&api)
+        .await;
+    Mock::given(wiremock::matchers::path("/api/files.completeUploadExternal"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "ok": true, "files": [{ "id": "F0123" }] })))
+        .mount(&api)
+        .await;
+    Mock::given(wiremock::matchers::path("/upload/v1/ABC123"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("OK - 11"))
+        .mount(&files)
+        .await;
+    let (api_uri, files_uri) = (api.uri(), files.uri());
+    let env = [
+        ("SLACK_BOT_TOKEN", "xoxb-test-7a6b"),
+        ("SLACK_BASE_URL", api_uri.as_str()),
+        ("SLACK_FILES_BASE_URL", files_uri.as_str()),
+    ];
+    let server = Server::start_default(&[], &env);
+    let data = json!({ "channel_id": "C42", "initial_comment": "the report",
+                       "file": { "filename": "r.txt", "content_type": "text/plain", "data": "hello world" } });
+    let response = server.client.post(server.url("/slack/files.upload")).json(&data).send().await.unwrap();
+    assert_eq!(json(response).await, (200, json!({ "ok": true, "files": [{ "id": "F0123" }] })));
+
+    let calls = api.received_requests().await.unwrap();
+    assert_eq!(calls[0].url.path(), "/api/files.getUploadURLExternal");
+    let query: Vec<(String, String)> = calls[0].url.query_pairs().into_owned().collect();
+    assert_eq!(query, [("filename".to_owned(), "r.txt".to_owned()), ("length".to_owned(), "11".to_owned())]);
+    let uploaded = &files.received_requests().await.unwrap()[0];
+    assert_eq!(parse(uploaded).await, [file("file", "r.txt", "text/plain", b"hello world")]);
+    let completed: serde_json::Value = serde_json::from_slice(&calls[1].body).unwrap();
+    assert_eq!(
+        completed,
+        json!({ "files": [{ "id": "F0123", "title": "r.txt" }], "channel_id": "C42", "initial_comment": "the report" })
+    );
+    assert!(calls.iter().all(|c| c.headers.get("authorization").unwrap() == "Bearer xoxb-test-7a6b"));
+}
