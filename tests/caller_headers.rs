@@ -74,6 +74,22 @@ fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data
 }
 
 #[tokio::test]
+async fn a_caller_header_never_replaces_the_servers_credential() {
+    let mock = ok().await;
+    let uri = mock.uri();
+    let keyed = r#"const META = #{ title: "Keyed", description: "d", secrets: ["KEYED_KEY"], auth: "header:X-Api-Key",
+    base_url: "https://keyed.invalid", api: #{ pass_headers: ["X-Api-Key", "X-Trace"] } };
+fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data) }"#;
+    let env = [("KEYED_KEY", "kk-server-1"), ("KEYED_BASE_URL", uri.as_str())];
+    let server = Server::start_with(&[("keyed", keyed)], &[], &env);
+    let request = server.client.get(server.url("/keyed/x")).header("X-Api-Key", "caller").header("X-Trace", "t1");
+    assert_eq!(request.send().await.unwrap().status(), 200);
+    let received = &mock.received_requests().await.unwrap()[0];
+    assert_eq!(received.headers.get_all("x-api-key").iter().collect::<Vec<_>>(), ["kk-server-1"]);
+    assert_eq!(received.headers.get("x-trace").unwrap(), "t1");
+}
+
+#[tokio::test]
 async fn pass_headers_may_not_name_what_the_runtime_sets() {
     let server = Server::start_with(&[], &[], &[("SWITCHBOARD_ADMIN_TOKEN", ADMIN)]);
     for (list, says) in [

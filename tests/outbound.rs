@@ -429,3 +429,20 @@ fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data
     assert_eq!(received[1].url.query(), None);
     assert_eq!(String::from_utf8_lossy(&received[1].body), "api_key=fk-6a5b4c&n=2");
 }
+
+/// A credential is a value, never a template: braces in it go out as they are.
+#[tokio::test]
+async fn a_query_credential_with_braces_is_sent_verbatim() {
+    let mock = MockServer::start().await;
+    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(200)).mount(&mock).await;
+    let script = r#"const META = #{ title: "Key", description: "d", secrets: ["KEY_SECRET"], auth: "query:key",
+    base_url: "https://key.invalid", api: #{ query: #{ v: "2" } } };
+fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data) }"#;
+    let uri = mock.uri();
+    let env = [("KEY_SECRET", "k{KEY_SECRET}z"), ("KEY_BASE_URL", uri.as_str())];
+    let server = Server::start_with(&[("key", script)], &[], &env);
+    assert_eq!(server.get("/key/x").await.status(), 200);
+    let received = &mock.received_requests().await.unwrap()[0];
+    let query: Vec<(String, String)> = received.url.query_pairs().into_owned().collect();
+    assert_eq!(query, [("v".to_owned(), "2".to_owned()), ("key".to_owned(), "k{KEY_SECRET}z".to_owned())]);
+}

@@ -340,21 +340,26 @@ fn build(
 ) -> Result<Outgoing, Box<EvalAltResult>> {
     let url = join(&base_url(meta, options, services, context)?, &call.endpoint)?;
     let mut request = Outgoing::new(call.method.clone(), parse_url(&url)?);
-    let mut extras = Extras { query: options.pairs("query")?, fields: body_fields(options, services, context)? };
+    // Templates are filled before the credential joins them: a credential is a value, never a template.
+    let mut query = options.pairs("query")?;
+    for (_, value) in query.iter_mut() {
+        *value = fill(value, services, context)?;
+    }
+    let mut extras = Extras { query, fields: body_fields(options, services, context)? };
     authorize(&mut request, &mut extras, meta, options, services, context)?;
+    let credential: Vec<HeaderName> = request.headers.keys().cloned().collect();
     for (name, template) in options.pairs("headers")? {
         let (name, value) = header(&name, &fill(&template, services, context)?)?;
         request.headers.insert(name, value);
     }
     // What the caller passed through (already limited to `META.api.pass_headers`, and here to a call's
-    // own narrower list) wins over defaults.
+    // own narrower list) wins over defaults, never over the server's credential.
     let allowed = options.names("pass_headers")?;
     for (name, value) in context.headers.iter().filter(|(name, _)| allowed.contains(name)) {
         let (name, value) = header(name, value)?;
-        request.headers.insert(name, value);
-    }
-    for (_, value) in extras.query.iter_mut() {
-        *value = fill(value, services, context)?;
+        if !credential.contains(&name) {
+            request.headers.insert(name, value);
+        }
     }
     // A pair the URL already carries (a next-page link repeating a query credential) is not doubled.
     let present: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
