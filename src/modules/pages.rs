@@ -20,7 +20,8 @@ use crate::error::Error;
 const DEFAULT_MAX_PAGES: i64 = 100;
 const DEFAULT_MAX_ITEMS: i64 = 10_000;
 const MOST_PAGES: i64 = 10_000;
-const MOST_ITEMS: i64 = 1_000_000;
+/// The sandbox's array limit: a walk never gathers more than a script could hold.
+const MOST_ITEMS: i64 = 100_000;
 
 /// Where the next page's cursor comes from.
 #[derive(Debug, Clone, PartialEq)]
