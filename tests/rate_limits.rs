@@ -112,6 +112,12 @@ async fn bad_rate_limits_are_refused_when_the_script_is_saved() {
         assert_eq!(status, 422, "{limit}: {body}");
         assert!(body["error"]["message"].as_str().unwrap().contains(says), "{limit}: {body}");
     }
+    let per_call = r#"const META = #{ title: "t", description: "d", base_url: "https://x.invalid" };
+fn main(e, m, d) { api::call(global::META, e, m, d, #{ rate_limit: #{ requests: 1, per_ms: 10 } }) }"#;
+    let put = server.client.put(server.url("/api/servers/percall")).bearer_auth(ADMIN).body(per_call);
+    assert!(put.send().await.unwrap().status().is_success());
+    let error = expect_error(server.get("/percall/x").await, 500, "script_error").await;
+    assert!(error["message"].as_str().unwrap().contains("rate_limit is the server's"), "{error}");
 }
 
 /// The README's rate-limit section: its script, ten calls at once, three per second at the API.

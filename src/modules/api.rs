@@ -16,7 +16,7 @@
 //!   templates), `headers` and `query` (templates), `body` (`json`, `form`, `multipart` or `text`), `response`
 //!   (`json` or `text`), `default_endpoint` (used when the endpoint is empty), `base_url`, `host`, `timeout_ms`,
 //!   `max_retries`, `pagination` (a call's refines the declared one key by key), `rate_limit` (see
-//!   [`throttle`](super::throttle)), `pass_headers` (caller headers forwarded; a call's list only narrows
+//!   [`throttle`](super::throttle); META only), `pass_headers` (caller headers forwarded; a call's list only narrows
 //!   `META`'s, which the invocation already applied).
 //! * **All pages** — `api::all` walks the pages; so does `api::call` when the caller asked for all pages
 //!   (`all=1`, `X-All-Pages: 1`, the MCP argument `all_pages`) and the server declares pagination.
@@ -56,6 +56,10 @@ impl Options {
             None => Map::new(),
             Some(api) => api.clone().try_cast::<Map>().ok_or_else(|| arg_error("META.api must be a map"))?,
         };
+        // The schedule is the server's, shared by all its calls: one call cannot change it.
+        if overrides.contains_key("rate_limit") {
+            return Err(arg_error("rate_limit is the server's: declare it in META.api, not for one call"));
+        }
         // A call's `pagination` refines the declared one (`#{ pagination: #{ items: "members" } }`).
         let declared = map.get("pagination").and_then(|p| p.read_lock::<Map>().map(|m| m.clone()));
         map.extend(overrides.clone());
