@@ -1,5 +1,5 @@
 //! The CLI's commands. `main.rs` parses arguments into these structs and calls the matching function;
-//! each returns the process exit code: 0 ok, 1 invocation error, 2 usage error.
+//! each returns `Ok` (exit 0) or the exit code after printing why: 1 invocation error, 2 usage error.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -110,13 +110,16 @@ pub struct CallArgs {
     pub state: CallDataDirArg,
 }
 
+/// How a command ends: `Ok` exits 0; `Err` carries the exit code, the reason already printed.
+pub type Exit = Result<(), ExitCode>;
+
 fn usage(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("switchboard: {message}");
     ExitCode::from(USAGE_ERROR)
 }
 
-fn failed(error: &Error) -> ExitCode {
-    eprintln!("{}", error.to_json());
+fn failed(error: impl std::borrow::Borrow<Error>) -> ExitCode {
+    eprintln!("{}", error.borrow().to_json());
     ExitCode::from(INVOCATION_ERROR)
 }
 
@@ -128,8 +131,8 @@ fn init_logging(default: &str) {
 }
 
 /// The tokio runtime every command uses. Scripts never run on its thread stacks (they have their own).
-fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| usage(format!("cannot start: {e}")))
 }
 
 fn open(settings: Settings) -> Result<Arc<Runtime>, ExitCode> {
@@ -140,7 +143,7 @@ fn open(settings: Settings) -> Result<Arc<Runtime>, ExitCode> {
 }
 
 /// `switchboard serve`.
-pub fn serve(args: ServeArgs) -> ExitCode {
+pub fn serve(args: ServeArgs) -> Exit {
     init_logging("info");
     let mut settings = Settings::new(args.data.unwrap_or_else(default_data_dir));
     settings.read_only = args.read_only;
@@ -152,14 +155,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     settings.allowed_hosts.extend(args.allowed_hosts);
     let mut token_lists = args.invoke_token.clone();
     token_lists.extend(std::env::var(INVOKE_TOKENS_ENV).ok());
-    settings.invoke_access = match crate::access::InvokeAccess::parse(&token_lists) {
-        Ok(access) => access,
-        Err(problem) => return usage(format!("invocation tokens: {problem}")),
-    };
+    settings.invoke_access = crate::access::InvokeAccess::parse(&token_lists)
+        .map_err(|problem| usage(format!("invocation tokens: {problem}")))?;
     if let Some(url) = &args.public_url
         && !matches!(url.scheme(), "http" | "https")
     {
-        return usage(format!("--public-url takes an http or https URL, not {url}"));
+        return Err(usage(format!("--public-url takes an http or https URL, not {url}")));
     }
     settings.public_url = args.public_url;
     let boot = args.boot.or_else(|| {
@@ -168,32 +169,21 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     });
     if let Some(path) = &boot {
         let source = Source::open(path).map_err(|e| vec![e]);
-        match source.and_then(|source| Ok((source.read_from_disk(path)?, source.files(path)))) {
-            Ok((image, files)) => (settings.boot, settings.boot_files) = (Some(image), files),
-            Err(problems) => return usage(format!("cannot load {}: {}", path.display(), problems.join("; "))),
-        };
+        let (image, files) = source
+            .and_then(|source| Ok((source.read_from_disk(path)?, source.files(path))))
+            .map_err(|problems| usage(format!("cannot load {}: {}", path.display(), problems.join("; "))))?;
+        (settings.boot, settings.boot_files) = (Some(image), files);
     }
     let watched = boot.zip(settings.boot.clone());
-    let tokio = match tokio_runtime() {
-        Ok(tokio) => tokio,
-        Err(e) => return usage(format!("cannot start: {e}")),
-    };
-    tokio.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
-            Ok(listener) => listener,
-            Err(e) => return usage(format!("cannot listen on {}: {e}", args.listen)),
-        };
-        let runtime = match open(settings) {
-            Ok(runtime) => runtime,
-            Err(code) => return code,
-        };
-        let _watch = match watched {
-            Some((path, image)) => match crate::reload::watch(runtime.clone(), path, image) {
-                Ok(watch) => Some(watch),
-                Err(error) => return failed(&error),
-            },
-            None => None,
-        };
+    tokio_runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| usage(format!("cannot listen on {}: {e}", args.listen)))?;
+        let runtime = open(settings)?;
+        let _watch = watched
+            .map(|(path, image)| crate::reload::watch(runtime.clone(), path, image))
+            .transpose()
+            .map_err(failed)?;
         let address = listener.local_addr().map_or(args.listen, |a| a);
         tracing::info!(data = %runtime.data_dir().display(), servers = runtime.servers().len(), "ready");
         match std::env::var_os(crate::keys::ADMIN_TOKEN_ENV) {
@@ -208,10 +198,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         }
         println!("switchboard listening on http://{address}");
         let _ = std::io::stdout().flush();
-        match crate::http::serve(runtime, listener).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => failed(&Error::internal("server", e)),
-        }
+        crate::http::serve(runtime, listener).await.map_err(|e| failed(Error::internal("server", e)))
     })
 }
 
@@ -237,116 +224,72 @@ fn target(runtime: &Runtime, text: &str) -> Result<Target, ExitCode> {
     // The file runs as the server its name suggests (`stripe.rhai` as `stripe`), if that is a valid name.
     let name = std::path::Path::new(text).file_stem().and_then(|s| s.to_str()).map(str::to_owned);
     let name = name.filter(|n| crate::server::validate_name(n).is_ok());
-    match runtime.compile(&source) {
-        Ok(script) => Ok(Target::Script { script, name }),
-        Err(error) => Err(failed(&error)),
-    }
+    let script = runtime.compile(&source).map_err(failed)?;
+    Ok(Target::Script { script, name })
 }
 
 /// `switchboard describe`: a server's metadata and usage, as `GET /{name}` gives it.
-pub fn describe(text: &str, state: DataDirArg) -> ExitCode {
+pub fn describe(text: &str, state: DataDirArg) -> Exit {
     init_logging("warn");
-    let runtime = match open(state.settings()) {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    let described = match target(&runtime, text) {
-        Err(code) => return code,
-        Ok(Target::Script { script, name }) => crate::server::describe(name.as_deref().unwrap_or(text), &script, None),
-        Ok(Target::Cid(cid)) => match runtime.script(&cid) {
-            Ok(script) => crate::server::describe(text, &script, None),
-            Err(error) => return failed(&error),
-        },
-        Ok(Target::Name(name)) => match runtime.existing(&name) {
-            Err(error) => return failed(&error),
-            Ok(server) => match &server.script {
-                Ok(script) => crate::server::describe(&name, script, Some(server.enabled)),
-                Err(error) => return failed(error),
-            },
-        },
+    let runtime = open(state.settings())?;
+    let described = match target(&runtime, text)? {
+        Target::Script { script, name } => crate::server::describe(name.as_deref().unwrap_or(text), &script, None),
+        Target::Cid(cid) => crate::server::describe(text, &*runtime.script(&cid).map_err(failed)?, None),
+        Target::Name(name) => {
+            let server = runtime.existing(&name).map_err(failed)?;
+            let script = server.script.as_ref().map_err(failed)?;
+            crate::server::describe(&name, script, Some(server.enabled))
+        }
     };
     println!("{}", serde_json::to_string_pretty(&described).unwrap_or_default());
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// `switchboard call`: one invocation in-process; the output goes to stdout.
-pub fn call(args: CallArgs) -> ExitCode {
+pub fn call(args: CallArgs) -> Exit {
     init_logging("warn");
-    let state = DataDirArg { data_dir: args.state.data_dir };
-    let runtime = match open(state.settings()) {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    let target = match target(&runtime, &args.target) {
-        Ok(target) => target,
-        Err(code) => return code,
-    };
-    let mut request = Invocation::new(target);
+    let runtime = open(DataDirArg { data_dir: args.state.data_dir }.settings())?;
+    let mut request = Invocation::new(target(&runtime, &args.target)?);
     request.endpoint = args.endpoint;
     request.method = args.method.to_ascii_uppercase();
     request.store_output = args.store;
     request.timeout = args.timeout_ms.map(Duration::from_millis);
     if let Some(data) = &args.data {
-        request.data = match read_data(data) {
-            Ok(data) => data,
-            Err(e) => return usage(format!("cannot read data {data}: {e}")),
-        };
+        request.data = read_data(data).map_err(|e| usage(format!("cannot read data {data}: {e}")))?;
     }
     if let Some(input) = &args.input {
-        request.input = match input.parse::<Cid>() {
-            Ok(cid) => Some(cid),
-            Err(e) => return usage(format!("'{input}' is not a CID: {e}")),
-        };
+        request.input = Some(input.parse::<Cid>().map_err(|e| usage(format!("'{input}' is not a CID: {e}")))?);
     }
-    let tokio = match tokio_runtime() {
-        Ok(tokio) => tokio,
-        Err(e) => return usage(format!("cannot start: {e}")),
-    };
-    let invoked = tokio.block_on(runtime.invoke(request));
-    match invoked.result {
-        Ok(reply) => {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(&reply.output.body);
-            if reply.output.content_type != crate::engine::output::BINARY && !reply.output.body.ends_with(b"\n") {
-                let _ = stdout.write_all(b"\n");
-            }
-            if let Some(cid) = reply.output_cid {
-                eprintln!("output stored as {cid}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(error) => failed(&error),
+    let reply = tokio_runtime()?.block_on(runtime.invoke(request)).result.map_err(failed)?;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(&reply.output.body);
+    if reply.output.content_type != crate::engine::output::BINARY && !reply.output.body.ends_with(b"\n") {
+        let _ = stdout.write_all(b"\n");
     }
+    if let Some(cid) = reply.output_cid {
+        eprintln!("output stored as {cid}");
+    }
+    Ok(())
 }
 
 /// `switchboard cid FILE…`: the CID of each file, as `CID  PATH` lines.
-pub fn cid(files: &[PathBuf]) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
+pub fn cid(files: &[PathBuf]) -> Exit {
+    let mut outcome = Ok(());
     for file in files {
         match std::fs::read(file) {
             Ok(bytes) => println!("{}  {}", Cid::of(&bytes), file.display()),
-            Err(e) => code = usage(format!("cannot read {}: {e}", file.display())),
+            Err(e) => outcome = Err(usage(format!("cannot read {}: {e}", file.display()))),
         }
     }
-    code
+    outcome
 }
 
 /// `switchboard mcp`: MCP over stdio until the client closes it. Logs go to stderr, never stdout,
 /// which carries the protocol.
-pub fn mcp(state: DataDirArg) -> ExitCode {
+pub fn mcp(state: DataDirArg) -> Exit {
     init_logging("warn");
-    let runtime = match open(state.settings()) {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    let tokio = match tokio_runtime() {
-        Ok(tokio) => tokio,
-        Err(e) => return usage(format!("cannot start: {e}")),
-    };
-    match tokio.block_on(crate::mcp::stdio::serve(runtime)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => failed(&error),
-    }
+    let runtime = open(state.settings())?;
+    tokio_runtime()?.block_on(crate::mcp::stdio::serve(runtime)).map_err(failed)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -359,25 +302,17 @@ pub struct ServersArgs {
 }
 
 /// `switchboard servers`: the registry, one server a line (or the catalog page).
-pub fn servers(args: ServersArgs) -> ExitCode {
+pub fn servers(args: ServersArgs) -> Exit {
     init_logging("warn");
-    let runtime = match open(args.state.settings()) {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    if !args.markdown {
-        match runtime.boot_cid() {
-            Ok(cid) => println!("boot CID {cid}"),
-            Err(error) => return failed(&error),
-        }
-    }
+    let runtime = open(args.state.settings())?;
     let registry = runtime.servers();
     let mut servers: Vec<_> = registry.values().cloned().collect();
     servers.sort_by(|a, b| a.name.cmp(&b.name));
     if args.markdown {
         print!("{}", crate::docs::catalog(&servers));
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
+    println!("boot CID {}", runtime.boot_cid().map_err(failed)?);
     let width = servers.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
     println!("{:width$}  {:8}  {:59}  TITLE", "NAME", "STATE", "CID");
     for server in servers {
@@ -388,7 +323,7 @@ pub fn servers(args: ServersArgs) -> ExitCode {
         };
         println!("{:width$}  {state:8}  {}  {title}", server.name, server.cid);
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -411,25 +346,20 @@ pub enum SecretCommand {
 }
 
 /// `switchboard secret set|list|rm`.
-pub fn secret(command: SecretCommand) -> ExitCode {
+pub fn secret(command: SecretCommand) -> Exit {
     init_logging("warn");
     let state = match &command {
         SecretCommand::Set { state, .. } | SecretCommand::List(state) | SecretCommand::Rm { state, .. } => state,
     };
-    let runtime = match open(state.settings()) {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
+    let runtime = open(state.settings())?;
     let secrets = runtime.services.secrets();
-    let outcome = match &command {
+    match &command {
         SecretCommand::Set { name, .. } => {
-            if let Err(problem) = crate::secrets::validate_name(name) {
-                return usage(problem);
-            }
+            crate::secrets::validate_name(name).map_err(usage)?;
             let mut value = String::new();
-            if let Err(e) = std::io::stdin().read_to_string(&mut value) {
-                return usage(format!("cannot read the value from stdin: {e}"));
-            }
+            std::io::stdin()
+                .read_to_string(&mut value)
+                .map_err(|e| usage(format!("cannot read the value from stdin: {e}")))?;
             secrets.set(name, crate::secrets::without_trailing_newline(&value))
         }
         SecretCommand::List(_) => runtime.secret_names().map(|names| names.iter().for_each(|n| println!("{n}"))),
@@ -438,11 +368,8 @@ pub fn secret(command: SecretCommand) -> ExitCode {
             Ok(false) => Err(Error::NotFound(format!("no secret named '{name}' in the store"))),
             Err(e) => Err(e),
         },
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => failed(&error),
     }
+    .map_err(failed)
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -460,21 +387,14 @@ pub enum OAuthCommand {
 }
 
 /// `switchboard oauth connect`.
-pub fn oauth(command: OAuthCommand) -> ExitCode {
+pub fn oauth(command: OAuthCommand) -> Exit {
     init_logging("warn");
     let OAuthCommand::Connect { name, public_url, state } = command;
-    let runtime = match open(state.settings()) {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    match crate::oauth::connect::start(&runtime, &name, public_url.as_str()) {
-        Ok(started) => {
-            println!("{}", started.authorize_url);
-            eprintln!("open this URL within 10 minutes; the provider returns to {}", started.redirect_uri);
-            ExitCode::SUCCESS
-        }
-        Err(error) => failed(&error),
-    }
+    let runtime = open(state.settings())?;
+    let started = crate::oauth::connect::start(&runtime, &name, public_url.as_str()).map_err(failed)?;
+    println!("{}", started.authorize_url);
+    eprintln!("open this URL within 10 minutes; the provider returns to {}", started.redirect_uri);
+    Ok(())
 }
 
 /// Where a passphrase for sealed secret values comes from: a file, or `$SWITCHBOARD_IMAGE_PASSPHRASE`.
@@ -536,7 +456,7 @@ pub enum BootCommand {
 
 /// The runtime's engine, for checking scripts without a data directory.
 fn checker() -> Result<crate::engine::ScriptEngine, ExitCode> {
-    crate::runtime::checker().map_err(|error| failed(&error))
+    crate::runtime::checker().map_err(failed)
 }
 
 /// Reads an image or source and checks it whole; every problem is printed.
@@ -562,115 +482,68 @@ fn compile_with(engine: &crate::engine::ScriptEngine) -> impl Fn(&[u8]) -> Resul
 }
 
 /// `switchboard boot pack|export|import|diff|verify`.
-pub fn boot(command: BootCommand) -> ExitCode {
+pub fn boot(command: BootCommand) -> Exit {
     init_logging("warn");
     match command {
         BootCommand::Pack { source, output } => {
-            let engine = match checker() {
-                Ok(engine) => engine,
-                Err(code) => return code,
-            };
-            let image = match checked(&source, None, compile_with(&engine)) {
-                Ok(image) => image,
-                Err(code) => return code,
-            };
-            write_image(&image, None, &output)
+            let engine = checker()?;
+            write_image(&checked(&source, None, compile_with(&engine))?, None, &output)
         }
         BootCommand::Export { output, with_secrets, passphrase, state } => {
-            let passphrase = match passphrase.read() {
-                Ok(passphrase) => passphrase,
-                Err(code) => return code,
-            };
+            let passphrase = passphrase.read()?;
             if with_secrets && passphrase.is_none() {
-                return usage(
+                return Err(usage(
                     "--with-secrets needs a passphrase: --passphrase-file FILE or $SWITCHBOARD_IMAGE_PASSPHRASE",
-                );
+                ));
             }
-            let runtime = match open(state.settings()) {
-                Ok(runtime) => runtime,
-                Err(code) => return code,
-            };
-            match runtime.snapshot(with_secrets) {
-                Ok(image) => write_image(&image, passphrase.as_deref().filter(|_| with_secrets), &output),
-                Err(error) => failed(&error),
-            }
+            let image = open(state.settings())?.snapshot(with_secrets).map_err(failed)?;
+            write_image(&image, passphrase.as_deref().filter(|_| with_secrets), &output)
         }
-        BootCommand::Import { image, passphrase, state } => {
-            let passphrase = match passphrase.read() {
-                Ok(passphrase) => passphrase,
-                Err(code) => return code,
-            };
-            let runtime = match open(state.settings()) {
-                Ok(runtime) => runtime,
-                Err(code) => return code,
-            };
-            let image = match checked(&image, passphrase.as_deref(), |s| runtime.compile(s).map(drop)) {
-                Ok(image) => image,
-                Err(code) => return code,
-            };
-            match runtime.import(&image, crate::store::Origin::Boot).and_then(|()| runtime.boot_cid()) {
-                Ok(cid) => {
-                    for server in &image.servers {
-                        if let Ok(script) = runtime.compile(&server.script) {
-                            eprintln!("  {}: {}", server.name, crate::server::asks_line(&server.name, &script.meta));
-                        }
-                    }
-                    eprintln!("imported {} servers; boot CID {cid}", image.servers.len());
-                    ExitCode::SUCCESS
-                }
-                Err(error) => failed(&error),
-            }
-        }
-        BootCommand::Diff { a, b } => {
-            let engine = match checker() {
-                Ok(engine) => engine,
-                Err(code) => return code,
-            };
-            let (a, b) = match (checked(&a, None, compile_with(&engine)), checked(&b, None, compile_with(&engine))) {
-                (Ok(a), Ok(b)) => (a, b),
-                (Err(code), _) | (_, Err(code)) => return code,
-            };
-            let asks = |name: &str, script: &[u8]| {
-                engine.compile(script).ok().map(|script| crate::server::asks_line(name, &script.meta))
-            };
-            let lines = crate::boot::diff(&a, &b, asks);
-            if lines.is_empty() {
-                println!("no differences");
-            }
-            lines.iter().for_each(|line| println!("{line}"));
-            ExitCode::SUCCESS
-        }
+        BootCommand::Import { image, passphrase, state } => import(&image, passphrase.read()?.as_deref(), state),
+        BootCommand::Diff { a, b } => diff(&a, &b),
         BootCommand::Verify { image, passphrase } => {
-            let passphrase = match passphrase.read() {
-                Ok(passphrase) => passphrase,
-                Err(code) => return code,
-            };
-            let engine = match checker() {
-                Ok(engine) => engine,
-                Err(code) => return code,
-            };
-            match checked(&image, passphrase.as_deref(), compile_with(&engine)) {
-                Ok(checked) => match checked.cid() {
-                    Ok(cid) => {
-                        println!("ok: {} servers, boot CID {cid}", checked.servers.len());
-                        ExitCode::SUCCESS
-                    }
-                    Err(problem) => failed(&Error::Internal(problem)),
-                },
-                Err(code) => code,
-            }
+            let passphrase = passphrase.read()?;
+            let checked = checked(&image, passphrase.as_deref(), compile_with(&checker()?))?;
+            let cid = checked.cid().map_err(|problem| failed(Error::Internal(problem)))?;
+            println!("ok: {} servers, boot CID {cid}", checked.servers.len());
+            Ok(())
         }
     }
 }
 
-fn write_image(image: &crate::boot::Image, passphrase: Option<&str>, output: &std::path::Path) -> ExitCode {
-    let bytes = match crate::boot::pack(image, passphrase) {
-        Ok(bytes) => bytes,
-        Err(problem) => return failed(&Error::Internal(problem)),
-    };
-    if let Err(e) = std::fs::write(output, &bytes) {
-        return usage(format!("cannot write {}: {e}", output.display()));
+/// `switchboard boot import`: the image replaces the state only when all of it checks.
+fn import(path: &std::path::Path, passphrase: Option<&str>, state: DataDirArg) -> Exit {
+    let runtime = open(state.settings())?;
+    let image = checked(path, passphrase, |s| runtime.compile(s).map(drop))?;
+    let cid = runtime.import(&image, crate::store::Origin::Boot).and_then(|()| runtime.boot_cid()).map_err(failed)?;
+    for server in &image.servers {
+        if let Ok(script) = runtime.compile(&server.script) {
+            eprintln!("  {}: {}", server.name, crate::server::asks_line(&server.name, &script.meta));
+        }
     }
+    eprintln!("imported {} servers; boot CID {cid}", image.servers.len());
+    Ok(())
+}
+
+/// `switchboard boot diff`: both sides are checked (and their problems printed) before comparing.
+fn diff(a: &std::path::Path, b: &std::path::Path) -> Exit {
+    let engine = checker()?;
+    let (a, b) = (checked(a, None, compile_with(&engine)), checked(b, None, compile_with(&engine)));
+    let (a, b) = (a?, b?);
+    let asks = |name: &str, script: &[u8]| {
+        engine.compile(script).ok().map(|script| crate::server::asks_line(name, &script.meta))
+    };
+    let lines = crate::boot::diff(&a, &b, asks);
+    if lines.is_empty() {
+        println!("no differences");
+    }
+    lines.iter().for_each(|line| println!("{line}"));
+    Ok(())
+}
+
+fn write_image(image: &crate::boot::Image, passphrase: Option<&str>, output: &std::path::Path) -> Exit {
+    let bytes = crate::boot::pack(image, passphrase).map_err(|problem| failed(Error::Internal(problem)))?;
+    std::fs::write(output, &bytes).map_err(|e| usage(format!("cannot write {}: {e}", output.display())))?;
     eprintln!(
         "{}: {} servers, {}",
         output.display(),
@@ -680,5 +553,5 @@ fn write_image(image: &crate::boot::Image, passphrase: Option<&str>, output: &st
             None => format!("boot CID {}", Cid::of(&bytes)),
         }
     );
-    ExitCode::SUCCESS
+    Ok(())
 }

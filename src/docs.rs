@@ -1,5 +1,5 @@
-//! The catalog page: every registered server, what it calls, its secrets, auth and base-URL variable,
-//! and a curl example — generated from each script's `META`, so it cannot drift from the scripts.
+//! The catalog page: every registered server, what it calls, its secrets and variables, auth, base-URL
+//! variable and a curl example — generated from each script's `META`, so it cannot drift from the scripts.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -31,8 +31,12 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
         let name = &server.name;
         writeln!(page, "\n## {name}\n\n{}\n", meta.description).unwrap();
         page.push_str("| | |\n|---|---|\n");
+        // A database server connects by its secrets; only an HTTP base URL has an override variable.
+        let http = meta.base_url.starts_with("http://") || meta.base_url.starts_with("https://");
         if !meta.base_url.is_empty() {
             writeln!(page, "| Calls | `{}` |", meta.base_url).unwrap();
+        }
+        if http {
             writeln!(page, "| Base URL variable | `{}_BASE_URL` |", name.to_uppercase()).unwrap();
         }
         writeln!(page, "| Auth | {} |", if meta.auth.is_empty() { "none" } else { &meta.auth }).unwrap();
@@ -40,6 +44,10 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
             oauth_rows(&mut page, name, spec);
         }
         writeln!(page, "| Secrets | {} |", secret_list(&meta.secrets)).unwrap();
+        if !meta.variables.is_empty() {
+            let variables: Vec<String> = meta.variables.iter().map(|v| format!("`{v}`")).collect();
+            writeln!(page, "| Variables | {} |", variables.join(", ")).unwrap();
+        }
         if !meta.docs.is_empty() {
             writeln!(page, "| API documentation | <{}> |", meta.docs).unwrap();
         }
@@ -51,8 +59,12 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
             )
             .unwrap();
         }
-        let endpoint = meta.json["api"]["default_endpoint"].as_str().unwrap_or("");
-        writeln!(page, "\n```sh\ncurl localhost:8080/{name}/{}\n```", endpoint.trim_start_matches('/')).unwrap();
+        // A GET of the default endpoint shows an HTTP server working; a database server is used through its
+        // operations, listed below.
+        if http || meta.base_url.is_empty() {
+            let endpoint = meta.json["api"]["default_endpoint"].as_str().unwrap_or("");
+            writeln!(page, "\n```sh\ncurl localhost:8080/{name}/{}\n```", endpoint.trim_start_matches('/')).unwrap();
+        }
         operations(&mut page, name, &meta.operations);
     }
     page

@@ -256,10 +256,11 @@ impl Runtime {
                 Err(Fault::Demote) => Err(Error::Internal("a fiber cannot be demoted".into())),
             }
         };
-        self.threads
-            .run(context.deadline(), body)
-            .await
-            .unwrap_or_else(|| Err(Error::Internal("the script thread failed".into())))
+        match self.threads.run(context.deadline(), body).await {
+            Some(Ok(result)) => result,
+            Some(Err(overflow)) => Err(overflow.error(context.location())),
+            None => Err(Error::Internal("the script thread failed".into())),
+        }
     }
 
     async fn store_output(self: &Arc<Self>, body: Vec<u8>) -> Result<Cid> {

@@ -51,7 +51,7 @@ enum Cli {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse() {
+    let exit = match Cli::parse() {
         Cli::Serve(args) => commands::serve(args),
         Cli::Call(args) => commands::call(args),
         Cli::Cid { files } => commands::cid(&files),
@@ -61,5 +61,6 @@ fn main() -> ExitCode {
         Cli::Secret(command) => commands::secret(command),
         Cli::Oauth(command) => commands::oauth(command),
         Cli::Boot(command) => commands::boot(command),
-    }
+    };
+    exit.err().unwrap_or(ExitCode::SUCCESS)
 }

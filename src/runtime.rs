@@ -90,7 +90,7 @@ fn engine(limits: Limits, services: Arc<Services>) -> ScriptEngine {
 /// every runtime uses, its modules bound to an empty in-memory store they never get to use (a
 /// script's top level may not reach the network, a database or secrets).
 pub fn checker() -> Result<ScriptEngine> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(Path::new(":memory:"))?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory()?);
     let vault = Vault::new(&rand::random());
     let services = Services::new(store, vault, PathBuf::new(), HttpSettings::default())?;
     Ok(engine(Limits::default(), Arc::new(services)))

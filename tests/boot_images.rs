@@ -61,6 +61,21 @@ fn packing_is_deterministic_and_the_boot_cid_is_the_file_cid() {
 }
 
 #[test]
+fn the_image_tools_leave_the_working_directory_as_they_found_it() {
+    let (dir, cwd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let image = pack(dir.path(), &source(&dir.path().join("src"), &[("alpha", &script("A", "1"))]), "a.image");
+    for args in [
+        vec!["boot", "verify", image.to_str().unwrap()],
+        vec!["boot", "diff", image.to_str().unwrap(), image.to_str().unwrap()],
+    ] {
+        let output = Command::new(BIN).args(&args).current_dir(cwd.path()).output().expect("switchboard runs");
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let left: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the image tools left {left:?} behind");
+}
+
+#[test]
 fn the_image_tools_accept_exactly_what_serve_accepts() {
     // A top level that uses a native helper loads in `serve`, so the image tools accept it too; one
     // that reaches the network is refused by both.

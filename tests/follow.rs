@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use common::{BIN, Server, boot_dir, json, script};
+use common::{Server, boot_dir, json, script};
 use serde_json::json;
 
 const READER: &str = r#"const META = #{ title: "Reader", description: "d", secrets: ["FOLLOWED_KEY"] };
@@ -14,16 +14,7 @@ fn main(endpoint, method, data) { #{ value: secret::get("FOLLOWED_KEY") } }"#;
 
 /// Runs the CLI on `server`'s data directory with `stdin`.
 fn cli(server: &Server, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("SWITCHBOARD_DATA", server.data_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = common::cli(&server.data_dir(), args, stdin);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     output
 }

@@ -176,6 +176,55 @@ async fn exercise(client: &Client, mock: &MockServer) {
 }
 
 #[tokio::test]
+async fn google_sheets_operations_reach_the_sheets_api() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "updates": { "updatedRows": 1 } })))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "values": [["a", "1"]] })))
+        .mount(&mock)
+        .await;
+    let base = format!("{}/v4", mock.uri());
+    let server =
+        Server::start_default(&[], &[("GOOGLE_SHEETS_BASE_URL", &base), ("GOOGLE_ACCESS_TOKEN", "ya29.sheets-test")]);
+    let client = http_client(&server, modern()).await;
+    let appended = call(
+        &client,
+        "google_sheets__append_values",
+        json!({ "spreadsheet_id": "sheet-1", "range": "Sheet1!A1:B1", "value_input_option": "USER_ENTERED",
+                "values": [["a", 1]] }),
+    )
+    .await;
+    assert_eq!(json_of(&appended), json!({ "updates": { "updatedRows": 1 } }), "{}", text_of(&appended));
+    let read = call(
+        &client,
+        "google_sheets__get_values",
+        json!({ "spreadsheet_id": "sheet-1", "range": "Sheet1!A1:B1", "valueRenderOption": "FORMULA" }),
+    )
+    .await;
+    assert_eq!(json_of(&read), json!({ "values": [["a", "1"]] }));
+    let refused = call(&client, "google_sheets__update_values", json!({ "spreadsheet_id": "sheet-1" })).await;
+    assert_eq!(refused.is_error, Some(true));
+    assert!(text_of(&refused).contains("bad_request"), "{}", text_of(&refused));
+
+    let received = mock.received_requests().await.unwrap();
+    assert_eq!(received.len(), 2, "the refused call sent nothing");
+    let post = &received[0];
+    assert_eq!(post.url.path(), "/v4/spreadsheets/sheet-1/values/Sheet1%21A1%3AB1:append");
+    assert_eq!(post.url.query(), Some("valueInputOption=USER_ENTERED"));
+    assert_eq!(serde_json::from_slice::<Value>(&post.body).unwrap(), json!({ "values": [["a", 1]] }));
+    let get = &received[1];
+    assert_eq!(get.url.path(), "/v4/spreadsheets/sheet-1/values/Sheet1%21A1%3AB1");
+    assert_eq!(get.url.query(), Some("valueRenderOption=FORMULA"));
+    for request in &received {
+        assert_eq!(request.headers.get("authorization").unwrap(), "Bearer ya29.sheets-test");
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn rmcp_client_on_the_2026_07_28_revision() {
     let mock = github_mock().await;
     let server = start(&mock);

@@ -53,3 +53,21 @@ async fn nesting_up_to_the_bound_is_served() {
     let text = response.text().await.unwrap();
     assert_eq!(text, format!("{}{}", "[".repeat(depth), "]".repeat(depth)));
 }
+
+#[tokio::test]
+async fn a_script_that_overflows_its_stack_fails_alone_and_the_process_goes_on() {
+    // Dropping a chain of closures, each capturing the last, recurses inside Rhai once per closure: far
+    // deeper than a script stack, and no limit of Rhai's stops it first. Twice, and a value compared
+    // with itself nested 6 000 deep, on the same script threads.
+    let chain = "let f = || 1; for i in 0..400000 { let g = f; f = || g; } 1";
+    let compare = format!("{} a == a", nested(6000));
+    let server = Server::start(&[("chain", &script("Chain", chain)), ("compare", &script("Compare", &compare))]);
+    let pid = server.pid();
+    for name in ["chain", "chain", "compare"] {
+        let error = expect_error(server.get(&format!("/{name}/")).await, 500, "limit_exceeded").await;
+        assert_eq!(error["limit"], "stack", "{name}: {error}");
+        assert_eq!(error["server"], name);
+    }
+    assert_eq!(server.get("/echo/still/here").await.status(), 200);
+    assert_eq!(server.pid(), pid);
+}

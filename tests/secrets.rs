@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{BIN, Server, expect_error, json, script};
@@ -107,18 +107,7 @@ async fn read_only_mode_refuses_changes_and_keeps_serving() {
 #[test]
 fn the_cli_sets_lists_and_removes_secrets_reading_values_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("SWITCHBOARD_DATA", dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |args: &[&str], stdin: &str| common::cli(dir.path(), args, stdin);
     assert!(run(&["secret", "set", "CLI_KEY"], "cli-value\n").status.success());
     let listed = run(&["secret", "list"], "");
     assert_eq!(String::from_utf8_lossy(&listed.stdout), "CLI_KEY\n");

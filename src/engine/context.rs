@@ -41,6 +41,11 @@ impl Context {
         }
     }
 
+    /// Where an error of this invocation happened, as far as the engine knows: its server and script.
+    pub fn location(&self) -> crate::error::Location {
+        crate::error::Location { server: self.server.clone(), cid: Some(self.script.cid), ..Default::default() }
+    }
+
     /// When the invocation must have finished.
     pub fn deadline(&self) -> Instant {
         self.started + self.timeout

@@ -16,11 +16,13 @@
 //! module's pool, never on whatever thread stack happened to call it, so the depth limits below hold
 //! everywhere. A stack is reserved whole but the kernel only backs pages a script touched; stacks
 //! come back to a per-thread pool after use, and stacks past the pool's warm set return their pages to
-//! the kernel. Overflowing a stack would hit its guard page and kill the process, so the engine's
-//! call-depth limit is derived from the stack size (see [`call_levels_that_fit`]).
+//! the kernel. The engine's call-depth limit is derived from the stack size (see
+//! [`call_levels_that_fit`]); what still overflows a stack (Rhai's own recursion over deeply nested
+//! values) ends that run with [`Overflow`] rather than the process (see [`trap`](super::trap)).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
@@ -32,6 +34,7 @@ use tokio::sync::oneshot;
 use tokio_util::task::LocalPoolHandle;
 
 use super::sandbox::{self, Stop};
+use super::trap::{self, Bounds, Overflow};
 
 /// Native stack one script call level may use, with margin: measured at ~7.5 KiB in release builds and
 /// ~55 KiB in debug builds (which is what `cargo test` runs), expressions nested within a level included.
@@ -78,13 +81,19 @@ fn take_stack() -> DefaultStack {
     DefaultStack::new(STACK_SIZE).unwrap_or_else(|e| panic!("cannot reserve a script stack: {e}"))
 }
 
-fn give_back(stack: DefaultStack) {
+/// Returns a stack to the pool. One whose run overflowed gives its pages back at once (all of them were
+/// touched), and the thread forgets that run's state, which its abandoned frames would have cleared.
+fn give_back<R>(stack: DefaultStack, result: &Result<R, Overflow>) {
+    if result.is_err() {
+        YIELDER.with(|y| y.set(std::ptr::null()));
+        drop(sandbox::detach());
+    }
     STACKS.with(|stacks| {
         let mut stacks = stacks.borrow_mut();
         if stacks.len() >= POOLED_STACKS {
             return;
         }
-        if stacks.len() >= WARM_STACKS {
+        if stacks.len() >= WARM_STACKS || result.is_err() {
             release_pages(&stack);
         }
         stacks.push(stack);
@@ -100,12 +109,20 @@ fn release_pages(stack: &DefaultStack) {
     }
 }
 
-/// Runs `f` to completion on a pooled stack. Inline runs and script loading use this: they never
-/// suspend, so [`wait`] inside them asks for the run to move to a fiber instead.
-pub fn on_stack<R>(f: impl FnOnce() -> R) -> R {
-    let mut stack = take_stack();
-    let result = corosensei::on_stack(&mut stack, f);
-    give_back(stack);
+/// Runs `f` to completion on a pooled stack; `Err(Overflow)` if it overflowed that stack. Inline runs
+/// and script loading use this: they never suspend, so [`wait`] inside them asks for the run to move to
+/// a fiber instead.
+pub fn on_stack<R: 'static>(f: impl FnOnce() -> R) -> Result<R, Overflow> {
+    let stack = take_stack();
+    let bounds = Bounds::of(&stack);
+    // SAFETY: the coroutine runs to its end within this function, so whatever `f` borrows outlives it.
+    let mut coroutine =
+        unsafe { Coroutine::with_stack_unchecked(stack, move |_: &Yielder<(), Infallible>, ()| Ok(f())) };
+    let result = match trap::resume(&mut coroutine, bounds, ()) {
+        CoroutineResult::Return(result) => result,
+        CoroutineResult::Yield(never) => match never {},
+    };
+    give_back(coroutine.into_stack(), &result);
     result
 }
 
@@ -151,7 +168,11 @@ pub fn wait<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<T, 
 /// Lets the other fibers of this thread run; the sandbox calls it when a fiber used up its time slice.
 /// Returns why the run must stop instead, if its deadline passed or its caller left meanwhile.
 pub fn yield_now() -> Option<Stop> {
-    match suspend(Box::pin(async { Box::new(tokio::task::yield_now().await) as Box<dyn Any> })) {
+    let yielded = async {
+        tokio::task::yield_now().await;
+        Box::new(()) as Box<dyn Any>
+    };
+    match suspend(Box::pin(yielded)) {
         Resume::Stopped(stop) => Some(stop),
         _ => None,
     }
@@ -159,7 +180,8 @@ pub fn yield_now() -> Option<Stop> {
 
 /// One script run as a coroutine.
 struct Fiber<R> {
-    coroutine: Coroutine<Resume, Pending, R, DefaultStack>,
+    coroutine: Coroutine<Resume, Pending, Result<R, Overflow>, DefaultStack>,
+    stack: Bounds,
 }
 
 /// Clears the thread's yielder when a fiber body ends, however it ends.
@@ -173,24 +195,26 @@ impl Drop for Exit {
 
 impl<R: 'static> Fiber<R> {
     fn new(body: impl FnOnce() -> R + 'static) -> Fiber<R> {
-        let coroutine = Coroutine::with_stack(take_stack(), move |yielder: &Yielder<Resume, Pending>, _: Resume| {
+        let stack = take_stack();
+        let bounds = Bounds::of(&stack);
+        let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<Resume, Pending>, _: Resume| {
             YIELDER.with(|y| y.set(yielder));
             let _exit = Exit;
-            body()
+            Ok(body())
         });
-        Fiber { coroutine }
+        Fiber { coroutine, stack: bounds }
     }
 
     /// Runs the fiber to its end, serving its waits; a wait still pending at `deadline`, or when
     /// `gone` completes (the caller left), resumes the fiber with that reason to stop instead.
-    async fn drive(mut self, deadline: Instant, gone: impl Future<Output = ()>) -> R {
+    async fn drive(mut self, deadline: Instant, gone: impl Future<Output = ()>) -> Result<R, Overflow> {
         let mut gone = std::pin::pin!(gone);
         let mut left = false;
         let mut input = Resume::Start;
         loop {
-            let pending = match self.coroutine.resume(input) {
+            let pending = match trap::resume(&mut self.coroutine, self.stack, input) {
                 CoroutineResult::Return(result) => {
-                    give_back(self.coroutine.into_stack());
+                    give_back(self.coroutine.into_stack(), &result);
                     return result;
                 }
                 CoroutineResult::Yield(pending) => pending,
@@ -221,14 +245,14 @@ impl Threads {
         Threads { pool: LocalPoolHandle::new(count.max(1)) }
     }
 
-    /// Runs `body` as a fiber on the least busy script thread and returns its result; `None` if the
-    /// fiber died (a panic in the runtime). Dropping the returned future stops the fiber at its next
-    /// wait, as if its deadline had passed.
+    /// Runs `body` as a fiber on the least busy script thread and returns its result: `Err(Overflow)`
+    /// if it overflowed its stack, `None` if the fiber died (a panic in the runtime). Dropping the
+    /// returned future stops the fiber at its next wait, as if its deadline had passed.
     pub async fn run<R: Send + 'static>(
         &self,
         deadline: Instant,
         body: impl FnOnce() -> R + Send + 'static,
-    ) -> Option<R> {
+    ) -> Option<Result<R, Overflow>> {
         let (sender, receiver) = oneshot::channel();
         let _detached = self.pool.spawn_pinned(move || async move {
             let mut sender = sender;

@@ -16,6 +16,7 @@ pub mod nesting;
 pub mod output;
 mod sandbox;
 mod script;
+mod trap;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use fiber::{Threads, wait};
 pub use output::{Data, Output};
 pub use sandbox::{admit, context, may_block};
 pub use script::{Meta, Script};
+pub use trap::Overflow;
 
 use crate::cid::Cid;
 use crate::error::{Error, Location};
@@ -142,7 +144,8 @@ impl ScriptEngine {
     /// Every refusal is an [`Error::InvalidScript`] that says where. Parsing and the top level run on
     /// a script stack, like every evaluation.
     pub fn compile(&self, source: &[u8]) -> Result<Script, Error> {
-        fiber::on_stack(|| self.compile_here(source))
+        let at = || Location { cid: Some(Cid::of(source)), ..Location::default() };
+        fiber::on_stack(|| self.compile_here(source)).unwrap_or_else(|overflow| Err(overflow.error(at())))
     }
 
     fn compile_here(&self, source: &[u8]) -> Result<Script, Error> {
@@ -220,7 +223,8 @@ impl ScriptEngine {
     /// Runs `call` inline, to completion on the current thread (on a script stack). A
     /// [`Fault::Demote`] means: run it again as a fiber, with `inline: false`.
     pub fn run_inline(&self, call: Call) -> Result<Dynamic, Fault> {
-        fiber::on_stack(|| self.run(call))
+        let at = call.context.location();
+        fiber::on_stack(|| self.run(call)).unwrap_or_else(|overflow| Err(Fault::Error(overflow.error(at))))
     }
 
     /// Calls the function `call` names. Inline runs go through [`run_inline`](Self::run_inline); any
@@ -253,10 +257,7 @@ impl ScriptEngine {
         };
         scope.clear();
         SCOPE.with(|kept| *kept.borrow_mut() = scope);
-        result.map_err(|e: Box<EvalAltResult>| {
-            let at = Location { server: context.server.clone(), cid: Some(script.cid), ..Location::default() };
-            fault::classify(*e, at, context.timeout)
-        })
+        result.map_err(|e: Box<EvalAltResult>| fault::classify(*e, context.location(), context.timeout))
     }
 }
 

@@ -40,9 +40,10 @@ fn run_cancellable(
         inline,
         cancel,
     };
+    let at = call.context.location();
     match inline {
         true => engine.run_inline(call),
-        false => fiber::on_stack(|| engine.run(call)),
+        false => fiber::on_stack(|| engine.run(call)).unwrap_or_else(|overflow| Err(Fault::Error(overflow.error(at)))),
     }
 }
 
@@ -283,6 +284,24 @@ fn the_call_depth_limit_fits_the_script_stack() {
          fn main(endpoint, method, data) { down(60) }",
     );
     assert_eq!(run(&source).unwrap().as_int().unwrap(), 60);
+}
+
+#[test]
+fn a_script_that_overflows_its_stack_is_an_error_and_the_thread_goes_on() {
+    // Each closure captures the one before; dropping the chain recurses once per closure inside Rhai,
+    // deeper than any script stack, with no limit of Rhai's to stop it first.
+    let chain =
+        script("fn main(endpoint, method, data) { let f = || 1; for i in 0..400000 { let g = f; f = || g; } 1 }");
+    let engine = engine_with(Limits::default());
+    for _ in 0..2 {
+        let err = error(run_with(&engine, &chain, false, Duration::from_secs(120)));
+        assert!(matches!(err, Error::LimitExceeded { ref limit, .. } if limit == "stack"), "{err:?}");
+        assert_eq!(err.status(), 500);
+        // The same thread runs the next script as usual: no run state was left behind.
+        let next =
+            run_with(&engine, &script("fn main(endpoint, method, data) { data + 1 }"), false, Duration::from_secs(5));
+        assert_eq!(next.unwrap().as_int().unwrap(), 8);
+    }
 }
 
 #[test]

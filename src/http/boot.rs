@@ -15,7 +15,7 @@ use crate::store::Origin;
 /// `GET /api/boot/export`: the running state, packed (secret names, never values). `X-Boot-Cid` names it.
 pub async fn export(State(runtime): State<AppState>) -> Result<Response, Error> {
     let bytes = runtime.blocking(|rt| pack(&rt.snapshot(false)?, None).map_err(Error::Internal)).await?;
-    let cid = HeaderValue::from_str(&crate::cid::Cid::of(&bytes).to_string()).map_err(|e| Error::internal("CID", e))?;
+    let cid = super::cid_header(&crate::cid::Cid::of(&bytes))?;
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
         (header::HeaderName::from_static("x-boot-cid"), cid),

@@ -260,8 +260,11 @@ pub(super) fn respond(invoked: Invoked) -> Response {
             for (name, value) in output.headers {
                 headers.append(name, value);
             }
-            if let Some(value) = reply.output_cid.and_then(|cid| HeaderValue::from_str(cid.text().as_str()).ok()) {
-                headers.insert(OUTPUT_CID.clone(), value);
+            if let Some(cid) = reply.output_cid {
+                match super::cid_header(&cid) {
+                    Ok(value) => headers.insert(OUTPUT_CID.clone(), value),
+                    Err(error) => return error.into_response(),
+                };
             }
             response
         }

@@ -29,6 +29,12 @@ use crate::runtime::Runtime;
 
 pub type AppState = Arc<Runtime>;
 
+/// A CID as a header value. Its text is base32 ASCII, so this fails only on a broken invariant, which
+/// is reported like any internal error rather than crashing the handler.
+fn cid_header(cid: &crate::cid::Cid) -> Result<axum::http::HeaderValue, Error> {
+    axum::http::HeaderValue::from_str(cid.text().as_str()).map_err(|e| Error::internal("CID header", e))
+}
+
 /// The whole router.
 ///
 /// Every path that is not one of the fixed routes is an invocation (`/{name|cid}` or

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,8 +32,10 @@ pub async fn receive(
     let received = runtime.receive_webhook(&name, Incoming { headers: parts.headers, body, url }).await;
     let mut response = super::dispatch::respond(received.invoked);
     if let Some(cid) = received.event {
-        let value = HeaderValue::from_str(cid.text().as_str()).expect("a CID is a valid header value");
-        response.headers_mut().insert(WEBHOOK_EVENT.clone(), value);
+        match super::cid_header(&cid) {
+            Ok(value) => response.headers_mut().insert(WEBHOOK_EVENT.clone(), value),
+            Err(error) => return error.into_response(),
+        };
     }
     response
 }

@@ -9,13 +9,15 @@
 //!   gets `https://`. The option `host` picks a named base URL from `META.hosts` instead (overridden by
 //!   `<NAME>_<HOST>_BASE_URL`). The request goes out only after the egress check (see [`egress`](super::egress)).
 //! * **Auth** — `META.auth`: `bearer`, `basic`, `header:<Name>`, `query:<param>`, `form:<field>`,
-//!   `oauth2` (a token the runtime obtains and renews, see [`crate::oauth`]) or `none`. The
+//!   `oauth2` (a token the runtime obtains and renews, see [`crate::oauth`]), `aws:<service>` (SigV4) or
+//!   `azure_shared_key` (both signed over the finished request, body included), or `none`. The
 //!   credential is `token` (a template) or the first declared secret that is set.
 //! * **Options** — `META.api` and the fifth argument (which wins) may set: `token`, `scheme` (the word
 //!   before the credential in a header, `Bearer` for bearer), `username`, `password` (basic auth
 //!   templates), `headers` and `query` (templates), `body` (`json`, `form`, `multipart` or `text`), `response`
-//!   (`json` or `text`), `default_endpoint` (used when the endpoint is empty), `base_url`, `host`, `timeout_ms`,
-//!   `max_retries`, `pagination` (a call's refines the declared one key by key), `rate_limit` (see
+//!   (`json`, `text`, or `auto` by content type, with `xml_lists`), `default_endpoint` (used when the endpoint
+//!   is empty), `base_url`, `host`, `timeout_ms`, `max_retries`, for signing `region` and `session_token`,
+//!   `pagination` (a call's refines the declared one key by key), `rate_limit` (see
 //!   [`throttle`](super::throttle); META only), `pass_headers` (caller headers forwarded; a call's list only narrows
 //!   `META`'s, which the invocation already applied).
 //! * **All pages** — `api::all` walks the pages; so does `api::call` when the caller asked for all pages
@@ -26,6 +28,8 @@
 //!   types: `missing_secret` before anything is sent, `upstream` with status and body excerpt,
 //!   `rate_limited` with `retry_after` once retries are spent, `invalid_response`, `timeout`,
 //!   `upstream_unreachable`.
+//!
+//! `api::variable(NAME)` reads a declared variable (`()` when unset) for scripts that act on a setting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,7 +74,7 @@ impl Options {
             map.insert("pagination".into(), declared.into());
         }
         for key in map.keys() {
-            const KNOWN: [&str; 20] = [
+            const KNOWN: [&str; 23] = [
                 "default_method",
                 "default_data",
                 "body_fields",
@@ -91,6 +95,9 @@ impl Options {
                 "pagination",
                 "rate_limit",
                 "pass_headers",
+                "region",
+                "session_token",
+                "xml_lists",
             ];
             if !KNOWN.contains(&key.as_str()) {
                 return Err(arg_error(&format!("unknown api option '{key}' (one of {})", KNOWN.join(", "))));
@@ -373,6 +380,7 @@ fn build(
         request.url.query_pairs_mut().extend_pairs(&extras.query);
     }
     limits(&mut request, options)?;
+    sign(&mut request, &auth_of(meta, options), options, services, context)?;
     // Calls of one server share its schedule; a script no server is bound to has one of its own.
     let server = context.server.clone().unwrap_or_else(|| context.script.cid.to_string());
     request.throttle = Some(services.throttles.of(&server, options.window()?));
@@ -405,8 +413,7 @@ fn authorize(
     services: &Services,
     context: &Context,
 ) -> Result<(), Box<EvalAltResult>> {
-    let auth =
-        options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string())).unwrap_or_else(|| "none".into());
+    let auth = auth_of(meta, options);
     let credential = || credential(options, services, context);
     match auth.split_once(':') {
         None if auth == "bearer" => {
@@ -423,8 +430,10 @@ fn authorize(
                 options.text("password").map(|t| fill(&t, services, context)).transpose()?.unwrap_or_default();
             request.basic_auth = Some((username, password));
         }
-        // The token is obtained and attached when the request is sent (`crate::oauth::send`).
-        None if auth == "none" || auth == "path" || auth == "oauth2" => {}
+        // The token is obtained and attached when the request is sent (`crate::oauth::send`); a signature
+        // covers the finished request, so it is added below.
+        None if auth == "none" || auth == "path" || auth == "oauth2" || auth == "azure_shared_key" => {}
+        Some(("aws", _)) => {}
         Some(("header", name)) => {
             let value = match options.text("scheme") {
                 Some(scheme) => format!("{scheme} {}", credential()?),
@@ -441,7 +450,7 @@ fn authorize(
         Some(("form" | "json", field)) => extras.fields.push((field.to_owned(), credential()?.into())),
         _ => {
             return Err(arg_error(&format!(
-                "unknown auth '{auth}' (bearer, basic, header:<Name>, query:<param>, form:<field>, json:<field>, none)"
+                "unknown auth '{auth}' (bearer, basic, header:<Name>, query:<param>, form:<field>, json:<field>, aws:<service>, azure_shared_key, none)"
             )));
         }
     }
@@ -512,8 +521,159 @@ fn limits(request: &mut Outgoing, options: &Options) -> Result<(), Box<EvalAltRe
     Ok(())
 }
 
+/// The call's `auth`: the option, else `META.auth`, else `none`.
+fn auth_of(meta: &Map, options: &Options) -> String {
+    options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string())).unwrap_or_else(|| "none".into())
+}
+
+/// A signature covers the finished request, body and headers included, so it is added last.
+fn sign(
+    request: &mut Outgoing,
+    auth: &str,
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<(), Box<EvalAltResult>> {
+    match auth.split_once(':') {
+        Some(("aws", service)) => sign_aws(request, service, options, services, context),
+        None if auth == "azure_shared_key" => sign_azure(request, options, services, context),
+        _ => Ok(()),
+    }
+}
+
+/// Turns the body into the bytes that will be sent, with the content type the client would have added:
+/// a signature covers both.
+fn settle_body(request: &mut Outgoing) -> Result<Vec<u8>, Box<EvalAltResult>> {
+    let (bytes, content_type) = match std::mem::take(&mut request.body) {
+        Body::None => return Ok(Vec::new()),
+        Body::Json(value) => (value.to_string().into_bytes(), Some("application/json")),
+        Body::Form(pairs) => {
+            let text = serde_urlencoded::to_string(&pairs).map_err(|e| arg_error(&format!("form body: {e}")))?;
+            (text.into_bytes(), Some("application/x-www-form-urlencoded"))
+        }
+        Body::Text(text) => (text.into_bytes(), None),
+        Body::Bytes(bytes) => (bytes, None),
+        // Its boundary is chosen as it is sent, after any signature would have been made.
+        Body::Multipart(_) => return Err(arg_error("a signed request cannot carry a multipart body")),
+    };
+    if let Some(content_type) = content_type
+        && !request.headers.contains_key(reqwest::header::CONTENT_TYPE)
+    {
+        request.headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    request.body = Body::Bytes(bytes.clone());
+    Ok(bytes)
+}
+
+/// The request's headers as the signers take them.
+fn header_map(request: &Outgoing) -> Map {
+    let text = |v: &HeaderValue| v.to_str().unwrap_or_default().to_owned();
+    request.headers.iter().map(|(name, value)| (name.as_str().into(), Dynamic::from(text(value)))).collect()
+}
+
+/// `auth: "aws:<service>"`: AWS Signature Version 4 over the finished request. The keys are the
+/// `username` and `password` templates (`{AWS_ACCESS_KEY_ID}`, `{AWS_SECRET_ACCESS_KEY}` by default), the
+/// region the `region` template, and a temporary credential's token the secret named by `session_token`
+/// when it is set.
+fn sign_aws(
+    request: &mut Outgoing,
+    service: &str,
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<(), Box<EvalAltResult>> {
+    let template =
+        |key: &str, default: &str| fill(&options.text(key).unwrap_or_else(|| default.into()), services, context);
+    let region = options.text("region").ok_or_else(|| arg_error("auth aws:<service> needs the option region"))?;
+    let mut signing = Map::new();
+    signing.insert("access_key".into(), template("username", "{AWS_ACCESS_KEY_ID}")?.into());
+    signing.insert("secret_key".into(), template("password", "{AWS_SECRET_ACCESS_KEY}")?.into());
+    signing.insert("region".into(), fill(&region, services, context)?.into());
+    if let Some(name) = options.text("session_token")
+        && let Some(token) = secret::read(services, context, &name)?
+    {
+        signing.insert("session_token".into(), token.into());
+    }
+    let body = settle_body(request)?;
+    signing.insert("method".into(), request.method.as_str().into());
+    signing.insert("url".into(), request.url.as_str().into());
+    signing.insert("service".into(), service.into());
+    signing.insert("headers".into(), header_map(request).into());
+    signing.insert("body".into(), Dynamic::from_blob(body));
+    for (name, value) in super::aws::sign_request(&signing)? {
+        let (name, value) = header(&name, &value.to_string())?;
+        request.headers.insert(name, value);
+    }
+    Ok(())
+}
+
+/// `auth: "azure_shared_key"`: Azure Storage's Shared Key over the finished request, with `x-ms-date` set
+/// now. The account and its key are the `username` and `password` templates; the script gives
+/// `x-ms-version` in its headers.
+fn sign_azure(
+    request: &mut Outgoing,
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<(), Box<EvalAltResult>> {
+    let template = |key: &str| {
+        let template =
+            options.text(key).ok_or_else(|| arg_error(&format!("azure_shared_key needs the option {key}")))?;
+        fill(&template, services, context)
+    };
+    let (account, key) = (template("username")?, template("password")?);
+    let body = settle_body(request)?;
+    let (name, date) = header("x-ms-date", &httpdate::fmt_http_date(std::time::SystemTime::now()))?;
+    request.headers.insert(name, date);
+    let mut headers = header_map(request);
+    if !body.is_empty() {
+        headers.insert("content-length".into(), Dynamic::from(body.len().to_string()));
+    }
+    let mut signing = Map::new();
+    signing.insert("account".into(), account.into());
+    signing.insert("key".into(), key.into());
+    signing.insert("method".into(), request.method.as_str().into());
+    signing.insert("url".into(), request.url.as_str().into());
+    signing.insert("headers".into(), headers.into());
+    let (name, value) = header("authorization", &super::azure::shared_key(&signing)?)?;
+    request.headers.insert(name, value);
+    Ok(())
+}
+
+/// What a successful response becomes.
+enum Expect {
+    Json,
+    Text,
+    /// By its content type: JSON parsed, XML as a map (these elements always arrays), anything else the
+    /// body itself with its content type, as an output envelope.
+    Auto(Vec<String>),
+}
+
+impl Expect {
+    fn of(options: &Options) -> Result<Expect, Box<EvalAltResult>> {
+        Ok(match options.text("response").as_deref() {
+            None | Some("json") => Expect::Json,
+            Some("text") => Expect::Text,
+            Some("auto") => {
+                let lists = match options.map.get("xml_lists") {
+                    None => Vec::new(),
+                    Some(lists) => lists
+                        .clone()
+                        .try_cast::<rhai::Array>()
+                        .ok_or_else(|| arg_error("xml_lists must be an array of element names"))?
+                        .iter()
+                        .map(|name| name.to_string())
+                        .collect(),
+                };
+                Expect::Auto(lists)
+            }
+            Some(other) => return Err(arg_error(&format!("unknown response '{other}' (json, text, auto)"))),
+        })
+    }
+}
+
 /// Maps an upstream response to the script's result or to the documented error.
-fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) -> Result<Dynamic, Error> {
+fn result(response: Incoming, host: &str, expect: &Expect, context: &Context) -> Result<Dynamic, Error> {
     let status = response.status;
     if status.as_u16() == 429 {
         let retry_after = response.retry_after().map(|d| d.as_secs().max(1));
@@ -532,8 +692,29 @@ fn result(response: Incoming, host: &str, expect_json: bool, context: &Context) 
     if response.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Dynamic::UNIT);
     }
-    if !expect_json {
-        return Ok(String::from_utf8_lossy(&response.body).into_owned().into());
+    let content_type = response.headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = content_type.unwrap_or("application/octet-stream").to_owned();
+    match expect {
+        Expect::Json => {}
+        Expect::Text => return Ok(String::from_utf8_lossy(&response.body).into_owned().into()),
+        Expect::Auto(_) if content_type.contains("json") => {}
+        Expect::Auto(lists) if content_type.contains("xml") => {
+            let text = String::from_utf8_lossy(&response.body);
+            return super::xml::parse(&text, lists).map(Dynamic::from).map_err(|e| {
+                let excerpt = context.excerpt(&text, 200);
+                Error::InvalidResponse(context.redact(&format!("{host} sent a body that is not XML ({e}): {excerpt}")))
+            });
+        }
+        Expect::Auto(_) => {
+            let mut envelope = Map::new();
+            let output = match content_type.starts_with("text/") {
+                true => String::from_utf8_lossy(&response.body).into_owned().into(),
+                false => Dynamic::from_blob(response.body.to_vec()),
+            };
+            envelope.insert("output".into(), output);
+            envelope.insert("content_type".into(), content_type.into());
+            return Ok(envelope.into());
+        }
     }
     serde_json::from_slice::<Dynamic>(&response.body).map_err(|e| {
         let excerpt = context.excerpt(&String::from_utf8_lossy(&response.body), 200);
@@ -550,9 +731,8 @@ fn send(
     request: Outgoing,
 ) -> Result<Incoming, Box<EvalAltResult>> {
     super::egress::check(services, context, &request.url)?;
-    let auth = options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string()));
-    match auth.as_deref() {
-        Some("oauth2") => crate::oauth::send(services, context, request, options.text("scheme")),
+    match auth_of(meta, options).as_str() {
+        "oauth2" => crate::oauth::send(services, context, request, options.text("scheme")),
         _ => services.http.send(request, context),
     }
 }
@@ -566,16 +746,41 @@ fn call(
     overrides: &Map,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = super::context()?;
-    let options = Options::new(meta, overrides)?;
+    let options = options(services, &context, meta, overrides)?;
     if context.all_pages {
         return walk(services, &context, meta, &options, endpoint, method, data);
     }
     let call = Request::new(&options, services, &context, endpoint, method, data)?;
     let request = build(services, &context, meta, &options, &call)?;
     let host = request.url.host_str().unwrap_or_default().to_owned();
-    let expect_json = options.text("response").is_none_or(|r| r != "text");
+    let expect = Expect::of(&options)?;
     let response = send(services, &context, meta, &options, request)?;
-    result(response, &host, expect_json, &context).map_err(raise)
+    result(response, &host, &expect, &context).map_err(raise)
+}
+
+/// The call's options: `META.api` with the call's own on top, and `META.oauth2.fallback` in place of the
+/// grant when the grant has nothing to start from.
+fn options(services: &Services, context: &Context, meta: &Map, overrides: &Map) -> Result<Options, Box<EvalAltResult>> {
+    let mut options = Options::new(meta, overrides)?;
+    if auth_of(meta, &options) == "oauth2" {
+        fall_back(services, context, &mut options)?;
+    }
+    Ok(options)
+}
+
+/// `META.oauth2.fallback` takes over (its auth and token as the call's options) when the grant has
+/// nothing to start from. With neither set, the error names every secret that would do.
+fn fall_back(services: &Services, context: &Context, options: &mut Options) -> Result<(), Box<EvalAltResult>> {
+    let Some(spec) = context.script.meta.oauth2.as_ref() else { return Ok(()) };
+    let Some((auth, token)) = spec.fallback.as_ref() else { return Ok(()) };
+    let Some(lacking) = crate::oauth::lacking(services, context, spec)? else { return Ok(()) };
+    fill(token, services, context).map_err(|error| match crate::oauth::error_of(*error) {
+        Error::MissingSecret { name } => raise(Error::MissingSecret { name: format!("{lacking} or {name}") }),
+        other => raise(other),
+    })?;
+    options.map.insert("auth".into(), auth.clone().into());
+    options.map.insert("token".into(), token.clone().into());
+    Ok(())
 }
 
 /// `api::all`: every page of a list, as one array of its items.
@@ -588,7 +793,7 @@ fn all(
     overrides: &Map,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = super::context()?;
-    let options = Options::new(meta, overrides)?;
+    let options = options(services, &context, meta, overrides)?;
     walk(services, &context, meta, &options, endpoint, method, data)
 }
 
@@ -638,7 +843,7 @@ fn walk(
         let (host, url) = (request.url.host_str().unwrap_or_default().to_owned(), request.url.clone());
         let response = send(services, context, meta, options, request)?;
         let headers = response.headers.clone();
-        Ok((result(response, &host, true, context).map_err(raise)?, headers, url))
+        Ok((result(response, &host, &Expect::Json, context).map_err(raise)?, headers, url))
     })?;
     Ok(items.into())
 }
@@ -695,13 +900,25 @@ pub fn module(services: Arc<Services>) -> Module {
     func("all").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
         all(&s, &meta, endpoint, method, &data, &Map::new())
     });
-    let s = services;
+    let s = services.clone();
     func("all").set_into_module(
         &mut module,
         move |meta: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
             all(&s, &meta, endpoint, method, &data, &options)
         },
     );
+    // A declared variable's value, `()` when it is not set: settings a script acts on beyond templates
+    // (a database server's read-only mode).
+    let s = services;
+    func("variable").set_into_module(&mut module, move |name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+        let context = super::context()?;
+        if !context.script.meta.variables.iter().any(|v| v == name) {
+            return Err(arg_error(&format!(
+                "api::variable reads only declared variables: add {name} to META.variables"
+            )));
+        }
+        Ok(s.variable(name).map_or(Dynamic::UNIT, Dynamic::from))
+    });
     module
 }
 

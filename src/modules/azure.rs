@@ -56,7 +56,7 @@ pub fn string_to_sign(account: &str, method: &str, url: &url::Url, headers: &BTr
     text
 }
 
-fn shared_key(options: &Map) -> Result<String, Box<EvalAltResult>> {
+pub(super) fn shared_key(options: &Map) -> Result<String, Box<EvalAltResult>> {
     let text = |key: &str| {
         options.get(key).map(|v| v.to_string()).ok_or_else(|| arg_error(&format!("azure::shared_key needs {key}")))
     };

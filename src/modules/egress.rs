@@ -106,8 +106,16 @@ impl Policy {
         policy
     }
 
-    /// Adds the origin of `url` (a base URL; `https://` when it names no scheme).
+    /// Adds the origin of `url` (a base URL; `https://` when it names no scheme), or of each seed host of a
+    /// MongoDB URI.
     fn admit(&mut self, url: &str, operator: bool) {
+        match mongodb_seeds(url) {
+            Some(seeds) => seeds.iter().for_each(|seed| self.admit_origin(seed, operator)),
+            None => self.admit_origin(url, operator),
+        }
+    }
+
+    fn admit_origin(&mut self, url: &str, operator: bool) {
         let url = if url.contains("://") { url.to_owned() } else { format!("https://{url}") };
         let (scheme, rest) = url.split_once("://").unwrap_or_default();
         // A leftmost `*` or `<name>` label stands for one label: parse what follows it.
@@ -168,6 +176,7 @@ impl Origin {
         let default = match scheme {
             "postgres" => Some(5432),
             "mysql" => Some(3306),
+            "mongodb" | "mongodb+srv" => Some(27017),
             _ => url.port_or_known_default(),
         };
         let host = url.host_str().filter(|h| !h.is_empty())?.to_ascii_lowercase();
@@ -229,6 +238,28 @@ pub fn check_database(services: &Services, context: &Context, text: &str) -> Res
         return Err(raise(refused(&origin.authority(), "resolves to a link-local or cloud-metadata address")));
     }
     Ok(())
+}
+
+/// The seed hosts of a MongoDB URI (`mongodb://user:pw@a:27017,b:27018/db?…`), each as
+/// `scheme://host:port`, credentials left out; `None` for any other URL.
+fn mongodb_seeds(uri: &str) -> Option<Vec<String>> {
+    let (scheme, rest) = uri.split_once("://")?;
+    if scheme != "mongodb" && scheme != "mongodb+srv" {
+        return None;
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, hosts)| hosts);
+    Some(hosts.split(',').map(|host| format!("{scheme}://{host}")).collect())
+}
+
+/// Checks a `db::mongo` URI: every seed host declared and resolving only to allowed addresses. A
+/// `mongodb+srv` name is looked up by the driver, which admits only hosts under the seed's own parent
+/// domain.
+pub fn check_mongodb(services: &Services, context: &Context, uri: &str) -> Result<(), Box<EvalAltResult>> {
+    let seeds = mongodb_seeds(uri)
+        .filter(|seeds| seeds.iter().all(|s| !s.ends_with("://")))
+        .ok_or_else(|| raise(Error::BadRequest("db::mongo takes a mongodb:// or mongodb+srv:// URI".into())))?;
+    seeds.iter().try_for_each(|seed| check_database(services, context, seed))
 }
 
 /// Whether `ip` is link-local or a cloud provider's metadata service, in any of its spellings.
@@ -371,6 +402,21 @@ mod tests {
             assert_eq!(host, "169.254.169.254", "{url}");
             assert!(message.contains("cloud-metadata"), "{url}: {message}");
         }
+    }
+
+    #[test]
+    fn a_mongodb_uri_admits_each_seed_host_without_its_credentials() {
+        let seeds = mongodb_seeds("mongodb://ada:p%40ss@db1.example.com:27017,db2.example.com/app?replicaSet=rs0");
+        assert_eq!(seeds.unwrap(), ["mongodb://db1.example.com:27017", "mongodb://db2.example.com"]);
+        assert_eq!(
+            mongodb_seeds("mongodb+srv://cluster0.example.net/").unwrap(),
+            ["mongodb+srv://cluster0.example.net"]
+        );
+        assert_eq!(mongodb_seeds("postgres://u@h/db"), None);
+        let mut policy = Policy::default();
+        policy.admit("mongodb://ada:secret@127.0.0.1:27017,127.0.0.1:27018/app", false);
+        assert!(policy.check(&Url::parse("mongodb://127.0.0.1:27018").unwrap()).is_ok());
+        assert!(policy.check(&Url::parse("mongodb://127.0.0.1:27019").unwrap()).is_err());
     }
 
     #[test]

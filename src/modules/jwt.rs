@@ -3,6 +3,7 @@
 //! ```rhai
 //! let token = jwt::sign_rs256(#{ iss: email, scope: scope, aud: url, iat: now, exp: now + 3600 }, private_key_pem);
 //! let token = jwt::sign_rs256(claims, private_key_pem, #{ kid: key_id });
+//! let fingerprint = jwt::public_key_fingerprint(private_key_pem);   // "SHA256:…" (Snowflake's key-pair tokens)
 //! ```
 
 pub(crate) use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -30,8 +31,25 @@ fn sign(claims: &Map, pem: &str, header: &Map) -> Result<String, Box<EvalAltResu
     rs256(&claims, pem, &jwt_header).map_err(|e| arg_error(&e))
 }
 
+/// `SHA256:` and the base64 SHA-256 of the DER public key of an RSA private key (PKCS#8 or PKCS#1 PEM): how
+/// Snowflake's key-pair tokens name the key they are signed with.
+fn public_key_fingerprint(pem: &str) -> Result<String, Box<EvalAltResult>> {
+    use base64::Engine as _;
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+    use sha2::Digest;
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem.trim())
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem.trim()))
+        .map_err(|_| arg_error("the private key is not an unencrypted RSA key in PEM form"))?;
+    let der = rsa::RsaPublicKey::from(&key)
+        .to_public_key_der()
+        .map_err(|e| arg_error(&format!("cannot encode the public key: {e}")))?;
+    Ok(format!("SHA256:{}", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(der.as_bytes()))))
+}
+
 pub fn module() -> Module {
     let mut module = Module::new();
+    func("public_key_fingerprint").set_into_module(&mut module, |pem: &str| public_key_fingerprint(pem));
     func("sign_rs256").set_into_module(&mut module, |claims: Map, pem: &str| sign(&claims, pem, &Map::new()));
     func("sign_rs256").set_into_module(&mut module, |claims: Map, pem: &str, header: Map| sign(&claims, pem, &header));
     module

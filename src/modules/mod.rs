@@ -1,8 +1,9 @@
 //! Native modules bound into every script, and the services they share.
 //!
 //! Each file is one Rhai module registered under its own namespace (`http::get`, `secret::require`,
-//! `db::query`, …). Functions that touch the network, the disk or the store first call
-//! [`may_block`](crate::engine::may_block), so they only ever run off the tokio workers. Functions that
+//! `db::query`, …). Functions that wait on the network, the disk or the store first call
+//! [`may_block`](crate::engine::may_block): only a run on a fiber may wait (it suspends on the future and
+//! holds no thread), so an inline run stops there and starts again as a fiber. Functions that
 //! need to know which invocation they serve (its server name, declared secrets, deadline) read it from
 //! the sandbox with [`context`]; none of them can reach the runtime's own store other than through the
 //! narrow doors here (secrets the script declared, variables).
@@ -20,6 +21,7 @@ pub(crate) mod pages;
 pub(crate) mod secret;
 pub(crate) mod throttle;
 mod time;
+mod xml;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -83,7 +85,7 @@ impl Services {
 
 /// Registers every native module on the engine.
 pub fn register(engine: &mut Engine, services: Arc<Services>) {
-    let modules: [(&str, Module); 14] = [
+    let modules: [(&str, Module); 15] = [
         ("http", http::module(services.clone())),
         ("secret", secret::module(services.clone())),
         ("db", db::module(services.clone())),
@@ -98,6 +100,7 @@ pub fn register(engine: &mut Engine, services: Arc<Services>) {
         ("aws", aws::module()),
         ("azure", azure::module()),
         ("jwt", jwt::module()),
+        ("xml", xml::module()),
     ];
     for (name, module) in modules {
         engine.register_static_module(name, module.into());

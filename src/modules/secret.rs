@@ -1,7 +1,7 @@
 //! `secret`: the values a script declared in `META.secrets`, and nothing else.
 //!
 //! `secret::get(name)` returns the value or `()`; `secret::require(name)` returns it or fails with
-//! `missing_secret` naming it. Reading a name the script did not declare is an error, whatever the
+//! `missing_secret` naming it (`secret::require([a, b])`: the first of the alternatives that is set). Reading a name the script did not declare is an error, whatever the
 //! store holds. Every value read is recorded so the invocation masks it in logs and errors. Values come
 //! from the opened snapshot in memory, so reading one never blocks and may run inline.
 
@@ -45,10 +45,25 @@ pub fn module(services: Arc<Services>) -> Module {
         let value = read(&s, &context, name).map_err(|e| at_call(e, &call))?;
         Ok(value.map_or(Dynamic::UNIT, Dynamic::from))
     });
-    let s = services;
+    let s = services.clone();
     func("require").set_into_module(&mut module, move |call: NativeCallContext, name: &str| -> Fallible<String> {
         let context = super::context()?;
         require(&s, &context, name).map_err(|e| at_call(e, &call))
     });
+    // Alternatives: the first that is set, or `missing_secret` naming them all ("A or B").
+    let s = services;
+    func("require").set_into_module(
+        &mut module,
+        move |call: NativeCallContext, names: rhai::Array| -> Fallible<String> {
+            let context = super::context()?;
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            for name in &names {
+                if let Some(value) = read(&s, &context, name).map_err(|e| at_call(e, &call))? {
+                    return Ok(value);
+                }
+            }
+            Err(at_call(raise(Error::MissingSecret { name: names.join(" or ") }), &call))
+        },
+    );
     module
 }

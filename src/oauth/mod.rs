@@ -26,7 +26,7 @@ use std::sync::Arc;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use rhai::EvalAltResult;
 
-pub use credentials::not_connected;
+pub use credentials::{error_of, not_connected};
 pub use spec::{ClientAuth, Grant, Spec};
 pub use token::Token;
 pub use tokens::Tokens;
@@ -70,6 +70,28 @@ pub fn send(
     let renewed = obtain(services, context, &spec, &server, Some(token.access))?;
     authorize(&mut request, &scheme, &renewed.access)?;
     services.http.send(request, context)
+}
+
+/// Whether `spec` can authenticate without its fallback: `None` when its plain access token or the
+/// grant's own credential (service account, refresh token, client id) is set, else the secrets that
+/// would do, for a `missing_secret` error.
+pub fn lacking(services: &Services, context: &Context, spec: &Spec) -> Result<Option<String>, Box<EvalAltResult>> {
+    if !spec.access_token.is_empty() && secret::read(services, context, &spec.access_token)?.is_some() {
+        return Ok(None);
+    }
+    let own = match spec.grant {
+        Grant::JwtBearer => &spec.service_account,
+        Grant::RefreshToken => &spec.refresh_token,
+        Grant::ClientCredentials | Grant::AuthorizationCode => &spec.client_id,
+    };
+    match crate::modules::api::fill(own, services, context) {
+        Ok(_) => Ok(None),
+        Err(error) => match credentials::error_of(*error) {
+            Error::MissingSecret { name } if spec.access_token.is_empty() => Ok(Some(name)),
+            Error::MissingSecret { name } => Ok(Some(format!("{} or {name}", spec.access_token))),
+            other => Err(raise(other)),
+        },
+    }
 }
 
 /// A token for `server` through the cache (one request in flight per server), recorded for masking

@@ -81,9 +81,12 @@ pub struct Spec {
     pub params: Vec<(String, String)>,
     /// Extra authorization-request fields (`access_type=offline`, `token_access_type=offline`).
     pub authorize_params: Vec<(String, String)>,
+    /// Another `api::call` auth scheme and its credential template (`query:key`, `{GOOGLE_API_KEY}`),
+    /// used when neither the plain access token nor the grant's own credential is set.
+    pub fallback: Option<(String, String)>,
 }
 
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 14] = [
     "grant",
     "token_url",
     "authorize_url",
@@ -97,6 +100,7 @@ const FIELDS: [&str; 13] = [
     "access_token",
     "params",
     "authorize_params",
+    "fallback",
 ];
 
 impl Spec {
@@ -139,6 +143,7 @@ impl Spec {
             access_token: text("access_token")?,
             params: pairs(map, "params")?,
             authorize_params: pairs(map, "authorize_params")?,
+            fallback: fallback(map)?,
         };
         spec.check()?;
         Ok(spec)
@@ -172,6 +177,22 @@ impl Spec {
     /// The `grant_type` a provider asks for instead of the standard one (`params.grant_type`).
     pub fn custom_grant_type(&self) -> Option<&str> {
         self.params.iter().find(|(k, _)| k == "grant_type").map(|(_, v)| v.as_str())
+    }
+}
+
+/// `fallback: #{ auth: "query:key", token: "{GOOGLE_API_KEY}" }`: any scheme but `oauth2` itself.
+fn fallback(map: &Map<String, Value>) -> Result<Option<(String, String)>, String> {
+    if map.get("fallback").is_none() {
+        return Ok(None);
+    }
+    let fields = pairs(map, "fallback")?;
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    match (field("auth"), field("token"), fields.len()) {
+        (Some(auth), Some(token), 2) if auth != "oauth2" && !token.is_empty() => Ok(Some((auth, token))),
+        _ => {
+            Err("META.oauth2.fallback is #{ auth, token }: an api auth scheme other than oauth2 and its credential"
+                .into())
+        }
     }
 }
 
@@ -218,5 +239,11 @@ mod tests {
                 .unwrap_err()
                 .contains("basic or body")
         );
+        let fallback = json!({"grant": "jwt_bearer", "service_account": "{S}",
+            "fallback": {"auth": "query:key", "token": "{K}"}});
+        assert_eq!(Spec::from_json(&fallback).unwrap().fallback, Some(("query:key".into(), "{K}".into())));
+        let circular = json!({"grant": "jwt_bearer", "service_account": "{S}",
+            "fallback": {"auth": "oauth2", "token": "{K}"}});
+        assert!(Spec::from_json(&circular).unwrap_err().contains("other than oauth2"));
     }
 }

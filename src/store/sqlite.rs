@@ -79,7 +79,8 @@ const POLL: Duration = Duration::from_millis(200);
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    path: PathBuf,
+    /// The file, followed by the change feed; `None` for a store in memory, which no one else writes.
+    path: Option<PathBuf>,
     feed: OnceLock<Arc<watch::Sender<u64>>>,
 }
 
@@ -122,7 +123,16 @@ impl SqliteStore {
     /// Opens (creating if needed) the store file at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         private(path)?;
-        let conn = Connection::open(path).map_err(db_error)?;
+        Self::prepare(Connection::open(path).map_err(db_error)?, Some(path))
+    }
+
+    /// A store that lives in memory and goes with it (for checking images without a data directory).
+    pub fn in_memory() -> Result<SqliteStore> {
+        Self::prepare(Connection::open_in_memory().map_err(db_error)?, None)
+    }
+
+    fn prepare(conn: Connection, path: Option<&Path>) -> Result<SqliteStore> {
+        let name = path.map_or_else(|| "the store".to_owned(), |p| p.display().to_string());
         // Another process (`switchboard call` beside a running server) may hold the write lock briefly.
         conn.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db_error)?;
@@ -131,13 +141,12 @@ impl SqliteStore {
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(db_error)?;
         if version > SCHEMA_VERSION {
             return Err(Error::Internal(format!(
-                "{} was written by a newer Switchboard (schema {version}, this one knows {SCHEMA_VERSION})",
-                path.display()
+                "{name} was written by a newer Switchboard (schema {version}, this one knows {SCHEMA_VERSION})"
             )));
         }
         conn.execute_batch(SCHEMA).map_err(db_error)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), path: path.to_owned(), feed: OnceLock::new() })
+        Ok(SqliteStore { conn: Mutex::new(conn), path: path.map(Path::to_owned), feed: OnceLock::new() })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -281,119 +290,101 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
     Ok(())
 }
 
+impl SqliteStore {
+    /// The row `sql` selects with `params`, if there is one, read by `read`.
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(db_error)?;
+        stmt.query_row(params, read).optional().map_err(db_error)
+    }
+
+    /// Every row `sql` selects with `params`, each read by `read`.
+    fn rows<T, C: FromIterator<T>>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<C> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(db_error)?;
+        let rows = stmt.query_map(params, read).map_err(db_error)?;
+        rows.collect::<rusqlite::Result<C>>().map_err(db_error)
+    }
+}
+
 impl Store for SqliteStore {
     fn blob(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
-        self.conn()
-            .prepare_cached("SELECT bytes FROM blobs WHERE cid = ?1")
-            .and_then(|mut stmt| stmt.query_row([&cid.digest()[..]], |row| row.get(0)).optional())
-            .map_err(db_error)
+        self.row("SELECT bytes FROM blobs WHERE cid = ?1", [&cid.digest()[..]], |row| row.get(0))
     }
 
     fn servers(&self) -> Result<Vec<ServerRecord>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT name, cid, enabled FROM servers ORDER BY name").map_err(db_error)?;
-        let rows = stmt
-            .query_map([], |row| {
-                Ok(ServerRecord { name: row.get(0)?, cid: cid_from_row(row.get(1)?)?, enabled: row.get(2)? })
-            })
-            .map_err(db_error)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+        self.rows("SELECT name, cid, enabled FROM servers ORDER BY name", [], |row| {
+            Ok(ServerRecord { name: row.get(0)?, cid: cid_from_row(row.get(1)?)?, enabled: row.get(2)? })
+        })
     }
 
     fn history(&self, name: &str) -> Result<Vec<Binding>> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT cid, at, origin FROM history WHERE name = ?1 ORDER BY id").map_err(db_error)?;
-        let rows = stmt
-            .query_map([name], |row| {
-                let origin: String = row.get(2)?;
-                Ok(Binding {
-                    cid: cid_from_row(row.get(0)?)?,
-                    at: row.get(1)?,
-                    origin: origin.parse().map_err(|e: String| {
-                        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
-                    })?,
-                })
+        self.rows("SELECT cid, at, origin FROM history WHERE name = ?1 ORDER BY id", [name], |row| {
+            let origin: String = row.get(2)?;
+            Ok(Binding {
+                cid: cid_from_row(row.get(0)?)?,
+                at: row.get(1)?,
+                origin: origin.parse().map_err(|e: String| {
+                    rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+                })?,
             })
-            .map_err(db_error)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+        })
     }
 
     fn fact(&self, key: &str) -> Result<Option<String>> {
-        self.conn()
-            .query_row("SELECT value FROM facts WHERE key = ?1", [key], |row| row.get(0))
-            .optional()
-            .map_err(db_error)
+        self.row("SELECT value FROM facts WHERE key = ?1", [key], |row| row.get(0))
     }
 
     fn variables(&self) -> Result<BTreeMap<String, String>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT name, value FROM variables").map_err(db_error)?;
-        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(db_error)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+        self.rows("SELECT name, value FROM variables", [], |row| Ok((row.get(0)?, row.get(1)?)))
     }
 
     fn secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.conn()
-            .prepare_cached("SELECT sealed FROM secrets WHERE name = ?1")
-            .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)).optional())
-            .map_err(db_error)
+        self.row("SELECT sealed FROM secrets WHERE name = ?1", [name], |row| row.get(0))
     }
 
     fn secret_names(&self) -> Result<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT name FROM secrets ORDER BY name").map_err(db_error)?;
-        let rows = stmt.query_map([], |row| row.get(0)).map_err(db_error)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+        self.rows("SELECT name FROM secrets ORDER BY name", [], |row| row.get(0))
     }
 
     fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT name, sealed FROM secrets").map_err(db_error)?;
-        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(db_error)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+        self.rows("SELECT name, sealed FROM secrets", [], |row| Ok((row.get(0)?, row.get(1)?)))
     }
 
     fn connection(&self, server: &str) -> Result<Option<Vec<u8>>> {
-        self.conn()
-            .prepare_cached("SELECT sealed FROM oauth_connections WHERE server = ?1")
-            .and_then(|mut stmt| stmt.query_row([server], |row| row.get(0)).optional())
-            .map_err(db_error)
+        self.row("SELECT sealed FROM oauth_connections WHERE server = ?1", [server], |row| row.get(0))
     }
 
     fn take_oauth_state(&self, key: &str) -> Result<Option<(String, Vec<u8>)>> {
-        self.conn()
-            .prepare_cached("DELETE FROM oauth_states WHERE key = ?1 RETURNING server, sealed, expires")
-            .and_then(|mut stmt| {
-                stmt.query_row([key], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)?))).optional()
-            })
-            .map(|taken| taken.filter(|(_, _, expires)| *expires > now_millis()).map(|(s, sealed, _)| (s, sealed)))
-            .map_err(db_error)
+        let sql = "DELETE FROM oauth_states WHERE key = ?1 RETURNING server, sealed, expires";
+        let taken = self.row(sql, [key], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)?)))?;
+        Ok(taken.filter(|(_, _, expires)| *expires > now_millis()).map(|(server, sealed, _)| (server, sealed)))
     }
 
     fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>> {
-        let conn = self.conn();
         let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 ORDER BY rowid DESC LIMIT ?2");
-        let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![server, limit], event_from_row).map_err(db_error)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
+        self.rows(&sql, params![server, limit], event_from_row)
     }
 
     fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND cid = ?2");
-        self.conn()
-            .prepare_cached(&sql)
-            .and_then(|mut stmt| stmt.query_row(params![server, &cid.digest()[..]], event_from_row).optional())
-            .map_err(db_error)
+        self.row(&sql, params![server, &cid.digest()[..]], event_from_row)
     }
 
     fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND delivery_id = ?2");
-        self.conn()
-            .prepare_cached(&sql)
-            .and_then(|mut stmt| stmt.query_row(params![server, delivery_id], event_from_row).optional())
-            .map_err(db_error)
+        self.row(&sql, params![server, delivery_id], event_from_row)
     }
 
     fn commit(&self, change: &Change) -> Result<()> {
@@ -406,8 +397,10 @@ impl Store for SqliteStore {
     fn changes(&self) -> watch::Receiver<u64> {
         let feed = self.feed.get_or_init(|| {
             let feed = Arc::new(watch::channel(0).0);
-            if let Err(e) = follow_data_version(&self.path, Arc::downgrade(&feed)) {
-                tracing::error!("changes to {} will not be followed: {e}", self.path.display());
+            if let Some(path) = &self.path
+                && let Err(e) = follow_data_version(path, Arc::downgrade(&feed))
+            {
+                tracing::error!("changes to {} will not be followed: {e}", path.display());
             }
             feed
         });

@@ -16,6 +16,20 @@ pub fn script(title: &str, body: &str) -> String {
     )
 }
 
+/// Runs the CLI on the data directory `data`, writing `stdin` to it.
+pub fn cli(data: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("SWITCHBOARD_DATA", data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("switchboard runs");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub struct Server {
     child: Child,
     pub base: String,

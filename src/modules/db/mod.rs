@@ -7,6 +7,8 @@
 //! db::transaction(|tx| { tx.execute("DELETE FROM seen", []); tx.execute("INSERT INTO seen VALUES ('a', 1)", []) });
 //! let pg = db::connect("postgres://user@127.0.0.1/app");
 //! let rows = pg.query("SELECT id, name FROM users WHERE id = $1", [42]);
+//! let mongo = db::mongo("mongodb://user@127.0.0.1/app");
+//! let reply = mongo.command("app", "find", "users", #{ filter: #{ age: #{ "$gt": 30 } } });
 //! ```
 //!
 //! Parameters are always bound, never interpolated: an array binds positionally, a map by name.
@@ -21,6 +23,7 @@
 //! the script waits on it with [`wait`], suspending its fiber. Every backend is a [`Connector`] handing
 //! out [`Session`]s, so statements, transactions and their clean-up are written once, in [`Pooled`].
 
+mod mongo;
 mod mysql;
 mod postgres;
 mod sqlite;
@@ -213,11 +216,12 @@ pub struct Databases {
     dir: PathBuf,
     sqlite: Mutex<HashMap<String, Db>>,
     pools: Mutex<HashMap<String, Db>>,
+    mongo: Mutex<HashMap<String, mongo::Mongo>>,
 }
 
 impl Databases {
     pub fn new(dir: PathBuf) -> Databases {
-        Databases { dir, sqlite: Mutex::default(), pools: Mutex::default() }
+        Databases { dir, sqlite: Mutex::default(), pools: Mutex::default(), mongo: Mutex::default() }
     }
 
     /// The SQLite database of `server`, opened once and kept.
@@ -248,6 +252,16 @@ impl Databases {
         };
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         Ok(pools.entry(url.to_owned()).or_insert(db).clone())
+    }
+
+    /// The MongoDB client for `uri`, made once and kept.
+    fn mongo(&self, uri: &str, timeout: Duration) -> Result<mongo::Mongo, Box<EvalAltResult>> {
+        if let Some(client) = self.mongo.lock().unwrap_or_else(|p| p.into_inner()).get(uri) {
+            return Ok(client.clone());
+        }
+        let client = on_io(mongo::Mongo::open(uri.to_owned(), timeout))?;
+        let mut open = self.mongo.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(open.entry(uri.to_owned()).or_insert(client).clone())
     }
 }
 
@@ -309,11 +323,17 @@ pub fn module(services: Arc<Services>) -> Module {
         let (db, remaining) = own_database(&s)?;
         run_transaction(&db, remaining, &context, &body)
     });
-    let s = services;
+    let s = services.clone();
     func("connect").set_into_module(&mut module, move |url: &str| {
         let (context, remaining) = invocation()?;
         super::egress::check_database(&s, &context, url)?;
         s.databases.connect(url, remaining)
+    });
+    let s = services;
+    func("mongo").set_into_module(&mut module, move |uri: &str| {
+        let (context, remaining) = invocation()?;
+        super::egress::check_mongodb(&s, &context, uri)?;
+        s.databases.mongo(uri, remaining)
     });
     module
 }
@@ -341,6 +361,26 @@ pub fn register_types(engine: &mut Engine) {
         let (_, remaining) = invocation()?;
         run_transaction(db, remaining, &context, &body)
     });
+    engine.register_type_with_name::<mongo::Mongo>("MongoDB");
+    engine.register_fn(
+        "command",
+        |m: &mut mongo::Mongo, database: &str, name: &str, value: Dynamic| -> Result<Map, Box<EvalAltResult>> {
+            let (_, remaining) = invocation()?;
+            m.command(database, name, &value, &Map::new(), remaining)
+        },
+    );
+    engine.register_fn(
+        "command",
+        |m: &mut mongo::Mongo,
+         database: &str,
+         name: &str,
+         value: Dynamic,
+         fields: Map|
+         -> Result<Map, Box<EvalAltResult>> {
+            let (_, remaining) = invocation()?;
+            m.command(database, name, &value, &fields, remaining)
+        },
+    );
 }
 
 /// A bound parameter in the types every SQL backend has; what each backend binds it as is its own affair.
