@@ -64,6 +64,10 @@ pub struct Invocation {
     pub store_output: bool,
     /// This call's own wall-clock limit.
     pub timeout: Option<Duration>,
+    /// Every page of a list: the script's `api::call` walks the pages its server declares.
+    pub all_pages: bool,
+    /// The caller's headers; only those the script's `META.api.pass_headers` names go any further.
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Invocation {
@@ -82,6 +86,8 @@ impl Invocation {
             input: None,
             store_output: false,
             timeout: None,
+            all_pages: false,
+            headers: reqwest::header::HeaderMap::new(),
         }
     }
 }
@@ -123,6 +129,18 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// The caller's headers that the script lets through to its API.
+fn passed(allowed: &[String], headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    if allowed.is_empty() {
+        return Vec::new();
+    }
+    headers
+        .iter()
+        .filter(|(name, _)| allowed.iter().any(|a| a == name.as_str()))
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect()
 }
 
 impl Runtime {
@@ -187,7 +205,10 @@ impl Runtime {
             return Err(Error::NotFound(format!("the script does not define fn {}", invocation.function.name())));
         }
         let timeout = self.engine.timeout_for(&script, invocation.timeout);
-        let context = Arc::new(Context::new(server, script.clone(), started, timeout));
+        let mut context = Context::new(server, script.clone(), started, timeout);
+        context.all_pages = invocation.all_pages;
+        context.headers = passed(&script.meta.pass_headers, &invocation.headers);
+        let context = Arc::new(context);
         let store_output = invocation.store_output;
         // Whatever goes wrong, no secret value the script read leaves in the error.
         let output = self

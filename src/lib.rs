@@ -24,11 +24,12 @@
 //!   a script function inline or as a fiber (a coroutine that suspends while it waits on I/O, so a
 //!   waiting script holds no thread), and turning results and failures into outputs and
 //!   [`error::Error`]s.
-//! * [`modules`] are the native functions scripts call; [`modules::egress`] decides where a server may
-//!   send, and [`environment`] what of the process environment a script may read.
+//! * [`modules`] are the native functions scripts call (`api` with its pagination, rate limits and
+//!   request signing, `http`, `db`, `secret`, …); [`modules::egress`] decides where a server may send,
+//!   and [`environment`] what of the process environment a script may read.
+//! * [`oauth`] obtains and renews the tokens of servers whose `META.auth` is `oauth2`, and connects them
+//!   through the browser.
 //! * [`access`] decides who may invoke (invocation tokens), for every remote entry point.
-//! * [`modules`] are the native functions scripts call; [`oauth`] obtains and renews the tokens of
-//!   servers whose `META.auth` is `oauth2`, and connects them through the browser.
 //! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
 //!   requests read without locks, and manages servers; [`invoke`] is the invocation path itself, the
 //!   only place a script runs ([`runtime::Runtime::invoke`] is defined there). [`follow`] rebuilds

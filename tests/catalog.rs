@@ -514,9 +514,11 @@ async fn upstream_failures_become_the_documented_errors() {
         })?;
         sent_correctly("invalid JSON").await?;
 
+        // The deadline leaves room for a declared rate limit (at most a one-second window here) to give
+        // this fourth call its slot: the call must time out waiting on the upstream, not on the queue.
         respond_with(&mock, ResponseTemplate::new(200).set_body_json(json!({})).set_delay(Duration::from_secs(3)))
             .await;
-        let (status, body) = body_of(client.get(&url).header("x-timeout-ms", "300").send().await.unwrap()).await;
+        let (status, body) = body_of(client.get(&url).header("x-timeout-ms", "1500").send().await.unwrap()).await;
         check(status == 504 && body["error"]["type"] == "timeout", || format!("timeout: {status} {body}"))?;
         sent_correctly("timeout").await
     })

@@ -35,6 +35,34 @@ fn call_runs_a_file_without_registering_it() {
     assert!(!stdout(&listed).contains("try"), "the file was registered");
 }
 
+/// The README's quickest try: a file with only `fn main`, no metadata. It reads no secret and reaches
+/// no host, and says so.
+#[test]
+fn call_runs_a_file_without_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n### Ad-hoc scripts\n").nth(1).expect("the README has the section");
+    let source = section.split("```rhai\n").nth(1).unwrap().split("```").next().unwrap();
+    let file = dir.path().join("hello.rhai");
+    std::fs::write(&file, source).unwrap();
+    let data = dir.path().join("data");
+    let output = switchboard(&data, &["call", file.to_str().unwrap(), "/world"]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "hello /world\n");
+
+    for (body, says) in
+        [(r#"secret::get("HOME_TOKEN")"#, "HOME_TOKEN"), (r#"http::get("http://127.0.0.1:9/").status"#, "forbidden")]
+    {
+        std::fs::write(&file, format!("fn main(endpoint, method, data) {{ {body} }}\n")).unwrap();
+        let output = switchboard(&data, &["call", file.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "{body}: {output:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(says), "{body}: {output:?}");
+    }
+    std::fs::write(&file, "let META = #{ title: \"t\" };\nfn main(endpoint, method, data) { 1 }\n").unwrap();
+    let output = switchboard(&data, &["call", file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("META must be a constant"), "{output:?}");
+}
+
 #[test]
 fn call_runs_a_script_by_cid_and_stores_output() {
     let dir = tempfile::tempdir().unwrap();

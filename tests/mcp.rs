@@ -81,6 +81,23 @@ async fn github_mock() -> MockServer {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([{ "number": 7, "title": "Bug" }])))
         .mount(&mock)
         .await;
+    // Two pages, the first naming the second in `Link` as GitHub does.
+    let paged = format!("{}/repos/octo/paged/issues", mock.uri());
+    Mock::given(method("GET"))
+        .and(path("/repos/octo/paged/issues"))
+        .and(wiremock::matchers::query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{ "number": 3 }])))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/octo/paged/issues"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([{ "number": 1 }, { "number": 2 }]))
+                .insert_header("link", format!("<{paged}?page=2>; rel=\"next\"").as_str()),
+        )
+        .mount(&mock)
+        .await;
     Mock::given(method("POST"))
         .and(path("/repos/octocat/hello/issues"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "number": 8 })))
@@ -130,6 +147,15 @@ async fn exercise(client: &Client, mock: &MockServer) {
         call(client, "github__list_issues", json!({ "owner": "octo cat", "repo": "hello", "state": "open" })).await;
     assert_eq!(listed.is_error, Some(false), "{}", text_of(&listed));
     assert_eq!(json_of(&listed), json!([{ "number": 7, "title": "Bug" }]));
+    let schema = |name: &str| tools.iter().find(|t| t.name == name).unwrap().input_schema.clone();
+    assert_eq!(schema("github__list_issues")["properties"]["all_pages"]["type"], "boolean");
+    assert!(schema("github__create_issue")["properties"].get("all_pages").is_none(), "only reads page");
+    assert!(schema("echo")["properties"].get("all_pages").is_none(), "only servers that declare pagination");
+    let one = call(client, "github__list_issues", json!({ "owner": "octo", "repo": "paged" })).await;
+    assert_eq!(json_of(&one), json!([{ "number": 1 }, { "number": 2 }]));
+    let every =
+        call(client, "github__list_issues", json!({ "owner": "octo", "repo": "paged", "all_pages": true })).await;
+    assert_eq!(json_of(&every), json!([{ "number": 1 }, { "number": 2 }, { "number": 3 }]));
     let created = call(
         client,
         "github__create_issue",

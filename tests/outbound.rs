@@ -407,3 +407,42 @@ async fn defaults_fixed_body_fields_body_credentials_and_declared_variables() {
     let error = expect_error(server.get("/sneaky/x").await, 500, "script_error").await;
     assert!(error["message"].as_str().unwrap().contains("not declared"), "{error}");
 }
+
+/// A `form:` credential travels in the body of a POST, and in the query of a GET (which has no body),
+/// never nowhere.
+#[tokio::test]
+async fn a_form_credential_goes_in_the_query_of_a_get() {
+    let mock = MockServer::start().await;
+    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(200)).mount(&mock).await;
+    let script = r#"const META = #{ title: "Form", description: "d", secrets: ["FORM_KEY"], auth: "form:api_key",
+    base_url: "https://form.invalid/v1", api: #{ body: "form" } };
+fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data) }"#;
+    let uri = mock.uri();
+    let env = [("FORM_KEY", "fk-6a5b4c"), ("FORM_BASE_URL", uri.as_str())];
+    let server = Server::start_with(&[("form", script)], &[], &env);
+    assert_eq!(server.get("/form/items?n=1").await.status(), 200);
+    let posted = server.client.post(server.url("/form/items")).json(&json!({ "n": 2 })).send().await.unwrap();
+    assert_eq!(posted.status(), 200);
+    let received = mock.received_requests().await.unwrap();
+    let query: Vec<(String, String)> = received[0].url.query_pairs().into_owned().collect();
+    assert_eq!(query, [("n".to_owned(), "1".to_owned()), ("api_key".to_owned(), "fk-6a5b4c".to_owned())]);
+    assert_eq!(received[1].url.query(), None);
+    assert_eq!(String::from_utf8_lossy(&received[1].body), "api_key=fk-6a5b4c&n=2");
+}
+
+/// A credential is a value, never a template: braces in it go out as they are.
+#[tokio::test]
+async fn a_query_credential_with_braces_is_sent_verbatim() {
+    let mock = MockServer::start().await;
+    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(200)).mount(&mock).await;
+    let script = r#"const META = #{ title: "Key", description: "d", secrets: ["KEY_SECRET"], auth: "query:key",
+    base_url: "https://key.invalid", api: #{ query: #{ v: "2" } } };
+fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data) }"#;
+    let uri = mock.uri();
+    let env = [("KEY_SECRET", "k{KEY_SECRET}z"), ("KEY_BASE_URL", uri.as_str())];
+    let server = Server::start_with(&[("key", script)], &[], &env);
+    assert_eq!(server.get("/key/x").await.status(), 200);
+    let received = &mock.received_requests().await.unwrap()[0];
+    let query: Vec<(String, String)> = received.url.query_pairs().into_owned().collect();
+    assert_eq!(query, [("v".to_owned(), "2".to_owned()), ("key".to_owned(), "k{KEY_SECRET}z".to_owned())]);
+}

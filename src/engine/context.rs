@@ -20,13 +20,25 @@ pub struct Context {
     /// When the invocation started and how long it may take, all attempts included.
     pub started: Instant,
     pub timeout: Duration,
+    /// The caller asked for every page of a list: `api::call` walks the pages as `api::all` does.
+    pub all_pages: bool,
+    /// Caller headers the script's `META.api.pass_headers` allows, which `api` calls forward.
+    pub headers: Vec<(String, String)>,
     /// Every secret value read during the invocation, in the forms it may show up in.
     revealed: Mutex<Vec<String>>,
 }
 
 impl Context {
     pub fn new(server: Option<String>, script: Arc<Script>, started: Instant, timeout: Duration) -> Context {
-        Context { server, script, started, timeout, revealed: Mutex::new(Vec::new()) }
+        Context {
+            server,
+            script,
+            started,
+            timeout,
+            all_pages: false,
+            headers: Vec::new(),
+            revealed: Mutex::new(Vec::new()),
+        }
     }
 
     /// Where an error of this invocation happened, as far as the engine knows: its server and script.

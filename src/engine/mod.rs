@@ -174,23 +174,23 @@ impl ScriptEngine {
             Fault::Error(other) => invalid(format!("top-level code failed: {}", other.message()), Position::NONE),
         })?;
 
-        let meta_position = ast
-            .statements()
-            .iter()
-            .find_map(|stmt| match stmt {
-                Stmt::Var(var, flags, pos) if var.0.name == "META" && flags.contains(ASTFlags::CONSTANT) => Some(*pos),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                invalid(
-                    "the script must declare its metadata as a top-level `const META = #{ ... };`".into(),
-                    Position::NONE,
-                )
-            })?;
-        let meta_value = scope.get("META").cloned().unwrap_or_default();
-        let meta_json = rhai::serde::from_dynamic::<serde_json::Value>(&meta_value)
-            .map_err(|e| invalid(format!("META must be plain data: {e}"), meta_position))?;
-        let meta = Meta::from_json(meta_json).map_err(|message| invalid(message, meta_position))?;
+        let meta_position = ast.statements().iter().find_map(|stmt| match stmt {
+            Stmt::Var(var, flags, pos) if var.0.name == "META" => Some((*pos, flags.contains(ASTFlags::CONSTANT))),
+            _ => None,
+        });
+        // An ad-hoc script may go without metadata: it then reads no secrets and reaches no declared host.
+        let meta = match meta_position {
+            None => Meta::ad_hoc(),
+            Some((position, false)) => {
+                return Err(invalid("META must be a constant: `const META = #{ ... };`".into(), position));
+            }
+            Some((position, true)) => {
+                let meta_value = scope.get("META").cloned().unwrap_or_default();
+                let meta_json = rhai::serde::from_dynamic::<serde_json::Value>(&meta_value)
+                    .map_err(|e| invalid(format!("META must be plain data: {e}"), position))?;
+                Meta::from_json(meta_json).map_err(|message| invalid(message, position))?
+            }
+        };
 
         let (prelude, has_prelude) = prelude(&ast, &scope)
             .map_err(|(name, pos)| invalid(format!("global::{name} is not a top-level constant"), pos))?;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::cid::Cid;
 
 /// The `META` constant of a script, read once when the script is loaded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Meta {
     pub title: String,
     pub description: String,
@@ -31,11 +31,59 @@ pub struct Meta {
     pub oauth2: Option<std::sync::Arc<crate::oauth::Spec>>,
     /// How the server receives webhooks (`META.webhook`), if it does.
     pub webhook: Option<crate::webhooks::Spec>,
+    /// Headers a caller may pass through to the API (`META.api.pass_headers`), lower-case.
+    pub pass_headers: Vec<String>,
     /// The whole `META` as JSON, for describing the server.
     pub json: Value,
 }
 
+/// Headers a caller may never pass through: the server's own credentials and what the runtime sets.
+const UNPASSABLE: [&str; 11] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "x-request-id",
+];
+
+/// `META.api.pass_headers`: header names, checked.
+fn pass_headers(api: Option<&Value>) -> Result<Vec<String>, String> {
+    let Some(list) = api.and_then(|api| api.get("pass_headers")) else { return Ok(Vec::new()) };
+    let names = list.as_array().ok_or("META.api.pass_headers must be an array of header names")?;
+    names
+        .iter()
+        .map(|name| {
+            let name = name.as_str().ok_or("META.api.pass_headers holds header names (strings)")?;
+            let lower = name.to_ascii_lowercase();
+            if reqwest::header::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+                return Err(format!("META.api.pass_headers: '{name}' is not a header name"));
+            }
+            if UNPASSABLE.contains(&lower.as_str()) {
+                return Err(format!("META.api.pass_headers may not name {name}: the runtime sets it"));
+            }
+            Ok(lower)
+        })
+        .collect()
+}
+
 impl Meta {
+    /// The metadata of a script that declares none: no secrets, no hosts, no title.
+    pub fn ad_hoc() -> Meta {
+        Meta { json: serde_json::json!({}), ..Meta::default() }
+    }
+
+    /// Whether the server declares how its lists page (`META.api.pagination`), so that a caller may ask
+    /// for every page.
+    pub fn pages(&self) -> bool {
+        self.json.get("api").and_then(|api| api.get("pagination")).is_some_and(Value::is_object)
+    }
+
     /// Reads `META` from its JSON form, or says what is wrong with it.
     pub fn from_json(json: Value) -> Result<Meta, String> {
         let map = json.as_object().ok_or("META must be an object map (#{ ... })")?;
@@ -100,6 +148,13 @@ impl Meta {
             (None, _) => None,
         };
         let webhook = map.get("webhook").map(crate::webhooks::Spec::from_json).transpose()?;
+        // Checked when the script loads, so that a mistake shows at once rather than on the first paged call.
+        if let Some(spec) = map.get("api").and_then(|api| api.get("pagination")) {
+            crate::modules::pages::Paging::from_json(spec)?;
+        }
+        if let Some(spec) = map.get("api").and_then(|api| api.get("rate_limit")) {
+            crate::modules::throttle::Window::from_json(spec)?;
+        }
         let meta = Meta {
             title: text("title", true)?,
             description: text("description", true)?,
@@ -114,6 +169,7 @@ impl Meta {
             operations: crate::operation::parse(map.get("operations"))?,
             oauth2,
             webhook,
+            pass_headers: pass_headers(map.get("api"))?,
             json,
         };
         match &meta.webhook {

@@ -113,9 +113,12 @@ fn a_script_without_main_is_refused() {
 }
 
 #[test]
-fn a_script_without_meta_is_refused() {
-    let (message, ..) = refusal("fn main(endpoint, method, data) { 1 }");
-    assert!(message.contains("const META"), "{message}");
+fn a_script_without_meta_declares_nothing_and_a_variable_meta_is_refused() {
+    let script = engine().compile(b"fn main(endpoint, method, data) { 1 }").unwrap();
+    assert!(script.meta.secrets.is_empty() && script.meta.hosts.is_empty() && script.meta.base_url.is_empty());
+    let (message, line, _) =
+        refusal("let x = 1;\nlet META = #{ title: \"t\", description: \"d\" };\nfn main(e, m, d) { 1 }");
+    assert_eq!((message.as_str(), line), ("META must be a constant: `const META = #{ ... };`", Some(2)));
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //!
 //! * Proxy style, `ANY /{name|cid}/{*rest}`: the request *is* the call — its path (still percent-encoded)
 //!   and query string become `endpoint`, its method `method`, its body `data`. Chaining and storing use
-//!   the `X-Input-Cid` and `X-Store-Output` headers, because the query string belongs to the upstream.
-//! * Call style, `GET|POST /{name|cid}`: `endpoint`, `method`, `data`, `input`, `store` and `timeout_ms`
+//!   the `X-Input-Cid`, `X-Store-Output`, `X-Timeout-Ms` and `X-All-Pages` headers, because the query
+//!   string belongs to the upstream.
+//! * Call style, `GET|POST /{name|cid}`: `endpoint`, `method`, `data`, `input`, `store`, `timeout_ms`, `all` and
+//!   `headers` (the caller headers a script may pass on, see `META.api.pass_headers`)
 //!   come from the query string (GET) or from a JSON object or form body (POST). A GET with no
 //!   parameters describes the server instead. Other methods on `/{name|cid}` are proxy-style calls
 //!   with an empty endpoint.
@@ -28,6 +30,7 @@ static OUTPUT_CID: HeaderName = HeaderName::from_static("x-output-cid");
 static INPUT_CID: HeaderName = HeaderName::from_static("x-input-cid");
 static STORE_OUTPUT: HeaderName = HeaderName::from_static("x-store-output");
 static TIMEOUT_MS: HeaderName = HeaderName::from_static("x-timeout-ms");
+static ALL_PAGES: HeaderName = HeaderName::from_static("x-all-pages");
 
 /// Every path that is not a fixed route.
 pub async fn dispatch(State(runtime): State<AppState>, request: axum::extract::Request) -> Response {
@@ -87,6 +90,7 @@ fn proxy_request(
         (None, None) => String::new(),
     };
     request.data = body_data(&parts.headers, body?);
+    request.headers = parts.headers.clone();
     // One pass over the headers (most requests carry none of ours).
     for (name, value) in &parts.headers {
         let text = || value.to_str().map_err(|_| Error::BadRequest(format!("header {name} is not text")));
@@ -96,6 +100,8 @@ fn proxy_request(
             request.store_output = parse_flag("X-Store-Output", text()?)?;
         } else if name == TIMEOUT_MS {
             request.timeout = Some(parse_timeout(text()?)?);
+        } else if name == ALL_PAGES {
+            request.all_pages = parse_flag("X-All-Pages", text()?)?;
         }
     }
     Ok(request)
@@ -116,9 +122,11 @@ fn call_request(target: &str, params: Map<String, Value>) -> Result<Invocation, 
             "input" => request.input = Some(parse_cid(text()?)?),
             "store" => request.store_output = parse_flag("store", &param_text(&value))?,
             "timeout_ms" => request.timeout = Some(parse_timeout(&param_text(&value))?),
+            "all" => request.all_pages = parse_flag("all", &param_text(&value))?,
+            "headers" => request.headers = parse_headers(&value)?,
             other => {
                 return Err(Error::BadRequest(format!(
-                    "unknown parameter '{other}': call style takes endpoint, method, data, input, store and timeout_ms"
+                    "unknown parameter '{other}': call style takes endpoint, method, data, input, store, timeout_ms, all and headers"
                 )));
             }
         }
@@ -197,6 +205,31 @@ fn parse_flag(name: &str, text: &str) -> Result<bool, Error> {
         "0" | "false" | "no" | "" => Ok(false),
         other => Err(Error::BadRequest(format!("{name} is 1 or 0, not '{other}'"))),
     }
+}
+
+/// Call style's `headers`: a JSON object of names to strings (JSON text in a query string or form).
+fn parse_headers(value: &Value) -> Result<HeaderMap, Error> {
+    let bad = || Error::BadRequest("headers is a JSON object of header names to strings".into());
+    let parsed;
+    let object = match value {
+        Value::Object(object) => object,
+        Value::String(text) => {
+            parsed = serde_json::from_str::<Value>(text).map_err(|_| bad())?;
+            parsed.as_object().ok_or_else(bad)?
+        }
+        _ => return Err(bad()),
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in object {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::BadRequest(format!("'{name}' is not a header name")))?;
+        let value = value
+            .as_str()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+            .ok_or_else(|| Error::BadRequest(format!("header '{name}' must be a string a header can carry")))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, Error> {

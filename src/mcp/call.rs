@@ -49,11 +49,20 @@ pub async fn call(
 /// The invocation a tool call stands for.
 fn request(entry: &Entry, mut arguments: JsonObject) -> Result<Invocation, Error> {
     let target = Target::Name(entry.server.clone());
+    let all_pages = match entry.script.meta.pages() {
+        true => match arguments.remove(super::catalog::ALL_PAGES) {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(all)) => all,
+            Some(_) => return Err(Error::BadRequest("the argument 'all_pages' must be true or false".into())),
+        },
+        false => false,
+    };
     if let Some(operation) = entry.operation() {
         let call = operation.call(&arguments)?;
         let mut request = Invocation::with_method(target, call.method);
         request.endpoint = call.endpoint;
         request.data = call.data.map_or(Data::None, Data::Value);
+        request.all_pages = all_pages;
         return Ok(request);
     }
     let text = |arguments: &mut JsonObject, key: &str| match arguments.remove(key) {
@@ -78,6 +87,7 @@ fn request(entry: &Entry, mut arguments: JsonObject) -> Result<Invocation, Error
     let mut request = Invocation::with_method(target, method);
     request.endpoint = endpoint;
     request.data = data;
+    request.all_pages = all_pages;
     Ok(request)
 }
 

@@ -125,6 +125,7 @@ fn server_entry(name: &str, script: &Arc<Script>) -> Entry {
         },
         "additionalProperties": false,
     }));
+    let schema = with_all_pages(schema, meta.pages());
     let tool = Tool::new(name.to_owned(), description, schema)
         .with_title(meta.title.clone())
         .with_annotations(ToolAnnotations::with_title(meta.title.clone()).open_world(true));
@@ -140,8 +141,29 @@ fn operation_entry(name: String, server: &str, script: &Arc<Script>, index: usiz
         .read_only(read_only)
         .destructive(op.method == "DELETE")
         .open_world(true);
-    let tool = Tool::new(name, description, Arc::new(op.input.clone())).with_title(title).with_annotations(annotations);
+    let input = with_all_pages(Arc::new(op.input.clone()), read_only && script.meta.pages());
+    let tool = Tool::new(name, description, input).with_title(title).with_annotations(annotations);
     Entry { tool, server: server.to_owned(), script: script.clone(), operation: Some(index) }
+}
+
+/// The argument that asks for every page of a list, on the tools of servers that declare pagination.
+pub const ALL_PAGES: &str = "all_pages";
+
+fn with_all_pages(schema: Arc<JsonObject>, pages: bool) -> Arc<JsonObject> {
+    if !pages {
+        return schema;
+    }
+    let mut schema = (*schema).clone();
+    let property = json!({ "type": "boolean", "description": "Fetch every page and return all items as one array." });
+    match schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        Some(properties) => {
+            properties.insert(ALL_PAGES.into(), property);
+        }
+        None => {
+            schema.insert("properties".into(), json!({ ALL_PAGES: property }));
+        }
+    }
+    Arc::new(schema)
 }
 
 /// A registry snapshot, as [`Runtime::servers`] gives it.

@@ -1,4 +1,5 @@
-//! `api::call(META, endpoint, method, data[, options])`: everything a typical API server does, once.
+//! `api::call(META, endpoint, method, data[, options])`: everything a typical API server does, once;
+//! `api::all(…)` the same for every page of a list (see [`pages`](super::pages)).
 //!
 //! A server script declares its service in `META` and hands each invocation to this helper:
 //!
@@ -13,9 +14,14 @@
 //!   credential is `token` (a template) or the first declared secret that is set.
 //! * **Options** — `META.api` and the fifth argument (which wins) may set: `token`, `scheme` (the word
 //!   before the credential in a header, `Bearer` for bearer), `username`, `password` (basic auth
-//!   templates), `headers` and `query` (templates), `body` (`json`, `form` or `text`), `response`
+//!   templates), `headers` and `query` (templates), `body` (`json`, `form`, `multipart` or `text`), `response`
 //!   (`json`, `text`, or `auto` by content type, with `xml_lists`), `default_endpoint` (used when the endpoint
-//!   is empty), `base_url`, `host`, `timeout_ms`, `max_retries`, and for signing `region` and `session_token`.
+//!   is empty), `base_url`, `host`, `timeout_ms`, `max_retries`, for signing `region` and `session_token`,
+//!   `pagination` (a call's refines the declared one key by key), `rate_limit` (see
+//!   [`throttle`](super::throttle); META only), `pass_headers` (caller headers forwarded; a call's list only narrows
+//!   `META`'s, which the invocation already applied).
+//! * **All pages** — `api::all` walks the pages; so does `api::call` when the caller asked for all pages
+//!   (`all=1`, `X-All-Pages: 1`, the MCP argument `all_pages`) and the server declares pagination.
 //! * **Data** — sent as the body (per `body`) for POST, PUT, PATCH and DELETE; a map given to GET or
 //!   HEAD becomes query parameters.
 //! * **Result** — the parsed JSON body (or text, or `()` when empty). Failures are the documented error
@@ -33,7 +39,9 @@ use reqwest::header::{HeaderName, HeaderValue};
 use rhai::{Dynamic, EvalAltResult, Map, Module};
 
 use super::http::{Body, Incoming, Outgoing, parse_url};
+use super::pages::{Next, Paging};
 use super::secret;
+use super::throttle::Window;
 use super::{Services, arg_error, func, scalar_text, to_json};
 use crate::engine::{Context, raise};
 use crate::error::Error;
@@ -52,9 +60,21 @@ impl Options {
             None => Map::new(),
             Some(api) => api.clone().try_cast::<Map>().ok_or_else(|| arg_error("META.api must be a map"))?,
         };
+        // The schedule is the server's, shared by all its calls: one call cannot change it.
+        if overrides.contains_key("rate_limit") {
+            return Err(arg_error("rate_limit is the server's: declare it in META.api, not for one call"));
+        }
+        // A call's `pagination` refines the declared one (`#{ pagination: #{ items: "members" } }`).
+        let declared = map.get("pagination").and_then(|p| p.read_lock::<Map>().map(|m| m.clone()));
         map.extend(overrides.clone());
+        if let (Some(mut declared), Some(given)) =
+            (declared, overrides.get("pagination").and_then(|p| p.read_lock::<Map>().map(|m| m.clone())))
+        {
+            declared.extend(given);
+            map.insert("pagination".into(), declared.into());
+        }
         for key in map.keys() {
-            const KNOWN: [&str; 20] = [
+            const KNOWN: [&str; 23] = [
                 "default_method",
                 "default_data",
                 "body_fields",
@@ -72,6 +92,9 @@ impl Options {
                 "max_retries",
                 "auth",
                 "host",
+                "pagination",
+                "rate_limit",
+                "pass_headers",
                 "region",
                 "session_token",
                 "xml_lists",
@@ -81,6 +104,35 @@ impl Options {
             }
         }
         Ok(Options { map })
+    }
+
+    /// The declared pagination, if any.
+    fn paging(&self) -> Result<Option<Paging>, Box<EvalAltResult>> {
+        match self.map.get("pagination") {
+            None => Ok(None),
+            Some(spec) => match spec.read_lock::<Map>() {
+                Some(spec) => Paging::parse(&spec).map(Some),
+                None => Err(arg_error("META.api.pagination must be a map")),
+            },
+        }
+    }
+
+    /// The declared outbound rate limit, if any.
+    fn window(&self) -> Result<Option<Window>, Box<EvalAltResult>> {
+        match self.map.get("rate_limit") {
+            None => Ok(None),
+            Some(spec) => match spec.read_lock::<Map>() {
+                Some(spec) => Window::parse(&spec).map(Some),
+                None => Err(arg_error("META.api.rate_limit must be a map")),
+            },
+        }
+    }
+
+    /// A list of header names, lower-case.
+    fn names(&self, key: &str) -> Result<Vec<String>, Box<EvalAltResult>> {
+        let Some(value) = self.map.get(key) else { return Ok(Vec::new()) };
+        let list = value.read_lock::<rhai::Array>().ok_or_else(|| arg_error(&format!("{key} must be an array")))?;
+        Ok(list.iter().map(|name| name.to_string().to_ascii_lowercase()).collect())
     }
 
     fn text(&self, key: &str) -> Option<String> {
@@ -243,6 +295,51 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Box<Eval
     Ok((name, value))
 }
 
+/// One call as the helper sends it: the service's default call already filled in for an empty one.
+#[derive(Clone)]
+struct Request {
+    endpoint: String,
+    method: Method,
+    data: Dynamic,
+}
+
+impl Request {
+    /// The call the script asked for; an empty one (no endpoint, no data) is the service's default call:
+    /// its endpoint, and its method and data when it has them.
+    fn new(
+        options: &Options,
+        services: &Services,
+        context: &Context,
+        endpoint: &str,
+        method: &str,
+        data: &Dynamic,
+    ) -> Result<Request, Box<EvalAltResult>> {
+        let (endpoint, method, data) = match endpoint.is_empty() && data.is_unit() {
+            true => (
+                fill(&options.text("default_endpoint").unwrap_or_default(), services, context)?,
+                options.text("default_method").unwrap_or_else(|| method.to_owned()),
+                options.map.get("default_data").cloned().unwrap_or_default(),
+            ),
+            false => (endpoint.to_owned(), method.to_owned(), data.clone()),
+        };
+        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| raise(Error::BadRequest(format!("'{method}' is not an HTTP method"))))?;
+        Ok(Request { endpoint, method, data })
+    }
+
+    /// Whether `data` travels in the body (else a map of it is the query).
+    fn sends_body(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD)
+    }
+}
+
+/// What a request carries besides its URL path: query parameters and the fields every body holds.
+#[derive(Default)]
+struct Extras {
+    query: Vec<(String, String)>,
+    fields: Vec<(String, Dynamic)>,
+}
+
 /// Builds the request: URL, auth, headers, query and body. Every secret is read here, before
 /// anything is sent.
 fn build(
@@ -250,48 +347,84 @@ fn build(
     context: &Context,
     meta: &Map,
     options: &Options,
-    endpoint: &str,
-    method: &str,
-    data: &Dynamic,
+    call: &Request,
 ) -> Result<Outgoing, Box<EvalAltResult>> {
-    // An empty call is the service's default call: its endpoint, and its method and data when it has them.
-    let default_call = endpoint.is_empty() && data.is_unit();
-    let (endpoint, method, data) = match default_call {
-        true => (
-            fill(&options.text("default_endpoint").unwrap_or_default(), services, context)?,
-            options.text("default_method").unwrap_or_else(|| method.to_owned()),
-            options.map.get("default_data").cloned().unwrap_or_default(),
-        ),
-        false => (endpoint.to_owned(), method.to_owned(), data.clone()),
-    };
-    let data = &data;
-    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| raise(Error::BadRequest(format!("'{method}' is not an HTTP method"))))?;
-    let url = join(&base_url(meta, options, services, context)?, &endpoint)?;
-    let mut request = Outgoing::new(method.clone(), parse_url(&url)?);
+    let url = join(&base_url(meta, options, services, context)?, &call.endpoint)?;
+    let mut request = Outgoing::new(call.method.clone(), parse_url(&url)?);
+    // Templates are filled before the credential joins them: a credential is a value, never a template.
     let mut query = options.pairs("query")?;
-    // Fields every body carries (`body_fields`), and a credential that travels in the body.
-    let mut fields: Vec<(String, Dynamic)> = Vec::new();
-    if let Some(extra) = options.map.get("body_fields") {
-        for (name, value) in extra.clone().try_cast::<Map>().ok_or_else(|| arg_error("body_fields must be a map"))? {
-            let value = if value.is_string() { fill(&value.to_string(), services, context)?.into() } else { value };
-            fields.push((name.to_string(), value));
+    for (_, value) in query.iter_mut() {
+        *value = fill(value, services, context)?;
+    }
+    let mut extras = Extras { query, fields: body_fields(options, services, context)? };
+    authorize(&mut request, &mut extras, meta, options, services, context)?;
+    let credential: Vec<HeaderName> = request.headers.keys().cloned().collect();
+    for (name, template) in options.pairs("headers")? {
+        let (name, value) = header(&name, &fill(&template, services, context)?)?;
+        request.headers.insert(name, value);
+    }
+    // What the caller passed through (already limited to `META.api.pass_headers`, and here to a call's
+    // own narrower list) wins over defaults, never over the server's credential.
+    let allowed = options.names("pass_headers")?;
+    for (name, value) in context.headers.iter().filter(|(name, _)| allowed.contains(name)) {
+        let (name, value) = header(name, value)?;
+        if !credential.contains(&name) {
+            request.headers.insert(name, value);
         }
     }
+    // A pair the URL already carries (a next-page link repeating a query credential) is not doubled.
+    let present: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+    extras.query.retain(|pair| !present.contains(pair));
+    encode(&mut request, &mut extras, options, call)?;
+    if !extras.query.is_empty() {
+        request.url.query_pairs_mut().extend_pairs(&extras.query);
+    }
+    limits(&mut request, options)?;
+    sign(&mut request, &auth_of(meta, options), options, services, context)?;
+    // Calls of one server share its schedule; a script no server is bound to has one of its own.
+    let server = context.server.clone().unwrap_or_else(|| context.script.cid.to_string());
+    request.throttle = Some(services.throttles.of(&server, options.window()?));
+    Ok(request)
+}
 
-    let auth =
-        options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string())).unwrap_or_else(|| "none".into());
+/// `body_fields`: fields every body carries, templates filled.
+fn body_fields(
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<Vec<(String, Dynamic)>, Box<EvalAltResult>> {
+    let Some(extra) = options.map.get("body_fields") else { return Ok(Vec::new()) };
+    let extra = extra.clone().try_cast::<Map>().ok_or_else(|| arg_error("body_fields must be a map"))?;
+    extra
+        .into_iter()
+        .map(|(name, value)| {
+            let value = if value.is_string() { fill(&value.to_string(), services, context)?.into() } else { value };
+            Ok((name.to_string(), value))
+        })
+        .collect()
+}
+
+/// Attaches the credential where `auth` says it travels: a header, basic auth, the query or the body.
+fn authorize(
+    request: &mut Outgoing,
+    extras: &mut Extras,
+    meta: &Map,
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<(), Box<EvalAltResult>> {
+    let auth = auth_of(meta, options);
+    let credential = || credential(options, services, context);
     match auth.split_once(':') {
         None if auth == "bearer" => {
             let scheme = options.text("scheme").unwrap_or_else(|| "Bearer".into());
-            let (name, value) =
-                header("authorization", &format!("{scheme} {}", credential(options, services, context)?))?;
+            let (name, value) = header("authorization", &format!("{scheme} {}", credential()?))?;
             request.headers.insert(name, value);
         }
         None if auth == "basic" => {
             let username = match options.text("username") {
                 Some(template) => fill(&template, services, context)?,
-                None => credential(options, services, context)?,
+                None => credential()?,
             };
             let password =
                 options.text("password").map(|t| fill(&t, services, context)).transpose()?.unwrap_or_default();
@@ -302,69 +435,80 @@ fn build(
         None if auth == "none" || auth == "path" || auth == "oauth2" || auth == "azure_shared_key" => {}
         Some(("aws", _)) => {}
         Some(("header", name)) => {
-            let credential = credential(options, services, context)?;
             let value = match options.text("scheme") {
-                Some(scheme) => format!("{scheme} {credential}"),
-                None => credential,
+                Some(scheme) => format!("{scheme} {}", credential()?),
+                None => credential()?,
             };
             let (name, value) = header(name, &value)?;
             request.headers.insert(name, value);
         }
-        Some(("query", param)) => query.push((param.to_owned(), credential(options, services, context)?)),
-        Some(("form" | "json", field)) => {
-            fields.push((field.to_owned(), credential(options, services, context)?.into()))
+        Some(("query", param)) => extras.query.push((param.to_owned(), credential()?)),
+        // A GET or HEAD has no body to carry it: the credential goes in the query rather than nowhere.
+        Some(("form" | "json", field)) if matches!(request.method, Method::GET | Method::HEAD) => {
+            extras.query.push((field.to_owned(), credential()?))
         }
+        Some(("form" | "json", field)) => extras.fields.push((field.to_owned(), credential()?.into())),
         _ => {
             return Err(arg_error(&format!(
                 "unknown auth '{auth}' (bearer, basic, header:<Name>, query:<param>, form:<field>, json:<field>, aws:<service>, azure_shared_key, none)"
             )));
         }
     }
-    for (name, template) in options.pairs("headers")? {
-        let (name, value) = header(&name, &fill(&template, services, context)?)?;
-        request.headers.insert(name, value);
-    }
-    for (_, value) in query.iter_mut() {
-        *value = fill(value, services, context)?;
-    }
+    Ok(())
+}
 
-    let body = options.text("body").unwrap_or_else(|| "json".into());
-    let sends_body = !matches!(method, Method::GET | Method::HEAD);
-    if !sends_body {
+/// Puts the call's data where its method sends it: a map given to GET or HEAD becomes query
+/// parameters; any other method sends it as the body, encoded per the `body` option.
+fn encode(
+    request: &mut Outgoing,
+    extras: &mut Extras,
+    options: &Options,
+    call: &Request,
+) -> Result<(), Box<EvalAltResult>> {
+    let data = &call.data;
+    if !call.sends_body() {
         if let Some(map) = data.read_lock::<Map>() {
-            query.extend(map.iter().map(|(k, v)| (k.to_string(), scalar_text(v))));
+            extras.query.extend(map.iter().map(|(k, v)| (k.to_string(), scalar_text(v))));
         } else if !data.is_unit() {
             return Err(raise(Error::BadRequest(format!(
-                "data for a {method} request must be a map of query parameters"
+                "data for a {} request must be a map of query parameters",
+                call.method
             ))));
         }
-    } else if !data.is_unit() || !fields.is_empty() {
-        let with_fields = || -> Result<Map, Box<EvalAltResult>> {
-            let mut map: Map = fields.iter().map(|(k, v)| (k.into(), v.clone())).collect();
-            match data.read_lock::<Map>() {
-                Some(given) => map.extend(given.clone()),
-                None if data.is_unit() => {}
-                None => {
-                    return Err(raise(Error::BadRequest(format!(
-                        "data for this API must be a map, not {}",
-                        data.type_name()
-                    ))));
-                }
+        return Ok(());
+    }
+    if data.is_unit() && extras.fields.is_empty() {
+        return Ok(());
+    }
+    let fields = &extras.fields;
+    let with_fields = || -> Result<Map, Box<EvalAltResult>> {
+        let mut map: Map = fields.iter().map(|(k, v)| (k.into(), v.clone())).collect();
+        match data.read_lock::<Map>() {
+            Some(given) => map.extend(given.clone()),
+            None if data.is_unit() => {}
+            None => {
+                return Err(raise(Error::BadRequest(format!(
+                    "data for this API must be a map, not {}",
+                    data.type_name()
+                ))));
             }
-            Ok(map)
-        };
-        request.body = match body.as_str() {
-            "json" if fields.is_empty() => Body::Json(to_json(data)?),
-            "json" => Body::Json(to_json(&with_fields()?.into())?),
-            "form" => Body::Form(super::form_fields(&with_fields()?.into())?),
-            "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
-            "text" => Body::Text(data.to_string()),
-            other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, text)"))),
-        };
-    }
-    if !query.is_empty() {
-        request.url.query_pairs_mut().extend_pairs(&query);
-    }
+        }
+        Ok(map)
+    };
+    request.body = match options.text("body").as_deref().unwrap_or("json") {
+        "json" if fields.is_empty() => Body::Json(to_json(data)?),
+        "json" => Body::Json(to_json(&with_fields()?.into())?),
+        "form" => Body::Form(super::form_fields(&with_fields()?.into())?),
+        "multipart" => Body::Multipart(super::http::multipart(&with_fields()?).map_err(raise)?),
+        "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
+        "text" => Body::Text(data.to_string()),
+        other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, multipart, text)"))),
+    };
+    Ok(())
+}
+
+/// The per-call limits: `timeout_ms` and `max_retries`.
+fn limits(request: &mut Outgoing, options: &Options) -> Result<(), Box<EvalAltResult>> {
     if let Some(value) = options.map.get("timeout_ms") {
         let ms = value.as_int().ok().filter(|ms| *ms > 0).ok_or_else(|| arg_error("timeout_ms must be positive"))?;
         request.timeout = Some(Duration::from_millis(ms as u64));
@@ -374,12 +518,27 @@ fn build(
             value.as_int().ok().filter(|n| *n >= 0).ok_or_else(|| arg_error("max_retries must be a whole number"))?;
         request.max_retries = Some(n as u32);
     }
+    Ok(())
+}
+
+/// The call's `auth`: the option, else `META.auth`, else `none`.
+fn auth_of(meta: &Map, options: &Options) -> String {
+    options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string())).unwrap_or_else(|| "none".into())
+}
+
+/// A signature covers the finished request, body and headers included, so it is added last.
+fn sign(
+    request: &mut Outgoing,
+    auth: &str,
+    options: &Options,
+    services: &Services,
+    context: &Context,
+) -> Result<(), Box<EvalAltResult>> {
     match auth.split_once(':') {
-        Some(("aws", service)) => sign_aws(&mut request, service, options, services, context)?,
-        None if auth == "azure_shared_key" => sign_azure(&mut request, options, services, context)?,
-        _ => {}
+        Some(("aws", service)) => sign_aws(request, service, options, services, context),
+        None if auth == "azure_shared_key" => sign_azure(request, options, services, context),
+        _ => Ok(()),
     }
-    Ok(request)
 }
 
 /// Turns the body into the bytes that will be sent, with the content type the client would have added:
@@ -394,6 +553,8 @@ fn settle_body(request: &mut Outgoing) -> Result<Vec<u8>, Box<EvalAltResult>> {
         }
         Body::Text(text) => (text.into_bytes(), None),
         Body::Bytes(bytes) => (bytes, None),
+        // Its boundary is chosen as it is sent, after any signature would have been made.
+        Body::Multipart(_) => return Err(arg_error("a signed request cannot carry a multipart body")),
     };
     if let Some(content_type) = content_type
         && !request.headers.contains_key(reqwest::header::CONTENT_TYPE)
@@ -561,6 +722,21 @@ fn result(response: Incoming, host: &str, expect: &Expect, context: &Context) ->
     })
 }
 
+/// Sends a built request: egress check first, then through OAuth when the server uses it.
+fn send(
+    services: &Arc<Services>,
+    context: &Arc<Context>,
+    meta: &Map,
+    options: &Options,
+    request: Outgoing,
+) -> Result<Incoming, Box<EvalAltResult>> {
+    super::egress::check(services, context, &request.url)?;
+    match auth_of(meta, options).as_str() {
+        "oauth2" => crate::oauth::send(services, context, request, options.text("scheme")),
+        _ => services.http.send(request, context),
+    }
+}
+
 fn call(
     services: &Arc<Services>,
     meta: &Map,
@@ -570,35 +746,140 @@ fn call(
     overrides: &Map,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = super::context()?;
-    let mut options = Options::new(meta, overrides)?;
-    let mut auth = options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string()));
-    if auth.as_deref() == Some("oauth2") && fall_back(services, &context, &mut options)? {
-        auth = options.text("auth");
+    let options = options(services, &context, meta, overrides)?;
+    if context.all_pages {
+        return walk(services, &context, meta, &options, endpoint, method, data);
     }
-    let request = build(services, &context, meta, &options, endpoint, method, data)?;
-    super::egress::check(services, &context, &request.url)?;
+    let call = Request::new(&options, services, &context, endpoint, method, data)?;
+    let request = build(services, &context, meta, &options, &call)?;
     let host = request.url.host_str().unwrap_or_default().to_owned();
     let expect = Expect::of(&options)?;
-    let response = match auth.as_deref() {
-        Some("oauth2") => crate::oauth::send(services, &context, request, options.text("scheme"))?,
-        _ => services.http.send(request, &context)?,
-    };
+    let response = send(services, &context, meta, &options, request)?;
     result(response, &host, &expect, &context).map_err(raise)
+}
+
+/// The call's options: `META.api` with the call's own on top, and `META.oauth2.fallback` in place of the
+/// grant when the grant has nothing to start from.
+fn options(services: &Services, context: &Context, meta: &Map, overrides: &Map) -> Result<Options, Box<EvalAltResult>> {
+    let mut options = Options::new(meta, overrides)?;
+    if auth_of(meta, &options) == "oauth2" {
+        fall_back(services, context, &mut options)?;
+    }
+    Ok(options)
 }
 
 /// `META.oauth2.fallback` takes over (its auth and token as the call's options) when the grant has
 /// nothing to start from. With neither set, the error names every secret that would do.
-fn fall_back(services: &Services, context: &Context, options: &mut Options) -> Result<bool, Box<EvalAltResult>> {
-    let Some(spec) = context.script.meta.oauth2.as_ref() else { return Ok(false) };
-    let Some((auth, token)) = spec.fallback.as_ref() else { return Ok(false) };
-    let Some(lacking) = crate::oauth::lacking(services, context, spec)? else { return Ok(false) };
+fn fall_back(services: &Services, context: &Context, options: &mut Options) -> Result<(), Box<EvalAltResult>> {
+    let Some(spec) = context.script.meta.oauth2.as_ref() else { return Ok(()) };
+    let Some((auth, token)) = spec.fallback.as_ref() else { return Ok(()) };
+    let Some(lacking) = crate::oauth::lacking(services, context, spec)? else { return Ok(()) };
     fill(token, services, context).map_err(|error| match crate::oauth::error_of(*error) {
         Error::MissingSecret { name } => raise(Error::MissingSecret { name: format!("{lacking} or {name}") }),
         other => raise(other),
     })?;
     options.map.insert("auth".into(), auth.clone().into());
     options.map.insert("token".into(), token.clone().into());
-    Ok(true)
+    Ok(())
+}
+
+/// `api::all`: every page of a list, as one array of its items.
+fn all(
+    services: &Arc<Services>,
+    meta: &Map,
+    endpoint: &str,
+    method: &str,
+    data: &Dynamic,
+    overrides: &Map,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let context = super::context()?;
+    let options = options(services, &context, meta, overrides)?;
+    walk(services, &context, meta, &options, endpoint, method, data)
+}
+
+/// Fetches every page of the call as `META.api.pagination` describes, and returns their items in order.
+fn walk(
+    services: &Arc<Services>,
+    context: &Arc<Context>,
+    meta: &Map,
+    options: &Options,
+    endpoint: &str,
+    method: &str,
+    data: &Dynamic,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let paging = options.paging()?.ok_or_else(|| {
+        raise(Error::BadRequest(
+            "this server declares no pagination (META.api.pagination), so it cannot fetch all pages".into(),
+        ))
+    })?;
+    let first = Request::new(options, services, context, endpoint, method, data)?;
+    let given = match first.data.read_lock::<Map>() {
+        Some(map) => map.clone(),
+        None if first.data.is_unit() => Map::new(),
+        None => {
+            return Err(raise(Error::BadRequest(format!(
+                "data for a paged call must be a map or empty, not {}",
+                first.data.type_name()
+            ))));
+        }
+    };
+    let base = parse_url(&base_url(meta, options, services, context)?)?;
+    let items = paging.walk(|next| {
+        let page = match next {
+            Next::Params(params) => {
+                // The walk owns its parameters: the caller's own `?limit=4` would otherwise go out twice.
+                let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+                let endpoint = without(&first.endpoint, &names);
+                let mut data = given.clone();
+                data.extend(params.into_iter().map(|(k, v)| (k.into(), v)));
+                Request { endpoint, data: data.into(), ..first.clone() }
+            }
+            Next::Url(url) => {
+                let data = if first.sends_body() { first.data.clone() } else { Dynamic::UNIT };
+                Request { endpoint: below(&base, &url)?, data, ..first.clone() }
+            }
+        };
+        let request = build(services, context, meta, options, &page)?;
+        let (host, url) = (request.url.host_str().unwrap_or_default().to_owned(), request.url.clone());
+        let response = send(services, context, meta, options, request)?;
+        let headers = response.headers.clone();
+        Ok((result(response, &host, &Expect::Json, context).map_err(raise)?, headers, url))
+    })?;
+    Ok(items.into())
+}
+
+/// `endpoint` without the query parameters named `names` (compared decoded; the others kept as written).
+fn without(endpoint: &str, names: &[&str]) -> String {
+    let Some((path, query)) = endpoint.split_once('?') else { return endpoint.to_owned() };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default().replace('+', " ");
+            !names.contains(&percent_encoding::percent_decode_str(&name).decode_utf8_lossy().as_ref())
+        })
+        .collect();
+    match kept.is_empty() {
+        true => path.to_owned(),
+        false => format!("{path}?{}", kept.join("&")),
+    }
+}
+
+/// The endpoint of `url` below the base URL: a next-page link must stay within the API.
+fn below(base: &reqwest::Url, url: &reqwest::Url) -> Result<String, Box<EvalAltResult>> {
+    let base_path = base.path().trim_end_matches('/');
+    let same_origin = base.origin() == url.origin();
+    let path = url.path();
+    let inside = path == base_path || path.strip_prefix(base_path).is_some_and(|rest| rest.starts_with('/'));
+    if !same_origin || !inside {
+        return Err(raise(Error::InvalidResponse(format!(
+            "pagination: the next link leads outside the API ({})",
+            url.host_str().unwrap_or_default()
+        ))));
+    }
+    Ok(match url.query() {
+        Some(query) => format!("{}?{query}", &path[base_path.len()..]),
+        None => path[base_path.len()..].to_owned(),
+    })
 }
 
 pub fn module(services: Arc<Services>) -> Module {
@@ -612,6 +893,18 @@ pub fn module(services: Arc<Services>) -> Module {
         &mut module,
         move |meta: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
             call(&s, &meta, endpoint, method, &data, &options)
+        },
+    );
+    func("has_files").set_into_module(&mut module, |data: Dynamic| super::http::has_files(&data));
+    let s = services.clone();
+    func("all").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
+        all(&s, &meta, endpoint, method, &data, &Map::new())
+    });
+    let s = services.clone();
+    func("all").set_into_module(
+        &mut module,
+        move |meta: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
+            all(&s, &meta, endpoint, method, &data, &options)
         },
     );
     // A declared variable's value, `()` when it is not set: settings a script acts on beyond templates
@@ -641,6 +934,14 @@ mod tests {
         assert_eq!(path_of("https://api.telegram.org/bot{TELEGRAM_BOT_TOKEN}"), "/bot{TELEGRAM_BOT_TOKEN}");
         assert_eq!(path_of("{SHOPIFY_STORE_URL}/admin/api/2024-10"), "/admin/api/2024-10");
         assert_eq!(path_of("http://127.0.0.1:8080"), "");
+    }
+
+    #[test]
+    fn a_walk_takes_over_its_own_parameters_from_the_endpoint() {
+        assert_eq!(without("/users.list?limit=4&team=T1", &["limit", "cursor"]), "/users.list?team=T1");
+        assert_eq!(without("/t?page%5Bsize%5D=5&q=a+b", &["page[size]"]), "/t?q=a+b");
+        assert_eq!(without("/t?limit=4", &["limit"]), "/t");
+        assert_eq!(without("/t", &["limit"]), "/t");
     }
 
     #[test]

@@ -57,6 +57,114 @@ pub enum Body {
     Form(Vec<(String, String)>),
     Text(String),
     Bytes(Vec<u8>),
+    /// `multipart/form-data`: fields and files, in order.
+    Multipart(Vec<Part>),
+}
+
+/// One part of a multipart body.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: String,
+    pub content: PartContent,
+}
+
+#[derive(Debug, Clone)]
+pub enum PartContent {
+    Text(String),
+    File { filename: Option<String>, content_type: Option<String>, data: Vec<u8> },
+}
+
+/// The keys a file part may have.
+const FILE_KEYS: [&str; 3] = ["filename", "content_type", "data"];
+
+/// The parts of a multipart body from a map: a scalar is a text field, a map `#{ filename,
+/// content_type, data }` (data text or a blob) a file, any other map a field holding its JSON text
+/// (Box's `attributes`), an array several parts of one name, `()` none.
+/// A part that is none of these says why; the error is the caller's (`bad_request`), who sent the data.
+pub fn multipart(fields: &Map) -> Result<Vec<Part>, Error> {
+    fn add(name: &str, value: &Dynamic, nested: bool, parts: &mut Vec<Part>) -> Result<(), Error> {
+        let bad = |why: String| Error::BadRequest(format!("multipart part '{name}': {why}"));
+        if value.is_unit() {
+            return Ok(());
+        }
+        let file = value.read_lock::<Map>().filter(|map| map.keys().any(|key| FILE_KEYS.contains(&key.as_str())));
+        if let Some(file) = file {
+            if let Some(key) = file.keys().find(|key| !FILE_KEYS.contains(&key.as_str())) {
+                return Err(bad(format!("unknown key '{key}': a file part is #{{ filename, content_type, data }}")));
+            }
+            let text = |key: &str| match file.get(key) {
+                None => Ok(None),
+                Some(value) if value.is_string() => Ok(Some(value.to_string())),
+                Some(_) => Err(bad(format!("'{key}' must be a string"))),
+            };
+            let data = match file.get("data") {
+                Some(data) if data.is_blob() => data.clone().cast::<rhai::Blob>(),
+                Some(data) if data.is_string() => data.to_string().into_bytes(),
+                Some(_) => return Err(bad("'data' must be text or a blob".into())),
+                None => return Err(bad("a file part needs 'data' (and may have filename, content_type)".into())),
+            };
+            let content_type = text("content_type")?;
+            if let Some(content_type) = &content_type
+                && reqwest::multipart::Part::bytes(Vec::new()).mime_str(content_type).is_err()
+            {
+                return Err(bad(format!("'{content_type}' is not a content type")));
+            }
+            let content = PartContent::File { filename: text("filename")?, content_type, data };
+            parts.push(Part { name: name.to_owned(), content });
+        } else if let Some(items) = value.read_lock::<rhai::Array>() {
+            if nested {
+                return Err(bad("an array may hold text and file parts, not arrays".into()));
+            }
+            for item in items.iter() {
+                add(name, item, true, parts)?;
+            }
+        } else if value.is_blob() {
+            return Err(bad("a blob goes in a file part: #{ filename, content_type, data: blob }".into()));
+        } else {
+            parts.push(Part { name: name.to_owned(), content: PartContent::Text(super::scalar_text(value)) });
+        }
+        Ok(())
+    }
+    let mut parts = Vec::new();
+    for (name, value) in fields {
+        add(name, value, false, &mut parts)?;
+    }
+    Ok(parts)
+}
+
+/// Whether `data` holds a file part (`#{ data, filename?, content_type? }`) at its top level or in an
+/// array there: what a script checks to choose a multipart body for an upload.
+pub fn has_files(data: &Dynamic) -> bool {
+    let is_file = |value: &Dynamic| {
+        value
+            .read_lock::<Map>()
+            .is_some_and(|part| part.contains_key("data") && part.keys().all(|key| FILE_KEYS.contains(&key.as_str())))
+    };
+    data.read_lock::<Map>().is_some_and(|map| {
+        map.values().any(|value| {
+            is_file(value) || value.read_lock::<rhai::Array>().is_some_and(|items| items.iter().any(is_file))
+        })
+    })
+}
+
+/// The form reqwest sends; built anew for each attempt, as sending consumes it.
+fn form(parts: &[Part]) -> reqwest::multipart::Form {
+    parts.iter().fold(reqwest::multipart::Form::new(), |form, part| match &part.content {
+        PartContent::Text(text) => form.text(part.name.clone(), text.clone()),
+        PartContent::File { filename, content_type, data } => {
+            let bytes = || reqwest::multipart::Part::bytes(data.clone());
+            // The content type was checked when the part was read (`multipart`).
+            let file = match content_type {
+                Some(content_type) => bytes().mime_str(content_type).unwrap_or_else(|_| bytes()),
+                None => bytes(),
+            };
+            let file = match filename {
+                Some(filename) => file.file_name(filename.clone()),
+                None => file,
+            };
+            form.part(part.name.clone(), file)
+        }
+    })
 }
 
 /// An outbound request.
@@ -69,6 +177,9 @@ pub struct Outgoing {
     pub basic_auth: Option<(String, String)>,
     pub timeout: Option<Duration>,
     pub max_retries: Option<u32>,
+    /// The server's outbound schedule: every attempt waits for a slot, and reports what the upstream
+    /// said about its limit (`api` calls only).
+    pub throttle: Option<Arc<super::throttle::Throttle>>,
 }
 
 impl Outgoing {
@@ -81,6 +192,7 @@ impl Outgoing {
             basic_auth: None,
             timeout: None,
             max_retries: None,
+            throttle: None,
         }
     }
 }
@@ -186,9 +298,23 @@ impl HttpClient {
             if remaining.is_zero() {
                 return Err(Error::Timeout(format!("no time left to call {host}")));
             }
+            if let Some(throttle) = &request.throttle {
+                let at = throttle.reserve(context.deadline()).map_err(|wait| Error::RateLimited {
+                    message: format!(
+                        "{host}: the rate limit leaves no slot for {} ms, past this call's deadline",
+                        wait.as_millis()
+                    ),
+                    retry_after: Some(wait.as_secs().max(1)),
+                })?;
+                tokio::time::sleep_until(at.into()).await;
+            }
+            let remaining = context.remaining();
             let timeout = request.timeout.unwrap_or(self.settings.timeout).min(remaining);
             let started = Instant::now();
             let result = self.attempt(&request, timeout).await;
+            if let (Some(throttle), Ok(response)) = (&request.throttle, &result) {
+                throttle.observe(response.status, &response.headers);
+            }
             let millis = started.elapsed().as_secs_f64() * 1000.0;
             let status = result.as_ref().map(|r| r.status.as_u16()).unwrap_or(0);
             tracing::info!(target: "switchboard::http", method = %request.method, %host, %path, status, duration_ms = format!("{millis:.1}"), attempt, "outbound");
@@ -229,6 +355,7 @@ impl HttpClient {
             Body::Form(pairs) => builder.form(pairs),
             Body::Text(text) => builder.body(text.clone()),
             Body::Bytes(bytes) => builder.body(bytes.clone()),
+            Body::Multipart(parts) => builder.multipart(form(parts)),
         };
         let mut response = builder.send().await.map_err(Failure::from_reqwest)?;
         let status = response.status();
@@ -351,6 +478,10 @@ fn apply_options(request: &mut Outgoing, options: &Map) -> Result<(), Box<EvalAl
             "json" => request.body = Body::Json(to_json(value)?),
             "form" if value.is_map() => request.body = Body::Form(super::form_fields(value)?),
             "form" => return Err(arg_error("form must be a map")),
+            "multipart" => {
+                let fields = value.read_lock::<Map>().ok_or_else(|| arg_error("multipart must be a map"))?;
+                request.body = Body::Multipart(multipart(&fields).map_err(raise)?);
+            }
             "body" if value.is_blob() => request.body = Body::Bytes(value.clone().cast()),
             "body" => request.body = Body::Text(value.to_string()),
             "basic_auth" => {
@@ -366,7 +497,7 @@ fn apply_options(request: &mut Outgoing, options: &Map) -> Result<(), Box<EvalAl
             "max_retries" => request.max_retries = Some(positive_or_zero(value, "max_retries")? as u32),
             other => {
                 return Err(arg_error(&format!(
-                    "unknown request option '{other}' (method, url, headers, query, json, form, body, basic_auth, timeout_ms, max_retries)"
+                    "unknown request option '{other}' (method, url, headers, query, json, form, multipart, body, basic_auth, timeout_ms, max_retries)"
                 )));
             }
         }

@@ -17,7 +17,9 @@ pub mod db;
 pub mod egress;
 pub mod http;
 pub(crate) mod jwt;
+pub(crate) mod pages;
 pub(crate) mod secret;
+pub(crate) mod throttle;
 mod time;
 mod xml;
 
@@ -47,6 +49,8 @@ pub struct Services {
     opened: ArcSwap<Opened>,
     /// OAuth access tokens, per server.
     pub oauth: crate::oauth::Tokens,
+    /// Outbound rate limits, per server.
+    pub throttles: throttle::Throttles,
 }
 
 impl Services {
@@ -64,6 +68,7 @@ impl Services {
             variables: ArcSwap::default(),
             opened: ArcSwap::default(),
             oauth: crate::oauth::Tokens::default(),
+            throttles: throttle::Throttles::default(),
         })
     }
 
