@@ -5,18 +5,8 @@ mod common;
 
 use common::{Server, json};
 use serde_json::json;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const ADMIN: &str = "adm-ch-5e4f3a";
-
-async fn ok() -> MockServer {
-    let mock = MockServer::start().await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "ok": true })))
-        .mount(&mock)
-        .await;
-    mock
-}
 
 /// The README's Caller headers section: its script, and its two curl lines as written.
 #[tokio::test]
@@ -26,7 +16,7 @@ async fn allowed_headers_pass_through_and_others_do_not() {
     let block = |fence: &str| section.split(fence).nth(1).unwrap().split("```").next().unwrap().to_owned();
     let (source, shell) = (block("```rhai\n"), block("```sh\n").replace("\\\n", ""));
 
-    let mock = ok().await;
+    let mock = common::ok_upstream().await;
     let uri = mock.uri();
     let env = [("PAYMENTS_KEY", "pay-key-8d7c"), ("PAYMENTS_BASE_URL", uri.as_str())];
     let server = Server::start_with(&[("payments", &source)], &[], &env);
@@ -54,7 +44,7 @@ async fn allowed_headers_pass_through_and_others_do_not() {
 
 #[tokio::test]
 async fn a_server_without_pass_headers_forwards_none_and_a_call_can_narrow_the_list() {
-    let mock = ok().await;
+    let mock = common::ok_upstream().await;
     let uri = mock.uri();
     let plain = r#"const META = #{ title: "Plain", description: "d", base_url: "https://plain.invalid" };
 fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data) }"#;
@@ -75,7 +65,7 @@ fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data
 
 #[tokio::test]
 async fn a_caller_header_never_replaces_the_servers_credential() {
-    let mock = ok().await;
+    let mock = common::ok_upstream().await;
     let uri = mock.uri();
     let keyed = r#"const META = #{ title: "Keyed", description: "d", secrets: ["KEYED_KEY"], auth: "header:X-Api-Key",
     base_url: "https://keyed.invalid", api: #{ pass_headers: ["X-Api-Key", "X-Trace"] } };

@@ -35,15 +35,6 @@ fn file(name: &str, filename: &str, content_type: &str, data: &[u8]) -> Parsed {
     (name.into(), Some(filename.into()), Some(content_type.into()), data.to_vec())
 }
 
-async fn ok() -> MockServer {
-    let mock = MockServer::start().await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "ok": true })))
-        .mount(&mock)
-        .await;
-    mock
-}
-
 const UPLOADS: &str = r#"const META = #{ title: "Uploads", description: "d", secrets: ["UP_TOKEN"], auth: "bearer",
     base_url: "https://api.uploads.invalid/v1", api: #{ body: "multipart", body_fields: #{ source: "switchboard" } } };
 fn main(endpoint, method, data) {
@@ -57,7 +48,7 @@ fn main(endpoint, method, data) {
 
 #[tokio::test]
 async fn text_and_blob_file_parts_arrive_as_multipart_form_data() {
-    let mock = ok().await;
+    let mock = common::ok_upstream().await;
     let uri = mock.uri();
     let env = [("UP_TOKEN", "up-tok-3b4c"), ("UPLOADS_BASE_URL", uri.as_str())];
     let server = Server::start_with(&[("uploads", UPLOADS)], &[], &env);
@@ -92,7 +83,7 @@ async fn text_and_blob_file_parts_arrive_as_multipart_form_data() {
 
 #[tokio::test]
 async fn a_bad_part_is_refused_before_anything_is_sent() {
-    let mock = ok().await;
+    let mock = common::ok_upstream().await;
     let uri = mock.uri();
     let env = [("UP_TOKEN", "up-tok-3b4c"), ("UPLOADS_BASE_URL", uri.as_str())];
     let server = Server::start_with(&[("uploads", UPLOADS)], &[], &env);
@@ -114,7 +105,8 @@ async fn a_bad_part_is_refused_before_anything_is_sent() {
 
 #[tokio::test]
 async fn catalog_uploads_go_multipart_to_their_upload_hosts() {
-    let (telegram, api, upload) = (ok().await, ok().await, ok().await);
+    let (telegram, api, upload) =
+        (common::ok_upstream().await, common::ok_upstream().await, common::ok_upstream().await);
     let token = "123456:tg-test-token";
     let (telegram_uri, api_uri, upload_uri) = (telegram.uri(), api.uri(), upload.uri());
     let env = [
@@ -170,7 +162,7 @@ async fn the_readme_multipart_example_runs_as_written() {
     let path = shell.split("localhost:8080").nth(1).unwrap().split_whitespace().next().unwrap();
     let body = shell.split("-d '").nth(1).unwrap().split('\'').next().unwrap();
 
-    let mock = ok().await;
+    let mock = common::ok_upstream().await;
     let uri = mock.uri();
     let env = [("DOCS_TOKEN", "docs-tok-2a"), ("DOCS_BASE_URL", uri.as_str())];
     let server = Server::start_with(&[("docs", &source)], &[], &env);

@@ -737,6 +737,7 @@ fn send(
     }
 }
 
+/// `api::call` (every page when the caller asked for all pages) and `api::all` (every page).
 fn call(
     services: &Arc<Services>,
     meta: &Map,
@@ -744,10 +745,11 @@ fn call(
     method: &str,
     data: &Dynamic,
     overrides: &Map,
+    all_pages: bool,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = super::context()?;
     let options = options(services, &context, meta, overrides)?;
-    if context.all_pages {
+    if all_pages || context.all_pages {
         return walk(services, &context, meta, &options, endpoint, method, data);
     }
     let call = Request::new(&options, services, &context, endpoint, method, data)?;
@@ -781,20 +783,6 @@ fn fall_back(services: &Services, context: &Context, options: &mut Options) -> R
     options.map.insert("auth".into(), auth.clone().into());
     options.map.insert("token".into(), token.clone().into());
     Ok(())
-}
-
-/// `api::all`: every page of a list, as one array of its items.
-fn all(
-    services: &Arc<Services>,
-    meta: &Map,
-    endpoint: &str,
-    method: &str,
-    data: &Dynamic,
-    overrides: &Map,
-) -> Result<Dynamic, Box<EvalAltResult>> {
-    let context = super::context()?;
-    let options = options(services, &context, meta, overrides)?;
-    walk(services, &context, meta, &options, endpoint, method, data)
 }
 
 /// Fetches every page of the call as `META.api.pagination` describes, and returns their items in order.
@@ -886,25 +874,25 @@ pub fn module(services: Arc<Services>) -> Module {
     let mut module = Module::new();
     let s = services.clone();
     func("call").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
-        call(&s, &meta, endpoint, method, &data, &Map::new())
+        call(&s, &meta, endpoint, method, &data, &Map::new(), false)
     });
     let s = services.clone();
     func("call").set_into_module(
         &mut module,
         move |meta: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
-            call(&s, &meta, endpoint, method, &data, &options)
+            call(&s, &meta, endpoint, method, &data, &options, false)
         },
     );
     func("has_files").set_into_module(&mut module, |data: Dynamic| super::http::has_files(&data));
     let s = services.clone();
     func("all").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
-        all(&s, &meta, endpoint, method, &data, &Map::new())
+        call(&s, &meta, endpoint, method, &data, &Map::new(), true)
     });
     let s = services.clone();
     func("all").set_into_module(
         &mut module,
         move |meta: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
-            all(&s, &meta, endpoint, method, &data, &options)
+            call(&s, &meta, endpoint, method, &data, &options, true)
         },
     );
     // A declared variable's value, `()` when it is not set: settings a script acts on beyond templates

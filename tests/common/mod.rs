@@ -16,6 +16,16 @@ pub fn script(title: &str, body: &str) -> String {
     )
 }
 
+/// A mock upstream answering every request with 200 `{"ok": true}`; it records what it receives.
+pub async fn ok_upstream() -> wiremock::MockServer {
+    let mock = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({ "ok": true })))
+        .mount(&mock)
+        .await;
+    mock
+}
+
 /// Runs the CLI on the data directory `data`, writing `stdin` to it.
 pub fn cli(data: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(BIN)
