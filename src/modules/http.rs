@@ -306,7 +306,9 @@ impl HttpClient {
                     ),
                     retry_after: Some(wait.as_secs().max(1)),
                 })?;
-                tokio::time::sleep_until(at.into()).await;
+                if at > Instant::now() {
+                    tokio::time::sleep_until(at.into()).await;
+                }
             }
             let remaining = context.remaining();
             let timeout = request.timeout.unwrap_or(self.settings.timeout).min(remaining);

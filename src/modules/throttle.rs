@@ -70,7 +70,13 @@ pub struct Throttles {
 impl Throttles {
     /// The throttle of `server`, with its declared window (which a reloaded script may have changed).
     pub fn of(&self, server: &str, window: Option<Window>) -> Arc<Throttle> {
-        let throttle = self.servers.lock().entry(server.to_owned()).or_default().clone();
+        let throttle = {
+            let mut servers = self.servers.lock();
+            match servers.get(server) {
+                Some(throttle) => throttle.clone(),
+                None => servers.entry(server.to_owned()).or_default().clone(),
+            }
+        };
         throttle.state.lock().window = window;
         throttle
     }
