@@ -31,6 +31,9 @@
 //!
 //! `api::variable(NAME)` reads a declared variable (`()` when unset) for scripts that act on a setting.
 
+mod response;
+mod sign;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +41,7 @@ use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use rhai::{Dynamic, EvalAltResult, Map, Module};
 
+use self::response::{Expect, result};
 use super::http::{Body, Incoming, Outgoing, parse_url};
 use super::pages::{Next, Paging};
 use super::secret;
@@ -380,7 +384,7 @@ fn build(
         request.url.query_pairs_mut().extend_pairs(&extras.query);
     }
     limits(&mut request, options)?;
-    sign(&mut request, &auth_of(meta, options), options, services, context)?;
+    sign::sign(&mut request, &auth_of(meta, options), options, services, context)?;
     // Calls of one server share its schedule; a script no server is bound to has one of its own.
     let server = context.server.clone().unwrap_or_else(|| context.script.cid.to_string());
     request.throttle = Some(services.throttles.of(&server, options.window()?));
@@ -524,202 +528,6 @@ fn limits(request: &mut Outgoing, options: &Options) -> Result<(), Box<EvalAltRe
 /// The call's `auth`: the option, else `META.auth`, else `none`.
 fn auth_of(meta: &Map, options: &Options) -> String {
     options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string())).unwrap_or_else(|| "none".into())
-}
-
-/// A signature covers the finished request, body and headers included, so it is added last.
-fn sign(
-    request: &mut Outgoing,
-    auth: &str,
-    options: &Options,
-    services: &Services,
-    context: &Context,
-) -> Result<(), Box<EvalAltResult>> {
-    match auth.split_once(':') {
-        Some(("aws", service)) => sign_aws(request, service, options, services, context),
-        None if auth == "azure_shared_key" => sign_azure(request, options, services, context),
-        _ => Ok(()),
-    }
-}
-
-/// Turns the body into the bytes that will be sent, with the content type the client would have added:
-/// a signature covers both.
-fn settle_body(request: &mut Outgoing) -> Result<Vec<u8>, Box<EvalAltResult>> {
-    let (bytes, content_type) = match std::mem::take(&mut request.body) {
-        Body::None => return Ok(Vec::new()),
-        Body::Json(value) => (value.to_string().into_bytes(), Some("application/json")),
-        Body::Form(pairs) => {
-            let text = serde_urlencoded::to_string(&pairs).map_err(|e| arg_error(&format!("form body: {e}")))?;
-            (text.into_bytes(), Some("application/x-www-form-urlencoded"))
-        }
-        Body::Text(text) => (text.into_bytes(), None),
-        Body::Bytes(bytes) => (bytes, None),
-        // Its boundary is chosen as it is sent, after any signature would have been made.
-        Body::Multipart(_) => return Err(arg_error("a signed request cannot carry a multipart body")),
-    };
-    if let Some(content_type) = content_type
-        && !request.headers.contains_key(reqwest::header::CONTENT_TYPE)
-    {
-        request.headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    }
-    request.body = Body::Bytes(bytes.clone());
-    Ok(bytes)
-}
-
-/// The request's headers as the signers take them.
-fn header_map(request: &Outgoing) -> Map {
-    let text = |v: &HeaderValue| v.to_str().unwrap_or_default().to_owned();
-    request.headers.iter().map(|(name, value)| (name.as_str().into(), Dynamic::from(text(value)))).collect()
-}
-
-/// `auth: "aws:<service>"`: AWS Signature Version 4 over the finished request. The keys are the
-/// `username` and `password` templates (`{AWS_ACCESS_KEY_ID}`, `{AWS_SECRET_ACCESS_KEY}` by default), the
-/// region the `region` template, and a temporary credential's token the secret named by `session_token`
-/// when it is set.
-fn sign_aws(
-    request: &mut Outgoing,
-    service: &str,
-    options: &Options,
-    services: &Services,
-    context: &Context,
-) -> Result<(), Box<EvalAltResult>> {
-    let template =
-        |key: &str, default: &str| fill(&options.text(key).unwrap_or_else(|| default.into()), services, context);
-    let region = options.text("region").ok_or_else(|| arg_error("auth aws:<service> needs the option region"))?;
-    let mut signing = Map::new();
-    signing.insert("access_key".into(), template("username", "{AWS_ACCESS_KEY_ID}")?.into());
-    signing.insert("secret_key".into(), template("password", "{AWS_SECRET_ACCESS_KEY}")?.into());
-    signing.insert("region".into(), fill(&region, services, context)?.into());
-    if let Some(name) = options.text("session_token")
-        && let Some(token) = secret::read(services, context, &name)?
-    {
-        signing.insert("session_token".into(), token.into());
-    }
-    let body = settle_body(request)?;
-    signing.insert("method".into(), request.method.as_str().into());
-    signing.insert("url".into(), request.url.as_str().into());
-    signing.insert("service".into(), service.into());
-    signing.insert("headers".into(), header_map(request).into());
-    signing.insert("body".into(), Dynamic::from_blob(body));
-    for (name, value) in super::aws::sign_request(&signing)? {
-        let (name, value) = header(&name, &value.to_string())?;
-        request.headers.insert(name, value);
-    }
-    Ok(())
-}
-
-/// `auth: "azure_shared_key"`: Azure Storage's Shared Key over the finished request, with `x-ms-date` set
-/// now. The account and its key are the `username` and `password` templates; the script gives
-/// `x-ms-version` in its headers.
-fn sign_azure(
-    request: &mut Outgoing,
-    options: &Options,
-    services: &Services,
-    context: &Context,
-) -> Result<(), Box<EvalAltResult>> {
-    let template = |key: &str| {
-        let template =
-            options.text(key).ok_or_else(|| arg_error(&format!("azure_shared_key needs the option {key}")))?;
-        fill(&template, services, context)
-    };
-    let (account, key) = (template("username")?, template("password")?);
-    let body = settle_body(request)?;
-    let (name, date) = header("x-ms-date", &httpdate::fmt_http_date(std::time::SystemTime::now()))?;
-    request.headers.insert(name, date);
-    let mut headers = header_map(request);
-    if !body.is_empty() {
-        headers.insert("content-length".into(), Dynamic::from(body.len().to_string()));
-    }
-    let mut signing = Map::new();
-    signing.insert("account".into(), account.into());
-    signing.insert("key".into(), key.into());
-    signing.insert("method".into(), request.method.as_str().into());
-    signing.insert("url".into(), request.url.as_str().into());
-    signing.insert("headers".into(), headers.into());
-    let (name, value) = header("authorization", &super::azure::shared_key(&signing)?)?;
-    request.headers.insert(name, value);
-    Ok(())
-}
-
-/// What a successful response becomes.
-enum Expect {
-    Json,
-    Text,
-    /// By its content type: JSON parsed, XML as a map (these elements always arrays), anything else the
-    /// body itself with its content type, as an output envelope.
-    Auto(Vec<String>),
-}
-
-impl Expect {
-    fn of(options: &Options) -> Result<Expect, Box<EvalAltResult>> {
-        Ok(match options.text("response").as_deref() {
-            None | Some("json") => Expect::Json,
-            Some("text") => Expect::Text,
-            Some("auto") => {
-                let lists = match options.map.get("xml_lists") {
-                    None => Vec::new(),
-                    Some(lists) => lists
-                        .clone()
-                        .try_cast::<rhai::Array>()
-                        .ok_or_else(|| arg_error("xml_lists must be an array of element names"))?
-                        .iter()
-                        .map(|name| name.to_string())
-                        .collect(),
-                };
-                Expect::Auto(lists)
-            }
-            Some(other) => return Err(arg_error(&format!("unknown response '{other}' (json, text, auto)"))),
-        })
-    }
-}
-
-/// Maps an upstream response to the script's result or to the documented error.
-fn result(response: Incoming, host: &str, expect: &Expect, context: &Context) -> Result<Dynamic, Error> {
-    let status = response.status;
-    if status.as_u16() == 429 {
-        let retry_after = response.retry_after().map(|d| d.as_secs().max(1));
-        return Err(Error::RateLimited {
-            message: format!("{host} is still rate limiting after retries"),
-            retry_after,
-        });
-    }
-    if !status.is_success() {
-        return Err(Error::Upstream {
-            status: status.as_u16(),
-            message: format!("{host} answered {status}"),
-            body: context.excerpt(&String::from_utf8_lossy(&response.body), EXCERPT),
-        });
-    }
-    if response.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Dynamic::UNIT);
-    }
-    let content_type = response.headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let content_type = content_type.unwrap_or("application/octet-stream").to_owned();
-    match expect {
-        Expect::Json => {}
-        Expect::Text => return Ok(String::from_utf8_lossy(&response.body).into_owned().into()),
-        Expect::Auto(_) if content_type.contains("json") => {}
-        Expect::Auto(lists) if content_type.contains("xml") => {
-            let text = String::from_utf8_lossy(&response.body);
-            return super::xml::parse(&text, lists).map(Dynamic::from).map_err(|e| {
-                let excerpt = context.excerpt(&text, 200);
-                Error::InvalidResponse(context.redact(&format!("{host} sent a body that is not XML ({e}): {excerpt}")))
-            });
-        }
-        Expect::Auto(_) => {
-            let mut envelope = Map::new();
-            let output = match content_type.starts_with("text/") {
-                true => String::from_utf8_lossy(&response.body).into_owned().into(),
-                false => Dynamic::from_blob(response.body.to_vec()),
-            };
-            envelope.insert("output".into(), output);
-            envelope.insert("content_type".into(), content_type.into());
-            return Ok(envelope.into());
-        }
-    }
-    serde_json::from_slice::<Dynamic>(&response.body).map_err(|e| {
-        let excerpt = context.excerpt(&String::from_utf8_lossy(&response.body), 200);
-        Error::InvalidResponse(context.redact(&format!("{host} sent a body that is not JSON ({e}): {excerpt}")))
-    })
 }
 
 /// Sends a built request: egress check first, then through OAuth when the server uses it.
