@@ -208,13 +208,17 @@ pub struct Incoming {
 impl Incoming {
     /// Seconds the upstream asked us to wait, from `Retry-After` (seconds or an HTTP date).
     pub fn retry_after(&self) -> Option<Duration> {
-        let value = self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-        if let Ok(seconds) = value.parse::<u64>() {
-            return Some(Duration::from_secs(seconds));
-        }
-        let at = httpdate::parse_http_date(value).ok()?;
-        Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+        retry_after(self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim())
     }
+}
+
+/// A `Retry-After` value, in seconds or as an HTTP date, as the wait it asks for.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
 /// The shared client; cloning it is cheap and shares the connection pool.

@@ -20,6 +20,7 @@ use reqwest::header::HeaderMap;
 use rhai::{EvalAltResult, Map};
 
 use super::arg_error;
+use super::http::retry_after;
 
 /// The longest an upstream's reset time is believed: anything later is taken as this.
 const LONGEST_PAUSE: Duration = Duration::from_secs(3600);
@@ -156,15 +157,6 @@ fn pause(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
         }
         false => Duration::from_secs(reset),
     })
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(value: &str) -> Option<Duration> {
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }
 
 #[cfg(test)]
