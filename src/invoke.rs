@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, ImmutableString};
 
 use crate::cid::Cid;
-use crate::engine::{Call, Context, Data, Fault, Function, Output, Script};
+use crate::engine::{Call, Context, Data, Fault, Function, Output, Overflow, Script};
 use crate::error::{Error, Location, Result};
 use crate::runtime::Runtime;
 use crate::store::Change;
@@ -235,6 +235,9 @@ impl Runtime {
             method: ImmutableString::from(invocation.method),
             context: context.clone(),
         };
+        if script.overflowed() {
+            return Err(Overflow::again(context.location()));
+        }
         if !script.waits() {
             match self.engine.run_inline(call.with(invocation.data.to_dynamic()?, true, None)) {
                 Ok(value) => return call.output(value),
@@ -258,7 +261,7 @@ impl Runtime {
         };
         match self.threads.run(context.deadline(), body).await {
             Some(Ok(result)) => result,
-            Some(Err(overflow)) => Err(overflow.error(context.location())),
+            Some(Err(overflow)) => Err(context.overflowed(overflow)),
             None => Err(Error::Internal("the script thread failed".into())),
         }
     }

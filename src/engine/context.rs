@@ -46,6 +46,12 @@ impl Context {
         crate::error::Location { server: self.server.clone(), cid: Some(self.script.cid), ..Default::default() }
     }
 
+    /// The error for a run of this invocation that overflowed its stack; its script is not run again.
+    pub fn overflowed(&self, overflow: super::Overflow) -> crate::error::Error {
+        self.script.mark_overflowed();
+        overflow.error(self.location())
+    }
+
     /// When the invocation must have finished.
     pub fn deadline(&self) -> Instant {
         self.started + self.timeout

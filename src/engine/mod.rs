@@ -223,8 +223,8 @@ impl ScriptEngine {
     /// Runs `call` inline, to completion on the current thread (on a script stack). A
     /// [`Fault::Demote`] means: run it again as a fiber, with `inline: false`.
     pub fn run_inline(&self, call: Call) -> Result<Dynamic, Fault> {
-        let at = call.context.location();
-        fiber::on_stack(|| self.run(call)).unwrap_or_else(|overflow| Err(Fault::Error(overflow.error(at))))
+        let context = call.context.clone();
+        fiber::on_stack(|| self.run(call)).unwrap_or_else(|overflow| Err(Fault::Error(context.overflowed(overflow))))
     }
 
     /// Calls the function `call` names. Inline runs go through [`run_inline`](Self::run_inline); any

@@ -208,13 +208,16 @@ pub struct Script {
     webhook: bool,
     /// Learned on the first run that waited or outgrew the inline budget: start it as a fiber.
     waits: AtomicBool,
+    /// A run overflowed its stack: what its abandoned frames held is leaked, so it is not run again.
+    overflowed: AtomicBool,
 }
 
 impl Script {
     pub(super) fn new(cid: Cid, meta: Meta, ast: AST, has_prelude: bool) -> Script {
         let cid_text = bytes::Bytes::copy_from_slice(cid.text().as_str().as_bytes());
         let webhook = ast.iter_functions().any(|f| f.name == "webhook" && f.params.len() == 1);
-        Script { cid, cid_text, meta, ast, has_prelude, webhook, waits: AtomicBool::new(false) }
+        let (waits, overflowed) = (AtomicBool::new(false), AtomicBool::new(false));
+        Script { cid, cid_text, meta, ast, has_prelude, webhook, waits, overflowed }
     }
 
     /// Whether this script should skip the inline attempt and start as a fiber.
@@ -224,6 +227,16 @@ impl Script {
 
     pub fn mark_waits(&self) {
         self.waits.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a run of this script overflowed its stack; it is then refused without running, so that
+    /// a caller repeating it cannot make the process leak again and again.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn mark_overflowed(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
     }
 
     /// Whether the script defines `function` (every script defines `main`: compiling checks it).

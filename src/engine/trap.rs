@@ -98,6 +98,15 @@ impl Overflow {
             at,
         )
     }
+
+    /// The error for a call to a script that overflowed on an earlier run and is not run again.
+    pub fn again(at: Location) -> Error {
+        Error::limit_exceeded(
+            "stack",
+            "the script overflowed its stack on an earlier run and is not run again until it changes",
+            at,
+        )
+    }
 }
 
 /// # Safety
