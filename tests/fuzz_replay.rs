@@ -4,6 +4,8 @@
 
 #[path = "harness/dispatch.rs"]
 mod dispatch;
+#[path = "harness/envelope.rs"]
+mod envelope;
 #[path = "harness/image.rs"]
 mod image;
 
@@ -43,8 +45,20 @@ fn the_image_corpus_round_trips() {
     }
 }
 
+#[test]
+fn the_envelope_corpus_is_framed_by_the_runtime() {
+    let wire = envelope::Wire::new();
+    let inputs = corpus("envelope");
+    assert!(inputs.len() >= 8, "the corpus is missing");
+    for (name, input) in inputs {
+        eprintln!("{name}");
+        wire.run(&input);
+    }
+}
+
 thread_local! {
     static DISPATCHER: dispatch::Dispatcher = dispatch::Dispatcher::new();
+    static WIRE: envelope::Wire = envelope::Wire::new();
 }
 
 /// One request in the harness's line form.
@@ -84,6 +98,39 @@ proptest! {
         DISPATCHER.with(|dispatcher| dispatcher.run(&encode(&method, &target, &headers, &body)));
     }
 
+}
+
+/// A header name a script might return: a framing one in any case, or another.
+fn header_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::sample::select(&envelope::FRAMING[..]).prop_map(str::to_owned),
+        proptest::sample::select(&envelope::FRAMING[..]).prop_map(|n| n.to_ascii_uppercase()),
+        "x-[a-z]{1,10}",
+        "[a-zA-Z-]{1,16}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_envelopes_are_framed_by_the_runtime(
+        status in prop_oneof![100i64..600, Just(101), Just(204), Just(304), any::<i64>()],
+        headers in proptest::collection::btree_map(header_name(), "[ -~]{0,20}", 0..4),
+        output in prop_oneof![
+            "[ -~\r\n]{0,200}".prop_map(serde_json::Value::from),
+            Just(serde_json::json!({ "a": [1, 2] })),
+            Just(serde_json::Value::Null),
+        ],
+        content_type in proptest::option::of("text/html|application/json|[ -~]{0,20}"),
+    ) {
+        let mut envelope = serde_json::json!({ "output": output, "status": status, "headers": headers });
+        if let Some(content_type) = content_type {
+            envelope["content_type"] = content_type.into();
+        }
+        let input = serde_json::to_vec(&envelope).unwrap();
+        WIRE.with(|wire| wire.run(&input));
+    }
 }
 
 proptest! {
