@@ -3,6 +3,8 @@
 //! `serve` on one TCP connection to 127.0.0.1.
 
 mod common;
+// The client half of the envelope fuzz harness; its in-process server half is the fuzzers'.
+#[allow(dead_code)]
 #[path = "harness/envelope.rs"]
 mod envelope;
 

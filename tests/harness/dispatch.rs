@@ -73,5 +73,9 @@ fn request(input: &[u8]) -> Option<Request<Body>> {
             builder = builder.header(&line[..colon], line[colon + 1..].trim_ascii());
         }
     }
+    // A client names the host it sends to; an input that names none is sent to loopback.
+    if builder.headers_ref().is_some_and(|headers| !headers.contains_key("host")) {
+        builder = builder.header("host", "127.0.0.1");
+    }
     builder.body(Body::from(rest.to_vec())).ok()
 }
