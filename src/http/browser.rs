@@ -87,8 +87,13 @@ impl Policy {
     /// The host the request was sent to, if this server answers to it. A request in absolute form
     /// (`GET http://name/ HTTP/1.1`) names it in its target too, and both must be admitted.
     fn admit_host<'a>(&self, uri: &Uri, headers: &'a HeaderMap) -> Result<&'a str, Error> {
-        let host = headers.get(HOST).and_then(|v| v.to_str().ok()).filter(|h| !h.is_empty());
-        let host = host.ok_or_else(|| Error::BadRequest("the request has no valid Host header".into()))?;
+        let mut hosts = headers.get_all(HOST).iter();
+        // Two Host headers: a proxy in front may route by either one.
+        let host = match (hosts.next(), hosts.next()) {
+            (Some(host), None) => host.to_str().ok().filter(|h| !h.is_empty()),
+            _ => None,
+        };
+        let host = host.ok_or_else(|| Error::BadRequest("the request needs exactly one valid Host header".into()))?;
         for named in std::iter::once(host).chain(uri.authority().map(|a| a.as_str())) {
             if !self.answers_to(named) {
                 let shown: String = named.chars().take(100).collect();
@@ -212,6 +217,7 @@ mod tests {
             assert_eq!(decide(&policy, "/echo", &[("host", host)]), Err("forbidden"), "{host}");
         }
         assert_eq!(decide(&policy, "/echo", &[]), Err("bad_request"));
+        assert_eq!(decide(&policy, "/echo", &[("host", "localhost"), ("host", "evil.example")]), Err("bad_request"));
         assert_eq!(decide(&policy, "http://evil.example/echo", &[("host", "localhost")]), Err("forbidden"));
         assert_eq!(decide(&configured(&["*"], &[], None), "/", &[("host", "anything.example")]), Ok(()));
     }

@@ -7,7 +7,8 @@
 //! browser rules ([`super::browser`]) decide whether the request may run anything at all.
 //!
 //! After routing: axum answers some requests itself — 405 for a method a route does not take, 400 when
-//! a path parameter is not UTF-8 — in plain text. Those become the one JSON error shape. Responses of
+//! a path parameter is not UTF-8 — in plain text, and so does the MCP transport. Those become the one
+//! JSON error shape. Responses of
 //! invocations (they carry `X-Server-Cid`) are the script's own and are left alone, and so are pages.
 //! Every response says `X-Content-Type-Options: nosniff`, so that no browser reads a script's text or a
 //! stored blob as HTML or script whatever it looks like.
@@ -93,6 +94,9 @@ async fn as_json(response: Response) -> Response {
     };
     let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text };
     let mut json = of_status(status, message).into_response();
+    // The status stays the one the layer chose (a 406 or 415 from the MCP transport is a bad request
+    // whose status says more).
+    *json.status_mut() = status;
     if let Some(allow) = parts.headers.get(header::ALLOW) {
         json.headers_mut().insert(header::ALLOW, allow.clone());
     }
@@ -102,6 +106,8 @@ async fn as_json(response: Response) -> Response {
 /// The error users see for a status the HTTP layer chose.
 fn of_status(status: StatusCode, message: String) -> Error {
     match status.as_u16() {
+        401 => Error::Unauthorized(message),
+        403 => Error::Forbidden(message),
         404 => Error::NotFound(message),
         405 => Error::MethodNotAllowed(message),
         413 => Error::PayloadTooLarge(message),

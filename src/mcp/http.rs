@@ -5,21 +5,22 @@
 //! their `initialize`), so any instance can answer any request, and JSON responses suffice. The
 //! browser rules of every route (`Host` against DNS rebinding, `Origin`: `crate::http::browser`) have
 //! run before a request gets here; rmcp checks `Host` once more with the same list, and the protocol's
-//! headers. This module turns the plain-text refusals of the transport into the JSON errors every
-//! other route gives.
+//! headers. This module answers bodies the transport cannot read with JSON-RPC's own errors; the
+//! transport's other refusals (plain text) become the JSON errors of every route in the HTTP guard.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::error::Category;
 
-use crate::error::Error;
 use crate::runtime::Runtime;
 
 use super::access::Access;
@@ -43,8 +44,8 @@ pub fn service(runtime: &Arc<Runtime>) -> Router {
     Router::new().fallback_service(mcp).layer(middleware::from_fn_with_state(runtime.clone(), guard))
 }
 
-/// Refuses callers without an invocation token (when tokens are set), grants the caller what its
-/// token covers, then makes every refusal of the transport a JSON error.
+/// Refuses callers without an invocation token (when tokens are set) and bodies that are not JSON-RPC,
+/// then grants the caller what its token covers.
 async fn guard(State(runtime): State<Arc<Runtime>>, mut request: Request, next: Next) -> Response {
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match runtime.settings.invoke_access.grant(crate::access::bearer(authorization)) {
@@ -55,33 +56,89 @@ async fn guard(State(runtime): State<Arc<Runtime>>, mut request: Request, next: 
         }
         Err(error) => return error.into_response(),
     }
-    as_json_error(next.run(request).await).await
+    match checked(request, runtime.settings.max_body).await {
+        Ok(request) => next.run(request).await,
+        Err(response) => response,
+    }
 }
 
-/// The transport answers malformed requests with plain text; give them the JSON error shape, keeping
-/// the status and headers (such as `Allow`). JSON-RPC answers are JSON already and pass untouched.
-async fn as_json_error(response: Response) -> Response {
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
-    if response.status().is_success() || is_json {
-        return response;
+/// Deepest nesting of arrays and objects a request may have: serde_json, which the transport parses
+/// with, refuses the next level ("recursion limit exceeded"), and the transport would answer that as
+/// an unsupported media type.
+const MAX_NESTING: usize = 127;
+
+/// A JSON POST, its body read (within the body limit) and checked before the transport sees it: the
+/// transport answers every body it cannot read with 415, where a JSON-RPC client expects JSON-RPC's
+/// own errors — -32700 for text that is not JSON, -32600 for JSON that is not a request it can take
+/// (nested too deep included).
+async fn checked(request: Request, limit: usize) -> Result<Request, Response> {
+    let json = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if request.method() != Method::POST || !json {
+        return Ok(request);
     }
-    let (mut parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
-    let message = String::from_utf8_lossy(&text).trim().to_owned();
-    let error = match parts.status {
-        StatusCode::UNAUTHORIZED => Error::Unauthorized(message),
-        StatusCode::FORBIDDEN => Error::Forbidden(message),
-        StatusCode::NOT_FOUND => Error::NotFound(message),
-        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge(message),
-        status if status.is_client_error() => Error::BadRequest(message),
-        _ => Error::Internal(message),
-    };
-    let body = serde_json::to_vec(&error.to_json()).unwrap_or_default();
-    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(body))
+    let (parts, body) = request.into_parts();
+    let body = crate::http::read_body(body, limit).await.map_err(IntoResponse::into_response)?;
+    if nesting(&body) > MAX_NESTING {
+        let message = format!("Invalid Request: arrays and objects nest deeper than {MAX_NESTING} levels");
+        return Err(rpc_error(-32600, message));
+    }
+    if let Err(error) = serde_json::from_slice::<ClientJsonRpcMessage>(&body) {
+        return Err(match error.classify() {
+            Category::Syntax | Category::Eof => rpc_error(-32700, format!("Parse error: {error}")),
+            Category::Data | Category::Io => rpc_error(-32600, format!("Invalid Request: {error}")),
+        });
+    }
+    Ok(Request::from_parts(parts, Body::from(body)))
+}
+
+/// How deeply `text` nests arrays and objects (brackets inside strings do not count).
+fn nesting(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// A JSON-RPC error without an id (the request's could not be read), as 400.
+fn rpc_error(code: i64, message: String) -> Response {
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn the_nesting_bound_is_the_parsers() {
+        let parses = |text: &str| serde_json::from_str::<serde_json::Value>(text).is_ok();
+        assert!(parses(&nested(MAX_NESTING)) && !parses(&nested(MAX_NESTING + 1)));
+        assert_eq!(nesting(nested(MAX_NESTING).as_bytes()), MAX_NESTING);
+        assert_eq!(nesting(br#"{"a": "[[[{{\"]]", "b": [{}]}"#), 3);
+        assert_eq!(nesting(br#"{"a": "\\", "b": [[1]]}"#), 3);
+    }
 }
