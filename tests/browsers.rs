@@ -309,3 +309,67 @@ async fn serving_beyond_loopback_without_tokens_warns_at_start_up() {
     let loopback = Server::start(&[]);
     assert!(!logged(&loopback, "invocations:").await.contains("WARN"));
 }
+
+/// The README's "Browsers: Host and Origin" section: its `serve` flags and its curl lines, as written.
+#[tokio::test]
+async fn the_readme_browser_examples_run_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n### Browsers: Host and Origin\n").nth(1).expect("the section").split("\n## ").next();
+    let block = section.unwrap().split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    let serve = block.lines().next().unwrap().strip_prefix("switchboard serve ").unwrap();
+    let server = Server::start_with(&[], &serve.split_whitespace().collect::<Vec<_>>(), &[]);
+    let mut checked = 0;
+    for line in block.lines().filter(|line| line.starts_with("curl ")) {
+        let (command, expected) = line.split_once("# ").unwrap();
+        let words = shell_words(command);
+        let mut request = server.client.get(server.url("/"));
+        let (mut headers, mut data) = (Vec::new(), None);
+        let mut words = words.iter().skip(1);
+        while let Some(word) = words.next() {
+            match word.as_str() {
+                "-H" => headers.push(words.next().unwrap().split_once(": ").unwrap()),
+                "-d" => data = words.next(),
+                target => {
+                    let path = target.strip_prefix("localhost:8080").unwrap();
+                    request = match data {
+                        Some(_) => server.client.post(server.url(path)),
+                        None => server.client.get(server.url(path)),
+                    };
+                }
+            }
+        }
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        if let Some(form) = data {
+            request = request.header("content-type", "application/x-www-form-urlencoded").body(form.clone());
+        }
+        let status: u16 = expected[..3].parse().unwrap();
+        let response = request.send().await.unwrap();
+        if status == 200 {
+            assert_eq!(response.status(), 200, "{line}");
+        } else {
+            expect_error(response, status, expected[4..].trim()).await;
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
+
+/// A shell line split into words, honouring single quotes (all the README's lines use).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = vec![String::new()];
+    let mut quoted = false;
+    for c in line.trim().chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !words.last().unwrap().is_empty() {
+                    words.push(String::new());
+                }
+            }
+            c => words.last_mut().unwrap().push(c),
+        }
+    }
+    words
+}
