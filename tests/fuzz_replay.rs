@@ -24,36 +24,31 @@ fn corpus(name: &str) -> Vec<(String, Vec<u8>)> {
     files.into_iter().map(|path| (path.display().to_string(), std::fs::read(&path).unwrap())).collect()
 }
 
-#[test]
-fn the_dispatch_corpus_gets_answers_and_json_errors() {
-    let dispatcher = dispatch::Dispatcher::new();
-    let inputs = corpus("dispatch");
-    assert!(inputs.len() >= 10, "the corpus is missing");
-    for (name, input) in inputs {
-        eprintln!("{name}");
-        dispatcher.run(&input);
+/// Runs every input of the corpus `name` (at least `least` of them) through `run`.
+fn replay(name: &str, least: usize, run: impl Fn(&[u8])) {
+    let inputs = corpus(name);
+    assert!(inputs.len() >= least, "the corpus is missing");
+    for (file, input) in inputs {
+        eprintln!("{file}");
+        run(&input);
     }
 }
 
 #[test]
+fn the_dispatch_corpus_gets_answers_and_json_errors() {
+    let dispatcher = dispatch::Dispatcher::new();
+    replay("dispatch", 10, |input| dispatcher.run(input));
+}
+
+#[test]
 fn the_image_corpus_round_trips() {
-    let inputs = corpus("image");
-    assert!(inputs.len() >= 3, "the corpus is missing");
-    for (name, input) in inputs {
-        eprintln!("{name}");
-        image::run(&input);
-    }
+    replay("image", 3, image::run);
 }
 
 #[test]
 fn the_envelope_corpus_is_framed_by_the_runtime() {
     let wire = envelope::Wire::new();
-    let inputs = corpus("envelope");
-    assert!(inputs.len() >= 8, "the corpus is missing");
-    for (name, input) in inputs {
-        eprintln!("{name}");
-        wire.run(&input);
-    }
+    replay("envelope", 8, |input| wire.run(input));
 }
 
 thread_local! {

@@ -318,12 +318,7 @@ async fn the_tool_list_follows_edits_and_disabling() {
 async fn post(server: &Server, headers: &[(&str, &str)]) -> reqwest::Response {
     let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
-    let mut request = server
-        .client
-        .post(server.url("/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .json(&body);
+    let mut request = server.mcp(body.to_string());
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -354,17 +349,7 @@ async fn foreign_origins_and_hosts_are_refused_with_the_json_error() {
 
 /// A raw JSON-RPC POST of `body` to /mcp; the JSON-RPC error it answers, with the HTTP status.
 async fn rpc_error(server: &Server, body: String) -> (u16, Value) {
-    let response = server
-        .client
-        .post(server.url("/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = common::json(response).await;
+    let (status, body) = common::json(server.mcp(body).send().await.unwrap()).await;
     assert_eq!((&body["jsonrpc"], &body["id"]), (&json!("2.0"), &Value::Null), "{body}");
     (status, body["error"].clone())
 }
@@ -395,16 +380,7 @@ async fn bodies_that_are_not_json_rpc_get_json_rpc_errors() {
     let data = format!("{}{}", "[".repeat(120), "]".repeat(120));
     let call = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call",
                        "params": { "name": "echo", "arguments": { "data": serde_json::from_str::<Value>(&data).unwrap() } } });
-    let response = server
-        .client
-        .post(server.url("/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .json(&call)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = common::json(response).await;
+    let (status, body) = common::json(server.mcp(call.to_string()).send().await.unwrap()).await;
     assert_eq!((status, &body["result"]["isError"]), (200, &json!(false)), "{body}");
 }
 

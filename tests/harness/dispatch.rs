@@ -7,41 +7,26 @@
 //! JSON-RPC gets JSON-RPC's). The runtime serves only `echo`
 //! (nothing that could reach the network) and the fuzzer has no admin token.
 
-use std::sync::Arc;
+#[path = "serving.rs"]
+mod serving;
 
 use axum::body::Body;
 use axum::http::{Method, Request};
 use http_body_util::BodyExt;
-use switchboard::boot::{Image, ImageServer};
-use switchboard::runtime::{Runtime, Settings};
 use tower::ServiceExt;
 
-pub struct Dispatcher {
-    runtime: Arc<Runtime>,
-    tokio: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
+pub struct Dispatcher(serving::Serving);
 
 impl Dispatcher {
     pub fn new() -> Dispatcher {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut settings = Settings::new(dir.path().join("data"));
-        let echo = include_bytes!("../../scripts/echo.rhai").to_vec();
-        settings.boot = Some(Image {
-            servers: vec![ImageServer { name: "echo".into(), script: echo, enabled: true }],
-            ..Image::default()
-        });
-        settings.max_body = 64 * 1024;
-        let runtime = Runtime::open(settings).expect("the runtime opens");
-        let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-        Dispatcher { runtime, tokio, _dir: dir }
+        Dispatcher(serving::Serving::new(&[]))
     }
 
     /// Sends the request `input` describes (if it is one at all) and checks the answer.
     pub fn run(&self, input: &[u8]) {
         let Some(request) = request(input) else { return };
-        let router = switchboard::http::router(self.runtime.clone());
-        self.tokio.block_on(async move {
+        let router = switchboard::http::router(self.0.runtime.clone());
+        self.0.tokio.block_on(async move {
             let response = router.oneshot(request).await.expect("the router is infallible");
             let status = response.status();
             let is_output = response.headers().contains_key("x-server-cid");

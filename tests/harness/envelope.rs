@@ -8,14 +8,13 @@
 //! hop-by-hop header the script chose, no 1xx status, no body on 204 or 304 — and the next request on the
 //! connection gets the runtime's own answer (`echo`'s), never bytes the script wrote.
 
-use std::sync::Arc;
+#[path = "serving.rs"]
+mod serving;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use switchboard::boot::{Image, ImageServer};
-use switchboard::runtime::{Runtime, Settings};
 
 /// Headers that frame a message or belong to one connection: only the runtime's HTTP layer sets them.
 pub const FRAMING: [&str; 7] =
@@ -88,33 +87,17 @@ pub fn check(first: Option<&Answer>, second: Option<&Answer>) {
     assert_eq!(echoed["endpoint"], "/second", "the next response is not echo's: {second:?}");
 }
 
-pub struct Wire {
-    runtime: Arc<Runtime>,
-    tokio: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
+pub struct Wire(serving::Serving);
 
 impl Wire {
     pub fn new() -> Wire {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut settings = Settings::new(dir.path().join("data"));
-        let echo = include_bytes!("../../scripts/echo.rhai").to_vec();
-        settings.boot = Some(Image {
-            servers: vec![
-                ImageServer { name: "echo".into(), script: echo, enabled: true },
-                ImageServer { name: "mirror".into(), script: MIRROR.as_bytes().to_vec(), enabled: true },
-            ],
-            ..Image::default()
-        });
-        let runtime = Runtime::open(settings).expect("the runtime opens");
-        let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-        Wire { runtime, tokio, _dir: dir }
+        Wire(serving::Serving::new(&[("mirror", MIRROR)]))
     }
 
     /// Has `mirror` return `input` (JSON), then asks `echo` on the same connection.
     pub fn run(&self, input: &[u8]) {
-        let router = switchboard::http::router(self.runtime.clone());
-        self.tokio.block_on(async move {
+        let router = switchboard::http::router(self.0.runtime.clone());
+        self.0.tokio.block_on(async move {
             let (client, server) = tokio::io::duplex(64 * 1024);
             let service = hyper_util::service::TowerToHyperService::new(router);
             tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(server), service));
