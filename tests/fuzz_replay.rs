@@ -8,6 +8,8 @@ mod dispatch;
 mod envelope;
 #[path = "harness/image.rs"]
 mod image;
+#[path = "harness/serving.rs"]
+mod serving;
 
 use proptest::collection::vec;
 use proptest::prelude::*;

@@ -7,6 +7,9 @@ mod common;
 #[allow(dead_code)]
 #[path = "harness/envelope.rs"]
 mod envelope;
+#[allow(dead_code)]
+#[path = "harness/serving.rs"]
+mod serving;
 
 use common::Server;
 use envelope::{FRAMING, check, connect, exchange, request};

@@ -3,6 +3,8 @@
 
 #[path = "../../tests/harness/envelope.rs"]
 mod envelope;
+#[path = "../../tests/harness/serving.rs"]
+mod serving;
 
 use std::sync::OnceLock;
 

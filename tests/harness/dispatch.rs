@@ -7,8 +7,7 @@
 //! JSON-RPC gets JSON-RPC's). The runtime serves only `echo`
 //! (nothing that could reach the network) and the fuzzer has no admin token.
 
-#[path = "serving.rs"]
-mod serving;
+use super::serving;
 
 use axum::body::Body;
 use axum::http::{Method, Request};

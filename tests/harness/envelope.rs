@@ -8,8 +8,7 @@
 //! hop-by-hop header the script chose, no 1xx status, no body on 204 or 304 — and the next request on the
 //! connection gets the runtime's own answer (`echo`'s), never bytes the script wrote.
 
-#[path = "serving.rs"]
-mod serving;
+use super::serving;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

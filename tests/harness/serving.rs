@@ -1,5 +1,6 @@
 //! What every fuzz harness runs on: a runtime on a fresh data directory serving `echo` and the given
 //! scripts (nothing that could reach the network), and a current-thread tokio runtime to drive it.
+//! Whoever includes a harness includes this file beside it, as `serving`.
 
 use std::sync::Arc;
 
