@@ -85,17 +85,21 @@ impl Policy {
     }
 
     /// The host the request was sent to, if this server answers to it. A request in absolute form
-    /// (`GET http://name/ HTTP/1.1`) names it in its target too, and both must be admitted.
-    fn admit_host<'a>(&self, uri: &Uri, headers: &'a HeaderMap) -> Result<&'a str, Error> {
+    /// (`GET http://name/ HTTP/1.1`) names it in its target too, and both must be admitted; an HTTP/2
+    /// request may name it only there.
+    fn admit_host<'a>(&self, uri: &'a Uri, headers: &'a HeaderMap) -> Result<&'a str, Error> {
         let mut hosts = headers.get_all(HOST).iter();
+        let target = uri.authority().map(|a| a.as_str());
         // Two Host headers: a proxy in front may route by either one.
         let host = match (hosts.next(), hosts.next()) {
             (Some(host), None) => host.to_str().ok().filter(|h| !h.is_empty()),
+            (None, _) => target,
             _ => None,
         };
         let host = host.ok_or_else(|| Error::BadRequest("the request needs exactly one valid Host header".into()))?;
-        for named in std::iter::once(host).chain(uri.authority().map(|a| a.as_str())) {
+        for named in std::iter::once(host).chain(target) {
             if !self.answers_to(named) {
+                tracing::warn!("refused a request naming a Host this server does not answer to (browser rules)");
                 let shown: String = named.chars().take(100).collect();
                 return Err(Error::Forbidden(format!(
                     "this server does not answer to Host '{shown}' (against DNS rebinding): it answers to \
@@ -143,6 +147,7 @@ impl Policy {
 
 /// The refusal of a request a browser sent from another origin, saying which rule refused it.
 fn from_elsewhere(evidence: &str) -> Error {
+    tracing::warn!("refused a request a browser sent from another origin (browser rules)");
     Error::Forbidden(format!(
         "refused a request from another origin ({evidence}): a web page elsewhere may not run or change \
          anything here; only this server's own pages and origins given with serve --allowed-origin may"
@@ -219,6 +224,7 @@ mod tests {
         assert_eq!(decide(&policy, "/echo", &[]), Err("bad_request"));
         assert_eq!(decide(&policy, "/echo", &[("host", "localhost"), ("host", "evil.example")]), Err("bad_request"));
         assert_eq!(decide(&policy, "http://evil.example/echo", &[("host", "localhost")]), Err("forbidden"));
+        assert_eq!(decide(&policy, "http://localhost:8080/echo", &[]), Ok(()), "HTTP/2 names it in :authority");
         assert_eq!(decide(&configured(&["*"], &[], None), "/", &[("host", "anything.example")]), Ok(()));
     }
 

@@ -8,10 +8,9 @@
 //!
 //! After routing: axum answers some requests itself — 405 for a method a route does not take, 400 when
 //! a path parameter is not UTF-8 — in plain text, and so does the MCP transport. Those become the one
-//! JSON error shape. Responses of
-//! invocations (they carry `X-Server-Cid`) are the script's own and are left alone, and so are pages.
-//! Every response says `X-Content-Type-Options: nosniff`, so that no browser reads a script's text or a
-//! stored blob as HTML or script whatever it looks like.
+//! JSON error shape. Responses of invocations (they carry `X-Server-Cid`) are the script's own and are
+//! left alone, and so are pages. Every response says `X-Content-Type-Options: nosniff`, so that no
+//! browser reads a script's text or a stored blob as HTML or script, whatever it looks like.
 
 use std::sync::Arc;
 
