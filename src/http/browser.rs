@@ -60,8 +60,12 @@ impl Policy {
         let hosts = allowed_hosts(settings);
         let hosts = (!hosts.iter().any(|h| h == "*")).then(|| hosts.iter().filter_map(|h| entry(h)).collect());
         let origins = &settings.allowed_origins;
-        let origins = (!origins.iter().any(|o| o == "*"))
-            .then(|| origins.iter().map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase()).collect());
+        // Written the way a browser writes `Origin` (`https://App.example.com:443/` → `https://app.example.com`).
+        let written = |o: &String| match url::Url::parse(o.trim()) {
+            Ok(url) => url.origin().ascii_serialization(),
+            Err(_) => o.trim().trim_end_matches('/').to_ascii_lowercase(),
+        };
+        let origins = (!origins.iter().any(|o| o == "*")).then(|| origins.iter().map(written).collect());
         let public_origin = settings.public_url.as_ref().map(|url| url.origin().ascii_serialization());
         Policy { hosts, origins, public_origin }
     }
@@ -230,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_browser_from_elsewhere_is_refused_unless_its_origin_is_allowed() {
-        let policy = configured(&["gw.example.com"], &["https://app.example.com/"], Some("https://gw.example.com"));
+        let policy = configured(&["gw.example.com"], &["https://App.example.com:443/"], Some("https://gw.example.com"));
         let host = ("host", "127.0.0.1:8080");
         let allowed: [&[(&str, &str)]; 6] = [
             &[host],
