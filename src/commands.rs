@@ -64,12 +64,12 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 10 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
-    /// A browser origin (`https://app.example.com`) that may use /mcp besides this server's own;
+    /// A browser origin (`https://app.example.com`) whose pages may call this server besides its own;
     /// repeatable, `*` for any.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
-    /// A `Host` (name or `name:port`) /mcp answers besides loopback and the listen address;
-    /// repeatable, `*` for any.
+    /// A `Host` (name or `name:port`) this server answers to besides loopback, the listen address and
+    /// the --public-url host; repeatable, `*` for any.
     #[arg(long = "allowed-host", value_name = "HOST")]
     pub allowed_hosts: Vec<String>,
     /// Require `Authorization: Bearer <token>` on invocations: `TOKEN` covers every server,
@@ -191,10 +191,6 @@ pub fn serve(args: ServeArgs) -> Exit {
             None => {
                 tracing::info!("admin token: in {}", runtime.data_dir().join(crate::keys::ADMIN_TOKEN_FILE).display())
             }
-        }
-        match runtime.settings.invoke_access.is_open() {
-            true => tracing::info!("invocations: open to every client that reaches {address}"),
-            false => tracing::info!("invocations: need an invocation token"),
         }
         println!("switchboard listening on http://{address}");
         let _ = std::io::stdout().flush();

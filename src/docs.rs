@@ -48,8 +48,8 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
             let variables: Vec<String> = meta.variables.iter().map(|v| format!("`{v}`")).collect();
             writeln!(page, "| Variables | {} |", variables.join(", ")).unwrap();
         }
-        if !meta.docs.is_empty() {
-            writeln!(page, "| API documentation | <{}> |", meta.docs).unwrap();
+        if let Some(docs) = web_link(&meta.docs) {
+            writeln!(page, "| API documentation | <{docs}> |").unwrap();
         }
         if let Some(webhook) = &meta.webhook {
             writeln!(
@@ -68,6 +68,14 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
         operations(&mut page, name, &meta.operations);
     }
     page
+}
+
+/// `url` when it is an absolute http(s) URL: the only links a page shows (here and on a server's
+/// describe page). `javascript:`, `data:` and the like would run, or show content an image's author
+/// chose, in the origin of whoever renders the page.
+pub fn web_link(url: &str) -> Option<&str> {
+    let parsed = url::Url::parse(url).ok()?;
+    matches!(parsed.scheme(), "http" | "https").then_some(url)
 }
 
 /// The named operations of a server, each an MCP tool `{name}__{operation}`.
@@ -138,5 +146,22 @@ fn oauth_rows(page: &mut String, name: &str, spec: &crate::oauth::Spec) {
     if !spec.scopes.is_empty() {
         writeln!(page, "| Scopes | {} |", spec.scopes.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" "))
             .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_links_are_shown() {
+        for fine in ["https://stripe.com/docs/api", "http://localhost:8080/docs"] {
+            assert_eq!(web_link(fine), Some(fine));
+        }
+        for bad in
+            ["javascript:alert(1)", " javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x", "/relative", ""]
+        {
+            assert_eq!(web_link(bad), None, "{bad}");
+        }
     }
 }

@@ -38,7 +38,9 @@
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
 //! * [`webhooks`] receives providers' signed deliveries (`POST /webhooks/{name}`): verifies, stores and
 //!   deduplicates them, then hands each to the script's `fn webhook(event)` through the same invocation path.
-//! * [`http`] is the axum interface; [`commands`] implements the CLI that `main.rs` parses.
+//! * [`http`] is the axum interface: one guard before routing holds every request to the HTTP bounds
+//!   and the browser rules (`Host` against DNS rebinding, no runs from another origin), and the
+//!   runtime frames every response itself. [`commands`] implements the CLI that `main.rs` parses.
 //! * [`mcp`] serves every server as an MCP tool (at `/mcp` and over stdio); [`operation`] reads the
 //!   named operations scripts declare and turns one into an invocation.
 //!

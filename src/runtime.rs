@@ -43,9 +43,10 @@ pub struct Settings {
     /// The script file of every server the boot source names (see [`crate::boot::Managed`]).
     pub boot_files: BTreeMap<String, PathBuf>,
     pub http: HttpSettings,
-    /// `Host` values `/mcp` answers (against DNS rebinding); `*` for any.
+    /// `Host` values every route answers to (against DNS rebinding), besides the public URL's host;
+    /// `*` for any. See [`crate::http::browser`].
     pub allowed_hosts: Vec<String>,
-    /// Browser origins besides the server's own that may use `/mcp` (`*` for any).
+    /// Browser origins besides the server's own whose pages may call it (`*` for any).
     pub allowed_origins: Vec<String>,
     /// Who may invoke over HTTP and MCP (open when no token is set).
     pub invoke_access: crate::access::InvokeAccess,

@@ -4,8 +4,12 @@
 
 #[path = "harness/dispatch.rs"]
 mod dispatch;
+#[path = "harness/envelope.rs"]
+mod envelope;
 #[path = "harness/image.rs"]
 mod image;
+#[path = "harness/serving.rs"]
+mod serving;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -22,29 +26,36 @@ fn corpus(name: &str) -> Vec<(String, Vec<u8>)> {
     files.into_iter().map(|path| (path.display().to_string(), std::fs::read(&path).unwrap())).collect()
 }
 
+/// Runs every input of the corpus `name` (at least `least` of them) through `run`.
+fn replay(name: &str, least: usize, run: impl Fn(&[u8])) {
+    let inputs = corpus(name);
+    assert!(inputs.len() >= least, "the corpus is missing");
+    for (file, input) in inputs {
+        eprintln!("{file}");
+        run(&input);
+    }
+}
+
 #[test]
 fn the_dispatch_corpus_gets_answers_and_json_errors() {
     let dispatcher = dispatch::Dispatcher::new();
-    let inputs = corpus("dispatch");
-    assert!(inputs.len() >= 10, "the corpus is missing");
-    for (name, input) in inputs {
-        eprintln!("{name}");
-        dispatcher.run(&input);
-    }
+    replay("dispatch", 10, |input| dispatcher.run(input));
 }
 
 #[test]
 fn the_image_corpus_round_trips() {
-    let inputs = corpus("image");
-    assert!(inputs.len() >= 3, "the corpus is missing");
-    for (name, input) in inputs {
-        eprintln!("{name}");
-        image::run(&input);
-    }
+    replay("image", 3, image::run);
+}
+
+#[test]
+fn the_envelope_corpus_is_framed_by_the_runtime() {
+    let wire = envelope::Wire::new();
+    replay("envelope", 8, |input| wire.run(input));
 }
 
 thread_local! {
     static DISPATCHER: dispatch::Dispatcher = dispatch::Dispatcher::new();
+    static WIRE: envelope::Wire = envelope::Wire::new();
 }
 
 /// One request in the harness's line form.
@@ -84,6 +95,39 @@ proptest! {
         DISPATCHER.with(|dispatcher| dispatcher.run(&encode(&method, &target, &headers, &body)));
     }
 
+}
+
+/// A header name a script might return: a framing one in any case, or another.
+fn header_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::sample::select(&envelope::FRAMING[..]).prop_map(str::to_owned),
+        proptest::sample::select(&envelope::FRAMING[..]).prop_map(|n| n.to_ascii_uppercase()),
+        "x-[a-z]{1,10}",
+        "[a-zA-Z-]{1,16}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_envelopes_are_framed_by_the_runtime(
+        status in prop_oneof![100i64..600, Just(101), Just(204), Just(304), any::<i64>()],
+        headers in proptest::collection::btree_map(header_name(), "[ -~]{0,20}", 0..4),
+        output in prop_oneof![
+            "[ -~\r\n]{0,200}".prop_map(serde_json::Value::from),
+            Just(serde_json::json!({ "a": [1, 2] })),
+            Just(serde_json::Value::Null),
+        ],
+        content_type in proptest::option::of("text/html|application/json|[ -~]{0,20}"),
+    ) {
+        let mut envelope = serde_json::json!({ "output": output, "status": status, "headers": headers });
+        if let Some(content_type) = content_type {
+            envelope["content_type"] = content_type.into();
+        }
+        let input = serde_json::to_vec(&envelope).unwrap();
+        WIRE.with(|wire| wire.run(&input));
+    }
 }
 
 proptest! {

@@ -318,12 +318,7 @@ async fn the_tool_list_follows_edits_and_disabling() {
 async fn post(server: &Server, headers: &[(&str, &str)]) -> reqwest::Response {
     let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
-    let mut request = server
-        .client
-        .post(server.url("/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .json(&body);
+    let mut request = server.mcp(body.to_string());
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -347,8 +342,46 @@ async fn foreign_origins_and_hosts_are_refused_with_the_json_error() {
     assert_eq!(post(&server, &[("origin", &same_origin)]).await.status(), 200);
 
     let get = server.client.get(server.url("/mcp")).send().await.unwrap();
-    let error = common::expect_error(get, 405, "bad_request").await;
+    assert_eq!(get.headers()["allow"], "POST");
+    let error = common::expect_error(get, 405, "method_not_allowed").await;
     assert!(error["message"].as_str().unwrap().contains("Method Not Allowed"));
+}
+
+/// A raw JSON-RPC POST of `body` to /mcp; the JSON-RPC error it answers, with the HTTP status.
+async fn rpc_error(server: &Server, body: String) -> (u16, Value) {
+    let (status, body) = common::json(server.mcp(body).send().await.unwrap()).await;
+    assert_eq!((&body["jsonrpc"], &body["id"]), (&json!("2.0"), &Value::Null), "{body}");
+    (status, body["error"].clone())
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_rpc_get_json_rpc_errors() {
+    let server = Server::start(&[]);
+    for malformed in ["{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ", "not json", "{\"a\": 1,}", ""] {
+        let (status, error) = rpc_error(&server, malformed.to_owned()).await;
+        assert_eq!((status, error["code"].as_i64()), (400, Some(-32700)), "{malformed:?}: {error}");
+        assert!(error["message"].as_str().unwrap().starts_with("Parse error"), "{error}");
+    }
+    for invalid in
+        [r#"[1, 2]"#, r#"{"jsonrpc": "2.0", "id": 1}"#, r#"{"jsonrpc": "1.0", "id": 1, "method": "tools/list"}"#]
+    {
+        let (status, error) = rpc_error(&server, invalid.to_owned()).await;
+        assert_eq!((status, error["code"].as_i64()), (400, Some(-32600)), "{invalid}: {error}");
+    }
+    // Arguments nested 5 000 deep: a clear refusal naming the bound, before anything runs.
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let call = format!(
+        r#"{{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {{"name": "echo", "arguments": {{"data": {deep}}}}}}}"#
+    );
+    let (status, error) = rpc_error(&server, call).await;
+    assert_eq!((status, error["code"].as_i64()), (400, Some(-32600)), "{error}");
+    assert!(error["message"].as_str().unwrap().contains("deeper than 127 levels"), "{error}");
+    // Just within the bound, the call runs.
+    let data = format!("{}{}", "[".repeat(120), "]".repeat(120));
+    let call = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                       "params": { "name": "echo", "arguments": { "data": serde_json::from_str::<Value>(&data).unwrap() } } });
+    let (status, body) = common::json(server.mcp(call.to_string()).send().await.unwrap()).await;
+    assert_eq!((status, &body["result"]["isError"]), (200, &json!(false)), "{body}");
 }
 
 /// The official Python client (PyPI `mcp`, installed by `scripts/install-peers`), or `None` when it is

@@ -3,6 +3,8 @@
 
 #[path = "../../tests/harness/dispatch.rs"]
 mod dispatch;
+#[path = "../../tests/harness/serving.rs"]
+mod serving;
 
 use std::sync::OnceLock;
 

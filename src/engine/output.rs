@@ -116,6 +116,12 @@ pub const BINARY: HeaderValue = HeaderValue::from_static("application/octet-stre
 
 const ENVELOPE_KEYS: [&str; 4] = ["output", "content_type", "status", "headers"];
 
+/// Headers that frame a message or belong to one connection. The HTTP layer writes them from the body
+/// it actually sends; one written by a script could make a client read the rest of the body as the
+/// next response on the connection (response splitting), or hand the connection to another protocol.
+const FRAMING: [&str; 8] =
+    ["content-length", "transfer-encoding", "connection", "upgrade", "keep-alive", "te", "trailer", "proxy-connection"];
+
 /// A returned map is an envelope when it has `output` and nothing but envelope keys.
 fn is_envelope(map: &Map) -> bool {
     map.contains_key("output") && map.keys().all(|k| ENVELOPE_KEYS.contains(&k.as_str()))
@@ -194,27 +200,41 @@ impl Output {
                     .map_err(|_| format!("content_type '{text}' is not a valid header value"))?
             }
         };
+        // A 1xx is not a final response (and 101 hands the connection over): the request would go
+        // unanswered, or the client would read what follows as another protocol.
         let status = match map.remove("status") {
             None => 200,
             Some(v) => match v.as_int() {
-                Ok(code) if (100..=599).contains(&code) => code as u16,
-                _ => return Err(Refused::from("status must be an integer from 100 to 599")),
+                Ok(code) if (200..=599).contains(&code) => code as u16,
+                _ => return Err(Refused::from("status must be an integer from 200 to 599")),
             },
         };
-        let mut headers = Vec::new();
-        if let Some(value) = map.remove("headers") {
-            let entries = value.try_cast::<Map>().ok_or("headers must be a map of names to strings")?;
-            for (name, value) in entries {
-                let header =
-                    HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("'{name}' is not a header name"))?;
-                let text = value.into_string().map_err(|_| format!("header '{name}' must be a string"))?;
-                let value =
-                    HeaderValue::from_str(&text).map_err(|_| format!("header '{name}' has an invalid value"))?;
-                headers.push((header, value));
-            }
-        }
+        let headers = match map.remove("headers") {
+            None => Vec::new(),
+            Some(value) => envelope_headers(value)?,
+        };
+        // These statuses have no body by definition: whatever the script put there is not sent.
+        let body = if matches!(status, 204 | 304) { Bytes::new() } else { body };
         Ok(Output { status, content_type, headers, body })
     }
+}
+
+/// An envelope's `headers`, checked: names and values a response can carry, none of them framing.
+fn envelope_headers(value: Dynamic) -> Result<Vec<(HeaderName, HeaderValue)>, Refused> {
+    let entries = value.try_cast::<Map>().ok_or("headers must be a map of names to strings")?;
+    let mut headers = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("'{name}' is not a header name"))?;
+        if FRAMING.contains(&header.as_str()) {
+            return Err(Refused::Invalid(format!(
+                "header '{name}' frames the response or the connection: the runtime sets it, a script may not"
+            )));
+        }
+        let text = value.into_string().map_err(|_| format!("header '{name}' must be a string"))?;
+        let value = HeaderValue::from_str(&text).map_err(|_| format!("header '{name}' has an invalid value"))?;
+        headers.push((header, value));
+    }
+    Ok(headers)
 }
 
 #[cfg(test)]
@@ -259,9 +279,26 @@ mod tests {
     #[test]
     fn a_bad_envelope_says_what_is_wrong() {
         let err = Output::from_dynamic(dynamic(r#"{"output":1,"status":1000}"#)).unwrap_err();
-        assert_eq!(err, Refused::from("status must be an integer from 100 to 599"));
+        assert_eq!(err, Refused::from("status must be an integer from 200 to 599"));
         let err = Output::from_dynamic(dynamic(r#"{"output":1,"headers":{"bad name":"x"}}"#)).unwrap_err();
         assert_eq!(err, Refused::from("'bad name' is not a header name"));
+    }
+
+    #[test]
+    fn the_runtime_alone_frames_a_response() {
+        for name in ["Content-Length", "transfer-encoding", "CONNECTION", "upgrade", "keep-alive", "te", "trailer"] {
+            let envelope = format!(r#"{{"output":"x","headers":{{"{name}":"1"}}}}"#);
+            let Err(Refused::Invalid(message)) = Output::from_dynamic(dynamic(&envelope)) else { panic!("{name}") };
+            assert!(message.contains(name), "{message}");
+        }
+        for status in [100, 101, 199, 600] {
+            let envelope = format!(r#"{{"output":"x","status":{status}}}"#);
+            assert!(Output::from_dynamic(dynamic(&envelope)).is_err(), "{status}");
+        }
+        for status in [204, 304] {
+            let out = Output::from_dynamic(dynamic(&format!(r#"{{"output":"x","status":{status}}}"#))).unwrap();
+            assert_eq!((out.status, out.body.len()), (status, 0));
+        }
     }
 
     #[test]

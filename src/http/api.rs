@@ -1,4 +1,5 @@
-//! The management API under `/api/`: reads are open, every mutation needs the admin token.
+//! The management API under `/api/`: every mutation needs the admin token; reads are open, or need a
+//! token when invocation tokens are set ([`super::auth::Reader`]).
 
 use axum::Router;
 use axum::routing::{get, post, put};

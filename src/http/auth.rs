@@ -1,5 +1,5 @@
 //! The guards on management: the admin token for every mutation (refused in read-only mode) and for
-//! reads of operations data.
+//! reads of operations data; with invocation tokens set, a token for reads of the state as well.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -30,15 +30,42 @@ impl FromRequestParts<AppState> for AdminRead {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, runtime: &AppState) -> Result<AdminRead, Error> {
-        let presented =
-            parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        match presented {
-            // Comparing digests keeps the comparison constant-time (blake3::Hash equality is).
-            Some(token) if blake3::hash(token.trim().as_bytes()) == blake3::hash(runtime.admin_token.as_bytes()) => {
-                Ok(AdminRead)
-            }
+        match presented(parts) {
+            Some(token) if is_admin(runtime, token) => Ok(AdminRead),
             Some(_) => Err(Error::Unauthorized("the admin token is not valid".into())),
             None => Err(Error::Unauthorized("this needs Authorization: Bearer <admin token>".into())),
         }
     }
+}
+
+/// Proof that a request may read the state — stored blobs (`/cid/…`: outputs, webhook bodies), the
+/// servers and their scripts, secret names, the exported image. Open while invocation is open (anyone
+/// who may run the servers may see them); with invocation tokens set, any valid invocation token or
+/// the admin token, so that a caller who may not invoke cannot read what invocations stored either.
+pub struct Reader;
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, runtime: &AppState) -> Result<Reader, Error> {
+        let access = &runtime.settings.invoke_access;
+        let token = presented(parts);
+        if access.is_open() || token.is_some_and(|token| is_admin(runtime, token)) {
+            return Ok(Reader);
+        }
+        access.grant(token).map(|_| Reader).map_err(|_| {
+            Error::Unauthorized("with invocation tokens set, reads need Authorization: Bearer <token>".into())
+        })
+    }
+}
+
+/// The bearer token a request presents.
+fn presented(parts: &Parts) -> Option<&str> {
+    crate::access::bearer(parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()))
+}
+
+/// Whether `token` is the admin token. Comparing digests keeps the comparison constant-time
+/// (blake3::Hash equality is).
+fn is_admin(runtime: &AppState, token: &str) -> bool {
+    blake3::hash(token.as_bytes()) == blake3::hash(runtime.admin_token.as_bytes())
 }

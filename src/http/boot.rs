@@ -6,14 +6,14 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::auth::Admin;
+use super::auth::{Admin, Reader};
 use super::{AppState, LimitedBody};
 use crate::boot::{pack, unpack};
 use crate::error::Error;
 use crate::store::Origin;
 
 /// `GET /api/boot/export`: the running state, packed (secret names, never values). `X-Boot-Cid` names it.
-pub async fn export(State(runtime): State<AppState>) -> Result<Response, Error> {
+pub async fn export(_: Reader, State(runtime): State<AppState>) -> Result<Response, Error> {
     let bytes = runtime.blocking(|rt| pack(&rt.snapshot(false)?, None).map_err(Error::Internal)).await?;
     let cid = super::cid_header(&crate::cid::Cid::of(&bytes))?;
     let headers = [

@@ -6,12 +6,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::auth::Reader;
 use super::{AppState, parse_cid};
 use crate::engine::{Data, output};
 use crate::error::Error;
 
 /// `GET /cid/{cid}`: the blob, cacheable forever (its name is its content).
 pub async fn blob(
+    _: Reader,
     State(runtime): State<AppState>,
     Path(cid): Path<String>,
     headers: HeaderMap,

@@ -2,19 +2,25 @@
 //!
 //! Before routing: the request line and headers are held to bounds well inside the HTTP parser's own
 //! (hyper answers a URI over 64 KiB or a header block over ~400 KiB itself, with an empty body, before
-//! any of this runs), and the method is normalised: upper-case, at most [`MAX_METHOD`] characters, so a
-//! script sees `GET` whether the client sent `get` or `GET`, and never a 100-character verb.
+//! any of this runs), the method is normalised — upper-case, at most [`MAX_METHOD`] characters, so a
+//! script sees `GET` whether the client sent `get` or `GET`, and never a 100-character verb — and the
+//! browser rules ([`super::browser`]) decide whether the request may run anything at all.
 //!
 //! After routing: axum answers some requests itself — 405 for a method a route does not take, 400 when
-//! a path parameter is not UTF-8 — in plain text. Those become the one JSON error shape. Responses of
-//! invocations (they carry `X-Server-Cid`) are the script's own and are left alone.
+//! a path parameter is not UTF-8 — in plain text, and so does the MCP transport. Those become the one
+//! JSON error shape. Responses of invocations (they carry `X-Server-Cid`) are the script's own and are
+//! left alone, and so are pages. Every response says `X-Content-Type-Options: nosniff`, so that no
+//! browser reads a script's text or a stored blob as HTML or script, whatever it looks like.
 
-use axum::extract::Request;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
+use super::browser::Policy;
 use crate::error::Error;
 
 /// Longest request target (path and query) accepted.
@@ -25,14 +31,16 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const MAX_METHOD: usize = 20;
 
 /// The middleware: checks and normalises the request, then makes a plain-text error JSON.
-pub async fn guard(mut request: Request, next: Next) -> Response {
-    if let Err(error) = admit(&mut request) {
-        return error.into_response();
-    }
-    as_json(next.run(request).await).await
+pub async fn guard(State(policy): State<Arc<Policy>>, mut request: Request, next: Next) -> Response {
+    let mut response = match admit(&mut request, &policy) {
+        Ok(()) => as_json(next.run(request).await).await,
+        Err(error) => error.into_response(),
+    };
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
-fn admit(request: &mut Request) -> Result<(), Error> {
+fn admit(request: &mut Request, policy: &Policy) -> Result<(), Error> {
     let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI {
         return Err(Error::UriTooLong(format!("the request target is over {MAX_URI} bytes")));
@@ -41,7 +49,7 @@ fn admit(request: &mut Request) -> Result<(), Error> {
         return Err(Error::HeadersTooLarge(format!("the request headers are over {MAX_HEADER_BYTES} bytes")));
     }
     *request.method_mut() = normalised(request.method())?;
-    Ok(())
+    policy.admit(request.uri(), request.headers())
 }
 
 fn header_bytes(headers: &HeaderMap) -> usize {
@@ -65,16 +73,15 @@ pub fn normalised(method: &Method) -> Result<Method, Error> {
         .map_err(|_| Error::BadRequest(format!("'{text}' is not an HTTP method")))
 }
 
-/// An error response axum produced in plain text, as the JSON error of its status.
+/// An error response axum produced in plain text (or with no body), as the JSON error of its status.
 async fn as_json(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
+    let plain = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_none_or(|v| v.to_str().is_ok_and(|v| v.starts_with("text/plain")));
     if !(status.is_client_error() || status.is_server_error())
-        || is_json
+        || !plain
         || response.headers().contains_key("x-server-cid")
     {
         return response;
@@ -86,6 +93,9 @@ async fn as_json(response: Response) -> Response {
     };
     let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text };
     let mut json = of_status(status, message).into_response();
+    // The status stays the one the layer chose (a 406 or 415 from the MCP transport is a bad request
+    // whose status says more).
+    *json.status_mut() = status;
     if let Some(allow) = parts.headers.get(header::ALLOW) {
         json.headers_mut().insert(header::ALLOW, allow.clone());
     }
@@ -95,6 +105,8 @@ async fn as_json(response: Response) -> Response {
 /// The error users see for a status the HTTP layer chose.
 fn of_status(status: StatusCode, message: String) -> Error {
     match status.as_u16() {
+        401 => Error::Unauthorized(message),
+        403 => Error::Forbidden(message),
         404 => Error::NotFound(message),
         405 => Error::MethodNotAllowed(message),
         413 => Error::PayloadTooLarge(message),

@@ -7,12 +7,14 @@
 mod api;
 mod auth;
 mod boot;
+pub mod browser;
 mod content;
 mod describe;
 mod dispatch;
 mod error;
 mod guard;
 mod oauth;
+mod page;
 mod secrets;
 mod servers;
 mod webhooks;
@@ -41,6 +43,7 @@ fn cid_header(cid: &crate::cid::Cid) -> Result<axum::http::HeaderValue, Error> {
 /// `/{name|cid}/{*rest}`); the dispatcher reads the path itself rather than through route parameters,
 /// which keeps the hot path free of parameter maps.
 pub fn router(runtime: Arc<Runtime>) -> Router {
+    let policy = Arc::new(browser::Policy::new(&runtime.settings));
     Router::new()
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
@@ -49,7 +52,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .nest("/api", api::router())
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(dispatch::dispatch)
-        .layer(axum::middleware::from_fn(guard::guard))
+        .layer(axum::middleware::from_fn_with_state(policy, guard::guard))
         .with_state(runtime)
 }
 
@@ -86,7 +89,22 @@ impl FromRequest<AppState> for LimitedBody {
 
 /// Serves `runtime` on `listener` until ctrl-c or SIGTERM.
 pub async fn serve(runtime: Arc<Runtime>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    announce(&runtime, listener.local_addr()?);
     axum::serve(listener, router(runtime)).with_graceful_shutdown(shutdown_signal()).await
+}
+
+/// Says who may invoke; warns when that is anyone on the network: every server runs with the
+/// operator's secrets for whoever reaches the address.
+fn announce(runtime: &Runtime, address: std::net::SocketAddr) {
+    match (runtime.settings.invoke_access.is_open(), address.ip().is_loopback()) {
+        (false, _) => tracing::info!("invocations: need an invocation token"),
+        (true, true) => tracing::info!("invocations: open to every client that reaches {address}"),
+        (true, false) => tracing::warn!(
+            "invocations: open to every client that reaches {address}, which is not a loopback address: anyone \
+             on the network can run every server with its secrets; set --invoke-token (or \
+             SWITCHBOARD_INVOKE_TOKENS), or listen on 127.0.0.1"
+        ),
+    }
 }
 
 async fn shutdown_signal() {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use maud::{DOCTYPE, html};
+use axum::response::Response;
+use maud::html;
 use serde_json::Value;
 
 use super::AppState;
@@ -73,10 +73,5 @@ pub async fn callback(
             format!("'{name}' was not connected: {}", error.message()),
         ),
     };
-    let page = html! {
-        (DOCTYPE)
-        html { head { meta charset="utf-8"; title { (title) " — Switchboard" } }
-            body { h1 { (title) } p { (message) } p { "You can close this page." } } }
-    };
-    (status, Html(page.into_string())).into_response()
+    super::page::page(status, title, html! { h1 { (title) } p { (message) } p { "You can close this page." } })
 }

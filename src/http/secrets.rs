@@ -5,12 +5,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::auth::Admin;
+use super::auth::{Admin, Reader};
 use super::{AppState, LimitedBody};
 use crate::error::Error;
 
 /// `GET /api/secrets`: the names of the secrets in the store.
-pub async fn list(State(runtime): State<AppState>) -> Result<Json<Value>, Error> {
+pub async fn list(_: Reader, State(runtime): State<AppState>) -> Result<Json<Value>, Error> {
     let names = runtime.blocking(|rt| rt.secret_names()).await?;
     Ok(Json(json!({ "secrets": names })))
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::Admin;
+use super::auth::{Admin, Reader};
 use super::{AppState, LimitedBody, parse_cid};
 use crate::error::Error;
 use crate::runtime::Runtime;
@@ -28,7 +28,7 @@ fn summary(runtime: &Runtime, server: &Server) -> Value {
 }
 
 /// `GET /api/servers`: every server, by name.
-pub async fn list(State(runtime): State<AppState>) -> Json<Value> {
+pub async fn list(_: Reader, State(runtime): State<AppState>) -> Json<Value> {
     let servers = runtime.servers();
     let mut names: Vec<&String> = servers.keys().collect();
     names.sort();
@@ -36,7 +36,7 @@ pub async fn list(State(runtime): State<AppState>) -> Json<Value> {
 }
 
 /// `GET /api/servers/{name}`: one server with its metadata and history.
-pub async fn show(State(runtime): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, Error> {
+pub async fn show(_: Reader, State(runtime): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, Error> {
     let server = runtime.existing(&name)?;
     let history = runtime.blocking(move |rt| rt.history(&name)).await?;
     let mut body = summary(&runtime, &server);
@@ -46,7 +46,11 @@ pub async fn show(State(runtime): State<AppState>, Path(name): Path<String>) -> 
 }
 
 /// `GET /api/servers/{name}/history`: every binding of the name, oldest first.
-pub async fn history(State(runtime): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, Error> {
+pub async fn history(
+    _: Reader,
+    State(runtime): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, Error> {
     let lookup = name.clone();
     let history = runtime.blocking(move |rt| rt.history(&lookup)).await?;
     Ok(Json(json!({ "name": name, "history": history })))

@@ -178,6 +178,16 @@ impl Server {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }
+
+    /// A POST of `body` (JSON-RPC) to /mcp, as a client of the 2025-06-18 revision sends it.
+    pub fn mcp(&self, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(body)
+    }
 }
 
 impl Drop for Server {
