@@ -230,7 +230,10 @@ pub fn describe(text: &str, state: DataDirArg) -> Exit {
     let runtime = open(state.settings())?;
     let described = match target(&runtime, text)? {
         Target::Script { script, name } => crate::server::describe(name.as_deref().unwrap_or(text), &script, None),
-        Target::Cid(cid) => crate::server::describe(text, &*runtime.script(&cid).map_err(failed)?, None),
+        Target::Cid(cid) => {
+            let script = runtime.runner(&cid).and_then(|_| runtime.script(&cid)).map_err(failed)?;
+            crate::server::describe(text, &script, None)
+        }
         Target::Name(name) => {
             let server = runtime.existing(&name).map_err(failed)?;
             let script = server.script.as_ref().map_err(failed)?;

@@ -13,8 +13,9 @@ pub const MASK: &str = "[REDACTED]";
 
 /// The invocation a run belongs to, shared with the native modules through the sandbox.
 pub struct Context {
-    /// The server name the script runs as: the name invoked, or the server bound to the CID invoked.
-    /// `None` for a script that is not registered (a CID no server is bound to).
+    /// The server name the script runs as: the name invoked, or the server an operator bound the CID
+    /// invoked to. `None` only for a script run from a file (`switchboard call FILE.rhai`) not named after a
+    /// server.
     pub server: Option<String>,
     pub script: Arc<Script>,
     /// When the invocation started and how long it may take, all attempts included.

@@ -218,6 +218,8 @@ pub trait Store: Send + Sync + 'static {
     fn servers(&self) -> Result<Vec<ServerRecord>>;
     /// The bindings of `name`, oldest first.
     fn history(&self, name: &str) -> Result<Vec<Binding>>;
+    /// Every binding of every name, oldest first: which CIDs an operator ever bound, and to what.
+    fn bindings(&self) -> Result<Vec<(String, Binding)>>;
     fn fact(&self, key: &str) -> Result<Option<String>>;
     fn variables(&self) -> Result<BTreeMap<String, String>>;
     /// A sealed secret value.

@@ -95,6 +95,18 @@ fn cid_from_row(bytes: Vec<u8>) -> rusqlite::Result<Cid> {
     Ok(Cid::from_digest(digest))
 }
 
+/// A history row whose first three columns are `cid, at, origin`.
+fn binding_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
+    let origin: String = row.get(2)?;
+    Ok(Binding {
+        cid: cid_from_row(row.get(0)?)?,
+        at: row.get(1)?,
+        origin: origin
+            .parse()
+            .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into()))?,
+    })
+}
+
 /// The columns [`event_from_row`] reads, in its order.
 const EVENT_COLUMNS: &str = "cid, server, delivery_id, body_cid, received_at, status, outcome, attempts";
 
@@ -329,15 +341,12 @@ impl Store for SqliteStore {
     }
 
     fn history(&self, name: &str) -> Result<Vec<Binding>> {
-        self.rows("SELECT cid, at, origin FROM history WHERE name = ?1 ORDER BY id", [name], |row| {
-            let origin: String = row.get(2)?;
-            Ok(Binding {
-                cid: cid_from_row(row.get(0)?)?,
-                at: row.get(1)?,
-                origin: origin.parse().map_err(|e: String| {
-                    rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
-                })?,
-            })
+        self.rows("SELECT cid, at, origin FROM history WHERE name = ?1 ORDER BY id", [name], binding_from_row)
+    }
+
+    fn bindings(&self) -> Result<Vec<(String, Binding)>> {
+        self.rows("SELECT cid, at, origin, name FROM history ORDER BY id", [], |row| {
+            Ok((row.get(3)?, binding_from_row(row)?))
         })
     }
 
