@@ -137,7 +137,7 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 fn open(settings: Settings) -> Result<Arc<Runtime>, ExitCode> {
     Runtime::open(settings).map_err(|e| {
-        eprintln!("switchboard: cannot open the data directory: {}", e.message());
+        eprintln!("switchboard: cannot start: {}", e.message());
         ExitCode::from(INVOCATION_ERROR)
     })
 }

@@ -91,6 +91,45 @@ async fn the_secret_api_needs_the_admin_token_and_a_valid_name() {
 }
 
 #[tokio::test]
+async fn names_that_belong_to_the_runtime_or_the_host_are_refused_and_nothing_is_stored() {
+    let server = Server::start(&[]);
+    let token = server.admin_token();
+    for name in ["SWITCHBOARD_ADMIN_TOKEN", "SWITCHBOARD_MASTER_KEY", "SWITCHBOARD_NEW", "PATH", "LD_PRELOAD"] {
+        let error = expect_error(put_secret(&server, name, "v", Some(&token)).await, 400, "bad_request").await;
+        assert!(error["message"].as_str().unwrap().contains("belongs to the runtime or the host"), "{error}");
+    }
+    let (_, listed) =
+        json(server.client.get(server.url("/api/secrets")).bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!(listed["secrets"], json!([]));
+    assert_eq!(put_secret(&server, "SWITCHBOARDS_KEY", "v", Some(&token)).await.status(), 204);
+}
+
+#[test]
+fn an_empty_admin_token_in_the_environment_is_refused_at_start_up() {
+    for empty in ["", "   "] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data", dir.path().join("data").to_str().unwrap()])
+            .env("SWITCHBOARD_ADMIN_TOKEN", empty)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Its first line is "listening" if it started; end of output if it refused.
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+        if !first.is_empty() {
+            let _ = child.kill();
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(first.is_empty(), "it started: {first}");
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("SWITCHBOARD_ADMIN_TOKEN is set but empty"), "{stderr}");
+    }
+}
+
+#[tokio::test]
 async fn the_admin_token_can_come_from_the_environment() {
     let server = Server::start_with(&[], &[], &[("SWITCHBOARD_ADMIN_TOKEN", "env-token-123")]);
     assert_eq!(put_secret(&server, "KEY", "v", Some("env-token-123")).await.status(), 204);
