@@ -229,8 +229,10 @@ pub trait Store: Send + Sync + 'static {
     fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>>;
     /// A server's sealed OAuth connection.
     fn connection(&self, server: &str) -> Result<Option<Vec<u8>>>;
-    /// Removes a pending authorization and returns its server and sealed content, unless it expired.
-    fn take_oauth_state(&self, key: &str) -> Result<Option<(String, Vec<u8>)>>;
+    /// Removes the pending authorization `key` started for `server` and returns its sealed content,
+    /// unless it expired. One started for another server is neither returned nor removed: presenting a
+    /// state at the wrong callback must not use it up.
+    fn take_oauth_state(&self, key: &str, server: &str) -> Result<Option<Vec<u8>>>;
     /// The newest `limit` webhook events of `server`, newest first.
     fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>>;
     fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>>;

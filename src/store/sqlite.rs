@@ -374,10 +374,10 @@ impl Store for SqliteStore {
         self.row("SELECT sealed FROM oauth_connections WHERE server = ?1", [server], |row| row.get(0))
     }
 
-    fn take_oauth_state(&self, key: &str) -> Result<Option<(String, Vec<u8>)>> {
-        let sql = "DELETE FROM oauth_states WHERE key = ?1 RETURNING server, sealed, expires";
-        let taken = self.row(sql, [key], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)?)))?;
-        Ok(taken.filter(|(_, _, expires)| *expires > now_millis()).map(|(server, sealed, _)| (server, sealed)))
+    fn take_oauth_state(&self, key: &str, server: &str) -> Result<Option<Vec<u8>>> {
+        let sql = "DELETE FROM oauth_states WHERE key = ?1 AND server = ?2 RETURNING sealed, expires";
+        let taken = self.row(sql, [key, server], |row| Ok((row.get(0)?, row.get::<_, i64>(1)?)))?;
+        Ok(taken.filter(|(_, expires)| *expires > now_millis()).map(|(sealed, _)| sealed))
     }
 
     fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>> {
@@ -545,16 +545,17 @@ mod tests {
     }
 
     #[test]
-    fn oauth_states_are_taken_once_and_only_before_they_expire() {
+    fn oauth_states_are_taken_once_by_their_server_and_only_before_they_expire() {
         let (_dir, store) = open();
         let mut change = Change::default();
         let later = now_millis() + 60_000;
         change.op(Op::PutOAuthState { key: "k".into(), server: "box".into(), sealed: vec![1], expires: later });
         change.op(Op::PutOAuthState { key: "old".into(), server: "box".into(), sealed: vec![2], expires: 1 });
         store.commit(&change).unwrap();
-        assert_eq!(store.take_oauth_state("old").unwrap(), None);
-        assert_eq!(store.take_oauth_state("k").unwrap(), Some(("box".into(), vec![1])));
-        assert_eq!(store.take_oauth_state("k").unwrap(), None);
+        assert_eq!(store.take_oauth_state("old", "box").unwrap(), None);
+        assert_eq!(store.take_oauth_state("k", "other").unwrap(), None, "another server's callback");
+        assert_eq!(store.take_oauth_state("k", "box").unwrap(), Some(vec![1]), "not used up by the wrong one");
+        assert_eq!(store.take_oauth_state("k", "box").unwrap(), None);
     }
 
     fn record_event(change: &mut Change, server: &str, delivery_id: &str) -> Cid {
