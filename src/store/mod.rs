@@ -175,7 +175,9 @@ pub enum Op {
         expires: i64,
     },
     /// Record a received webhook event (its receipt and body are blobs of the same change). Fails the
-    /// whole change when the server already has an event with this delivery id.
+    /// whole change when the server already has an event with this delivery id, or, with
+    /// `same_body_since`, one with the same body received at or after that time (Unix ms): for schemes
+    /// whose delivery id is not signed, a replay under a new id is caught by its body.
     RecordEvent {
         cid: Cid,
         server: String,
@@ -183,6 +185,7 @@ pub enum Op {
         body_cid: Cid,
         received_at: i64,
         status: EventStatus,
+        same_body_since: Option<i64>,
     },
     /// Record how a run of an event's handler went, counting the attempt.
     EventOutcome {
@@ -238,6 +241,8 @@ pub trait Store: Send + Sync + 'static {
     fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>>;
     /// The event `server` received with this delivery id.
     fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>>;
+    /// The first event `server` received with this body at or after `since` (Unix ms).
+    fn event_by_body(&self, server: &str, body_cid: &Cid, since: i64) -> Result<Option<WebhookEvent>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
     /// A counter that moves after changes are committed, by this process or any other. It says only

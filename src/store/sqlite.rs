@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS webhook_events (
     UNIQUE (server, delivery_id)
 );
 CREATE INDEX IF NOT EXISTS webhook_events_by_server ON webhook_events(server);
+CREATE INDEX IF NOT EXISTS webhook_events_by_body ON webhook_events(server, body_cid, received_at);
 ";
 
 /// How often the change feed looks at the file.
@@ -93,6 +94,38 @@ fn cid_from_row(bytes: Vec<u8>) -> rusqlite::Result<Cid> {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, "CID digest is not 32 bytes".into())
     })?;
     Ok(Cid::from_digest(digest))
+}
+
+/// The webhook-event operations of [`apply`].
+fn apply_event(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since } => {
+            let body = &body_cid.digest()[..];
+            if let Some(since) = same_body_since {
+                let sql = "SELECT EXISTS (SELECT 1 FROM webhook_events
+                           WHERE server = ?1 AND body_cid = ?2 AND received_at >= ?3)";
+                if tx.query_row(sql, params![server, body, since], |row| row.get::<_, bool>(0))? {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                        Some("an event with this body was received within the window".into()),
+                    ));
+                }
+            }
+            tx.execute(
+                "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&cid.digest()[..], server, delivery_id, body, received_at, status.as_str()],
+            )?;
+        }
+        Op::EventOutcome { cid, status, outcome } => {
+            tx.execute(
+                "UPDATE webhook_events SET status = ?2, outcome = ?3, attempts = attempts + 1 WHERE cid = ?1",
+                params![&cid.digest()[..], status.as_str(), outcome.as_ref().map(|o| o.to_string())],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// A history row whose first three columns are `cid, at, origin`.
@@ -270,26 +303,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
                     params![key, server, sealed, expires],
                 )?;
             }
-            Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status } => {
-                tx.execute(
-                    "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        &cid.digest()[..],
-                        server,
-                        delivery_id,
-                        &body_cid.digest()[..],
-                        received_at,
-                        status.as_str()
-                    ],
-                )?;
-            }
-            Op::EventOutcome { cid, status, outcome } => {
-                tx.execute(
-                    "UPDATE webhook_events SET status = ?2, outcome = ?3, attempts = attempts + 1 WHERE cid = ?1",
-                    params![&cid.digest()[..], status.as_str(), outcome.as_ref().map(|o| o.to_string())],
-                )?;
-            }
+            Op::RecordEvent { .. } | Op::EventOutcome { .. } => apply_event(tx, op)?,
             Op::SetFact { key, value } => {
                 tx.execute(
                     "INSERT INTO facts (key, value) VALUES (?1, ?2)
@@ -394,6 +408,14 @@ impl Store for SqliteStore {
     fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND delivery_id = ?2");
         self.row(&sql, params![server, delivery_id], event_from_row)
+    }
+
+    fn event_by_body(&self, server: &str, body_cid: &Cid, since: i64) -> Result<Option<WebhookEvent>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND body_cid = ?2 AND received_at >= ?3
+             ORDER BY received_at LIMIT 1"
+        );
+        self.row(&sql, params![server, &body_cid.digest()[..], since], event_from_row)
     }
 
     fn commit(&self, change: &Change) -> Result<()> {
@@ -568,8 +590,41 @@ mod tests {
             body_cid,
             received_at: 1,
             status: EventStatus::Received,
+            same_body_since: None,
         });
         cid
+    }
+
+    /// An event with `body` received at `at`, refused if the same body arrived at or after `since`.
+    fn event_with_body(server: &str, delivery_id: &str, body: &str, at: i64, since: i64) -> Change {
+        let mut change = Change::default();
+        let body_cid = change.blob(body.as_bytes().to_vec());
+        let cid = change.blob(format!("receipt of {server} {delivery_id}").into_bytes());
+        change.op(Op::RecordEvent {
+            cid,
+            server: server.into(),
+            delivery_id: delivery_id.into(),
+            body_cid,
+            received_at: at,
+            status: EventStatus::Received,
+            same_body_since: Some(since),
+        });
+        change
+    }
+
+    #[test]
+    fn a_body_seen_within_the_window_refuses_the_event_whatever_its_id() {
+        let (_dir, store) = open();
+        store.commit(&event_with_body("hook", "a", "{}", 1_000, 0)).unwrap();
+        assert!(store.commit(&event_with_body("hook", "b", "{}", 2_000, 1_000)).is_err(), "within the window");
+        assert!(store.event_by_delivery("hook", "b").unwrap().is_none(), "nothing of it kept");
+        store.commit(&event_with_body("other", "b", "{}", 2_000, 1_000)).unwrap();
+        store.commit(&event_with_body("hook", "c", "{\"n\":2}", 2_000, 1_000)).unwrap();
+        store.commit(&event_with_body("hook", "d", "{}", 9_000, 1_001)).unwrap();
+        let body = Cid::of(b"{}");
+        assert_eq!(store.event_by_body("hook", &body, 0).unwrap().unwrap().delivery_id, "a");
+        assert_eq!(store.event_by_body("hook", &body, 1_001).unwrap().unwrap().delivery_id, "d");
+        assert_eq!(store.event_by_body("hook", &body, 9_001).unwrap(), None);
     }
 
     #[test]

@@ -29,6 +29,11 @@ use serde_json::Value;
 
 pub use receiver::Received;
 
+/// How long a body whose scheme does not sign the delivery id is remembered: the same signed body
+/// within this window is the same event, whatever id it comes with. Longer than any provider's retries
+/// (Shopify's last 48 hours); a byte-identical body arriving later runs again.
+pub const SAME_BODY_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// A delivery as it arrived: the raw body, its headers, and the public URL it was sent to (which Twilio
 /// signs).
 #[derive(Debug, Clone)]
@@ -67,6 +72,13 @@ impl Scheme {
 
     pub fn parse(text: &str) -> Option<Scheme> {
         Scheme::ALL.into_iter().find(|scheme| scheme.name() == text)
+    }
+
+    /// Whether the signature covers the delivery id. GitHub and Shopify sign the body alone and send
+    /// the id in a header anyone can change, so a captured delivery replayed under a new id is caught
+    /// only by its body (see [`SAME_BODY_WINDOW`]).
+    pub fn signs_delivery_id(self) -> bool {
+        !matches!(self, Scheme::Github | Scheme::Shopify)
     }
 
     /// Whether a request header is the provider's: those are kept with the event and shown to the handler.
