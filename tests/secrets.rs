@@ -250,6 +250,63 @@ fn main(endpoint, method, data) {
     assert!(received.iter().any(|r| r.url.query().is_some_and(|q| q.contains(VALUE))));
 }
 
+/// A secret with the characters URL encodings disagree on (a space, `%`, `- . _ ~`), JSON escapes
+/// (`"`, `\`) and a non-ASCII letter, written by the runtime's own encoders and echoed back by an
+/// upstream — a JSON body echoed inside a JSON string is escaped twice.
+#[tokio::test]
+async fn a_secret_is_masked_in_every_form_the_runtime_encodes_it_in() {
+    const VALUE: &str = "zq9 pass%word-x.y_z~1\"\\é";
+    let mock = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(|request: &wiremock::Request| {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            ResponseTemplate::new(400).set_body_json(json!({ "url": request.url.to_string(), "body": body }))
+        })
+        .mount(&mock)
+        .await;
+    let script = format!(
+        r#"const META = #{{ title: "Enc", description: "d", secrets: ["ENC_KEY"], base_url: "{}" }};
+fn main(endpoint, method, data) {{
+    let key = secret::require("ENC_KEY");
+    let encoded = url::encode(key);
+    print("encoded " + encoded + " query " + url::query(#{{ k: key }}));
+    switch endpoint {{
+        "/path" => api::call(global::META, "/k/" + encoded + "?k=" + encoded, "GET", ()),
+        "/json" => api::call(global::META, "/j", "POST", #{{ key: key }}),
+        "/throw" => throw "refused " + encoded + " " + json::stringify(json::stringify(key)),
+        _ => ()
+    }}
+}}"#,
+        mock.uri()
+    );
+    let env = [("ENC_KEY", VALUE), ("SWITCHBOARD_LOG", "debug")];
+    let server = Server::start_with(&[("enc", &script)], &[], &env);
+    let mut answers = String::new();
+    for (endpoint, status, kind) in
+        [("/path", 400, "upstream"), ("/json", 400, "upstream"), ("/throw", 500, "script_error")]
+    {
+        let error = expect_error(server.get(&format!("/enc{endpoint}")).await, status, kind).await;
+        answers.push_str(&error.to_string());
+    }
+    let once = serde_json::Value::from(VALUE).to_string();
+    let twice = serde_json::Value::from(once.clone()).to_string();
+    const COMPONENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    let component = percent_encoding::utf8_percent_encode(VALUE, COMPONENT).to_string();
+    let query: String = url::form_urlencoded::byte_serialize(VALUE.as_bytes()).collect();
+    // The upstream did get and echo the encoded forms: the answers would show them unmasked.
+    let received = mock.received_requests().await.unwrap();
+    assert!(received.iter().any(|r| r.url.path().contains(&component)), "{received:?}");
+    assert!(answers.matches("[REDACTED]").count() >= 3, "{answers}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = server.logs();
+    assert!(logs.contains("encoded [REDACTED] query k=[REDACTED]"), "{logs}");
+    for form in [VALUE, &component, &query, once.trim_matches('"'), twice.trim_matches('"'), "zq9"] {
+        assert!(!answers.contains(form), "an answer shows {form}: {answers}");
+        assert!(!logs.contains(form), "the log shows {form}:\n{logs}");
+    }
+}
+
 #[test]
 fn helper_scripts_compose_encodings_and_digests() {
     let dir = tempfile::tempdir().unwrap();

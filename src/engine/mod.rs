@@ -29,7 +29,7 @@ use rhai::{
     Scope, Stmt,
 };
 
-pub use context::Context;
+pub use context::{Context, URL_COMPONENT};
 pub use fault::{Fault, raise};
 pub use fiber::{Threads, wait};
 pub use output::{Data, Output};

@@ -3,14 +3,11 @@
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{percent_decode_str, utf8_percent_encode};
 use rhai::{Blob, Dynamic, EvalAltResult, Map, Module};
 
 use super::{Fallible, arg_error, func, scalar_text, to_json_text};
-use crate::engine::admit;
-
-/// Characters left as they are in a URL component (RFC 3986 unreserved).
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+use crate::engine::{URL_COMPONENT, admit};
 
 /// Decoders that accept input with or without padding.
 const LENIENT: GeneralPurposeConfig =
@@ -91,7 +88,7 @@ pub fn hex_module() -> Module {
 pub fn url_module() -> Module {
     let mut module = Module::new();
     func("encode").set_into_module(&mut module, |text: &str| -> Fallible<String> {
-        Ok(utf8_percent_encode(admitted(text)?, COMPONENT).to_string())
+        Ok(utf8_percent_encode(admitted(text)?, URL_COMPONENT).to_string())
     });
     func("decode").set_into_module(&mut module, |text: &str| {
         percent_decode_str(admitted(text)?)
