@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 10 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
+    /// The longest any invocation may run, whatever its server's META.timeout_ms or its caller asks.
+    #[arg(long, default_value_t = 600_000, value_name = "MS")]
+    pub max_timeout_ms: u64,
     /// A browser origin (`https://app.example.com`) whose pages may call this server besides its own;
     /// repeatable, `*` for any.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
@@ -148,6 +151,7 @@ pub fn serve(args: ServeArgs) -> Exit {
     let mut settings = Settings::new(args.data.unwrap_or_else(default_data_dir));
     settings.read_only = args.read_only;
     settings.max_body = args.max_body;
+    settings.limits.max_timeout = Duration::from_millis(args.max_timeout_ms.max(1));
     settings.allowed_origins = args.allowed_origins;
     if !args.listen.ip().is_unspecified() {
         settings.allowed_hosts.push(args.listen.ip().to_string());

@@ -49,8 +49,11 @@ pub struct Limits {
     pub max_string_size: usize,
     pub max_array_size: usize,
     pub max_map_size: usize,
-    /// Default wall-clock limit of a call; a server's `META.timeout_ms` and a call's own limit override it.
+    /// Default wall-clock limit of a call; a server's `META.timeout_ms` replaces it, and a call may ask for
+    /// less (never more).
     pub timeout: Duration,
+    /// The longest any call may take, whatever its server declares (`serve --max-timeout-ms`).
+    pub max_timeout: Duration,
     /// Operations an inline run (on a tokio worker) may use before it moves to a fiber.
     pub inline_operations: u64,
     /// Operations a script's top level may use when it is loaded.
@@ -66,6 +69,7 @@ impl Default for Limits {
             max_array_size: 100_000,
             max_map_size: 100_000,
             timeout: Duration::from_secs(60),
+            max_timeout: Duration::from_secs(600),
             inline_operations: 20_000,
             load_operations: 100_000,
         }
@@ -215,9 +219,13 @@ impl ScriptEngine {
         Ok(scope)
     }
 
-    /// The wall-clock limit of a call to `script` that asks for `requested`.
+    /// The wall-clock limit of a call to `script` that asks for `requested`: the server's limit
+    /// (`META.timeout_ms`, else the default, at most the maximum), or less if the caller asks for less.
+    /// A caller cannot lengthen it: the operator chose how long the server's work may hold a thread,
+    /// a connection and the upstream.
     pub fn timeout_for(&self, script: &Script, requested: Option<Duration>) -> Duration {
-        requested.or(script.meta.timeout).unwrap_or(self.limits.timeout)
+        let limit = script.meta.timeout.unwrap_or(self.limits.timeout).min(self.limits.max_timeout);
+        requested.map_or(limit, |requested| requested.min(limit))
     }
 
     /// Runs `call` inline, to completion on the current thread (on a script stack). A
