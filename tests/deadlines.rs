@@ -43,3 +43,28 @@ async fn a_caller_may_shorten_a_servers_time_limit_but_never_lengthen_it() {
     assert!(error["message"].as_str().unwrap().contains("within 300 ms"), "{error}");
     assert_eq!(server.get("/echo/after").await.status(), 200);
 }
+
+/// Each body loops over one heavy native on 8–16 MB; with `timeout_ms=100` every one of them must be
+/// stopped by the deadline — inside the native, which now works in paced pieces — and answered
+/// `timeout`, never `limit_exceeded` or a late success.
+#[tokio::test]
+async fn heavy_natives_stop_at_the_deadline_and_the_server_goes_on() {
+    let big = r#"let s = ""; s.pad(8000000, "é");"#;
+    let cases = [
+        ("upper", format!("{big} loop {{ let t = s.to_upper(); }}")),
+        ("pad", r#"loop { let t = ""; t.pad(16000000, "ab"); }"#.to_owned()),
+        ("replace", format!(r#"{big} loop {{ let t = s; t.replace("é", "e"); }}"#)),
+        ("sha", format!("{big} loop {{ crypto::sha256(s); }}")),
+        ("base64", format!("{big} loop {{ base64::encode(s); }}")),
+        ("format", format!("{big} let m = #{{ a: s }}; loop {{ let t = `${{m}}`; }}")),
+    ];
+    let scripts: Vec<(&str, String)> =
+        cases.iter().map(|(name, body)| (*name, common::script("Heavy", body))).collect();
+    let scripts: Vec<(&str, &str)> = scripts.iter().map(|(n, s)| (*n, s.as_str())).collect();
+    let server = Server::start(&scripts);
+    for (name, _) in &cases {
+        let message = limit_applied(&server, &format!("/{name}?timeout_ms=100")).await;
+        assert!(message.contains("within 100 ms"), "{name}: {message}");
+    }
+    assert_eq!(server.get("/echo/after").await.status(), 200);
+}

@@ -10,6 +10,9 @@ use common::{Server, expect_error, script};
 /// thousand entries, 16 GB, which only takes longer to build in a debug build).
 const SHARED: &str = r#"let s = ""; s.pad(16000000, "a"); let m = #{}; for i in 0..3 { m["k" + i] = s; }"#;
 
+/// The probe's value: one 16 MB string shared by a thousand map entries, 16 GB as text.
+const THOUSAND: &str = r#"let s = ""; s.pad(16000000, "a"); let m = #{}; for i in 0..1000 { m["k" + i] = s; }"#;
+
 /// Arrays nested `depth` deep, built one level per iteration.
 fn nested(depth: usize) -> String {
     format!("let a = []; for i in 0..{depth} {{ a = [a]; }}")
@@ -27,6 +30,46 @@ async fn a_shared_string_output_is_refused_by_size_before_it_is_built() {
         assert_eq!(error["server"], name);
     }
     assert_eq!(server.get("/echo/still/here").await.status(), 200);
+}
+
+#[tokio::test]
+async fn text_far_larger_than_a_string_may_be_is_refused_before_it_is_built() {
+    let cases = [
+        ("interpolated", "`${m}`"),
+        ("to_string", "m.to_string()"),
+        ("to_debug", "to_debug(m)"),
+        ("printed", "print(m); 1"),
+        ("debugged", "debug(m); 1"),
+        ("appended", r#""text: " + m"#),
+        ("in_array", "let a = [m, m]; `${a}`"),
+        ("to_json", "m.to_json()"),
+        ("replaced", r#"let t = ""; t.pad(4096, "a"); t.replace("a", s); t.len()"#),
+    ];
+    let scripts: Vec<(&str, String)> = cases
+        .iter()
+        .map(|(name, body)| {
+            (
+                *name,
+                script(
+                    "Big",
+                    &format!(
+                        "{THOUSAND}
+{body}"
+                    ),
+                ),
+            )
+        })
+        .collect();
+    let scripts: Vec<(&str, &str)> = scripts.iter().map(|(n, s)| (*n, s.as_str())).collect();
+    let server = Server::start(&scripts);
+    let pid = server.pid();
+    for (name, _) in cases {
+        let error = expect_error(server.get(&format!("/{name}/")).await, 500, "limit_exceeded").await;
+        assert_eq!(error["limit"], "size", "{name}: {error}");
+        assert_eq!(error["server"], name);
+    }
+    assert_eq!(server.get("/echo/still/here").await.status(), 200);
+    assert_eq!(server.pid(), pid);
 }
 
 #[tokio::test]

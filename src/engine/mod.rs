@@ -12,8 +12,10 @@ mod bounded;
 mod context;
 mod fault;
 mod fiber;
+mod format;
 pub mod nesting;
 pub mod output;
+pub mod pace;
 mod sandbox;
 mod script;
 mod trap;
@@ -128,11 +130,16 @@ impl ScriptEngine {
             .set_max_map_size(limits.max_map_size)
             .set_max_variables(10_000)
             .set_max_functions(10_000)
+            // Rhai's string interner hashes every string a statement assigns, whatever its length, before
+            // deciding it is too long to keep: assigning a 16 MB string cost a 16 MB hash, outside any
+            // operation count (a debug build took a minute to fill a map with one shared 16 MB string).
+            .set_max_strings_interned(0)
             .on_progress(sandbox::on_progress)
             .on_print(|text| tracing::info!(target: "script", "{}", redacted(text)))
             .on_debug(|text, source, pos| tracing::debug!(target: "script", ?source, %pos, "{}", redacted(text)));
         engine.disable_symbol("eval");
         bounded::register(&mut engine, limits.max_array_size, limits.max_string_size);
+        format::register(&mut engine, limits.max_string_size);
         #[allow(deprecated)] // Rhai marks the token hook volatile, not deprecated.
         engine.on_parse_token(namespaced_keywords);
         engine.register_type_with_name::<Error>("Error");
@@ -213,9 +220,10 @@ impl ScriptEngine {
             context: None,
         });
         let mut scope = Scope::new();
-        self.engine.run_ast_with_scope(&mut scope, ast).map_err(|e| {
-            fault::classify(*e, Location { cid: Some(cid), ..Location::default() }, self.limits.timeout)
-        })?;
+        let at = Location { cid: Some(cid), ..Location::default() };
+        let result = self.engine.run_ast_with_scope(&mut scope, ast);
+        let result = sandbox::take_refusal().map_or(result.map(drop), Err);
+        result.map_err(|e| fault::classify(*e, at, self.limits.timeout))?;
         Ok(scope)
     }
 
@@ -265,6 +273,8 @@ impl ScriptEngine {
         };
         scope.clear();
         SCOPE.with(|kept| *kept.borrow_mut() = scope);
+        // A native's refusal stands whatever the run returned after it (see `sandbox::refuse`).
+        let result = sandbox::take_refusal().map_or(result, Err);
         result.map_err(|e: Box<EvalAltResult>| fault::classify(*e, context.location(), context.timeout))
     }
 }

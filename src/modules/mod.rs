@@ -145,6 +145,7 @@ pub(crate) fn to_json_text(value: &Dynamic, pretty: bool) -> Fallible<String> {
         Ok(bytes) => String::from_utf8(bytes).map_err(|_| arg_error("JSON text is UTF-8")),
         Err(nesting::JsonError::Exceeded(exceeded)) => Err(over_bound(exceeded)),
         Err(nesting::JsonError::Invalid(e)) => Err(arg_error(&format!("value cannot be written as JSON: {e}"))),
+        Err(nesting::JsonError::Stopped(stop)) => Err(stop),
     }
 }
 
