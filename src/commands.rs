@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// The longest any invocation may run, whatever its server's META.timeout_ms or its caller asks.
     #[arg(long, default_value_t = 600_000, value_name = "MS")]
     pub max_timeout_ms: u64,
+    /// Memory the process may lose to scripts that overflow their stacks before it runs no more scripts.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub max_overflow_loss_mib: usize,
     /// A browser origin (`https://app.example.com`) whose pages may call this server besides its own;
     /// repeatable, `*` for any.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
@@ -152,6 +155,7 @@ pub fn serve(args: ServeArgs) -> Exit {
     settings.read_only = args.read_only;
     settings.max_body = args.max_body;
     settings.limits.max_timeout = Duration::from_millis(args.max_timeout_ms.max(1));
+    settings.limits.overflow_loss = args.max_overflow_loss_mib.saturating_mul(1 << 20);
     settings.allowed_origins = args.allowed_origins;
     if !args.listen.ip().is_unspecified() {
         settings.allowed_hosts.push(args.listen.ip().to_string());

@@ -48,6 +48,11 @@
 //! nothing of HTTP, and the error becomes an HTTP response in exactly one place, at the edge
 //! (`http/error.rs`).
 
+/// The unit tests count allocations as the binary does (see `engine::leak`).
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: engine::leak::Counting<std::alloc::System> = engine::leak::Counting(std::alloc::System);
+
 pub mod access;
 pub mod boot;
 pub mod cid;

@@ -120,3 +120,45 @@ async fn a_script_that_overflows_its_stack_fails_alone_and_the_process_goes_on()
     assert_eq!(server.get("/echo/still/here").await.status(), 200);
     assert_eq!(server.pid(), pid);
 }
+
+/// The `lost=` figures the server logged for its overflows, in bytes.
+fn losses(logs: &str) -> Vec<u64> {
+    logs.lines()
+        .filter(|line| line.contains("overflowed its stack"))
+        .filter_map(|line| line.split("lost=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn past_its_overflow_budget_the_process_runs_no_more_scripts() {
+    let chain = "let f = || 1; for i in 0..400000 { let g = f; f = || g; } 1";
+    // Four distinct 16 MB strings in its variables when it overflows.
+    let holding = format!(
+        r#"let a = ""; a.pad(16000000, "a"); let b = a + "b"; let c = a + "c"; let d = a + "d"; {chain} + a.len() + b.len() + c.len() + d.len()"#
+    );
+    let server = Server::start_with(
+        &[
+            ("chain", &script("Chain", chain)),
+            ("holding", &script("Holding", &holding)),
+            ("fresh", &script("Fresh", "1")),
+        ],
+        &["--max-overflow-loss-mib", "100"],
+        &[],
+    );
+    let error = expect_error(server.get("/chain/").await, 500, "limit_exceeded").await;
+    assert_eq!(error["limit"], "stack", "{error}");
+    assert_eq!(server.get("/echo/under/budget").await.status(), 200);
+    let error = expect_error(server.get("/holding/").await, 500, "limit_exceeded").await;
+    assert_eq!(error["limit"], "stack", "{error}");
+    // Past the budget: nothing runs, and the answer says why.
+    for path in ["/echo/past/budget", "/fresh/"] {
+        let error = expect_error(server.get(path).await, 503, "unavailable").await;
+        assert!(error["message"].as_str().unwrap().contains("until it is restarted"), "{error}");
+    }
+    let lost = losses(&server.logs());
+    eprintln!("lost per overflow, as counted: {lost:?} bytes; peak RSS {} MiB", server.peak_rss_kib() / 1024);
+    assert_eq!(lost.len(), 2);
+    assert!(lost[1] >= 64_000_000, "the four strings count: {lost:?}");
+    let server = server.restart();
+    assert_eq!(server.get("/echo/restarted").await.status(), 200);
+}

@@ -13,6 +13,7 @@ mod context;
 mod fault;
 mod fiber;
 mod format;
+pub mod leak;
 pub mod nesting;
 pub mod output;
 pub mod pace;
@@ -60,6 +61,9 @@ pub struct Limits {
     pub inline_operations: u64,
     /// Operations a script's top level may use when it is loaded.
     pub load_operations: u64,
+    /// Bytes the process may lose to runs that overflow their stacks before it runs no more scripts
+    /// (`serve --max-overflow-loss-mib`; see `engine::leak`).
+    pub overflow_loss: usize,
 }
 
 impl Default for Limits {
@@ -74,6 +78,7 @@ impl Default for Limits {
             max_timeout: Duration::from_secs(600),
             inline_operations: 20_000,
             load_operations: 100_000,
+            overflow_loss: 512 << 20,
         }
     }
 }
@@ -155,6 +160,7 @@ impl ScriptEngine {
     /// Every refusal is an [`Error::InvalidScript`] that says where. Parsing and the top level run on
     /// a script stack, like every evaluation.
     pub fn compile(&self, source: &[u8]) -> Result<Script, Error> {
+        self.admit_evaluation()?;
         let at = || Location { cid: Some(Cid::of(source)), ..Location::default() };
         fiber::on_stack(|| self.compile_here(source)).unwrap_or_else(|overflow| Err(overflow.error(at())))
     }
@@ -236,6 +242,21 @@ impl ScriptEngine {
         requested.map_or(limit, |requested| requested.min(limit))
     }
 
+    /// Refuses to start any evaluation once the process has lost more than its budget to runs that
+    /// overflowed their stacks (see `engine::leak`).
+    fn admit_evaluation(&self) -> Result<(), Error> {
+        let lost = leak::lost();
+        match lost > self.limits.overflow_loss {
+            false => Ok(()),
+            true => Err(Error::Unavailable(format!(
+                "this process has lost {} MiB to scripts that overflowed their stacks, more than its budget of {} MiB: \
+                 it runs no scripts until it is restarted",
+                lost >> 20,
+                self.limits.overflow_loss >> 20
+            ))),
+        }
+    }
+
     /// Runs `call` inline, to completion on the current thread (on a script stack). A
     /// [`Fault::Demote`] means: run it again as a fiber, with `inline: false`.
     pub fn run_inline(&self, call: Call) -> Result<Dynamic, Fault> {
@@ -246,6 +267,7 @@ impl ScriptEngine {
     /// Calls the function `call` names. Inline runs go through [`run_inline`](Self::run_inline); any
     /// other run is a fiber's body (see [`Threads`]).
     pub fn run(&self, call: Call) -> Result<Dynamic, Fault> {
+        self.admit_evaluation()?;
         let context = call.context.clone();
         let script = &context.script;
         let _run = sandbox::enter(sandbox::Run {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, EvalAltResult, Position};
 
 use super::context::Context;
-use super::fiber;
+use super::{fiber, leak};
 
 /// Why a run was stopped from outside the script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +84,15 @@ pub struct RunState {
     cancel: Option<Arc<AtomicBool>>,
     context: Option<Arc<Context>>,
     refusal: Option<Box<EvalAltResult>>,
+    /// Net bytes the run allocated while it was attached (see `engine::leak`).
+    held: isize,
+}
+
+impl RunState {
+    /// Net bytes the run allocated, up to when it was detached.
+    pub fn held(&self) -> isize {
+        self.held
+    }
 }
 
 thread_local! {
@@ -91,6 +100,8 @@ thread_local! {
     static CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
     static CONTEXT: RefCell<Option<Arc<Context>>> = const { RefCell::new(None) };
     static REFUSAL: RefCell<Option<Box<EvalAltResult>>> = const { RefCell::new(None) };
+    /// The attached run's net allocation before it was attached, and the thread's when it was.
+    static HELD: Cell<(isize, isize)> = const { Cell::new((0, 0)) };
 }
 
 /// What [`enter`] needs to know about the run.
@@ -136,7 +147,7 @@ pub fn enter(run: Run) -> Guard {
         refused: false,
     };
     let previous = detach();
-    attach(RunState { budget: Some(budget), cancel: run.cancel, context: run.context, refusal: None });
+    attach(RunState { budget: Some(budget), cancel: run.cancel, context: run.context, refusal: None, held: 0 });
     Guard { previous: Some(previous) }
 }
 
@@ -147,6 +158,10 @@ pub fn detach() -> RunState {
         cancel: CANCEL.with(|c| c.borrow_mut().take()),
         context: CONTEXT.with(|c| c.borrow_mut().take()),
         refusal: REFUSAL.with(|r| r.borrow_mut().take()),
+        held: HELD.with(|held| {
+            let (before, since) = held.replace((0, leak::net()));
+            before + (leak::net() - since)
+        }),
     }
 }
 
@@ -156,6 +171,7 @@ pub fn attach(state: RunState) {
     CANCEL.with(|c| *c.borrow_mut() = state.cancel);
     CONTEXT.with(|c| *c.borrow_mut() = state.context);
     REFUSAL.with(|r| *r.borrow_mut() = state.refusal);
+    HELD.with(|held| held.set((state.held, leak::net())));
 }
 
 fn stop(reason: Stop) -> Option<Dynamic> {
