@@ -23,7 +23,8 @@
 //! * [`engine`] owns the one shared Rhai engine: sandbox limits, compiling and loading scripts, running
 //!   a script function inline or as a fiber (a coroutine that suspends while it waits on I/O, so a
 //!   waiting script holds no thread), and turning results and failures into outputs and
-//!   [`error::Error`]s.
+//!   [`error::Error`]s. Its natives for large work go in paced pieces against the deadline
+//!   ([`engine::pace`]); what stack overflows leave behind is counted ([`engine::leak`]).
 //! * [`modules`] are the native functions scripts call (`api` with its pagination, rate limits and
 //!   request signing, `http`, `db`, `secret`, …); [`modules::egress`] decides where a server may send,
 //!   and [`environment`] what of the process environment a script may read.
@@ -31,7 +32,8 @@
 //!   through the browser.
 //! * [`access`] decides who may invoke (invocation tokens), for every remote entry point.
 //! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
-//!   requests read without locks, and manages servers; [`invoke`] is the invocation path itself, the
+//!   requests read without locks, and manages servers; a CID runs only as a server an operator bound
+//!   it to ([`server::runners`]), never on the strength of its own `META`; [`invoke`] is the invocation path itself, the
 //!   only place a script runs ([`runtime::Runtime::invoke`] is defined there). [`follow`] rebuilds
 //!   those snapshots when the store changes, here or in another process.
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.

@@ -96,6 +96,31 @@ fn cid_from_row(bytes: Vec<u8>) -> rusqlite::Result<Cid> {
     Ok(Cid::from_digest(digest))
 }
 
+/// The OAuth operations of [`apply`]; `at` is the commit's time (expired pending states go).
+fn apply_oauth(tx: &rusqlite::Transaction<'_>, op: &Op, at: i64) -> rusqlite::Result<()> {
+    match op {
+        Op::SetConnection { server, sealed: Some(sealed) } => {
+            tx.execute(
+                "INSERT INTO oauth_connections (server, sealed) VALUES (?1, ?2)
+                 ON CONFLICT(server) DO UPDATE SET sealed = excluded.sealed",
+                params![server, sealed],
+            )?;
+        }
+        Op::SetConnection { server, sealed: None } => {
+            tx.execute("DELETE FROM oauth_connections WHERE server = ?1", params![server])?;
+        }
+        Op::PutOAuthState { key, server, sealed, expires } => {
+            tx.execute("DELETE FROM oauth_states WHERE expires <= ?1", params![at])?;
+            tx.execute(
+                "INSERT INTO oauth_states (key, server, sealed, expires) VALUES (?1, ?2, ?3, ?4)",
+                params![key, server, sealed, expires],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The webhook-event operations of [`apply`].
 fn apply_event(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
     match op {
@@ -286,23 +311,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
             Op::RemoveSecret { name } => {
                 tx.execute("DELETE FROM secrets WHERE name = ?1", params![name])?;
             }
-            Op::SetConnection { server, sealed: Some(sealed) } => {
-                tx.execute(
-                    "INSERT INTO oauth_connections (server, sealed) VALUES (?1, ?2)
-                     ON CONFLICT(server) DO UPDATE SET sealed = excluded.sealed",
-                    params![server, sealed],
-                )?;
-            }
-            Op::SetConnection { server, sealed: None } => {
-                tx.execute("DELETE FROM oauth_connections WHERE server = ?1", params![server])?;
-            }
-            Op::PutOAuthState { key, server, sealed, expires } => {
-                tx.execute("DELETE FROM oauth_states WHERE expires <= ?1", params![at])?;
-                tx.execute(
-                    "INSERT INTO oauth_states (key, server, sealed, expires) VALUES (?1, ?2, ?3, ?4)",
-                    params![key, server, sealed, expires],
-                )?;
-            }
+            Op::SetConnection { .. } | Op::PutOAuthState { .. } => apply_oauth(tx, op, at)?,
             Op::RecordEvent { .. } | Op::EventOutcome { .. } => apply_event(tx, op)?,
             Op::SetFact { key, value } => {
                 tx.execute(
