@@ -589,24 +589,9 @@ mod tests {
         assert_eq!(store.take_oauth_state("k", "box").unwrap(), None);
     }
 
-    fn record_event(change: &mut Change, server: &str, delivery_id: &str) -> Cid {
-        let body_cid = change.blob(format!("body of {delivery_id}").into_bytes());
-        let cid = change.blob(format!("receipt of {server} {delivery_id}").into_bytes());
-        change.op(Op::RecordEvent {
-            cid,
-            server: server.into(),
-            delivery_id: delivery_id.into(),
-            body_cid,
-            received_at: 1,
-            status: EventStatus::Received,
-            same_body_since: None,
-        });
-        cid
-    }
-
-    /// An event with `body` received at `at`, refused if the same body arrived at or after `since`.
-    fn event_with_body(server: &str, delivery_id: &str, body: &str, at: i64, since: i64) -> Change {
-        let mut change = Change::default();
+    /// Adds an event with `body` received at `at` to `change`; with `since`, refused if the same body
+    /// arrived at or after it.
+    fn event(change: &mut Change, (server, delivery_id): (&str, &str), body: &str, at: i64, since: Option<i64>) -> Cid {
         let body_cid = change.blob(body.as_bytes().to_vec());
         let cid = change.blob(format!("receipt of {server} {delivery_id}").into_bytes());
         change.op(Op::RecordEvent {
@@ -616,8 +601,18 @@ mod tests {
             body_cid,
             received_at: at,
             status: EventStatus::Received,
-            same_body_since: Some(since),
+            same_body_since: since,
         });
+        cid
+    }
+
+    fn record_event(change: &mut Change, server: &str, delivery_id: &str) -> Cid {
+        event(change, (server, delivery_id), &format!("body of {delivery_id}"), 1, None)
+    }
+
+    fn event_with_body(server: &str, delivery_id: &str, body: &str, at: i64, since: i64) -> Change {
+        let mut change = Change::default();
+        event(&mut change, (server, delivery_id), body, at, Some(since));
         change
     }
 
