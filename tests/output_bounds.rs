@@ -44,6 +44,7 @@ async fn text_far_larger_than_a_string_may_be_is_refused_before_it_is_built() {
         ("in_array", "let a = [m, m]; `${a}`"),
         ("to_json", "m.to_json()"),
         ("replaced", r#"let t = ""; t.pad(4096, "a"); t.replace("a", s); t.len()"#),
+        ("query", "url::query(m)"),
     ];
     let scripts: Vec<(&str, String)> = cases
         .iter()

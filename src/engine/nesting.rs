@@ -59,6 +59,16 @@ pub fn measure(value: &Dynamic, max_bytes: usize) -> Result<usize, Exceeded> {
     Ok(size)
 }
 
+/// [`measure`] of a map's entries, for callers that hold the map itself.
+pub fn measure_map(map: &Map, max_bytes: usize) -> Result<usize, Exceeded> {
+    let mut size = 0;
+    for (key, value) in map.iter() {
+        size += key.len() + 3;
+        walk(value, 1, max_bytes, &mut size)?;
+    }
+    Ok(size)
+}
+
 fn walk(value: &Dynamic, depth: usize, max_bytes: usize, size: &mut usize) -> Result<(), Exceeded> {
     let add = |size: &mut usize, bytes: usize| {
         *size = size.saturating_add(bytes);

@@ -46,7 +46,7 @@ use super::http::{Body, Incoming, Outgoing, parse_url};
 use super::pages::{Next, Paging};
 use super::secret;
 use super::throttle::Window;
-use super::{Services, arg_error, func, scalar_text, to_json};
+use super::{Services, arg_error, func, text_pairs, to_json};
 use crate::engine::{Context, raise};
 use crate::error::Error;
 
@@ -146,13 +146,9 @@ impl Options {
     fn pairs(&self, key: &str) -> Result<Vec<(String, String)>, Box<EvalAltResult>> {
         match self.map.get(key) {
             None => Ok(Vec::new()),
-            Some(value) => Ok(value
-                .clone()
-                .try_cast::<Map>()
-                .ok_or_else(|| arg_error(&format!("api option '{key}' must be a map")))?
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), scalar_text(&v)))
-                .collect()),
+            Some(value) => text_pairs(
+                &*value.read_lock::<Map>().ok_or_else(|| arg_error(&format!("api option '{key}' must be a map")))?,
+            ),
         }
     }
 }
@@ -472,7 +468,7 @@ fn encode(
     let data = &call.data;
     if !call.sends_body() {
         if let Some(map) = data.read_lock::<Map>() {
-            extras.query.extend(map.iter().map(|(k, v)| (k.to_string(), scalar_text(v))));
+            extras.query.extend(text_pairs(&map)?);
         } else if !data.is_unit() {
             return Err(raise(Error::BadRequest(format!(
                 "data for a {} request must be a map of query parameters",

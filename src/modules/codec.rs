@@ -6,7 +6,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use percent_encoding::{percent_decode_str, utf8_percent_encode};
 use rhai::{Blob, Dynamic, EvalAltResult, Map, Module};
 
-use super::{Fallible, arg_error, func, scalar_text, to_json_text};
+use super::{Fallible, arg_error, func, text_pairs, to_json_text};
 use crate::engine::pace::{self, PIECE, Pacer};
 use crate::engine::{URL_COMPONENT, admit};
 
@@ -169,12 +169,10 @@ pub fn url_module() -> Module {
         }
         String::from_utf8(out).map_err(|_| arg_error("the decoded value is not UTF-8"))
     });
-    func("query").set_into_module(&mut module, |params: Map| {
+    func("query").set_into_module(&mut module, |params: Map| -> Fallible<String> {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in &params {
-            query.append_pair(name, &scalar_text(value));
-        }
-        query.finish()
+        query.extend_pairs(text_pairs(&params)?);
+        Ok(query.finish())
     });
     module
 }

@@ -491,11 +491,8 @@ fn apply_options(request: &mut Outgoing, options: &Map) -> Result<(), Box<EvalAl
                 }
             }
             "query" => {
-                let query = value.clone().try_cast::<Map>().ok_or_else(|| arg_error("query must be a map"))?;
-                let mut pairs = request.url.query_pairs_mut();
-                for (name, value) in query {
-                    pairs.append_pair(&name, &super::scalar_text(&value));
-                }
+                let query = value.read_lock::<Map>().ok_or_else(|| arg_error("query must be a map"))?;
+                request.url.query_pairs_mut().extend_pairs(super::text_pairs(&query)?);
             }
             "json" => request.body = Body::Json(to_json(value)?),
             "form" if value.is_map() => request.body = Body::Form(super::form_fields(value)?),
