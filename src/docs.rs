@@ -79,7 +79,7 @@ pub fn web_link(url: &str) -> Option<&str> {
 }
 
 /// The named operations of a server, each an MCP tool `{name}__{operation}`.
-fn operations(page: &mut String, name: &str, operations: &[crate::operation::Operation]) {
+fn operations(page: &mut String, name: &str, operations: &[crate::meta::Operation]) {
     if operations.is_empty() {
         return;
     }
@@ -110,8 +110,8 @@ fn secret_list(secrets: &[Vec<String>]) -> String {
 
 /// How an `oauth2` server gets its tokens: the grant, what the user does once, the URLs and their
 /// override variables, the scopes.
-fn oauth_rows(page: &mut String, name: &str, spec: &crate::oauth::Spec) {
-    use crate::oauth::Grant;
+fn oauth_rows(page: &mut String, name: &str, spec: &crate::meta::oauth2::Spec) {
+    use crate::meta::oauth2::Grant;
     let upper = name.to_uppercase();
     let how = match spec.grant {
         Grant::AuthorizationCode => format!(
@@ -137,8 +137,8 @@ fn oauth_rows(page: &mut String, name: &str, spec: &crate::oauth::Spec) {
             "| Token URL | `{}` (`{upper}_TOKEN_URL`), client auth `{}` |",
             spec.token_url,
             match spec.client_auth {
-                crate::oauth::ClientAuth::Basic => "basic",
-                crate::oauth::ClientAuth::Body => "body",
+                crate::meta::oauth2::ClientAuth::Basic => "basic",
+                crate::meta::oauth2::ClientAuth::Body => "body",
             }
         )
         .unwrap();

@@ -20,6 +20,9 @@
 //! * [`cid`] computes and parses content identifiers.
 //! * [`store`] keeps blobs, the registry and its history durably (SQLite; the trait is the seam for
 //!   PostgreSQL). It is never on the hot path.
+//! * [`meta`] reads and checks what a script declares in `META` — secrets, hosts, auth, operations,
+//!   `META.api` (pagination, rate limit, pass-headers), `META.oauth2`, `META.webhook` — as plain data,
+//!   below everything that acts on it; it evaluates nothing.
 //! * [`engine`] owns the one shared Rhai engine: sandbox limits, compiling and loading scripts, running
 //!   a script function inline or as a fiber (a coroutine that suspends while it waits on I/O, so a
 //!   waiting script holds no thread), and turning results and failures into outputs and
@@ -61,6 +64,7 @@ pub mod http;
 pub mod invoke;
 pub mod keys;
 pub mod mcp;
+pub mod meta;
 pub mod modules;
 pub mod oauth;
 pub mod operation;

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use crate::cid::Cid;
-use crate::engine::{Meta, Script};
+use crate::engine::Script;
 use crate::error::Error;
+use crate::meta::Meta;
 
 /// Path segments the HTTP interface keeps for itself; no server may take them.
 pub const RESERVED: [&str; 9] = ["api", "cid", "mcp", "ui", "health", "metrics", "webhooks", "oauth", "static"];

@@ -43,12 +43,13 @@ use rhai::{Dynamic, EvalAltResult, Map, Module};
 
 use self::response::{Expect, result};
 use super::http::{Body, Incoming, Outgoing, parse_url};
-use super::pages::{Next, Paging};
+use super::pages::Next;
 use super::secret;
-use super::throttle::Window;
 use super::{Services, arg_error, func, scalar_text, to_json};
 use crate::engine::{Context, raise};
 use crate::error::Error;
+use crate::meta::pagination::Paging;
+use crate::meta::rate_limit::Window;
 
 /// How much of an upstream error body callers see.
 const EXCERPT: usize = 1000;
@@ -115,7 +116,7 @@ impl Options {
         match self.map.get("pagination") {
             None => Ok(None),
             Some(spec) => match spec.read_lock::<Map>() {
-                Some(spec) => Paging::parse(&spec).map(Some),
+                Some(spec) => Ok(Some(Paging::parse(&spec)?)),
                 None => Err(arg_error("META.api.pagination must be a map")),
             },
         }
@@ -126,7 +127,7 @@ impl Options {
         match self.map.get("rate_limit") {
             None => Ok(None),
             Some(spec) => match spec.read_lock::<Map>() {
-                Some(spec) => Window::parse(&spec).map(Some),
+                Some(spec) => Ok(Some(Window::parse(&spec)?)),
                 None => Err(arg_error("META.api.rate_limit must be a map")),
             },
         }

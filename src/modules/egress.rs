@@ -32,8 +32,9 @@ use reqwest::Url;
 use rhai::EvalAltResult;
 
 use super::Services;
-use crate::engine::{Context, Meta, raise};
+use crate::engine::{Context, raise};
 use crate::error::Error;
+use crate::meta::Meta;
 
 /// Redirects a request may follow within its origin.
 const MAX_REDIRECTS: usize = 10;

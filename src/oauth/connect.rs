@@ -20,10 +20,10 @@ use serde_json::{Value, json};
 
 use super::connection::{self, Connection};
 use super::credentials::{Credentials, error_of, url_template};
-use super::spec::{Grant, Spec};
 use super::token::now_millis;
 use crate::engine::{Context, Script};
 use crate::error::{Error, Result};
+use crate::meta::oauth2::{Grant, Spec};
 use crate::modules::api::fill;
 use crate::runtime::Runtime;
 use crate::store::{Change, Op};

@@ -14,10 +14,10 @@ use serde_json::json;
 
 use super::connection::{self, Connection, fingerprint};
 use super::exchange::{self, Endpoint, Exchange};
-use super::spec::{Grant, Spec};
 use super::token::{Token, now_millis};
 use crate::engine::Context;
 use crate::error::Error;
+use crate::meta::oauth2::{Grant, Spec};
 use crate::modules::api::{fill, overridden};
 use crate::modules::http::parse_url;
 use crate::modules::jwt::{Algorithm, Header, rs256};
