@@ -64,7 +64,7 @@ pub fn asks_line(name: &str, meta: &Meta) -> String {
 fn asked(name: &str, meta: &Meta) -> (Vec<String>, Vec<String>) {
     let secrets = meta.secrets.iter().map(|alternatives| alternatives.join(" | ")).collect();
     let upper = name.to_uppercase();
-    let hosts = crate::modules::egress::declared(meta)
+    let hosts = crate::meta::destinations::declared(meta)
         .into_iter()
         .map(|(suffix, url)| format!("{url} (${upper}_{suffix})"))
         .collect();

@@ -233,13 +233,17 @@ impl ScriptEngine {
     pub fn run(&self, call: Call) -> Result<Dynamic, Fault> {
         let context = call.context.clone();
         let script = &context.script;
-        let _run = sandbox::enter(sandbox::Run {
+        let run = sandbox::Run {
             max_operations: self.limits.max_operations,
             inline_operations: call.inline.then_some(self.limits.inline_operations),
             deadline: context.started + context.timeout,
             cancel: call.cancel,
             context: Some(context.clone()),
-        });
+        };
+        let _run = match fiber::on_fiber() {
+            true => sandbox::enter_on_fiber(run, fiber::yield_now),
+            false => sandbox::enter(run),
+        };
         let options = CallFnOptions::new().eval_ast(script.has_prelude);
         // The thread's scope, kept between runs so that its storage is not allocated anew each time (a run
         // nested inside another, or a fiber that started while another waits, gets a fresh one).

@@ -13,6 +13,7 @@
 //! its one error is [`Invalid`], a message the caller places.
 
 pub mod api;
+pub mod destinations;
 mod invalid;
 pub mod oauth2;
 pub mod operations;
@@ -88,7 +89,7 @@ impl Meta {
             return Err(format!("META may not declare {problem}").into());
         }
         let meta = Meta {
-            hosts: hosts(map.get("hosts"))?,
+            hosts: destinations::hosts(map.get("hosts"))?,
             timeout: timeout(map.get("timeout_ms"))?,
             oauth2: oauth2(map)?,
             webhook: map.get("webhook").map(webhook::Spec::from_json).transpose()?,
@@ -146,31 +147,6 @@ fn variables(value: Option<&Value>) -> Result<Vec<String>, Invalid> {
         }
         Some(_) => Err("META.variables must be an array of names".into()),
     }
-}
-
-/// `META.hosts`: names of further base URLs.
-fn hosts(value: Option<&Value>) -> Result<BTreeMap<String, String>, Invalid> {
-    match value {
-        None => Ok(BTreeMap::new()),
-        Some(Value::Object(hosts)) => hosts
-            .iter()
-            .map(|(name, url)| match url {
-                Value::String(url) if valid_host_name(name) => Ok((name.clone(), url.clone())),
-                Value::String(_) => {
-                    Err(format!("META.hosts name '{name}' must be lower-case letters, digits and '_'").into())
-                }
-                _ => Err(format!("META.hosts.{name} must be a base URL string").into()),
-            })
-            .collect(),
-        Some(_) => Err("META.hosts must be a map of names to base URLs".into()),
-    }
-}
-
-/// A `META.hosts` name: it becomes part of the variable `<NAME>_<HOST>_BASE_URL`.
-fn valid_host_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// `META.timeout_ms`: the server's own wall-clock limit.

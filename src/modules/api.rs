@@ -43,9 +43,12 @@ use rhai::{Dynamic, EvalAltResult, Map, Module};
 
 use self::response::{Expect, result};
 use super::http::{Body, Incoming, Outgoing, parse_url};
+use super::native::{arg_error, context, func};
 use super::pages::Next;
 use super::secret;
-use super::{Services, arg_error, func, scalar_text, to_json};
+use super::services::Services;
+use super::template::{self, fill};
+use super::values::{form_fields, scalar_text, to_json};
 use crate::engine::{Context, raise};
 use crate::error::Error;
 use crate::meta::pagination::Paging;
@@ -158,38 +161,6 @@ impl Options {
     }
 }
 
-/// The value of a `{NAME}` placeholder: a declared secret, or a declared variable (registry variables,
-/// then the environment).
-fn placeholder(name: &str, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
-    if context.script.meta.variables.iter().any(|v| v == name) {
-        return services.variable(name).ok_or_else(|| {
-            arg_error(&format!("variable {name} is not set: give it in the boot image's variables or the environment"))
-        });
-    }
-    secret::require(services, context, name)
-}
-
-/// Fills `{NAME}` placeholders from the script's declared secrets and variables.
-pub(crate) fn fill(template: &str, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let Some(length) = rest[start + 1..].find('}') else { break };
-        let name = &rest[start + 1..start + 1 + length];
-        let is_name =
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        out.push_str(&rest[..start]);
-        if is_name {
-            out.push_str(&placeholder(name, services, context)?);
-        } else {
-            out.push_str(&rest[start..start + 2 + length]);
-        }
-        rest = &rest[start + 2 + length..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 /// The credential: the `token` template, else the first declared secret that is set. Missing, it
 /// names the first declared secret (or its alternatives).
 fn credential(options: &Options, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
@@ -205,27 +176,6 @@ fn credential(options: &Options, services: &Services, context: &Context) -> Resu
         }
     }
     Err(raise(Error::MissingSecret { name: first.join(" or ") }))
-}
-
-/// The path part of a URL template (`/v1` of `https://api.x.com/v1`), `""` when it has none.
-fn path_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    match rest.find('/') {
-        Some(start) if rest[start..] != *"/" => &rest[start..],
-        _ => "",
-    }
-}
-
-/// A declared URL with an operator's override applied: an override naming only a scheme and host keeps
-/// the declared path; one with a path replaces the whole URL.
-pub(crate) fn overridden(declared: String, operator: Option<String>) -> String {
-    match operator {
-        Some(origin) if path_of(&origin).is_empty() => {
-            format!("{}{}", origin.trim_end_matches('/'), path_of(&declared))
-        }
-        Some(whole) => whole,
-        None => declared,
-    }
 }
 
 /// The base URL: `META.base_url` (or the `base_url` option), or with the option `host` the named base
@@ -255,8 +205,7 @@ fn base_url(
             "BASE_URL".to_owned(),
         ),
     };
-    let operator = super::egress::operator_url(services, context, &suffix);
-    let url = fill(&overridden(declared, operator), services, context)?;
+    let url = fill(&template::url(services, context, &suffix, &declared), services, context)?;
     let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
     // A URL secret given with a trailing slash must not double the slash before the API's path.
     let mut path = rest.to_owned();
@@ -503,8 +452,8 @@ fn encode(
     request.body = match options.text("body").as_deref().unwrap_or("json") {
         "json" if fields.is_empty() => Body::Json(to_json(data)?),
         "json" => Body::Json(to_json(&with_fields()?.into())?),
-        "form" => Body::Form(super::form_fields(&with_fields()?.into())?),
-        "multipart" => Body::Multipart(super::http::multipart(&with_fields()?).map_err(raise)?),
+        "form" => Body::Form(form_fields(&with_fields()?.into())?),
+        "multipart" => Body::Multipart(super::multipart::multipart(&with_fields()?).map_err(raise)?),
         "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
         "text" => Body::Text(data.to_string()),
         other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, multipart, text)"))),
@@ -556,7 +505,7 @@ fn call(
     overrides: &Map,
     all_pages: bool,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
-    let context = super::context()?;
+    let context = context()?;
     let options = options(services, &context, meta, overrides)?;
     if all_pages || context.all_pages {
         return walk(services, &context, meta, &options, endpoint, method, data);
@@ -692,7 +641,7 @@ pub fn module(services: Arc<Services>) -> Module {
             call(&s, &meta, endpoint, method, &data, &options, false)
         },
     );
-    func("has_files").set_into_module(&mut module, |data: Dynamic| super::http::has_files(&data));
+    func("has_files").set_into_module(&mut module, |data: Dynamic| super::multipart::has_files(&data));
     let s = services.clone();
     func("all").set_into_module(&mut module, move |meta: Map, endpoint: &str, method: &str, data: Dynamic| {
         call(&s, &meta, endpoint, method, &data, &Map::new(), true)
@@ -708,7 +657,7 @@ pub fn module(services: Arc<Services>) -> Module {
     // (a database server's read-only mode).
     let s = services;
     func("variable").set_into_module(&mut module, move |name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
-        let context = super::context()?;
+        let context = context()?;
         if !context.script.meta.variables.iter().any(|v| v == name) {
             return Err(arg_error(&format!(
                 "api::variable reads only declared variables: add {name} to META.variables"
@@ -722,16 +671,6 @@ pub fn module(services: Arc<Services>) -> Module {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_path_of_a_base_url_template_is_what_follows_its_host() {
-        assert_eq!(path_of("https://api.stripe.com"), "");
-        assert_eq!(path_of("https://api.stripe.com/"), "");
-        assert_eq!(path_of("https://{JIRA_DOMAIN}/rest/api/3"), "/rest/api/3");
-        assert_eq!(path_of("https://api.telegram.org/bot{TELEGRAM_BOT_TOKEN}"), "/bot{TELEGRAM_BOT_TOKEN}");
-        assert_eq!(path_of("{SHOPIFY_STORE_URL}/admin/api/2024-10"), "/admin/api/2024-10");
-        assert_eq!(path_of("http://127.0.0.1:8080"), "");
-    }
 
     #[test]
     fn a_walk_takes_over_its_own_parameters_from_the_endpoint() {

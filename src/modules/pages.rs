@@ -13,6 +13,7 @@ use reqwest::Url;
 use reqwest::header::HeaderMap;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
+use super::values::scalar_text;
 use crate::engine::raise;
 use crate::error::Error;
 use crate::meta::pagination::{Cursor, Paging, Style};
@@ -144,7 +145,7 @@ impl Paging {
                     Cursor::LastItem(field) => last.and_then(|item| lookup(item, field)),
                 };
                 value
-                    .map(|v| super::scalar_text(&v))
+                    .map(|v| scalar_text(&v))
                     .filter(|v| !v.is_empty())
                     .map(|value| Next::Params(vec![(param.clone(), value.into())]))
             }

@@ -18,7 +18,6 @@ use parking_lot::Mutex;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use super::http::retry_after;
 use crate::meta::rate_limit::Window;
 
 /// The longest an upstream's reset time is believed: anything later is taken as this.
@@ -95,6 +94,15 @@ impl Throttle {
             state.paused_until = Some(until);
         }
     }
+}
+
+/// A `Retry-After` value, in seconds or as an HTTP date, as the wait it asks for.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
 /// How long the upstream asks us to hold off, if it does.

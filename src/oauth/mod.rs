@@ -18,7 +18,7 @@ pub mod connection;
 mod credentials;
 mod exchange;
 mod token;
-mod tokens;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -27,13 +27,15 @@ use rhai::EvalAltResult;
 
 pub use credentials::{error_of, not_connected};
 pub use token::Token;
-pub use tokens::Tokens;
 
 use crate::engine::{Context, raise, wait};
 use crate::error::Error;
 use crate::meta::oauth2::{Grant, Spec};
 use crate::modules::http::{Incoming, Outgoing};
-use crate::modules::{Services, arg_error, secret};
+use crate::modules::native::arg_error;
+use crate::modules::secret;
+use crate::modules::services::Services;
+use crate::modules::template;
 use credentials::Credentials;
 
 /// Sends `request` for an `oauth2` server with its token as `Authorization: <scheme> <token>` (scheme
@@ -83,7 +85,7 @@ pub fn lacking(services: &Services, context: &Context, spec: &Spec) -> Result<Op
         Grant::RefreshToken => &spec.refresh_token,
         Grant::ClientCredentials | Grant::AuthorizationCode => &spec.client_id,
     };
-    match crate::modules::api::fill(own, services, context) {
+    match template::fill(own, services, context) {
         Ok(_) => Ok(None),
         Err(error) => match credentials::error_of(*error) {
             Error::MissingSecret { name } if spec.access_token.is_empty() => Ok(Some(name)),

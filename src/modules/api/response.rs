@@ -6,8 +6,8 @@ use rhai::{Dynamic, EvalAltResult, Map};
 use super::{EXCERPT, Options};
 use crate::engine::Context;
 use crate::error::Error;
-use crate::modules::arg_error;
 use crate::modules::http::Incoming;
+use crate::modules::native::arg_error;
 
 /// What a successful response becomes.
 pub(super) enum Expect {
