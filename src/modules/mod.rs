@@ -24,7 +24,6 @@ pub mod http;
 pub(crate) mod jwt;
 mod multipart;
 pub(crate) mod native;
-pub(crate) mod pages;
 pub(crate) mod secret;
 pub mod services;
 pub(crate) mod template;

@@ -5,9 +5,9 @@
 use reqwest::header::HeaderValue;
 use rhai::{Dynamic, EvalAltResult, Map};
 
-use super::{Options, header};
+use super::options::Options;
 use crate::engine::Context;
-use crate::modules::http::{Body, Outgoing};
+use crate::modules::http::{Body, Outgoing, header};
 use crate::modules::native::arg_error;
 use crate::modules::secret;
 use crate::modules::services::Services;

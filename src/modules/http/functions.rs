@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use reqwest::header::{HeaderName, HeaderValue};
 use rhai::{Dynamic, EvalAltResult, Map, Module};
 
-use super::{Body, Incoming, Outgoing, parse_url};
+use super::{Body, Incoming, Outgoing, header, parse_url};
 use crate::engine::{raise, wait};
 use crate::modules::egress::{self, Policy};
 use crate::modules::multipart::multipart;
@@ -43,10 +42,7 @@ fn apply_options(request: &mut Outgoing, options: &Map) -> Result<(), Box<EvalAl
                 for (name, value) in
                     value.clone().try_cast::<Map>().ok_or_else(|| arg_error("headers must be a map"))?
                 {
-                    let name = HeaderName::from_bytes(name.as_bytes())
-                        .map_err(|_| arg_error(&format!("'{name}' is not a header name")))?;
-                    let value = HeaderValue::from_str(&value.to_string())
-                        .map_err(|_| arg_error(&format!("header '{name}' has an invalid value")))?;
+                    let (name, value) = header(&name, &value.to_string())?;
                     request.headers.append(name, value);
                 }
             }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::Rng;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use rhai::EvalAltResult;
 
@@ -329,6 +329,15 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+/// A header a script names, or a script error saying what is wrong with it.
+pub fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Box<EvalAltResult>> {
+    let name =
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| arg_error(&format!("'{name}' is not a header name")))?;
+    let value =
+        HeaderValue::from_str(value).map_err(|_| arg_error(&format!("header '{name}' has an invalid value")))?;
+    Ok((name, value))
 }
 
 /// A URL a script gave, which must be http or https.

@@ -13,10 +13,10 @@ use reqwest::Url;
 use reqwest::header::HeaderMap;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
-use super::values::scalar_text;
 use crate::engine::raise;
 use crate::error::Error;
 use crate::meta::pagination::{Cursor, Paging, Style};
+use crate::modules::values::scalar_text;
 
 /// What to fetch next.
 #[derive(Debug, Clone)]
