@@ -222,22 +222,12 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op, at: i64) -> rusqlite::Resul
             tx.execute("DELETE FROM servers WHERE name = ?1", params![name])?;
         }
         Op::SetVariables(variables) => set_variables(tx, variables)?,
-        Op::SetSecret { name, sealed } => {
-            tx.execute(
-                "INSERT INTO secrets (name, sealed) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed",
-                params![name, sealed],
-            )?;
-        }
+        Op::SetSecret { name, sealed } => upsert(tx, ("secrets", "name", "sealed"), name, sealed)?,
         Op::RemoveSecret { name } => {
             tx.execute("DELETE FROM secrets WHERE name = ?1", params![name])?;
         }
         Op::SetConnection { server, sealed: Some(sealed) } => {
-            tx.execute(
-                "INSERT INTO oauth_connections (server, sealed) VALUES (?1, ?2)
-                 ON CONFLICT(server) DO UPDATE SET sealed = excluded.sealed",
-                params![server, sealed],
-            )?;
+            upsert(tx, ("oauth_connections", "server", "sealed"), server, sealed)?
         }
         Op::SetConnection { server, sealed: None } => {
             tx.execute("DELETE FROM oauth_connections WHERE server = ?1", params![server])?;
@@ -258,14 +248,24 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op, at: i64) -> rusqlite::Resul
                 params![&cid.digest()[..], status.as_str(), outcome.as_ref().map(|o| o.to_string())],
             )?;
         }
-        Op::SetFact { key, value } => {
-            tx.execute(
-                "INSERT INTO facts (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )?;
-        }
+        Op::SetFact { key, value } => upsert(tx, ("facts", "key", "value"), key, value)?,
     }
+    Ok(())
+}
+
+/// Sets the value column of the row `key` in a `(table, key column, value column)`, adding the row when
+/// there is none.
+fn upsert(
+    tx: &rusqlite::Transaction<'_>,
+    (table, key_column, column): (&str, &str, &str),
+    key: &str,
+    value: &dyn rusqlite::ToSql,
+) -> rusqlite::Result<()> {
+    let sql = format!(
+        "INSERT INTO {table} ({key_column}, {column}) VALUES (?1, ?2)
+         ON CONFLICT({key_column}) DO UPDATE SET {column} = excluded.{column}"
+    );
+    tx.prepare_cached(&sql)?.execute(params![key, value])?;
     Ok(())
 }
 
