@@ -1,27 +1,36 @@
-//! The options of one call: what `META.api` declares for every call, with the call's own on top.
+//! The options of one call: what the server declared in `META.api` (as loaded, checked), with the call's
+//! own on top, and the auth it sends with.
 
 use rhai::{EvalAltResult, Map};
 
+use crate::meta::Meta;
+use crate::meta::api::OPTIONS;
 use crate::meta::pagination::Paging;
-use crate::meta::rate_limit::Window;
 use crate::modules::native::arg_error;
 use crate::modules::values::scalar_text;
+
+/// What a call may not set for itself: the server's alone, shared by all its calls.
+const THE_SERVERS: [(&str, &str); 2] = [
+    ("rate_limit", "rate_limit is the server's: declare it in META.api, not for one call"),
+    ("auth", "auth is the server's: declare it in META.auth, not for one call"),
+];
 
 /// The options of one call: `META.api` overlaid with the call's own.
 pub(super) struct Options {
     pub(super) map: Map,
+    /// `META.auth` (`none` when it says nothing), or the `META.oauth2.fallback` that took over.
+    auth: String,
 }
 
 impl Options {
-    pub(super) fn new(meta: &Map, overrides: &Map) -> Result<Options, Box<EvalAltResult>> {
-        let mut map = match meta.get("api") {
-            None => Map::new(),
-            Some(api) => api.clone().try_cast::<Map>().ok_or_else(|| arg_error("META.api must be a map"))?,
-        };
-        // The schedule is the server's, shared by all its calls: one call cannot change it.
-        if overrides.contains_key("rate_limit") {
-            return Err(arg_error("rate_limit is the server's: declare it in META.api, not for one call"));
+    pub(super) fn new(meta: &Meta, overrides: &Map) -> Result<Options, Box<EvalAltResult>> {
+        if let Some((_, why)) = THE_SERVERS.iter().find(|(key, _)| overrides.contains_key(*key)) {
+            return Err(arg_error(why));
         }
+        if let Some(key) = overrides.keys().find(|key| !OPTIONS.contains(&key.as_str())) {
+            return Err(arg_error(&format!("unknown api option '{key}' (one of {})", OPTIONS.join(", "))));
+        }
+        let mut map = meta.api.options.clone();
         // A call's `pagination` refines the declared one (`#{ pagination: #{ items: "members" } }`).
         let declared = map.get("pagination").and_then(|p| p.read_lock::<Map>().map(|m| m.clone()));
         map.extend(overrides.clone());
@@ -31,57 +40,28 @@ impl Options {
             declared.extend(given);
             map.insert("pagination".into(), declared.into());
         }
-        for key in map.keys() {
-            const KNOWN: [&str; 23] = [
-                "default_method",
-                "default_data",
-                "body_fields",
-                "token",
-                "scheme",
-                "username",
-                "password",
-                "headers",
-                "query",
-                "body",
-                "response",
-                "default_endpoint",
-                "base_url",
-                "timeout_ms",
-                "max_retries",
-                "auth",
-                "host",
-                "pagination",
-                "rate_limit",
-                "pass_headers",
-                "region",
-                "session_token",
-                "xml_lists",
-            ];
-            if !KNOWN.contains(&key.as_str()) {
-                return Err(arg_error(&format!("unknown api option '{key}' (one of {})", KNOWN.join(", "))));
-            }
-        }
-        Ok(Options { map })
+        let auth = if meta.auth.is_empty() { "none".to_owned() } else { meta.auth.clone() };
+        Ok(Options { map, auth })
     }
 
-    /// The declared pagination, if any.
+    /// The auth this call sends with.
+    pub(super) fn auth(&self) -> &str {
+        &self.auth
+    }
+
+    /// `META.oauth2.fallback` takes over: its auth scheme, and its credential as the call's `token`.
+    pub(super) fn fall_back(&mut self, auth: &str, token: &str) {
+        self.auth = auth.to_owned();
+        self.map.insert("token".into(), token.into());
+    }
+
+    /// The declared pagination, refined by the call's own.
     pub(super) fn paging(&self) -> Result<Option<Paging>, Box<EvalAltResult>> {
         match self.map.get("pagination") {
             None => Ok(None),
             Some(spec) => match spec.read_lock::<Map>() {
                 Some(spec) => Ok(Some(Paging::parse(&spec)?)),
                 None => Err(arg_error("META.api.pagination must be a map")),
-            },
-        }
-    }
-
-    /// The declared outbound rate limit, if any.
-    pub(super) fn window(&self) -> Result<Option<Window>, Box<EvalAltResult>> {
-        match self.map.get("rate_limit") {
-            None => Ok(None),
-            Some(spec) => match spec.read_lock::<Map>() {
-                Some(spec) => Ok(Some(Window::parse(&spec)?)),
-                None => Err(arg_error("META.api.rate_limit must be a map")),
             },
         }
     }

@@ -72,11 +72,10 @@ struct Extras {
 pub(super) fn build(
     services: &Services,
     context: &Context,
-    meta: &Map,
     options: &Options,
     call: &Request,
 ) -> Result<Outgoing, Box<EvalAltResult>> {
-    let url = join(&base_url(meta, options, services, context)?, &call.endpoint)?;
+    let url = join(&base_url(options, services, context)?, &call.endpoint)?;
     let mut request = Outgoing::new(call.method.clone(), parse_url(&url)?);
     // Templates are filled before the credential joins them: a credential is a value, never a template.
     let mut query = options.pairs("query")?;
@@ -84,7 +83,7 @@ pub(super) fn build(
         *value = fill(value, services, context)?;
     }
     let mut extras = Extras { query, fields: body_fields(options, services, context)? };
-    authorize(&mut request, &mut extras, meta, options, services, context)?;
+    authorize(&mut request, &mut extras, options, services, context)?;
     let credential: Vec<HeaderName> = request.headers.keys().cloned().collect();
     for (name, template) in options.pairs("headers")? {
         let (name, value) = header(&name, &fill(&template, services, context)?)?;
@@ -107,10 +106,10 @@ pub(super) fn build(
         request.url.query_pairs_mut().extend_pairs(&extras.query);
     }
     limits(&mut request, options)?;
-    sign::sign(&mut request, &auth_of(meta, options), options, services, context)?;
-    // Calls of one server share its schedule; a script no server is bound to has one of its own.
+    sign::sign(&mut request, options.auth(), options, services, context)?;
+    // Calls of one server share its declared schedule; a script no server is bound to has one of its own.
     let server = context.server.clone().unwrap_or_else(|| context.script.cid.to_string());
-    request.throttle = Some(services.throttles.of(&server, options.window()?));
+    request.throttle = Some(services.throttles.of(&server, context.script.meta.api.rate_limit));
     Ok(request)
 }
 
@@ -135,12 +134,11 @@ fn body_fields(
 fn authorize(
     request: &mut Outgoing,
     extras: &mut Extras,
-    meta: &Map,
     options: &Options,
     services: &Services,
     context: &Context,
 ) -> Result<(), Box<EvalAltResult>> {
-    let auth = auth_of(meta, options);
+    let auth = options.auth();
     let credential = || credential(options, services, context);
     match auth.split_once(':') {
         None if auth == "bearer" => {
@@ -265,32 +263,31 @@ fn credential(options: &Options, services: &Services, context: &Context) -> Resu
     Err(raise(Error::MissingSecret { name: first.join(" or ") }))
 }
 
-/// The base URL: `META.base_url` (or the `base_url` option), or with the option `host` the named base
-/// URL in `META.hosts`. The operator's `<NAME>_BASE_URL` (`<NAME>_<HOST>_BASE_URL`) replaces the scheme
-/// and host when it names only those, or the whole URL when it has a path.
+/// The base URL: the server's `META.base_url` (or the call's `base_url` option), or with the option `host`
+/// the named base URL in its `META.hosts`. The operator's `<NAME>_BASE_URL` (`<NAME>_<HOST>_BASE_URL`)
+/// replaces the scheme and host when it names only those, or the whole URL when it has a path.
 pub(super) fn base_url(
-    meta: &Map,
     options: &Options,
     services: &Services,
     context: &Context,
 ) -> Result<String, Box<EvalAltResult>> {
+    let meta = &context.script.meta;
     let (declared, suffix) = match options.text("host") {
         Some(host) => {
-            let hosts = meta.get("hosts").and_then(|h| h.read_lock::<Map>().map(|m| m.clone())).unwrap_or_default();
-            let url = hosts
+            let url = meta
+                .hosts
                 .get(host.as_str())
-                .map(|v| v.to_string())
+                .cloned()
                 .ok_or_else(|| arg_error(&format!("host '{host}' is not named in META.hosts")))?;
             (url, format!("{}_BASE_URL", host.to_uppercase()))
         }
-        None => (
-            options
-                .text("base_url")
-                .or_else(|| meta.get("base_url").map(|v| v.to_string()))
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| arg_error("META.base_url is not set"))?,
-            "BASE_URL".to_owned(),
-        ),
+        None => {
+            let url = options.text("base_url").unwrap_or_else(|| meta.base_url.clone());
+            if url.is_empty() {
+                return Err(arg_error("META.base_url is not set"));
+            }
+            (url, "BASE_URL".to_owned())
+        }
     };
     let url = fill(&template::url(services, context, &suffix, &declared), services, context)?;
     let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
@@ -328,21 +325,15 @@ fn climbs(endpoint: &str) -> bool {
     decoded.split(['/', '\\']).any(|segment| segment == "..")
 }
 
-/// The call's `auth`: the option, else `META.auth`, else `none`.
-pub(super) fn auth_of(meta: &Map, options: &Options) -> String {
-    options.text("auth").or_else(|| meta.get("auth").map(|v| v.to_string())).unwrap_or_else(|| "none".into())
-}
-
 /// Sends a built request: egress check first, then through OAuth when the server uses it.
 pub(super) fn send(
     services: &Arc<Services>,
     context: &Arc<Context>,
-    meta: &Map,
     options: &Options,
     request: Outgoing,
 ) -> Result<Incoming, Box<EvalAltResult>> {
     crate::modules::egress::check(services, context, &request.url)?;
-    match auth_of(meta, options).as_str() {
+    match options.auth() {
         "oauth2" => crate::oauth::send(services, context, request, options.text("scheme")),
         _ => services.http.send(request, context),
     }

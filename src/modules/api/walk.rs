@@ -19,7 +19,6 @@ use crate::modules::services::Services;
 pub(super) fn walk(
     services: &Arc<Services>,
     context: &Arc<Context>,
-    meta: &Map,
     options: &Options,
     endpoint: &str,
     method: &str,
@@ -41,7 +40,7 @@ pub(super) fn walk(
             ))));
         }
     };
-    let base = parse_url(&base_url(meta, options, services, context)?)?;
+    let base = parse_url(&base_url(options, services, context)?)?;
     let items = paging.walk(|next| {
         let page = match next {
             Next::Params(params) => {
@@ -57,9 +56,9 @@ pub(super) fn walk(
                 Request { endpoint: below(&base, &url)?, data, ..first.clone() }
             }
         };
-        let request = build(services, context, meta, options, &page)?;
+        let request = build(services, context, options, &page)?;
         let (host, url) = (request.url.host_str().unwrap_or_default().to_owned(), request.url.clone());
-        let response = send(services, context, meta, options, request)?;
+        let response = send(services, context, options, request)?;
         let headers = response.headers.clone();
         Ok((result(response, &host, &Expect::Json, context).map_err(raise)?, headers, url))
     })?;
