@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use crate::cid::Cid;
-use crate::engine::{Meta, Script};
+use crate::engine::Script;
 use crate::error::Error;
+use crate::meta::Meta;
 
 /// Path segments the HTTP interface keeps for itself; no server may take them.
 pub const RESERVED: [&str; 9] = ["api", "cid", "mcp", "ui", "health", "metrics", "webhooks", "oauth", "static"];
@@ -63,7 +64,7 @@ pub fn asks_line(name: &str, meta: &Meta) -> String {
 fn asked(name: &str, meta: &Meta) -> (Vec<String>, Vec<String>) {
     let secrets = meta.secrets.iter().map(|alternatives| alternatives.join(" | ")).collect();
     let upper = name.to_uppercase();
-    let hosts = crate::modules::egress::declared(meta)
+    let hosts = crate::meta::destinations::declared(meta)
         .into_iter()
         .map(|(suffix, url)| format!("{url} (${upper}_{suffix})"))
         .collect();

@@ -6,7 +6,8 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use rhai::{Blob, Dynamic, EvalAltResult, Map, Module};
 
-use super::{Fallible, arg_error, func, scalar_text, to_json_text};
+use super::native::{Fallible, arg_error, func};
+use super::values::{scalar_text, to_json_text};
 use crate::engine::admit;
 
 /// Characters left as they are in a URL component (RFC 3986 unreserved).
