@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use crate::meta::Meta;
 use crate::server::Server;
 
 /// A Markdown page describing `servers` (sorted by name).
@@ -27,45 +28,7 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
         .unwrap();
     }
     for (server, script) in loaded {
-        let meta = &script.meta;
-        let name = &server.name;
-        writeln!(page, "\n## {name}\n\n{}\n", meta.description).unwrap();
-        page.push_str("| | |\n|---|---|\n");
-        // A database server connects by its secrets; only an HTTP base URL has an override variable.
-        let http = meta.base_url.starts_with("http://") || meta.base_url.starts_with("https://");
-        if !meta.base_url.is_empty() {
-            writeln!(page, "| Calls | `{}` |", meta.base_url).unwrap();
-        }
-        if http {
-            writeln!(page, "| Base URL variable | `{}_BASE_URL` |", name.to_uppercase()).unwrap();
-        }
-        writeln!(page, "| Auth | {} |", if meta.auth.is_empty() { "none" } else { &meta.auth }).unwrap();
-        if let Some(spec) = &meta.oauth2 {
-            oauth_rows(&mut page, name, spec);
-        }
-        writeln!(page, "| Secrets | {} |", secret_list(&meta.secrets)).unwrap();
-        if !meta.variables.is_empty() {
-            let variables: Vec<String> = meta.variables.iter().map(|v| format!("`{v}`")).collect();
-            writeln!(page, "| Variables | {} |", variables.join(", ")).unwrap();
-        }
-        if let Some(docs) = web_link(&meta.docs) {
-            writeln!(page, "| API documentation | <{docs}> |").unwrap();
-        }
-        if let Some(webhook) = &meta.webhook {
-            writeln!(
-                page,
-                "| Webhooks | `POST /webhooks/{name}`, `{}` signatures keyed by `{}` |",
-                webhook.scheme, webhook.secret
-            )
-            .unwrap();
-        }
-        // A GET of the default endpoint shows an HTTP server working; a database server is used through its
-        // operations, listed below.
-        if http || meta.base_url.is_empty() {
-            let endpoint = meta.json["api"]["default_endpoint"].as_str().unwrap_or("");
-            writeln!(page, "\n```sh\ncurl localhost:8080/{name}/{}\n```", endpoint.trim_start_matches('/')).unwrap();
-        }
-        operations(&mut page, name, &meta.operations);
+        section(&mut page, &server.name, &script.meta);
     }
     page
 }
@@ -78,8 +41,49 @@ pub fn web_link(url: &str) -> Option<&str> {
     matches!(parsed.scheme(), "http" | "https").then_some(url)
 }
 
+/// The section of one server: what it calls, how it authenticates, what it needs, and how to try it.
+fn section(page: &mut String, name: &str, meta: &Meta) {
+    writeln!(page, "\n## {name}\n\n{}\n", meta.description).unwrap();
+    page.push_str("| | |\n|---|---|\n");
+    // A database server connects by its secrets; only an HTTP base URL has an override variable.
+    let http = meta.base_url.starts_with("http://") || meta.base_url.starts_with("https://");
+    if !meta.base_url.is_empty() {
+        writeln!(page, "| Calls | `{}` |", meta.base_url).unwrap();
+    }
+    if http {
+        writeln!(page, "| Base URL variable | `{}_BASE_URL` |", name.to_uppercase()).unwrap();
+    }
+    writeln!(page, "| Auth | {} |", if meta.auth.is_empty() { "none" } else { &meta.auth }).unwrap();
+    if let Some(spec) = &meta.oauth2 {
+        oauth_rows(page, name, spec);
+    }
+    writeln!(page, "| Secrets | {} |", secret_list(&meta.secrets)).unwrap();
+    if !meta.variables.is_empty() {
+        let variables: Vec<String> = meta.variables.iter().map(|v| format!("`{v}`")).collect();
+        writeln!(page, "| Variables | {} |", variables.join(", ")).unwrap();
+    }
+    if let Some(docs) = web_link(&meta.docs) {
+        writeln!(page, "| API documentation | <{docs}> |").unwrap();
+    }
+    if let Some(webhook) = &meta.webhook {
+        writeln!(
+            page,
+            "| Webhooks | `POST /webhooks/{name}`, `{}` signatures keyed by `{}` |",
+            webhook.scheme, webhook.secret
+        )
+        .unwrap();
+    }
+    // A GET of the default endpoint shows an HTTP server working; a database server is used through its
+    // operations, listed below.
+    if http || meta.base_url.is_empty() {
+        let endpoint = meta.json["api"]["default_endpoint"].as_str().unwrap_or("");
+        writeln!(page, "\n```sh\ncurl localhost:8080/{name}/{}\n```", endpoint.trim_start_matches('/')).unwrap();
+    }
+    operations(page, name, &meta.operations);
+}
+
 /// The named operations of a server, each an MCP tool `{name}__{operation}`.
-fn operations(page: &mut String, name: &str, operations: &[crate::operation::Operation]) {
+fn operations(page: &mut String, name: &str, operations: &[crate::meta::Operation]) {
     if operations.is_empty() {
         return;
     }
@@ -110,8 +114,8 @@ fn secret_list(secrets: &[Vec<String>]) -> String {
 
 /// How an `oauth2` server gets its tokens: the grant, what the user does once, the URLs and their
 /// override variables, the scopes.
-fn oauth_rows(page: &mut String, name: &str, spec: &crate::oauth::Spec) {
-    use crate::oauth::Grant;
+fn oauth_rows(page: &mut String, name: &str, spec: &crate::meta::oauth2::Spec) {
+    use crate::meta::oauth2::Grant;
     let upper = name.to_uppercase();
     let how = match spec.grant {
         Grant::AuthorizationCode => format!(
@@ -137,8 +141,8 @@ fn oauth_rows(page: &mut String, name: &str, spec: &crate::oauth::Spec) {
             "| Token URL | `{}` (`{upper}_TOKEN_URL`), client auth `{}` |",
             spec.token_url,
             match spec.client_auth {
-                crate::oauth::ClientAuth::Basic => "basic",
-                crate::oauth::ClientAuth::Body => "body",
+                crate::meta::oauth2::ClientAuth::Basic => "basic",
+                crate::meta::oauth2::ClientAuth::Body => "body",
             }
         )
         .unwrap();

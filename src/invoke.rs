@@ -206,7 +206,7 @@ impl Runtime {
         let timeout = self.engine.timeout_for(&script, invocation.timeout);
         let mut context = Context::new(server, script.clone(), started, timeout);
         context.all_pages = invocation.all_pages;
-        context.headers = passed(&script.meta.pass_headers, &invocation.headers);
+        context.headers = passed(&script.meta.api.pass_headers, &invocation.headers);
         let context = Arc::new(context);
         let store_output = invocation.store_output;
         // Whatever goes wrong, no secret value the script read leaves in the error.

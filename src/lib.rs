@@ -17,25 +17,31 @@
 //!                                        Output ─► response / stdout / stored blob
 //! ```
 //!
-//! * [`cid`] computes and parses content identifiers.
+//! * [`cid`] computes and parses content identifiers; [`environment`] says what of the process
+//!   environment a script may read.
+//! * [`meta`] reads and checks what a script declares in `META` — secrets, variables, hosts, auth,
+//!   operations, `META.api` (pagination, rate limit, pass-headers), `META.oauth2`, `META.webhook` — as
+//!   plain data with its own error, below everything that acts on it; it evaluates nothing.
 //! * [`store`] keeps blobs, the registry and its history durably (SQLite; the trait is the seam for
 //!   PostgreSQL). It is never on the hot path.
-//! * [`engine`] owns the one shared Rhai engine: sandbox limits, compiling and loading scripts, running
-//!   a script function inline or as a fiber (a coroutine that suspends while it waits on I/O, so a
-//!   waiting script holds no thread), and turning results and failures into outputs and
-//!   [`error::Error`]s. Its natives for large work go in paced pieces against the deadline
-//!   ([`engine::pace`]); what stack overflows leave behind is counted ([`engine::leak`]).
-//! * [`modules`] are the native functions scripts call (`api` with its pagination, rate limits and
-//!   request signing, `http`, `db`, `secret`, …); [`modules::egress`] decides where a server may send,
-//!   and [`environment`] what of the process environment a script may read.
-//! * [`oauth`] obtains and renews the tokens of servers whose `META.auth` is `oauth2`, and connects them
-//!   through the browser.
+//! * [`engine`] owns the one shared Rhai engine: sandbox limits, compiling and loading scripts (a loaded
+//!   [`engine::Script`] carries its checked [`meta::Meta`]), running a script function inline or as a
+//!   fiber (a coroutine that suspends while it waits on I/O, so a waiting script holds no thread), and
+//!   turning results and failures into outputs and [`error::Error`]s. Its natives for large work go in
+//!   paced pieces against the deadline ([`engine::pace`]); what stack overflows leave behind is counted
+//!   ([`engine::leak`]).
+//! * [`modules`] are the native functions scripts call (`http`, `db`, `secret`, codecs, …) over what they
+//!   share: [`modules::services`], the one HTTP client ([`modules::http`]), templates and the operator's
+//!   URL overrides (`modules::template`), where a server may send ([`modules::egress`]) and how fast
+//!   (`modules::throttle`). [`modules::api`] — the call, its request build and its paging walk — stands
+//!   on all of them and on [`oauth`], which obtains and renews the tokens of servers whose `META.auth` is
+//!   `oauth2` (and, above the runtime, connects them through the browser).
 //! * [`access`] decides who may invoke (invocation tokens), for every remote entry point.
 //! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
 //!   requests read without locks, and manages servers; a CID runs only as a server an operator bound
-//!   it to ([`server::runners`]), never on the strength of its own `META`; [`invoke`] is the invocation path itself, the
-//!   only place a script runs ([`runtime::Runtime::invoke`] is defined there). [`follow`] rebuilds
-//!   those snapshots when the store changes, here or in another process.
+//!   it to ([`server::runners`]), never on the strength of its own `META`; [`invoke`] is the invocation
+//!   path itself, the only place a script runs ([`runtime::Runtime::invoke`] is defined there).
+//!   [`follow`] runs the runtime's refresh when the store changes, here or in another process.
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
 //! * [`webhooks`] receives providers' signed deliveries (`POST /webhooks/{name}`): verifies, stores and
@@ -43,8 +49,15 @@
 //! * [`http`] is the axum interface: one guard before routing holds every request to the HTTP bounds
 //!   and the browser rules (`Host` against DNS rebinding, no runs from another origin), and the
 //!   runtime frames every response itself. [`commands`] implements the CLI that `main.rs` parses.
-//! * [`mcp`] serves every server as an MCP tool (at `/mcp` and over stdio); [`operation`] reads the
-//!   named operations scripts declare and turns one into an invocation.
+//! * [`mcp`] serves every server as an MCP tool (at `/mcp` and over stdio); [`operation`] turns one of the
+//!   named operations a script declares into an invocation.
+//!
+//! Each file stands on what it uses, and no file uses one that uses it: the import graph has no cycle.
+//! From the ground up: `cid`, `environment` and `error`; the declarations (`meta`); the store, the
+//! engine and the secrets; the shared services of the native modules, then `oauth`, then `api` and the
+//! module registry; the runtime; the invocation path and what calls it (`invoke`, `reload`, `webhooks`,
+//! `mcp`, the OAuth connect flow); `http`; `commands`. `cargo test --test layers -- --nocapture` checks
+//! that and prints the files floor by floor.
 //!
 //! Errors are one enum, [`error::Error`], whose variants are the error types users see; the core knows
 //! nothing of HTTP, and the error becomes an HTTP response in exactly one place, at the edge
@@ -68,6 +81,7 @@ pub mod http;
 pub mod invoke;
 pub mod keys;
 pub mod mcp;
+pub mod meta;
 pub mod modules;
 pub mod oauth;
 pub mod operation;

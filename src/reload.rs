@@ -128,10 +128,16 @@ fn reload(runtime: &Runtime, source: &Path, applied: Image) -> Image {
     if now.variables != applied.variables {
         change.op(Op::SetVariables(now.variables.clone()));
     }
-    if change.ops.is_empty() {
-        return now;
+    match change.ops.is_empty() {
+        true => now,
+        false => commit(runtime, &change, bound, now, applied),
     }
-    match runtime.commit(&change) {
+}
+
+/// Commits the change a reload found; what is applied afterwards is `now`, or `applied` still if the
+/// commit failed.
+fn commit(runtime: &Runtime, change: &Change, bound: Vec<(String, Cid)>, now: Image, applied: Image) -> Image {
+    match runtime.commit(change) {
         Ok(()) => {
             for (name, cid) in bound {
                 runtime.set_last_error(&name, None);

@@ -22,8 +22,8 @@ use crate::cid::Cid;
 use crate::engine::{Limits, Script, ScriptEngine, Threads};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::modules::Services;
 use crate::modules::http::HttpSettings;
+use crate::modules::services::Services;
 use crate::secrets::Vault;
 use crate::server::{Server, validate_name};
 use crate::store::{Binding, Change, Op, Origin, ServerRecord, SqliteStore, Store};
@@ -165,7 +165,8 @@ impl Runtime {
             runtime.import(&image, Origin::Boot)?;
         }
         // Subscribed before the first read, so no commit can fall between the two.
-        crate::follow::follow(&runtime);
+        let weak = Arc::downgrade(&runtime);
+        crate::follow::follow(runtime.store.changes(), move || weak.upgrade().map(|runtime| runtime.refresh()));
         runtime.refresh()?;
         Ok(runtime)
     }
@@ -450,5 +451,44 @@ impl Runtime {
         let runtime = self.clone();
         let handle = tokio::task::spawn_blocking(move || work(&runtime));
         async move { handle.await.map_err(|e| Error::internal("blocking task", e))? }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::runtime::{Runtime, Settings};
+
+    /// Waits (bounded only so that a broken feed fails instead of hanging) until `seen` holds.
+    async fn eventually(mut seen: impl FnMut() -> bool) -> bool {
+        for _ in 0..600 {
+            if seen() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn changes_made_by_another_runtime_are_served_without_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = Runtime::open(Settings::new(dir.path().to_owned())).unwrap();
+        let other = Runtime::open(Settings::new(dir.path().to_owned())).unwrap();
+
+        other.services.secrets().set("FOLLOWED_KEY", "v1-value").unwrap();
+        let secret = |rt: &Runtime| rt.services.secrets().get("FOLLOWED_KEY").unwrap();
+        assert!(eventually(|| secret(&running).as_deref() == Some("v1-value")).await);
+        other.services.secrets().set("FOLLOWED_KEY", "v2-value").unwrap();
+        assert!(eventually(|| secret(&running).as_deref() == Some("v2-value")).await);
+        other.services.secrets().remove("FOLLOWED_KEY").unwrap();
+        assert!(eventually(|| secret(&running).is_none()).await);
+
+        let source = b"const META = #{ title: \"New\", description: \"added elsewhere\" };\nfn main(e, m, d) { 1 }\n";
+        let cid = other.put_script("added_elsewhere", source, crate::store::Origin::Api).unwrap();
+        assert!(eventually(|| running.server("added_elsewhere").is_some_and(|s| s.cid == cid)).await);
+        other.set_variables([("FOLLOWED_VAR".to_string(), "x".to_string())].into()).unwrap();
+        assert!(eventually(|| running.services.variable("FOLLOWED_VAR").as_deref() == Some("x")).await);
     }
 }

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::cid::Cid;
-use crate::engine::{Meta, Script};
+use crate::engine::Script;
 use crate::error::Error;
+use crate::meta::Meta;
 use crate::store::Binding;
 
 /// Path segments the HTTP interface keeps for itself; no server may take them.
@@ -65,7 +66,7 @@ pub fn asks_line(name: &str, meta: &Meta) -> String {
 fn asked(name: &str, meta: &Meta) -> (Vec<String>, Vec<String>) {
     let secrets = meta.secrets.iter().map(|alternatives| alternatives.join(" | ")).collect();
     let upper = name.to_uppercase();
-    let hosts = crate::modules::egress::declared(meta)
+    let hosts = crate::meta::destinations::declared(meta)
         .into_iter()
         .map(|(suffix, url)| format!("{url} (${upper}_{suffix})"))
         .collect();

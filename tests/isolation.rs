@@ -3,7 +3,7 @@
 //!
 //! Every upstream here is a mock on 127.0.0.1. Refusals of other addresses (metadata services,
 //! link-local, names resolving to them) are decided before connecting and tested as decisions in
-//! `src/modules/egress.rs`; nothing here sends beyond loopback.
+//! `src/modules/egress/`; nothing here sends beyond loopback.
 
 mod common;
 
@@ -406,4 +406,60 @@ async fn the_readme_isolation_examples_run_as_written() {
         ("/v2/upload/a.txt", "Bearer files-tok-1")
     );
     assert_eq!(api.received_requests().await.unwrap()[0].url.path(), "/v1/me");
+}
+
+/// A server's declaration as it was loaded: a call that passes `api::call` a copy of `META` it changed
+/// (`let m = global::META; m.api.rate_limit = …`) still keeps the declared limit, auth and credential,
+/// base URL and pagination.
+#[tokio::test]
+async fn a_changed_copy_of_meta_changes_nothing_the_server_declared() {
+    let mock = MockServer::start().await;
+    let page = ResponseTemplate::new(200).set_body_json(json!({ "items": [1, 2] }));
+    Mock::given(wiremock::matchers::any()).respond_with(page).mount(&mock).await;
+    let uri = mock.uri();
+    let changes = r#"
+fn main(endpoint, method, data) {
+    let m = global::META;
+    switch endpoint {
+        "/faster" => { m.api.rate_limit = #{ requests: 1000000, per_ms: 1 }; }
+        "/unlimited" => { m.api = #{}; }
+        "/auth" => { m.auth = "query:token"; m.secrets = ["OTHER_TOKEN"]; }
+        "/base" => { m.base_url += "/elsewhere"; }
+        "/pages" => { m.api.pagination.max_pages = 5; return api::all(m, "/list", "GET", ()); }
+        "/call-auth" => { return api::call(m, endpoint, method, data, #{ auth: "query:token" }); }
+    }
+    api::call(m, endpoint, method, data)
+}"#;
+    let declared = |name: &str, api: &str| {
+        format!(
+            r#"const META = #{{ title: "{name}", description: "d", secrets: ["DECLARED_TOKEN"], auth: "bearer",
+    base_url: "https://api.declared.invalid/v1", timeout_ms: 5000, api: #{{ {api} }} }};{changes}"#
+        )
+    };
+    let limited = declared("Limited", "rate_limit: #{ requests: 1, per_ms: 60000 }");
+    let paged = declared("Paged", r#"pagination: #{ style: "page", items: "items", max_pages: 1 }"#);
+    let env = [("DECLARED_TOKEN", "dt-5f1e3a"), ("LIMITED_BASE_URL", uri.as_str()), ("PAGED_BASE_URL", uri.as_str())];
+    let server = Server::start_with(&[("limited", &limited), ("paged", &paged)], &[], &env);
+
+    assert_eq!(server.get("/limited/first").await.status(), 200);
+    for changed in ["/limited/faster", "/limited/unlimited"] {
+        expect_error(server.get(changed).await, 429, "rate_limited").await;
+    }
+    assert_eq!(mock.received_requests().await.unwrap().len(), 1, "only the declared limit's one call was sent");
+
+    assert_eq!(server.get("/paged/auth").await.status(), 200);
+    assert_eq!(server.get("/paged/base").await.status(), 200);
+    assert_eq!(server.get("/paged/pages").await.status(), 200);
+    let received = mock.received_requests().await.unwrap();
+    let (auth, base) = (&received[1], &received[2]);
+    assert_eq!(auth.url.path(), "/v1/auth");
+    assert_eq!(auth.headers.get("authorization").unwrap(), "Bearer dt-5f1e3a");
+    assert_eq!(auth.url.query(), None, "the credential stays where the server declared it");
+    assert_eq!(base.url.path(), "/v1/base");
+    let pages = received.iter().filter(|r| r.url.path() == "/v1/list").count();
+    assert_eq!(pages, 1, "the declared max_pages holds");
+
+    let error = expect_error(server.get("/paged/call-auth").await, 500, "script_error").await;
+    assert!(error["message"].as_str().unwrap().contains("auth is the server's"), "{error}");
+    assert_eq!(mock.received_requests().await.unwrap().len(), received.len(), "nothing more was sent");
 }

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use corosensei::stack::{DefaultStack, Stack};
 use corosensei::{Coroutine, CoroutineResult, Yielder};
-use rhai::{Dynamic, EvalAltResult, Position};
+use rhai::EvalAltResult;
 use tokio::sync::oneshot;
 use tokio_util::task::LocalPoolHandle;
 
@@ -132,10 +132,6 @@ pub fn on_fiber() -> bool {
     YIELDER.with(|y| !y.get().is_null())
 }
 
-fn terminated(stop: Stop) -> Box<EvalAltResult> {
-    EvalAltResult::ErrorTerminated(Dynamic::from(stop), Position::NONE).into()
-}
-
 /// Switches away from the running fiber until its driver resumes it.
 fn suspend(pending: Pending) -> Resume {
     let yielder = YIELDER.with(|y| y.replace(std::ptr::null()));
@@ -154,14 +150,14 @@ fn suspend(pending: Pending) -> Resume {
 /// away. Never blocks the thread.
 pub fn wait<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<T, Box<EvalAltResult>> {
     if !on_fiber() {
-        return Err(terminated(Stop::Demote));
+        return Err(sandbox::terminated(Stop::Demote));
     }
     match suspend(Box::pin(async move { Box::new(future.await) as Box<dyn Any> })) {
         Resume::Ready(output) => match output.downcast::<T>() {
             Ok(output) => Ok(*output),
             Err(_) => Err(EvalAltResult::ErrorSystem("fiber".into(), "resumed with the wrong value".into()).into()),
         },
-        Resume::Stopped(stop) => Err(terminated(stop)),
+        Resume::Stopped(stop) => Err(sandbox::terminated(stop)),
         Resume::Start => Err(EvalAltResult::ErrorSystem("fiber".into(), "resumed twice".into()).into()),
     }
 }

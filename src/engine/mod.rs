@@ -37,11 +37,12 @@ pub use fault::{Fault, raise};
 pub use fiber::{Threads, wait};
 pub use output::{Data, Output};
 pub use sandbox::{admit, context, may_block};
-pub use script::{Meta, Script};
+pub use script::Script;
 pub use trap::Overflow;
 
 use crate::cid::Cid;
 use crate::error::{Error, Location};
+use crate::meta::Meta;
 
 /// Sandbox limits. Operation and time limits apply per call; the others are engine-wide.
 #[derive(Debug, Clone)]
@@ -205,7 +206,7 @@ impl ScriptEngine {
                 let meta_value = scope.get("META").cloned().unwrap_or_default();
                 let meta_json = rhai::serde::from_dynamic::<serde_json::Value>(&meta_value)
                     .map_err(|e| invalid(format!("META must be plain data: {e}"), position))?;
-                Meta::from_json(meta_json).map_err(|message| invalid(message, position))?
+                Meta::from_json(meta_json).map_err(|problem| invalid(problem.message().to_owned(), position))?
             }
         };
 
@@ -270,13 +271,17 @@ impl ScriptEngine {
         self.admit_evaluation()?;
         let context = call.context.clone();
         let script = &context.script;
-        let _run = sandbox::enter(sandbox::Run {
+        let run = sandbox::Run {
             max_operations: self.limits.max_operations,
             inline_operations: call.inline.then_some(self.limits.inline_operations),
             deadline: context.started + context.timeout,
             cancel: call.cancel,
             context: Some(context.clone()),
-        });
+        };
+        let _run = match fiber::on_fiber() {
+            true => sandbox::enter_on_fiber(run, fiber::yield_now),
+            false => sandbox::enter(run),
+        };
         let options = CallFnOptions::new().eval_ast(script.has_prelude);
         // The thread's scope, kept between runs so that its storage is not allocated anew each time (a run
         // nested inside another, or a fiber that started while another waits, gets a fresh one).

@@ -15,7 +15,8 @@
 //!   stops with [`Stop::Demote`] and the caller runs it again as a fiber. That is safe because nothing a
 //!   script can do before its first wait has an effect outside the run.
 //! * *fiber* — on a script thread, shared with many waiting fibers. Past its time slice it yields to
-//!   the others, so a long computation slows down only itself.
+//!   the others, so a long computation slows down only itself. How to yield is given with the run
+//!   ([`enter_on_fiber`]): the sandbox keeps the limits and leaves switching stacks to the fibers.
 //! * *load* — a script's top level, once, when it is compiled: bounded like an inline run, and it may
 //!   not wait at all.
 //!
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, EvalAltResult, Position};
 
 use super::context::Context;
-use super::{fiber, leak};
+use super::leak;
 
 /// Why a run was stopped from outside the script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,11 +58,15 @@ const FIBER_SLICE: Duration = Duration::from_millis(5);
 /// Work (in bytes) a native function may do inline; more moves the run to a fiber first.
 const INLINE_WORK: usize = 256 * 1024;
 
+/// How a fiber lets the other fibers of its thread run, returning why it must stop instead, if it must.
+pub type Yield = fn() -> Option<Stop>;
+
 /// Where a run executes (see the module docs).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Mode {
     Inline,
-    Fiber,
+    /// With the way to yield its thread when its slice is over.
+    Fiber(Yield),
     Load,
 }
 
@@ -131,13 +136,22 @@ impl Drop for Guard {
 /// Installs `run` as the current thread's run state until the guard drops. Runs nest (a loading
 /// script inside an invocation), so the previous state is restored, not cleared.
 pub fn enter(run: Run) -> Guard {
-    let mode = match (run.inline_operations, run.context.is_some()) {
-        (Some(_), true) => Mode::Inline,
-        (None, _) if fiber::on_fiber() => Mode::Fiber,
+    enter_as(run, None)
+}
+
+/// [`enter`] for a run on a fiber, which yields its thread with `yield_now` when its slice is over.
+pub fn enter_on_fiber(run: Run, yield_now: Yield) -> Guard {
+    enter_as(run, Some(yield_now))
+}
+
+fn enter_as(run: Run, fiber: Option<Yield>) -> Guard {
+    let mode = match (run.inline_operations, run.context.is_some(), fiber) {
+        (Some(_), true, _) => Mode::Inline,
+        (None, _, Some(yield_now)) => Mode::Fiber(yield_now),
         _ => Mode::Load,
     };
     let now = Instant::now();
-    let slice = if mode == Mode::Fiber { FIBER_SLICE } else { INLINE_SLICE };
+    let slice = if matches!(mode, Mode::Fiber(_)) { FIBER_SLICE } else { INLINE_SLICE };
     let budget = Budget {
         mode,
         max_operations: run.max_operations,
@@ -211,8 +225,8 @@ fn check_time(budget: Budget) -> Option<Stop> {
     match budget.mode {
         Mode::Inline => Some(Stop::Demote),
         Mode::Load => None,
-        Mode::Fiber => {
-            let stopped = fiber::yield_now();
+        Mode::Fiber(yield_now) => {
+            let stopped = yield_now();
             // The slice starts again when the fiber is back (the state was re-attached by then).
             BUDGET.with(|b| b.set(Some(Budget { slice_end: Instant::now() + FIBER_SLICE, ..budget })));
             stopped
@@ -220,7 +234,8 @@ fn check_time(budget: Budget) -> Option<Stop> {
     }
 }
 
-fn terminated(reason: Stop) -> Box<EvalAltResult> {
+/// The error that stops a script for `reason` (read back by `fault::classify`).
+pub fn terminated(reason: Stop) -> Box<EvalAltResult> {
     EvalAltResult::ErrorTerminated(Dynamic::from(reason), Position::NONE).into()
 }
 
@@ -229,12 +244,9 @@ fn terminated(reason: Stop) -> Box<EvalAltResult> {
 /// (a management flow filling a server's templates on the blocking pool) the caller decides where it
 /// blocks.
 pub fn may_block() -> Result<(), Box<EvalAltResult>> {
-    if BUDGET.with(Cell::get).is_none() {
-        return Ok(());
-    }
-    match fiber::on_fiber() {
-        true => Ok(()),
-        false => Err(terminated(Stop::Demote)),
+    match BUDGET.with(Cell::get).map(|budget| budget.mode) {
+        None | Some(Mode::Fiber(_)) => Ok(()),
+        Some(Mode::Inline | Mode::Load) => Err(terminated(Stop::Demote)),
     }
 }
 
@@ -242,7 +254,7 @@ pub fn may_block() -> Result<(), Box<EvalAltResult>> {
 /// large work never runs inline, and no work starts past the deadline or after the caller left.
 pub fn admit(bytes: usize) -> Result<(), Box<EvalAltResult>> {
     let Some(budget) = BUDGET.with(Cell::get) else { return Ok(()) };
-    if budget.mode == Mode::Inline && bytes > INLINE_WORK {
+    if matches!(budget.mode, Mode::Inline) && bytes > INLINE_WORK {
         return Err(terminated(Stop::Demote));
     }
     checkpoint()

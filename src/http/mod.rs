@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+pub mod body;
 mod boot;
 pub mod browser;
 mod content;
@@ -24,10 +25,10 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, Request};
 use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::Error;
 use crate::runtime::Runtime;
+use body::read_body;
 
 pub type AppState = Arc<Runtime>;
 
@@ -54,21 +55,6 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .fallback(dispatch::dispatch)
         .layer(axum::middleware::from_fn_with_state(policy, guard::guard))
         .with_state(runtime)
-}
-
-/// Reads a request body of at most `limit` bytes; over it, `payload_too_large`.
-pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Error> {
-    // Most invocations carry no body: skip the buffering machinery for them.
-    if http_body::Body::is_end_stream(&body) {
-        return Ok(Bytes::new());
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => {
-            Err(Error::PayloadTooLarge(format!("the request body is over the limit of {limit} bytes")))
-        }
-        Err(e) => Err(Error::BadRequest(format!("cannot read the request body: {e}"))),
-    }
 }
 
 /// A CID given in a request (path, parameter, header or body), or `bad_request`.

@@ -13,7 +13,7 @@ use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::json;
 
 use crate::engine::Script;
-use crate::operation::Operation;
+use crate::meta::Operation;
 use crate::runtime::Runtime;
 use crate::server::Server;
 

@@ -79,7 +79,7 @@ async fn checked(request: Request, limit: usize) -> Result<Request, Response> {
         return Ok(request);
     }
     let (parts, body) = request.into_parts();
-    let body = crate::http::read_body(body, limit).await.map_err(IntoResponse::into_response)?;
+    let body = crate::http::body::read_body(body, limit).await.map_err(IntoResponse::into_response)?;
     if nesting(&body) > MAX_NESTING {
         let message = format!("Invalid Request: arrays and objects nest deeper than {MAX_NESTING} levels");
         return Err(rpc_error(-32600, message));

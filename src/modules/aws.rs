@@ -22,7 +22,8 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use rhai::{Dynamic, EvalAltResult, Map, Module};
 
 use super::codec::bytes_of;
-use super::{arg_error, func, text_pairs};
+use super::native::{arg_error, func};
+use super::values::text_pairs;
 
 fn text(options: &Map, key: &str) -> Result<String, Box<EvalAltResult>> {
     options.get(key).map(|v| v.to_string()).ok_or_else(|| arg_error(&format!("aws::sign needs {key}")))

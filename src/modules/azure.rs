@@ -16,7 +16,8 @@ use base64::engine::general_purpose::STANDARD;
 use rhai::{EvalAltResult, Map, Module};
 
 use super::crypto::hmac_sha256;
-use super::{arg_error, func, text_pairs};
+use super::native::{arg_error, func};
+use super::values::text_pairs;
 
 const STANDARD_HEADERS: [&str; 11] = [
     "content-encoding",

@@ -6,7 +6,8 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use percent_encoding::{percent_decode_str, utf8_percent_encode};
 use rhai::{Blob, Dynamic, EvalAltResult, Map, Module};
 
-use super::{Fallible, arg_error, func, text_pairs, to_json_text};
+use super::native::{Fallible, arg_error, func};
+use super::values::{text_pairs, to_json_text};
 use crate::engine::pace::{self, PIECE, Pacer};
 use crate::engine::{URL_COMPONENT, admit};
 

@@ -7,7 +7,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use super::codec::bytes_of;
-use super::{Fallible, func};
+use super::native::{Fallible, func};
 use crate::engine::pace::{PIECE, Pacer};
 
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {

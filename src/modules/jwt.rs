@@ -9,7 +9,8 @@
 pub(crate) use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rhai::{EvalAltResult, Map, Module};
 
-use super::{arg_error, func, to_json};
+use super::native::{arg_error, func};
+use super::values::to_json;
 
 /// Signs `claims` with an RSA private key in PEM form (RS256). Shared with the OAuth service-account grant.
 pub(crate) fn rs256(claims: &serde_json::Value, pem: &str, header: &Header) -> Result<String, String> {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, EvalAltResult, Module, NativeCallContext};
 
-use super::{Fallible, Services, arg_error, func};
+use super::native::{Fallible, arg_error, context, func};
+use super::services::Services;
 use crate::engine::{Context, raise};
 use crate::error::Error;
 
@@ -41,13 +42,13 @@ pub fn module(services: Arc<Services>) -> Module {
     let s = services.clone();
     // Rhai leaves errors of module functions without a position: these say where the script asked.
     func("get").set_into_module(&mut module, move |call: NativeCallContext, name: &str| -> Fallible<Dynamic> {
-        let context = super::context()?;
+        let context = context()?;
         let value = read(&s, &context, name).map_err(|e| at_call(e, &call))?;
         Ok(value.map_or(Dynamic::UNIT, Dynamic::from))
     });
     let s = services.clone();
     func("require").set_into_module(&mut module, move |call: NativeCallContext, name: &str| -> Fallible<String> {
-        let context = super::context()?;
+        let context = context()?;
         require(&s, &context, name).map_err(|e| at_call(e, &call))
     });
     // Alternatives: the first that is set, or `missing_secret` naming them all ("A or B").
@@ -55,7 +56,7 @@ pub fn module(services: Arc<Services>) -> Module {
     func("require").set_into_module(
         &mut module,
         move |call: NativeCallContext, names: rhai::Array| -> Fallible<String> {
-            let context = super::context()?;
+            let context = context()?;
             let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
             for name in &names {
                 if let Some(value) = read(&s, &context, name).map_err(|e| at_call(e, &call))? {

@@ -17,50 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::Mutex;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use rhai::{EvalAltResult, Map};
 
-use super::arg_error;
-use super::http::retry_after;
+use crate::meta::rate_limit::Window;
 
 /// The longest an upstream's reset time is believed: anything later is taken as this.
 const LONGEST_PAUSE: Duration = Duration::from_secs(3600);
-const MOST_REQUESTS: i64 = 1_000_000;
-const LONGEST_WINDOW_MS: i64 = 86_400_000;
-
-/// A declared limit: at most `requests` per `per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub requests: usize,
-    pub per: Duration,
-}
-
-impl Window {
-    /// Reads `#{ requests, per_ms }`, or says what is wrong with it.
-    pub fn parse(spec: &Map) -> Result<Window, Box<EvalAltResult>> {
-        let bad = |message: &str| arg_error(&format!("META.api.rate_limit: {message}"));
-        if let Some(key) = spec.keys().find(|key| !["requests", "per_ms"].contains(&key.as_str())) {
-            return Err(bad(&format!("unknown key '{key}' (requests, per_ms)")));
-        }
-        let number = |key: &str, most: i64| match spec.get(key).map(|v| v.as_int()) {
-            None => Err(bad(&format!("'{key}' is required"))),
-            Some(Ok(n)) if (1..=most).contains(&n) => Ok(n),
-            Some(_) => Err(bad(&format!("'{key}' must be a whole number from 1 to {most}"))),
-        };
-        let requests = number("requests", MOST_REQUESTS)? as usize;
-        let per = Duration::from_millis(number("per_ms", LONGEST_WINDOW_MS)? as u64);
-        Ok(Window { requests, per })
-    }
-
-    /// Checks a limit in its JSON form, as `META` holds it when a script loads.
-    pub fn from_json(spec: &serde_json::Value) -> Result<(), String> {
-        let value = serde_json::from_value::<rhai::Dynamic>(spec.clone()).map_err(|e| e.to_string())?;
-        let map = value.read_lock::<Map>().ok_or("META.api.rate_limit must be a map")?.clone();
-        Window::parse(&map).map(|_| ()).map_err(|e| match *e {
-            EvalAltResult::ErrorRuntime(message, _) => message.to_string(),
-            other => other.to_string(),
-        })
-    }
-}
 
 /// The throttles of every server that has sent through `api`.
 #[derive(Default)]
@@ -133,6 +94,15 @@ impl Throttle {
             state.paused_until = Some(until);
         }
     }
+}
+
+/// A `Retry-After` value, in seconds or as an HTTP date, as the wait it asks for.
+pub fn retry_after(value: &str) -> Option<Duration> {
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
 /// How long the upstream asks us to hold off, if it does.
@@ -213,17 +183,5 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(60);
         assert!(throttle.reserve(far).unwrap() > Instant::now() + Duration::from_secs(6));
         assert!(throttle.reserve(Instant::now() + Duration::from_secs(1)).is_err());
-    }
-
-    #[test]
-    fn bad_limits_say_what_is_wrong() {
-        let spec = |pairs: &[(&str, i64)]| -> String {
-            let map: Map = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-            Window::parse(&map).unwrap_err().to_string()
-        };
-        assert!(spec(&[("requests", 0), ("per_ms", 1000)]).contains("'requests' must be a whole number"));
-        assert!(spec(&[("requests", 5)]).contains("'per_ms' is required"));
-        assert!(spec(&[("requests", 5), ("per_ms", -1)]).contains("'per_ms' must be"));
-        assert!(spec(&[("requests", 5), ("per_ms", 10), ("burst", 2)]).contains("unknown key 'burst'"));
     }
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use rhai::{INT, Module};
 
-use super::{Fallible, arg_error, func};
+use super::native::{Fallible, arg_error, func};
 
 fn at(seconds: INT) -> Result<DateTime<Utc>, Box<rhai::EvalAltResult>> {
     DateTime::from_timestamp(seconds, 0).ok_or_else(|| arg_error(&format!("{seconds} is out of the range of dates")))

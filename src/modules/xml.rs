@@ -12,7 +12,7 @@
 
 use rhai::{Array, Dynamic, EvalAltResult, Map, Module};
 
-use super::{arg_error, func};
+use super::native::{arg_error, func};
 
 /// The document in `text` as a map, or why it is not XML.
 pub fn parse(text: &str, lists: &[String]) -> Result<Map, String> {

@@ -19,12 +19,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::connection::{self, Connection};
-use super::credentials::{Credentials, error_of, url_template};
-use super::spec::{Grant, Spec};
+use super::credentials::{Credentials, error_of};
 use super::token::now_millis;
 use crate::engine::{Context, Script};
 use crate::error::{Error, Result};
-use crate::modules::api::fill;
+use crate::meta::oauth2::{Grant, Spec};
+use crate::modules::template::{self, fill};
 use crate::runtime::Runtime;
 use crate::store::{Change, Op};
 
@@ -85,7 +85,7 @@ pub fn start(runtime: &Runtime, server: &str, public: &str) -> Result<Started> {
     let spec = code_flow(server, script)?;
     let context = context(server, script);
     let fill = |template: &str| fill(template, services, &context).map_err(|e| error_of(*e));
-    let authorize = fill(&url_template(|name| services.variable(name), server, "AUTHORIZE_URL", &spec.authorize_url))?;
+    let authorize = fill(&template::url(services, &context, "AUTHORIZE_URL", &spec.authorize_url))?;
     let authorize = AuthUrl::new(authorize).map_err(|e| Error::BadRequest(format!("the authorize URL: {e}")))?;
     let redirect_uri = redirect_uri(public, server);
     let redirect =

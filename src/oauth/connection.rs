@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::token::Token;
 use crate::error::{Error, Result};
-use crate::modules::Services;
+use crate::modules::services::Services;
 use crate::store::{Change, Op};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -14,14 +14,15 @@ use serde_json::json;
 
 use super::connection::{self, Connection, fingerprint};
 use super::exchange::{self, Endpoint, Exchange};
-use super::spec::{Grant, Spec};
 use super::token::{Token, now_millis};
 use crate::engine::Context;
 use crate::error::Error;
-use crate::modules::api::{fill, overridden};
+use crate::meta::oauth2::{Grant, Spec};
 use crate::modules::http::parse_url;
 use crate::modules::jwt::{Algorithm, Header, rs256};
-use crate::modules::{Services, arg_error};
+use crate::modules::native::arg_error;
+use crate::modules::services::Services;
+use crate::modules::template::{self, fill};
 
 /// The longest lifetime an assertion may ask for (RFC 7523 as Google applies it).
 const ASSERTION_LIFETIME: i64 = 3600;
@@ -60,11 +61,6 @@ pub struct Credentials {
     timeout: Duration,
 }
 
-/// `<NAME>_<SUFFIX>` applied to a declared URL template, as `<NAME>_BASE_URL` is to the base URL.
-pub fn url_template(variable: impl Fn(&str) -> Option<String>, server: &str, suffix: &str, declared: &str) -> String {
-    overridden(declared.to_owned(), variable(&format!("{}_{suffix}", server.to_uppercase())))
-}
-
 fn filled(template: &str, services: &Services, context: &Context) -> Result<Option<String>, Box<EvalAltResult>> {
     match template.is_empty() {
         true => Ok(None),
@@ -83,7 +79,7 @@ impl Credentials {
         let fill = |template: &str| filled(template, services, context);
         let scopes =
             spec.scopes.iter().map(|s| fill(s).map(Option::unwrap_or_default)).collect::<Result<Vec<_>, _>>()?;
-        let mut token_url = fill(&url_template(|name| services.variable(name), server, "TOKEN_URL", &spec.token_url))?;
+        let mut token_url = fill(&template::url(services, context, "TOKEN_URL", &spec.token_url))?;
         let source = match spec.grant {
             Grant::ClientCredentials if spec.custom_grant_type().is_some() => Source::ProviderGrant,
             Grant::ClientCredentials => Source::Client,

@@ -18,9 +18,9 @@ use oauth2::{
 };
 use reqwest::Url;
 
-use super::spec::ClientAuth;
 use super::token::Token;
 use crate::error::Error;
+use crate::meta::oauth2::ClientAuth;
 use crate::modules::http::HttpClient;
 
 /// Largest token response read.

@@ -1,11 +1,11 @@
 //! OAuth2 and service-account tokens, obtained and renewed by the runtime (`auth: "oauth2"`).
 //!
-//! A server declares in `META.oauth2` ([`Spec`]) how its tokens are obtained; scripts never see a
-//! token request. `api::call` hands an `oauth2` request to [`send`], which attaches a token and, on a
+//! A server declares in `META.oauth2` ([`Spec`], read and checked with the rest of `META`) how its
+//! tokens are obtained; scripts never see a token request. `api::call` hands an `oauth2` request to [`send`], which attaches a token and, on a
 //! 401, renews it once and retries once. Around that:
 //!
-//! * [`spec`] reads `META.oauth2` at load; [`credentials`] fills its templates in the invocation that
-//!   needs a token and runs the grant; [`exchange`] sends token requests through the one HTTP client.
+//! * [`credentials`] fills the templates of `META.oauth2` in the invocation that needs a token and runs
+//!   the grant; [`exchange`] sends token requests through the one HTTP client.
 //! * [`tokens`] caches tokens in memory and keeps one token request in flight per server.
 //! * [`connection`] keeps what must outlive the process (refresh tokens), sealed in the store.
 //! * [`connect`] is the browser flow that creates a connection (authorization code with PKCE).
@@ -17,9 +17,8 @@ pub mod connect;
 pub mod connection;
 mod credentials;
 mod exchange;
-mod spec;
 mod token;
-mod tokens;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -27,14 +26,16 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use rhai::EvalAltResult;
 
 pub use credentials::{error_of, not_connected};
-pub use spec::{ClientAuth, Grant, Spec};
 pub use token::Token;
-pub use tokens::Tokens;
 
 use crate::engine::{Context, raise, wait};
 use crate::error::Error;
+use crate::meta::oauth2::{Grant, Spec};
 use crate::modules::http::{Incoming, Outgoing};
-use crate::modules::{Services, arg_error, secret};
+use crate::modules::native::arg_error;
+use crate::modules::secret;
+use crate::modules::services::Services;
+use crate::modules::template;
 use credentials::Credentials;
 
 /// Sends `request` for an `oauth2` server with its token as `Authorization: <scheme> <token>` (scheme
@@ -84,7 +85,7 @@ pub fn lacking(services: &Services, context: &Context, spec: &Spec) -> Result<Op
         Grant::RefreshToken => &spec.refresh_token,
         Grant::ClientCredentials | Grant::AuthorizationCode => &spec.client_id,
     };
-    match crate::modules::api::fill(own, services, context) {
+    match template::fill(own, services, context) {
         Ok(_) => Ok(None),
         Err(error) => match credentials::error_of(*error) {
             Error::MissingSecret { name } if spec.access_token.is_empty() => Ok(Some(name)),

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::watch;
 
-use super::{Binding, Change, Op, ServerRecord, Store, WebhookEvent};
+use super::{Binding, Change, Op, Origin, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
@@ -94,63 +94,6 @@ fn cid_from_row(bytes: Vec<u8>) -> rusqlite::Result<Cid> {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, "CID digest is not 32 bytes".into())
     })?;
     Ok(Cid::from_digest(digest))
-}
-
-/// The OAuth operations of [`apply`]; `at` is the commit's time (expired pending states go).
-fn apply_oauth(tx: &rusqlite::Transaction<'_>, op: &Op, at: i64) -> rusqlite::Result<()> {
-    match op {
-        Op::SetConnection { server, sealed: Some(sealed) } => {
-            tx.execute(
-                "INSERT INTO oauth_connections (server, sealed) VALUES (?1, ?2)
-                 ON CONFLICT(server) DO UPDATE SET sealed = excluded.sealed",
-                params![server, sealed],
-            )?;
-        }
-        Op::SetConnection { server, sealed: None } => {
-            tx.execute("DELETE FROM oauth_connections WHERE server = ?1", params![server])?;
-        }
-        Op::PutOAuthState { key, server, sealed, expires } => {
-            tx.execute("DELETE FROM oauth_states WHERE expires <= ?1", params![at])?;
-            tx.execute(
-                "INSERT INTO oauth_states (key, server, sealed, expires) VALUES (?1, ?2, ?3, ?4)",
-                params![key, server, sealed, expires],
-            )?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// The webhook-event operations of [`apply`].
-fn apply_event(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
-    match op {
-        Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since } => {
-            let body = &body_cid.digest()[..];
-            if let Some(since) = same_body_since {
-                let sql = "SELECT EXISTS (SELECT 1 FROM webhook_events
-                           WHERE server = ?1 AND body_cid = ?2 AND received_at >= ?3)";
-                if tx.query_row(sql, params![server, body, since], |row| row.get::<_, bool>(0))? {
-                    return Err(rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
-                        Some("an event with this body was received within the window".into()),
-                    ));
-                }
-            }
-            tx.execute(
-                "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![&cid.digest()[..], server, delivery_id, body, received_at, status.as_str()],
-            )?;
-        }
-        Op::EventOutcome { cid, status, outcome } => {
-            tx.execute(
-                "UPDATE webhook_events SET status = ?2, outcome = ?3, attempts = attempts + 1 WHERE cid = ?1",
-                params![&cid.digest()[..], status.as_str(), outcome.as_ref().map(|o| o.to_string())],
-            )?;
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// A history row whose first three columns are `cid, at, origin`.
@@ -276,52 +219,120 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
     }
     let at = now_millis();
     for op in &change.ops {
-        match op {
-            Op::Bind { name, cid, origin, enabled } => {
-                tx.execute(
-                    "INSERT INTO servers (name, cid, enabled) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(name) DO UPDATE SET cid = excluded.cid,
-                         enabled = CASE WHEN ?4 IS NULL THEN servers.enabled ELSE excluded.enabled END",
-                    params![name, &cid.digest()[..], enabled.unwrap_or(true), enabled],
-                )?;
-                tx.execute(
-                    "INSERT INTO history (name, cid, origin, at) VALUES (?1, ?2, ?3, ?4)",
-                    params![name, &cid.digest()[..], origin.to_string(), at],
-                )?;
-            }
-            Op::SetEnabled { name, enabled } => {
-                tx.execute("UPDATE servers SET enabled = ?2 WHERE name = ?1", params![name, enabled])?;
-            }
-            Op::Remove { name } => {
-                tx.execute("DELETE FROM servers WHERE name = ?1", params![name])?;
-            }
-            Op::SetVariables(variables) => {
-                tx.execute("DELETE FROM variables", [])?;
-                for (name, value) in variables {
-                    tx.execute("INSERT INTO variables (name, value) VALUES (?1, ?2)", params![name, value])?;
-                }
-            }
-            Op::SetSecret { name, sealed } => {
-                tx.execute(
-                    "INSERT INTO secrets (name, sealed) VALUES (?1, ?2)
-                     ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed",
-                    params![name, sealed],
-                )?;
-            }
-            Op::RemoveSecret { name } => {
-                tx.execute("DELETE FROM secrets WHERE name = ?1", params![name])?;
-            }
-            Op::SetConnection { .. } | Op::PutOAuthState { .. } => apply_oauth(tx, op, at)?,
-            Op::RecordEvent { .. } | Op::EventOutcome { .. } => apply_event(tx, op)?,
-            Op::SetFact { key, value } => {
-                tx.execute(
-                    "INSERT INTO facts (key, value) VALUES (?1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![key, value],
-                )?;
-            }
+        apply_op(tx, op, at)?;
+    }
+    Ok(())
+}
+
+/// One operation of a change, at `at` (Unix milliseconds).
+fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op, at: i64) -> rusqlite::Result<()> {
+    match op {
+        Op::Bind { name, cid, origin, enabled } => bind(tx, name, cid, origin, *enabled, at)?,
+        Op::SetEnabled { name, enabled } => {
+            tx.execute("UPDATE servers SET enabled = ?2 WHERE name = ?1", params![name, enabled])?;
+        }
+        Op::Remove { name } => {
+            tx.execute("DELETE FROM servers WHERE name = ?1", params![name])?;
+        }
+        Op::SetVariables(variables) => set_variables(tx, variables)?,
+        Op::SetSecret { name, sealed } => upsert(tx, ("secrets", "name", "sealed"), name, sealed)?,
+        Op::RemoveSecret { name } => {
+            tx.execute("DELETE FROM secrets WHERE name = ?1", params![name])?;
+        }
+        Op::SetConnection { server, sealed: Some(sealed) } => {
+            upsert(tx, ("oauth_connections", "server", "sealed"), server, sealed)?
+        }
+        Op::SetConnection { server, sealed: None } => {
+            tx.execute("DELETE FROM oauth_connections WHERE server = ?1", params![server])?;
+        }
+        Op::PutOAuthState { key, server, sealed, expires } => {
+            tx.execute("DELETE FROM oauth_states WHERE expires <= ?1", params![at])?;
+            tx.execute(
+                "INSERT INTO oauth_states (key, server, sealed, expires) VALUES (?1, ?2, ?3, ?4)",
+                params![key, server, sealed, expires],
+            )?;
+        }
+        Op::RecordEvent { .. } => record_event(tx, op)?,
+        Op::EventOutcome { cid, status, outcome } => {
+            tx.execute(
+                "UPDATE webhook_events SET status = ?2, outcome = ?3, attempts = attempts + 1 WHERE cid = ?1",
+                params![&cid.digest()[..], status.as_str(), outcome.as_ref().map(|o| o.to_string())],
+            )?;
+        }
+        Op::SetFact { key, value } => upsert(tx, ("facts", "key", "value"), key, value)?,
+    }
+    Ok(())
+}
+
+/// Sets the value column of the row `key` in a `(table, key column, value column)`, adding the row when
+/// there is none.
+fn upsert(
+    tx: &rusqlite::Transaction<'_>,
+    (table, key_column, column): (&str, &str, &str),
+    key: &str,
+    value: &dyn rusqlite::ToSql,
+) -> rusqlite::Result<()> {
+    let sql = format!(
+        "INSERT INTO {table} ({key_column}, {column}) VALUES (?1, ?2)
+         ON CONFLICT({key_column}) DO UPDATE SET {column} = excluded.{column}"
+    );
+    tx.prepare_cached(&sql)?.execute(params![key, value])?;
+    Ok(())
+}
+
+/// Binds `name` to `cid` (keeping its enabled flag unless one is given) and records it in the history.
+fn bind(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    cid: &Cid,
+    origin: &Origin,
+    enabled: Option<bool>,
+    at: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO servers (name, cid, enabled) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET cid = excluded.cid,
+             enabled = CASE WHEN ?4 IS NULL THEN servers.enabled ELSE excluded.enabled END",
+        params![name, &cid.digest()[..], enabled.unwrap_or(true), enabled],
+    )?;
+    tx.execute(
+        "INSERT INTO history (name, cid, origin, at) VALUES (?1, ?2, ?3, ?4)",
+        params![name, &cid.digest()[..], origin.to_string(), at],
+    )?;
+    Ok(())
+}
+
+/// Replaces the variables as a whole.
+fn set_variables(tx: &rusqlite::Transaction<'_>, variables: &BTreeMap<String, String>) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM variables", [])?;
+    for (name, value) in variables {
+        tx.execute("INSERT INTO variables (name, value) VALUES (?1, ?2)", params![name, value])?;
+    }
+    Ok(())
+}
+
+/// Records a received webhook event: refused, like a repeated delivery id, when `same_body_since` is
+/// given and the server has an event with the same body received since then.
+fn record_event(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
+    let Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since } = op else {
+        return Ok(());
+    };
+    let body = &body_cid.digest()[..];
+    if let Some(since) = same_body_since {
+        let sql =
+            "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE server = ?1 AND body_cid = ?2 AND received_at >= ?3)";
+        if tx.query_row(sql, params![server, body, since], |row| row.get::<_, bool>(0))? {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                Some("an event with this body was received within the window".into()),
+            ));
         }
     }
+    tx.execute(
+        "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![&cid.digest()[..], server, delivery_id, body, received_at, status.as_str()],
+    )?;
     Ok(())
 }
 

@@ -12,8 +12,9 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{Incoming, Scheme};
+use super::Incoming;
 use crate::cid::Cid;
+use crate::meta::webhook::Scheme;
 
 /// Longer delivery ids are not the provider's: the event is identified by its body instead.
 const MAX_DELIVERY_ID: usize = 256;

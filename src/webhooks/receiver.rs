@@ -12,11 +12,12 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::event::{Receipt, parse_body};
-use super::{Incoming, SAME_BODY_WINDOW, Scheme, Spec, signature};
+use super::{Incoming, SAME_BODY_WINDOW, signature};
 use crate::cid::Cid;
 use crate::engine::{Data, Function, Output, Script, output};
 use crate::error::{Error, Result};
 use crate::invoke::{Invocation, Invoked, Reply, Target};
+use crate::meta::webhook::{Scheme, Spec};
 use crate::runtime::Runtime;
 use crate::store::{Change, EventStatus, Op, WebhookEvent};
 

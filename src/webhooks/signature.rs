@@ -12,8 +12,9 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Incoming, Scheme};
+use super::Incoming;
 use crate::error::{Error, Result};
+use crate::meta::webhook::Scheme;
 
 /// How far a signed timestamp may be from now, in seconds.
 pub const TOLERANCE_SECONDS: u64 = 300;

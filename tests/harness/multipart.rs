@@ -9,7 +9,7 @@
 
 use rhai::{Blob, Dynamic, Map};
 use switchboard::error::Error;
-use switchboard::modules::http::{PartContent, form, multipart};
+use switchboard::modules::multipart::{PartContent, form, multipart};
 
 /// One part as the input describes it: name, file name, content type, data.
 type Described = (String, Option<String>, Option<String>, Vec<u8>);

@@ -3,11 +3,14 @@
 
 use rhai::{Dynamic, EvalAltResult, Map};
 
-use super::{EXCERPT, Options};
+use super::options::Options;
 use crate::engine::Context;
 use crate::error::Error;
-use crate::modules::arg_error;
 use crate::modules::http::Incoming;
+use crate::modules::native::arg_error;
+
+/// How much of an upstream error body callers see.
+const EXCERPT: usize = 1000;
 
 /// What a successful response becomes.
 pub(super) enum Expect {

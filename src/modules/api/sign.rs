@@ -5,10 +5,13 @@
 use reqwest::header::HeaderValue;
 use rhai::{Dynamic, EvalAltResult, Map};
 
-use super::{Options, fill, header};
+use super::options::Options;
 use crate::engine::Context;
-use crate::modules::http::{Body, Outgoing};
-use crate::modules::{Services, arg_error, secret};
+use crate::modules::http::{Body, Outgoing, header};
+use crate::modules::native::arg_error;
+use crate::modules::secret;
+use crate::modules::services::Services;
+use crate::modules::template::fill;
 
 /// A signature covers the finished request, body and headers included, so it is added last.
 pub(super) fn sign(

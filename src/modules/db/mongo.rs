@@ -118,6 +118,6 @@ fn counted(value: &Bson, tally: &mut Tally) -> Result<(), Box<EvalAltResult>> {
 
 /// A script's value as BSON, reading Extended JSON (`{"$oid": …}`, `{"$date": …}`) where it appears.
 fn bson_of(value: &Dynamic) -> Result<Bson, Box<EvalAltResult>> {
-    let json = super::super::to_json(value)?;
+    let json = super::to_json(value)?;
     Bson::try_from(json).map_err(|e| arg_error(&format!("not a MongoDB value: {e}")))
 }

@@ -54,7 +54,7 @@ async fn within<T>(limit: Duration, work: impl Future<Output = mysql_async::Resu
 impl Pool {
     /// A pool for `url`, after one connection proves the server answers and tells what it is.
     pub async fn open(url: String, timeout: Duration) -> Sql<Pool> {
-        let opts = Opts::from_url(&url).map_err(|e| super::super::arg_error(&format!("not a MySQL URL: {e}")))?;
+        let opts = Opts::from_url(&url).map_err(|e| super::arg_error(&format!("not a MySQL URL: {e}")))?;
         let constraints = PoolConstraints::new(0, 8).expect("0 ≤ 8");
         let builder = OptsBuilder::from_opts(opts)
             .init(vec!["SET time_zone = '+00:00'"])

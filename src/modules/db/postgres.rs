@@ -147,7 +147,7 @@ fn bind(value: &Dynamic, ty: &Type) -> Result<Bound, Box<EvalAltResult>> {
             let text = if value.is_string() { value.to_string() } else { float().map(|_| value.to_string())? };
             text.parse::<Decimal>().map_err(|_| sql_error(format!("'{text}' is not a number")))?
         }),
-        Type::JSON | Type::JSONB => opt!(serde_json::Value, super::super::to_json(value)?),
+        Type::JSON | Type::JSONB => opt!(serde_json::Value, super::to_json(value)?),
         Type::UUID => opt!(uuid::Uuid, text()?.parse().map_err(|_| sql_error("not a UUID"))?),
         Type::TIMESTAMPTZ => opt!(DateTime<Utc>, {
             DateTime::parse_from_rfc3339(&text()?).map_err(|_| sql_error("not an RFC 3339 time"))?.with_timezone(&Utc)
@@ -157,7 +157,7 @@ fn bind(value: &Dynamic, ty: &Type) -> Result<Bound, Box<EvalAltResult>> {
         }),
         Type::DATE => opt!(NaiveDate, text()?.parse().map_err(|_| sql_error("not a date (YYYY-MM-DD)"))?),
         Type::BYTEA => opt!(Vec<u8>, if value.is_blob() { value.clone().cast() } else { text()?.into_bytes() }),
-        _ => opt!(String, if value.is_string() { value.to_string() } else { super::super::scalar_text(value) }),
+        _ => opt!(String, if value.is_string() { value.to_string() } else { super::scalar_text(value) }),
     }
 }
 

@@ -19,24 +19,26 @@
 //!
 //! Beyond the declared list, link-local and cloud-metadata addresses (169.254.0.0/16, `fd00:ec2::254`,
 //! `fe80::/10`, their IPv4-mapped, -compatible and NAT64 forms) are refused — as a literal in a URL here,
-//! and after DNS resolution in [`Resolver`], the resolver of the shared HTTP client — unless an operator
-//! override names the address literally. Redirects are followed only within one origin ([`redirects`]),
-//! so a credential never follows a `Location` elsewhere. `db::connect` URLs pass the same check
+//! and after DNS resolution in [`connection::Resolver`], the resolver of the shared HTTP client — unless an
+//! operator override names the address literally. Redirects are followed only within one origin
+//! ([`connection::redirect`]), so a credential never follows a `Location` elsewhere. `db::connect` URLs pass the same check
 //! ([`check_database`]), with their names resolved and checked before connecting.
 //!
 //! A refusal is `forbidden` (403) with the refused `host`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+pub mod connection;
+
+use std::net::IpAddr;
 
 use reqwest::Url;
 use rhai::EvalAltResult;
 
-use super::Services;
-use crate::engine::{Context, Meta, raise};
+use super::services::Services;
+use super::template;
+use crate::engine::{Context, raise};
 use crate::error::Error;
-
-/// Redirects a request may follow within its origin.
-const MAX_REDIRECTS: usize = 10;
+use crate::meta::destinations::declared;
+use connection::forbidden_address;
 
 /// One declared destination.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,30 +58,6 @@ pub struct Policy {
     allowed: Vec<Allowed>,
 }
 
-/// The operator's override `<NAME>_<SUFFIX>` for the server an invocation runs as (`STRIPE_BASE_URL`).
-pub fn operator_url(services: &Services, context: &Context, suffix: &str) -> Option<String> {
-    let name = context.server.as_ref()?;
-    services.variable(&format!("{}_{suffix}", name.to_uppercase()))
-}
-
-/// Every destination template `meta` declares, with the override variable suffix that replaces it:
-/// what `boot diff` and import show an operator.
-pub fn declared(meta: &Meta) -> Vec<(String, String)> {
-    let mut declared = Vec::new();
-    if !meta.base_url.is_empty() {
-        declared.push(("BASE_URL".to_owned(), meta.base_url.clone()));
-    }
-    for (name, url) in &meta.hosts {
-        declared.push((format!("{}_BASE_URL", name.to_uppercase()), url.clone()));
-    }
-    for (field, suffix) in [("token_url", "TOKEN_URL"), ("authorize_url", "AUTHORIZE_URL")] {
-        if let Some(url) = meta.json.pointer(&format!("/oauth2/{field}")).and_then(|v| v.as_str()) {
-            declared.push((suffix.to_owned(), url.to_owned()));
-        }
-    }
-    declared
-}
-
 impl Policy {
     /// The destinations of the invocation in `context`: each declared template (or its override),
     /// placeholders filled. A template whose placeholders cannot be filled (a secret not set) admits
@@ -91,15 +69,15 @@ impl Policy {
         if !suffixes.iter().any(|(suffix, _)| suffix == "BASE_URL") {
             suffixes.push(("BASE_URL".into(), None));
         }
-        for (suffix, template) in suffixes {
-            let (template, operator) = match operator_url(services, context, &suffix) {
+        for (suffix, declared_url) in suffixes {
+            let (url, operator) = match template::operator_url(services, context, &suffix) {
                 Some(url) => (url, true),
-                None => match template {
-                    Some(template) => (template, false),
+                None => match declared_url {
+                    Some(url) => (url, false),
                     None => continue,
                 },
             };
-            if let Ok(url) = super::api::fill(&template, services, context) {
+            if let Ok(url) = template::fill(&url, services, context) {
                 policy.admit(&url, operator);
             }
         }
@@ -262,77 +240,6 @@ pub fn check_mongodb(services: &Services, context: &Context, uri: &str) -> Resul
     seeds.iter().try_for_each(|seed| check_database(services, context, seed))
 }
 
-/// Whether `ip` is link-local or a cloud provider's metadata service, in any of its spellings.
-pub fn forbidden_address(ip: IpAddr) -> bool {
-    fn v4(ip: Ipv4Addr) -> bool {
-        // 169.254.0.0/16 holds the AWS, GCP, Azure and OCI metadata services; 100.100.100.200 is Alibaba's.
-        ip.is_link_local() || ip == Ipv4Addr::new(100, 100, 100, 200)
-    }
-    match ip {
-        IpAddr::V4(ip) => v4(ip),
-        IpAddr::V6(ip) => {
-            let segments = ip.segments();
-            let embedded = || Ipv4Addr::from((u128::from(ip) & 0xffff_ffff) as u32);
-            let mapped_or_compatible = segments[..5] == [0; 5] && (segments[5] == 0xffff || segments[5] == 0);
-            let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
-            ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-                || (segments[0] & 0xffc0) == 0xfe80
-                || ((mapped_or_compatible || nat64) && v4(embedded()))
-        }
-    }
-}
-
-/// Why the resolver gave no address.
-#[derive(Debug)]
-pub struct Refused(pub String);
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} resolves only to link-local or cloud-metadata addresses", self.0)
-    }
-}
-
-impl std::error::Error for Refused {}
-
-/// The shared client's resolver: the system's answer without link-local and metadata addresses, decided
-/// when connecting (so a name that changes its answer between a check and the connection cannot slip
-/// through). A URL naming such an address literally never reaches a resolver: [`Policy::check`] decides.
-pub struct Resolver;
-
-impl reqwest::dns::Resolve for Resolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed = allowed_addresses(found);
-            if allowed.is_empty() {
-                return Err(Box::new(Refused(host)) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// The addresses a connection may use.
-fn allowed_addresses(found: Vec<SocketAddr>) -> Vec<SocketAddr> {
-    found.into_iter().filter(|address| !forbidden_address(address.ip())).collect()
-}
-
-/// The shared client's redirect policy: follow within the same origin (at most ten times), never to
-/// another, so that headers, query and body credentials are never replayed elsewhere. The script sees
-/// the redirect response itself.
-pub fn redirect(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
-    let same_origin = attempt.previous().last().is_some_and(|previous| {
-        previous.scheme() == attempt.url().scheme()
-            && previous.host_str() == attempt.url().host_str()
-            && previous.port_or_known_default() == attempt.url().port_or_known_default()
-    });
-    match same_origin && attempt.previous().len() <= MAX_REDIRECTS {
-        true => attempt.follow(),
-        false => attempt.stop(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,30 +327,6 @@ mod tests {
     }
 
     #[test]
-    fn declared_destinations_are_the_base_url_hosts_and_oauth_urls() {
-        let meta = Meta::from_json(serde_json::json!({
-            "title": "t", "description": "d", "base_url": "https://api.x.com/v1",
-            "hosts": { "upload": "https://up.x.com" },
-            "oauth2": { "grant": "authorization_code", "client_id": "c",
-                        "token_url": "https://auth.x.com/token", "authorize_url": "https://auth.x.com/authorize" },
-        }))
-        .unwrap();
-        let found = declared(&meta);
-        let pairs: Vec<(&str, &str)> = found.iter().map(|(suffix, url)| (suffix.as_str(), url.as_str())).collect();
-        assert_eq!(
-            pairs,
-            [
-                ("BASE_URL", "https://api.x.com/v1"),
-                ("UPLOAD_BASE_URL", "https://up.x.com"),
-                ("TOKEN_URL", "https://auth.x.com/token"),
-                ("AUTHORIZE_URL", "https://auth.x.com/authorize"),
-            ]
-        );
-        let none = Meta::from_json(serde_json::json!({ "title": "t", "description": "d" })).unwrap();
-        assert!(declared(&none).is_empty());
-    }
-
-    #[test]
     fn a_nameless_script_admits_nothing() {
         let p = policy(&[]);
         assert_eq!(decide(&p, "http://127.0.0.1:8080/").unwrap_err().0, "127.0.0.1:8080");
@@ -484,36 +367,6 @@ mod tests {
         }
         let named_by_operator = policy(&[("http://169.254.169.254", true)]);
         assert_eq!(decide(&named_by_operator, "http://169.254.169.254/latest/meta-data/"), Ok(()));
-    }
-
-    #[test]
-    fn every_spelling_of_a_metadata_address_is_forbidden() {
-        for address in [
-            "169.254.169.254",
-            "169.254.0.1",
-            "100.100.100.200",
-            "fd00:ec2::254",
-            "fe80::1",
-            "febf::1",
-            "::ffff:169.254.169.254",
-            "::169.254.169.254",
-            "64:ff9b::169.254.169.254",
-        ] {
-            assert!(forbidden_address(address.parse().unwrap()), "{address}");
-        }
-        for address in
-            ["127.0.0.1", "10.0.0.1", "93.184.216.34", "::1", "::ffff:127.0.0.1", "fd00:ec2::253", "2001:db8::1"]
-        {
-            assert!(!forbidden_address(address.parse().unwrap()), "{address}");
-        }
-    }
-
-    #[test]
-    fn the_resolver_drops_forbidden_answers() {
-        let found: Vec<SocketAddr> =
-            ["169.254.169.254:0", "127.0.0.1:0", "[fd00:ec2::254]:0"].iter().map(|a| a.parse().unwrap()).collect();
-        assert_eq!(allowed_addresses(found), vec!["127.0.0.1:0".parse::<SocketAddr>().unwrap()]);
-        assert!(allowed_addresses(vec!["169.254.169.254:0".parse().unwrap()]).is_empty());
     }
 
     #[test]

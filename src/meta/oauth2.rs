@@ -1,10 +1,13 @@
 //! `META.oauth2`: how a server's tokens are obtained, read once when its script loads so that a
 //! malformed declaration is refused with the script (422) instead of failing at the first call.
+//! Obtaining and renewing the tokens is [`oauth`](crate::oauth)'s.
 //!
 //! Every text field is a template whose `{NAME}` placeholders are filled from the script's declared
 //! secrets and variables when it is used, exactly as `api::call` fills its own templates.
 
 use serde_json::{Map, Value};
+
+use super::invalid::Invalid;
 
 /// How an access token is obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +24,7 @@ pub enum Grant {
 }
 
 impl Grant {
-    fn parse(text: &str) -> Result<Grant, String> {
+    fn parse(text: &str) -> Result<Grant, Invalid> {
         Ok(match text {
             "client_credentials" => Grant::ClientCredentials,
             "authorization_code" => Grant::AuthorizationCode,
@@ -30,7 +33,8 @@ impl Grant {
             other => {
                 return Err(format!(
                     "META.oauth2.grant '{other}' is not one of client_credentials, authorization_code, refresh_token, jwt_bearer"
-                ));
+                )
+                .into());
             }
         })
     }
@@ -105,21 +109,21 @@ const FIELDS: [&str; 14] = [
 
 impl Spec {
     /// Reads `META.oauth2`, or says what is wrong with it.
-    pub fn from_json(value: &Value) -> Result<Spec, String> {
+    pub fn from_json(value: &Value) -> Result<Spec, Invalid> {
         let map = value.as_object().ok_or("META.oauth2 must be a map")?;
         if let Some(unknown) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(format!("META.oauth2.{unknown} is not a field ({})", FIELDS.join(", ")));
+            return Err(format!("META.oauth2.{unknown} is not a field ({})", FIELDS.join(", ")).into());
         }
         let text = |key: &str| match map.get(key) {
             None => Ok(String::new()),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(format!("META.oauth2.{key} must be a string")),
+            Some(_) => Err(Invalid::from(format!("META.oauth2.{key} must be a string"))),
         };
         let grant = Grant::parse(map.get("grant").and_then(Value::as_str).ok_or("META.oauth2.grant is required")?)?;
         let client_auth = match text("client_auth")?.as_str() {
             "" | "basic" => ClientAuth::Basic,
             "body" => ClientAuth::Body,
-            other => return Err(format!("META.oauth2.client_auth '{other}' is not basic or body")),
+            other => return Err(format!("META.oauth2.client_auth '{other}' is not basic or body").into()),
         };
         let scopes = match map.get("scopes") {
             None => Vec::new(),
@@ -150,9 +154,9 @@ impl Spec {
     }
 
     /// What each grant needs.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Invalid> {
         let need = |value: &str, field: &str| match value.is_empty() {
-            true => Err(format!("META.oauth2.{field} is required for the {} grant", self.grant.name())),
+            true => Err(format!("META.oauth2.{field} is required for the {} grant", self.grant.name()).into()),
             false => Ok(()),
         };
         match self.grant {
@@ -181,7 +185,7 @@ impl Spec {
 }
 
 /// `fallback: #{ auth: "query:key", token: "{GOOGLE_API_KEY}" }`: any scheme but `oauth2` itself.
-fn fallback(map: &Map<String, Value>) -> Result<Option<(String, String)>, String> {
+fn fallback(map: &Map<String, Value>) -> Result<Option<(String, String)>, Invalid> {
     if map.get("fallback").is_none() {
         return Ok(None);
     }
@@ -196,17 +200,17 @@ fn fallback(map: &Map<String, Value>) -> Result<Option<(String, String)>, String
     }
 }
 
-fn pairs(map: &Map<String, Value>, key: &str) -> Result<Vec<(String, String)>, String> {
+fn pairs(map: &Map<String, Value>, key: &str) -> Result<Vec<(String, String)>, Invalid> {
     match map.get(key) {
         None => Ok(Vec::new()),
         Some(Value::Object(fields)) => fields
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                _ => Err(format!("META.oauth2.{key}.{k} must be a string")),
+                _ => Err(format!("META.oauth2.{key}.{k} must be a string").into()),
             })
             .collect(),
-        Some(_) => Err(format!("META.oauth2.{key} must be a map of strings")),
+        Some(_) => Err(format!("META.oauth2.{key} must be a map of strings").into()),
     }
 }
 

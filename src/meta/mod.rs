@@ -1,0 +1,231 @@
+//! What a script declares: its `META`, read once when the script loads, as plain data.
+//!
+//! A server's declaration — its title and description, the secrets and variables it may read, how it
+//! authenticates, where it sends (`base_url`, `hosts`), its named operations, and what `META.api`,
+//! `META.oauth2` and `META.webhook` say — is parsed and checked here, so that a mistake is refused with
+//! the script (`invalid_script`, at `META`'s line) rather than found by its first caller. The layers
+//! above read these declarations and keep only their behaviour: the engine asks a loaded script for its
+//! [`Meta`], `api` sends by it, `oauth` obtains tokens by its [`oauth2::Spec`], `webhooks` verifies
+//! deliveries by its [`webhook::Spec`], MCP and the describe page offer its operations.
+//!
+//! This layer evaluates nothing and depends on nothing above it: not the engine, the native modules,
+//! HTTP or the store. It may read Rhai values (a call's own `pagination` refines the declared one), and
+//! its one error is [`Invalid`], a message the caller places.
+
+pub mod api;
+pub mod destinations;
+mod invalid;
+pub mod oauth2;
+pub mod operations;
+pub mod pagination;
+pub mod rate_limit;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+pub use api::Api;
+pub use invalid::Invalid;
+pub use operations::Operation;
+
+/// The `META` constant of a script, read once when the script is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    /// Secrets the script may read; each entry lists alternatives (any one of them satisfies it).
+    pub secrets: Vec<Vec<String>>,
+    /// Registry variables the script may read (non-secret settings such as a region or an account id).
+    pub variables: Vec<String>,
+    pub auth: String,
+    pub base_url: String,
+    pub docs: String,
+    /// Further base URLs the server calls, by name (`META.hosts`), chosen per call with `host`.
+    pub hosts: BTreeMap<String, String>,
+    /// The server's own wall-clock limit, overriding the runtime default.
+    pub timeout: Option<Duration>,
+    /// Named operations (`META.operations`).
+    pub operations: Vec<Operation>,
+    /// `META.oauth2`, required when `auth` is `oauth2`.
+    pub oauth2: Option<Arc<oauth2::Spec>>,
+    /// How the server receives webhooks (`META.webhook`), if it does.
+    pub webhook: Option<webhook::Spec>,
+    /// What every `api` call starts from (`META.api`).
+    pub api: Api,
+    /// The whole `META` as JSON, for describing the server.
+    pub json: Value,
+}
+
+impl Meta {
+    /// The metadata of a script that declares none: no secrets, no hosts, no title.
+    pub fn ad_hoc() -> Meta {
+        Meta { json: serde_json::json!({}), ..Meta::default() }
+    }
+
+    /// Whether the server declares how its lists page (`META.api.pagination`), so that a caller may ask
+    /// for every page.
+    pub fn pages(&self) -> bool {
+        self.api.pagination.is_some()
+    }
+
+    /// Reads `META` from its JSON form, or says what is wrong with it.
+    pub fn from_json(json: Value) -> Result<Meta, Invalid> {
+        let map = json.as_object().ok_or("META must be an object map (#{ ... })")?;
+        let text = |key: &str, required: bool| -> Result<String, Invalid> {
+            match map.get(key) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                None if !required => Ok(String::new()),
+                None => Err(format!("META.{key} is required").into()),
+                Some(_) => Err(format!("META.{key} must be a string").into()),
+            }
+        };
+        let secrets = secrets(map.get("secrets"))?;
+        let variables = variables(map.get("variables"))?;
+        if let Some(problem) = secrets.iter().flatten().chain(&variables).find_map(|n| crate::environment::refusal(n)) {
+            return Err(format!("META may not declare {problem}").into());
+        }
+        let meta = Meta {
+            hosts: destinations::hosts(map.get("hosts"))?,
+            timeout: timeout(map.get("timeout_ms"))?,
+            oauth2: oauth2(map)?,
+            webhook: map.get("webhook").map(webhook::Spec::from_json).transpose()?,
+            api: Api::from_json(map.get("api"))?,
+            title: text("title", true)?,
+            description: text("description", true)?,
+            category: text("category", false)?,
+            secrets,
+            variables,
+            auth: text("auth", false)?,
+            base_url: text("base_url", false)?,
+            docs: text("docs", false)?,
+            operations: operations::parse(map.get("operations"))?,
+            json: Value::Null,
+        };
+        match &meta.webhook {
+            Some(spec) if !meta.declares_secret(&spec.secret) => {
+                Err(format!("META.webhook.secret '{}' must be one of the names in META.secrets", spec.secret).into())
+            }
+            _ => Ok(Meta { json, ..meta }),
+        }
+    }
+
+    /// Whether `name` is one of the secrets this script declared.
+    pub fn declares_secret(&self, name: &str) -> bool {
+        self.secrets.iter().flatten().any(|declared| declared == name)
+    }
+}
+
+/// `META.secrets`: names, or arrays of alternative names.
+fn secrets(value: Option<&Value>) -> Result<Vec<Vec<String>>, Invalid> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::Array(entries)) => entries
+            .iter()
+            .map(|entry| match entry {
+                Value::String(name) => Ok(vec![name.clone()]),
+                Value::Array(names) if !names.is_empty() => names
+                    .iter()
+                    .map(|n| n.as_str().map(str::to_owned).ok_or("META.secrets alternatives must be strings".into()))
+                    .collect(),
+                _ => Err("META.secrets holds names, or arrays of alternative names".into()),
+            })
+            .collect(),
+        Some(_) => Err("META.secrets must be an array".into()),
+    }
+}
+
+/// `META.variables`: names.
+fn variables(value: Option<&Value>) -> Result<Vec<String>, Invalid> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::Array(names)) => {
+            names.iter().map(|n| n.as_str().map(str::to_owned).ok_or("META.variables holds names".into())).collect()
+        }
+        Some(_) => Err("META.variables must be an array of names".into()),
+    }
+}
+
+/// `META.timeout_ms`: the server's own wall-clock limit.
+fn timeout(value: Option<&Value>) -> Result<Option<Duration>, Invalid> {
+    match value.map(Value::as_u64) {
+        None => Ok(None),
+        Some(Some(ms)) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
+        Some(_) => Err("META.timeout_ms must be a positive integer".into()),
+    }
+}
+
+/// `META.oauth2`, which `auth: "oauth2"` requires.
+fn oauth2(map: &Map<String, Value>) -> Result<Option<Arc<oauth2::Spec>>, Invalid> {
+    match (map.get("oauth2"), map.get("auth").and_then(Value::as_str)) {
+        (Some(spec), _) => Ok(Some(Arc::new(oauth2::Spec::from_json(spec)?))),
+        (None, Some("oauth2")) => Err("META.auth \"oauth2\" needs META.oauth2".into()),
+        (None, _) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn meta_reads_secret_alternatives() {
+        let meta = Meta::from_json(json!({
+            "title": "Sheets", "description": "d",
+            "secrets": ["A", ["GOOGLE_API_KEY", "GOOGLE_SERVICE_ACCOUNT_JSON"]],
+        }))
+        .unwrap();
+        assert!(meta.declares_secret("A"));
+        assert!(meta.declares_secret("GOOGLE_SERVICE_ACCOUNT_JSON"));
+        assert!(!meta.declares_secret("OTHER"));
+    }
+
+    #[test]
+    fn meta_problems_are_named() {
+        assert_eq!(Meta::from_json(json!([])).unwrap_err(), "META must be an object map (#{ ... })");
+        assert_eq!(Meta::from_json(json!({"description": "d"})).unwrap_err(), "META.title is required");
+        assert_eq!(
+            Meta::from_json(json!({"title": "t", "description": "d", "secrets": [1]})).unwrap_err(),
+            "META.secrets holds names, or arrays of alternative names"
+        );
+        let runtime_secret = json!({"title": "t", "description": "d", "secrets": [["X", "SWITCHBOARD_ADMIN_TOKEN"]]});
+        assert!(
+            Meta::from_json(runtime_secret).unwrap_err().contains("'SWITCHBOARD_ADMIN_TOKEN' belongs to the runtime")
+        );
+        let host_variable = json!({"title": "t", "description": "d", "variables": ["HOME"]});
+        assert!(Meta::from_json(host_variable).unwrap_err().contains("'HOME' belongs to the runtime or the host"));
+        assert_eq!(
+            Meta::from_json(json!({"title": "t", "description": "d", "hosts": {"Up": "https://x"}})).unwrap_err(),
+            "META.hosts name 'Up' must be lower-case letters, digits and '_'"
+        );
+        assert_eq!(
+            Meta::from_json(json!({"title": "t", "description": "d", "timeout_ms": 0})).unwrap_err(),
+            "META.timeout_ms must be a positive integer"
+        );
+    }
+
+    #[test]
+    fn a_webhook_is_keyed_by_a_declared_secret() {
+        let meta = Meta::from_json(json!({
+            "title": "t", "description": "d", "secrets": ["API_KEY", "HOOK_SECRET"],
+            "webhook": {"scheme": "github", "secret": "HOOK_SECRET"},
+        }))
+        .unwrap();
+        assert_eq!(meta.webhook.map(|w| w.scheme), Some(webhook::Scheme::Github));
+        let undeclared = Meta::from_json(json!({
+            "title": "t", "description": "d", "secrets": ["API_KEY"],
+            "webhook": {"scheme": "github", "secret": "HOOK_SECRET"},
+        }));
+        assert_eq!(
+            undeclared.unwrap_err(),
+            "META.webhook.secret 'HOOK_SECRET' must be one of the names in META.secrets"
+        );
+        let unknown =
+            Meta::from_json(json!({"title": "t", "description": "d", "webhook": {"scheme": "x", "secret": "S"}}));
+        assert!(unknown.unwrap_err().starts_with("META.webhook.scheme must be one of"));
+    }
+}
