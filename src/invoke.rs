@@ -173,19 +173,18 @@ impl Runtime {
                 Ok((script, Some(name.clone())))
             }
             Target::Cid(cid) => {
+                let name = self.runner(cid)?;
                 let script = match self.cached(cid) {
                     Some(script) => script,
                     None => {
                         let cid = *cid;
-                        self.blocking(move |rt| rt.script(&cid)).await.map_err(|e| match e {
-                            Error::InvalidScript { .. } => {
-                                Error::BadRequest(format!("blob {cid} is not a runnable script: {}", e.message()))
-                            }
-                            other => other,
+                        self.blocking(move |rt| rt.script(&cid)).await.map_err(|e| {
+                            let at = Location { server: Some(name.clone()), cid: Some(cid), ..Location::default() };
+                            Error::script(format!("the stored script does not load: {}", e.message()), at)
                         })?
                     }
                 };
-                Ok((script, self.server_bound_to(cid)))
+                Ok((script, Some(name)))
             }
             Target::Script { script, name } => Ok((script.clone(), name.clone())),
         }

@@ -54,11 +54,17 @@ pub fn master_key(data_dir: &Path) -> Result<[u8; 32]> {
     bytes.ok_or_else(|| Error::Internal(format!("the master key in {origin} is not 64 hexadecimal digits")))
 }
 
-/// The admin token: `$SWITCHBOARD_ADMIN_TOKEN` or `<data>/admin-token`.
+/// The admin token: `$SWITCHBOARD_ADMIN_TOKEN` or `<data>/admin-token`. A variable that is set but
+/// empty is refused: whoever set it meant something (most likely "no token"), and quietly using the file's
+/// token instead would leave every mutation refused for a reason nobody sees.
 pub fn admin_token(data_dir: &Path) -> Result<String> {
     match std::env::var(ADMIN_TOKEN_ENV) {
-        Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
-        _ => read_or_create(&data_dir.join(ADMIN_TOKEN_FILE), random_hex),
+        Ok(token) if token.trim().is_empty() => Err(Error::BadRequest(format!(
+            "{ADMIN_TOKEN_ENV} is set but empty: give it a token, or unset it to use the one in {}",
+            data_dir.join(ADMIN_TOKEN_FILE).display()
+        ))),
+        Ok(token) => Ok(token.trim().to_owned()),
+        Err(_) => read_or_create(&data_dir.join(ADMIN_TOKEN_FILE), random_hex),
     }
 }
 

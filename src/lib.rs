@@ -27,7 +27,9 @@
 //! * [`engine`] owns the one shared Rhai engine: sandbox limits, compiling and loading scripts (a loaded
 //!   [`engine::Script`] carries its checked [`meta::Meta`]), running a script function inline or as a
 //!   fiber (a coroutine that suspends while it waits on I/O, so a waiting script holds no thread), and
-//!   turning results and failures into outputs and [`error::Error`]s.
+//!   turning results and failures into outputs and [`error::Error`]s. Its natives for large work go in
+//!   paced pieces against the deadline ([`engine::pace`]); what stack overflows leave behind is counted
+//!   ([`engine::leak`]).
 //! * [`modules`] are the native functions scripts call (`http`, `db`, `secret`, codecs, …) over what they
 //!   share: [`modules::services`], the one HTTP client ([`modules::http`]), templates and the operator's
 //!   URL overrides (`modules::template`), where a server may send ([`modules::egress`]) and how fast
@@ -36,9 +38,10 @@
 //!   `oauth2` (and, above the runtime, connects them through the browser).
 //! * [`access`] decides who may invoke (invocation tokens), for every remote entry point.
 //! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
-//!   requests read without locks, and manages servers; [`invoke`] is the invocation path itself, the
-//!   only place a script runs ([`runtime::Runtime::invoke`] is defined there). [`follow`] runs the
-//!   runtime's refresh when the store changes, here or in another process.
+//!   requests read without locks, and manages servers; a CID runs only as a server an operator bound
+//!   it to ([`server::runners`]), never on the strength of its own `META`; [`invoke`] is the invocation
+//!   path itself, the only place a script runs ([`runtime::Runtime::invoke`] is defined there).
+//!   [`follow`] runs the runtime's refresh when the store changes, here or in another process.
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
 //! * [`webhooks`] receives providers' signed deliveries (`POST /webhooks/{name}`): verifies, stores and
@@ -59,6 +62,11 @@
 //! Errors are one enum, [`error::Error`], whose variants are the error types users see; the core knows
 //! nothing of HTTP, and the error becomes an HTTP response in exactly one place, at the edge
 //! (`http/error.rs`).
+
+/// The unit tests count allocations as the binary does (see `engine::leak`).
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: engine::leak::Counting<std::alloc::System> = engine::leak::Counting(std::alloc::System);
 
 pub mod access;
 pub mod boot;

@@ -8,9 +8,11 @@ use mimalloc::MiMalloc;
 use switchboard::commands::{
     self, BootCommand, CallArgs, DataDirArg, OAuthCommand, SecretCommand, ServeArgs, ServersArgs,
 };
+use switchboard::engine::leak::Counting;
 
+/// Counting, so that what a script's stack overflow leaves behind is known (see `engine::leak`).
 #[global_allocator]
-static ALLOCATOR: MiMalloc = MiMalloc;
+static ALLOCATOR: Counting<MiMalloc> = Counting(MiMalloc);
 
 /// Switchboard serves integration servers — small Rhai scripts, one per external API — over HTTP,
 /// pinned by content hash (CID) and editable live.

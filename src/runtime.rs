@@ -120,6 +120,8 @@ pub struct Runtime {
     /// The token every management mutation must present.
     pub(crate) admin_token: String,
     registry: ArcSwap<Registry>,
+    /// The server each runnable CID runs as (see [`crate::server::runners`]).
+    runners: ArcSwap<HashMap<Cid, String>>,
     scripts: RwLock<HashMap<Cid, Arc<Script>>>,
     boot_cid: Mutex<Option<Cid>>,
     last_errors: Mutex<HashMap<String, Error>>,
@@ -146,6 +148,7 @@ impl Runtime {
             store,
             services,
             registry: ArcSwap::default(),
+            runners: ArcSwap::default(),
             scripts: RwLock::default(),
             boot_cid: Mutex::default(),
             last_errors: Mutex::default(),
@@ -181,9 +184,21 @@ impl Runtime {
         self.registry.load().get(name).cloned()
     }
 
-    /// The name of an enabled server bound to `cid`, if any: the server a CID invocation runs as.
+    /// The server a CID invocation runs as: an enabled server an operator bound `cid` to (see
+    /// [`crate::server::runners`]), if there is one.
     pub fn server_bound_to(&self, cid: &Cid) -> Option<String> {
-        self.registry.load().values().find(|s| s.cid == *cid && s.enabled).map(|s| s.name.clone())
+        let name = self.runners.load().get(cid).cloned()?;
+        self.server(&name).is_some_and(|server| server.enabled).then_some(name)
+    }
+
+    /// [`server_bound_to`](Self::server_bound_to), or `not_found`: a CID nobody bound is data, and never
+    /// runs or even compiles (a script's top level runs when it compiles).
+    pub fn runner(&self, cid: &Cid) -> Result<String> {
+        self.server_bound_to(cid).ok_or_else(|| {
+            Error::NotFound(format!(
+                "no enabled server was bound to {cid}: a CID runs only as a script an operator bound to a server"
+            ))
+        })
     }
 
     /// Compiles `source`, or returns the cached script with the same CID.
@@ -235,6 +250,9 @@ impl Runtime {
             let server = Server { name: record.name.clone(), cid: record.cid, enabled: record.enabled, script };
             registry.insert(record.name, Arc::new(server));
         }
+        // Runners first: a server just disabled must not run by CID meanwhile (and one just enabled is
+        // checked against the registry as well).
+        self.runners.store(Arc::new(crate::server::runners(&registry, &self.store.bindings()?)));
         self.registry.store(Arc::new(registry));
         self.services.variables.store(Arc::new(self.store.variables()?));
         self.services.secrets().reload()?;

@@ -22,13 +22,18 @@ use crate::store::{Change, Op, Store};
 const VERSION: u8 = 1;
 const NONCE: usize = 24;
 
-/// Checks a secret name: upper-case letters, digits and `_`, starting with a letter, at most 128.
+/// Checks a secret name: upper-case letters, digits and `_`, starting with a letter, at most 128, and
+/// not a name of the runtime's or the host's (no script could read it, and a stored
+/// `SWITCHBOARD_ADMIN_TOKEN` would only look like it configured something).
 pub fn validate_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let ok = name.len() <= 128
         && chars.next().is_some_and(|c| c.is_ascii_uppercase())
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-    if ok { Ok(()) } else { Err(format!("'{name}' is not a secret name: upper-case letters, digits and '_'")) }
+    if !ok {
+        return Err(format!("'{name}' is not a secret name: upper-case letters, digits and '_'"));
+    }
+    crate::environment::refusal(name).map_or(Ok(()), Err)
 }
 
 /// A value as typed at a prompt or piped from `echo`: without the one newline that ends it.
@@ -186,6 +191,9 @@ mod tests {
         assert!(validate_name("A1").is_ok());
         for bad in ["", "lower", "1A", "_A", "A-B", "A B"] {
             assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        for reserved in ["SWITCHBOARD_ADMIN_TOKEN", "SWITCHBOARD_X", "PATH", "HOME", "LD_PRELOAD"] {
+            assert!(validate_name(reserved).unwrap_err().contains("belongs to the runtime or the host"), "{reserved}");
         }
     }
 }

@@ -1,11 +1,13 @@
 //! A server: a name bound to a script, and the rule names follow.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::cid::Cid;
 use crate::engine::Script;
 use crate::error::Error;
 use crate::meta::Meta;
+use crate::store::Binding;
 
 /// Path segments the HTTP interface keeps for itself; no server may take them.
 pub const RESERVED: [&str; 9] = ["api", "cid", "mcp", "ui", "health", "metrics", "webhooks", "oauth", "static"];
@@ -82,9 +84,67 @@ pub struct Server {
     pub script: Result<Arc<Script>, Error>,
 }
 
+/// Which server each CID runs as when it is invoked by CID, from every binding an operator made
+/// (oldest first) and the servers now registered.
+///
+/// Anyone can put bytes in the store (a stored output, a webhook body), so a CID alone says nothing about
+/// who wrote the script it names, and a script's own `META` cannot be what decides what it may read.
+/// A CID runs only if an operator bound it to a server that is registered and enabled now, and it runs as
+/// that server: its name, secrets, database and base-URL overrides. When several such servers bound
+/// it, the operator's bindings decide: a server bound to it now wins over one that was bound to it
+/// before, and among equals the later binding wins (a rollback is a binding).
+pub fn runners(servers: &HashMap<String, Arc<Server>>, bindings: &[(String, Binding)]) -> HashMap<Cid, String> {
+    let mut chosen: HashMap<Cid, ((bool, usize), &str)> = HashMap::new();
+    for (order, (name, binding)) in bindings.iter().enumerate() {
+        let Some(server) = servers.get(name).filter(|server| server.enabled) else { continue };
+        let rank = (server.cid == binding.cid, order);
+        let entry = chosen.entry(binding.cid).or_insert((rank, name));
+        if rank > entry.0 {
+            *entry = (rank, name);
+        }
+    }
+    chosen.into_iter().map(|(cid, (_, name))| (cid, name.to_owned())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Origin;
+
+    fn server(name: &str, cid: Cid, enabled: bool) -> (String, Arc<Server>) {
+        let script = Err(Error::Internal("not loaded in this test".into()));
+        (name.to_owned(), Arc::new(Server { name: name.to_owned(), cid, enabled, script }))
+    }
+
+    fn bound(name: &str, cid: Cid) -> (String, Binding) {
+        (name.to_owned(), Binding { cid, at: 0, origin: Origin::Api })
+    }
+
+    #[test]
+    fn a_cid_runs_as_the_enabled_server_that_bound_it_now_or_last() {
+        let [old, shared, head, orphan, off] =
+            ["old", "shared", "head", "orphan", "off"].map(|b| Cid::of(b.as_bytes()));
+        let servers: HashMap<_, _> =
+            [server("a", head, true), server("b", shared, true), server("c", shared, true), server("d", off, false)]
+                .into();
+        let bindings = [
+            bound("a", old),
+            bound("c", shared),
+            bound("b", shared),
+            bound("a", shared),
+            bound("a", head),
+            bound("gone", orphan),
+            bound("d", off),
+        ];
+        let runners = runners(&servers, &bindings);
+        assert_eq!(runners.get(&old).map(String::as_str), Some("a"), "an earlier version of a");
+        assert_eq!(runners.get(&head).map(String::as_str), Some("a"));
+        // b and c are bound to it now; b bound it after c. a bound it later still, but moved on.
+        assert_eq!(runners.get(&shared).map(String::as_str), Some("b"));
+        assert_eq!(runners.get(&orphan), None, "its server is gone");
+        assert_eq!(runners.get(&off), None, "its server is disabled");
+        assert_eq!(runners.len(), 3);
+    }
 
     #[test]
     fn names_follow_the_documented_rule() {

@@ -132,6 +132,11 @@ fn answer(name: &str, command: &Document) -> Document {
     let namespace = format!("{}.{}", command.get_str("$db").unwrap_or(""), command.get_str(name).unwrap_or(""));
     let ada = doc! { "_id": ObjectId::parse_str(ADA).unwrap(), "name": "Ada", "born": 1815, "at": mongodb::bson::DateTime::from_millis(0) };
     match name {
+        // More documents than a script's array holds, in one reply well under MongoDB's 16 MiB.
+        "find" if namespace.ends_with(".huge") => {
+            let batch: Vec<Bson> = (0..100_001).map(|i| Bson::Document(doc! { "i": i })).collect();
+            doc! { "cursor": { "firstBatch": batch, "id": 0i64, "ns": namespace }, "ok": 1.0 }
+        }
         "find" | "aggregate" => doc! { "cursor": { "firstBatch": [ada], "id": 0i64, "ns": namespace }, "ok": 1.0 },
         "insert" => doc! { "n": command.get_array("documents").map(|d| d.len() as i32).unwrap_or(0), "ok": 1.0 },
         "update" => doc! { "n": 1, "nModified": 1, "ok": 1.0 },
@@ -222,6 +227,17 @@ async fn a_refused_command_is_a_script_error_with_the_servers_reason() {
     assert!(body["error"]["message"].as_str().unwrap().contains("Unauthorized (13)"), "{body}");
     let (status, body) = call(&server, "/app/people/explode", json!({})).await;
     assert!(status == 500 && body["error"]["message"].as_str().unwrap().contains("unknown action"), "{body}");
+}
+
+#[tokio::test]
+async fn a_reply_is_counted_before_it_is_converted() {
+    let mock = Mock::start(answer).await;
+    let server = start(&format!("mongodb://{}/", mock.address));
+    let (status, body) = call(&server, "/app/huge/find", json!({})).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (500, Some("limit_exceeded")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("more than 100000 rows"), "{body}");
+    let (status, _) = call(&server, "/app/people/find", json!({})).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

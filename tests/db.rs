@@ -9,8 +9,9 @@ use serde_json::json;
 /// A server that runs the SQL it is sent: `data` is `{sql, params}` or a list of them in a transaction.
 const SQL: &str = r#"const META = #{ title: "SQL", description: "runs SQL", secrets: [],
     hosts: #{ postgres: "postgres://127.0.0.1:5432", mysql: "mysql://127.0.0.1:3306", down: "postgres://127.0.0.1:9" } };
+fn reads(sql) { sql.starts_with("SELECT") || sql.starts_with("WITH") }
 fn run(db, step) {
-    if step.sql.starts_with("SELECT") { db.query(step.sql, step.params) } else { db.execute(step.sql, step.params) }
+    if reads(step.sql) { db.query(step.sql, step.params) } else { db.execute(step.sql, step.params) }
 }
 fn main(endpoint, method, data) {
     let target = if endpoint == "/local" { () } else { db::connect(endpoint.sub_string(1)) };
@@ -19,7 +20,7 @@ fn main(endpoint, method, data) {
         return if target == () { db::transaction(work) } else { target.transaction(work) };
     }
     if target == () {
-        if data.sql.starts_with("SELECT") { db::query(data.sql, data.params) } else { db::execute(data.sql, data.params) }
+        if reads(data.sql) { db::query(data.sql, data.params) } else { db::execute(data.sql, data.params) }
     } else {
         run(target, data)
     }
@@ -118,9 +119,55 @@ const MYSQL: &str = "mysql://root@127.0.0.1:3306/test";
 fn reachable(address: &str) -> bool {
     let reachable = std::net::TcpStream::connect(address).is_ok();
     if !reachable {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "no database server on {address} under CI");
         eprintln!("SKIPPED: no database server on {address} (.ci/run starts one)");
     }
     reachable
+}
+
+/// Runs each statement against `target` and checks that it is refused as too large, then that the
+/// server's peak memory grew by less than `headroom_mib` over all of them: the result was counted while
+/// it was read, not judged once it was whole.
+async fn refused_while_read(server: &Server, target: &str, statements: &[&str], headroom_mib: u64) {
+    let before = server.peak_rss_kib();
+    for statement in statements {
+        let (status, body) = sql(server, target, step(statement, json!([]))).await;
+        assert_eq!((status, body["error"]["type"].as_str()), (500, Some("limit_exceeded")), "{statement}: {body}");
+        assert_eq!(body["error"]["limit"], "size", "{statement}: {body}");
+    }
+    let grown = (server.peak_rss_kib() - before) / 1024;
+    eprintln!("{target}: peak RSS grew by {grown} MiB over {} statements", statements.len());
+    assert!(grown < headroom_mib, "peak RSS grew by {grown} MiB");
+    // The connection is usable afterwards.
+    let (status, body) = sql(server, target, step("SELECT 1 AS one", json!([]))).await;
+    assert_eq!((status, body.clone()), (200, json!([{ "one": 1 }])), "{body}");
+}
+
+#[tokio::test]
+async fn a_server_database_result_is_counted_while_it_is_read() {
+    let server = Server::start(&[("sql", SQL)]);
+    let statements = [
+        "SELECT randomblob(400000000) AS b",
+        "SELECT printf('%.*c', 400000000, 'x') AS s",
+        "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 3000000) SELECT x FROM r",
+    ];
+    refused_while_read(&server, "local", &statements, 200).await;
+}
+
+#[tokio::test]
+async fn postgres_and_mysql_results_are_counted_while_they_are_read() {
+    if !reachable("127.0.0.1:5432") || !reachable("127.0.0.1:3306") {
+        return;
+    }
+    let server = Server::start(&[("sql", SQL)]);
+    let postgres = ["SELECT generate_series(1, 3000000) AS x", "SELECT repeat('x', 20000000) AS s"];
+    refused_while_read(&server, POSTGRES, &postgres, 200).await;
+    // 3 M rows: MySQL and MariaDB cap recursion at 1 000 by default, so digits crossed with themselves.
+    let digits = (1..10).fold("(SELECT 0 AS n".to_owned(), |sql, d| format!("{sql} UNION ALL SELECT {d}")) + ")";
+    let joined: Vec<String> = ["a", "b", "c", "d", "e", "f"].iter().map(|t| format!("{digits} {t}")).collect();
+    let mysql =
+        format!("SELECT a.n FROM {}, (SELECT 0 AS n UNION ALL SELECT 1 UNION ALL SELECT 2) g", joined.join(", "));
+    refused_while_read(&server, MYSQL, &[mysql.as_str()], 200).await;
 }
 
 #[tokio::test]

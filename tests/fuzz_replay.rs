@@ -8,6 +8,8 @@ mod dispatch;
 mod envelope;
 #[path = "harness/image.rs"]
 mod image;
+#[path = "harness/multipart.rs"]
+mod multipart;
 #[path = "harness/serving.rs"]
 mod serving;
 
@@ -51,6 +53,16 @@ fn the_image_corpus_round_trips() {
 fn the_envelope_corpus_is_framed_by_the_runtime() {
     let wire = envelope::Wire::new();
     replay("envelope", 8, |input| wire.run(input));
+}
+
+#[test]
+fn the_multipart_corpus_keeps_every_part_in_its_place() {
+    let inputs = corpus("multipart");
+    assert!(inputs.len() >= 4, "the corpus is missing");
+    for (name, input) in inputs {
+        eprintln!("{name}");
+        multipart::run(&input);
+    }
 }
 
 thread_local! {
@@ -148,5 +160,29 @@ proptest! {
         if let Ok(bytes) = pack(&image, None) {
             image::run(&bytes);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+    #[test]
+    fn generated_multipart_parts_stay_in_their_place(
+        parts in vec((
+            "[ -~\r\n\t\u{e9}\u{85}]{0,12}",
+            "|[ -~\r\n\t\u{0}-\u{1f}\u{7f}\u{e9}\u{85}]{1,16}",
+            "|text/plain|application/octet-stream|[ -~\r\n]{1,12}",
+            vec(any::<u8>(), 0..64),
+        ), 0..5),
+    ) {
+        let mut input = Vec::new();
+        for (name, filename, content_type, data) in parts {
+            for field in [name.as_bytes(), filename.as_bytes(), content_type.as_bytes()] {
+                input.extend(field.iter().filter(|&&b| b != 0 && b != 1));
+                input.push(0);
+            }
+            input.extend(data.iter().filter(|&&b| b != 1));
+            input.extend_from_slice(b"\n\x01");
+        }
+        multipart::run(&input);
     }
 }

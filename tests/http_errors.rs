@@ -123,10 +123,10 @@ async fn endless_recursion_and_huge_values_hit_their_limits() {
 }
 
 #[tokio::test]
-async fn a_cid_that_names_data_rather_than_a_script_is_a_bad_request() {
+async fn a_cid_that_names_data_rather_than_a_bound_script_is_not_found() {
     let server = Server::start(&[]);
     let response = server.get("/echo?endpoint=/x&store=1").await;
     let stored = response.headers()["x-output-cid"].to_str().unwrap().to_string();
-    let error = expect_error(server.get(&format!("/{stored}/run")).await, 400, "bad_request").await;
-    assert!(error["message"].as_str().unwrap().contains("not a runnable script"), "{error}");
+    let error = expect_error(server.get(&format!("/{stored}/run")).await, 404, "not_found").await;
+    assert!(error["message"].as_str().unwrap().contains("an operator bound"), "{error}");
 }

@@ -46,12 +46,18 @@ fn main(endpoint, method, data) {
     api::call(global::META, endpoint, method, data)
 }"#;
 
-#[tokio::test]
-async fn text_and_blob_file_parts_arrive_as_multipart_form_data() {
+/// The `uploads` server, sending to a mock that answers every request with 200.
+async fn uploads() -> (MockServer, Server) {
     let mock = common::ok_upstream().await;
     let uri = mock.uri();
     let env = [("UP_TOKEN", "up-tok-3b4c"), ("UPLOADS_BASE_URL", uri.as_str())];
     let server = Server::start_with(&[("uploads", UPLOADS)], &[], &env);
+    (mock, server)
+}
+
+#[tokio::test]
+async fn text_and_blob_file_parts_arrive_as_multipart_form_data() {
+    let (mock, server) = uploads().await;
     let data = json!({
         "channels": "C1",
         "note": 7,
@@ -79,6 +85,23 @@ async fn text_and_blob_file_parts_arrive_as_multipart_form_data() {
     ];
     expected.sort();
     assert_eq!(parts, expected);
+}
+
+#[tokio::test]
+async fn a_file_name_cannot_start_a_header_or_a_part_of_its_own() {
+    let (mock, server) = uploads().await;
+    let injected = "a.txt\"\r\nX-Injected: 1\r\n\r\nforged\r\n--boundary\r\n";
+    let data = json!({ "file": { "filename": injected, "content_type": "text/plain", "data": "real" } });
+    let response = server.client.post(server.url("/uploads/up")).json(&data).send().await.unwrap();
+    assert_eq!(json(response).await, (200, json!({ "ok": true })));
+    let received = &mock.received_requests().await.unwrap()[0];
+    let body = String::from_utf8_lossy(&received.body);
+    assert!(!body.contains("\r\nX-Injected"), "{body:?}");
+    let parts = parse(received).await;
+    let file: Vec<&Parsed> = parts.iter().filter(|part| part.0 == "file").collect();
+    assert_eq!(file.len(), 1, "{parts:?}");
+    assert_eq!(file[0].1.as_deref(), Some("a.txt%22%0D%0AX-Injected: 1%0D%0A%0D%0Aforged%0D%0A--boundary%0D%0A"));
+    assert_eq!((file[0].2.as_deref(), &file[0].3[..]), (Some("text/plain"), &b"real"[..]));
 }
 
 #[tokio::test]

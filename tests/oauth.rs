@@ -30,6 +30,8 @@ use serde_json::{Value, json};
 const CLIENT_ID: &str = "client-id";
 const CLIENT_SECRET: &str = "client-secret-7f3a9c2e41";
 const LIFETIME_SECS: u64 = 3;
+/// The only authorization code the test provider exchanges.
+const GOOD_CODE: &str = "good-code-5d1e";
 const PUBLIC_KEY: &str = include_str!("fixtures/rsa-public.pem");
 const PRIVATE_KEY: &str = include_str!("fixtures/rsa-private.pem");
 
@@ -157,6 +159,11 @@ async fn token(
                 true => issue(&mut ledger, true),
                 false => refuse(StatusCode::BAD_REQUEST, "invalid_grant"),
             }
+        }
+        "authorization_code"
+            if form.get("code").map(String::as_str) == Some(GOOD_CODE) && form.contains_key("code_verifier") =>
+        {
+            issue(&mut ledger, true)
         }
         _ => refuse(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     }
@@ -488,14 +495,6 @@ async fn a_server_never_connected_says_how_and_a_forged_state_stores_nothing() {
     let forged = server.get("/oauth/code/callback?state=forged-state&code=stolen-code").await;
     assert_eq!(forged.status(), 400);
     assert!(forged.text().await.unwrap().contains("unknown, already used or expired"));
-    // A real state presented for another server is refused too, and is used up.
-    let started = server.client.post(server.url("/api/oauth/code/start")).bearer_auth(server.admin_token()).send();
-    let (code, started) = json(started.await.unwrap()).await;
-    assert_eq!(code, 200, "{started}");
-    let authorize = reqwest::Url::parse(started["authorize_url"].as_str().unwrap()).unwrap();
-    let state = authorize.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-    assert_eq!(server.get(&format!("/oauth/echo/callback?state={state}&code=c")).await.status(), 400);
-    assert_eq!(server.get(&format!("/oauth/code/callback?state={state}&code=c")).await.status(), 400);
 
     assert_eq!(provider.token_requests(), 0, "a code was exchanged for a forged state");
     assert_eq!(status(&server, "code").await["connected"], false);
@@ -503,6 +502,40 @@ async fn a_server_never_connected_says_how_and_a_forged_state_stores_nothing() {
     let unauthenticated = server.client.post(server.url("/api/oauth/code/start")).send().await.unwrap();
     assert_eq!(unauthenticated.status(), 401);
     assert_eq!(server.get("/api/oauth/code").await.status(), 401);
+}
+
+/// The `state` of a code flow started for `name`.
+async fn started_state(server: &Server, name: &str) -> String {
+    let started = server.client.post(server.url(&format!("/api/oauth/{name}/start"))).bearer_auth(server.admin_token());
+    let (code, started) = json(started.send().await.unwrap()).await;
+    assert_eq!(code, 200, "{started}");
+    let authorize = reqwest::Url::parse(started["authorize_url"].as_str().unwrap()).unwrap();
+    authorize.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned()
+}
+
+#[tokio::test]
+async fn a_state_presented_at_another_servers_callback_stays_usable_at_its_own() {
+    let (provider, base) = start_provider().await;
+    let script = code_flow_script("https://auth.invalid/authorize", "https://auth.invalid/token");
+    let server = start(&[("code", &script), ("other", &script)], &urls(&["code", "other"], &base));
+    put_secret(&server, "CODE_CLIENT_SECRET", CLIENT_SECRET).await;
+    let state = started_state(&server, "code").await;
+
+    for wrong in ["other", "echo"] {
+        let page = server.get(&format!("/oauth/{wrong}/callback?state={state}&code={GOOD_CODE}")).await;
+        assert_eq!(page.status(), 400, "{wrong}");
+        assert!(page.text().await.unwrap().contains("unknown, already used or expired"));
+    }
+    assert_eq!(provider.token_requests(), 0, "a code was exchanged at another server's callback");
+    assert_eq!(status(&server, "other").await["connected"], false);
+
+    let page = server.get(&format!("/oauth/code/callback?state={state}&code={GOOD_CODE}")).await;
+    assert_eq!(page.status(), 200, "{}", page.text().await.unwrap());
+    assert_eq!(status(&server, "code").await["connected"], true);
+    assert_eq!(provider.token_requests(), 1);
+    // Used now, it is gone.
+    assert_eq!(server.get(&format!("/oauth/code/callback?state={state}&code={GOOD_CODE}")).await.status(), 400);
+    assert_eq!(provider.token_requests(), 1);
 }
 
 /// `oauth2-mock-server` on a free loopback port, stopped when dropped.

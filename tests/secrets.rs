@@ -91,6 +91,45 @@ async fn the_secret_api_needs_the_admin_token_and_a_valid_name() {
 }
 
 #[tokio::test]
+async fn names_that_belong_to_the_runtime_or_the_host_are_refused_and_nothing_is_stored() {
+    let server = Server::start(&[]);
+    let token = server.admin_token();
+    for name in ["SWITCHBOARD_ADMIN_TOKEN", "SWITCHBOARD_MASTER_KEY", "SWITCHBOARD_NEW", "PATH", "LD_PRELOAD"] {
+        let error = expect_error(put_secret(&server, name, "v", Some(&token)).await, 400, "bad_request").await;
+        assert!(error["message"].as_str().unwrap().contains("belongs to the runtime or the host"), "{error}");
+    }
+    let (_, listed) =
+        json(server.client.get(server.url("/api/secrets")).bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!(listed["secrets"], json!([]));
+    assert_eq!(put_secret(&server, "SWITCHBOARDS_KEY", "v", Some(&token)).await.status(), 204);
+}
+
+#[test]
+fn an_empty_admin_token_in_the_environment_is_refused_at_start_up() {
+    for empty in ["", "   "] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data", dir.path().join("data").to_str().unwrap()])
+            .env("SWITCHBOARD_ADMIN_TOKEN", empty)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Its first line is "listening" if it started; end of output if it refused.
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+        if !first.is_empty() {
+            let _ = child.kill();
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(first.is_empty(), "it started: {first}");
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("SWITCHBOARD_ADMIN_TOKEN is set but empty"), "{stderr}");
+    }
+}
+
+#[tokio::test]
 async fn the_admin_token_can_come_from_the_environment() {
     let server = Server::start_with(&[], &[], &[("SWITCHBOARD_ADMIN_TOKEN", "env-token-123")]);
     assert_eq!(put_secret(&server, "KEY", "v", Some("env-token-123")).await.status(), 204);
@@ -209,6 +248,63 @@ fn main(endpoint, method, data) {
     // The upstream did receive the credential: it was used, just never shown.
     let received = mock.received_requests().await.unwrap();
     assert!(received.iter().any(|r| r.url.query().is_some_and(|q| q.contains(VALUE))));
+}
+
+/// A secret with the characters URL encodings disagree on (a space, `%`, `- . _ ~`), JSON escapes
+/// (`"`, `\`) and a non-ASCII letter, written by the runtime's own encoders and echoed back by an
+/// upstream — a JSON body echoed inside a JSON string is escaped twice.
+#[tokio::test]
+async fn a_secret_is_masked_in_every_form_the_runtime_encodes_it_in() {
+    const VALUE: &str = "zq9 pass%word-x.y_z~1\"\\é";
+    let mock = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(|request: &wiremock::Request| {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            ResponseTemplate::new(400).set_body_json(json!({ "url": request.url.to_string(), "body": body }))
+        })
+        .mount(&mock)
+        .await;
+    let script = format!(
+        r#"const META = #{{ title: "Enc", description: "d", secrets: ["ENC_KEY"], base_url: "{}" }};
+fn main(endpoint, method, data) {{
+    let key = secret::require("ENC_KEY");
+    let encoded = url::encode(key);
+    print("encoded " + encoded + " query " + url::query(#{{ k: key }}));
+    switch endpoint {{
+        "/path" => api::call(global::META, "/k/" + encoded + "?k=" + encoded, "GET", ()),
+        "/json" => api::call(global::META, "/j", "POST", #{{ key: key }}),
+        "/throw" => throw "refused " + encoded + " " + json::stringify(json::stringify(key)),
+        _ => ()
+    }}
+}}"#,
+        mock.uri()
+    );
+    let env = [("ENC_KEY", VALUE), ("SWITCHBOARD_LOG", "debug")];
+    let server = Server::start_with(&[("enc", &script)], &[], &env);
+    let mut answers = String::new();
+    for (endpoint, status, kind) in
+        [("/path", 400, "upstream"), ("/json", 400, "upstream"), ("/throw", 500, "script_error")]
+    {
+        let error = expect_error(server.get(&format!("/enc{endpoint}")).await, status, kind).await;
+        answers.push_str(&error.to_string());
+    }
+    let once = serde_json::Value::from(VALUE).to_string();
+    let twice = serde_json::Value::from(once.clone()).to_string();
+    const COMPONENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    let component = percent_encoding::utf8_percent_encode(VALUE, COMPONENT).to_string();
+    let query: String = url::form_urlencoded::byte_serialize(VALUE.as_bytes()).collect();
+    // The upstream did get and echo the encoded forms: the answers would show them unmasked.
+    let received = mock.received_requests().await.unwrap();
+    assert!(received.iter().any(|r| r.url.path().contains(&component)), "{received:?}");
+    assert!(answers.matches("[REDACTED]").count() >= 3, "{answers}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = server.logs();
+    assert!(logs.contains("encoded [REDACTED] query k=[REDACTED]"), "{logs}");
+    for form in [VALUE, &component, &query, once.trim_matches('"'), twice.trim_matches('"'), "zq9"] {
+        assert!(!answers.contains(form), "an answer shows {form}: {answers}");
+        assert!(!logs.contains(form), "the log shows {form}:\n{logs}");
+    }
 }
 
 #[test]

@@ -355,6 +355,40 @@ async fn a_duplicate_delivery_answers_200_and_runs_nothing_again() {
 }
 
 #[tokio::test]
+async fn a_signed_body_replayed_under_a_new_unsigned_delivery_id_runs_nothing_again() {
+    let mock = recording_mock().await;
+    let server = start_hooks(&mock, &[], true);
+    // GitHub and Shopify sign the body alone: their delivery id is a header anyone can change.
+    for (scheme, id_header) in [("github", "X-GitHub-Delivery"), ("shopify", "X-Shopify-Webhook-Id")] {
+        let provider = provider(scheme);
+        let name = format!("hook_{scheme}");
+        let headers = signed(&provider, &provider.secret, provider.body, &url_of(&server, &provider), now());
+        let first = deliver(&server, &name, &headers, provider.body).await;
+        assert_eq!(first.status(), 200);
+        let cid = first.headers()["x-webhook-event"].to_str().unwrap().to_owned();
+        for fresh in ["replayed-1", "replayed-2"] {
+            let replayed: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, v)| (k.clone(), if k == id_header { fresh.to_owned() } else { v.clone() }))
+                .collect();
+            let (status, body) = json(deliver(&server, &name, &replayed, provider.body).await).await;
+            assert_eq!((status, body), (200, json!({"cid": cid, "duplicate": true})), "{scheme} {fresh}");
+        }
+        assert_eq!(reported(&mock, scheme).await.len(), 1, "{scheme}: ran once");
+        assert_eq!(events(&server, &name).await.len(), 1, "{scheme}: stored once");
+        // Another body is another event, whatever its id.
+        let other = provider.body.replace('}', r#","n":2}"#);
+        let headers: Vec<(String, String)> =
+            signed(&provider, &provider.secret, &other, &url_of(&server, &provider), now())
+                .into_iter()
+                .map(|(k, v)| if k == id_header { (k, "next-delivery".to_owned()) } else { (k, v) })
+                .collect();
+        assert_eq!(deliver(&server, &name, &headers, &other).await.status(), 200);
+        assert_eq!(events(&server, &name).await.len(), 2, "{scheme}");
+    }
+}
+
+#[tokio::test]
 async fn concurrent_copies_of_a_delivery_run_the_handler_once() {
     let mock = recording_mock().await;
     let server = start_hooks(&mock, &[], true);

@@ -67,6 +67,12 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 10 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
+    /// The longest any invocation may run, whatever its server's META.timeout_ms or its caller asks.
+    #[arg(long, default_value_t = 600_000, value_name = "MS")]
+    pub max_timeout_ms: u64,
+    /// Memory the process may lose to scripts that overflow their stacks before it runs no more scripts.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub max_overflow_loss_mib: usize,
     /// A browser origin (`https://app.example.com`) whose pages may call this server besides its own;
     /// repeatable, `*` for any.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
@@ -140,7 +146,7 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 fn open(settings: Settings) -> Result<Arc<Runtime>, ExitCode> {
     Runtime::open(settings).map_err(|e| {
-        eprintln!("switchboard: cannot open the data directory: {}", e.message());
+        eprintln!("switchboard: cannot start: {}", e.message());
         ExitCode::from(INVOCATION_ERROR)
     })
 }
@@ -151,6 +157,8 @@ pub fn serve(args: ServeArgs) -> Exit {
     let mut settings = Settings::new(args.data.unwrap_or_else(default_data_dir));
     settings.read_only = args.read_only;
     settings.max_body = args.max_body;
+    settings.limits.max_timeout = Duration::from_millis(args.max_timeout_ms.max(1));
+    settings.limits.overflow_loss = args.max_overflow_loss_mib.saturating_mul(1 << 20);
     settings.allowed_origins = args.allowed_origins;
     if !args.listen.ip().is_unspecified() {
         settings.allowed_hosts.push(args.listen.ip().to_string());
@@ -233,7 +241,10 @@ pub fn describe(text: &str, state: DataDirArg) -> Exit {
     let runtime = open(state.settings())?;
     let described = match target(&runtime, text)? {
         Target::Script { script, name } => crate::server::describe(name.as_deref().unwrap_or(text), &script, None),
-        Target::Cid(cid) => crate::server::describe(text, &*runtime.script(&cid).map_err(failed)?, None),
+        Target::Cid(cid) => {
+            let script = runtime.runner(&cid).and_then(|_| runtime.script(&cid)).map_err(failed)?;
+            crate::server::describe(text, &script, None)
+        }
         Target::Name(name) => {
             let server = runtime.existing(&name).map_err(failed)?;
             let script = server.script.as_ref().map_err(failed)?;

@@ -11,10 +11,16 @@ use super::script::Script;
 const SHORTEST_MASKED: usize = 4;
 pub const MASK: &str = "[REDACTED]";
 
+/// What `url::encode` leaves as it is in a URL component: RFC 3986's unreserved characters. Defined
+/// here, with the other forms a secret is masked in, so that the encoder and the mask cannot drift.
+pub const URL_COMPONENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 /// The invocation a run belongs to, shared with the native modules through the sandbox.
 pub struct Context {
-    /// The server name the script runs as: the name invoked, or the server bound to the CID invoked.
-    /// `None` for a script that is not registered (a CID no server is bound to).
+    /// The server name the script runs as: the name invoked, or the server an operator bound the CID
+    /// invoked to. `None` only for a script run from a file (`switchboard call FILE.rhai`) not named after a
+    /// server.
     pub server: Option<String>,
     pub script: Arc<Script>,
     /// When the invocation started and how long it may take, all attempts included.
@@ -71,7 +77,7 @@ impl Context {
         let mut revealed = self.revealed.lock().unwrap_or_else(|p| p.into_inner());
         // A value read again (every call reads its credential) is recorded already: its own base64 form
         // is there, which another value's forms would not hold.
-        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(value);
         if revealed.iter().any(|form| form == value) && revealed.contains(&encoded) {
             return;
         }
@@ -106,25 +112,35 @@ impl Context {
 }
 
 /// The forms a value takes where the runtime writes it, and where upstreams echo it: as is; percent-
-/// encoded as a URL path, a query (`url`'s form encoding: `+` for a space, `%2B`, `%2F`) and strictly;
-/// JSON-escaped; escaped as `debug` prints it; lower-cased (a host); and base64 (standard and URL-safe).
+/// encoded as a URL path, a query (`url`'s form encoding: `+` for a space, `%2B`, `%2F`), a component
+/// (`url::encode`) and strictly; JSON-escaped, and escaped twice (a JSON body an upstream echoes inside
+/// a JSON string); escaped as `debug` prints it; lower-cased (a host); base64 (standard, padded or not,
+/// and URL-safe unpadded, which a padded text contains) and hex.
 fn forms(value: &str) -> Vec<String> {
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
     let quoted = |text: String| text.get(1..text.len().saturating_sub(1)).unwrap_or_default().to_owned();
+    let json = |text: &str| quoted(serde_json::Value::from(text).to_string());
     let mut url = url::Url::parse("http://h/").expect("a valid URL");
     url.set_path(value);
     url.set_query(Some(value));
+    let escaped = json(value);
     let mut forms = vec![
         value.to_owned(),
         url.path().trim_start_matches('/').to_owned(),
         url.query().unwrap_or_default().to_owned(),
         url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
-        percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string(),
-        quoted(serde_json::Value::from(value).to_string()),
+        utf8_percent_encode(value, NON_ALPHANUMERIC).to_string(),
+        utf8_percent_encode(value, URL_COMPONENT).to_string(),
+        json(&escaped),
+        escaped,
         quoted(format!("{value:?}")),
         value.to_lowercase(),
         STANDARD.encode(value),
+        STANDARD_NO_PAD.encode(value),
         URL_SAFE_NO_PAD.encode(value),
+        hex::encode(value),
+        hex::encode_upper(value),
     ];
     forms.dedup();
     forms
@@ -168,6 +184,43 @@ mod tests {
             assert!(masked.contains(MASK), "{echo} -> {masked}");
             for fragment in ["s3cr", "V\\\"al", "al%20ue", "al+ue"] {
                 assert!(!masked.contains(fragment), "{echo} -> {masked}");
+            }
+        }
+    }
+
+    /// Every encoder the runtime writes a secret with (natives and the HTTP client alike), as the
+    /// runtime calls it.
+    fn encodings(value: &str) -> Vec<(&'static str, String)> {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let json = |text: &str| serde_json::Value::from(text).to_string();
+        let mut path = url::Url::parse("http://h/").unwrap();
+        path.set_path(&format!("/x/{value}/y"));
+        let mut query = url::Url::parse("http://h/").unwrap();
+        query.query_pairs_mut().append_pair("k", value);
+        vec![
+            ("url::encode", percent_encoding::utf8_percent_encode(value, URL_COMPONENT).to_string()),
+            ("url::query", url::form_urlencoded::Serializer::new(String::new()).append_pair("k", value).finish()),
+            ("request path", path.path().to_owned()),
+            ("request query", query.query().unwrap_or_default().to_owned()),
+            ("json", json(value)),
+            ("json twice", json(&json(value))),
+            ("debug", format!("{value:?}")),
+            ("base64", STANDARD.encode(value)),
+            ("base64 url", URL_SAFE_NO_PAD.encode(value)),
+            ("hex", hex::encode(value)),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+        #[test]
+        fn every_encoding_of_any_secret_is_masked(secret in "[a-zA-Z0-9 %._~+/=&?#:@!$'()*,;\\\"\\-é€😀\u{1}]{4,24}") {
+            let context = context();
+            context.reveal(&secret);
+            for (encoding, encoded) in encodings(&secret) {
+                let masked = context.redact(&format!("<<{encoded}>>"));
+                proptest::prop_assert!(masked.contains(MASK), "{encoding} of {secret:?}: {masked}");
+                proptest::prop_assert!(!masked.contains(&encoded), "{encoding} of {secret:?}: {masked}");
             }
         }
     }

@@ -63,6 +63,8 @@ pub fn classify(err: EvalAltResult, at: Location, timeout: std::time::Duration) 
                 Fault::Error(Error::Timeout(format!("the script did not finish within {} ms", timeout.as_millis())))
             }
             Some(Stop::Cancelled) => Fault::Error(Error::Timeout("the caller went away".into())),
+            // The engine raises the refusal itself (see `sandbox::refuse`); this is what is left of it.
+            Some(Stop::Refused) => limit("size", "a value was over a limit".into(), at),
         },
         EvalAltResult::ErrorTooManyOperations(_) => {
             limit("operations", "the script ran too many operations".into(), at)

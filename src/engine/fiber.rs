@@ -82,11 +82,12 @@ fn take_stack() -> DefaultStack {
 }
 
 /// Returns a stack to the pool. One whose run overflowed gives its pages back at once (all of them were
-/// touched), and the thread forgets that run's state, which its abandoned frames would have cleared.
+/// touched), and the thread forgets that run's state, which its abandoned frames would have cleared,
+/// counting what the run held as lost (see `engine::leak`).
 fn give_back<R>(stack: DefaultStack, result: &Result<R, Overflow>) {
     if result.is_err() {
         YIELDER.with(|y| y.set(std::ptr::null()));
-        drop(sandbox::detach());
+        super::leak::overflowed(sandbox::detach().held());
     }
     STACKS.with(|stacks| {
         let mut stacks = stacks.borrow_mut();

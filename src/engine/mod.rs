@@ -12,8 +12,11 @@ mod bounded;
 mod context;
 mod fault;
 mod fiber;
+mod format;
+pub mod leak;
 pub mod nesting;
 pub mod output;
+pub mod pace;
 mod sandbox;
 mod script;
 mod trap;
@@ -29,7 +32,7 @@ use rhai::{
     Scope, Stmt,
 };
 
-pub use context::Context;
+pub use context::{Context, URL_COMPONENT};
 pub use fault::{Fault, raise};
 pub use fiber::{Threads, wait};
 pub use output::{Data, Output};
@@ -50,12 +53,18 @@ pub struct Limits {
     pub max_string_size: usize,
     pub max_array_size: usize,
     pub max_map_size: usize,
-    /// Default wall-clock limit of a call; a server's `META.timeout_ms` and a call's own limit override it.
+    /// Default wall-clock limit of a call; a server's `META.timeout_ms` replaces it, and a call may ask for
+    /// less (never more).
     pub timeout: Duration,
+    /// The longest any call may take, whatever its server declares (`serve --max-timeout-ms`).
+    pub max_timeout: Duration,
     /// Operations an inline run (on a tokio worker) may use before it moves to a fiber.
     pub inline_operations: u64,
     /// Operations a script's top level may use when it is loaded.
     pub load_operations: u64,
+    /// Bytes the process may lose to runs that overflow their stacks before it runs no more scripts
+    /// (`serve --max-overflow-loss-mib`; see `engine::leak`).
+    pub overflow_loss: usize,
 }
 
 impl Default for Limits {
@@ -67,8 +76,10 @@ impl Default for Limits {
             max_array_size: 100_000,
             max_map_size: 100_000,
             timeout: Duration::from_secs(60),
+            max_timeout: Duration::from_secs(600),
             inline_operations: 20_000,
             load_operations: 100_000,
+            overflow_loss: 512 << 20,
         }
     }
 }
@@ -125,11 +136,16 @@ impl ScriptEngine {
             .set_max_map_size(limits.max_map_size)
             .set_max_variables(10_000)
             .set_max_functions(10_000)
+            // Rhai's string interner hashes every string a statement assigns, whatever its length, before
+            // deciding it is too long to keep: assigning a 16 MB string cost a 16 MB hash, outside any
+            // operation count (a debug build took a minute to fill a map with one shared 16 MB string).
+            .set_max_strings_interned(0)
             .on_progress(sandbox::on_progress)
             .on_print(|text| tracing::info!(target: "script", "{}", redacted(text)))
             .on_debug(|text, source, pos| tracing::debug!(target: "script", ?source, %pos, "{}", redacted(text)));
         engine.disable_symbol("eval");
         bounded::register(&mut engine, limits.max_array_size, limits.max_string_size);
+        format::register(&mut engine, limits.max_string_size);
         #[allow(deprecated)] // Rhai marks the token hook volatile, not deprecated.
         engine.on_parse_token(namespaced_keywords);
         engine.register_type_with_name::<Error>("Error");
@@ -145,6 +161,7 @@ impl ScriptEngine {
     /// Every refusal is an [`Error::InvalidScript`] that says where. Parsing and the top level run on
     /// a script stack, like every evaluation.
     pub fn compile(&self, source: &[u8]) -> Result<Script, Error> {
+        self.admit_evaluation()?;
         let at = || Location { cid: Some(Cid::of(source)), ..Location::default() };
         fiber::on_stack(|| self.compile_here(source)).unwrap_or_else(|overflow| Err(overflow.error(at())))
     }
@@ -210,15 +227,35 @@ impl ScriptEngine {
             context: None,
         });
         let mut scope = Scope::new();
-        self.engine.run_ast_with_scope(&mut scope, ast).map_err(|e| {
-            fault::classify(*e, Location { cid: Some(cid), ..Location::default() }, self.limits.timeout)
-        })?;
+        let at = Location { cid: Some(cid), ..Location::default() };
+        let result = self.engine.run_ast_with_scope(&mut scope, ast);
+        let result = sandbox::take_refusal().map_or(result.map(drop), Err);
+        result.map_err(|e| fault::classify(*e, at, self.limits.timeout))?;
         Ok(scope)
     }
 
-    /// The wall-clock limit of a call to `script` that asks for `requested`.
+    /// The wall-clock limit of a call to `script` that asks for `requested`: the server's limit
+    /// (`META.timeout_ms`, else the default, at most the maximum), or less if the caller asks for less.
+    /// A caller cannot lengthen it: the operator chose how long the server's work may hold a thread,
+    /// a connection and the upstream.
     pub fn timeout_for(&self, script: &Script, requested: Option<Duration>) -> Duration {
-        requested.or(script.meta.timeout).unwrap_or(self.limits.timeout)
+        let limit = script.meta.timeout.unwrap_or(self.limits.timeout).min(self.limits.max_timeout);
+        requested.map_or(limit, |requested| requested.min(limit))
+    }
+
+    /// Refuses to start any evaluation once the process has lost more than its budget to runs that
+    /// overflowed their stacks (see `engine::leak`).
+    fn admit_evaluation(&self) -> Result<(), Error> {
+        let lost = leak::lost();
+        match lost > self.limits.overflow_loss {
+            false => Ok(()),
+            true => Err(Error::Unavailable(format!(
+                "this process has lost {} MiB to scripts that overflowed their stacks, more than its budget of {} MiB: \
+                 it runs no scripts until it is restarted",
+                lost >> 20,
+                self.limits.overflow_loss >> 20
+            ))),
+        }
     }
 
     /// Runs `call` inline, to completion on the current thread (on a script stack). A
@@ -231,6 +268,7 @@ impl ScriptEngine {
     /// Calls the function `call` names. Inline runs go through [`run_inline`](Self::run_inline); any
     /// other run is a fiber's body (see [`Threads`]).
     pub fn run(&self, call: Call) -> Result<Dynamic, Fault> {
+        self.admit_evaluation()?;
         let context = call.context.clone();
         let script = &context.script;
         let run = sandbox::Run {
@@ -262,6 +300,8 @@ impl ScriptEngine {
         };
         scope.clear();
         SCOPE.with(|kept| *kept.borrow_mut() = scope);
+        // A native's refusal stands whatever the run returned after it (see `sandbox::refuse`).
+        let result = sandbox::take_refusal().map_or(result, Err);
         result.map_err(|e: Box<EvalAltResult>| fault::classify(*e, context.location(), context.timeout))
     }
 }

@@ -10,7 +10,9 @@
 
 use std::io::Write;
 
-use rhai::{Array, Blob, Dynamic, Map};
+use rhai::{Array, Blob, Dynamic, EvalAltResult, Map};
+
+use super::pace::Pacer;
 
 /// Deepest nesting of arrays and maps the runtime serialises or sends. 128 is serde_json's own limit
 /// for parsing, so anything a caller or an upstream can send in can be sent back out.
@@ -57,6 +59,16 @@ pub fn measure(value: &Dynamic, max_bytes: usize) -> Result<usize, Exceeded> {
     Ok(size)
 }
 
+/// [`measure`] of a map's entries, for callers that hold the map itself.
+pub fn measure_map(map: &Map, max_bytes: usize) -> Result<usize, Exceeded> {
+    let mut size = 0;
+    for (key, value) in map.iter() {
+        size += key.len() + 3;
+        walk(value, 1, max_bytes, &mut size)?;
+    }
+    Ok(size)
+}
+
 fn walk(value: &Dynamic, depth: usize, max_bytes: usize, size: &mut usize) -> Result<(), Exceeded> {
     let add = |size: &mut usize, bytes: usize| {
         *size = size.saturating_add(bytes);
@@ -89,15 +101,20 @@ fn walk(value: &Dynamic, depth: usize, max_bytes: usize, size: &mut usize) -> Re
     add(size, 4)
 }
 
-/// A buffer that refuses to grow past its limit.
+/// A buffer that refuses to grow past its limit, pacing the writing against the run's deadline (see
+/// `engine::pace`).
 pub struct Bounded {
     pub bytes: Vec<u8>,
     limit: usize,
+    pacer: Pacer,
+    /// Why the run must stop, if the deadline passed while writing.
+    stopped: Option<Box<EvalAltResult>>,
 }
 
 impl Bounded {
-    pub fn new(capacity: usize, limit: usize) -> Bounded {
-        Bounded { bytes: Vec::with_capacity(capacity.min(limit)), limit }
+    pub fn new(capacity: usize, limit: usize) -> Result<Bounded, Box<EvalAltResult>> {
+        let pacer = Pacer::start(capacity)?;
+        Ok(Bounded { bytes: Vec::with_capacity(capacity.min(limit)), limit, pacer, stopped: None })
     }
 }
 
@@ -105,6 +122,10 @@ impl Write for Bounded {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.bytes.len() + buf.len() > self.limit {
             return Err(std::io::Error::other("over the size limit"));
+        }
+        if let Err(stop) = self.pacer.step(buf.len()) {
+            self.stopped = Some(stop);
+            return Err(std::io::Error::other("stopped"));
         }
         self.bytes.extend_from_slice(buf);
         Ok(buf.len())
@@ -118,15 +139,16 @@ impl Write for Bounded {
 /// `value` as JSON text, within [`MAX_DEPTH`] and `max_bytes`.
 pub fn to_json_bytes(value: &Dynamic, pretty: bool, max_bytes: usize) -> Result<Vec<u8>, JsonError> {
     let measured = measure(value, max_bytes).map_err(JsonError::Exceeded)?;
-    let mut out = Bounded::new(measured, max_bytes);
+    let mut out = Bounded::new(measured, max_bytes).map_err(JsonError::Stopped)?;
     let written = match pretty {
         false => serde_json::to_writer(&mut out, value),
         true => serde_json::to_writer_pretty(&mut out, value),
     };
-    match written {
-        Ok(()) => Ok(out.bytes),
-        Err(e) if e.is_io() => Err(JsonError::Exceeded(Exceeded::Size)),
-        Err(e) => Err(JsonError::Invalid(e.to_string())),
+    match (written, out.stopped) {
+        (Ok(()), _) => Ok(out.bytes),
+        (Err(_), Some(stop)) => Err(JsonError::Stopped(stop)),
+        (Err(e), None) if e.is_io() => Err(JsonError::Exceeded(Exceeded::Size)),
+        (Err(e), None) => Err(JsonError::Invalid(e.to_string())),
     }
 }
 
@@ -136,6 +158,8 @@ pub enum JsonError {
     Exceeded(Exceeded),
     /// Not representable as JSON (a function pointer, a custom type).
     Invalid(String),
+    /// The run's time was up (or its caller left) while writing: the run stops with this.
+    Stopped(Box<EvalAltResult>),
 }
 
 #[cfg(test)]

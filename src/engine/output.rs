@@ -174,6 +174,8 @@ fn body_of(value: Dynamic) -> Result<(Bytes, HeaderValue), Refused> {
             Err(Refused::Limit(exceeded.limit(), exceeded.message("the value main returned", MAX_BYTES)))
         }
         Err(JsonError::Invalid(e)) => Err(Refused::Invalid(format!("main returned a value that is not JSON: {e}"))),
+        // Outputs are written after the run, where no deadline paces the work.
+        Err(JsonError::Stopped(stop)) => Err(Refused::Invalid(stop.to_string())),
     }
 }
 

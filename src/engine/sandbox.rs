@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, EvalAltResult, Position};
 
 use super::context::Context;
+use super::leak;
 
 /// Why a run was stopped from outside the script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub enum Stop {
     Cancelled,
     /// An inline run needs to wait, or has had its worker long enough: run it again as a fiber.
     Demote,
+    /// A native function refused to build a value where Rhai would not let it fail (see [`refuse`]).
+    Refused,
 }
 
 /// How long an inline run may keep a tokio worker before it moves to a fiber.
@@ -76,6 +79,8 @@ struct Budget {
     deadline: Instant,
     /// When the run's current time slice ends.
     slice_end: Instant,
+    /// A native refused to build a value: the run stops at its next operation.
+    refused: bool,
 }
 
 /// The state of the run on this thread, as [`detach`] takes it and [`attach`] puts it back.
@@ -83,12 +88,25 @@ pub struct RunState {
     budget: Option<Budget>,
     cancel: Option<Arc<AtomicBool>>,
     context: Option<Arc<Context>>,
+    refusal: Option<Box<EvalAltResult>>,
+    /// Net bytes the run allocated while it was attached (see `engine::leak`).
+    held: isize,
+}
+
+impl RunState {
+    /// Net bytes the run allocated, up to when it was detached.
+    pub fn held(&self) -> isize {
+        self.held
+    }
 }
 
 thread_local! {
     static BUDGET: Cell<Option<Budget>> = const { Cell::new(None) };
     static CANCEL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
     static CONTEXT: RefCell<Option<Arc<Context>>> = const { RefCell::new(None) };
+    static REFUSAL: RefCell<Option<Box<EvalAltResult>>> = const { RefCell::new(None) };
+    /// The attached run's net allocation before it was attached, and the thread's when it was.
+    static HELD: Cell<(isize, isize)> = const { Cell::new((0, 0)) };
 }
 
 /// What [`enter`] needs to know about the run.
@@ -140,9 +158,10 @@ fn enter_as(run: Run, fiber: Option<Yield>) -> Guard {
         inline_operations: run.inline_operations.unwrap_or(u64::MAX),
         deadline: run.deadline,
         slice_end: now + slice,
+        refused: false,
     };
     let previous = detach();
-    attach(RunState { budget: Some(budget), cancel: run.cancel, context: run.context });
+    attach(RunState { budget: Some(budget), cancel: run.cancel, context: run.context, refusal: None, held: 0 });
     Guard { previous: Some(previous) }
 }
 
@@ -152,6 +171,11 @@ pub fn detach() -> RunState {
         budget: BUDGET.with(|b| b.take()),
         cancel: CANCEL.with(|c| c.borrow_mut().take()),
         context: CONTEXT.with(|c| c.borrow_mut().take()),
+        refusal: REFUSAL.with(|r| r.borrow_mut().take()),
+        held: HELD.with(|held| {
+            let (before, since) = held.replace((0, leak::net()));
+            before + (leak::net() - since)
+        }),
     }
 }
 
@@ -160,6 +184,8 @@ pub fn attach(state: RunState) {
     BUDGET.with(|b| b.set(state.budget));
     CANCEL.with(|c| *c.borrow_mut() = state.cancel);
     CONTEXT.with(|c| *c.borrow_mut() = state.context);
+    REFUSAL.with(|r| *r.borrow_mut() = state.refusal);
+    HELD.with(|held| held.set((state.held, leak::net())));
 }
 
 fn stop(reason: Stop) -> Option<Dynamic> {
@@ -169,6 +195,9 @@ fn stop(reason: Stop) -> Option<Dynamic> {
 /// The engine's progress callback.
 pub fn on_progress(operations: u64) -> Option<Dynamic> {
     let budget = BUDGET.with(Cell::get)?;
+    if budget.refused {
+        return stop(Stop::Refused);
+    }
     if operations > budget.inline_operations {
         return stop(Stop::Demote);
     }
@@ -228,10 +257,34 @@ pub fn admit(bytes: usize) -> Result<(), Box<EvalAltResult>> {
     if matches!(budget.mode, Mode::Inline) && bytes > INLINE_WORK {
         return Err(terminated(Stop::Demote));
     }
+    checkpoint()
+}
+
+/// Called by native functions between pieces of long work (see `engine::pace`): stops at the deadline
+/// or when the caller left, and lets the other fibers of the thread run when the slice is over.
+pub fn checkpoint() -> Result<(), Box<EvalAltResult>> {
+    let Some(budget) = BUDGET.with(Cell::get) else { return Ok(()) };
     match check_time(budget) {
         Some(reason) => Err(terminated(reason)),
         None => Ok(()),
     }
+}
+
+/// Fails the run with `error` at its next operation (or as it returns). For natives Rhai calls where an
+/// error is not an option: when `to_string` fails inside string interpolation, Rhai falls back to
+/// formatting the value itself, without any bound — so a bounded formatter answers an empty string and
+/// refuses through here instead. The first refusal of a run stands.
+pub fn refuse(error: Box<EvalAltResult>) {
+    let Some(budget) = BUDGET.with(Cell::get) else { return };
+    BUDGET.with(|b| b.set(Some(Budget { refused: true, ..budget })));
+    REFUSAL.with(|r| {
+        r.borrow_mut().get_or_insert(error);
+    });
+}
+
+/// The error a native refused the current run with, if any (see [`refuse`]).
+pub fn take_refusal() -> Option<Box<EvalAltResult>> {
+    REFUSAL.with(|r| r.borrow_mut().take())
 }
 
 /// The invocation the run on this thread serves, for native functions (`None` while loading).

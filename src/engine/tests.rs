@@ -351,3 +351,57 @@ fn a_cancelled_run_stops_promptly() {
     assert_eq!(err.message(), "the caller went away");
     assert!(started.elapsed() < Duration::from_secs(30), "the run ignored its cancellation");
 }
+
+#[test]
+fn text_of_a_value_over_the_string_limit_is_refused_before_it_is_built() {
+    let engine = engine_with(Limits { max_string_size: 1000, ..Limits::default() });
+    let big = r#"let s = ""; s.pad(200, "a"); let m = #{}; for i in 0..10 { m["k" + i] = s; }"#;
+    for body in ["`${m}`", "m.to_string()", "to_debug(m)", "print(m); 1", "debug(m); 1", r#""x" + m"#, "`${[m]}`"] {
+        let source = script(&format!("fn main(endpoint, method, data) {{ {big} {body} }}"));
+        let err = error(run_with(&engine, &source, false, Duration::from_secs(10)));
+        assert!(matches!(err, Error::LimitExceeded { ref limit, .. } if limit == "size"), "{body}: {err:?}");
+    }
+    let small = script(r#"fn main(endpoint, method, data) { let m = #{ a: [1, "x\n", 'c', ()], b: 2.5 }; `${m}` }"#);
+    let text = run_with(&engine, &small, false, Duration::from_secs(10)).unwrap().into_string().unwrap();
+    assert_eq!(text, r#"#{"a": [1, "x\n", c, ()], "b": 2.5}"#);
+}
+
+#[test]
+fn replace_and_case_mapping_count_before_they_build_and_match_rhai() {
+    let engine = engine_with(Limits { max_string_size: 1000, ..Limits::default() });
+    let over = script(
+        r#"fn main(endpoint, method, data) { let t = "abcabc"; let b = ""; b.pad(600, "x"); t.replace("b", b); t }"#,
+    );
+    let err = error(run_with(&engine, &over, false, Duration::from_secs(10)));
+    assert!(matches!(err, Error::LimitExceeded { ref limit, .. } if limit == "size"), "{err:?}");
+    let source = script(
+        r#"fn main(endpoint, method, data) {
+            let t = "aXbXc"; t.replace("X", "--"); let u = "añb"; u.replace('ñ', 'n'); let v = "ab"; v.replace("", ".");
+            let w = "ΣΑΣ σ"; let x = "straße"; x.make_upper();
+            [t, u, v, w.to_lower(), x, "Ünï".to_upper(), "abc".to_lower()]
+        }"#,
+    );
+    let built: Vec<String> =
+        run_with(&engine, &source, false, Duration::from_secs(10)).unwrap().into_typed_array().unwrap();
+    assert_eq!(built, ["a--b--c", "anb", ".a.b.", "σας σ", "STRASSE", "ÜNÏ", "abc"]);
+}
+
+#[test]
+fn native_work_over_a_large_input_stops_at_the_deadline_as_it_goes() {
+    // The script waits until just before its deadline, then starts one call that takes longer than
+    // what is left: the call itself must stop, not the next operation after it.
+    let engine = engine_with(Limits::default());
+    for work in ["s.to_upper()", r#"s.replace("é", "e")"#, r#"let p = ""; p.pad(16000000, "ab")"#] {
+        let source = script(&format!(
+            r#"fn main(endpoint, method, data) {{
+                let start = timestamp();
+                let s = ""; s.pad(4000000, "é");
+                while start.elapsed < 4.97 {{ }}
+                {work};
+                "finished"
+            }}"#
+        ));
+        let result = run_with(&engine, &source, false, Duration::from_secs(5));
+        assert!(matches!(result, Err(Fault::Error(Error::Timeout(_)))), "{work}: {result:?}");
+    }
+}

@@ -12,7 +12,7 @@ use crate::runtime::Runtime;
 
 pub fn describe(runtime: &Runtime, target: &str, headers: &HeaderMap) -> Response {
     let (script, enabled) = match Target::parse(target) {
-        Target::Cid(cid) => match runtime.script(&cid) {
+        Target::Cid(cid) => match runtime.runner(&cid).and_then(|_| runtime.script(&cid)) {
             Ok(script) => (script, None),
             Err(error) => return error.into_response(),
         },

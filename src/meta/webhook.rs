@@ -37,6 +37,13 @@ impl Scheme {
         Scheme::ALL.into_iter().find(|scheme| scheme.name() == text)
     }
 
+    /// Whether the signature covers the delivery id. GitHub and Shopify sign the body alone and send
+    /// the id in a header anyone can change, so a captured delivery replayed under a new id is caught
+    /// only by its body (see [`SAME_BODY_WINDOW`](crate::webhooks::SAME_BODY_WINDOW)).
+    pub fn signs_delivery_id(self) -> bool {
+        !matches!(self, Scheme::Github | Scheme::Shopify)
+    }
+
     /// Whether a request header is the provider's: those are kept with the event and shown to the handler.
     /// Anything else a request carries on the way (cookies, proxies' additions, credentials) is not.
     pub fn is_provider_header(self, name: &str) -> bool {

@@ -23,7 +23,7 @@ use rhai::{Dynamic, EvalAltResult, Map, Module};
 
 use super::codec::bytes_of;
 use super::native::{arg_error, func};
-use super::values::scalar_text;
+use super::values::text_pairs;
 
 fn text(options: &Map, key: &str) -> Result<String, Box<EvalAltResult>> {
     options.get(key).map(|v| v.to_string()).ok_or_else(|| arg_error(&format!("aws::sign needs {key}")))
@@ -41,12 +41,9 @@ pub fn sign_request(options: &Map) -> Result<Map, Box<EvalAltResult>> {
     };
     let headers: Vec<(String, String)> = match options.get("headers") {
         None => Vec::new(),
-        Some(h) => h
-            .clone()
-            .try_cast::<Map>()
-            .ok_or_else(|| arg_error("headers must be a map"))?
+        Some(h) => text_pairs(&*h.read_lock::<Map>().ok_or_else(|| arg_error("headers must be a map"))?)?
             .into_iter()
-            .map(|(name, value)| (name.to_lowercase(), scalar_text(&value)))
+            .map(|(name, value)| (name.to_lowercase(), value))
             .collect(),
     };
 

@@ -17,7 +17,7 @@ use rhai::{EvalAltResult, Map, Module};
 
 use super::crypto::hmac_sha256;
 use super::native::{arg_error, func};
-use super::values::scalar_text;
+use super::values::text_pairs;
 
 const STANDARD_HEADERS: [&str; 11] = [
     "content-encoding",
@@ -66,8 +66,9 @@ pub(super) fn shared_key(options: &Map) -> Result<String, Box<EvalAltResult>> {
     let url = super::http::parse_url(&text("url")?)?;
     let mut headers = BTreeMap::new();
     if let Some(given) = options.get("headers") {
-        for (name, value) in given.clone().try_cast::<Map>().ok_or_else(|| arg_error("headers must be a map"))? {
-            headers.insert(name.to_lowercase(), scalar_text(&value).trim().to_owned());
+        for (name, value) in text_pairs(&*given.read_lock::<Map>().ok_or_else(|| arg_error("headers must be a map"))?)?
+        {
+            headers.insert(name.to_lowercase(), value.trim().to_owned());
         }
     }
     let signature = hmac_sha256(&key, string_to_sign(&account, &text("method")?, &url, &headers).as_bytes());

@@ -22,7 +22,7 @@ pub mod db;
 pub mod egress;
 pub mod http;
 pub(crate) mod jwt;
-mod multipart;
+pub mod multipart;
 pub(crate) mod native;
 pub(crate) mod secret;
 pub mod services;

@@ -54,7 +54,8 @@ pub fn multipart(fields: &Map) -> Result<Vec<Part>, Error> {
             {
                 return Err(bad(format!("'{content_type}' is not a content type")));
             }
-            let content = PartContent::File { filename: text("filename")?, content_type, data };
+            let filename = text("filename")?.as_deref().map(header_safe);
+            let content = PartContent::File { filename, content_type, data };
             parts.push(Part { name: name.to_owned(), content });
         } else if let Some(items) = value.read_lock::<rhai::Array>() {
             if nested {
@@ -77,6 +78,21 @@ pub fn multipart(fields: &Map) -> Result<Vec<Part>, Error> {
     Ok(parts)
 }
 
+/// A file name as a `filename="…"` parameter may carry it. Quotes and line breaks are percent-encoded as
+/// browsers send them (HTML's rules for `multipart/form-data`), and so is every other control
+/// character: a name must not end its header line and start a header, or a part, of its own. (Part
+/// names are percent-encoded by the form itself.)
+fn header_safe(filename: &str) -> String {
+    let mut safe = String::with_capacity(filename.len());
+    for c in filename.chars() {
+        match c == '"' || c.is_control() {
+            true => safe.extend(c.encode_utf8(&mut [0; 4]).bytes().map(|b| format!("%{b:02X}"))),
+            false => safe.push(c),
+        }
+    }
+    safe
+}
+
 /// Whether `data` holds a file part (`#{ data, filename?, content_type? }`) at its top level or in an
 /// array there: what a script checks to choose a multipart body for an upload.
 pub fn has_files(data: &Dynamic) -> bool {
@@ -93,7 +109,7 @@ pub fn has_files(data: &Dynamic) -> bool {
 }
 
 /// The form reqwest sends; built anew for each attempt, as sending consumes it.
-pub(super) fn form(parts: &[Part]) -> reqwest::multipart::Form {
+pub fn form(parts: &[Part]) -> reqwest::multipart::Form {
     parts.iter().fold(reqwest::multipart::Form::new(), |form, part| match &part.content {
         PartContent::Text(text) => form.text(part.name.clone(), text.clone()),
         PartContent::File { filename, content_type, data } => {

@@ -1,7 +1,7 @@
 //! What a script's value becomes on the way out: JSON, the text of a query parameter, form fields —
 //! each measured first against the bounds of [`nesting`], so that no value is built past them.
 
-use rhai::{Dynamic, EvalAltResult};
+use rhai::{Dynamic, EvalAltResult, Map};
 
 use super::native::{Fallible, arg_error};
 use crate::engine::{nesting, raise};
@@ -25,6 +25,7 @@ pub(crate) fn to_json_text(value: &Dynamic, pretty: bool) -> Fallible<String> {
         Ok(bytes) => String::from_utf8(bytes).map_err(|_| arg_error("JSON text is UTF-8")),
         Err(nesting::JsonError::Exceeded(exceeded)) => Err(over_bound(exceeded)),
         Err(nesting::JsonError::Invalid(e)) => Err(arg_error(&format!("value cannot be written as JSON: {e}"))),
+        Err(nesting::JsonError::Stopped(stop)) => Err(stop),
     }
 }
 
@@ -35,6 +36,14 @@ pub(crate) fn scalar_text(value: &Dynamic) -> String {
     } else {
         to_json_text(value, false).unwrap_or_default()
     }
+}
+
+/// A map's entries as names and texts (query parameters, headers, signed fields), measured first like
+/// [`form_fields`]: a 16 MB string shared by a thousand entries is 16 GB of text, refused before it is
+/// built.
+pub(crate) fn text_pairs(map: &Map) -> Fallible<Vec<(String, String)>> {
+    nesting::measure_map(map, nesting::MAX_BYTES).map_err(over_bound)?;
+    Ok(map.iter().map(|(name, value)| (name.to_string(), scalar_text(value))).collect())
 }
 
 /// A value as form fields, nesting in the bracket notation most form-encoded APIs read:

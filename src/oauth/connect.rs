@@ -117,7 +117,8 @@ pub fn start(runtime: &Runtime, server: &str, public: &str) -> Result<Started> {
 }
 
 /// Finishes connecting `server` with what the provider sent back. A state that is unknown, used,
-/// expired or issued for another server is refused (400) and nothing is stored.
+/// expired or issued for another server is refused (400), nothing is stored, and a state issued for
+/// another server stays usable there.
 pub async fn finish(runtime: Arc<Runtime>, server: String, state: String, code: String) -> Result<()> {
     let (credentials, pending) = {
         let server = server.clone();
@@ -136,14 +137,12 @@ pub async fn finish(runtime: Arc<Runtime>, server: String, state: String, code: 
 }
 
 /// Takes `state` out of the store (so it is never used twice) and prepares the code exchange it allows.
+/// Only a state started for `server` is taken: one presented at another server's callback stays.
 fn take_state(runtime: &Runtime, server: &str, state: &str) -> Result<(Credentials, Pending)> {
     let services = &runtime.services;
     let key = state_key(state);
     let refused = || Error::BadRequest("this authorization is unknown, already used or expired: start again".into());
-    let (bound, sealed) = services.store.take_oauth_state(&key)?.ok_or_else(refused)?;
-    if bound != server {
-        return Err(refused());
-    }
+    let sealed = services.store.take_oauth_state(&key, server)?.ok_or_else(refused)?;
     let pending: Pending = serde_json::from_str(&services.vault.open(&format!("oauth-state:{key}"), &sealed)?)
         .map_err(|e| Error::internal("state", e))?;
     let script = &registered(runtime, server)?;

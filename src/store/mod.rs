@@ -175,7 +175,9 @@ pub enum Op {
         expires: i64,
     },
     /// Record a received webhook event (its receipt and body are blobs of the same change). Fails the
-    /// whole change when the server already has an event with this delivery id.
+    /// whole change when the server already has an event with this delivery id, or, with
+    /// `same_body_since`, one with the same body received at or after that time (Unix ms): for schemes
+    /// whose delivery id is not signed, a replay under a new id is caught by its body.
     RecordEvent {
         cid: Cid,
         server: String,
@@ -183,6 +185,7 @@ pub enum Op {
         body_cid: Cid,
         received_at: i64,
         status: EventStatus,
+        same_body_since: Option<i64>,
     },
     /// Record how a run of an event's handler went, counting the attempt.
     EventOutcome {
@@ -218,6 +221,8 @@ pub trait Store: Send + Sync + 'static {
     fn servers(&self) -> Result<Vec<ServerRecord>>;
     /// The bindings of `name`, oldest first.
     fn history(&self, name: &str) -> Result<Vec<Binding>>;
+    /// Every binding of every name, oldest first: which CIDs an operator ever bound, and to what.
+    fn bindings(&self) -> Result<Vec<(String, Binding)>>;
     fn fact(&self, key: &str) -> Result<Option<String>>;
     fn variables(&self) -> Result<BTreeMap<String, String>>;
     /// A sealed secret value.
@@ -227,13 +232,17 @@ pub trait Store: Send + Sync + 'static {
     fn sealed_secrets(&self) -> Result<Vec<(String, Vec<u8>)>>;
     /// A server's sealed OAuth connection.
     fn connection(&self, server: &str) -> Result<Option<Vec<u8>>>;
-    /// Removes a pending authorization and returns its server and sealed content, unless it expired.
-    fn take_oauth_state(&self, key: &str) -> Result<Option<(String, Vec<u8>)>>;
+    /// Removes the pending authorization `key` started for `server` and returns its sealed content,
+    /// unless it expired. One started for another server is neither returned nor removed: presenting a
+    /// state at the wrong callback must not use it up.
+    fn take_oauth_state(&self, key: &str, server: &str) -> Result<Option<Vec<u8>>>;
     /// The newest `limit` webhook events of `server`, newest first.
     fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>>;
     fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>>;
     /// The event `server` received with this delivery id.
     fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>>;
+    /// The first event `server` received with this body at or after `since` (Unix ms).
+    fn event_by_body(&self, server: &str, body_cid: &Cid, since: i64) -> Result<Option<WebhookEvent>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
     /// A counter that moves after changes are committed, by this process or any other. It says only

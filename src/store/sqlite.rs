@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::watch;
 
-use super::{Binding, Change, EventStatus, Op, Origin, ServerRecord, Store, WebhookEvent};
+use super::{Binding, Change, Op, Origin, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS webhook_events (
     UNIQUE (server, delivery_id)
 );
 CREATE INDEX IF NOT EXISTS webhook_events_by_server ON webhook_events(server);
+CREATE INDEX IF NOT EXISTS webhook_events_by_body ON webhook_events(server, body_cid, received_at);
 ";
 
 /// How often the change feed looks at the file.
@@ -93,6 +94,18 @@ fn cid_from_row(bytes: Vec<u8>) -> rusqlite::Result<Cid> {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, "CID digest is not 32 bytes".into())
     })?;
     Ok(Cid::from_digest(digest))
+}
+
+/// A history row whose first three columns are `cid, at, origin`.
+fn binding_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
+    let origin: String = row.get(2)?;
+    Ok(Binding {
+        cid: cid_from_row(row.get(0)?)?,
+        at: row.get(1)?,
+        origin: origin
+            .parse()
+            .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into()))?,
+    })
 }
 
 /// The columns [`event_from_row`] reads, in its order.
@@ -239,9 +252,7 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op, at: i64) -> rusqlite::Resul
                 params![key, server, sealed, expires],
             )?;
         }
-        Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status } => {
-            record_event(tx, cid, server, delivery_id, body_cid, *received_at, status)?
-        }
+        Op::RecordEvent { .. } => record_event(tx, op)?,
         Op::EventOutcome { cid, status, outcome } => {
             tx.execute(
                 "UPDATE webhook_events SET status = ?2, outcome = ?3, attempts = attempts + 1 WHERE cid = ?1",
@@ -300,20 +311,27 @@ fn set_variables(tx: &rusqlite::Transaction<'_>, variables: &BTreeMap<String, St
     Ok(())
 }
 
-/// Records a received webhook event.
-fn record_event(
-    tx: &rusqlite::Transaction<'_>,
-    cid: &Cid,
-    server: &str,
-    delivery_id: &str,
-    body_cid: &Cid,
-    received_at: i64,
-    status: &EventStatus,
-) -> rusqlite::Result<()> {
+/// Records a received webhook event: refused, like a repeated delivery id, when `same_body_since` is
+/// given and the server has an event with the same body received since then.
+fn record_event(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
+    let Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since } = op else {
+        return Ok(());
+    };
+    let body = &body_cid.digest()[..];
+    if let Some(since) = same_body_since {
+        let sql =
+            "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE server = ?1 AND body_cid = ?2 AND received_at >= ?3)";
+        if tx.query_row(sql, params![server, body, since], |row| row.get::<_, bool>(0))? {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                Some("an event with this body was received within the window".into()),
+            ));
+        }
+    }
     tx.execute(
         "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![&cid.digest()[..], server, delivery_id, &body_cid.digest()[..], received_at, status.as_str()],
+        params![&cid.digest()[..], server, delivery_id, body, received_at, status.as_str()],
     )?;
     Ok(())
 }
@@ -357,15 +375,12 @@ impl Store for SqliteStore {
     }
 
     fn history(&self, name: &str) -> Result<Vec<Binding>> {
-        self.rows("SELECT cid, at, origin FROM history WHERE name = ?1 ORDER BY id", [name], |row| {
-            let origin: String = row.get(2)?;
-            Ok(Binding {
-                cid: cid_from_row(row.get(0)?)?,
-                at: row.get(1)?,
-                origin: origin.parse().map_err(|e: String| {
-                    rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
-                })?,
-            })
+        self.rows("SELECT cid, at, origin FROM history WHERE name = ?1 ORDER BY id", [name], binding_from_row)
+    }
+
+    fn bindings(&self) -> Result<Vec<(String, Binding)>> {
+        self.rows("SELECT cid, at, origin, name FROM history ORDER BY id", [], |row| {
+            Ok((row.get(3)?, binding_from_row(row)?))
         })
     }
 
@@ -393,10 +408,10 @@ impl Store for SqliteStore {
         self.row("SELECT sealed FROM oauth_connections WHERE server = ?1", [server], |row| row.get(0))
     }
 
-    fn take_oauth_state(&self, key: &str) -> Result<Option<(String, Vec<u8>)>> {
-        let sql = "DELETE FROM oauth_states WHERE key = ?1 RETURNING server, sealed, expires";
-        let taken = self.row(sql, [key], |row| Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)?)))?;
-        Ok(taken.filter(|(_, _, expires)| *expires > now_millis()).map(|(server, sealed, _)| (server, sealed)))
+    fn take_oauth_state(&self, key: &str, server: &str) -> Result<Option<Vec<u8>>> {
+        let sql = "DELETE FROM oauth_states WHERE key = ?1 AND server = ?2 RETURNING sealed, expires";
+        let taken = self.row(sql, [key, server], |row| Ok((row.get(0)?, row.get::<_, i64>(1)?)))?;
+        Ok(taken.filter(|(_, expires)| *expires > now_millis()).map(|(sealed, _)| sealed))
     }
 
     fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>> {
@@ -413,6 +428,14 @@ impl Store for SqliteStore {
     fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND delivery_id = ?2");
         self.row(&sql, params![server, delivery_id], event_from_row)
+    }
+
+    fn event_by_body(&self, server: &str, body_cid: &Cid, since: i64) -> Result<Option<WebhookEvent>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND body_cid = ?2 AND received_at >= ?3
+             ORDER BY received_at LIMIT 1"
+        );
+        self.row(&sql, params![server, &body_cid.digest()[..], since], event_from_row)
     }
 
     fn commit(&self, change: &Change) -> Result<()> {
@@ -564,30 +587,59 @@ mod tests {
     }
 
     #[test]
-    fn oauth_states_are_taken_once_and_only_before_they_expire() {
+    fn oauth_states_are_taken_once_by_their_server_and_only_before_they_expire() {
         let (_dir, store) = open();
         let mut change = Change::default();
         let later = now_millis() + 60_000;
         change.op(Op::PutOAuthState { key: "k".into(), server: "box".into(), sealed: vec![1], expires: later });
         change.op(Op::PutOAuthState { key: "old".into(), server: "box".into(), sealed: vec![2], expires: 1 });
         store.commit(&change).unwrap();
-        assert_eq!(store.take_oauth_state("old").unwrap(), None);
-        assert_eq!(store.take_oauth_state("k").unwrap(), Some(("box".into(), vec![1])));
-        assert_eq!(store.take_oauth_state("k").unwrap(), None);
+        assert_eq!(store.take_oauth_state("old", "box").unwrap(), None);
+        assert_eq!(store.take_oauth_state("k", "other").unwrap(), None, "another server's callback");
+        assert_eq!(store.take_oauth_state("k", "box").unwrap(), Some(vec![1]), "not used up by the wrong one");
+        assert_eq!(store.take_oauth_state("k", "box").unwrap(), None);
     }
 
-    fn record_event(change: &mut Change, server: &str, delivery_id: &str) -> Cid {
-        let body_cid = change.blob(format!("body of {delivery_id}").into_bytes());
+    /// Adds an event with `body` received at `at` to `change`; with `since`, refused if the same body
+    /// arrived at or after it.
+    fn event(change: &mut Change, (server, delivery_id): (&str, &str), body: &str, at: i64, since: Option<i64>) -> Cid {
+        let body_cid = change.blob(body.as_bytes().to_vec());
         let cid = change.blob(format!("receipt of {server} {delivery_id}").into_bytes());
         change.op(Op::RecordEvent {
             cid,
             server: server.into(),
             delivery_id: delivery_id.into(),
             body_cid,
-            received_at: 1,
+            received_at: at,
             status: EventStatus::Received,
+            same_body_since: since,
         });
         cid
+    }
+
+    fn record_event(change: &mut Change, server: &str, delivery_id: &str) -> Cid {
+        event(change, (server, delivery_id), &format!("body of {delivery_id}"), 1, None)
+    }
+
+    fn event_with_body(server: &str, delivery_id: &str, body: &str, at: i64, since: i64) -> Change {
+        let mut change = Change::default();
+        event(&mut change, (server, delivery_id), body, at, Some(since));
+        change
+    }
+
+    #[test]
+    fn a_body_seen_within_the_window_refuses_the_event_whatever_its_id() {
+        let (_dir, store) = open();
+        store.commit(&event_with_body("hook", "a", "{}", 1_000, 0)).unwrap();
+        assert!(store.commit(&event_with_body("hook", "b", "{}", 2_000, 1_000)).is_err(), "within the window");
+        assert!(store.event_by_delivery("hook", "b").unwrap().is_none(), "nothing of it kept");
+        store.commit(&event_with_body("other", "b", "{}", 2_000, 1_000)).unwrap();
+        store.commit(&event_with_body("hook", "c", "{\"n\":2}", 2_000, 1_000)).unwrap();
+        store.commit(&event_with_body("hook", "d", "{}", 9_000, 1_001)).unwrap();
+        let body = Cid::of(b"{}");
+        assert_eq!(store.event_by_body("hook", &body, 0).unwrap().unwrap().delivery_id, "a");
+        assert_eq!(store.event_by_body("hook", &body, 1_001).unwrap().unwrap().delivery_id, "d");
+        assert_eq!(store.event_by_body("hook", &body, 9_001).unwrap(), None);
     }
 
     #[test]

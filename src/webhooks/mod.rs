@@ -28,6 +28,11 @@ use http::HeaderMap;
 
 pub use receiver::Received;
 
+/// How long a body whose scheme does not sign the delivery id is remembered: the same signed body
+/// within this window is the same event, whatever id it comes with. Longer than any provider's retries
+/// (Shopify's last 48 hours); a byte-identical body arriving later runs again.
+pub const SAME_BODY_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// A delivery as it arrived: the raw body, its headers, and the public URL it was sent to (which Twilio
 /// signs).
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::event::{Receipt, parse_body};
-use super::{Incoming, signature};
+use super::{Incoming, SAME_BODY_WINDOW, signature};
 use crate::cid::Cid;
 use crate::engine::{Data, Function, Output, Script, output};
 use crate::error::{Error, Result};
@@ -87,7 +87,9 @@ impl Runtime {
             let now = chrono::Utc::now();
             signature::verify(spec.scheme, &secret, &incoming, now.timestamp())?;
             let receipt = Receipt::new(&server, spec.scheme, &incoming, now.timestamp_millis());
-            if let Some(event) = rt.store.event_by_delivery(&server, &receipt.delivery_id)? {
+            let same_body_since =
+                (!spec.scheme.signs_delivery_id()).then(|| receipt.received_at - SAME_BODY_WINDOW.as_millis() as i64);
+            if let Some(event) = stored_before(rt, &receipt, same_body_since)? {
                 return Ok(Stored::Duplicate(event, incoming.body));
             }
             let mut change = Change::default();
@@ -100,11 +102,12 @@ impl Runtime {
                 body_cid,
                 received_at: receipt.received_at,
                 status: if handled { EventStatus::Received } else { EventStatus::Stored },
+                same_body_since,
             });
             match rt.store.commit(&change) {
                 Ok(()) => Ok(Stored::New { cid, receipt, body: incoming.body }),
                 // The same delivery, stored meanwhile by a concurrent request, is a duplicate after all.
-                Err(error) => match rt.store.event_by_delivery(&server, &receipt.delivery_id) {
+                Err(error) => match stored_before(rt, &receipt, same_body_since) {
                     Ok(Some(event)) => Ok(Stored::Duplicate(event, incoming.body)),
                     _ => {
                         tracing::error!(server = %server, "a webhook event could not be stored: {}", error.message());
@@ -169,6 +172,18 @@ impl Runtime {
             rt.store.event(&server, &cid)?.ok_or_else(|| Error::Internal(format!("webhook event {cid} went missing")))
         })
         .await
+    }
+}
+
+/// The event this delivery repeats: the same delivery id, or (with `same_body_since`) the same body
+/// received since then.
+fn stored_before(rt: &Runtime, receipt: &Receipt, same_body_since: Option<i64>) -> Result<Option<WebhookEvent>> {
+    if let Some(event) = rt.store.event_by_delivery(&receipt.server, &receipt.delivery_id)? {
+        return Ok(Some(event));
+    }
+    match same_body_since {
+        Some(since) => rt.store.event_by_body(&receipt.server, &receipt.body_cid, since),
+        None => Ok(None),
     }
 }
 

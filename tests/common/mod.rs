@@ -165,6 +165,19 @@ impl Server {
         std::fs::read_to_string(self.data_dir().join("admin-token")).unwrap()
     }
 
+    /// The server process's peak resident memory so far (VmHWM), in KiB, from /proc.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches(" kB")
+            .parse()
+            .unwrap()
+    }
+
     /// How many threads the server process has now, from /proc.
     pub fn threads(&self) -> usize {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();

@@ -7,7 +7,7 @@ use crate::meta::Meta;
 use crate::meta::api::OPTIONS;
 use crate::meta::pagination::Paging;
 use crate::modules::native::arg_error;
-use crate::modules::values::scalar_text;
+use crate::modules::values::text_pairs;
 
 /// What a call may not set for itself: the server's alone, shared by all its calls.
 const THE_SERVERS: [(&str, &str); 2] = [
@@ -80,13 +80,9 @@ impl Options {
     pub(super) fn pairs(&self, key: &str) -> Result<Vec<(String, String)>, Box<EvalAltResult>> {
         match self.map.get(key) {
             None => Ok(Vec::new()),
-            Some(value) => Ok(value
-                .clone()
-                .try_cast::<Map>()
-                .ok_or_else(|| arg_error(&format!("api option '{key}' must be a map")))?
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), scalar_text(&v)))
-                .collect()),
+            Some(value) => text_pairs(
+                &*value.read_lock::<Map>().ok_or_else(|| arg_error(&format!("api option '{key}' must be a map")))?,
+            ),
         }
     }
 }

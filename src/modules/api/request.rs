@@ -20,7 +20,7 @@ use crate::modules::native::arg_error;
 use crate::modules::secret;
 use crate::modules::services::Services;
 use crate::modules::template::{self, fill};
-use crate::modules::values::{form_fields, scalar_text, to_json};
+use crate::modules::values::{form_fields, text_pairs, to_json};
 
 /// One call as the helper sends it: the service's default call already filled in for an empty one.
 #[derive(Clone)]
@@ -193,7 +193,7 @@ fn encode(
     let data = &call.data;
     if !call.sends_body() {
         if let Some(map) = data.read_lock::<Map>() {
-            extras.query.extend(map.iter().map(|(k, v)| (k.to_string(), scalar_text(v))));
+            extras.query.extend(text_pairs(&map)?);
         } else if !data.is_unit() {
             return Err(raise(Error::BadRequest(format!(
                 "data for a {} request must be a map of query parameters",

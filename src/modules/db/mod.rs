@@ -29,6 +29,7 @@ mod mongo;
 mod mysql;
 mod postgres;
 mod sqlite;
+mod tally;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -17,6 +17,7 @@ use mongodb::error::ErrorKind;
 use mongodb::options::ClientOptions;
 use rhai::{Dynamic, EvalAltResult, Map};
 
+use super::tally::Tally;
 use super::{Sql, arg_error, sql_error};
 use crate::engine::raise;
 use crate::error::Error;
@@ -88,9 +89,30 @@ impl Mongo {
         }
         let database = self.0.database(database);
         let reply = super::on_io(async move { within(timeout, database.run_command(command)).await })?;
-        let value = serde_json::from_value::<Dynamic>(Bson::Document(reply).into_relaxed_extjson())
+        // A reply is one document (MongoDB bounds it at 16 MiB), read whole by the driver: it is counted
+        // before it is converted, which takes several times its size.
+        let reply = Bson::Document(reply);
+        counted(&reply, &mut Tally::default())?;
+        let value = serde_json::from_value::<Dynamic>(reply.into_relaxed_extjson())
             .map_err(|e| raise(Error::internal("MongoDB reply", e)))?;
         value.try_cast::<Map>().ok_or_else(|| sql_error("MongoDB answered something other than a document"))
+    }
+}
+
+/// Counts every item of a reply as a row and every text or binary value by its length (see `Tally`).
+fn counted(value: &Bson, tally: &mut Tally) -> Result<(), Box<EvalAltResult>> {
+    match value {
+        Bson::Document(document) => document.iter().try_for_each(|(key, item)| {
+            tally.bytes(key.len())?;
+            counted(item, tally)
+        }),
+        Bson::Array(items) => items.iter().try_for_each(|item| {
+            tally.row()?;
+            counted(item, tally)
+        }),
+        Bson::String(text) => tally.bytes(text.len()),
+        Bson::Binary(binary) => tally.bytes(binary.bytes.len().div_ceil(3) * 4),
+        _ => tally.bytes(8),
     }
 }
 

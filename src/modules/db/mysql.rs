@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Column, Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts, Row, Transaction, TxOpts, Value};
+use mysql_async::{Column, Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts, Transaction, TxOpts, Value};
 use rhai::{Dynamic, EvalAltResult, Map};
 
+use super::tally::Tally;
 use super::{Connector, Param, Params, Sql, base64, sql_error};
 use crate::engine::raise;
 use crate::error::Error;
@@ -163,19 +164,30 @@ fn from_value(value: Value, column: &Column) -> Dynamic {
     }
 }
 
+/// Counts a value as read, before it is converted (bytes by their length).
+fn count(tally: &mut Tally, value: &Value) -> Sql<()> {
+    tally.bytes(match value {
+        Value::Bytes(bytes) => bytes.len(),
+        _ => 8,
+    })
+}
+
 async fn query(q: &mut impl Queryable, sql: &str, bound: &Params) -> Sql<Vec<Map>> {
-    let rows: Vec<Row> = q.exec(sql, params(bound)?).await.map_err(failure)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let columns = row.columns();
-            columns
-                .iter()
-                .zip(row.unwrap())
-                .map(|(column, value)| (column.name_str().as_ref().into(), from_value(value, column)))
-                .collect()
-        })
-        .collect())
+    // Row by row, so that the tally stops the read; the rest of a stopped result is read and dropped
+    // before the connection is used again.
+    let mut result = q.exec_iter(sql, params(bound)?).await.map_err(failure)?;
+    let (mut out, mut tally) = (Vec::new(), Tally::default());
+    while let Some(row) = result.next().await.map_err(failure)? {
+        tally.row()?;
+        let columns = row.columns();
+        let mut map = Map::new();
+        for (column, value) in columns.iter().zip(row.unwrap()) {
+            count(&mut tally, &value)?;
+            map.insert(column.name_str().as_ref().into(), from_value(value, column));
+        }
+        out.push(map);
+    }
+    Ok(out)
 }
 
 async fn execute(q: &mut impl Queryable, sql: &str, bound: &Params) -> Sql<i64> {

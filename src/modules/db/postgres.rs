@@ -15,6 +15,9 @@ use rust_decimal::Decimal;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Config, NoTls, Row};
 
+use futures_util::TryStreamExt;
+
+use super::tally::Tally;
 use super::{Connector, Params, Sql, base64, sql_error};
 use crate::engine::raise;
 use crate::error::Error;
@@ -223,8 +226,19 @@ impl super::Session for Session {
     async fn query(&mut self, sql: &str, params: &Params) -> Sql<Vec<Map>> {
         let client = self.client()?;
         let (statement, bound) = prepared(client, sql, params).await?;
-        let rows = client.query(&statement, &refs(&bound)).await.map_err(failure)?;
-        rows.iter().map(to_map).collect()
+        // Streamed, so that the tally stops the read; the rest of a stopped result is discarded by the
+        // connection as it arrives. (The driver reads a row whole: one value up to PostgreSQL's own 1 GB
+        // field limit is read before it is counted.)
+        let rows = client.query_raw(&statement, refs(&bound)).await.map_err(failure)?;
+        let mut rows = std::pin::pin!(rows);
+        let (mut out, mut tally) = (Vec::new(), Tally::default());
+        while let Some(row) = rows.try_next().await.map_err(failure)? {
+            tally.row()?;
+            let map = to_map(&row)?;
+            map.values().try_for_each(|value| tally.value(value))?;
+            out.push(map);
+        }
+        Ok(out)
     }
 
     async fn execute(&mut self, sql: &str, params: &Params) -> Sql<i64> {

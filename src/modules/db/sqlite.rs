@@ -17,9 +17,10 @@ use rusqlite::limits::Limit;
 use rusqlite::types::{Value, ValueRef};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::tally::{MAX_VALUE, Tally};
 use super::{Connector, Param, Params, Sql, base64, sql_error};
 use crate::engine::raise;
-use crate::error::Error;
+use crate::error::{Error, Location};
 
 pub struct Local {
     conn: Arc<Mutex<Connection>>,
@@ -47,6 +48,9 @@ impl Local {
         conn.busy_timeout(Duration::from_secs(5)).map_err(fail)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0).map_err(fail)?;
+        // No value a script could hold is built: randomblob(400000000) fails at once instead of
+        // allocating it (and the row it would be in).
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE as i32).map_err(fail)?;
         conn.authorizer(Some(authorize)).map_err(fail)?;
         Ok(Local { conn: Arc::new(Mutex::new(conn)), holder: Arc::default() })
     }
@@ -134,6 +138,15 @@ fn to_sql(value: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
     })
 }
 
+/// Counts a value as read, before it is converted: text by its bytes, a blob by its base64 text.
+fn count(tally: &mut Tally, value: ValueRef<'_>) -> Sql<()> {
+    tally.bytes(match value {
+        ValueRef::Text(t) => t.len(),
+        ValueRef::Blob(b) => b.len().div_ceil(3) * 4,
+        _ => 8,
+    })
+}
+
 fn from_sql(value: ValueRef<'_>) -> Dynamic {
     match value {
         ValueRef::Null => Dynamic::UNIT,
@@ -150,6 +163,11 @@ fn failure(error: rusqlite::Error) -> Box<EvalAltResult> {
         Some(rusqlite::ErrorCode::OperationInterrupted) => {
             raise(Error::Timeout("the query did not finish before the invocation's deadline".into()))
         }
+        Some(rusqlite::ErrorCode::TooBig) => raise(Error::limit_exceeded(
+            "size",
+            format!("SQL error: a value of the statement would be longer than {MAX_VALUE} bytes"),
+            Location::default(),
+        )),
         _ => sql_error(error),
     }
 }
@@ -159,7 +177,7 @@ fn with_statement<T>(
     conn: &Connection,
     sql: &str,
     params: &Params,
-    f: impl FnOnce(&mut rusqlite::Statement<'_>) -> rusqlite::Result<T>,
+    f: impl FnOnce(&mut rusqlite::Statement<'_>) -> Sql<T>,
 ) -> Result<T, Box<EvalAltResult>> {
     let mut statement = conn.prepare(sql).map_err(failure)?;
     match params {
@@ -183,7 +201,7 @@ fn with_statement<T>(
             }
         }
     }
-    f(&mut statement).map_err(failure)
+    f(&mut statement)
 }
 
 impl super::Session for Session {
@@ -193,11 +211,14 @@ impl super::Session for Session {
             with_statement(conn, &sql, &params, |statement| {
                 let names: Vec<String> = statement.column_names().map(str::to_owned).collect();
                 let mut rows = statement.raw_query();
-                let mut out = Vec::new();
-                while let Some(row) = rows.next()? {
+                let (mut out, mut tally) = (Vec::new(), Tally::default());
+                while let Some(row) = rows.next().map_err(failure)? {
+                    tally.row()?;
                     let mut map = Map::new();
                     for (index, name) in names.iter().enumerate() {
-                        map.insert(name.into(), from_sql(row.get_ref(index)?));
+                        let value = row.get_ref(index).map_err(failure)?;
+                        count(&mut tally, value)?;
+                        map.insert(name.into(), from_sql(value));
                     }
                     out.push(map);
                 }
@@ -209,8 +230,8 @@ impl super::Session for Session {
 
     async fn execute(&mut self, sql: &str, params: &Params) -> Sql<i64> {
         let (sql, params) = (sql.to_owned(), params.clone());
-        self.run(move |conn| with_statement(conn, &sql, &params, |statement| statement.raw_execute()).map(|n| n as i64))
-            .await
+        let execute = |statement: &mut rusqlite::Statement<'_>| statement.raw_execute().map_err(failure);
+        self.run(move |conn| with_statement(conn, &sql, &params, execute).map(|n| n as i64)).await
     }
 
     async fn finish(mut self, commit: bool) -> Sql<()> {

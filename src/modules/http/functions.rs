@@ -13,7 +13,7 @@ use crate::modules::egress::{self, Policy};
 use crate::modules::multipart::multipart;
 use crate::modules::native::{arg_error, context, func};
 use crate::modules::services::Services;
-use crate::modules::values::{form_fields, scalar_text, to_json};
+use crate::modules::values::{form_fields, text_pairs, to_json};
 
 /// The response as scripts see it: `#{ status, headers, body, json }`.
 pub fn response_map(response: &Incoming) -> Dynamic {
@@ -47,11 +47,8 @@ fn apply_options(request: &mut Outgoing, options: &Map) -> Result<(), Box<EvalAl
                 }
             }
             "query" => {
-                let query = value.clone().try_cast::<Map>().ok_or_else(|| arg_error("query must be a map"))?;
-                let mut pairs = request.url.query_pairs_mut();
-                for (name, value) in query {
-                    pairs.append_pair(&name, &scalar_text(&value));
-                }
+                let query = value.read_lock::<Map>().ok_or_else(|| arg_error("query must be a map"))?;
+                request.url.query_pairs_mut().extend_pairs(text_pairs(&query)?);
             }
             "json" => request.body = Body::Json(to_json(value)?),
             "form" if value.is_map() => request.body = Body::Form(form_fields(value)?),
