@@ -53,6 +53,10 @@ pub struct Settings {
     /// The URL the outside world reaches this runtime at (`serve --public-url`): OAuth redirect URIs
     /// and webhook signatures that cover the URL (Twilio) use it; else the scheme and Host of the request.
     pub public_url: Option<url::Url>,
+    /// How many invocation records are kept, and for how long.
+    pub records: crate::observe::records::Retention,
+    /// The bearer token `GET /metrics` needs, when one is set (else it is open like `/health`).
+    pub metrics_token: Option<String>,
 }
 
 impl Settings {
@@ -69,6 +73,8 @@ impl Settings {
             allowed_origins: Vec::new(),
             invoke_access: Default::default(),
             public_url: None,
+            records: Default::default(),
+            metrics_token: None,
         }
     }
 }
@@ -117,6 +123,8 @@ pub struct Runtime {
     /// The script threads that fibers (scripts waiting on I/O) run on.
     pub(crate) threads: Threads,
     pub(crate) services: Arc<Services>,
+    /// Metrics and invocation records.
+    pub(crate) observer: crate::observe::Observer,
     /// The token every management mutation must present.
     pub(crate) admin_token: String,
     registry: ArcSwap<Registry>,
@@ -145,6 +153,7 @@ impl Runtime {
             engine: engine(settings.limits.clone(), services.clone()),
             threads: Threads::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             admin_token: keys::admin_token(&settings.data_dir)?,
+            observer: crate::observe::Observer::new(services.metrics.clone(), store.clone(), settings.records),
             store,
             services,
             registry: ArcSwap::default(),
@@ -253,6 +262,7 @@ impl Runtime {
         // Runners first: a server just disabled must not run by CID meanwhile (and one just enabled is
         // checked against the registry as well).
         self.runners.store(Arc::new(crate::server::runners(&registry, &self.store.bindings()?)));
+        self.observer.metrics.servers_loaded.set(registry.len() as i64);
         self.registry.store(Arc::new(registry));
         self.services.variables.store(Arc::new(self.store.variables()?));
         self.services.secrets().reload()?;

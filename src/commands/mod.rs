@@ -15,10 +15,13 @@ use crate::cid::Cid;
 use crate::engine::Data;
 use crate::error::Error;
 use crate::invoke::{Invocation, Target};
+use crate::observe::records::Retention;
 use crate::runtime::{Runtime, Settings, default_data_dir};
 
 mod boot;
+mod logging;
 pub use boot::{BootCommand, PassphraseArg, boot};
+pub use logging::LogFormat;
 
 pub const INVOCATION_ERROR: u8 = 1;
 pub const USAGE_ERROR: u8 = 2;
@@ -91,6 +94,18 @@ pub struct ServeArgs {
     /// signatures that cover the URL (Twilio) use it. Default: the scheme and Host of the request.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<url::Url>,
+    /// Log lines as text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// Require `Authorization: Bearer <token>` on GET /metrics (open by default, like /health).
+    #[arg(long, value_name = "TOKEN")]
+    pub metrics_token: Option<String>,
+    /// Invocation records kept (the newest); 0 records none.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub records_max: usize,
+    /// Days an invocation record is kept.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub records_max_age_days: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -133,10 +148,7 @@ fn failed(error: impl std::borrow::Borrow<Error>) -> ExitCode {
 }
 
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+    logging::init(default, LogFormat::Text);
 }
 
 /// The tokio runtime every command uses. Scripts never run on its thread stacks (they have their own).
@@ -153,8 +165,13 @@ fn open(settings: Settings) -> Result<Arc<Runtime>, ExitCode> {
 
 /// `switchboard serve`.
 pub fn serve(args: ServeArgs) -> Exit {
-    init_logging("info");
+    logging::init("info", args.log_format);
     let mut settings = Settings::new(args.data.unwrap_or_else(default_data_dir));
+    settings.metrics_token = args.metrics_token.filter(|token| !token.is_empty());
+    settings.records = Retention {
+        max: args.records_max,
+        max_age: Duration::from_secs(args.records_max_age_days.saturating_mul(86_400)),
+    };
     settings.read_only = args.read_only;
     settings.max_body = args.max_body;
     settings.limits.max_timeout = Duration::from_millis(args.max_timeout_ms.max(1));
@@ -270,7 +287,10 @@ pub fn call(args: CallArgs) -> Exit {
     if let Some(input) = &args.input {
         request.input = Some(input.parse::<Cid>().map_err(|e| usage(format!("'{input}' is not a CID: {e}")))?);
     }
-    let reply = tokio_runtime()?.block_on(runtime.invoke(request)).result.map_err(failed)?;
+    let invoked = tokio_runtime()?.block_on(runtime.invoke(request));
+    // The record is written before the process ends.
+    runtime.observer.flush();
+    let reply = invoked.result.map_err(failed)?;
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(&reply.output.body);
     if reply.output.content_type != crate::engine::output::BINARY && !reply.output.body.ends_with(b"\n") {
@@ -299,7 +319,9 @@ pub fn cid(files: &[PathBuf]) -> Exit {
 pub fn mcp(state: DataDirArg) -> Exit {
     init_logging("warn");
     let runtime = open(state.settings())?;
-    tokio_runtime()?.block_on(crate::mcp::stdio::serve(runtime)).map_err(failed)
+    let served = tokio_runtime()?.block_on(crate::mcp::stdio::serve(runtime.clone()));
+    runtime.observer.flush();
+    served.map_err(failed)
 }
 
 #[derive(Debug, Clone, Args)]

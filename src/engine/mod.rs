@@ -34,7 +34,7 @@ use rhai::{
 
 pub use context::{Context, URL_COMPONENT};
 pub use fault::{Fault, raise};
-pub use fiber::{Threads, wait};
+pub use fiber::{Threads, wait, waiting};
 pub use output::{Data, Output};
 pub use sandbox::{admit, context, may_block};
 pub use script::Script;

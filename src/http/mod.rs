@@ -14,10 +14,13 @@ mod describe;
 mod dispatch;
 mod error;
 mod guard;
+mod invocations;
+mod metrics;
 mod oauth;
 mod page;
 mod secrets;
 mod servers;
+mod traced;
 mod webhooks;
 
 use std::sync::Arc;
@@ -47,6 +50,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
     let policy = Arc::new(browser::Policy::new(&runtime.settings));
     Router::new()
         .route("/health", get(content::health))
+        .route("/metrics", get(metrics::metrics))
         .route("/cid/{cid}", get(content::blob))
         .route("/oauth/{name}/callback", get(oauth::callback))
         .route("/webhooks/{name}", post(webhooks::receive))
@@ -54,6 +58,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(dispatch::dispatch)
         .layer(axum::middleware::from_fn_with_state(policy, guard::guard))
+        .layer(axum::middleware::from_fn(traced::traced))
         .with_state(runtime)
 }
 

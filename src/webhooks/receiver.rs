@@ -18,14 +18,18 @@ use crate::engine::{Data, Function, Output, Script, output};
 use crate::error::{Error, Result};
 use crate::invoke::{Invocation, Invoked, Reply, Target};
 use crate::meta::webhook::{Scheme, Spec};
+use crate::observe::metrics::Outcome;
+use crate::observe::trace::Trace;
 use crate::runtime::Runtime;
-use crate::store::{Change, EventStatus, Op, WebhookEvent};
+use crate::store::{Change, EventStatus, Op, Via, WebhookEvent};
 
 /// What a delivery came to: the response to give, and the event's CID once it is stored.
 #[derive(Debug)]
 pub struct Received {
     pub invoked: Invoked,
     pub event: Option<Cid>,
+    /// The delivery repeated one stored before.
+    pub duplicate: bool,
 }
 
 /// A verified delivery after the store step.
@@ -40,27 +44,54 @@ enum Stored {
 }
 
 impl Runtime {
-    /// Receives one delivery for the server `name`: verify, store, deduplicate, hand to `fn webhook(event)`.
-    pub async fn receive_webhook(self: &Arc<Self>, name: &str, incoming: Incoming) -> Received {
+    /// Receives one delivery for the server `name`: verify, store, deduplicate, hand to `fn webhook(event)`
+    /// as the invocation `trace` names.
+    pub async fn receive_webhook(self: &Arc<Self>, name: &str, incoming: Incoming, trace: Trace) -> Received {
+        let received = self.deliver(name, incoming, trace).await;
+        let result = match (&received.invoked.result, received.event) {
+            (Err(error), None) if error.kind() == "unauthorized" => "bad_signature",
+            (Err(error), None) => error.kind(),
+            (_, Some(_)) if received.duplicate => "duplicate",
+            (_, _) => "accepted",
+        };
+        let server = match self.server(name) {
+            Some(_) => name.to_owned(),
+            None => crate::observe::metrics::UNKNOWN.to_owned(),
+        };
+        self.observer.metrics.webhook_deliveries.get_or_create(&Outcome { server, result }).inc();
+        received
+    }
+
+    async fn deliver(self: &Arc<Self>, name: &str, incoming: Incoming, trace: Trace) -> Received {
         let (script, spec) = match self.receiving(name).await {
             Ok(found) => found,
-            Err(error) => return Received { invoked: Invoked { script: None, result: Err(error) }, event: None },
+            Err(error) => {
+                return Received {
+                    invoked: Invoked { script: None, result: Err(error) },
+                    event: None,
+                    duplicate: false,
+                };
+            }
         };
         let handled = script.defines(Function::Webhook);
-        let answer = |result: Result<Reply>, event| Received {
+        let answer = |result: Result<Reply>, event, duplicate| Received {
             invoked: Invoked { script: Some(script.clone()), result },
             event,
+            duplicate,
         };
         let (cid, receipt, body) = match self.store_delivery(name, &spec, handled, incoming).await {
-            Err(error) => return answer(Err(error), None),
+            Err(error) => return answer(Err(error), None, false),
             Ok(Stored::Duplicate(event, body)) => {
-                return answer(Ok(default_answer(spec.scheme, event.cid, &body, true)), Some(event.cid));
+                return answer(Ok(default_answer(spec.scheme, event.cid, &body, true)), Some(event.cid), true);
             }
             Ok(Stored::New { cid, receipt, body }) => (cid, receipt, body),
         };
         match handled {
-            false => answer(Ok(default_answer(spec.scheme, cid, &body, false)), Some(cid)),
-            true => Received { invoked: self.run_handler(name, cid, &receipt, &body).await, event: Some(cid) },
+            false => answer(Ok(default_answer(spec.scheme, cid, &body, false)), Some(cid), false),
+            true => {
+                let invoked = self.run_handler(name, cid, &receipt, &body, trace).await;
+                Received { invoked, event: Some(cid), duplicate: false }
+            }
         }
     }
 
@@ -119,16 +150,28 @@ impl Runtime {
         .await
     }
 
-    /// Runs `fn webhook(event)` through the one invocation path and records how it went.
-    async fn run_handler(self: &Arc<Self>, name: &str, cid: Cid, receipt: &Receipt, body: &[u8]) -> Invoked {
+    /// Runs `fn webhook(event)` through the one invocation path and records how it went, with the
+    /// request id of the invocation that handled it (the link to its invocation record).
+    async fn run_handler(
+        self: &Arc<Self>,
+        name: &str,
+        cid: Cid,
+        receipt: &Receipt,
+        body: &[u8],
+        trace: Trace,
+    ) -> Invoked {
         let mut invocation = Invocation::with_method(Target::Name(name.to_owned()), "POST".into());
         invocation.function = Function::Webhook;
         invocation.data = Data::Value(receipt.event(cid, body));
+        invocation.via = Via::Webhook;
+        let request_id = trace.request_id.clone();
+        invocation.trace = Some(trace);
         let invoked = self.invoke(invocation).await;
-        let (status, outcome) = match &invoked.result {
+        let (status, mut outcome) = match &invoked.result {
             Ok(reply) => (EventStatus::Handled, json!({ "status": reply.output.status })),
             Err(error) => (EventStatus::Failed, error.to_json()["error"].clone()),
         };
+        outcome["request_id"] = Value::String(request_id);
         let mut change = Change::default();
         change.op(Op::EventOutcome { cid, status, outcome: Some(outcome) });
         let server = name.to_owned();
@@ -166,7 +209,7 @@ impl Runtime {
                 Ok((receipt, body))
             })
             .await?;
-        self.run_handler(name, cid, &receipt, &body).await;
+        self.run_handler(name, cid, &receipt, &body, Trace::default()).await;
         let server = name.to_owned();
         self.blocking(move |rt| {
             rt.store.event(&server, &cid)?.ok_or_else(|| Error::Internal(format!("webhook event {cid} went missing")))

@@ -6,8 +6,10 @@
 //! `Retry-After` and backoff waits are async sleeps for the same reason.
 //! Failures are retried where retrying is safe — 429, 502, 503, 504 and refused connections — with
 //! exponential backoff and jitter, honouring `Retry-After`, never past the invocation's deadline.
-//! Each attempt logs method, host, path, status, duration and attempt number: never headers, query
-//! values or bodies, and the path with every secret the invocation read masked.
+//! Each attempt logs method, host, path, status, duration, attempt number and the invocation's request
+//! and trace ids: never headers, query values or bodies, and the path with every secret the invocation
+//! read masked. Each request carries the invocation's `X-Request-Id` and a `traceparent` of its own span
+//! (unless the script set them), and is counted in the metrics by server, declared host and status class.
 
 pub mod functions;
 
@@ -27,6 +29,8 @@ use super::native::arg_error;
 use super::throttle::{Throttle, retry_after};
 use crate::engine::{Context, raise, wait};
 use crate::error::Error;
+use crate::observe::metrics::{self, Metrics, UNKNOWN};
+use crate::observe::trace::{REQUEST_ID, TRACEPARENT};
 
 /// Tunables of outbound HTTP.
 #[derive(Debug, Clone)]
@@ -80,6 +84,8 @@ pub struct Outgoing {
     /// The server's outbound schedule: every attempt waits for a slot, and reports what the upstream
     /// said about its limit (`api` calls only).
     pub throttle: Option<Arc<Throttle>>,
+    /// The declared destination the egress check matched: the host label of its metrics.
+    pub destination: Option<String>,
 }
 
 impl Outgoing {
@@ -93,6 +99,7 @@ impl Outgoing {
             timeout: None,
             max_retries: None,
             throttle: None,
+            destination: None,
         }
     }
 }
@@ -120,6 +127,7 @@ pub struct HttpClient {
     /// URLs (without query) whose redirects are never followed: OAuth token endpoints, so that a
     /// client secret is never re-sent to wherever a token endpoint points.
     unredirected: Arc<parking_lot::RwLock<HashSet<String>>>,
+    metrics: Arc<Metrics>,
 }
 
 /// A URL as the redirect policy compares it: without query or fragment.
@@ -135,7 +143,7 @@ fn retryable(status: StatusCode) -> bool {
 }
 
 impl HttpClient {
-    pub fn new(settings: HttpSettings) -> Result<HttpClient, Error> {
+    pub fn new(settings: HttpSettings, metrics: Arc<Metrics>) -> Result<HttpClient, Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let unredirected: Arc<parking_lot::RwLock<HashSet<String>>> = Arc::default();
         let stop = unredirected.clone();
@@ -154,7 +162,7 @@ impl HttpClient {
             .dns_resolver(Arc::new(Resolver))
             .build()
             .map_err(|e| Error::internal("http client", e))?;
-        Ok(HttpClient { client, settings, unredirected })
+        Ok(HttpClient { client, settings, unredirected, metrics })
     }
 
     /// Never follow a redirect answered to a request for `url` (whatever its query).
@@ -178,14 +186,18 @@ impl HttpClient {
     }
 
     /// Sends `request`, retrying as documented, from async code.
-    pub async fn send_async(&self, request: Outgoing, context: &Context) -> Result<Incoming, Error> {
+    pub async fn send_async(&self, mut request: Outgoing, context: &Context) -> Result<Incoming, Error> {
         let max_retries = request.max_retries.unwrap_or(self.settings.max_retries);
         if let Some((user, password)) = &request.basic_auth {
             context.reveal_basic(user, password);
         }
+        propagate(&mut request.headers, context);
         // A secret may form the host (a store's domain) as well as the path: the log masks both.
         let host = context.redact(request.url.host_str().unwrap_or(""));
         let path = context.redact(request.url.path());
+        let server = context.server.clone().unwrap_or_else(|| UNKNOWN.to_owned());
+        let destination = request.destination.clone().unwrap_or_else(|| UNKNOWN.to_owned());
+        let (request_id, trace_id) = (&context.trace.request_id, &context.trace.trace_id);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -201,7 +213,13 @@ impl HttpClient {
                     ),
                     retry_after: Some(wait.as_secs().max(1)),
                 })?;
-                if at > Instant::now() {
+                let now = Instant::now();
+                if at > now {
+                    let waited = (at - now).as_secs_f64();
+                    self.metrics
+                        .rate_limit_wait
+                        .get_or_create(&metrics::Server { server: server.clone() })
+                        .observe(waited);
                     tokio::time::sleep_until(at.into()).await;
                 }
             }
@@ -212,9 +230,14 @@ impl HttpClient {
             if let (Some(throttle), Ok(response)) = (&request.throttle, &result) {
                 throttle.observe(response.status, &response.headers);
             }
-            let millis = started.elapsed().as_secs_f64() * 1000.0;
-            let status = result.as_ref().map(|r| r.status.as_u16()).unwrap_or(0);
-            tracing::info!(target: "switchboard::http", method = %request.method, %host, %path, status, duration_ms = format!("{millis:.1}"), attempt, "outbound");
+            let elapsed = started.elapsed().as_secs_f64();
+            let status = result.as_ref().map(|r| r.status.as_u16()).ok();
+            self.count(&server, &destination, status, elapsed);
+            if let Ok(response) = &result {
+                context.count_upstream(response.body.len());
+            }
+            let (millis, status) = (elapsed * 1000.0, status.unwrap_or(0));
+            tracing::info!(target: "switchboard::http", method = %request.method, %host, %path, status, duration_ms = format!("{millis:.1}"), attempt, %request_id, %trace_id, "outbound");
             let retries_left = attempt <= max_retries;
             let delay = match &result {
                 Ok(response) if retries_left && retryable(response.status) => {
@@ -227,8 +250,21 @@ impl HttpClient {
             if delay > self.settings.retry_cap || delay >= context.remaining() {
                 return result.map_err(|failure| failure.into_error(&host, timeout, context));
             }
+            self.metrics.upstream_retries.get_or_create(&metrics::Server { server: server.clone() }).inc();
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Counts one attempt in the metrics: by server, declared host and status class.
+    fn count(&self, server: &str, host: &str, status: Option<u16>, seconds: f64) {
+        let labels = metrics::Upstream {
+            server: server.to_owned(),
+            host: host.to_owned(),
+            status: metrics::status_class(status),
+        };
+        self.metrics.upstream_requests.get_or_create(&labels).inc();
+        let labels = metrics::UpstreamHost { server: labels.server, host: labels.host };
+        self.metrics.upstream_duration.get_or_create(&labels).observe(seconds);
     }
 
     /// Exponential backoff with full jitter in the upper half: base·2^(n-1) · [0.5, 1).
@@ -269,6 +305,20 @@ impl HttpClient {
             body.extend_from_slice(&chunk);
         }
         Ok(Incoming { status, headers, body: body.into() })
+    }
+}
+
+/// Adds the invocation's request id and a `traceparent` of a new span (child of the invocation's) to an
+/// upstream request, unless the script set its own.
+fn propagate(headers: &mut HeaderMap, context: &Context) {
+    let values = [
+        (REQUEST_ID, HeaderValue::from_str(&context.trace.request_id)),
+        (TRACEPARENT, HeaderValue::from_str(&context.trace.child_traceparent())),
+    ];
+    for (name, value) in values {
+        if let (false, Ok(value)) = (headers.contains_key(name), value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
     }
 }
 
