@@ -464,3 +464,48 @@ async fn a_metrics_token_closes_metrics_and_records_can_be_off() {
     assert!(records_when(&server, "", |_| true).await.is_empty());
     assert_eq!(server.get("/health").await.status(), 200);
 }
+
+/// The README's section.
+fn readme_section() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n## Observability\n").nth(1).expect("the README has the section");
+    section.split("\n## ").next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_readme_lists_every_metric_served_and_its_priced_example_costs_what_it_says() {
+    let section = readme_section();
+    let source = section.split("```rhai\n").nth(1).unwrap().split("```").next().unwrap();
+    let mock = upstream().await;
+    let base = format!("{}/v1", mock.uri());
+    let env = [("THINGS_BASE_URL", base.as_str()), ("THINGS_TOKEN", SECRET)];
+    let server = Server::start_with(&[("things", source)], &[], &env);
+    for _ in 0..2 {
+        let request = server.client.post(server.url("/things/things")).json(&json!({ "name": "a" }));
+        assert_eq!(request.send().await.unwrap().status(), 200);
+    }
+    assert_eq!(server.get("/things/things/1").await.status(), 200);
+    records_when(&server, "server=things", |r| r.len() == 3).await;
+    let response = server.client.get(server.url("/api/usage?server=things")).bearer_auth(server.admin_token());
+    let (_, body) = json(response.send().await.unwrap()).await;
+    let costs: Vec<(Value, Value)> =
+        body["usage"].as_array().unwrap().iter().map(|u| (u["operation"].clone(), u["cost"].clone())).collect();
+    assert_eq!(costs, [(Value::Null, json!(0.25)), (json!("create_thing"), json!(3.0))]);
+
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    let listed: Vec<&str> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `switchboard_"))
+        .filter_map(|rest| rest.split('`').next())
+        .collect();
+    assert_eq!(listed.len(), 15, "{listed:?}");
+    let families: Vec<&str> =
+        listed.iter().map(|name| name.trim_end_matches("_total").trim_end_matches("_info")).collect();
+    // A family shows once it has a sample; every one served is in the README's list.
+    let served: Vec<&str> = metrics.lines().filter_map(|line| line.strip_prefix("# TYPE switchboard_")).collect();
+    assert!(served.len() >= 8, "{metrics}");
+    for line in served {
+        let family = line.split(' ').next().unwrap();
+        assert!(families.contains(&family), "switchboard_{family} is served but not in the README");
+    }
+}
