@@ -509,3 +509,16 @@ async fn the_readme_lists_every_metric_served_and_its_priced_example_costs_what_
         assert!(families.contains(&family), "switchboard_{family} is served but not in the README");
     }
 }
+
+#[tokio::test]
+async fn retention_keeps_the_newest_records() {
+    let mock = upstream().await;
+    let server = start(&mock, &["--records-max", "3", "--records-max-age-days", "1"], &[]).await;
+    for i in 0..10 {
+        assert_eq!(server.get(&format!("/echo/{i}?n={i}")).await.status(), 200);
+    }
+    let last = server.client.get(server.url("/echo/last")).header("x-request-id", "the-last-one").send().await.unwrap();
+    assert_eq!(last.status(), 200);
+    let kept = records_when(&server, "limit=100", |r| r.len() == 3 && r[0]["request_id"] == "the-last-one").await;
+    assert_eq!(kept.len(), 3);
+}

@@ -171,6 +171,7 @@ pub fn serve(args: ServeArgs) -> Exit {
     settings.records = Retention {
         max: args.records_max,
         max_age: Duration::from_secs(args.records_max_age_days.saturating_mul(86_400)),
+        prune: true,
     };
     settings.read_only = args.read_only;
     settings.max_body = args.max_body;

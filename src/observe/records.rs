@@ -18,7 +18,8 @@ use crate::store::{InvocationRecord, Store};
 const QUEUE: usize = 10_000;
 /// Most records written in one transaction.
 const BATCH: usize = 1_000;
-/// How often the retention is applied at least (and after every [`BATCH`] records).
+/// How often the retention is applied at least (and after every tenth of `max` records, at most every
+/// [`BATCH`]).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// How many records are kept, and for how long.
@@ -27,11 +28,14 @@ pub struct Retention {
     /// The newest this many records stay; 0 keeps none and turns recording off.
     pub max: usize,
     pub max_age: Duration,
+    /// Whether this process removes what is beyond: the server does; a command run beside it
+    /// (`switchboard call`) only adds its record, and never prunes by limits the server was not given.
+    pub prune: bool,
 }
 
 impl Default for Retention {
     fn default() -> Retention {
-        Retention { max: 100_000, max_age: Duration::from_secs(30 * 86_400) }
+        Retention { max: 100_000, max_age: Duration::from_secs(30 * 86_400), prune: false }
     }
 }
 
@@ -119,7 +123,7 @@ fn write(store: &dyn Store, receiver: &Receiver<Message>, retention: Retention) 
             }
             pruned.1 += batch.len();
         }
-        if pruned.1 >= BATCH || pruned.0.elapsed() >= PRUNE_EVERY {
+        if pruned.1 >= (retention.max / 10).clamp(1, BATCH) || pruned.0.elapsed() >= PRUNE_EVERY {
             prune(store, retention);
             pruned = (Instant::now(), 0);
         }
@@ -130,6 +134,9 @@ fn write(store: &dyn Store, receiver: &Receiver<Message>, retention: Retention) 
 }
 
 fn prune(store: &dyn Store, retention: Retention) {
+    if !retention.prune {
+        return;
+    }
     let before = now_millis().saturating_sub(i64::try_from(retention.max_age.as_millis()).unwrap_or(i64::MAX));
     if let Err(error) = store.prune_records(retention.max, before) {
         tracing::error!("old invocation records were not removed: {}", error.message());
