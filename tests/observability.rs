@@ -444,7 +444,7 @@ async fn no_secret_value_reaches_metrics_records_or_json_logs() {
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}")))
         .collect();
     let outbound = lines.iter().find(|line| line["fields"]["message"] == "outbound").expect("an outbound line");
-    assert_eq!(outbound["fields"]["request_id"], "secret-test-1", "{outbound}");
+    assert_eq!(outbound["span"]["request_id"], "secret-test-1", "{outbound}");
     let failed = lines.iter().find(|line| line["fields"]["message"] == "invocation failed").expect("a debug line");
     assert!(failed["span"]["request_id"].is_string(), "{failed}");
 }

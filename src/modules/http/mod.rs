@@ -6,8 +6,8 @@
 //! `Retry-After` and backoff waits are async sleeps for the same reason.
 //! Failures are retried where retrying is safe — 429, 502, 503, 504 and refused connections — with
 //! exponential backoff and jitter, honouring `Retry-After`, never past the invocation's deadline.
-//! Each attempt logs method, host, path, status, duration, attempt number and the invocation's request
-//! and trace ids: never headers, query values or bodies, and the path with every secret the invocation
+//! Each attempt logs method, host, path, status, duration and attempt number, in the invocation's span
+//! (with its request and trace ids): never headers, query values or bodies, and the path with every secret the invocation
 //! read masked. Each request carries the invocation's `X-Request-Id` and a `traceparent` of its own span
 //! (unless the script set them), and is counted in the metrics by server, declared host and status class.
 
@@ -22,6 +22,7 @@ use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use rhai::EvalAltResult;
+use tracing::Instrument;
 
 use super::egress::connection::{Refused, Resolver, redirect};
 use super::multipart::{Part, form};
@@ -205,8 +206,13 @@ impl HttpClient {
         wait(async move { client.send_async(request, &context).await })?.map_err(raise)
     }
 
-    /// Sends `request`, retrying as documented, from async code.
-    pub async fn send_async(&self, mut request: Outgoing, context: &Context) -> Result<Incoming, Error> {
+    /// Sends `request`, retrying as documented, from async code, in the invocation's log span (a
+    /// script's wait runs outside the task that holds it).
+    pub async fn send_async(&self, request: Outgoing, context: &Context) -> Result<Incoming, Error> {
+        self.send_traced(request, context).instrument(context.span.clone()).await
+    }
+
+    async fn send_traced(&self, mut request: Outgoing, context: &Context) -> Result<Incoming, Error> {
         let max_retries = request.max_retries.unwrap_or(self.settings.max_retries);
         if let Some((user, password)) = &request.basic_auth {
             context.reveal_basic(user, password);
@@ -217,7 +223,6 @@ impl HttpClient {
         let path = context.redact(request.url.path());
         let server = context.server.clone().unwrap_or_else(|| UNKNOWN.to_owned());
         let destination = request.destination.clone().unwrap_or_else(|| UNKNOWN.to_owned());
-        let (request_id, trace_id) = (&context.trace.request_id, &context.trace.trace_id);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -245,7 +250,7 @@ impl HttpClient {
                 context.count_upstream(response.body.len());
             }
             let (millis, status) = (elapsed * 1000.0, status.unwrap_or(0));
-            tracing::info!(target: "switchboard::http", method = %request.method, %host, %path, status, duration_ms = format!("{millis:.1}"), attempt, %request_id, %trace_id, "outbound");
+            tracing::info!(target: "switchboard::http", method = %request.method, %host, %path, status, duration_ms = format!("{millis:.1}"), attempt, "outbound");
             let retries_left = attempt <= max_retries;
             let delay = match &result {
                 Ok(response) if retries_left && retryable(response.status) => {
