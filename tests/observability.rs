@@ -522,3 +522,45 @@ async fn retention_keeps_the_newest_records() {
     let kept = records_when(&server, "limit=100", |r| r.len() == 3 && r[0]["request_id"] == "the-last-one").await;
     assert_eq!(kept.len(), 3);
 }
+
+#[tokio::test]
+async fn retries_and_reloads_are_counted() {
+    let Some(python) = python() else { return };
+    let mock = MockServer::start().await;
+    Mock::given(path("/v1/flaky"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "ok": true })))
+        .mount(&mock)
+        .await;
+    let server = start(&mock, &[], &[]).await;
+    assert_eq!(server.get("/priced/flaky").await.status(), 200);
+    let script = server.dir.path().join("boot/scripts/failing.rhai");
+    std::fs::write(&script, common::script("Failing", "\"fixed\"")).unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        samples = scrape(&server, &python).await.1;
+        if value(&samples, "switchboard_reloads_total", &[("result", "ok")]) >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(value(&samples, "switchboard_reloads_total", &[("result", "ok")]), 1.0);
+    assert_eq!(server.get("/failing/x").await.text().await.unwrap(), "fixed");
+    assert_eq!(value(&samples, "switchboard_upstream_retries_total", &[("server", "priced")]), 1.0);
+    let host = mock.address().to_string();
+    let requests = |status| {
+        value(
+            &samples,
+            "switchboard_upstream_requests_total",
+            &[("server", "priced"), ("host", &host), ("status", status)],
+        )
+    };
+    assert_eq!((requests("5xx"), requests("2xx")), (1.0, 1.0));
+    let records = records_when(&server, "server=priced", |r| !r.is_empty()).await;
+    assert_eq!(records[0]["upstream_calls"], 2, "both attempts were sent: {records:?}");
+}
