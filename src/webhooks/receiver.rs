@@ -49,6 +49,7 @@ impl Runtime {
     pub async fn receive_webhook(self: &Arc<Self>, name: &str, incoming: Incoming, trace: Trace) -> Received {
         let received = self.deliver(name, incoming, trace).await;
         let result = match (&received.invoked.result, received.event) {
+            (Err(error), None) if signature::is_stale(error) => "stale",
             (Err(error), None) if error.kind() == "unauthorized" => "bad_signature",
             (Err(error), None) => error.kind(),
             (_, Some(_)) if received.duplicate => "duplicate",
