@@ -7,9 +7,10 @@
 //! Failures are retried where retrying is safe — 429, 502, 503, 504 and refused connections — with
 //! exponential backoff and jitter, honouring `Retry-After`, never past the invocation's deadline.
 //! Each attempt logs method, host, path, status, duration and attempt number, in the invocation's span
-//! (with its request and trace ids): never headers, query values or bodies, and the path with every secret the invocation
-//! read masked. Each request carries the invocation's `X-Request-Id` and a `traceparent` of its own span
-//! (unless the script set them), and is counted in the metrics by server, declared host and status class.
+//! (with its request and trace ids): never headers, query values or bodies, and the path with every
+//! secret the invocation read masked. Each request carries the invocation's `X-Request-Id` and a
+//! `traceparent` of its own span (unless the script set them), and is counted in the metrics by server,
+//! declared host and status class.
 
 pub mod functions;
 
