@@ -148,11 +148,10 @@ impl Records {
     pub fn prune(&self, keep: usize, before: i64) -> Result<u64> {
         let conn = self.conn();
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        // Ids grow by one per record and records only ever go from the old end, so the newest `keep`
+        // are those above the last id minus `keep`: no walk over the rows kept.
         let by_count = conn
-            .execute(
-                "DELETE FROM invocations WHERE id <= (SELECT id FROM invocations ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-                [keep],
-            )
+            .execute("DELETE FROM invocations WHERE id <= (SELECT MAX(id) FROM invocations) - ?1", [keep])
             .map_err(db_error)?;
         let by_age = conn.execute("DELETE FROM invocations WHERE time < ?1", [before]).map_err(db_error)?;
         Ok((by_count + by_age) as u64)
