@@ -414,46 +414,113 @@ async fn concurrent_copies_of_a_delivery_run_the_handler_once() {
     assert_eq!(events(&server, "hook_github").await.len(), 1);
 }
 
-#[tokio::test]
-async fn a_failed_handler_is_recorded_survives_a_restart_and_is_replayed() {
+/// A mock whose `/ran/` answers 500 to the first `failures` requests (all of them with `None`), 200 after.
+async fn failing_mock(failures: Option<u64>) -> MockServer {
     let mock = MockServer::start().await;
-    Mock::given(method("POST"))
+    let failure = Mock::given(method("POST"))
         .and(path_regex("^/ran/"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("handler's downstream is down"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&mock)
-        .await;
+        .respond_with(ResponseTemplate::new(500).set_body_string("the handler's downstream is down"));
+    match failures {
+        Some(n) => failure.up_to_n_times(n).with_priority(1).mount(&mock).await,
+        None => failure.mount(&mock).await,
+    }
     Mock::given(method("POST")).and(path_regex("^/ran/")).respond_with(ResponseTemplate::new(200)).mount(&mock).await;
-    let server = start_hooks(&mock, &[], true);
+    mock
+}
+
+/// The event `cid` once the queue has brought it to `status`, on its own time (a minute at most).
+async fn once_settled(server: &Server, name: &str, cid: &str, status: &str) -> Value {
+    for _ in 0..600 {
+        let listed = events(server, name).await;
+        if let Some(event) = listed.iter().find(|e| e["cid"] == cid && e["status"] == status) {
+            return event.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("event {cid} never became {status}: {:?}", events(server, name).await);
+}
+
+/// Delivers GitHub's test event to `hook_github`, expecting the handler to fail: the provider is
+/// answered 202 all the same, with the event's CID.
+async fn deliver_failing(server: &Server) -> String {
     let github = provider("github");
     let headers = signed(&github, &github.secret, github.body, "", now());
-
-    let response = deliver(&server, "hook_github", &headers, github.body).await;
+    let response = deliver(server, "hook_github", &headers, github.body).await;
     let cid = response.headers()["x-webhook-event"].to_str().unwrap().to_owned();
-    expect_error(response, 500, "upstream").await;
-    let listed = events(&server, "hook_github").await;
-    assert_eq!(
-        (listed[0]["status"].as_str(), listed[0]["outcome"]["type"].as_str()),
-        (Some("failed"), Some("upstream"))
-    );
+    let (status, body) = json(response).await;
+    assert_eq!((status, body), (202, json!({"cid": cid, "status": "failed"})));
+    cid
+}
 
-    let server = server.restart();
-    let listed = events(&server, "hook_github").await;
-    assert_eq!((listed[0]["cid"].as_str(), listed[0]["status"].as_str()), (Some(cid.as_str()), Some("failed")));
-    // The provider's retry after the restart is still a duplicate: it runs nothing.
+#[tokio::test]
+async fn a_handler_failing_twice_is_retried_until_it_succeeds_with_no_manual_step() {
+    let mock = failing_mock(Some(2)).await;
+    let server = start_hooks(&mock, &["--webhook-backoff-ms", "50"], true);
+    let cid = deliver_failing(&server).await;
+
+    let event = once_settled(&server, "hook_github", &cid, "handled").await;
+    assert_eq!((event["attempts"].as_u64(), &event["outcome"]), (Some(3), &json!({"status": 200})));
+    assert_eq!(event["next_attempt_at"], Value::Null);
+    let runs = reported(&mock, "github").await;
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|run| run == &runs[0] && run["cid"] == cid), "every attempt gets the very same event");
+    // The provider's own retry is a duplicate: it runs nothing again.
+    let github = provider("github");
+    let headers = signed(&github, &github.secret, github.body, "", now());
     let (status, body) = json(deliver(&server, "hook_github", &headers, github.body).await).await;
     assert_eq!((status, body), (200, json!({"cid": cid, "duplicate": true})));
-    assert_eq!(reported(&mock, "github").await.len(), 1);
+    assert_eq!(reported(&mock, "github").await.len(), 3);
+}
 
+#[tokio::test]
+async fn a_handler_failing_every_attempt_ends_dead_with_its_last_error_and_can_be_replayed() {
+    let mock = failing_mock(None).await;
+    let server = start_hooks(&mock, &["--webhook-attempts", "3", "--webhook-backoff-ms", "20"], true);
+    let cid = deliver_failing(&server).await;
+
+    let event = once_settled(&server, "hook_github", &cid, "dead").await;
+    assert_eq!(event["attempts"], 3);
+    assert_eq!((event["outcome"]["type"].as_str(), event["outcome"]["status"].as_u64()), (Some("upstream"), Some(500)));
+    assert_eq!(event["next_attempt_at"], Value::Null);
+    assert_eq!(reported(&mock, "github").await.len(), 3, "three attempts, then none");
+
+    let listing = |status: &str| server.url(&format!("/api/webhooks/hook_github/events?status={status}"));
+    let list = |status: &str| server.client.get(listing(status)).bearer_auth(server.admin_token()).send();
+    let (code, dead) = json(list("dead").await.unwrap()).await;
+    assert_eq!((code, dead["events"][0]["cid"].as_str()), (200, Some(cid.as_str())));
+    for status in ["failed", "pending", "handled"] {
+        let (code, none) = json(list(status).await.unwrap()).await;
+        assert_eq!((code, none["events"].as_array().map(Vec::len)), (200, Some(0)), "{status}");
+    }
+    let error = expect_error(list("lost").await.unwrap(), 400, "bad_request").await;
+    assert!(error["message"].as_str().unwrap().contains("unknown event status 'lost'"), "{error}");
+
+    // Once the downstream is back, an operator replays the dead event.
+    mock.reset().await;
+    Mock::given(method("POST")).and(path_regex("^/ran/")).respond_with(ResponseTemplate::new(200)).mount(&mock).await;
     let (status, body) = replay(&server, "hook_github", &cid).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["event"]["status"], "handled");
-    assert_eq!(body["event"]["attempts"], 2);
-    let runs = reported(&mock, "github").await;
-    assert_eq!(runs.len(), 2);
-    assert_eq!(runs[0], runs[1], "the replay gets the very same event");
-    assert_eq!(runs[1]["cid"], cid);
+    assert_eq!((body["event"]["status"].as_str(), body["event"]["attempts"].as_u64()), (Some("handled"), Some(4)));
+    assert_eq!(reported(&mock, "github").await[0]["cid"], cid);
+}
+
+#[tokio::test]
+async fn waiting_events_are_handled_after_a_restart() {
+    let mock = failing_mock(None).await;
+    // A run cut short by the stop is due again when its lease ends: the longest run allowed, and a margin.
+    let mut server = start_hooks(&mock, &["--webhook-backoff-ms", "300", "--max-timeout-ms", "5000"], true);
+    let cid = deliver_failing(&server).await;
+    server.stop();
+    // Every attempt of the first process failed; the downstream comes back while no process runs.
+    let attempts_before = reported(&mock, "github").await.len();
+    assert!(attempts_before >= 1);
+    mock.reset().await;
+    Mock::given(method("POST")).and(path_regex("^/ran/")).respond_with(ResponseTemplate::new(200)).mount(&mock).await;
+
+    let server = server.restart();
+    let event = once_settled(&server, "hook_github", &cid, "handled").await;
+    assert!(event["attempts"].as_u64().unwrap() > attempts_before as u64, "{event}");
+    assert_eq!(reported(&mock, "github").await.len(), 1, "the new process ran it once");
 }
 
 #[tokio::test]

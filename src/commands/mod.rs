@@ -91,6 +91,13 @@ pub struct ServeArgs {
     /// signatures that cover the URL (Twilio) use it. Default: the scheme and Host of the request.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<url::Url>,
+    /// How many times a webhook handler runs before its event is `dead` (the first run included).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub webhook_attempts: u32,
+    /// The wait before a failed webhook handler's first retry; each later one doubles it (at most an
+    /// hour), with jitter.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    pub webhook_backoff_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -174,6 +181,8 @@ pub fn serve(args: ServeArgs) -> Exit {
         return Err(usage(format!("--public-url takes an http or https URL, not {url}")));
     }
     settings.public_url = args.public_url;
+    settings.webhook_retry.attempts = args.webhook_attempts;
+    settings.webhook_retry.base = Duration::from_millis(args.webhook_backoff_ms.max(1));
     let boot = args.boot.or_else(|| {
         let local = PathBuf::from("boot/default.boot.json");
         local.exists().then_some(local)
@@ -195,6 +204,7 @@ pub fn serve(args: ServeArgs) -> Exit {
             .map(|(path, image)| crate::reload::watch(runtime.clone(), path, image))
             .transpose()
             .map_err(failed)?;
+        tokio::spawn(crate::webhooks::queue::worker(runtime.clone()));
         let address = listener.local_addr().map_or(args.listen, |a| a);
         tracing::info!(data = %runtime.data_dir().display(), servers = runtime.servers().len(), "ready");
         match std::env::var_os(crate::keys::ADMIN_TOKEN_ENV) {

@@ -134,6 +134,12 @@ impl Server {
         Server { child, base, dir, client: reqwest::Client::new(), logs, args, env }
     }
 
+    /// Stops the server (killed, as a crash would); `restart` starts it again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the server and starts it again on the same directory, with the same arguments.
     pub fn restart(mut self) -> Server {
         let _ = self.child.kill();
