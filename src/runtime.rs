@@ -55,6 +55,8 @@ pub struct Settings {
     /// and webhook signatures that cover the URL (Twilio) use it; else the scheme and Host of the request.
     pub public_url: Option<url::Url>,
     pub webhook_retry: WebhookRetry,
+    /// List every enabled server as an MCP tool, not only those that can run (`--mcp-all-tools`).
+    pub mcp_all_tools: bool,
 }
 
 /// How the webhook queue retries a handler that failed (`serve --webhook-attempts`,
@@ -89,6 +91,7 @@ impl Settings {
             invoke_access: Default::default(),
             public_url: None,
             webhook_retry: WebhookRetry::default(),
+            mcp_all_tools: false,
         }
     }
 }

@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// hour), with jitter.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     pub webhook_backoff_ms: u64,
+    /// List every enabled server as an MCP tool, not only those whose secrets or OAuth connection are set.
+    #[arg(long)]
+    pub mcp_all_tools: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -181,6 +184,7 @@ pub fn serve(args: ServeArgs) -> Exit {
         return Err(usage(format!("--public-url takes an http or https URL, not {url}")));
     }
     settings.public_url = args.public_url;
+    settings.mcp_all_tools = args.mcp_all_tools;
     settings.webhook_retry.attempts = args.webhook_attempts;
     settings.webhook_retry.base = Duration::from_millis(args.webhook_backoff_ms.max(1));
     let boot = args.boot.or_else(|| {
@@ -306,9 +310,21 @@ pub fn cid(files: &[PathBuf]) -> Exit {
 
 /// `switchboard mcp`: MCP over stdio until the client closes it. Logs go to stderr, never stdout,
 /// which carries the protocol.
-pub fn mcp(state: DataDirArg) -> Exit {
+#[derive(Debug, Clone, Args)]
+pub struct McpArgs {
+    /// List every enabled server as a tool, not only those whose secrets or OAuth connection are set.
+    #[arg(long)]
+    pub all_tools: bool,
+    #[command(flatten)]
+    pub state: DataDirArg,
+}
+
+/// `switchboard mcp`: MCP over stdio.
+pub fn mcp(args: McpArgs) -> Exit {
     init_logging("warn");
-    let runtime = open(state.settings())?;
+    let mut settings = args.state.settings();
+    settings.mcp_all_tools = args.all_tools;
+    let runtime = open(settings)?;
     tokio_runtime()?.block_on(crate::mcp::stdio::serve(runtime)).map_err(failed)
 }
 

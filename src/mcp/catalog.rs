@@ -4,7 +4,7 @@
 //! page showed: the next page starts after it even if servers came or went in between. A catalog is
 //! built once per registry snapshot and shared until a reload swaps in a new snapshot.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -78,8 +78,15 @@ impl Catalog {
         self.entries.binary_search_by(|entry| entry.tool.name.as_ref().cmp(name)).ok().map(|i| &self.entries[i])
     }
 
-    /// The page after `cursor` of the tools `access` covers; an unreadable cursor is an error.
-    pub fn page(&self, access: &Access, cursor: Option<&str>, size: usize) -> Result<Page, String> {
+    /// The page after `cursor` of the tools `access` covers, of the servers in `only` if given; an
+    /// unreadable cursor is an error.
+    pub fn page(
+        &self,
+        access: &Access,
+        only: Option<&HashSet<String>>,
+        cursor: Option<&str>,
+        size: usize,
+    ) -> Result<Page, String> {
         let start = match cursor {
             None => 0,
             Some(cursor) => {
@@ -91,7 +98,9 @@ impl Catalog {
                 self.entries.partition_point(|entry| entry.tool.name.as_ref() <= after.as_str())
             }
         };
-        let mut visible = self.entries[start..].iter().filter(|entry| access.covers(&entry.server));
+        let shown =
+            |entry: &&Entry| access.covers(&entry.server) && only.is_none_or(|only| only.contains(&entry.server));
+        let mut visible = self.entries[start..].iter().filter(shown);
         let tools: Vec<Tool> = visible.by_ref().take(size).map(|entry| entry.tool.clone()).collect();
         let more = visible.next().is_some();
         let next = match (more, tools.last()) {
@@ -208,7 +217,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runtime = Runtime::open(Settings::new(dir.path().into())).unwrap();
         let catalog = Catalog::build(&runtime.servers());
-        let (all, none) = catalog.page(&Access::All, None, usize::MAX).unwrap();
+        let (all, none) = catalog.page(&Access::All, None, None, usize::MAX).unwrap();
         assert_eq!(none, None);
         let names: Vec<&str> = all.iter().map(|t| t.name.as_ref()).collect();
         assert!(names.windows(2).all(|pair| pair[0] < pair[1]), "sorted and unique");
@@ -217,7 +226,7 @@ mod tests {
         let mut paged = Vec::new();
         let mut cursor = None;
         loop {
-            let (tools, next) = catalog.page(&Access::All, cursor.as_deref(), 7).unwrap();
+            let (tools, next) = catalog.page(&Access::All, None, cursor.as_deref(), 7).unwrap();
             assert!(tools.len() <= 7);
             paged.extend(tools);
             match next {
@@ -226,10 +235,10 @@ mod tests {
             }
         }
         assert_eq!(paged, all);
-        assert!(catalog.page(&Access::All, Some("not a cursor!"), 7).unwrap_err().contains("not a cursor"));
+        assert!(catalog.page(&Access::All, None, Some("not a cursor!"), 7).unwrap_err().contains("not a cursor"));
 
         let limited = Access::only(["stripe"]);
-        let (tools, _) = catalog.page(&limited, None, usize::MAX).unwrap();
+        let (tools, _) = catalog.page(&limited, None, None, usize::MAX).unwrap();
         assert!(tools.len() > 1 && tools.iter().all(|t| t.name == "stripe" || t.name.starts_with("stripe__")));
     }
 }

@@ -12,6 +12,7 @@
 //! module supplies what is particular to Switchboard:
 //!
 //! * [`catalog`] — the tool list derived from a registry snapshot, sorted and paged;
+//! * [`runnable`] — which servers can run now, the ones the list shows unless asked for all;
 //! * [`call`] — one tool call as an invocation, and its result or error as a tool result;
 //! * [`access`] — which servers a caller may use (set by whatever authenticates it);
 //! * [`handler`] — rmcp's `ServerHandler` tying these together;
@@ -22,6 +23,7 @@ pub mod call;
 pub mod catalog;
 pub mod handler;
 pub mod http;
+pub mod runnable;
 pub mod stdio;
 
 pub use access::Access;
