@@ -151,7 +151,8 @@ async fn exercise(client: &Client, mock: &MockServer) {
     assert_eq!(json_of(&listed), json!([{ "number": 7, "title": "Bug" }]));
     let schema = |name: &str| tools.iter().find(|t| t.name == name).unwrap().input_schema.clone();
     assert_eq!(schema("github__list_issues")["properties"]["all_pages"]["type"], "boolean");
-    assert!(schema("github__create_issue")["properties"].get("all_pages").is_none(), "only reads page");
+    assert!(schema("github__create_issue")["properties"].get("all_pages").is_none(), "only lists page");
+    assert!(schema("github__get_repo")["properties"].get("all_pages").is_none(), "a read that is not a list");
     assert!(schema("echo")["properties"].get("all_pages").is_none(), "only servers that declare pagination");
     let one = call(client, "github__list_issues", json!({ "owner": "octo", "repo": "paged" })).await;
     assert_eq!(json_of(&one), json!([{ "number": 1 }, { "number": 2 }]));

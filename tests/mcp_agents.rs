@@ -88,10 +88,40 @@ async fn the_default_list_holds_the_servers_that_can_run_and_a_setting_lists_all
     }
 
     let all = start(&mock, true);
-    let every = report(&python, &all).await;
-    let every: Vec<&str> = every["tools"].as_object().unwrap().keys().map(String::as_str).collect();
+    let listed_all = report(&python, &all).await;
+    let every: Vec<&str> = listed_all["tools"].as_object().unwrap().keys().map(String::as_str).collect();
     assert!(every.len() > names.len() + 100, "{} tools listed with --mcp-all-tools", every.len());
     for expected in ["slack", "zendesk", "box", "github__list_issues", "stripe__create_payment_intent"] {
         assert!(every.contains(&expected), "{expected}");
+    }
+}
+
+#[tokio::test]
+async fn each_server_tool_is_described_from_its_own_meta() {
+    let Some(python) = common::python_mcp_client() else { return };
+    let mock = stripe_mock().await;
+    let server = start(&mock, true);
+    let report = report(&python, &server).await;
+    let tool = |name: &str| report["tools"][name].clone();
+    let text = |name: &str| {
+        let tool = tool(name);
+        format!("{} {} {}", tool["description"], tool["input"]["properties"]["endpoint"], tool["input"]["properties"]["data"])
+    };
+    for name in ["echo", "zendesk", "postgresql", "slack", "github"] {
+        assert!(!text(name).contains("/v1/customers"), "{name} borrows Stripe's example: {}", text(name));
+    }
+    assert!(text("stripe").contains("/v1/customers"), "{}", text("stripe"));
+    assert!(text("zendesk").contains("/users/me.json"), "{}", text("zendesk"));
+    assert!(text("github").contains("/repos/{owner}/{repo}"), "{}", text("github"));
+    for database in ["postgresql", "mysql"] {
+        let described = text(database);
+        let example = ["SQL", "POST /", " with data {", "\\\"sql\\\": …", "\\\"params\\\": …"];
+        assert!(example.iter().all(|part| described.contains(part)), "{described}");
+    }
+    // `all_pages` only where a list pages.
+    let takes_all_pages = |name: &str| tool(name)["input"]["properties"].get("all_pages").is_some();
+    assert!(takes_all_pages("stripe__list_customers") && takes_all_pages("github__list_issues"));
+    for name in ["stripe__get_customer", "github__get_repo", "stripe__create_customer", "echo"] {
+        assert!(!takes_all_pages(name), "{name}");
     }
 }

@@ -49,7 +49,7 @@ pub async fn call(
 /// The invocation a tool call stands for.
 fn request(entry: &Entry, mut arguments: JsonObject) -> Result<Invocation, Error> {
     let target = Target::Name(entry.server.clone());
-    let all_pages = match entry.script.meta.pages() {
+    let all_pages = match entry.pages {
         true => match arguments.remove(super::catalog::ALL_PAGES) {
             None | Some(Value::Null) => false,
             Some(Value::Bool(all)) => all,

@@ -36,6 +36,9 @@ pub struct Entry {
     pub script: Arc<Script>,
     /// The operation this tool stands for; `None` for the server's own `{name}` tool.
     pub operation: Option<usize>,
+    /// The tool takes `all_pages`: the server declares how its lists page, and this is its own tool
+    /// or an operation that lists (`paginated`).
+    pub pages: bool,
 }
 
 impl Entry {
@@ -118,27 +121,23 @@ fn object(value: serde_json::Value) -> Arc<JsonObject> {
 /// `{name}`: the whole API through `endpoint`, `method` and `data`, as the HTTP call style takes them.
 fn server_entry(name: &str, script: &Arc<Script>) -> Entry {
     let meta = &script.meta;
-    let mut description = format!("{}: {}", meta.title, meta.description);
-    if !meta.base_url.is_empty() {
-        description.push_str(&format!(" Calls {} (endpoint is the path and query after it).", meta.base_url));
-    }
-    if !meta.docs.is_empty() {
-        description.push_str(&format!(" API reference: {}", meta.docs));
-    }
+    let texts = super::description::server_tool(name, meta);
     let schema = object(json!({
         "type": "object",
         "properties": {
-            "endpoint": { "type": "string", "description": "Path and query string, e.g. /v1/customers?limit=3 (default: the server's own default call)." },
+            "endpoint": { "type": "string", "description": texts.endpoint },
             "method": { "type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"], "description": "HTTP method (default GET)." },
-            "data": { "description": "The request body (JSON) for POST, PUT, PATCH and DELETE; for GET, a map becomes query parameters." },
+            "data": { "description": texts.data },
         },
         "additionalProperties": false,
     }));
-    let schema = with_all_pages(schema, meta.pages());
-    let tool = Tool::new(name.to_owned(), description, schema)
-        .with_title(meta.title.clone())
-        .with_annotations(ToolAnnotations::with_title(meta.title.clone()).open_world(true));
-    Entry { tool, server: name.to_owned(), script: script.clone(), operation: None }
+    let pages = meta.pages();
+    let schema = with_all_pages(schema, pages);
+    let title = if meta.title.is_empty() { name.to_owned() } else { meta.title.clone() };
+    let tool = Tool::new(name.to_owned(), texts.description, schema)
+        .with_title(title.clone())
+        .with_annotations(ToolAnnotations::with_title(title).open_world(true));
+    Entry { tool, server: name.to_owned(), script: script.clone(), operation: None, pages }
 }
 
 /// `{name}__{operation}`: one named call with its own input schema.
@@ -150,9 +149,10 @@ fn operation_entry(name: String, server: &str, script: &Arc<Script>, index: usiz
         .read_only(read_only)
         .destructive(op.method == "DELETE")
         .open_world(true);
-    let input = with_all_pages(Arc::new(op.input.clone()), read_only && script.meta.pages());
+    let pages = op.paginated && script.meta.pages();
+    let input = with_all_pages(Arc::new(op.input.clone()), pages);
     let tool = Tool::new(name, description, input).with_title(title).with_annotations(annotations);
-    Entry { tool, server: server.to_owned(), script: script.clone(), operation: Some(index) }
+    Entry { tool, server: server.to_owned(), script: script.clone(), operation: Some(index), pages }
 }
 
 /// The argument that asks for every page of a list, on the tools of servers that declare pagination.

@@ -29,6 +29,9 @@ pub struct Operation {
     pub input: Map<String, Value>,
     /// `input`, compiled.
     pub schema: Schema,
+    /// The operation lists something in pages (`paginated: true`), as `META.api.pagination` says:
+    /// a caller may ask for every page.
+    pub paginated: bool,
 }
 
 /// An operation's `input` compiled into a validator, once, when the script loads.
@@ -65,6 +68,11 @@ impl Operation {
             return Err(format!("method must be one of {}", METHODS.join(", ")));
         }
         let endpoint = text("endpoint")?.ok_or("endpoint is required")?.to_owned();
+        let paginated = match map.get("paginated") {
+            None => false,
+            Some(Value::Bool(paginated)) => *paginated,
+            Some(_) => return Err("paginated must be true or false".into()),
+        };
         if !endpoint.starts_with('/') {
             return Err("endpoint must be a path starting with '/'".into());
         }
@@ -77,8 +85,8 @@ impl Operation {
         let schema = jsonschema::validator_for(&Value::Object(input.clone()))
             .map_err(|e| format!("input is not a JSON Schema this server can check: {e}"))?;
         let schema = Schema(Arc::new(schema));
-        let operation =
-            Operation { name: name.to_owned(), description: description.to_owned(), method, endpoint, input, schema };
+        let description = description.to_owned();
+        let operation = Operation { name: name.to_owned(), description, method, endpoint, input, schema, paginated };
         operation.check_input()?;
         Ok(operation)
     }
@@ -203,6 +211,7 @@ pub(crate) mod tests {
             (json!({"description": "d", "endpoint": "/x/{a-b}"}), "not a field name"),
             (json!({"description": "d", "endpoint": "/x", "input": {"type": "array"}}), "\"type\": \"object\""),
             (json!({"description": "d", "endpoint": "/x", "input": []}), "JSON Schema object"),
+            (json!({"description": "d", "endpoint": "/x", "paginated": "yes"}), "paginated must be true or false"),
             (
                 json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "properties": {"a": {"type": "text"}}}}),
                 "not a JSON Schema this server can check",
