@@ -105,7 +105,10 @@ async fn each_server_tool_is_described_from_its_own_meta() {
     let tool = |name: &str| report["tools"][name].clone();
     let text = |name: &str| {
         let tool = tool(name);
-        format!("{} {} {}", tool["description"], tool["input"]["properties"]["endpoint"], tool["input"]["properties"]["data"])
+        format!(
+            "{} {} {}",
+            tool["description"], tool["input"]["properties"]["endpoint"], tool["input"]["properties"]["data"]
+        )
     };
     for name in ["echo", "zendesk", "postgresql", "slack", "github"] {
         assert!(!text(name).contains("/v1/customers"), "{name} borrows Stripe's example: {}", text(name));

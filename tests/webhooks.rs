@@ -702,3 +702,104 @@ async fn the_readme_example_runs() {
     assert!(stdout.contains(&format!("{{\"cid\":\"{}\"}}", listed[0]["cid"].as_str().unwrap())), "{stdout}");
     assert!(stdout.contains("\"delivery_id\":\"72d3162e-cc78-11e3-81ab-4c9367dc0958\""), "{stdout}");
 }
+
+/// The catalog server receiving each provider's deliveries, and the secret its signature is keyed with.
+fn catalog_server(scheme: &str) -> (&'static str, &'static str) {
+    match scheme {
+        "stripe" => ("stripe", "STRIPE_WEBHOOK_SECRET"),
+        "github" => ("github", "GITHUB_WEBHOOK_SECRET"),
+        "slack" => ("slack", "SLACK_SIGNING_SECRET"),
+        "shopify" => ("shopify", "SHOPIFY_WEBHOOK_SECRET"),
+        "twilio" => ("twilio", "TWILIO_AUTH_TOKEN"),
+        _ => ("openai_chat", "OPENAI_WEBHOOK_SECRET"),
+    }
+}
+
+#[tokio::test]
+async fn catalog_webhook_servers_forward_each_verified_event_to_the_configured_url() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST")).and(path_regex("^/hooks/")).respond_with(ResponseTemplate::new(204)).mount(&mock).await;
+    let mut env: Vec<(String, String)> = Vec::new();
+    for p in providers() {
+        let (name, secret) = catalog_server(p.scheme);
+        env.push((secret.to_owned(), p.secret.clone()));
+        env.push((format!("{}_WEBHOOK_FORWARD_URL", name.to_uppercase()), format!("{}/hooks/{name}", mock.uri())));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_default(&[], &env);
+
+    for p in providers() {
+        let (name, _) = catalog_server(p.scheme);
+        let url = server.url(&format!("/webhooks/{name}"));
+        let response = deliver(&server, name, &signed(&p, &p.secret, p.body, &url, now()), p.body).await;
+        let cid = response.headers()["x-webhook-event"].to_str().unwrap().to_owned();
+        let (status, body) = json_or_text(response).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let received = mock.received_requests().await.unwrap();
+        let forwarded: Vec<Value> = received
+            .iter()
+            .filter(|r| r.url.path() == format!("/hooks/{name}"))
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        assert_eq!(forwarded.len(), 1, "{name}");
+        assert_eq!((forwarded[0]["id"].as_str(), forwarded[0]["cid"].as_str()), (Some(p.id), Some(cid.as_str())));
+        let listed = events(&server, name).await;
+        assert_eq!(
+            (listed[0]["status"].as_str(), listed[0]["attempts"].as_u64()),
+            (Some("handled"), Some(1)),
+            "{name}"
+        );
+    }
+}
+
+/// A response's status and body, JSON or not (Twilio's handler answers TwiML).
+async fn json_or_text(response: reqwest::Response) -> (u16, String) {
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn without_a_forward_url_a_catalog_server_keeps_the_event_and_sends_nothing() {
+    let github = provider("github");
+    let server = Server::start_default(&[], &[("GITHUB_WEBHOOK_SECRET", &github.secret)]);
+    let headers = signed(&github, &github.secret, github.body, "", now());
+    let response = deliver(&server, "github", &headers, github.body).await;
+    let cid = response.headers()["x-webhook-event"].to_str().unwrap().to_owned();
+    assert_eq!(json(response).await, (200, json!({"cid": cid})));
+    assert_eq!(events(&server, "github").await[0]["status"], "handled");
+}
+
+#[tokio::test]
+async fn events_handed_to_another_server_run_its_handler() {
+    let mock = recording_mock().await;
+    let github_script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/github.rhai")).unwrap();
+    let triage = "const META = #{ title: \"Triage\", description: \"handles GitHub's events\", base_url: \"http://127.0.0.1:9\" };
+fn main(endpoint, method, data) { () }
+fn webhook(event) { api::call(global::META, \"/ran/triage\", \"POST\", event); #{ triaged: event.id } }";
+    let github = provider("github");
+    let base = mock.uri();
+    let env = [
+        ("GITHUB_WEBHOOK_SECRET", github.secret.as_str()),
+        ("GITHUB_WEBHOOK_SERVER", "triage"),
+        ("TRIAGE_BASE_URL", base.as_str()),
+    ];
+    let server = Server::start_with(&[("github", github_script.as_str()), ("triage", triage)], &[], &env);
+    let headers = signed(&github, &github.secret, github.body, "", now());
+    let (status, body) = json(deliver(&server, "github", &headers, github.body).await).await;
+    assert_eq!((status, body), (200, json!({"triaged": "gh-1"})));
+    let runs = reported(&mock, "triage").await;
+    assert_eq!((runs.len(), runs[0]["body"].clone()), (1, serde_json::from_str::<Value>(github.body).unwrap()));
+    assert_eq!(events(&server, "github").await[0]["status"], "handled");
+}
+
+#[tokio::test]
+async fn the_forward_url_is_a_destination_only_of_servers_that_receive_webhooks() {
+    let mock = recording_mock().await;
+    let plain =
+        "const META = #{ title: \"Plain\", description: \"receives no webhooks\", base_url: \"http://127.0.0.1:9\" };
+fn main(endpoint, method, data) { webhook::forward(#{ cid: \"x\" }) }";
+    let forward = format!("{}/ran/plain", mock.uri());
+    let server = Server::start_with(&[("plain", plain)], &[], &[("PLAIN_WEBHOOK_FORWARD_URL", forward.as_str())]);
+    let error = expect_error(server.get("/plain/go").await, 403, "forbidden").await;
+    assert!(error["host"].as_str().unwrap().starts_with("127.0.0.1:"), "{error}");
+    assert!(mock.received_requests().await.unwrap().is_empty(), "nothing sent");
+}

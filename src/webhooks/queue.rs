@@ -9,6 +9,9 @@
 //! [`Runtime::invoke`] like every other, and its outcome settles the event: `handled`, or `failed` with
 //! the next attempt after an exponential backoff with jitter, or `dead` after the last attempt allowed.
 //!
+//! The handler is the server's `fn webhook(event)`, or, when the operator set `<NAME>_WEBHOOK_SERVER`,
+//! that server's: events handed to another server run there, with its secrets and in its sandbox.
+//!
 //! The receiver makes the first attempt at once, so that the handler's answer can still be the
 //! provider's response (Slack's challenge, Twilio's TwiML); the [`worker`] of `serve` makes the rest,
 //! and resumes on start whatever a stopped process left waiting.
@@ -23,6 +26,7 @@ use crate::cid::Cid;
 use crate::engine::{Data, Function};
 use crate::error::{Error, Result};
 use crate::invoke::{Invocation, Invoked, Target};
+use crate::meta::webhook::HANDED_TO;
 use crate::modules::http::backoff;
 use crate::runtime::Runtime;
 use crate::store::{Change, EventStatus, Op};
@@ -68,11 +72,19 @@ impl Runtime {
         }
     }
 
+    /// The server another one's events are handed to (`<NAME>_WEBHOOK_SERVER`), if the operator said.
+    pub fn handed_to(&self, server: &str) -> Option<String> {
+        let handler = self.services.variable(&format!("{}_{HANDED_TO}", server.to_uppercase()))?;
+        Some(handler.trim().to_owned()).filter(|handler| !handler.is_empty())
+    }
+
     /// Runs the handler for attempt `number` of a claimed event and settles the event by its outcome.
+    /// The handler is `fn webhook(event)` of the server, or of the one its events are handed to.
     async fn run_claimed(self: &Arc<Self>, server: &str, cid: Cid, number: u32) -> Attempt {
         let invoked = match self.stored_event(cid).await {
             Ok(event) => {
-                let mut invocation = Invocation::with_method(Target::Name(server.to_owned()), "POST".into());
+                let handler = self.handed_to(server).unwrap_or_else(|| server.to_owned());
+                let mut invocation = Invocation::with_method(Target::Name(handler), "POST".into());
                 invocation.function = Function::Webhook;
                 invocation.data = Data::Value(event);
                 self.invoke(invocation).await

@@ -47,7 +47,7 @@ impl Runtime {
             Ok(found) => found,
             Err(error) => return Received { invoked: Invoked { script: None, result: Err(error) }, event: None },
         };
-        let handled = script.defines(Function::Webhook);
+        let handled = script.defines(Function::Webhook) || self.handed_to(name).is_some();
         let answer = |result: Result<Reply>, event| Received {
             invoked: Invoked { script: Some(script.clone()), result },
             event,
@@ -140,7 +140,7 @@ impl Runtime {
     /// then stands.
     pub async fn replay_webhook(self: &Arc<Self>, name: &str, cid: Cid) -> Result<WebhookEvent> {
         let (script, _) = self.receiving(name).await?;
-        if !script.defines(Function::Webhook) {
+        if !script.defines(Function::Webhook) && self.handed_to(name).is_none() {
             return Err(Error::BadRequest(format!(
                 "server '{name}' defines no fn webhook(event) to replay the event to"
             )));
