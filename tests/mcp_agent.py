@@ -34,6 +34,8 @@ async def main(mode, url):
         report["unknown"] = await call(client, intent, {"amount": 1000, "currency": "usd", "injected": "x"})
         report["missing"] = await call(client, intent, {})
         report["right"] = await call(client, intent, {"amount": 1000, "currency": "usd"})
+        report["server_tool_method"] = await call(client, "echo", {"endpoint": "/x", "method": "FETCH"})
+        report["server_tool_unknown"] = await call(client, "echo", {"endpoint": "/x", "injected": 1})
     print(json.dumps(report))
 
 

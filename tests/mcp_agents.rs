@@ -68,6 +68,10 @@ async fn wrong_arguments_are_refused_naming_each_field_and_nothing_is_sent() {
     let received = mock.received_requests().await.unwrap();
     assert_eq!(received.len(), 1, "the refused calls sent nothing");
     assert_eq!(String::from_utf8_lossy(&received[0].body), "amount=1000&currency=usd");
+    // A server's own tool holds its arguments to its schema too.
+    let method = error_of(&report["server_tool_method"]);
+    assert_eq!(wrong_fields(&method), vec!["method"], "{method}");
+    assert_eq!(wrong_fields(&error_of(&report["server_tool_unknown"])), vec!["injected"]);
     // The schema the client was given says the same: no argument beyond those it names.
     let input = &report["tools"]["stripe__create_payment_intent"]["input"];
     assert_eq!(input["additionalProperties"], false, "{input}");

@@ -13,7 +13,8 @@ use super::invalid::Invalid;
 /// Longest operation name: with `__` and a server name it must still fit a 64-character tool name.
 const MAX_NAME: usize = 48;
 
-const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+/// The methods an operation, or a call through a server's own tool, may use.
+pub const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 
 /// One entry of `META.operations`.
 #[derive(Debug, Clone, PartialEq)]
