@@ -151,6 +151,61 @@ fn main(endpoint, method, data) { secret::require("TRAVELLING") }"#,
     assert!(stderr(&wrong).contains("wrong passphrase"), "{}", stderr(&wrong));
 }
 
+/// An image exported with secrets, imported without its passphrase: refused with nothing changed, unless
+/// the importer says `--without-secrets`; `verify` says what the image carries.
+#[test]
+fn an_image_carrying_secrets_is_refused_without_its_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    assert!(common::cli(&one, &["secret", "set", "TRAVELLING"], "very-secret-value").status.success());
+    let sealed = dir.path().join("sealed.image");
+    let pass = [("SWITCHBOARD_IMAGE_PASSPHRASE", "correct horse battery")];
+    assert!(run(&one, &["boot", "export", "--with-secrets", "-o", sealed.to_str().unwrap()], &pass).status.success());
+    let image = sealed.to_str().unwrap();
+
+    let verified = run(dir.path(), &["boot", "verify", image], &[]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert!(stdout(&verified).contains("carries the sealed values of 1 secret(s) (TRAVELLING): not opened"));
+    let verified = run(dir.path(), &["boot", "verify", image], &pass);
+    assert!(stdout(&verified).contains("(TRAVELLING): opened with the passphrase"), "{}", stdout(&verified));
+
+    let before = state_of(&two);
+    let refused = run(&two, &["boot", "import", image], &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("sealed values of 1 secret(s) (TRAVELLING)"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--without-secrets"), "{}", stderr(&refused));
+    assert!(!stderr(&refused).contains("imported"), "{}", stderr(&refused));
+    assert_eq!(state_of(&two), before, "a refused import changed the state");
+
+    let without = run(&two, &["boot", "import", "--without-secrets", image], &[]);
+    assert!(without.status.success(), "{}", stderr(&without));
+    assert_eq!(stdout(&run(&two, &["secret", "list"], &[])), "");
+}
+
+#[tokio::test]
+async fn the_api_refuses_an_image_carrying_secrets_without_its_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one");
+    assert!(common::cli(&one, &["secret", "set", "TRAVELLING"], "very-secret-value").status.success());
+    let sealed = dir.path().join("sealed.image");
+    let pass = [("SWITCHBOARD_IMAGE_PASSPHRASE", "correct horse battery")];
+    assert!(run(&one, &["boot", "export", "--with-secrets", "-o", sealed.to_str().unwrap()], &pass).status.success());
+    let bytes = std::fs::read(&sealed).unwrap();
+    let server = Server::start(&[]);
+    let import = |query: &str| {
+        let url = server.url(&format!("/api/boot/import{query}"));
+        server.client.post(url).bearer_auth(server.admin_token()).body(bytes.clone()).send()
+    };
+    let (status, body) = json(import("").await.unwrap()).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (422, Some("invalid_image")), "{body}");
+    assert!(body["error"]["problems"][0].as_str().unwrap().contains("without_secrets=1"), "{body}");
+    assert_eq!(json(server.get("/health").await).await.1["servers"], 1, "a refused import changed the state");
+    let (status, body) = json(import("?without_secrets=1").await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(json(server.get("/health").await).await.1["servers"].as_u64().unwrap() > 1);
+    assert_eq!(json(server.get("/api/secrets").await).await.1["secrets"], serde_json::json!([]));
+}
+
 #[test]
 fn diff_lists_added_removed_and_rebound_servers_and_variables() {
     let dir = tempfile::tempdir().unwrap();

@@ -239,6 +239,7 @@ fn refused(server: &str, url: &Url, error: RequestTokenError<Transport, BasicErr
                 response.error_description().map(|d| d.chars().take(200).collect()).unwrap_or_default();
             Error::Upstream {
                 status: 400,
+                upstream: host.to_owned(),
                 message: format!("{host} refused the token request for '{server}': {}", response.error()),
                 body: description,
             }

@@ -88,8 +88,8 @@ pub fn lacking(services: &Services, context: &Context, spec: &Spec) -> Result<Op
     match template::fill(own, services, context) {
         Ok(_) => Ok(None),
         Err(error) => match credentials::error_of(*error) {
-            Error::MissingSecret { name } if spec.access_token.is_empty() => Ok(Some(name)),
-            Error::MissingSecret { name } => Ok(Some(format!("{} or {name}", spec.access_token))),
+            Error::MissingSecret { name, .. } if spec.access_token.is_empty() => Ok(Some(name)),
+            Error::MissingSecret { name, .. } => Ok(Some(format!("{} or {name}", spec.access_token))),
             other => Err(raise(other)),
         },
     }
@@ -121,7 +121,7 @@ fn or_plain(error: EvalAltResult, plain: &str) -> Box<EvalAltResult> {
     match error {
         EvalAltResult::ErrorRuntime(value, _) if !plain.is_empty() && value.is::<Error>() => {
             match value.cast::<Error>() {
-                Error::MissingSecret { name } => raise(Error::MissingSecret { name: format!("{plain} or {name}") }),
+                Error::MissingSecret { name, .. } => raise(Error::missing_secret(format!("{plain} or {name}"))),
                 other => raise(other),
             }
         }

@@ -260,7 +260,7 @@ fn credential(options: &Options, services: &Services, context: &Context) -> Resu
             return Ok(value);
         }
     }
-    Err(raise(Error::MissingSecret { name: first.join(" or ") }))
+    Err(raise(Error::missing_secret(first.join(" or "))))
 }
 
 /// The base URL: the server's `META.base_url` (or the call's `base_url` option), or with the option `host`
