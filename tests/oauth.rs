@@ -646,6 +646,30 @@ async fn connections_are_listed_and_disconnecting_revokes_at_the_provider() {
     assert_eq!(provider.ledger().revocations.len(), 1);
 }
 
+/// `switchboard oauth connect` with nothing listening, or with another admin token, says so.
+#[test]
+fn oauth_connect_says_when_no_server_answers_or_the_token_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), "not-the-token").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let connect = |url: &str| {
+        Command::new(common::BIN)
+            .args(["oauth", "connect", "echo", "--public-url", url, "--data-dir"])
+            .arg(dir.path())
+            .env_remove("SWITCHBOARD_ADMIN_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let output = connect(&url);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no Switchboard answers at"), "{output:?}");
+    let server = Server::start(&[]);
+    let output = connect(&server.base);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("another admin token"), "{output:?}");
+}
+
 /// `oauth2-mock-server` on a free loopback port, stopped when dropped.
 struct MockAuthorizationServer {
     child: Child,
@@ -726,16 +750,20 @@ async fn the_code_flow_connects_through_oauth2_mock_server() {
     assert!(page.text().await.unwrap().contains("'mocked' is connected"));
     assert_eq!(browser.get(&callback).send().await.unwrap().status(), 400, "a state was used twice");
 
-    // `switchboard oauth connect` starts a flow from the data directory that the running server finishes.
+    // `switchboard oauth connect`, from a shell without the server's overrides, has the running server
+    // start the flow with its own: the URL leads to the peer, and the redirect URI to the server.
     let cli = Command::new(common::BIN)
         .args(["oauth", "connect", "mocked", "--public-url", &server.base, "--data-dir"])
         .arg(server.data_dir())
-        .env("MOCKED_AUTHORIZE_URL", format!("{}/authorize", peer.base))
+        .env_remove("MOCKED_AUTHORIZE_URL")
         .output()
         .unwrap();
     assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
     let printed = String::from_utf8(cli.stdout).unwrap();
     assert!(printed.starts_with(&format!("{}/authorize?", peer.base)), "{printed}");
+    let query: HashMap<String, String> =
+        reqwest::Url::parse(printed.trim()).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(query["redirect_uri"], redirect_uri);
     let back = browser.get(printed.trim()).send().await.unwrap();
     let callback = back.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(browser.get(&callback).send().await.unwrap().status(), 200);

@@ -18,8 +18,10 @@ use crate::invoke::{Invocation, Target};
 use crate::runtime::{Runtime, Settings, default_data_dir};
 
 mod boot;
+mod oauth;
 mod stdout;
 pub use boot::{BootCommand, PassphraseArg, boot};
+pub use oauth::{OAuthCommand, oauth};
 
 pub const INVOCATION_ERROR: u8 = 1;
 pub const USAGE_ERROR: u8 = 2;
@@ -409,29 +411,4 @@ fn declared_by(runtime: &Runtime, name: &str) -> String {
         true => "no registered server declares it".into(),
         false => format!("declared by {}", servers.join(", ")),
     }
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum OAuthCommand {
-    /// Start connecting a server through the browser (authorization code with PKCE): prints the URL to
-    /// open. The running server at --public-url finishes the connection; the URL is valid 10 minutes.
-    Connect {
-        name: String,
-        /// The URL browsers reach the running server at (as given to `serve --public-url`).
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-        public_url: url::Url,
-        #[command(flatten)]
-        state: DataDirArg,
-    },
-}
-
-/// `switchboard oauth connect`.
-pub fn oauth(command: OAuthCommand) -> Exit {
-    init_logging("warn");
-    let OAuthCommand::Connect { name, public_url, state } = command;
-    let runtime = open(state.settings())?;
-    let started = crate::oauth::connect::start(&runtime, &name, public_url.as_str()).map_err(failed)?;
-    stdout::line(&started.authorize_url)?;
-    eprintln!("open this URL within 10 minutes; the provider returns to {}", started.redirect_uri);
-    Ok(())
 }

@@ -31,7 +31,7 @@ use crate::store::{Change, Op};
 pub const STATE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// What a started flow gives the user.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Started {
     pub authorize_url: String,
     pub redirect_uri: String,
