@@ -14,7 +14,6 @@ async fn an_unknown_server_is_not_found() {
     assert!(error["message"].as_str().unwrap().contains("nobody"));
     expect_error(server.get("/nobody?endpoint=/x").await, 404, "not_found").await;
     expect_error(server.get("/nobody").await, 404, "not_found").await;
-    expect_error(server.get("/").await, 404, "not_found").await;
     expect_error(server.get("/api/nothing").await, 404, "not_found").await;
 }
 
