@@ -141,8 +141,14 @@ fn before_set_up(services: &Arc<Services>, spec: &Spec, server: &str, error: Eva
     match stored {
         Ok(Ok(None)) => {
             let first = missing.split(" or ").next().unwrap_or(&missing).to_owned();
+            let plain = match spec.access_token.is_empty() {
+                true => String::new(),
+                false => format!(" (or set {} to send an access token of your own)", spec.access_token),
+            };
             let first_set = |message: &str| {
-                format!("{message}; first set {missing} (`switchboard secret set {first}`), which connecting needs")
+                format!(
+                    "{message}; first set {missing} (`switchboard secret set {first}`), which connecting needs{plain}"
+                )
             };
             raise(not_connected(server, "it is not connected yet").map_text(first_set))
         }
