@@ -373,12 +373,8 @@ pub fn secret(command: SecretCommand) -> Exit {
             std::io::stdin()
                 .read_to_string(&mut value)
                 .map_err(|e| usage(format!("cannot read the value from stdin: {e}")))?;
-            let value = crate::secrets::without_trailing_newline(&value);
-            if value.is_empty() && !allow_empty {
-                return Err(usage(format!(
-                    "the value of {name} read from stdin is empty: nothing stored (--allow-empty stores an empty value)"
-                )));
-            }
+            let value = crate::secrets::given_value(&value, *allow_empty)
+                .map_err(|problem| usage(format!("{name}: {problem} (--allow-empty stores an empty value)")))?;
             let replaced = secrets.get(name).map_err(failed)?.is_some();
             secrets.set(name, value).map_err(failed)?;
             let done = if replaced { "replaced" } else { "stored" };
