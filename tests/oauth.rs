@@ -173,15 +173,23 @@ async fn token(
 
 /// The revocation endpoint: ends the presented refresh token and every access token, as providers do
 /// when a refresh token is revoked.
-async fn revoke(State(provider): State<Provider>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) {
+async fn revoke(
+    State(provider): State<Provider>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let mut ledger = provider.ledger();
     let authenticated = client_authenticated(&headers, &form);
-    if authenticated && let Some(token) = form.get("token") {
+    ledger.revocations.push((form.clone(), authenticated));
+    if !authenticated {
+        return refuse(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if let Some(token) = form.get("token") {
         ledger.refresh.remove(token);
         let all: Vec<String> = ledger.access.keys().cloned().collect();
         ledger.revoked.extend(all);
     }
-    ledger.revocations.push((form, authenticated));
+    StatusCode::OK.into_response()
 }
 
 /// The API: only a known, unrevoked, unexpired token gets through. `/echo` refuses with the token in
@@ -640,10 +648,21 @@ async fn connections_are_listed_and_disconnecting_revokes_at_the_provider() {
     assert_eq!(status(&server, "code").await["connected"], false);
     assert_eq!(expect_error(server.get("/code/things").await, 424, "not_connected").await["server"], "code");
 
-    // Nothing to revoke a second time, and a server without a revocation endpoint only forgets.
+    // Nothing to revoke a second time.
     let (_, again) = json(delete().bearer_auth(server.admin_token()).send().await.unwrap()).await;
     assert_eq!(again, json!({ "server": "code", "disconnected": false, "revoked": false }));
     assert_eq!(provider.ledger().revocations.len(), 1);
+
+    // A provider that refuses the revocation: said so, and the connection is forgotten all the same.
+    let state = started_state(&server, "code").await;
+    assert_eq!(server.get(&format!("/oauth/code/callback?state={state}&code={GOOD_CODE}")).await.status(), 200);
+    put_secret(&server, "CODE_CLIENT_SECRET", "not-the-client-secret").await;
+    let (code, refused) = json(delete().bearer_auth(server.admin_token()).send().await.unwrap()).await;
+    assert_eq!((code, &refused["disconnected"], &refused["revoked"]), (200, &json!(true), &json!(false)));
+    let why = refused["revocation_error"].as_str().unwrap();
+    assert!(why.contains("refused to revoke the token of 'code': invalid_client"), "{why}");
+    assert!(!refused.to_string().contains("refresh-"), "a token in the answer: {refused}");
+    assert_eq!(status(&server, "code").await["connected"], false);
 }
 
 /// `switchboard oauth connect` with nothing listening, or with another admin token, says so.

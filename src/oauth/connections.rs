@@ -81,7 +81,11 @@ pub async fn disconnect(runtime: Arc<Runtime>, server: String) -> Result<Value> 
             .blocking(move |rt| {
                 let script = registered(rt, &server)?;
                 let spec = spec_of(&server, &script)?;
-                let token = held(rt, &server, &script, &spec)?;
+                // A connection that no longer opens (another master key) is forgotten all the same.
+                let token = held(rt, &server, &script, &spec).unwrap_or_else(|error| {
+                    tracing::warn!(target: "switchboard::oauth", %server, "the connection does not open: {}", error.message());
+                    None
+                });
                 let credentials = match (&token, spec.revoke_url.is_empty()) {
                     (Some(_), false) => Some(
                         Credentials::resolve(&rt.services, &context(&server, &script), &spec, &server)
