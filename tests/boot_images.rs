@@ -385,3 +385,37 @@ fn an_import_killed_at_any_moment_leaves_the_old_state_or_the_new() {
     let verify = run(&data, &["boot", "export", "-o", dir.path().join("final.image").to_str().unwrap()], &[]);
     assert!(verify.status.success(), "the store does not export cleanly: {}", stderr(&verify));
 }
+
+/// The README's Boot images section as written: its source file, then its `switchboard` lines run by
+/// a shell in a fresh directory (the curl lines are the API's, tested above).
+#[test]
+fn the_readme_boot_image_commands_run_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n## Boot images\n").nth(1).unwrap().split("\n## ").next().unwrap();
+    let block = |fence: &str| section.split(fence).nth(1).unwrap().split("```").next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("boot")).unwrap();
+    std::fs::create_dir_all(dir.path().join("scripts")).unwrap();
+    std::fs::write(dir.path().join("boot/stripe.boot.json"), block("```json\n")).unwrap();
+    let stripe = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stripe.rhai")).unwrap();
+    std::fs::write(dir.path().join("scripts/stripe.rhai"), stripe).unwrap();
+    let shell = block("```sh\n");
+    let commands: Vec<&str> = shell.lines().filter(|l| l.starts_with("switchboard ")).collect();
+    assert_eq!(commands.len(), 5, "the section's commands changed");
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let data = dir.path().join("data");
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &commands.join("\n")])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("SWITCHBOARD_DATA", &data)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    assert!(stdout(&output).contains("- server echo"), "diff: {}", stdout(&output));
+    assert!(stdout(&output).contains("ok: 1 servers, boot CID bafkr4i"), "verify: {}", stdout(&output));
+    let listed = stdout(&run(&data, &["servers"], &[]));
+    let names: Vec<&str> = listed.lines().skip(2).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(names, ["stripe"], "{listed}");
+}
