@@ -33,12 +33,13 @@ fn forward(services: &Services, event: Dynamic) -> Result<Dynamic, Box<EvalAltRe
     let mut outgoing = Outgoing::new(Method::POST, parse_url(&url)?);
     outgoing.body = Body::Json(to_json(&event)?);
     egress::check(services, &context, &outgoing.url)?;
+    let upstream = outgoing.url.host_str().unwrap_or_default().to_owned();
     let response = services.http.send(outgoing, &context)?;
     let status = response.status.as_u16();
     if !response.status.is_success() {
-        let body = String::from_utf8_lossy(&response.body[..response.body.len().min(EXCERPT)]).into_owned();
-        let message = format!("the webhook forward URL answered {status}");
-        return Err(raise(Error::Upstream { status, message, body }));
+        let body = context.excerpt(&String::from_utf8_lossy(&response.body), EXCERPT);
+        let message = format!("the webhook forward URL ({upstream}) answered {status}");
+        return Err(raise(Error::Upstream { status, upstream, message, body }));
     }
     answer.insert("forwarded".into(), (status as i64).into());
     Ok(answer.into())

@@ -4,8 +4,8 @@
 //!
 //! * its base URL (`META.base_url`), or what the operator set in `<NAME>_BASE_URL` instead;
 //! * each named base URL in `META.hosts`, or `<NAME>_<HOST>_BASE_URL` instead;
-//! * its OAuth URLs (`META.oauth2.token_url`, `authorize_url`), or `<NAME>_TOKEN_URL` /
-//!   `<NAME>_AUTHORIZE_URL` instead;
+//! * its OAuth URLs (`META.oauth2.token_url`, `authorize_url`, `revoke_url`), or `<NAME>_TOKEN_URL` /
+//!   `<NAME>_AUTHORIZE_URL` / `<NAME>_REVOKE_URL` instead;
 //! * for a server that receives webhooks, the URL an operator forwards its events to
 //!   (`<NAME>_WEBHOOK_FORWARD_URL`, see `webhook::forward`).
 //!
