@@ -803,3 +803,57 @@ fn main(endpoint, method, data) { webhook::forward(#{ cid: \"x\" }) }";
     assert!(error["host"].as_str().unwrap().starts_with("127.0.0.1:"), "{error}");
     assert!(mock.received_requests().await.unwrap().is_empty(), "nothing sent");
 }
+
+#[tokio::test]
+async fn the_readme_forwarding_example_runs() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section =
+        readme.split("\n### What the catalog's webhook servers do").nth(1).expect("the README has the section");
+    let block = section.split("```sh\n").nth(1).unwrap().split("```").next().unwrap().replace("\\\n", " ");
+    let settings: Vec<(String, String)> = block
+        .split_whitespace()
+        .take_while(|word| *word != "switchboard")
+        .map(|word| word.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap())
+        .collect();
+    let mock = recording_mock().await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/github-events"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&mock)
+        .await;
+    let (github, stripe) = (provider("github"), provider("stripe"));
+    let mut env: Vec<(String, String)> = settings
+        .into_iter()
+        .map(|(name, value)| match name.as_str() {
+            "GITHUB_WEBHOOK_SECRET" => (name, github.secret.clone()),
+            "STRIPE_WEBHOOK_SECRET" => (name, stripe.secret.clone()),
+            _ if value.starts_with("https://ci.example.com/") => {
+                (name, value.replace("https://ci.example.com", &mock.uri()))
+            }
+            _ => (name, value),
+        })
+        .collect();
+    env.push(("BILLING_TRIAGE_BASE_URL".into(), mock.uri()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let script =
+        |name: &str| std::fs::read_to_string(format!("{}/scripts/{name}.rhai", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let (github_script, stripe_script) = (script("github"), script("stripe"));
+    let triage =
+        hook_script("stripe", &reporting("billing_triage")).replace("HOOK_STRIPE_SECRET", "STRIPE_WEBHOOK_SECRET");
+    let servers =
+        [("github", github_script.as_str()), ("stripe", stripe_script.as_str()), ("billing_triage", triage.as_str())];
+    let server = Server::start_with(&servers, &[], &env);
+
+    let headers = signed(&github, &github.secret, github.body, "", now());
+    assert_eq!(deliver(&server, "github", &headers, github.body).await.status(), 200);
+    let headers = signed(&stripe, &stripe.secret, stripe.body, "", now());
+    assert_eq!(json(deliver(&server, "stripe", &headers, stripe.body).await).await, (200, json!({"handled": "evt_1"})));
+    let received = mock.received_requests().await.unwrap();
+    let forwarded: Vec<Value> = received
+        .iter()
+        .filter(|r| r.url.path() == "/github-events")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!((forwarded.len(), forwarded[0]["id"].as_str()), (1, Some("gh-1")));
+    assert_eq!(reported(&mock, "billing_triage").await[0]["id"], "evt_1");
+}
