@@ -14,6 +14,7 @@ mod describe;
 mod dispatch;
 mod error;
 mod guard;
+mod index;
 mod invocations;
 mod metrics;
 mod oauth;
@@ -49,6 +50,7 @@ fn cid_header(cid: &crate::cid::Cid) -> Result<axum::http::HeaderValue, Error> {
 pub fn router(runtime: Arc<Runtime>) -> Router {
     let policy = Arc::new(browser::Policy::new(&runtime.settings));
     Router::new()
+        .route("/", get(index::index))
         .route("/health", get(content::health))
         .route("/metrics", get(metrics::metrics))
         .route("/cid/{cid}", get(content::blob))
