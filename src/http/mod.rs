@@ -15,10 +15,13 @@ mod dispatch;
 mod error;
 mod guard;
 mod index;
+mod invocations;
+mod metrics;
 mod oauth;
 mod page;
 mod secrets;
 mod servers;
+mod traced;
 mod webhooks;
 
 use std::sync::Arc;
@@ -49,6 +52,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
     Router::new()
         .route("/", get(index::index))
         .route("/health", get(content::health))
+        .route("/metrics", get(metrics::metrics))
         .route("/cid/{cid}", get(content::blob))
         .route("/oauth/{name}/callback", get(oauth::callback))
         .route("/webhooks/{name}", post(webhooks::receive))
@@ -56,6 +60,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .fallback(dispatch::dispatch)
         .layer(axum::middleware::from_fn_with_state(policy, guard::guard))
+        .layer(axum::middleware::from_fn(traced::traced))
         .with_state(runtime)
 }
 
