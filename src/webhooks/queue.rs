@@ -56,16 +56,16 @@ impl Runtime {
     /// Claims the event `cid` of `server` and runs its handler once. With `due_by`, only an event waiting
     /// and due by then (Unix ms); without, any event (a replay). `None` when the event was not taken
     /// (another worker has it, or it is settled), or the store failed, which leaves it in the queue.
-    /// The run takes part in `trace` (the delivery's own, or a new one for a retry or a replay).
+    /// The handler's invocation carries `trace` (the delivery's), else a new one.
     pub async fn attempt_event(
         self: &Arc<Self>,
         server: &str,
         cid: Cid,
         due_by: Option<i64>,
-        trace: Trace,
+        trace: Option<Trace>,
     ) -> Option<Attempt> {
         let number = self.claim_event(server, cid, due_by).await?;
-        Some(self.run_claimed(server, cid, number, trace).await)
+        Some(self.run_claimed(server, cid, number, trace.unwrap_or_default()).await)
     }
 
     async fn claim_event(self: &Arc<Self>, server: &str, cid: Cid, due_by: Option<i64>) -> Option<u32> {
@@ -86,9 +86,9 @@ impl Runtime {
         Some(handler.trim().to_owned()).filter(|handler| !handler.is_empty())
     }
 
-    /// Runs the handler for attempt `number` of a claimed event and settles the event by its outcome.
-    /// The handler is `fn webhook(event)` of the server, or of the one its events are handed to. The
-    /// outcome keeps the run's request id: the link to its invocation record.
+    /// Runs the handler for attempt `number` of a claimed event and settles the event by its outcome,
+    /// which names the request id of the invocation that ran it (the link to its record). The handler
+    /// is `fn webhook(event)` of the server, or of the one its events are handed to.
     async fn run_claimed(self: &Arc<Self>, server: &str, cid: Cid, number: u32, trace: Trace) -> Attempt {
         let request_id = trace.request_id.clone();
         let invoked = match self.stored_event(cid).await {
@@ -97,8 +97,7 @@ impl Runtime {
                 let mut invocation = Invocation::with_method(Target::Name(handler), "POST".into());
                 invocation.function = Function::Webhook;
                 invocation.data = Data::Value(event);
-                invocation.via = Via::Webhook;
-                invocation.trace = Some(trace);
+                (invocation.via, invocation.trace) = (Via::Webhook, Some(trace));
                 self.invoke(invocation).await
             }
             Err(error) => Invoked { script: None, result: Err(error) },
@@ -114,7 +113,9 @@ impl Runtime {
             }
         };
         let mut outcome = outcome;
-        outcome["request_id"] = serde_json::Value::String(request_id);
+        if let Some(fields) = outcome.as_object_mut() {
+            fields.insert("request_id".into(), serde_json::Value::String(request_id));
+        }
         let mut change = Change::default();
         change.op(Op::EventOutcome { cid, status, outcome: Some(outcome), next_attempt_at });
         if let Err(error) = self.blocking(move |rt| rt.store.commit(&change)).await {

@@ -91,7 +91,7 @@ impl Runtime {
         if !handled {
             return answer(Ok(default_answer(spec.scheme, cid, &body, false)), Some(cid), false);
         }
-        match self.attempt_event(name, cid, Some(received_at), trace).await {
+        match self.attempt_event(name, cid, Some(received_at), Some(trace)).await {
             Some(Attempt { invoked, .. }) if invoked.result.is_ok() => {
                 Received { invoked, event: Some(cid), duplicate: false }
             }
@@ -185,7 +185,7 @@ impl Runtime {
         event().await?;
         // Taken whatever its state: an operator asked for this run, on top of the queue's attempts.
         let unavailable = || Error::Unavailable("the event could not be taken from the queue; try again".into());
-        self.attempt_event(name, cid, None, Trace::default()).await.ok_or_else(unavailable)?;
+        self.attempt_event(name, cid, None, None).await.ok_or_else(unavailable)?;
         event().await
     }
 }
