@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 
 use super::auth::{Admin, Reader};
 use super::{AppState, LimitedBody};
-use crate::boot::{pack, unpack};
+use crate::boot::{Image, pack, unpack};
 use crate::error::Error;
+use crate::runtime::Runtime;
 use crate::store::Origin;
 
 /// `GET /api/boot/export`: the running state, packed (secret names, never values). `X-Boot-Cid` names it.
@@ -33,13 +34,22 @@ pub async fn import(
     LimitedBody(bytes): LimitedBody,
 ) -> Result<Json<Value>, Error> {
     let passphrase = headers.get("x-image-passphrase").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let servers = runtime
+    apply(&runtime, bytes.to_vec(), passphrase).await.map(Json)
+}
+
+/// Checks a packed image whole (every blob, every script) and opens it, or refuses it with every problem.
+fn opened(runtime: &Runtime, bytes: &[u8], passphrase: Option<&str>) -> Result<Image, Error> {
+    let (image, mut problems) = unpack(bytes, passphrase);
+    problems.extend(runtime.check(&image));
+    if problems.is_empty() { Ok(image) } else { Err(Error::InvalidImage { problems }) }
+}
+
+/// Imports a packed image in one transaction; answers the boot CID, the number of servers and what
+/// each asks for. The API's import and the console's share it.
+pub(super) async fn apply(runtime: &AppState, bytes: Vec<u8>, passphrase: Option<String>) -> Result<Value, Error> {
+    let (boot_cid, servers, asks) = runtime
         .blocking(move |rt| {
-            let (image, mut problems) = unpack(&bytes, passphrase.as_deref());
-            problems.extend(rt.check(&image));
-            if !problems.is_empty() {
-                return Err(Error::InvalidImage { problems });
-            }
+            let image = opened(rt, &bytes, passphrase.as_deref())?;
             rt.import(&image, Origin::Boot)?;
             let mut asks = serde_json::Map::new();
             for server in &image.servers {
@@ -49,6 +59,19 @@ pub async fn import(
             Ok((rt.boot_cid()?, image.servers.len(), asks))
         })
         .await?;
-    let (boot_cid, servers, asks) = servers;
-    Ok(Json(json!({ "boot_cid": boot_cid, "servers": servers, "asks": asks })))
+    Ok(json!({ "boot_cid": boot_cid, "servers": servers, "asks": asks }))
+}
+
+/// What importing a packed image would change, one line each as `switchboard boot diff` prints it
+/// (each added or changed server followed by the secrets and hosts it asks for).
+pub(super) async fn changes(runtime: &AppState, bytes: Vec<u8>, passphrase: Option<String>) -> Result<Vec<String>, Error> {
+    runtime
+        .blocking(move |rt| {
+            let image = opened(rt, &bytes, passphrase.as_deref())?;
+            let asks = |name: &str, script: &[u8]| {
+                rt.compile(script).ok().map(|script| crate::server::asks_line(name, &script.meta))
+            };
+            Ok(crate::boot::diff(&rt.snapshot(false)?, &image, asks))
+        })
+        .await
 }
