@@ -93,10 +93,9 @@ pub async fn diff(_: Editor, console: State, multipart: Multipart) -> Result<Res
             @let class = match line.chars().next() { Some('+') => "add", Some('-') => "del", _ => "ctx" };
             span class=(class) { (line) }
         } } }
-        input type="hidden" name="expect" value=(cid) form="boot-form";
         div.actions {
             button.primary hx-post="/ui/boot/import" hx-include="#boot-form" hx-encoding="multipart/form-data"
-                   hx-target="#boot-changes" data-testid="boot-apply" { "Apply this image" }
+                   hx-target="#boot-changes" hx-vals={ "{\"expect\":\"" (cid) "\"}" } data-testid="boot-apply" { "Apply this image" }
             span.muted { "image " code { (cid) } }
         }
     };
