@@ -28,8 +28,34 @@ fn main(endpoint, method, data) {
 }
 "#;
 
+/// A server whose tokens come from the browser's authorization-code flow.
+const LINKED: &str = r#"const META = #{
+    title: "Linked", description: "An API behind an OAuth connection.", secrets: ["LINKED_CLIENT_SECRET"],
+    auth: "oauth2", base_url: "https://api.linked.invalid",
+    oauth2: #{ grant: "authorization_code", authorize_url: "https://auth.linked.invalid/authorize",
+               token_url: "https://auth.linked.invalid/token", client_id: "console-client",
+               client_secret: "{LINKED_CLIENT_SECRET}", scopes: ["read"] },
+};
+fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data) }
+"#;
+
+/// A server receiving Standard Webhooks.
+const HOOKS: &str = r#"const META = #{
+    title: "Hooks", description: "Receives events.", secrets: ["HOOKS_SECRET"],
+    webhook: #{ scheme: "standard", secret: "HOOKS_SECRET" },
+};
+fn main(endpoint, method, data) { () }
+fn webhook(event) { #{ seen: event.id } }
+"#;
+
 fn start(extra: &[&str]) -> Server {
-    let server = Server::start_default(extra, &[("SWITCHBOARD_ADMIN_TOKEN", TOKEN)]);
+    start_with(extra, &[])
+}
+
+fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut env = env.to_vec();
+    env.push(("SWITCHBOARD_ADMIN_TOKEN", TOKEN));
+    let server = Server::start_default(extra, &env);
     let _ = rustls::crypto::ring::default_provider().install_default();
     server
 }
@@ -38,9 +64,31 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
 }
 
-async fn put_notes(server: &Server) {
-    let put = server.client.put(server.url("/api/servers/notes")).bearer_auth(TOKEN).body(NOTES).send().await.unwrap();
-    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+async fn admin_put(server: &Server, path: &str, body: &str) {
+    let put = server.client.put(server.url(path)).bearer_auth(TOKEN).body(body.to_owned()).send().await.unwrap();
+    assert!(put.status().is_success(), "{path}: {}", put.text().await.unwrap());
+}
+
+/// Delivers one signed Standard Webhooks event to `hooks`.
+async fn deliver_event(server: &Server, key: &[u8]) {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let (id, at, body) = ("msg_console_1", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), r#"{"type":"ping"}"#);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(format!("{id}.{at}.{body}").as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let answer = server
+        .client
+        .post(server.url("/webhooks/hooks"))
+        .header("webhook-id", id)
+        .header("webhook-timestamp", at.to_string())
+        .header("webhook-signature", format!("v1,{signature}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.text().await.unwrap());
 }
 
 /// Signs in; returns the session cookie (`name=value`) and the page's CSRF token.
@@ -198,8 +246,18 @@ fn browser() -> Option<std::path::PathBuf> {
 #[tokio::test]
 async fn the_console_works_in_a_real_browser() {
     let Some(python) = browser() else { return };
-    let server = start(&[]);
-    put_notes(&server).await;
+    let Some(provider) = common::mock_authorization_server().await else { return };
+    let (authorize, token) = (format!("{}/authorize", provider.base), format!("{}/token", provider.base));
+    let server = start_with(&[], &[("LINKED_AUTHORIZE_URL", &authorize), ("LINKED_TOKEN_URL", &token)]);
+    admin_put(&server, "/api/servers/notes", NOTES).await;
+    admin_put(&server, "/api/servers/linked", LINKED).await;
+    admin_put(&server, "/api/secrets/LINKED_CLIENT_SECRET", "client-secret").await;
+    admin_put(&server, "/api/servers/hooks", HOOKS).await;
+    let key = b"console-webhook-signing-key";
+    use base64::Engine as _;
+    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
+    admin_put(&server, "/api/secrets/HOOKS_SECRET", &secret).await;
+    deliver_event(&server, key).await;
     let shots = match std::env::var("CONSOLE_SCREENSHOTS") {
         Ok(dir) => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
         Err(_) => server.dir.path().join("screenshots"),

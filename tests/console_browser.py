@@ -242,6 +242,31 @@ async def new_server(page):
     await expect(page.get_by_test_id("editor")).to_contain_text("api::call(global::META")
 
 
+async def oauth(page):
+    await page.goto(BASE + "/ui/servers/linked")
+    await expect(page.get_by_test_id("oauth-status")).to_contain_text("not connected")
+    await page.get_by_test_id("oauth-connect").click()
+    await expect(page.get_by_role("heading", name="Connected")).to_be_visible()
+    await page.get_by_test_id("back-to-console").click()
+    await expect(page).to_have_url(BASE + "/ui/servers/linked")
+    await expect(page.get_by_test_id("oauth-status")).to_contain_text("connected")
+    await expect(page.get_by_test_id("oauth-status")).not_to_contain_text("not connected")
+    await shot(page, "oauth")
+
+
+async def webhooks(page):
+    await page.goto(BASE + "/ui/servers/hooks")
+    await expect(page.get_by_test_id("webhook-endpoint")).to_have_text(BASE + "/webhooks/hooks")
+    event = page.get_by_test_id("webhook-event")
+    await expect(event).to_have_count(1)
+    await expect(event).to_contain_text("msg_console_1")
+    runs = event.locator("td").nth(3)
+    before = int(await runs.inner_text())
+    await event.get_by_test_id("webhook-replay").click()
+    await expect(runs).to_have_text(str(before + 1))
+    await shot(page, "webhooks")
+
+
 async def logout(page):
     await page.get_by_test_id("logout").click()
     await expect(page).to_have_url(BASE + "/ui/login")
@@ -269,6 +294,8 @@ async def main():
         await secrets(page)
         await refusals(page, report)
         await new_server(page)
+        await oauth(page)
+        await webhooks(page)
         await boot(page, tempfile.mkdtemp() + "/exported.boot.json")
         await logout(page)
         await asyncio.sleep(0.2)

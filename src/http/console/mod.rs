@@ -15,6 +15,7 @@
 
 mod assets;
 mod boot;
+mod connect;
 mod create;
 mod editor;
 mod frame;
@@ -62,6 +63,8 @@ pub fn router(runtime: &Arc<Runtime>) -> Router {
         .route("/servers/{name}/enabled", post(editor::switch))
         .route("/servers/{name}/diff", get(editor::diff))
         .route("/servers/{name}/rollback", post(editor::rollback))
+        .route("/servers/{name}/connect", post(connect::connect))
+        .route("/servers/{name}/events/{cid}/replay", post(connect::replay))
         .route("/secrets", get(secrets::page).post(secrets::set))
         .route("/secrets/{name}", axum::routing::delete(secrets::remove))
         .route("/boot", get(boot::page))

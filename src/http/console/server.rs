@@ -2,16 +2,17 @@
 //! history.
 
 use axum::extract::Path;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
 
 use super::frame::{self, Section};
 use super::session::Viewer;
-use super::{State, editor, list, state, try_it};
+use super::{State, connect, editor, list, state, try_it};
 use crate::error::Error;
 
 /// `GET /ui/servers/{name}`.
-pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>) -> Result<Response, Error> {
+pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, Error> {
     let server = console.runtime.existing(&name)?;
     let lookup = name.clone();
     let (state, source, history) = console
@@ -23,6 +24,17 @@ pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>) -> R
         })
         .await?;
     let meta = server.script.as_ref().ok().map(|script| script.meta.clone());
+    let oauth = match meta.as_ref().and_then(|m| m.oauth2.as_ref()) {
+        Some(_) => {
+            let lookup = name.clone();
+            Some(console.runtime.blocking(move |rt| crate::oauth::connect::status(rt, &lookup)).await?)
+        }
+        None => None,
+    };
+    let webhooks = match meta.as_ref().and_then(|m| m.webhook.as_ref()) {
+        Some(_) => Some((connect::endpoint(&console, &headers, &name)?, console.runtime.webhook_events(&name, 20).await?)),
+        None => None,
+    };
     let managed = console.runtime.managed.file(&name);
     let title = meta.as_ref().map_or(name.clone(), |m| m.title.clone());
     let body = html! {
@@ -58,6 +70,10 @@ pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>) -> R
                 h2 { "Try it" }
                 (try_it::forms(&name, meta.as_ref().map_or(&[][..], |m| &m.operations[..])))
             }
+        }
+        @if let Some(status) = &oauth { section.card #oauth { (connect::oauth(&name, status, viewer.read_only)) } }
+        @if let Some((endpoint, events)) = &webhooks {
+            section.card #webhooks { (connect::webhooks(&name, endpoint, events, viewer.read_only)) }
         }
         section.card {
             h2 { "Script" }
