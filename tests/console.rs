@@ -281,3 +281,50 @@ async fn the_console_works_in_a_real_browser() {
     assert!(report["list"]["rows"].as_u64().unwrap() >= 100);
     assert!(!server.logs().contains("s3cr3t-value-never-shown-7f2a"));
 }
+
+/// The README's "Web console" section: its curl lines, run as written against a server (with its
+/// address in place of localhost:8080), answer what their comments say.
+#[tokio::test]
+async fn the_readme_console_examples_run_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n## Web console\n").nth(1).unwrap().split("\n## ").next().unwrap();
+    let shell = section.split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    let server = start(&[]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut jar: Option<String> = None;
+    let mut checked = 0;
+    for line in shell.lines().filter(|line| line.starts_with("curl")) {
+        let line = line.replace("localhost:8080", &address);
+        let (command, comment) = line.split_once("# ").unwrap();
+        let expected: u16 = comment[..3].parse().unwrap();
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let target = words.iter().find(|w| w.starts_with(&address)).unwrap();
+        let fields: Vec<(String, String)> = words
+            .windows(2)
+            .filter(|pair| pair[0] == "-d")
+            .map(|pair| {
+                let (key, value) = pair[1].trim_matches('"').split_once('=').unwrap();
+                (key.to_owned(), if value == "$T" { TOKEN.to_owned() } else { value.to_owned() })
+            })
+            .collect();
+        let post = command.contains("-X POST") || !fields.is_empty();
+        let url = format!("http://{target}");
+        let mut request = if post { client().post(&url).form(&fields) } else { client().get(&url) };
+        if command.contains("-H 'Origin:") {
+            request = request.header(ORIGIN, server.base.as_str());
+        }
+        if let (true, Some(cookie)) = (command.contains("-b jar"), &jar) {
+            request = request.header(COOKIE, cookie);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), expected, "{line}");
+        if command.contains("-c jar") {
+            jar = Some(answer.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned());
+        }
+        if let Some(to) = comment.split("to ").nth(1).and_then(|rest| rest.split([',', ' ']).next()) {
+            assert_eq!(answer.headers()[LOCATION], to, "{line}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets::{EDITOR, HTMX, STYLE};
-use super::session::Viewer;
 
 const HTMX_CONFIG: &str = r#"{"allowEval":false,"allowScriptTags":false,"includeIndicatorStyles":false,"selfRequestsOnly":true,"historyCacheSize":0,"responseHandling":[{"code":"204","swap":false},{"code":"[2345]..","swap":true,"error":false}]}"#;
 
@@ -23,9 +22,10 @@ pub enum Section {
     Boot,
 }
 
-/// A full console page for a signed-in viewer. `editor` loads the CodeMirror bundle.
-pub fn page(viewer: &Viewer, section: Section, title: &str, editor: bool, body: Markup) -> Response {
-    let csrf = serde_json::json!({ "X-CSRF-Token": viewer.csrf }).to_string();
+/// A full console page for a signed-in person, whose session's CSRF token every htmx request carries.
+/// `editor` loads the CodeMirror bundle.
+pub fn page(csrf: &str, read_only: bool, section: Section, title: &str, editor: bool, body: Markup) -> Response {
+    let csrf = serde_json::json!({ "X-CSRF-Token": csrf }).to_string();
     let link = |target: Section, href: &str, text: &str| {
         html! { a href=(href) aria-current=[(section == target).then_some("page")] { (text) } }
     };
@@ -37,7 +37,7 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, editor: bool, body: 
                 (link(Section::Secrets, "/ui/secrets", "Secrets"))
                 (link(Section::Boot, "/ui/boot", "Boot image"))
             }
-            @if viewer.read_only { span.badge.warn title="Edits are refused" { "read-only" } }
+            @if read_only { span.badge.warn title="Edits are refused" { "read-only" } }
             button.link hx-post="/ui/logout" data-testid="logout" { "Sign out" }
         }
         main { div #flash aria-live="assertive" {} (body) }

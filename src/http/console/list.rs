@@ -36,7 +36,7 @@ pub async fn page(viewer: Viewer, console: State, Query(query): Query<HashMap<St
             tbody #rows { (rows) }
         }
     };
-    Ok(frame::page(&viewer, Section::Servers, "Servers", false, body))
+    Ok(frame::page(&viewer.csrf, viewer.read_only, Section::Servers, "Servers", false, body))
 }
 
 /// `GET /ui/servers?q=…`: the rows that match, for the search box.

@@ -81,7 +81,7 @@ pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>, head
         }
         section.card #history { (editor::history(&name, &server.cid, &history, viewer.read_only || managed.is_some())) }
     };
-    Ok(frame::page(&viewer, Section::Servers, &title, !viewer.read_only, body))
+    Ok(frame::page(&viewer.csrf, viewer.read_only, Section::Servers, &title, !viewer.read_only, body))
 }
 
 /// What the server asks for: its secrets (set or missing, never a value) and the hosts it may reach.
