@@ -31,6 +31,7 @@ fn main(endpoint, method, data) {
 /// A server whose tokens come from the browser's authorization-code flow.
 const LINKED: &str = r#"const META = #{
     title: "Linked", description: "An API behind an OAuth connection.", secrets: ["LINKED_CLIENT_SECRET"],
+    variables: [#{ name: "LINKED_TENANT", pattern: "[a-z0-9-]{1,30}" }],
     auth: "oauth2", base_url: "https://api.linked.invalid",
     oauth2: #{ grant: "authorization_code", authorize_url: "https://auth.linked.invalid/authorize",
                token_url: "https://auth.linked.invalid/token", client_id: "console-client",

@@ -37,7 +37,8 @@ class Watch:
 
     def console(self, message):
         # Chromium logs every 4xx answer; the two the run provokes on purpose are not errors of a page.
-        provoked = message.location.get("url") in (BASE + "/ui/login", BASE + "/ui/servers/notes/source")
+        provoked = message.location.get("url") in (
+            BASE + "/ui/login", BASE + "/ui/servers/notes/source", BASE + "/ui/servers/linked/connect")
         if message.type == "error" and not (provoked and message.text.startswith("Failed to load resource")):
             self.errors.append(message.text)
 
@@ -183,7 +184,7 @@ async def secrets(page):
     await expect(row).to_contain_text("set")
     await expect(page.get_by_test_id("secret-value")).to_have_value("")
     assert SECRET_VALUE not in await page.content()
-    await shot(page, "secrets")
+    await page.screenshot(path=f"{SHOTS}/secrets.png")
     await page.goto(BASE + "/ui/servers/notes")
     await expect(page.get_by_test_id("declared-secret")).to_contain_text("set")
     assert SECRET_VALUE not in await page.content()
@@ -245,12 +246,17 @@ async def new_server(page):
 async def oauth(page):
     await page.goto(BASE + "/ui/servers/linked")
     await expect(page.get_by_test_id("oauth-status")).to_contain_text("not connected")
+    await page.get_by_test_id("oauth-variable").fill("evil.example/x")
+    await page.get_by_test_id("oauth-connect").click()
+    await expect(page.get_by_test_id("error")).to_contain_text("not a valid LINKED_TENANT")
+    await page.get_by_test_id("oauth-variable").fill("acme-eu")
     await page.get_by_test_id("oauth-connect").click()
     await expect(page.get_by_role("heading", name="Connected")).to_be_visible()
     await page.get_by_test_id("back-to-console").click()
     await expect(page).to_have_url(BASE + "/ui/servers/linked")
     await expect(page.get_by_test_id("oauth-status")).to_contain_text("connected")
     await expect(page.get_by_test_id("oauth-status")).not_to_contain_text("not connected")
+    await expect(page.get_by_test_id("oauth-variable")).to_have_value("acme-eu")
     await shot(page, "oauth")
 
 

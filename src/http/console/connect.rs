@@ -3,6 +3,9 @@
 //! returns here), and the webhook endpoint to give a provider with the events received and a replay.
 //! Both only present what [`crate::oauth::connect`] and [`crate::webhooks`] do for `/api/`.
 
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,10 +17,13 @@ use super::frame;
 use super::session::Editor;
 use crate::error::Error;
 use crate::http::parse_cid;
+use crate::meta::Meta;
 use crate::store::WebhookEvent;
 
-/// The OAuth card, from `GET /api/oauth/{name}`'s status: connected or not, expiry and scopes.
-pub fn oauth(name: &str, status: &Value, read_only: bool) -> Markup {
+/// The OAuth card, from `GET /api/oauth/{name}`'s status: connected or not, expiry and scopes. The
+/// variables the server declares (a subdomain, a tenant…) are asked for with the Connect button, filled
+/// with their current values.
+pub fn oauth(name: &str, status: &Value, variables: &[(String, String)], read_only: bool) -> Markup {
     let connected = status["connected"] == true;
     html! {
         h2 { "OAuth connection" }
@@ -30,19 +36,60 @@ pub fn oauth(name: &str, status: &Value, read_only: bool) -> Markup {
             p.muted { "Scopes: " @for scope in scopes { code { (scope.as_str().unwrap_or_default()) } " " } }
         }
         @if !read_only && status["needs_connection"] == true {
-            button.primary hx-post={ "/ui/servers/" (name) "/connect" } data-testid="oauth-connect" {
-                @if connected { "Connect again" } @else { "Connect" }
+            form hx-post={ "/ui/servers/" (name) "/connect" } {
+                @for (variable, value) in variables {
+                    label for={ "var-" (variable) } { (variable) }
+                    input id={ "var-" (variable) } name=(variable) value=(value) required data-testid="oauth-variable";
+                }
+                div.actions { button.primary type="submit" data-testid="oauth-connect" {
+                    @if connected { "Connect again" } @else { "Connect" }
+                } }
             }
         }
     }
 }
 
-/// `POST /ui/servers/{name}/connect`: starts the code flow and sends the browser to the provider.
-pub async fn connect(_: Editor, console: State, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, Error> {
+/// `POST /ui/servers/{name}/connect` with the declared variables: each checked against its declared
+/// pattern and kept as a registry variable, then the code flow starts and the browser goes to the provider.
+pub async fn connect(
+    _: Editor,
+    console: State,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
     let public = crate::http::oauth::public_url(&console.runtime, &headers)?;
-    let started = console.runtime.blocking(move |rt| crate::oauth::connect::start(rt, &name, &public)).await?;
+    let fields: HashMap<String, String> =
+        serde_urlencoded::from_bytes(&body).map_err(|e| Error::BadRequest(format!("malformed form: {e}")))?;
+    let script = console.runtime.existing(&name)?.script.clone()?;
+    let values = checked_variables(&script.meta, &fields)?;
+    let started = console
+        .runtime
+        .blocking(move |rt| {
+            if !values.is_empty() {
+                rt.merge_variables(values)?;
+            }
+            crate::oauth::connect::start(rt, &name, &public)
+        })
+        .await?;
     let target = HeaderValue::from_str(&started.authorize_url).map_err(|e| Error::internal("authorize URL", e))?;
     Ok((StatusCode::OK, [("hx-redirect", target)]).into_response())
+}
+
+/// The declared variables from the form, each present, free of control characters and matching its
+/// declared pattern as a whole; `bad_request` naming the first that is not.
+fn checked_variables(meta: &Meta, fields: &HashMap<String, String>) -> Result<BTreeMap<String, String>, Error> {
+    let mut values = BTreeMap::new();
+    for name in &meta.variables {
+        let value = fields.get(name).map(|v| v.trim()).unwrap_or_default();
+        let matches = meta.variable_patterns.get(name).is_none_or(|pattern| pattern.is_match(value));
+        if value.is_empty() || value.chars().any(char::is_control) || !matches {
+            let expected = meta.variable_patterns.get(name).map(|p| format!(" (it must match {})", p.as_str())).unwrap_or_default();
+            return Err(Error::BadRequest(format!("'{value}' is not a valid {name}{expected}")));
+        }
+        values.insert(name.clone(), value.to_owned());
+    }
+    Ok(values)
 }
 
 /// The webhook card: where the provider sends events, and the latest ones with a replay each.

@@ -26,8 +26,18 @@ pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>, head
     let meta = server.script.as_ref().ok().map(|script| script.meta.clone());
     let oauth = match meta.as_ref().and_then(|m| m.oauth2.as_ref()) {
         Some(_) => {
-            let lookup = name.clone();
-            Some(console.runtime.blocking(move |rt| crate::oauth::connect::status(rt, &lookup)).await?)
+            let (lookup, declared) = (name.clone(), meta.as_ref().map(|m| m.variables.clone()).unwrap_or_default());
+            Some(
+                console
+                    .runtime
+                    .blocking(move |rt| {
+                        let value = |name: String| (rt.services.variable(&name).unwrap_or_default(), name);
+                        let values: Vec<(String, String)> =
+                            declared.into_iter().map(value).map(|(value, name)| (name, value)).collect();
+                        Ok((crate::oauth::connect::status(rt, &lookup)?, values))
+                    })
+                    .await?,
+            )
         }
         None => None,
     };
@@ -71,7 +81,9 @@ pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>, head
                 (try_it::forms(&name, meta.as_ref().map_or(&[][..], |m| &m.operations[..])))
             }
         }
-        @if let Some(status) = &oauth { section.card #oauth { (connect::oauth(&name, status, viewer.read_only)) } }
+        @if let Some((status, variables)) = &oauth {
+            section.card #oauth { (connect::oauth(&name, status, variables, viewer.read_only)) }
+        }
         @if let Some((endpoint, events)) = &webhooks {
             section.card #webhooks { (connect::webhooks(&name, endpoint, events, viewer.read_only)) }
         }
