@@ -74,7 +74,11 @@ async fn admin_put(server: &Server, path: &str, body: &str) {
 async fn deliver_event(server: &Server, key: &[u8]) {
     use base64::Engine as _;
     use hmac::Mac as _;
-    let (id, at, body) = ("msg_console_1", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), r#"{"type":"ping"}"#);
+    let (id, at, body) = (
+        "msg_console_1",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        r#"{"type":"ping"}"#,
+    );
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
     mac.update(format!("{id}.{at}.{body}").as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
@@ -203,7 +207,8 @@ async fn read_only_mode_hides_edits_and_refuses_them() {
 async fn no_script_response_sets_the_console_session() {
     let server = start(&[]);
     let script = "fn main(e, m, d) { #{ output: \"hi\", headers: #{ \"Set-Cookie\": \"switchboard_console=forged; Path=/ui\" } } }";
-    let put = server.client.put(server.url("/api/servers/cookies")).bearer_auth(TOKEN).body(script).send().await.unwrap();
+    let put =
+        server.client.put(server.url("/api/servers/cookies")).bearer_auth(TOKEN).body(script).send().await.unwrap();
     assert_eq!(put.status(), 200);
     let answer = server.get("/cookies/x").await;
     assert!(answer.headers().get(SET_COOKIE).is_none());

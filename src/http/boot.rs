@@ -64,7 +64,11 @@ pub(super) async fn apply(runtime: &AppState, bytes: Vec<u8>, passphrase: Option
 
 /// What importing a packed image would change, one line each as `switchboard boot diff` prints it
 /// (each added or changed server followed by the secrets and hosts it asks for).
-pub(super) async fn changes(runtime: &AppState, bytes: Vec<u8>, passphrase: Option<String>) -> Result<Vec<String>, Error> {
+pub(super) async fn changes(
+    runtime: &AppState,
+    bytes: Vec<u8>,
+    passphrase: Option<String>,
+) -> Result<Vec<String>, Error> {
     runtime
         .blocking(move |rt| {
             let image = opened(rt, &bytes, passphrase.as_deref())?;

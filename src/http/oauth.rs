@@ -76,10 +76,14 @@ pub async fn callback(
     // After a connection (whose `state` proved it was started here for this server), the way back to
     // the console's page of the server.
     let back = outcome.is_ok().then(|| format!("/ui/servers/{name}"));
-    super::page::page(status, title, html! {
-        h1 { (title) }
-        p { (message) }
-        @if let Some(back) = back { p { a href=(back) data-testid="back-to-console" { "Back to " (name) " in the console" } } }
-        @else { p { "You can close this page." } }
-    })
+    super::page::page(
+        status,
+        title,
+        html! {
+            h1 { (title) }
+            p { (message) }
+            @if let Some(back) = back { p { a href=(back) data-testid="back-to-console" { "Back to " (name) " in the console" } } }
+            @else { p { "You can close this page." } }
+        },
+    )
 }

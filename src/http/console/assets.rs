@@ -28,9 +28,8 @@ fn asset(stem: &str, extension: &str, content_type: &'static str, bytes: &'stati
 
 pub static STYLE: LazyLock<Asset> =
     LazyLock::new(|| asset("console", "css", "text/css; charset=utf-8", include_bytes!("../../../assets/console.css")));
-pub static HTMX: LazyLock<Asset> = LazyLock::new(|| {
-    asset("htmx", "js", "text/javascript; charset=utf-8", include_bytes!("../../../assets/htmx.js"))
-});
+pub static HTMX: LazyLock<Asset> =
+    LazyLock::new(|| asset("htmx", "js", "text/javascript; charset=utf-8", include_bytes!("../../../assets/htmx.js")));
 pub static EDITOR: LazyLock<Asset> = LazyLock::new(|| {
     asset("editor", "js", "text/javascript; charset=utf-8", include_bytes!("../../../assets/editor.js"))
 });

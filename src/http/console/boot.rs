@@ -7,9 +7,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
+use super::State;
 use super::frame::{self, Section};
 use super::session::{Editor, Viewer};
-use super::State;
 use crate::cid::Cid;
 use crate::error::Error;
 use crate::http::boot::{apply, changes};
@@ -45,7 +45,8 @@ pub async fn page(viewer: Viewer, console: State) -> Result<Response, Error> {
 
 /// `GET /ui/boot/export`: the packed image as a download.
 pub async fn export(_: Viewer, console: State) -> Result<Response, Error> {
-    let bytes = console.runtime.blocking(|rt| crate::boot::pack(&rt.snapshot(false)?, None).map_err(Error::Internal)).await?;
+    let bytes =
+        console.runtime.blocking(|rt| crate::boot::pack(&rt.snapshot(false)?, None).map_err(Error::Internal)).await?;
     let cid = Cid::of(&bytes);
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"switchboard-{cid}.boot.json\""))
         .map_err(|e| Error::internal("download name", e))?;

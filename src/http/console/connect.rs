@@ -20,10 +20,47 @@ use crate::http::parse_cid;
 use crate::meta::Meta;
 use crate::store::WebhookEvent;
 
+/// The OAuth card of a server that uses OAuth, with the current values of its declared variables.
+pub async fn oauth_card(
+    console: &State,
+    name: &str,
+    meta: Option<&Meta>,
+    read_only: bool,
+) -> Result<Option<Markup>, Error> {
+    let Some(meta) = meta.filter(|meta| meta.oauth2.is_some()) else { return Ok(None) };
+    let (server, declared) = (name.to_owned(), meta.variables.clone());
+    let (status, variables) = console
+        .runtime
+        .blocking(move |rt| {
+            let current = |variable: String| {
+                let value = rt.services.variable(&variable).unwrap_or_default();
+                (variable, value)
+            };
+            Ok((crate::oauth::connect::status(rt, &server)?, declared.into_iter().map(current).collect::<Vec<_>>()))
+        })
+        .await?;
+    Ok(Some(oauth(name, &status, &variables, read_only)))
+}
+
+/// The webhook card of a server that receives webhooks.
+pub async fn webhook_card(
+    console: &State,
+    headers: &HeaderMap,
+    name: &str,
+    meta: Option<&Meta>,
+    read_only: bool,
+) -> Result<Option<Markup>, Error> {
+    if meta.is_none_or(|meta| meta.webhook.is_none()) {
+        return Ok(None);
+    }
+    let events = console.runtime.webhook_events(name, 20).await?;
+    Ok(Some(webhooks(name, &endpoint(console, headers, name)?, &events, read_only)))
+}
+
 /// The OAuth card, from `GET /api/oauth/{name}`'s status: connected or not, expiry and scopes. The
 /// variables the server declares (a subdomain, a tenant…) are asked for with the Connect button, filled
 /// with their current values.
-pub fn oauth(name: &str, status: &Value, variables: &[(String, String)], read_only: bool) -> Markup {
+fn oauth(name: &str, status: &Value, variables: &[(String, String)], read_only: bool) -> Markup {
     let connected = status["connected"] == true;
     html! {
         h2 { "OAuth connection" }
@@ -84,7 +121,11 @@ fn checked_variables(meta: &Meta, fields: &HashMap<String, String>) -> Result<BT
         let value = fields.get(name).map(|v| v.trim()).unwrap_or_default();
         let matches = meta.variable_patterns.get(name).is_none_or(|pattern| pattern.is_match(value));
         if value.is_empty() || value.chars().any(char::is_control) || !matches {
-            let expected = meta.variable_patterns.get(name).map(|p| format!(" (it must match {})", p.as_str())).unwrap_or_default();
+            let expected = meta
+                .variable_patterns
+                .get(name)
+                .map(|p| format!(" (it must match {})", p.as_str()))
+                .unwrap_or_default();
             return Err(Error::BadRequest(format!("'{value}' is not a valid {name}{expected}")));
         }
         values.insert(name.clone(), value.to_owned());
@@ -93,9 +134,10 @@ fn checked_variables(meta: &Meta, fields: &HashMap<String, String>) -> Result<BT
 }
 
 /// The webhook card: where the provider sends events, and the latest ones with a replay each.
-pub fn webhooks(name: &str, endpoint: &str, events: &[WebhookEvent], read_only: bool) -> Markup {
+fn webhooks(name: &str, endpoint: &str, events: &[WebhookEvent], read_only: bool) -> Markup {
     let when = |at: i64| {
-        chrono::DateTime::from_timestamp_millis(at).map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        chrono::DateTime::from_timestamp_millis(at)
+            .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
     };
     html! {
         h2 { "Webhooks" }
@@ -137,7 +179,7 @@ pub async fn replay(
 }
 
 /// The URL a provider delivers this server's events to.
-pub fn endpoint(console: &State, headers: &HeaderMap, name: &str) -> Result<String, Error> {
+fn endpoint(console: &State, headers: &HeaderMap, name: &str) -> Result<String, Error> {
     let public = crate::http::oauth::public_url(&console.runtime, headers)?;
     Ok(format!("{}/webhooks/{name}", public.trim_end_matches('/')))
 }

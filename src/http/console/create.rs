@@ -62,10 +62,14 @@ pub async fn create(_: Editor, console: State, body: Bytes) -> Result<Response, 
         .find(|(key, _, _)| *key == wanted)
         .ok_or_else(|| Error::BadRequest(format!("no template '{wanted}'")))?;
     crate::server::validate_name(&name).map_err(Error::BadRequest)?;
-    let title: String = name.split('_').map(|word| {
-        let mut chars = word.chars();
-        chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-    }).collect::<Vec<_>>().join(" ");
+    let title: String = name
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
     let source = template.replace("{NAME}", &name.to_uppercase()).replace("{TITLE}", &title);
     let bound = name.clone();
     console

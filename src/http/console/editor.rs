@@ -56,7 +56,8 @@ pub fn toggle(name: &str, enabled: bool) -> Markup {
 pub fn history(name: &str, current: &Cid, history: &[Binding], read_only: bool) -> Markup {
     let newest: Vec<&Binding> = history.iter().rev().collect();
     let when = |at: i64| {
-        chrono::DateTime::from_timestamp_millis(at).map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        chrono::DateTime::from_timestamp_millis(at)
+            .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
     };
     let older = newest.get(1).map_or(current.to_string(), |b| b.cid.to_string());
     html! {
@@ -119,11 +120,14 @@ pub async fn save(_: Editor, console: State, Path(name): Path<String>, body: Byt
     match saved.await {
         Ok((cid, history)) => {
             tracing::info!(server = %name, %cid, "bound from the console");
-            Ok(frame::fragment(StatusCode::OK, html! {
-                div.notice data-testid="saved" { "Saved and live: " code { (cid) } }
-                section.card #history hx-swap-oob="true" { (self::history(&name, &cid, &history, false)) }
-                code #server-cid data-testid="server-cid" hx-swap-oob="true" { (cid) }
-            }))
+            Ok(frame::fragment(
+                StatusCode::OK,
+                html! {
+                    div.notice data-testid="saved" { "Saved and live: " code { (cid) } }
+                    section.card #history hx-swap-oob="true" { (self::history(&name, &cid, &history, false)) }
+                    code #server-cid data-testid="server-cid" hx-swap-oob="true" { (cid) }
+                },
+            ))
         }
         Err(Error::InvalidScript { message, at }) => {
             let markup = html! {

@@ -75,7 +75,10 @@ fn document(status: StatusCode, title: &str, csrf: Option<&str>, editor: bool, c
     );
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
-        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'")),
+        ),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
     ];
@@ -87,4 +90,3 @@ pub fn fragment(status: StatusCode, markup: Markup) -> Response {
     let headers = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
     (status, headers, axum::response::Html(markup.into_string())).into_response()
 }
-

@@ -14,7 +14,11 @@ use crate::error::Error;
 use crate::runtime::Runtime;
 
 /// `GET /ui[?q=…]`.
-pub async fn page(viewer: Viewer, console: State, Query(query): Query<HashMap<String, String>>) -> Result<Response, Error> {
+pub async fn page(
+    viewer: Viewer,
+    console: State,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Error> {
     let q = query.get("q").cloned().unwrap_or_default();
     let runtime = console.runtime.clone();
     let shown = q.clone();
@@ -54,12 +58,9 @@ fn rows_of(runtime: &Runtime, query: &str) -> Markup {
     let matches = |name: &str| {
         let server = &servers[name];
         let meta = server.script.as_ref().ok().map(|s| &s.meta);
-        let text = format!(
-            "{name} {} {}",
-            meta.map_or("", |m| m.title.as_str()),
-            meta.map_or("", |m| m.category.as_str())
-        )
-        .to_lowercase();
+        let text =
+            format!("{name} {} {}", meta.map_or("", |m| m.title.as_str()), meta.map_or("", |m| m.category.as_str()))
+                .to_lowercase();
         words.iter().all(|word| text.contains(word.as_str()))
     };
     let shown: Vec<&String> = names.into_iter().filter(|name| matches(name)).collect();

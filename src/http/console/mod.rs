@@ -20,10 +20,10 @@ mod create;
 mod editor;
 mod frame;
 mod list;
-mod state;
 mod secrets;
 mod server;
 mod session;
+mod state;
 mod try_it;
 
 use std::sync::Arc;
@@ -93,7 +93,9 @@ async fn alert(request: Request, next: Next) -> Response {
     };
     // htmx swaps error answers too (see the page's htmx-config): into the page's alert area, whatever
     // the request meant to update, so the user sees what went wrong where they look for it.
-    let mut fragment = (status, [("hx-retarget", "#flash"), ("hx-reswap", "innerHTML")], axum::response::Html(markup.into_string())).into_response();
+    let mut fragment =
+        (status, [("hx-retarget", "#flash"), ("hx-reswap", "innerHTML")], axum::response::Html(markup.into_string()))
+            .into_response();
     if status == StatusCode::UNAUTHORIZED {
         fragment.headers_mut().insert("hx-redirect", axum::http::HeaderValue::from_static("/ui/login"));
     }

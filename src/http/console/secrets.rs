@@ -11,9 +11,9 @@ use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::State;
 use super::frame::{self, Section};
 use super::session::{Editor, Viewer};
-use super::State;
 use crate::error::Error;
 use crate::runtime::Runtime;
 
@@ -112,8 +112,8 @@ pub struct Setting {
 
 /// `POST /ui/secrets` with `name` and `value`: the table again (names only), and the form emptied.
 pub async fn set(_: Editor, console: State, body: Bytes) -> Result<Response, Error> {
-    let setting: Setting =
-        serde_urlencoded::from_bytes(&body).map_err(|_| Error::BadRequest("the form takes a name and a value".into()))?;
+    let setting: Setting = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| Error::BadRequest("the form takes a name and a value".into()))?;
     let value = crate::secrets::without_trailing_newline(&setting.value).to_owned();
     let rows = console
         .runtime

@@ -10,9 +10,15 @@ use super::frame::{self, Section};
 use super::session::Viewer;
 use super::{State, connect, editor, list, state, try_it};
 use crate::error::Error;
+use crate::meta::Meta;
 
 /// `GET /ui/servers/{name}`.
-pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, Error> {
+pub async fn page(
+    viewer: Viewer,
+    console: State,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
     let server = console.runtime.existing(&name)?;
     let lookup = name.clone();
     let (state, source, history) = console
@@ -24,27 +30,8 @@ pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>, head
         })
         .await?;
     let meta = server.script.as_ref().ok().map(|script| script.meta.clone());
-    let oauth = match meta.as_ref().and_then(|m| m.oauth2.as_ref()) {
-        Some(_) => {
-            let (lookup, declared) = (name.clone(), meta.as_ref().map(|m| m.variables.clone()).unwrap_or_default());
-            Some(
-                console
-                    .runtime
-                    .blocking(move |rt| {
-                        let value = |name: String| (rt.services.variable(&name).unwrap_or_default(), name);
-                        let values: Vec<(String, String)> =
-                            declared.into_iter().map(value).map(|(value, name)| (name, value)).collect();
-                        Ok((crate::oauth::connect::status(rt, &lookup)?, values))
-                    })
-                    .await?,
-            )
-        }
-        None => None,
-    };
-    let webhooks = match meta.as_ref().and_then(|m| m.webhook.as_ref()) {
-        Some(_) => Some((connect::endpoint(&console, &headers, &name)?, console.runtime.webhook_events(&name, 20).await?)),
-        None => None,
-    };
+    let oauth = connect::oauth_card(&console, &name, meta.as_ref(), viewer.read_only).await?;
+    let webhooks = connect::webhook_card(&console, &headers, &name, meta.as_ref(), viewer.read_only).await?;
     let managed = console.runtime.managed.file(&name);
     let title = meta.as_ref().map_or(name.clone(), |m| m.title.clone());
     let body = html! {
@@ -60,33 +47,15 @@ pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>, head
         @if let Some(error) = &state.error { div.alert data-testid="load-error" { (error) } }
         div.grid {
             div {
-                section.card {
-                    h2 { "About" }
-                    dl.facts {
-                        dt { "Name" } dd { code { (name) } }
-                        dt { "Script" } dd { code #server-cid data-testid="server-cid" { (server.cid) } }
-                        @if let Some(meta) = &meta {
-                            @if !meta.category.is_empty() { dt { "Category" } dd { (meta.category) } }
-                            @if let Some(docs) = crate::docs::web_link(&meta.docs) {
-                                dt { "Docs" } dd { a href=(docs) rel="noreferrer noopener" target="_blank" { (docs) } }
-                            }
-                        }
-                        dt { "Call" } dd { code { "/" (name) "/{endpoint}" } }
-                    }
-                    @if let Some(meta) = &meta { (declares(&name, meta, &state)) }
-                }
+                section.card { (about(&name, &server.cid, meta.as_ref(), &state)) }
             }
             section.card {
                 h2 { "Try it" }
                 (try_it::forms(&name, meta.as_ref().map_or(&[][..], |m| &m.operations[..])))
             }
         }
-        @if let Some((status, variables)) = &oauth {
-            section.card #oauth { (connect::oauth(&name, status, variables, viewer.read_only)) }
-        }
-        @if let Some((endpoint, events)) = &webhooks {
-            section.card #webhooks { (connect::webhooks(&name, endpoint, events, viewer.read_only)) }
-        }
+        @if let Some(card) = oauth { section.card #oauth { (card) } }
+        @if let Some(card) = webhooks { section.card #webhooks { (card) } }
         section.card {
             h2 { "Script" }
             (editor::editor(&name, &source, viewer.read_only, managed.as_deref()))
@@ -96,8 +65,27 @@ pub async fn page(viewer: Viewer, console: State, Path(name): Path<String>, head
     Ok(frame::page(&viewer.csrf, viewer.read_only, Section::Servers, &title, !viewer.read_only, body))
 }
 
+/// What the server is: name, script CID, category, docs, how to call it, and what it declares.
+fn about(name: &str, cid: &crate::cid::Cid, meta: Option<&Meta>, state: &state::State) -> Markup {
+    html! {
+        h2 { "About" }
+        dl.facts {
+            dt { "Name" } dd { code { (name) } }
+            dt { "Script" } dd { code #server-cid data-testid="server-cid" { (cid) } }
+            @if let Some(meta) = meta {
+                @if !meta.category.is_empty() { dt { "Category" } dd { (meta.category) } }
+                @if let Some(docs) = crate::docs::web_link(&meta.docs) {
+                    dt { "Docs" } dd { a href=(docs) rel="noreferrer noopener" target="_blank" { (docs) } }
+                }
+            }
+            dt { "Call" } dd { code { "/" (name) "/{endpoint}" } }
+        }
+        @if let Some(meta) = meta { (declares(name, meta, state)) }
+    }
+}
+
 /// What the server asks for: its secrets (set or missing, never a value) and the hosts it may reach.
-fn declares(name: &str, meta: &crate::meta::Meta, state: &state::State) -> Markup {
+fn declares(name: &str, meta: &Meta, state: &state::State) -> Markup {
     let asks = crate::server::asks(name, meta);
     html! {
         h3 { "Secrets" }

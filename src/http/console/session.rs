@@ -113,10 +113,12 @@ impl FromRequestParts<Arc<Console>> for Viewer {
         let session = presented(&parts.headers).and_then(|token| console.sessions.check(token, Instant::now()));
         match session {
             Some(csrf) => Ok(Viewer { csrf, read_only: console.runtime.settings.read_only }),
-            None if parts.method == Method::GET && !parts.headers.contains_key("hx-request") => {
-                Err(Refusal((StatusCode::SEE_OTHER, [(LOCATION, HeaderValue::from_static("/ui/login"))]).into_response()))
+            None if parts.method == Method::GET && !parts.headers.contains_key("hx-request") => Err(Refusal(
+                (StatusCode::SEE_OTHER, [(LOCATION, HeaderValue::from_static("/ui/login"))]).into_response(),
+            )),
+            None => {
+                Err(Refusal(Error::Unauthorized("sign in to the console first (/ui/login)".into()).into_response()))
             }
-            None => Err(Refusal(Error::Unauthorized("sign in to the console first (/ui/login)".into()).into_response())),
         }
     }
 }
@@ -234,8 +236,10 @@ pub async fn logout(_: Actor, console: State, headers: HeaderMap) -> Response {
     if let Some(token) = presented(&headers) {
         console.sessions.close(token);
     }
-    let headers = [(SET_COOKIE, cookie(&console, None)), (axum::http::HeaderName::from_static("hx-redirect"),
-        HeaderValue::from_static("/ui/login"))];
+    let headers = [
+        (SET_COOKIE, cookie(&console, None)),
+        (axum::http::HeaderName::from_static("hx-redirect"), HeaderValue::from_static("/ui/login")),
+    ];
     (StatusCode::OK, headers).into_response()
 }
 

@@ -32,10 +32,12 @@ pub fn of(runtime: &Runtime, server: &Server) -> State {
     let has = |name: &String| secrets.get(name).ok().flatten().is_some();
     let (declared, oauth) = match &server.script {
         Ok(script) => {
-            let declared = script.meta.secrets.iter().map(|names| Secret { set: names.iter().any(has), names: names.clone() });
+            let declared =
+                script.meta.secrets.iter().map(|names| Secret { set: names.iter().any(has), names: names.clone() });
             // Only a connection made through the browser is the operator's to make; other grants obtain
             // their tokens from secrets.
-            let needs_connection = script.meta.oauth2.as_ref().is_some_and(|spec| spec.grant == Grant::AuthorizationCode);
+            let needs_connection =
+                script.meta.oauth2.as_ref().is_some_and(|spec| spec.grant == Grant::AuthorizationCode);
             let oauth = needs_connection.then(|| {
                 crate::oauth::connect::status(runtime, &server.name).is_ok_and(|status| status["connected"] == true)
             });

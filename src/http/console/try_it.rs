@@ -67,7 +67,9 @@ fn arguments(op: &Operation, fields: Vec<(String, String)>) -> Result<Map<String
         let bad = |what: &str| Error::BadRequest(format!("'{key}' must be {what}"));
         let value = match kind {
             Some("integer") => Value::from(text.trim().parse::<i64>().map_err(|_| bad("an integer"))?),
-            Some("number") => serde_json::from_str::<serde_json::Number>(text.trim()).map(Value::Number).map_err(|_| bad("a number"))?,
+            Some("number") => serde_json::from_str::<serde_json::Number>(text.trim())
+                .map(Value::Number)
+                .map_err(|_| bad("a number"))?,
             Some("boolean") => Value::Bool(text == "true"),
             Some("object" | "array") => serde_json::from_str(&text).map_err(|_| bad("JSON"))?,
             _ => Value::String(text),
