@@ -70,15 +70,31 @@ async def login(page, report):
     report["cookie"] = {k: cookie[k] for k in ("httpOnly", "sameSite", "path")}
 
 
+PAINT = ("() => { const p = performance.getEntriesByName('first-contentful-paint')[0];"
+         " const n = performance.getEntriesByType('navigation')[0];"
+         " return { fcp: p ? p.startTime : null, bytes: n.transferSize }; }")
+
+
+async def paints(page, path, times=5):
+    """The median first contentful paint of `path` over `times` loads, and its size."""
+    measured = []
+    for _ in range(times):
+        await page.goto(BASE + path)
+        while await page.evaluate("performance.getEntriesByName('first-contentful-paint').length") == 0:
+            await asyncio.sleep(0.01)
+        measured.append(await page.evaluate(PAINT))
+    median = sorted(m["fcp"] for m in measured)[times // 2]
+    return round(median, 1), measured[-1]["bytes"]
+
+
 async def first_paint(page, report):
-    await page.goto(BASE + "/ui")
+    """First paint of the list of every server, beside the smallest console page (the sign-in form) as
+    the browser's own floor on this machine, measured in the same run."""
+    floor, _ = await paints(page, "/ui/login")
+    fcp, size = await paints(page, "/ui")
     rows = await page.get_by_test_id("server-row").count()
-    paint = await page.evaluate(
-        "() => { const p = performance.getEntriesByName('first-contentful-paint')[0];"
-        " const n = performance.getEntriesByType('navigation')[0];"
-        " return { fcp: p ? p.startTime : null, dom: n.domContentLoadedEventEnd, bytes: n.transferSize }; }")
-    report["list"] = {"rows": rows, "first_contentful_paint_ms": round(paint["fcp"], 1),
-                      "dom_content_loaded_ms": round(paint["dom"], 1), "transfer_bytes": paint["bytes"]}
+    report["list"] = {"rows": rows, "first_contentful_paint_ms": fcp, "bytes": size,
+                      "sign_in_page_first_contentful_paint_ms": floor}
     assert rows >= 100, rows
     await page.screenshot(path=f"{SHOTS}/servers.png")
 

@@ -73,6 +73,8 @@ pub fn router(runtime: &Arc<Runtime>) -> Router {
         .route("/boot/import", post(boot::import))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(alert))
+        // Forms and uploads (a boot image) are held to the runtime's body limit, as `/api/` is.
+        .layer(axum::extract::DefaultBodyLimit::max(runtime.settings.max_body))
         .with_state(console)
 }
 
