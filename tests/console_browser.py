@@ -100,7 +100,10 @@ async def first_paint(page, report):
 
 
 async def search(page):
-    await page.get_by_test_id("server-search").fill("payment")
+    await page.locator("h1").click()
+    await page.keyboard.press("/")
+    await expect(page.get_by_test_id("server-search")).to_be_focused()
+    await page.keyboard.type("payment")
     await expect(page.locator('[data-testid=server-row][data-name=stripe]')).to_be_visible()
     await expect(page.locator('[data-testid=server-row][data-name=github]')).to_have_count(0)
     await page.screenshot(path=f"{SHOTS}/search.png")

@@ -2,7 +2,7 @@
 //! their content (`/ui/assets/editor.3f9c2a81d0b4e6f7.js`), so a browser may keep each one for a year:
 //! a changed file is a new name. No CDN, nothing fetched at run time; the console works offline.
 //!
-//! `editor.js` (CodeMirror 6 with Rhai highlighting) and `htmx.js` are built once from npm by
+//! `console.css` and `console.js` (a few keys) are written by hand; `editor.js` (CodeMirror 6 with Rhai highlighting) and `htmx.js` are built once from npm by
 //! `scripts/build-editor` and committed; the Rust build needs no npm.
 
 use std::sync::LazyLock;
@@ -30,6 +30,9 @@ pub static STYLE: LazyLock<Asset> =
     LazyLock::new(|| asset("console", "css", "text/css; charset=utf-8", include_bytes!("../../../assets/console.css")));
 pub static HTMX: LazyLock<Asset> =
     LazyLock::new(|| asset("htmx", "js", "text/javascript; charset=utf-8", include_bytes!("../../../assets/htmx.js")));
+pub static KEYS: LazyLock<Asset> = LazyLock::new(|| {
+    asset("console", "js", "text/javascript; charset=utf-8", include_bytes!("../../../assets/console.js"))
+});
 pub static EDITOR: LazyLock<Asset> = LazyLock::new(|| {
     asset("editor", "js", "text/javascript; charset=utf-8", include_bytes!("../../../assets/editor.js"))
 });
@@ -38,7 +41,7 @@ pub static EDITOR: LazyLock<Asset> = LazyLock::new(|| {
 /// needed: these are the same public bytes for everyone.
 pub async fn serve(Path(file): Path<String>) -> Result<Response, Error> {
     let wanted = format!("/ui/assets/{file}");
-    let asset = [&*STYLE, &*HTMX, &*EDITOR]
+    let asset = [&*STYLE, &*HTMX, &*KEYS, &*EDITOR]
         .into_iter()
         .find(|asset| asset.path == wanted)
         .ok_or_else(|| Error::NotFound(format!("no console asset '{file}'")))?;

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use super::assets::{EDITOR, HTMX, STYLE};
+use super::assets::{EDITOR, HTMX, KEYS, STYLE};
 
 const HTMX_CONFIG: &str = r#"{"allowEval":false,"allowScriptTags":false,"includeIndicatorStyles":false,"selfRequestsOnly":true,"historyCacheSize":0,"responseHandling":[{"code":"204","swap":false},{"code":"[2345]..","swap":true,"error":false}]}"#;
 
@@ -64,6 +64,7 @@ fn document(status: StatusCode, title: &str, csrf: Option<&str>, editor: bool, c
                 link rel="icon" href="data:,";
                 link rel="stylesheet" href=(STYLE.path);
                 script src=(HTMX.path) defer {}
+                script src=(KEYS.path) defer {}
                 @if editor { script src=(EDITOR.path) defer {} }
             }
             body hx-headers=[csrf] { (content) }
