@@ -277,6 +277,9 @@ async def oauth(page):
     await expect(page.get_by_test_id("oauth-status")).not_to_contain_text("not connected")
     await expect(page.get_by_test_id("oauth-variable")).to_have_value("acme-eu")
     await shot(page, "oauth")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.get_by_test_id("oauth-disconnect").click()
+    await expect(page.get_by_test_id("oauth-status")).to_contain_text("not connected")
 
 
 async def webhooks(page):

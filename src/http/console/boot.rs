@@ -12,7 +12,7 @@ use super::frame::{self, Section};
 use super::session::{Editor, Viewer};
 use crate::cid::Cid;
 use crate::error::Error;
-use crate::http::boot::{apply, changes};
+use crate::http::boot::{Upload, apply, changes};
 
 /// `GET /ui/boot`.
 pub async fn page(viewer: Viewer, console: State) -> Result<Response, Error> {
@@ -34,6 +34,7 @@ pub async fn page(viewer: Viewer, console: State) -> Result<Response, Error> {
                     input #boot-image type="file" name="image" required data-testid="boot-import";
                     label for="boot-passphrase" { "Passphrase " span.muted { "(only for an image with sealed secret values)" } }
                     input #boot-passphrase type="password" name="passphrase" autocomplete="off";
+                    label.check { input type="checkbox" name="without_secrets" value="1"; " Import without its sealed secret values" }
                     div.actions { button type="submit" { "Show changes" } }
                 }
                 div #boot-changes aria-live="polite" {}
@@ -58,35 +59,31 @@ pub async fn export(_: Viewer, console: State) -> Result<Response, Error> {
     Ok((headers, bytes).into_response())
 }
 
-/// The uploaded image, its passphrase and the CID of the image the person saw the changes of.
-struct Upload {
-    image: Vec<u8>,
-    passphrase: Option<String>,
-    expect: Option<String>,
-}
-
-async fn upload(mut multipart: Multipart) -> Result<Upload, Error> {
+/// The uploaded image with what opens it, and the CID of the image whose changes were shown.
+async fn upload(mut multipart: Multipart) -> Result<(Upload, Option<String>), Error> {
     let bad = |e: axum::extract::multipart::MultipartError| Error::BadRequest(format!("malformed upload: {e}"));
-    let mut upload = Upload { image: Vec::new(), passphrase: None, expect: None };
+    let mut upload = Upload { bytes: Vec::new(), passphrase: None, without_secrets: false };
+    let mut expect = None;
     while let Some(field) = multipart.next_field().await.map_err(bad)? {
         match field.name() {
-            Some("image") => upload.image = field.bytes().await.map_err(bad)?.to_vec(),
+            Some("image") => upload.bytes = field.bytes().await.map_err(bad)?.to_vec(),
             Some("passphrase") => upload.passphrase = Some(field.text().await.map_err(bad)?).filter(|p| !p.is_empty()),
-            Some("expect") => upload.expect = Some(field.text().await.map_err(bad)?),
+            Some("without_secrets") => upload.without_secrets = true,
+            Some("expect") => expect = Some(field.text().await.map_err(bad)?),
             _ => {}
         }
     }
-    if upload.image.is_empty() {
+    if upload.bytes.is_empty() {
         return Err(Error::BadRequest("choose a packed image to upload".into()));
     }
-    Ok(upload)
+    Ok((upload, expect))
 }
 
 /// `POST /ui/boot/diff` (multipart `image`, `passphrase`): what applying the image would change.
 pub async fn diff(_: Editor, console: State, multipart: Multipart) -> Result<Response, Error> {
-    let upload = upload(multipart).await?;
-    let cid = Cid::of(&upload.image);
-    let lines = changes(&console.runtime, upload.image, upload.passphrase).await?;
+    let (upload, _) = upload(multipart).await?;
+    let cid = Cid::of(&upload.bytes);
+    let lines = changes(&console.runtime, upload).await?;
     let markup = html! {
         h3 { "Changes" }
         @if lines.is_empty() { p.muted data-testid="boot-diff" { "This image holds the running state: nothing would change." } }
@@ -106,11 +103,11 @@ pub async fn diff(_: Editor, console: State, multipart: Multipart) -> Result<Res
 /// `POST /ui/boot/import` (multipart `image`, `passphrase`, `expect`): applies the image whose changes
 /// were shown — a different file than the one diffed is refused.
 pub async fn import(_: Editor, console: State, multipart: Multipart) -> Result<Response, Error> {
-    let upload = upload(multipart).await?;
-    if upload.expect.as_deref() != Some(Cid::of(&upload.image).to_string().as_str()) {
+    let (upload, expect) = upload(multipart).await?;
+    if expect.as_deref() != Some(Cid::of(&upload.bytes).to_string().as_str()) {
         return Err(Error::BadRequest("this is not the image whose changes were shown: show the changes again".into()));
     }
-    let applied = apply(&console.runtime, upload.image, upload.passphrase).await?;
+    let applied = apply(&console.runtime, upload).await?;
     let markup = html! {
         div.notice data-testid="boot-applied" {
             "Applied: " (applied["servers"]) " servers, boot CID " code { (applied["boot_cid"].as_str().unwrap_or_default()) }

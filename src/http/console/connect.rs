@@ -36,7 +36,7 @@ pub async fn oauth_card(
                 let value = rt.services.variable(&variable).unwrap_or_default();
                 (variable, value)
             };
-            Ok((crate::oauth::connect::status(rt, &server)?, declared.into_iter().map(current).collect::<Vec<_>>()))
+            Ok((crate::oauth::connections::status(rt, &server)?, declared.into_iter().map(current).collect::<Vec<_>>()))
         })
         .await?;
     Ok(Some(oauth(name, &status, &variables, read_only)))
@@ -78,9 +78,16 @@ fn oauth(name: &str, status: &Value, variables: &[(String, String)], read_only: 
                     label for={ "var-" (variable) } { (variable) }
                     input id={ "var-" (variable) } name=(variable) value=(value) required data-testid="oauth-variable";
                 }
-                div.actions { button.primary type="submit" data-testid="oauth-connect" {
-                    @if connected { "Connect again" } @else { "Connect" }
-                } }
+                div.actions {
+                    button.primary type="submit" data-testid="oauth-connect" {
+                        @if connected { "Connect again" } @else { "Connect" }
+                    }
+                    @if connected {
+                        button.danger type="button" hx-post={ "/ui/servers/" (name) "/disconnect" }
+                               hx-confirm="Disconnect and revoke the token where the provider can?"
+                               data-testid="oauth-disconnect" { "Disconnect" }
+                    }
+                }
             }
         }
     }
@@ -111,6 +118,12 @@ pub async fn connect(
         .await?;
     let target = HeaderValue::from_str(&started.authorize_url).map_err(|e| Error::internal("authorize URL", e))?;
     Ok((StatusCode::OK, [("hx-redirect", target)]).into_response())
+}
+
+/// `POST /ui/servers/{name}/disconnect`: forgets the connection, revoking its token where the provider can.
+pub async fn disconnect(_: Editor, console: State, Path(name): Path<String>) -> Result<Response, Error> {
+    crate::oauth::connections::disconnect(console.runtime.clone(), name).await?;
+    Ok((StatusCode::OK, [("hx-refresh", HeaderValue::from_static("true"))]).into_response())
 }
 
 /// The declared variables from the form, each present, free of control characters and matching its

@@ -64,6 +64,7 @@ pub fn router(runtime: &Arc<Runtime>) -> Router {
         .route("/servers/{name}/diff", get(editor::diff))
         .route("/servers/{name}/rollback", post(editor::rollback))
         .route("/servers/{name}/connect", post(connect::connect))
+        .route("/servers/{name}/disconnect", post(connect::disconnect))
         .route("/servers/{name}/events/{cid}/replay", post(connect::replay))
         .route("/secrets", get(secrets::page).post(secrets::set))
         .route("/secrets/{name}", axum::routing::delete(secrets::remove))

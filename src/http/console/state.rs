@@ -39,7 +39,7 @@ pub fn of(runtime: &Runtime, server: &Server) -> State {
             let needs_connection =
                 script.meta.oauth2.as_ref().is_some_and(|spec| spec.grant == Grant::AuthorizationCode);
             let oauth = needs_connection.then(|| {
-                crate::oauth::connect::status(runtime, &server.name).is_ok_and(|status| status["connected"] == true)
+                crate::oauth::connections::status(runtime, &server.name).is_ok_and(|status| status["connected"] == true)
             });
             (declared.collect(), oauth)
         }
