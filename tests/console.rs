@@ -166,6 +166,15 @@ async fn a_mutation_needs_the_csrf_token_and_an_origin_of_this_server() {
     assert_eq!(own.status(), 200);
     let table = own.text().await.unwrap();
     assert!(table.contains("FORGED") && !table.contains(">x<"), "the value never comes back: {table}");
+    // A refused change answers its JSON error, or for htmx the same type as a fragment for the alert area.
+    let bad = |htmx: bool| {
+        let request = set(&server.base, &csrf).form(&[("name", "lower_case"), ("value", "x")]);
+        if htmx { request.header("hx-request", "true") } else { request }
+    };
+    expect_error(bad(false).send().await.unwrap(), 400, "bad_request").await;
+    let fragment = bad(true).send().await.unwrap();
+    assert_eq!((fragment.status().as_u16(), fragment.headers()["hx-retarget"].to_str().unwrap()), (400, "#flash"));
+    assert!(fragment.text().await.unwrap().contains("data-type=\"bad_request\""));
     let signed_out = client().post(server.url("/ui/secrets")).header(ORIGIN, server.base.as_str()).send();
     expect_error(signed_out.await.unwrap(), 401, "unauthorized").await;
 }
