@@ -134,6 +134,12 @@ impl Server {
         Server { child, base, dir, client: reqwest::Client::new(), logs, args, env }
     }
 
+    /// Stops the server (killed, as a crash would); `restart` starts it again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the server and starts it again on the same directory, with the same arguments.
     pub fn restart(mut self) -> Server {
         let _ = self.child.kill();
@@ -262,4 +268,22 @@ pub async fn mock_authorization_server() -> Option<MockAuthorizationServer> {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("oauth2-mock-server did not listen on 127.0.0.1:{port}");
+}
+
+/// The official Python client (PyPI `mcp`, installed by `scripts/install-peers`), or `None` when it is
+/// missing outside CI (where a missing peer fails the test instead).
+pub fn python_mcp_client() -> Option<std::path::PathBuf> {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/venv/bin/python");
+    let works = std::process::Command::new(&python)
+        .args(["-c", "import mcp"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    match (works, std::env::var("CI").as_deref()) {
+        (true, _) => Some(python),
+        (false, Ok("true")) => panic!("the Python MCP client is missing: run scripts/install-peers"),
+        (false, _) => {
+            eprintln!("skipped: the Python MCP client is missing (run scripts/install-peers)");
+            None
+        }
+    }
 }

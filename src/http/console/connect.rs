@@ -53,7 +53,7 @@ pub async fn webhook_card(
     if meta.is_none_or(|meta| meta.webhook.is_none()) {
         return Ok(None);
     }
-    let events = console.runtime.webhook_events(name, 20).await?;
+    let events = console.runtime.webhook_events(name, None, 20).await?;
     Ok(Some(webhooks(name, &endpoint(console, headers, name)?, &events, read_only)))
 }
 
@@ -186,7 +186,7 @@ pub async fn replay(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     console.runtime.replay_webhook(&name, parse_cid(&cid)?).await?;
-    let events = console.runtime.webhook_events(&name, 20).await?;
+    let events = console.runtime.webhook_events(&name, None, 20).await?;
     let endpoint = endpoint(&console, &headers, &name)?;
     Ok(frame::fragment(StatusCode::OK, webhooks(&name, &endpoint, &events, false)))
 }
