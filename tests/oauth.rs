@@ -325,6 +325,10 @@ async fn forty_concurrent_calls_cost_one_token_request_and_expiry_at_most_one_mo
     assert_eq!(provider.token_requests(), 2);
     assert_eq!(provider.ledger().expired_received, 0, "the API was sent an expired token");
     assert_eq!(provider.ledger().api_calls.len(), 80);
+    // The metrics count the token requests, not the calls that waited for them.
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    let refreshes = metrics.lines().find(|line| line.starts_with("switchboard_token_refreshes_total{"));
+    assert_eq!(refreshes, Some(r#"switchboard_token_refreshes_total{server="cc",result="ok"} 2"#), "{metrics}");
 }
 
 /// Every file under `dir`, read whole.

@@ -16,10 +16,13 @@ mod dispatch;
 mod error;
 mod guard;
 mod index;
+mod invocations;
+mod metrics;
 mod oauth;
 mod page;
 mod secrets;
 mod servers;
+mod traced;
 mod webhooks;
 
 use std::sync::Arc;
@@ -50,6 +53,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
     Router::new()
         .route("/", get(index::index))
         .route("/health", get(content::health))
+        .route("/metrics", get(metrics::metrics))
         .route("/cid/{cid}", get(content::blob))
         .route("/oauth/{name}/callback", get(oauth::callback))
         .route("/webhooks/{name}", post(webhooks::receive))
@@ -58,6 +62,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .nest_service("/ui", console::router(&runtime))
         .fallback(dispatch::dispatch)
         .layer(axum::middleware::from_fn_with_state(policy, guard::guard))
+        .layer(axum::middleware::from_fn(traced::traced))
         .with_state(runtime)
 }
 

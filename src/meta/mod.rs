@@ -18,6 +18,7 @@ mod invalid;
 pub mod oauth2;
 pub mod operations;
 pub mod pagination;
+pub mod pricing;
 pub mod rate_limit;
 pub mod webhook;
 
@@ -59,6 +60,8 @@ pub struct Meta {
     pub webhook: Option<webhook::Spec>,
     /// What every `api` call starts from (`META.api`).
     pub api: Api,
+    /// What the provider charges (`META.pricing`), if declared.
+    pub pricing: Option<pricing::Pricing>,
     /// The whole `META` as JSON, for describing the server.
     pub json: Value,
 }
@@ -91,7 +94,9 @@ impl Meta {
         if let Some(problem) = secrets.iter().flatten().chain(&variables).find_map(|n| crate::environment::refusal(n)) {
             return Err(format!("META may not declare {problem}").into());
         }
+        let operations = operations::parse(map.get("operations"))?;
         let meta = Meta {
+            pricing: map.get("pricing").map(|spec| pricing::Pricing::from_json(spec, &operations)).transpose()?,
             hosts: destinations::hosts(map.get("hosts"))?,
             timeout: timeout(map.get("timeout_ms"))?,
             oauth2: oauth2(map)?,
@@ -106,7 +111,7 @@ impl Meta {
             auth: text("auth", false)?,
             base_url: text("base_url", false)?,
             docs: text("docs", false)?,
-            operations: operations::parse(map.get("operations"))?,
+            operations,
             json: Value::Null,
         };
         if let Some(op) = meta.operations.iter().find(|op| op.paginated && !meta.pages()) {
@@ -118,6 +123,11 @@ impl Meta {
             }
             _ => Ok(Meta { json, ..meta }),
         }
+    }
+
+    /// The named operation a call of `method` on `endpoint` is, if any (see [`operations::matching`]).
+    pub fn operation_for(&self, method: &str, endpoint: &str) -> Option<&Operation> {
+        operations::matching(&self.operations, method, endpoint)
     }
 
     /// Whether `name` is one of the secrets this script declared.
