@@ -192,6 +192,19 @@ async def enable_disable(page):
     assert (await invoke_notes(page))[0] == 200
 
 
+async def activity(page):
+    """The server's last hour, from the invocation records of the runs above (written off the hot path)."""
+    for _ in range(20):
+        await page.goto(BASE + "/ui/servers/notes")
+        calls = int(await page.get_by_test_id("server-stats").locator("dd").first.inner_text())
+        if calls > 0:
+            break
+        await asyncio.sleep(0.25)
+    assert calls >= 5, calls
+    await expect(page.get_by_test_id("server-chart").locator("rect")).not_to_have_count(0)
+    await shot(page, "activity")
+
+
 async def secrets(page):
     await page.goto(BASE + "/ui/secrets")
     row = page.locator('[data-testid=secret-row][data-name=NOTES_TOKEN]')
@@ -319,6 +332,7 @@ async def main():
         await edit(page, report)
         await diff_and_rollback(page)
         await enable_disable(page)
+        await activity(page)
         await secrets(page)
         await refusals(page, report)
         await new_server(page)

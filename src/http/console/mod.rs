@@ -13,6 +13,7 @@
 //! Failures are the one [`Error`](crate::error::Error) type; for a request htmx sent, [`alert`] turns
 //! one into a fragment the page shows in place (same status and `type`), for anything else it stays JSON.
 
+mod activity;
 mod assets;
 mod boot;
 mod connect;

@@ -8,7 +8,7 @@ use maud::{Markup, html};
 
 use super::frame::{self, Section};
 use super::session::Viewer;
-use super::{State, connect, editor, list, state, try_it};
+use super::{State, activity, connect, editor, list, state, try_it};
 use crate::error::Error;
 use crate::meta::Meta;
 
@@ -31,6 +31,7 @@ pub async fn page(
         .await?;
     let meta = server.script.as_ref().ok().map(|script| script.meta.clone());
     let oauth = connect::oauth_card(&console, &name, meta.as_ref(), viewer.read_only).await?;
+    let activity = activity::card(&console, &name).await?;
     let webhooks = connect::webhook_card(&console, &headers, &name, meta.as_ref(), viewer.read_only).await?;
     let managed = console.runtime.managed.file(&name);
     let title = meta.as_ref().map_or(name.clone(), |m| m.title.clone());
@@ -54,6 +55,7 @@ pub async fn page(
                 (try_it::forms(&name, meta.as_ref().map_or(&[][..], |m| &m.operations[..])))
             }
         }
+        section.card #activity { (activity) }
         @if let Some(card) = oauth { section.card #oauth { (card) } }
         @if let Some(card) = webhooks { section.card #webhooks { (card) } }
         section.card {
