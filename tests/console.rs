@@ -350,3 +350,25 @@ async fn the_readme_console_examples_run_as_written() {
     }
     assert_eq!(checked, 4);
 }
+
+#[tokio::test]
+async fn the_invocations_page_lists_records_filtered_by_server() {
+    let server = start(&[]);
+    let (cookie, _) = sign_in(&server).await;
+    assert_eq!(server.get("/echo/hello").await.status(), 200);
+    let page = |query: &'static str| {
+        client().get(server.url(&format!("/ui/invocations{query}"))).header(COOKIE, &cookie).send()
+    };
+    let mut listed = String::new();
+    for _ in 0..50 {
+        listed = page("?server=echo&via=http&status=ok").await.unwrap().text().await.unwrap();
+        if listed.contains("data-testid=\"invocation-row\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(listed.contains("href=\"/ui/servers/echo\"") && listed.contains("href=\"/cid/bafkr4i"), "{listed}");
+    let other = page("?server=notes").await.unwrap().text().await.unwrap();
+    assert!(!other.contains("data-testid=\"invocation-row\""));
+    expect_error(page("?status=sometimes").await.unwrap(), 400, "bad_request").await;
+}

@@ -19,6 +19,7 @@ const HTMX_CONFIG: &str = r#"{"allowEval":false,"allowScriptTags":false,"include
 pub enum Section {
     Servers,
     Secrets,
+    Invocations,
     Boot,
 }
 
@@ -35,6 +36,7 @@ pub fn page(csrf: &str, read_only: bool, section: Section, title: &str, editor: 
             nav {
                 (link(Section::Servers, "/ui", "Servers"))
                 (link(Section::Secrets, "/ui/secrets", "Secrets"))
+                (link(Section::Invocations, "/ui/invocations", "Invocations"))
                 (link(Section::Boot, "/ui/boot", "Boot image"))
             }
             @if read_only { span.badge.warn title="Edits are refused" { "read-only" } }

@@ -20,6 +20,7 @@ mod connect;
 mod create;
 mod editor;
 mod frame;
+mod invocations;
 mod list;
 mod secrets;
 mod server;
@@ -67,6 +68,7 @@ pub fn router(runtime: &Arc<Runtime>) -> Router {
         .route("/servers/{name}/connect", post(connect::connect))
         .route("/servers/{name}/disconnect", post(connect::disconnect))
         .route("/servers/{name}/events/{cid}/replay", post(connect::replay))
+        .route("/invocations", get(invocations::page))
         .route("/secrets", get(secrets::page).post(secrets::set))
         .route("/secrets/{name}", axum::routing::delete(secrets::remove))
         .route("/boot", get(boot::page))
