@@ -203,6 +203,8 @@ async def activity(page):
     assert calls >= 5, calls
     await expect(page.get_by_test_id("server-chart").locator("rect")).not_to_have_count(0)
     await shot(page, "activity")
+    await page.goto(BASE + "/ui/invocations?server=notes&via=cli")
+    await expect(page.get_by_test_id("invocation-row")).to_have_count(0)
     await page.goto(BASE + "/ui/invocations?server=notes")
     await expect(page.get_by_test_id("invocation-row").first).to_be_visible()
     await page.screenshot(path=f"{SHOTS}/invocations.png")

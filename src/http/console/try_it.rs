@@ -79,7 +79,9 @@ fn arguments(op: &Operation, fields: Vec<(String, String)>) -> Result<Map<String
     Ok(arguments)
 }
 
-async fn invoke(console: &State, invocation: Invocation) -> Response {
+async fn invoke(console: &State, mut invocation: Invocation) -> Response {
+    // A run from the console is an HTTP call like any other, and is recorded as one.
+    invocation.via = crate::store::Via::Http;
     let started = Instant::now();
     let invoked = console.runtime.invoke(invocation).await;
     let elapsed = started.elapsed();
