@@ -309,6 +309,13 @@ impl Runtime {
         self.apply(Op::SetVariables(variables))
     }
 
+    /// Sets some registry variables, keeping the others.
+    pub fn merge_variables(&self, values: std::collections::BTreeMap<String, String>) -> Result<()> {
+        let mut variables = self.store.variables()?;
+        variables.extend(values);
+        self.set_variables(variables)
+    }
+
     /// The last change to `name` that was refused (a watched file that did not compile), if any.
     pub fn last_error(&self, name: &str) -> Option<Error> {
         self.last_errors.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
