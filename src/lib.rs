@@ -6,7 +6,7 @@
 //! that runs a script goes through one path, [`runtime::Runtime::invoke`]:
 //!
 //! ```text
-//!   HTTP (proxy or call style) ─┐
+//!   HTTP (proxy, call, console) ┐
 //!   MCP `tools/call`            │
 //!   CLI `call`                  ├─► Invocation ─► resolve name|CID ─► compiled Script (cached by CID)
 //!   chaining (`input`)          │                                      │
@@ -54,7 +54,9 @@
 //!   path, from a durable queue in the store that retries failed runs across restarts.
 //! * [`http`] is the axum interface: one guard before routing holds every request to the HTTP bounds
 //!   and the browser rules (`Host` against DNS rebinding, no runs from another origin), and the
-//!   runtime frames every response itself. [`commands`] implements the CLI that `main.rs` parses.
+//!   runtime frames every response itself. Its web console (`/ui`) is one more caller: it changes the
+//!   registry through the same runtime operations as `/api/` and runs try-it through `Runtime::invoke`.
+//!   [`commands`] implements the CLI that `main.rs` parses.
 //! * [`mcp`] serves every server as an MCP tool (at `/mcp` and over stdio); [`operation`] turns one of the
 //!   named operations a script declares into an invocation.
 //!

@@ -54,13 +54,13 @@ pub struct Settings {
     /// The URL the outside world reaches this runtime at (`serve --public-url`): OAuth redirect URIs
     /// and webhook signatures that cover the URL (Twilio) use it; else the scheme and Host of the request.
     pub public_url: Option<url::Url>,
+    pub webhook_retry: WebhookRetry,
+    /// List every enabled server as an MCP tool, not only those that can run (`--mcp-all-tools`).
+    pub mcp_all_tools: bool,
     /// How many invocation records are kept, and for how long.
     pub records: crate::observe::records::Retention,
     /// The bearer token `GET /metrics` needs, when one is set (else it is open like `/health`).
     pub metrics_token: Option<String>,
-    pub webhook_retry: WebhookRetry,
-    /// List every enabled server as an MCP tool, not only those that can run (`--mcp-all-tools`).
-    pub mcp_all_tools: bool,
 }
 
 /// How the webhook queue retries a handler that failed (`serve --webhook-attempts`,
@@ -94,10 +94,10 @@ impl Settings {
             allowed_origins: Vec::new(),
             invoke_access: Default::default(),
             public_url: None,
-            records: Default::default(),
-            metrics_token: None,
             webhook_retry: WebhookRetry::default(),
             mcp_all_tools: false,
+            records: Default::default(),
+            metrics_token: None,
         }
     }
 }
@@ -307,6 +307,13 @@ impl Runtime {
     /// Replaces every variable.
     pub fn set_variables(&self, variables: std::collections::BTreeMap<String, String>) -> Result<()> {
         self.apply(Op::SetVariables(variables))
+    }
+
+    /// Sets some registry variables, keeping the others.
+    pub fn merge_variables(&self, values: std::collections::BTreeMap<String, String>) -> Result<()> {
+        let mut variables = self.store.variables()?;
+        variables.extend(values);
+        self.set_variables(variables)
     }
 
     /// The last change to `name` that was refused (a watched file that did not compile), if any.

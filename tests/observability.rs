@@ -23,7 +23,7 @@ const PRICED: &str = r#"const META = #{
     title: "Priced", description: "a priced API", secrets: ["PRICED_TOKEN"], auth: "bearer",
     base_url: "https://api.invalid/v1",
     operations: #{ create_thing: #{ description: "Create a thing.", method: "POST", endpoint: "/things",
-                                    input: #{ type: "object", properties: #{ name: #{ type: "string" } } } } },
+        input: #{ "type": "object", "properties": #{ "name": #{ "type": "string" } } } } },
     pricing: #{ currency: "USD", source: "https://example.com/pricing", per_call: 0.5,
                 operations: #{ create_thing: 2.0 } },
 };

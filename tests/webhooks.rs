@@ -461,7 +461,7 @@ async fn a_handler_failing_twice_is_retried_until_it_succeeds_with_no_manual_ste
 
     let event = once_settled(&server, "hook_github", &cid, "handled").await;
     assert_eq!((event["attempts"].as_u64(), &event["outcome"]["status"]), (Some(3), &json!(200)));
-    assert!(event["outcome"]["request_id"].is_string(), "the run that handled it: {event}");
+    assert!(event["outcome"]["request_id"].is_string(), "the outcome names the run's invocation: {event}");
     assert_eq!(event["next_attempt_at"], Value::Null);
     let runs = reported(&mock, "github").await;
     assert_eq!(runs.len(), 3);

@@ -97,6 +97,16 @@ pub struct ServeArgs {
     /// signatures that cover the URL (Twilio) use it. Default: the scheme and Host of the request.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<url::Url>,
+    /// How many times a webhook handler runs before its event is `dead` (the first run included).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub webhook_attempts: u32,
+    /// The wait before a failed webhook handler's first retry; each later one doubles it (at most an
+    /// hour), with jitter.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    pub webhook_backoff_ms: u64,
+    /// List every enabled server as an MCP tool, not only those whose secrets or OAuth connection are set.
+    #[arg(long)]
+    pub mcp_all_tools: bool,
     /// Log lines as text, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
@@ -109,16 +119,6 @@ pub struct ServeArgs {
     /// Days an invocation record is kept.
     #[arg(long, default_value_t = 30, value_name = "DAYS")]
     pub records_max_age_days: u64,
-    /// How many times a webhook handler runs before its event is `dead` (the first run included).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
-    pub webhook_attempts: u32,
-    /// The wait before a failed webhook handler's first retry; each later one doubles it (at most an
-    /// hour), with jitter.
-    #[arg(long, default_value_t = 30_000, value_name = "MS")]
-    pub webhook_backoff_ms: u64,
-    /// List every enabled server as an MCP tool, not only those whose secrets or OAuth connection are set.
-    #[arg(long)]
-    pub mcp_all_tools: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -114,7 +114,7 @@ fn proxy_request(
 }
 
 /// A call-style request from its parameters (query string, form or JSON object).
-fn call_request(target: &str, params: Map<String, Value>) -> Result<Invocation, Error> {
+pub(super) fn call_request(target: &str, params: Map<String, Value>) -> Result<Invocation, Error> {
     let mut request = Invocation::new(Target::parse(target));
     for (key, value) in params {
         let text = || match &value {
@@ -149,7 +149,7 @@ fn param_text(value: &Value) -> String {
 }
 
 /// Query strings and form bodies: every value is text, and `data` is JSON when it parses as JSON.
-fn form_params(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
+pub(super) fn form_params(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_bytes(bytes).map_err(|e| Error::BadRequest(format!("malformed parameters: {e}")))?;
     let mut params = Map::new();

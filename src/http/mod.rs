@@ -9,6 +9,7 @@ mod auth;
 pub mod body;
 mod boot;
 pub mod browser;
+mod console;
 mod content;
 mod describe;
 mod dispatch;
@@ -58,6 +59,7 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .route("/webhooks/{name}", post(webhooks::receive))
         .nest("/api", api::router())
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
+        .nest_service("/ui", console::router(&runtime))
         .fallback(dispatch::dispatch)
         .layer(axum::middleware::from_fn_with_state(policy, guard::guard))
         .layer(axum::middleware::from_fn(traced::traced))

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use regex::Regex;
 use serde_json::{Map, Value};
 
 pub use api::Api;
@@ -42,6 +43,8 @@ pub struct Meta {
     pub secrets: Vec<Vec<String>>,
     /// Registry variables the script may read (non-secret settings such as a region or an account id).
     pub variables: Vec<String>,
+    /// What a variable's value must match as a whole, where the script says (`#{ name, pattern }`).
+    pub variable_patterns: BTreeMap<String, Regex>,
     pub auth: String,
     pub base_url: String,
     pub docs: String,
@@ -87,7 +90,7 @@ impl Meta {
             }
         };
         let secrets = secrets(map.get("secrets"))?;
-        let variables = variables(map.get("variables"))?;
+        let (variables, variable_patterns) = variables(map.get("variables"))?;
         if let Some(problem) = secrets.iter().flatten().chain(&variables).find_map(|n| crate::environment::refusal(n)) {
             return Err(format!("META may not declare {problem}").into());
         }
@@ -104,6 +107,7 @@ impl Meta {
             category: text("category", false)?,
             secrets,
             variables,
+            variable_patterns,
             auth: text("auth", false)?,
             base_url: text("base_url", false)?,
             docs: text("docs", false)?,
@@ -172,15 +176,32 @@ fn secrets(value: Option<&Value>) -> Result<Vec<Vec<String>>, Invalid> {
     }
 }
 
-/// `META.variables`: names.
-fn variables(value: Option<&Value>) -> Result<Vec<String>, Invalid> {
-    match value {
-        None => Ok(Vec::new()),
-        Some(Value::Array(names)) => {
-            names.iter().map(|n| n.as_str().map(str::to_owned).ok_or("META.variables holds names".into())).collect()
+/// `META.variables`: names, or `#{ name, pattern }` where a value must match `pattern` as a whole (what
+/// an operator is asked for before connecting: a subdomain, a tenant, an organisation URL).
+fn variables(value: Option<&Value>) -> Result<(Vec<String>, BTreeMap<String, Regex>), Invalid> {
+    let entries = match value {
+        None => return Ok(Default::default()),
+        Some(Value::Array(entries)) => entries,
+        Some(_) => return Err("META.variables must be an array of names".into()),
+    };
+    let (mut names, mut patterns) = (Vec::new(), BTreeMap::new());
+    for entry in entries {
+        let (name, pattern) = match entry {
+            Value::String(name) => (name.clone(), None),
+            Value::Object(map) => match (map.get("name"), map.get("pattern"), map.len()) {
+                (Some(Value::String(name)), Some(Value::String(pattern)), 2) => (name.clone(), Some(pattern)),
+                _ => return Err("a META.variables entry is a name or #{ name, pattern }".into()),
+            },
+            _ => return Err("META.variables holds names, or #{ name, pattern }".into()),
+        };
+        if let Some(pattern) = pattern {
+            let whole = Regex::new(&format!("^(?:{pattern})$"))
+                .map_err(|e| format!("META.variables '{name}': the pattern does not compile: {e}"))?;
+            patterns.insert(name.clone(), whole);
         }
-        Some(_) => Err("META.variables must be an array of names".into()),
+        names.push(name);
     }
+    Ok((names, patterns))
 }
 
 /// `META.timeout_ms`: the server's own wall-clock limit.
@@ -246,6 +267,22 @@ mod tests {
             Meta::from_json(unpaged).unwrap_err(),
             "META.operations.list: paginated needs META.api.pagination to say how"
         );
+    }
+
+    #[test]
+    fn a_variable_may_declare_the_pattern_its_value_matches() {
+        let meta = Meta::from_json(json!({
+            "title": "t", "description": "d",
+            "variables": ["REGION", {"name": "DESK_SUBDOMAIN", "pattern": "[a-z0-9-]{1,63}"}],
+        }))
+        .unwrap();
+        assert_eq!(meta.variables, ["REGION", "DESK_SUBDOMAIN"]);
+        let pattern = &meta.variable_patterns["DESK_SUBDOMAIN"];
+        assert!(pattern.is_match("acme-eu") && !pattern.is_match("evil.example/x") && !pattern.is_match(""));
+        let broken = json!({"title": "t", "description": "d", "variables": [{"name": "X", "pattern": "("}]});
+        assert!(Meta::from_json(broken).unwrap_err().contains("'X': the pattern does not compile"));
+        let extra = json!({"title": "t", "description": "d", "variables": [{"name": "X", "pattern": "a", "b": 1}]});
+        assert!(Meta::from_json(extra).is_err());
     }
 
     #[test]

@@ -139,6 +139,20 @@ impl Operation {
     }
 }
 
+/// What a validation error says about which fields.
+fn problem(error: &jsonschema::ValidationError<'_>) -> Vec<Problem> {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let at: Vec<String> = error.instance_path().iter().map(|segment| segment.to_string()).collect();
+    let field = |name: Option<&str>| at.iter().map(String::as_str).chain(name).collect::<Vec<_>>().join(".");
+    match error.kind() {
+        Kind::AdditionalProperties { unexpected } => {
+            unexpected.iter().map(|name| (field(Some(name)), "is not an argument this tool takes".to_owned())).collect()
+        }
+        Kind::Required { property } => vec![(field(property.as_str()), "is required".to_owned())],
+        _ => vec![(if at.is_empty() { "(arguments)".to_owned() } else { field(None) }, error.to_string())],
+    }
+}
+
 /// The operation a call of `method` on `endpoint` is: the first declared one with that method whose
 /// template's path matches the endpoint's path segment by segment (a `{field}` matches any one
 /// non-empty segment; queries are not compared).
@@ -156,20 +170,6 @@ pub fn matching<'a>(operations: &'a [Operation], method: &str, endpoint: &str) -
                 false => want == got,
             })
     })
-}
-
-/// What a validation error says about which fields.
-fn problem(error: &jsonschema::ValidationError<'_>) -> Vec<Problem> {
-    use jsonschema::error::ValidationErrorKind as Kind;
-    let at: Vec<String> = error.instance_path().iter().map(|segment| segment.to_string()).collect();
-    let field = |name: Option<&str>| at.iter().map(String::as_str).chain(name).collect::<Vec<_>>().join(".");
-    match error.kind() {
-        Kind::AdditionalProperties { unexpected } => {
-            unexpected.iter().map(|name| (field(Some(name)), "is not an argument this tool takes".to_owned())).collect()
-        }
-        Kind::Required { property } => vec![(field(property.as_str()), "is required".to_owned())],
-        _ => vec![(if at.is_empty() { "(arguments)".to_owned() } else { field(None) }, error.to_string())],
-    }
 }
 
 fn check_name(name: &str) -> Result<(), String> {

@@ -281,6 +281,7 @@ impl HttpClient {
         self.metrics.upstream_duration.get_or_create(&labels).observe(seconds);
     }
 
+    /// Exponential backoff with full jitter in the upper half: base·2^(n-1) · [0.5, 1).
     fn backoff(&self, attempt: u32) -> Duration {
         backoff(self.settings.retry_base, self.settings.retry_cap, attempt)
     }
