@@ -84,6 +84,7 @@ pub mod mcp;
 pub mod meta;
 pub mod modules;
 pub mod oauth;
+pub mod openapi;
 pub mod operation;
 pub mod reload;
 pub mod runtime;

@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::routing::{get, post, put};
 
-use super::{AppState, boot, oauth, secrets, servers, webhooks};
+use super::{AppState, boot, import, oauth, secrets, servers, webhooks};
 use crate::error::Error;
 
 pub fn router() -> Router<AppState> {
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/oauth/{name}/start", post(oauth::start))
         .route("/boot/export", get(boot::export))
         .route("/boot/import", post(boot::import))
+        .route("/import/openapi", post(import::openapi))
         .route("/webhooks/{name}/events", get(webhooks::events))
         .route("/webhooks/{name}/events/{cid}/replay", post(webhooks::replay))
         .fallback(not_found)

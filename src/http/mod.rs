@@ -14,6 +14,7 @@ mod describe;
 mod dispatch;
 mod error;
 mod guard;
+mod import;
 mod oauth;
 mod page;
 mod secrets;

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
+use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{CallToolResult, ContentBlock as Content, JsonObject};
 use serde_json::Value;
 
@@ -49,7 +50,9 @@ pub async fn call(
 /// The invocation a tool call stands for.
 fn request(entry: &Entry, mut arguments: JsonObject) -> Result<Invocation, Error> {
     let target = Target::Name(entry.server.clone());
-    let all_pages = match entry.script.meta.pages() {
+    let meta = &entry.script.meta;
+    let pages = entry.operation().map_or(meta.pages(), |operation| meta.pages_through(operation));
+    let all_pages = match pages {
         true => match arguments.remove(super::catalog::ALL_PAGES) {
             None | Some(Value::Null) => false,
             Some(Value::Bool(all)) => all,
@@ -63,6 +66,12 @@ fn request(entry: &Entry, mut arguments: JsonObject) -> Result<Invocation, Error
         request.endpoint = call.endpoint;
         request.data = call.data.map_or(Data::None, Data::Value);
         request.all_pages = all_pages;
+        for (name, value) in call.headers {
+            let value = HeaderValue::try_from(value)
+                .map_err(|_| Error::BadRequest(format!("the argument for header '{name}' is not a header value")))?;
+            let name = HeaderName::try_from(name).map_err(|e| Error::internal("operation header", e))?;
+            request.headers.append(name, value);
+        }
         return Ok(request);
     }
     let text = |arguments: &mut JsonObject, key: &str| match arguments.remove(key) {

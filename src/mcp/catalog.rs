@@ -141,7 +141,7 @@ fn operation_entry(name: String, server: &str, script: &Arc<Script>, index: usiz
         .read_only(read_only)
         .destructive(op.method == "DELETE")
         .open_world(true);
-    let input = with_all_pages(Arc::new(op.input.clone()), read_only && script.meta.pages());
+    let input = with_all_pages(Arc::new(op.input.clone()), script.meta.pages_through(op));
     let tool = Tool::new(name, description, input).with_title(title).with_annotations(annotations);
     Entry { tool, server: server.to_owned(), script: script.clone(), operation: Some(index) }
 }

@@ -41,6 +41,8 @@ pub struct Meta {
     pub secrets: Vec<Vec<String>>,
     /// Registry variables the script may read (non-secret settings such as a region or an account id).
     pub variables: Vec<String>,
+    /// What a variable is when nobody set it (`META.variables` as a map of names to defaults).
+    pub variable_defaults: BTreeMap<String, String>,
     pub auth: String,
     pub base_url: String,
     pub docs: String,
@@ -72,6 +74,15 @@ impl Meta {
         self.api.pagination.is_some()
     }
 
+    /// Whether a caller may ask `operation` for every page: the server declares how its lists page, the
+    /// operation reads, and it takes one of the parameters a page is asked for with. A read of one object
+    /// has nothing to page through, so it is not offered.
+    pub fn pages_through(&self, operation: &Operation) -> bool {
+        let Some(paging) = &self.api.pagination else { return false };
+        matches!(operation.method.as_str(), "GET" | "HEAD")
+            && paging.parameters().iter().any(|param| operation.sends(param))
+    }
+
     /// Reads `META` from its JSON form, or says what is wrong with it.
     pub fn from_json(json: Value) -> Result<Meta, Invalid> {
         let map = json.as_object().ok_or("META must be an object map (#{ ... })")?;
@@ -84,7 +95,7 @@ impl Meta {
             }
         };
         let secrets = secrets(map.get("secrets"))?;
-        let variables = variables(map.get("variables"))?;
+        let (variables, variable_defaults) = variables(map.get("variables"))?;
         if let Some(problem) = secrets.iter().flatten().chain(&variables).find_map(|n| crate::environment::refusal(n)) {
             return Err(format!("META may not declare {problem}").into());
         }
@@ -99,6 +110,7 @@ impl Meta {
             category: text("category", false)?,
             secrets,
             variables,
+            variable_defaults,
             auth: text("auth", false)?,
             base_url: text("base_url", false)?,
             docs: text("docs", false)?,
@@ -138,14 +150,28 @@ fn secrets(value: Option<&Value>) -> Result<Vec<Vec<String>>, Invalid> {
     }
 }
 
-/// `META.variables`: names.
-fn variables(value: Option<&Value>) -> Result<Vec<String>, Invalid> {
+/// `META.variables`: names, or a map of names to their defaults (`()` for none).
+fn variables(value: Option<&Value>) -> Result<(Vec<String>, BTreeMap<String, String>), Invalid> {
     match value {
-        None => Ok(Vec::new()),
+        None => Ok(Default::default()),
         Some(Value::Array(names)) => {
-            names.iter().map(|n| n.as_str().map(str::to_owned).ok_or("META.variables holds names".into())).collect()
+            let names = names.iter().map(|n| n.as_str().map(str::to_owned).ok_or("META.variables holds names"));
+            Ok((names.collect::<Result<_, _>>()?, BTreeMap::new()))
         }
-        Some(_) => Err("META.variables must be an array of names".into()),
+        Some(Value::Object(entries)) => {
+            let mut defaults = BTreeMap::new();
+            for (name, default) in entries {
+                match default {
+                    Value::Null => {}
+                    Value::String(text) => {
+                        defaults.insert(name.clone(), text.clone());
+                    }
+                    _ => return Err(format!("META.variables.{name}: a default is a string, or () for none").into()),
+                }
+            }
+            Ok((entries.keys().cloned().collect(), defaults))
+        }
+        Some(_) => Err("META.variables must be an array of names, or a map of names to defaults".into()),
     }
 }
 
@@ -206,6 +232,19 @@ mod tests {
             Meta::from_json(json!({"title": "t", "description": "d", "timeout_ms": 0})).unwrap_err(),
             "META.timeout_ms must be a positive integer"
         );
+    }
+
+    #[test]
+    fn variables_may_carry_defaults() {
+        let meta = Meta::from_json(json!({
+            "title": "t", "description": "d", "variables": { "PETS_REGION": "eu", "PETS_HOST": null },
+        }))
+        .unwrap();
+        assert_eq!(meta.variables, ["PETS_REGION", "PETS_HOST"]);
+        assert_eq!(meta.variable_defaults.get("PETS_REGION").map(String::as_str), Some("eu"));
+        assert!(!meta.variable_defaults.contains_key("PETS_HOST"));
+        let bad = Meta::from_json(json!({ "title": "t", "description": "d", "variables": { "PETS_PORT": 80 } }));
+        assert!(bad.unwrap_err().contains("a default is a string"));
     }
 
     #[test]
