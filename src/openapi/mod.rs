@@ -61,8 +61,11 @@ pub fn import(bytes: &[u8], directory: Option<&Path>, name: &str, selection: &Se
     let imported = operations::operations(&document, selection, budget, auth.carrier.as_ref(), &mut notes)?;
     let (operations, api) = declared(imported, auth.api.clone(), &mut notes);
     if operations.is_empty() {
-        let why = notes.iter().rev().take(3).cloned().collect::<Vec<_>>().join("; ");
-        return Err(Error::InvalidDocument(format!("the document has no operation that can be imported ({why})")));
+        let left_out: Vec<&str> = notes.iter().filter(|n| n.contains("left out")).take(3).map(String::as_str).collect();
+        return Err(Error::InvalidDocument(match left_out.is_empty() {
+            true => "the document declares no operations (its paths are empty, or select none)".into(),
+            false => format!("no operation of the document can be imported: {}", left_out.join("; ")),
+        }));
     }
     let info = |key: &str| root.pointer(&format!("/info/{key}")).and_then(Value::as_str).map(str::trim).unwrap_or("");
     let title = Some(info("title")).filter(|t| !t.is_empty()).unwrap_or(name);
@@ -145,4 +148,56 @@ fn declared(
         api.insert("pass_headers".into(), json!(headers));
     }
     (operations, api)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(script: &str) -> crate::engine::Script {
+        let engine = crate::engine::ScriptEngine::new(Default::default(), |_| {});
+        engine.compile(script.as_bytes()).unwrap_or_else(|e| panic!("{}", e.message()))
+    }
+
+    #[test]
+    fn the_example_document_becomes_a_server_that_loads() {
+        let spec = include_bytes!("../../docs/examples/petstore.yaml");
+        let imported = import(spec, None, "pets", &Selection::default()).unwrap();
+        let meta = load(&imported.script).meta;
+        assert_eq!((meta.title.as_str(), meta.auth.as_str()), ("Petstore", "header:X-Api-Key"));
+        assert_eq!(meta.base_url, "https://{PETS_REGION}.petstore.example/v1");
+        let names: Vec<&str> = meta.operations.iter().map(|op| op.name.as_str()).collect();
+        assert_eq!(names, ["create_pet", "delete_pet", "get_pet", "list_pets"]);
+        let create = &meta.operations[0];
+        assert!(create.input["properties"].get("id").is_none(), "readOnly left out of the request");
+        assert_eq!(meta.api.pass_headers, ["idempotency-key"]);
+        let only_admin = Selection { tags: vec!["admin".into()], operations: vec!["getPet".into()] };
+        let imported = import(spec, None, "pets", &only_admin).unwrap();
+        let names: Vec<String> = load(&imported.script).meta.operations.into_iter().map(|op| op.name).collect();
+        assert_eq!(names, ["delete_pet", "get_pet"]);
+        let unknown = import(spec, None, "pets", &Selection { tags: vec!["nope".into()], ..Selection::default() });
+        assert!(unknown.unwrap_err().message().contains("no operation has the tag or id nope"));
+    }
+
+    #[test]
+    fn deep_and_wide_schemas_still_make_a_script_that_loads() {
+        let mut deep = serde_json::json!({ "type": "string" });
+        for level in 0..40 {
+            deep = match level % 3 {
+                0 => json!({ "type": "object", "properties": { "a": deep, "b": { "type": "integer" } } }),
+                1 => json!({ "type": "array", "items": deep }),
+                _ => json!({ "allOf": [deep, { "type": "object" }], "default": { "x": { "y": { "z": [1] } } } }),
+            };
+        }
+        let paths: Map<String, Value> = (0..50)
+            .map(|i| {
+                let body = json!({ "required": true, "content": { "application/json": { "schema": deep } } });
+                (format!("/things/{i}"), json!({ "post": { "operationId": format!("make{i}"), "requestBody": body } }))
+            })
+            .collect();
+        let document = json!({ "openapi": "3.1.0", "info": { "title": "Deep", "version": "1" }, "paths": paths });
+        let imported = import(document.to_string().as_bytes(), None, "deep", &Selection::default()).unwrap();
+        assert_eq!(load(&imported.script).meta.operations.len(), 50);
+        assert!(imported.script.len() < 2_000_000, "{} bytes", imported.script.len());
+    }
 }

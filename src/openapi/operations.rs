@@ -56,6 +56,7 @@ pub fn operations(
     let mut imported = Vec::new();
     let mut matched = HashSet::new();
     let paths = document.root().get("paths").and_then(Value::as_object).into_iter().flatten();
+    let count = paths.clone().flat_map(|(_, item)| item.as_object()).flatten().filter(|(m, _)| METHODS.contains(&m.as_str())).count();
     for (path, item) in paths {
         let item = document.resolve(item)?.0;
         let shared = item.get("parameters");
@@ -73,7 +74,8 @@ pub fn operations(
                 continue;
             }
             let what = format!("{} {path} ({name})", method.to_uppercase());
-            match one(document, &name, method, path, shared, operation, carrier, notes) {
+            let converter = Converter::new(document, Direction::Parameter, count);
+            match one(converter, &name, method, path, shared, operation, carrier, notes) {
                 Ok(Some(op)) => imported.push(op),
                 Ok(None) => {}
                 Err(error) => notes.push(format!("{what} left out: {}", error.message())),
@@ -125,18 +127,18 @@ impl Input {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn one(
-    document: &Document,
+fn one<'a>(
+    mut converter: Converter<'a>,
     name: &str,
     method: &str,
     path: &str,
-    shared: Option<&Value>,
-    operation: &Value,
+    shared: Option<&'a Value>,
+    operation: &'a Value,
     carrier: Carrier,
     notes: &mut Vec<String>,
 ) -> Result<Option<Imported>, Error> {
     let what = format!("{} {path} ({name})", method.to_uppercase());
-    let mut converter = Converter::new(document, Direction::Parameter);
+    let document = converter.document();
     let mut input =
         Input { properties: Map::new(), required: Vec::new(), params: Map::new(), taken: HashSet::new(), headers: Vec::new() };
     let body = match operation.get("requestBody") {

@@ -33,7 +33,7 @@ impl Plan {
         selection: &Selection,
     ) -> Result<Plan, Error> {
         let import = import(bytes, directory, name, selection)?;
-        let script = runtime.compile(import.script.as_bytes())?;
+        let script = runtime.load(import.script.as_bytes())?;
         let current = runtime.servers().get(name).and_then(|server| server.script.as_ref().ok().cloned());
         let difference = current.map(|current| diff(&current.meta, &script.meta));
         Ok(Plan { name: name.to_owned(), import, cid: script.cid, difference })

@@ -2,10 +2,12 @@
 //!
 //! An operation's input must stand alone — MCP clients, the describe page and argument validation read
 //! it without the document — so every `$ref` is inlined. Recursive schemas (a comment's replies are
-//! comments) and very deep or very large ones are cut: past [`MAX_DEPTH`] nested schemas, or once an
-//! operation has spent its [`BUDGET`] of schema nodes, a schema keeps only its `type` and description.
-//! The result stays correct (it accepts what the full schema accepts, and more), bounded in size, and
-//! shallow enough for a script's map literal. OpenAPI 3.0's `nullable`, boolean `exclusiveMinimum` and
+//! comments) and very deep or very large ones are cut: past [`MAX_DEPTH`] levels of nesting, or once an
+//! operation has spent its budget of schema nodes (the document's [`BUDGET`] shared among its
+//! operations), a schema keeps only its `type` and description. The result stays correct (it accepts
+//! what the full schema accepts, and more), bounded in size — a script of a few megabytes for the
+//! largest documents — and shallow enough for a script's map literal (Rhai bounds expression depth).
+//! Values (`default`, `enum`, `examples`) deeper than [`MAX_VALUE_DEPTH`] are left out. OpenAPI 3.0's `nullable`, boolean `exclusiveMinimum` and
 //! `example` become JSON Schema's forms; keywords JSON Schema does not know (`xml`, `discriminator`,
 //! `x-…`) are left out; in a request, `readOnly` properties are left out.
 
@@ -14,12 +16,21 @@ use serde_json::{Map, Value, json};
 use super::document::Document;
 use crate::error::Error;
 
-/// Nested schemas kept in full below an operation's input.
-const MAX_DEPTH: usize = 8;
-/// Schema nodes one operation's input may hold in full.
-const BUDGET: usize = 4_000;
+/// Levels of literal nesting kept in full below an operation's input properties (a property's schema
+/// is two below its parent: `properties`, then the schema). The engine parses about 21 nested maps;
+/// `META`, `operations`, the operation, `input` and `properties` take five, a value (`default`) three.
+const MAX_DEPTH: usize = 10;
+/// Schema nodes a whole document's operations may hold in full, shared among them.
+pub const BUDGET: usize = 150_000;
+/// What each operation may hold, however many the document has.
+const LEAST_PER_OPERATION: usize = 150;
+const MOST_PER_OPERATION: usize = 1_500;
+/// Deepest `default`, `enum`, `const` or `examples` value kept.
+const MAX_VALUE_DEPTH: usize = 3;
 /// Longest description kept (in characters): they are read by people and models, not parsed.
 pub const MAX_DESCRIPTION: usize = 600;
+/// Longest description kept deeper in a schema.
+const MAX_NESTED_DESCRIPTION: usize = 160;
 
 /// Keywords copied as they are.
 const KEPT: [&str; 22] = [
@@ -59,13 +70,20 @@ pub struct Converter<'a> {
     document: &'a Document,
     direction: Direction,
     spent: usize,
+    budget: usize,
     /// The references being inlined, outermost first: one met again is a recursion.
     open: Vec<&'a str>,
 }
 
 impl<'a> Converter<'a> {
-    pub fn new(document: &'a Document, direction: Direction) -> Converter<'a> {
-        Converter { document, direction, spent: 0, open: Vec::new() }
+    /// A converter for one of `operations` operations of a document.
+    pub fn new(document: &'a Document, direction: Direction, operations: usize) -> Converter<'a> {
+        let budget = (BUDGET / operations.max(1)).clamp(LEAST_PER_OPERATION, MOST_PER_OPERATION);
+        Converter { document, direction, spent: 0, budget, open: Vec::new() }
+    }
+
+    pub fn document(&self) -> &'a Document {
+        self.document
     }
 
     pub fn direction(&mut self, direction: Direction) {
@@ -84,7 +102,7 @@ impl<'a> Converter<'a> {
         };
         let recursive = through.is_some_and(|r| self.open.contains(&r));
         self.spent += 1;
-        if recursive || depth >= MAX_DEPTH || self.spent > BUDGET {
+        if recursive || depth >= MAX_DEPTH || self.spent > self.budget {
             return Ok(shallow(map, recursive));
         }
         if let Some(reference) = through {
@@ -97,7 +115,7 @@ impl<'a> Converter<'a> {
         let mut converted = converted?;
         // A 3.1 `$ref` may carry its own description beside it.
         if let Some(description) = schema.get("description").and_then(Value::as_str).filter(|_| through.is_some()) {
-            converted.insert("description".into(), json!(clip(description)));
+            converted.insert("description".into(), json!(clip_at(description, depth)));
         }
         Ok(Value::Object(converted))
     }
@@ -105,14 +123,14 @@ impl<'a> Converter<'a> {
     fn object(&mut self, map: &'a Map<String, Value>, depth: usize) -> Result<Map<String, Value>, Error> {
         let mut out = Map::new();
         for key in KEPT {
-            if let Some(value) = map.get(key) {
+            if let Some(value) = map.get(key).filter(|value| shallow_value(value, MAX_VALUE_DEPTH)) {
                 out.insert(key.into(), value.clone());
             }
         }
         if let Some(description) = map.get("description").and_then(Value::as_str) {
-            out.insert("description".into(), json!(clip(description)));
+            out.insert("description".into(), json!(clip_at(description, depth)));
         }
-        if let Some(example) = map.get("example").filter(|_| !out.contains_key("examples")) {
+        if let Some(example) = map.get("example").filter(|e| !out.contains_key("examples") && shallow_value(e, MAX_VALUE_DEPTH - 1)) {
             out.insert("examples".into(), json!([example]));
         }
         translate(map, &mut out);
@@ -122,7 +140,7 @@ impl<'a> Converter<'a> {
                 if self.direction == Direction::Request && self.read_only(property)? {
                     continue;
                 }
-                kept.insert(name.clone(), self.at(property, depth + 1)?);
+                kept.insert(name.clone(), self.at(property, depth + 2)?);
             }
             if let Some(Value::Array(required)) = map.get("required") {
                 let required: Vec<&Value> =
@@ -140,7 +158,7 @@ impl<'a> Converter<'a> {
         }
         for key in ["allOf", "anyOf", "oneOf", "prefixItems"] {
             if let Some(Value::Array(items)) = map.get(key) {
-                let items = items.iter().map(|item| self.at(item, depth + 1)).collect::<Result<Vec<_>, _>>()?;
+                let items = items.iter().map(|item| self.at(item, depth + 2)).collect::<Result<Vec<_>, _>>()?;
                 out.insert(key.into(), Value::Array(items));
             }
         }
@@ -161,7 +179,7 @@ fn shallow(map: &Map<String, Value>, recursive: bool) -> Value {
         out.insert("type".into(), kind.clone());
     }
     translate(map, &mut out);
-    let description = map.get("description").and_then(Value::as_str).map(clip).unwrap_or_default();
+    let description = map.get("description").and_then(Value::as_str).map(|d| clip_to(d, MAX_NESTED_DESCRIPTION)).unwrap_or_default();
     let note = if recursive { "(recursive: the same shape as above)" } else { "(nested deeper: see the API's reference)" };
     out.insert("description".into(), json!(format!("{description} {note}").trim_start()));
     Value::Object(out)
@@ -195,10 +213,28 @@ fn translate(map: &Map<String, Value>, out: &mut Map<String, Value>) {
     }
 }
 
+/// Whether a value nests no deeper than `depth` levels.
+fn shallow_value(value: &Value, depth: usize) -> bool {
+    match value {
+        Value::Array(items) => depth > 0 && items.iter().all(|v| shallow_value(v, depth - 1)),
+        Value::Object(map) => depth > 0 && map.values().all(|v| shallow_value(v, depth - 1)),
+        _ => true,
+    }
+}
+
+/// A description at `depth` in a schema, cut shorter the deeper it is.
+fn clip_at(text: &str, depth: usize) -> String {
+    clip_to(text, if depth > 2 { MAX_NESTED_DESCRIPTION } else { MAX_DESCRIPTION })
+}
+
 /// A description cut to [`MAX_DESCRIPTION`] characters.
 pub fn clip(text: &str) -> String {
+    clip_to(text, MAX_DESCRIPTION)
+}
+
+fn clip_to(text: &str, length: usize) -> String {
     let text = text.trim();
-    match text.char_indices().nth(MAX_DESCRIPTION) {
+    match text.char_indices().nth(length) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),
     }
@@ -225,7 +261,7 @@ mod tests {
             } },
         }));
         let pet = json!({ "$ref": "#/components/schemas/Pet" });
-        let converted = Converter::new(&document, Direction::Request).convert(&pet).unwrap();
+        let converted = Converter::new(&document, Direction::Request, 1).convert(&pet).unwrap();
         assert_eq!(
             converted,
             json!({ "type": "object", "required": ["name"], "properties": {
@@ -234,7 +270,7 @@ mod tests {
                 "age": { "type": "number", "exclusiveMinimum": 0 },
             } })
         );
-        let as_parameter = Converter::new(&document, Direction::Parameter).convert(&pet).unwrap();
+        let as_parameter = Converter::new(&document, Direction::Parameter, 1).convert(&pet).unwrap();
         assert!(as_parameter["properties"].get("id").is_some(), "readOnly is left out of requests only");
     }
 
@@ -247,7 +283,7 @@ mod tests {
             } },
         }));
         let comment = json!({ "$ref": "#/components/schemas/Comment" });
-        let converted = Converter::new(&document, Direction::Request).convert(&comment).unwrap();
+        let converted = Converter::new(&document, Direction::Request, 1).convert(&comment).unwrap();
         let inner = &converted["properties"]["replies"]["items"];
         assert_eq!(inner["type"], "object");
         assert!(inner["description"].as_str().unwrap().contains("recursive"), "{inner}");

@@ -10,6 +10,7 @@ use std::fmt::Write;
 use serde_json::{Map, Value};
 
 /// The whole script.
+/// `meta`'s own keys are the declaration layer's words (`title`, `base_url`, …), written bare.
 pub fn script(header: &[String], meta: &Map<String, Value>) -> String {
     let mut out = String::new();
     for line in header {
@@ -30,7 +31,7 @@ pub fn script(header: &[String], meta: &Map<String, Value>) -> String {
                 out.push_str("    },\n");
             }
             _ => {
-                let _ = write!(out, "    {}: ", quoted(key));
+                let _ = write!(out, "    {key}: ");
                 literal(&mut out, value);
                 out.push_str(",\n");
             }
