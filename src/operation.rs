@@ -42,29 +42,24 @@ impl Operation {
         let mut rest = arguments.clone();
         rest.retain(|_, value| !value.is_null());
         let mut endpoint = self.fill(&mut rest).map_err(bad)?;
-        let mut headers = Vec::new();
-        for param in &self.params {
-            let Some(value) = rest.shift_remove(&param.argument) else { continue };
-            match param.place {
-                Place::Query => append(&mut endpoint, &param.name, &value, param.style),
-                Place::Header => headers.push((param.name.clone(), joined(&value, ","))),
+        let body = self.body.as_ref().and_then(|name| rest.shift_remove(name));
+        // Arguments neither declared nor the body go to the query of a method without a body, in order.
+        let in_query = matches!(self.method.as_str(), "GET" | "HEAD" | "DELETE") && body.is_none();
+        let (mut headers, mut fields) = (Vec::new(), Map::new());
+        for (name, value) in rest {
+            match self.params.iter().find(|param| param.argument == name) {
+                Some(param) if param.place == Place::Query => {
+                    append(&mut endpoint, &param.name, &value, param.style, true)
+                }
+                Some(param) => headers.push((param.name.clone(), joined(&value, ","))),
+                None if in_query => append(&mut endpoint, &name, &value, Style::Form, false),
+                None if self.body.is_some() => return Err(bad(format!("unknown argument '{name}'"))),
+                None => {
+                    fields.insert(name, value);
+                }
             }
         }
-        let body = match &self.body {
-            Some(name) => rest.shift_remove(name),
-            None => None,
-        };
-        let data = match self.method.as_str() {
-            "GET" | "HEAD" | "DELETE" if body.is_none() => {
-                append_query(&mut endpoint, &rest);
-                None
-            }
-            _ if self.body.is_some() => match rest.keys().next() {
-                Some(unknown) => return Err(bad(format!("unknown argument '{unknown}'"))),
-                None => body,
-            },
-            _ => (!rest.is_empty()).then_some(Value::Object(rest)),
-        };
+        let data = body.or_else(|| (!fields.is_empty()).then_some(Value::Object(fields)));
         Ok(Call { endpoint, method: self.method.clone(), data, headers })
     }
 
@@ -122,11 +117,12 @@ fn push_pair(endpoint: &mut String, key: &str, value: &str) {
     endpoint.extend(utf8_percent_encode(value, COMPONENT));
 }
 
-/// Appends one declared query parameter, written in its style.
-fn append(endpoint: &mut String, key: &str, value: &Value, style: Style) {
+/// Appends one query parameter, written in its style. An undeclared argument is written as `form` but
+/// for an object, which goes as JSON text rather than spread into parameters it did not declare.
+fn append(endpoint: &mut String, key: &str, value: &Value, style: Style, declared: bool) {
     match (style, value) {
         (Style::Form, Value::Array(items)) => items.iter().for_each(|item| push_pair(endpoint, key, &text(item))),
-        (Style::Form, Value::Object(fields)) => fields.iter().for_each(|(k, v)| push_pair(endpoint, k, &text(v))),
+        (Style::Form, Value::Object(fields)) if declared => fields.iter().for_each(|(k, v)| push_pair(endpoint, k, &text(v))),
         (Style::Deep, Value::Object(_)) => deep(endpoint, key, value),
         (Style::Comma, _) => push_pair(endpoint, key, &joined(value, ",")),
         (Style::Space, _) => push_pair(endpoint, key, &joined(value, " ")),
@@ -141,16 +137,6 @@ fn deep(endpoint: &mut String, key: &str, value: &Value) {
         Value::Object(fields) => fields.iter().for_each(|(k, v)| deep(endpoint, &format!("{key}[{k}]"), v)),
         Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| deep(endpoint, &format!("{key}[{i}]"), v)),
         other => push_pair(endpoint, key, &text(other)),
-    }
-}
-
-/// Appends `arguments` as query parameters: an array repeats its key, an object is sent as JSON text.
-fn append_query(endpoint: &mut String, arguments: &Map<String, Value>) {
-    for (key, value) in arguments {
-        match value {
-            Value::Array(items) => items.iter().for_each(|item| push_pair(endpoint, key, &text(item))),
-            other => push_pair(endpoint, key, &text(other)),
-        }
     }
 }
 
