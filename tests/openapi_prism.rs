@@ -19,7 +19,8 @@ use std::time::Duration;
 use common::{Server, json};
 use serde_json::{Map, Value, json};
 
-/// Statuses with which Prism refuses a request that breaks the document.
+/// Statuses with which Prism refuses a request that breaks the document (in an error of its own, not one
+/// of the document's responses).
 const REFUSALS: [u16; 6] = [400, 401, 404, 405, 415, 422];
 
 /// A Prism mock of one document, killed with its whole process group when dropped.
@@ -150,8 +151,11 @@ async fn call(server: &Server, tool: &str, arguments: &Value) -> Result<(), Stri
         return Ok(());
     }
     let error = &result["structuredContent"]["error"];
+    let prism_own = error["body"].as_str().is_some_and(|b| b.contains("stoplight.io/prism/errors#"));
     match error["status"].as_u64() {
-        Some(status) if !REFUSALS.contains(&(status as u16)) => Ok(()),
+        // Prism could not serialize the spec's own example (a media type it does not know): known, not a refusal.
+        Some(500) if prism_own => Ok(()),
+        Some(status) if !REFUSALS.contains(&(status as u16)) || !prism_own => Ok(()),
         _ => Err(format!("{tool} {arguments}: {error}")),
     }
 }
@@ -185,7 +189,40 @@ async fn conform(server: &Server, node: &Path, dir: &Path, name: &str, document:
         let refusal = call(server, &format!("{name}__{operation}"), &arguments).await.unwrap_err();
         assert!(refusal.contains("\"status\":422"), "the control was refused for another reason: {refusal}");
     }
+    // Requests lacking a required field, until Prism refuses one with 422: it validates this document.
+    let mut answers = Vec::new();
+    for (method, endpoint) in operations.values().filter_map(lacking) {
+        let url = server.url(&format!("/{name}{endpoint}"));
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, body) = json(server.client.request(method, url).json(&json!({})).send().await.unwrap()).await;
+        if (status, &body["error"]["type"]) == (422, &json!("upstream")) {
+            answers.clear();
+            break;
+        }
+        answers.push(format!("{endpoint}: {body}"));
+    }
+    assert!(answers.is_empty(), "{name}: no request lacking a required field was refused:\n{}", answers.join("\n"));
     (called, skipped)
+}
+
+/// A control for an operation with a required query or body field: its method, and its endpoint with
+/// the path filled but the required field left out, which Prism must refuse.
+fn lacking(declaration: &Value) -> Option<(String, String)> {
+    let input = &declaration["input"];
+    let template = declaration["endpoint"].as_str()?;
+    let mut endpoint = template.to_owned();
+    let required: Vec<&str> = input["required"].as_array()?.iter().filter_map(Value::as_str).collect();
+    let in_path = |name: &str| template.contains(&format!("{{{name}}}"));
+    let field = required.iter().find(|name| !in_path(name) && declaration["params"][**name]["in"] != "header")?;
+    if declaration["body"].as_str() == Some(field) {
+        return None;
+    }
+    for name in required.iter().filter(|name| in_path(name)) {
+        let value = sample(&input["properties"][*name], 0)?;
+        let text = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+        endpoint = endpoint.replace(&format!("{{{name}}}"), &text);
+    }
+    Some((declaration["method"].as_str()?.to_owned(), endpoint))
 }
 
 #[tokio::test(flavor = "multi_thread")]
