@@ -15,8 +15,12 @@ use serde_json::{Map, Value, json};
 
 use super::document::Document;
 use super::names;
-use super::schema::{Converter, Direction, clip};
+use super::schema::{self, Converter, Direction, clip};
 use crate::error::Error;
+
+/// Most operations one server takes: beyond it the script alone would be tens of megabytes (Microsoft
+/// Graph's 22 000 operations), more than any tool list can use; a selection of it can be imported.
+const MAX_OPERATIONS: usize = 5_000;
 
 /// Methods the declaration layer takes, in the order OpenAPI lists them.
 const METHODS: [&str; 6] = ["get", "put", "post", "delete", "head", "patch"];
@@ -57,6 +61,12 @@ pub fn operations(
     let mut matched = HashSet::new();
     let paths = document.root().get("paths").and_then(Value::as_object).into_iter().flatten();
     let count = paths.clone().flat_map(|(_, item)| item.as_object()).flatten().filter(|(m, _)| METHODS.contains(&m.as_str())).count();
+    if count > MAX_OPERATIONS && selection.tags.is_empty() && selection.operations.is_empty() {
+        return Err(Error::InvalidDocument(format!(
+            "the document has {count} operations, more than the {MAX_OPERATIONS} one server takes: import part of it \
+             with --tag or --operation (tag=… or operation=… over HTTP)"
+        )));
+    }
     for (path, item) in paths {
         let item = document.resolve(item)?.0;
         let shared = item.get("parameters");
@@ -228,7 +238,7 @@ fn parameter_into<'a>(
         None => json!({ "type": "string" }),
     };
     if let (Some(description), Value::Object(map)) = (parameter.get("description").and_then(Value::as_str), &mut converted) {
-        map.insert("description".into(), json!(clip(description)));
+        map.insert("description".into(), json!(schema::clip_to(description, schema::MAX_PROPERTY_DESCRIPTION)));
     }
     let required = parameter.get("required") == Some(&Value::Bool(true));
     let argument = match place {

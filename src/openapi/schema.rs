@@ -5,8 +5,8 @@
 //! comments) and very deep or very large ones are cut: past [`MAX_DEPTH`] levels of nesting, or once an
 //! operation has spent its budget of schema nodes (the document's [`BUDGET`] shared among its
 //! operations), a schema keeps only its `type` and description. The result stays correct (it accepts
-//! what the full schema accepts, and more), bounded in size — a script of a few megabytes for the
-//! largest documents — and shallow enough for a script's map literal (Rhai bounds expression depth).
+//! what the full schema accepts, and more), bounded in size — a few megabytes of script for the
+//! largest documents, which the engine compiles in a second or two — and shallow enough for a script's map literal (Rhai bounds expression depth).
 //! Values (`default`, `enum`, `examples`) deeper than [`MAX_VALUE_DEPTH`] are left out. OpenAPI 3.0's `nullable`, boolean `exclusiveMinimum` and
 //! `example` become JSON Schema's forms; keywords JSON Schema does not know (`xml`, `discriminator`,
 //! `x-…`) are left out; in a request, `readOnly` properties are left out.
@@ -21,16 +21,19 @@ use crate::error::Error;
 /// `META`, `operations`, the operation, `input` and `properties` take five, a value (`default`) three.
 const MAX_DEPTH: usize = 10;
 /// Schema nodes a whole document's operations may hold in full, shared among them.
-pub const BUDGET: usize = 150_000;
+pub const BUDGET: usize = 40_000;
 /// What each operation may hold, however many the document has.
-const LEAST_PER_OPERATION: usize = 150;
-const MOST_PER_OPERATION: usize = 1_500;
+const LEAST_PER_OPERATION: usize = 30;
+const MOST_PER_OPERATION: usize = 800;
 /// Deepest `default`, `enum`, `const` or `examples` value kept.
 const MAX_VALUE_DEPTH: usize = 3;
 /// Longest description kept (in characters): they are read by people and models, not parsed.
 pub const MAX_DESCRIPTION: usize = 600;
-/// Longest description kept deeper in a schema.
-const MAX_NESTED_DESCRIPTION: usize = 160;
+/// Longest description of a property, and deeper in a schema.
+pub const MAX_PROPERTY_DESCRIPTION: usize = 300;
+const MAX_NESTED_DESCRIPTION: usize = 120;
+/// Deepest schema whose examples are kept.
+const MAX_EXAMPLE_DEPTH: usize = 2;
 
 /// Keywords copied as they are.
 const KEPT: [&str; 22] = [
@@ -123,14 +126,16 @@ impl<'a> Converter<'a> {
     fn object(&mut self, map: &'a Map<String, Value>, depth: usize) -> Result<Map<String, Value>, Error> {
         let mut out = Map::new();
         for key in KEPT {
-            if let Some(value) = map.get(key).filter(|value| shallow_value(value, MAX_VALUE_DEPTH)) {
+            let kept = |value: &&Value| shallow_value(value, MAX_VALUE_DEPTH) && (key != "examples" || depth <= MAX_EXAMPLE_DEPTH);
+            if let Some(value) = map.get(key).filter(kept) {
                 out.insert(key.into(), value.clone());
             }
         }
         if let Some(description) = map.get("description").and_then(Value::as_str) {
             out.insert("description".into(), json!(clip_at(description, depth)));
         }
-        if let Some(example) = map.get("example").filter(|e| !out.contains_key("examples") && shallow_value(e, MAX_VALUE_DEPTH - 1)) {
+        let example = |e: &&Value| !out.contains_key("examples") && depth <= MAX_EXAMPLE_DEPTH && shallow_value(e, MAX_VALUE_DEPTH - 1);
+        if let Some(example) = map.get("example").filter(example) {
             out.insert("examples".into(), json!([example]));
         }
         translate(map, &mut out);
@@ -224,7 +229,7 @@ fn shallow_value(value: &Value, depth: usize) -> bool {
 
 /// A description at `depth` in a schema, cut shorter the deeper it is.
 fn clip_at(text: &str, depth: usize) -> String {
-    clip_to(text, if depth > 2 { MAX_NESTED_DESCRIPTION } else { MAX_DESCRIPTION })
+    clip_to(text, if depth > 2 { MAX_NESTED_DESCRIPTION } else { MAX_PROPERTY_DESCRIPTION })
 }
 
 /// A description cut to [`MAX_DESCRIPTION`] characters.
@@ -232,7 +237,7 @@ pub fn clip(text: &str) -> String {
     clip_to(text, MAX_DESCRIPTION)
 }
 
-fn clip_to(text: &str, length: usize) -> String {
+pub fn clip_to(text: &str, length: usize) -> String {
     let text = text.trim();
     match text.char_indices().nth(length) {
         Some((end, _)) => format!("{}…", &text[..end]),
