@@ -142,3 +142,48 @@ fn the_cli_writes_applies_and_compares() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_document"));
 }
+
+/// GitHub's REST description (`@octokit/openapi`, installed by `scripts/install-peers`): over a thousand
+/// operations imported by the CLI into a running server's data directory, then listed as MCP tools page
+/// by page, every one once.
+#[tokio::test]
+async fn githubs_description_imports_and_its_tools_list_in_pages() {
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/.peers/node/node_modules/@octokit/openapi/generated/api.github.com.json");
+    if !std::path::Path::new(spec).exists() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{spec} is missing: run scripts/install-peers");
+        eprintln!("skipped: {spec} is missing (scripts/install-peers)");
+        return;
+    }
+    let server = Server::start_with(&[], &[], &[("GH_TOKEN", "gh-test-token")]);
+    let imported = cli(&server.data_dir(), &["import-openapi", spec, "--name", "gh", "--apply"], "");
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    let mut listed = None;
+    for _ in 0..200 {
+        if server.get("/api/servers/gh").await.status() == 200 {
+            listed = Some(());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(listed.is_some(), "the running server never saw the imported server");
+    let (mut tools, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let params = cursor.as_ref().map_or(json!({}), |c| json!({ "cursor": c }));
+        let request = json!({ "jsonrpc": "2.0", "id": pages, "method": "tools/list", "params": params });
+        let (_, body) = json(server.mcp(request.to_string()).send().await.unwrap()).await;
+        let page = body["result"]["tools"].as_array().cloned().unwrap_or_default();
+        assert!(!page.is_empty() && page.len() <= 100, "page {pages}: {body}");
+        tools.extend(page.into_iter().filter_map(|t| t["name"].as_str().map(str::to_owned)));
+        pages += 1;
+        match body["result"]["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let github: Vec<&String> = tools.iter().filter(|t| t.starts_with("gh__")).collect();
+    assert!(github.len() > 1_000, "{} GitHub tools", github.len());
+    assert!(github.iter().all(|t| t.len() <= 64));
+    let unique: std::collections::BTreeSet<&String> = tools.iter().collect();
+    assert_eq!(unique.len(), tools.len(), "every tool once");
+    assert!(tools.contains(&"gh__repos_get".to_owned()), "operationId repos/get becomes repos_get");
+}
