@@ -615,7 +615,8 @@ fn growth(dir: &Path, report: &mut Vec<Value>) {
 /// CLI, beside the baseline of a process that only reads and hashes the same file (`switchboard cid`);
 /// then the cost of serving it: start-up and a call of another server, with and without it bound.
 fn openapi(dir: &Path, report: &mut Value) {
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/node/node_modules/@octokit/openapi/generated/api.github.com.json");
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".peers/node/node_modules/@octokit/openapi/generated/api.github.com.json");
     if !spec.exists() {
         eprintln!("skipped: {} is missing (scripts/install-peers)", spec.display());
         return;
@@ -631,7 +632,10 @@ fn openapi(dir: &Path, report: &mut Value) {
     let script = dir.join("github-openapi.rhai");
     for _ in 0..5 {
         read.push(run(&["cid", spec], &dir.join("no-data")));
-        import.push(run(&["import-openapi", spec, "--name", "gh", "--out", script.to_str().unwrap()], &dir.join("no-data")));
+        import.push(run(
+            &["import-openapi", spec, "--name", "gh", "--out", script.to_str().unwrap()],
+            &dir.join("no-data"),
+        ));
     }
     let client = reqwest::blocking::Client::new();
     let mut serving = Vec::new();
@@ -807,7 +811,11 @@ fn print_table(summary: &Value) {
     println!("| RSS after start (target ≤ 50) | {:.1} MiB |", f(&c["rss_mib"]));
     let o = &summary["openapi"];
     if !o.is_null() {
-        println!("\n| GitHub's OpenAPI description ({} operations, a {} KiB script) | ms |\n|---|---|", o["operations"], o["script_bytes"].as_u64().unwrap_or(0) / 1024);
+        println!(
+            "\n| GitHub's OpenAPI description ({} operations, a {} KiB script) | ms |\n|---|---|",
+            o["operations"],
+            o["script_bytes"].as_u64().unwrap_or(0) / 1024
+        );
         println!("| baseline: a process reading and hashing the document | {:.0} |", f(&o["read_and_hash_ms"]));
         println!("| `import-openapi --out` (target ≤ 2 000) | {:.0} |", f(&o["import_ms"]));
         println!("\n| default image | boot ms | RSS MiB | echo call ms |\n|---|---|---|---|");

@@ -122,7 +122,9 @@ fn push_pair(endpoint: &mut String, key: &str, value: &str) {
 fn append(endpoint: &mut String, key: &str, value: &Value, style: Style, declared: bool) {
     match (style, value) {
         (Style::Form, Value::Array(items)) => items.iter().for_each(|item| push_pair(endpoint, key, &text(item))),
-        (Style::Form, Value::Object(fields)) if declared => fields.iter().for_each(|(k, v)| push_pair(endpoint, k, &text(v))),
+        (Style::Form, Value::Object(fields)) if declared => {
+            fields.iter().for_each(|(k, v)| push_pair(endpoint, k, &text(v)))
+        }
         (Style::Deep, Value::Object(_)) => deep(endpoint, key, value),
         (Style::Comma, _) => push_pair(endpoint, key, &joined(value, ",")),
         (Style::Space, _) => push_pair(endpoint, key, &joined(value, " ")),

@@ -54,7 +54,11 @@ fn one(runtime: &Runtime, path: &Path) -> Outcome {
         Ok(script) if script.meta.operations.len() == imported.operations => {
             Outcome::Imported { operations: imported.operations, took: started.elapsed() }
         }
-        Ok(script) => Outcome::Broken(format!("{} operations written, {} loaded", imported.operations, script.meta.operations.len())),
+        Ok(script) => Outcome::Broken(format!(
+            "{} operations written, {} loaded",
+            imported.operations,
+            script.meta.operations.len()
+        )),
         Err(error) => Outcome::Broken(format!("the script does not load: {}", error.message())),
     }
 }
@@ -78,18 +82,21 @@ fn every_directory_document_imports_or_is_refused_with_a_reason() {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = paths.get(index) else { break };
-                let outcome = one(&runtime, path);
-                outcomes.lock().unwrap().push((index, outcome));
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = paths.get(index) else { break };
+                    let outcome = one(&runtime, path);
+                    outcomes.lock().unwrap().push((index, outcome));
+                }
             });
         }
     });
     let mut outcomes = outcomes.into_inner().unwrap();
     outcomes.sort_by_key(|(index, _)| *index);
     let name = |index: usize| paths[index].strip_prefix(&directory).unwrap().display().to_string();
-    let (mut imported, mut operations, mut refused, mut broken, mut timings) = (0, 0, Vec::new(), Vec::new(), Vec::new());
+    let (mut imported, mut operations, mut refused, mut broken, mut timings) =
+        (0, 0, Vec::new(), Vec::new(), Vec::new());
     for (index, outcome) in &outcomes {
         match outcome {
             Outcome::Imported { operations: n, took } => {

@@ -148,7 +148,8 @@ fn the_cli_writes_applies_and_compares() {
 /// by page, every one once.
 #[tokio::test]
 async fn githubs_description_imports_and_its_tools_list_in_pages() {
-    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/.peers/node/node_modules/@octokit/openapi/generated/api.github.com.json");
+    let spec =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/.peers/node/node_modules/@octokit/openapi/generated/api.github.com.json");
     if !std::path::Path::new(spec).exists() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{spec} is missing: run scripts/install-peers");
         eprintln!("skipped: {spec} is missing (scripts/install-peers)");

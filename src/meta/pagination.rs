@@ -115,7 +115,9 @@ impl Paging {
     /// and the page size (`link` has only the page size, and the `page` a `Link` header counts).
     pub fn parameters(&self) -> Vec<&str> {
         let mut names = match &self.style {
-            Style::Cursor { param, .. } | Style::Offset { param, .. } | Style::Page { param, .. } => vec![param.as_str()],
+            Style::Cursor { param, .. } | Style::Offset { param, .. } | Style::Page { param, .. } => {
+                vec![param.as_str()]
+            }
             Style::Link => vec!["page"],
         };
         names.extend(self.limit.as_ref().map(|(param, _)| param.as_str()));

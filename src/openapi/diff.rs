@@ -76,16 +76,22 @@ mod tests {
 
     #[test]
     fn added_removed_and_changed_operations_are_named() {
-        let old = meta("https://a", json!({
-            "keep": { "description": "d", "endpoint": "/k" },
-            "gone": { "description": "d", "endpoint": "/g" },
-            "moved": { "description": "d", "endpoint": "/m" },
-        }));
-        let new = meta("https://b", json!({
-            "keep": { "description": "d", "endpoint": "/k" },
-            "moved": { "description": "d", "endpoint": "/m2" },
-            "fresh": { "description": "d", "endpoint": "/f" },
-        }));
+        let old = meta(
+            "https://a",
+            json!({
+                "keep": { "description": "d", "endpoint": "/k" },
+                "gone": { "description": "d", "endpoint": "/g" },
+                "moved": { "description": "d", "endpoint": "/m" },
+            }),
+        );
+        let new = meta(
+            "https://b",
+            json!({
+                "keep": { "description": "d", "endpoint": "/k" },
+                "moved": { "description": "d", "endpoint": "/m2" },
+                "fresh": { "description": "d", "endpoint": "/f" },
+            }),
+        );
         let difference = diff(&old, &new);
         assert_eq!(difference.added, ["fresh"]);
         assert_eq!(difference.removed, ["gone"]);

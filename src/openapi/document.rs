@@ -152,7 +152,9 @@ fn rewrite(value: &mut Value, file: &str, pending: &mut Vec<String>) -> Result<(
 /// absolute path, or a path that climbs out of that directory.
 fn beside(file: &str, target: &str) -> Result<String, Error> {
     if target.contains("://") || target.starts_with('/') {
-        return Err(invalid(format!("the $ref '{target}' is not a relative file: only files beside the document are read")));
+        return Err(invalid(format!(
+            "the $ref '{target}' is not a relative file: only files beside the document are read"
+        )));
     }
     let mut path = PathBuf::from(file);
     path.pop();
@@ -176,7 +178,11 @@ mod tests {
     fn references_within_and_beside_the_document_resolve() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("schemas")).unwrap();
-        std::fs::write(dir.path().join("schemas/pet.yaml"), "Pet:\n  type: object\n  properties:\n    tag: {$ref: '#/Tag'}\nTag: {type: string}\n").unwrap();
+        std::fs::write(
+            dir.path().join("schemas/pet.yaml"),
+            "Pet:\n  type: object\n  properties:\n    tag: {$ref: '#/Tag'}\nTag: {type: string}\n",
+        )
+        .unwrap();
         let root = br##"{"openapi": "3.0.3", "components": {"schemas": {
             "Alias": {"$ref": "#/components/schemas/Pet"}, "Pet": {"$ref": "schemas/pet.yaml#/Pet"}}}}"##;
         let document = Document::read(root, Some(dir.path())).unwrap();

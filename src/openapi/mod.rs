@@ -69,7 +69,8 @@ pub fn import(bytes: &[u8], directory: Option<&Path>, name: &str, selection: &Se
     }
     let info = |key: &str| root.pointer(&format!("/info/{key}")).and_then(Value::as_str).map(str::trim).unwrap_or("");
     let title = Some(info("title")).filter(|t| !t.is_empty()).unwrap_or(name);
-    let description = Some(info("description")).filter(|d| !d.is_empty()).map_or_else(|| format!("The {title} API."), schema::clip);
+    let description =
+        Some(info("description")).filter(|d| !d.is_empty()).map_or_else(|| format!("The {title} API."), schema::clip);
     let mut meta = Map::new();
     meta.insert("title".into(), json!(title));
     meta.insert("description".into(), json!(description));
@@ -130,7 +131,11 @@ fn declared(
     let mut headers: Vec<String> = Vec::new();
     for op in imported {
         if op.encoding.is_some_and(|e| e != body) {
-            notes.push(format!("{} left out: it sends a {} body, the others {body}", op.name, op.encoding.unwrap_or_default()));
+            notes.push(format!(
+                "{} left out: it sends a {} body, the others {body}",
+                op.name,
+                op.encoding.unwrap_or_default()
+            ));
             continue;
         }
         if let Err(problem) = crate::meta::operations::parse(Some(&json!({ &op.name: &op.declaration }))) {

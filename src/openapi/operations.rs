@@ -60,7 +60,12 @@ pub fn operations(
     let mut imported = Vec::new();
     let mut matched = HashSet::new();
     let paths = document.root().get("paths").and_then(Value::as_object).into_iter().flatten();
-    let count = paths.clone().flat_map(|(_, item)| item.as_object()).flatten().filter(|(m, _)| METHODS.contains(&m.as_str())).count();
+    let count = paths
+        .clone()
+        .flat_map(|(_, item)| item.as_object())
+        .flatten()
+        .filter(|(m, _)| METHODS.contains(&m.as_str()))
+        .count();
     if count > MAX_OPERATIONS && selection.tags.is_empty() && selection.operations.is_empty() {
         return Err(Error::InvalidDocument(format!(
             "the document has {count} operations, more than the {MAX_OPERATIONS} one server takes: import part of it \
@@ -101,7 +106,13 @@ pub fn operations(
     Ok(imported)
 }
 
-fn selected(selection: &Selection, operation: &Value, id: Option<&str>, name: &str, matched: &mut HashSet<String>) -> bool {
+fn selected(
+    selection: &Selection,
+    operation: &Value,
+    id: Option<&str>,
+    name: &str,
+    matched: &mut HashSet<String>,
+) -> bool {
     if selection.tags.is_empty() && selection.operations.is_empty() {
         return true;
     }
@@ -149,8 +160,13 @@ fn one<'a>(
 ) -> Result<Option<Imported>, Error> {
     let what = format!("{} {path} ({name})", method.to_uppercase());
     let document = converter.document();
-    let mut input =
-        Input { properties: Map::new(), required: Vec::new(), params: Map::new(), taken: HashSet::new(), headers: Vec::new() };
+    let mut input = Input {
+        properties: Map::new(),
+        required: Vec::new(),
+        params: Map::new(),
+        taken: HashSet::new(),
+        headers: Vec::new(),
+    };
     let body = match operation.get("requestBody") {
         Some(body) => Some(document.resolve(body)?.0),
         None => None,
@@ -173,7 +189,13 @@ fn one<'a>(
         Some(body) => match request_body(&mut input, &mut converter, body)? {
             Some(found) => found,
             None => {
-                let media: Vec<&str> = body.get("content").and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k.as_str()).collect();
+                let media: Vec<&str> = body
+                    .get("content")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k.as_str())
+                    .collect();
                 notes.push(format!("{what} left out: its request body ({}) is not supported", media.join(", ")));
                 return Ok(None);
             }
@@ -198,7 +220,11 @@ fn one<'a>(
 }
 
 /// The path item's parameters with the operation's own laid over them (same name and place).
-fn parameters<'a>(document: &'a Document, shared: Option<&'a Value>, own: Option<&'a Value>) -> Result<Vec<&'a Value>, Error> {
+fn parameters<'a>(
+    document: &'a Document,
+    shared: Option<&'a Value>,
+    own: Option<&'a Value>,
+) -> Result<Vec<&'a Value>, Error> {
     let mut merged: Vec<&Value> = Vec::new();
     for list in [shared, own].into_iter().flatten().filter_map(Value::as_array) {
         for parameter in list {
@@ -230,14 +256,20 @@ fn parameter_into<'a>(
     if carrier.is_some_and(|(p, n)| p == place && n.eq_ignore_ascii_case(wire)) {
         return Ok(());
     }
-    let schema = parameter
-        .get("schema")
-        .or_else(|| parameter.get("content").and_then(Value::as_object).and_then(|c| c.values().next()).and_then(|m| m.get("schema")));
+    let schema = parameter.get("schema").or_else(|| {
+        parameter
+            .get("content")
+            .and_then(Value::as_object)
+            .and_then(|c| c.values().next())
+            .and_then(|m| m.get("schema"))
+    });
     let mut converted = match schema {
         Some(schema) => converter.convert(schema)?,
         None => json!({ "type": "string" }),
     };
-    if let (Some(description), Value::Object(map)) = (parameter.get("description").and_then(Value::as_str), &mut converted) {
+    if let (Some(description), Value::Object(map)) =
+        (parameter.get("description").and_then(Value::as_str), &mut converted)
+    {
         map.insert("description".into(), json!(schema::clip_to(description, schema::MAX_PROPERTY_DESCRIPTION)));
     }
     let required = parameter.get("required") == Some(&Value::Bool(true));
@@ -267,7 +299,9 @@ fn parameter_into<'a>(
             argument
         }
         "header" | "cookie" => {
-            notes.push(format!("{what}: the {place} parameter '{wire}' is left out (the runtime sets it, or cannot send it)"));
+            notes.push(format!(
+                "{what}: the {place} parameter '{wire}' is left out (the runtime sets it, or cannot send it)"
+            ));
             return Ok(());
         }
         _ => return Ok(()),
@@ -375,7 +409,8 @@ fn encoding(media: &str) -> Option<&'static str> {
 fn file_parts(schema: &mut Value) {
     let Some(Value::Object(properties)) = schema.get_mut("properties") else { return };
     for property in properties.values_mut() {
-        let binary = |s: &Value| s.get("format").and_then(Value::as_str).is_some_and(|f| f == "binary" || f == "base64");
+        let binary =
+            |s: &Value| s.get("format").and_then(Value::as_str).is_some_and(|f| f == "binary" || f == "base64");
         if binary(property) {
             let description = property.get("description").cloned().unwrap_or(json!("A file."));
             *property = json!({

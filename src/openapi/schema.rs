@@ -126,7 +126,9 @@ impl<'a> Converter<'a> {
     fn object(&mut self, map: &'a Map<String, Value>, depth: usize) -> Result<Map<String, Value>, Error> {
         let mut out = Map::new();
         for key in KEPT {
-            let kept = |value: &&Value| shallow_value(value, MAX_VALUE_DEPTH) && (key != "examples" || depth <= MAX_EXAMPLE_DEPTH);
+            let kept = |value: &&Value| {
+                shallow_value(value, MAX_VALUE_DEPTH) && (key != "examples" || depth <= MAX_EXAMPLE_DEPTH)
+            };
             if let Some(value) = map.get(key).filter(kept) {
                 out.insert(key.into(), value.clone());
             }
@@ -134,7 +136,9 @@ impl<'a> Converter<'a> {
         if let Some(description) = map.get("description").and_then(Value::as_str) {
             out.insert("description".into(), json!(clip_at(description, depth)));
         }
-        let example = |e: &&Value| !out.contains_key("examples") && depth <= MAX_EXAMPLE_DEPTH && shallow_value(e, MAX_VALUE_DEPTH - 1);
+        let example = |e: &&Value| {
+            !out.contains_key("examples") && depth <= MAX_EXAMPLE_DEPTH && shallow_value(e, MAX_VALUE_DEPTH - 1)
+        };
         if let Some(example) = map.get("example").filter(example) {
             out.insert("examples".into(), json!([example]));
         }
@@ -184,8 +188,10 @@ fn shallow(map: &Map<String, Value>, recursive: bool) -> Value {
         out.insert("type".into(), kind.clone());
     }
     translate(map, &mut out);
-    let description = map.get("description").and_then(Value::as_str).map(|d| clip_to(d, MAX_NESTED_DESCRIPTION)).unwrap_or_default();
-    let note = if recursive { "(recursive: the same shape as above)" } else { "(nested deeper: see the API's reference)" };
+    let description =
+        map.get("description").and_then(Value::as_str).map(|d| clip_to(d, MAX_NESTED_DESCRIPTION)).unwrap_or_default();
+    let note =
+        if recursive { "(recursive: the same shape as above)" } else { "(nested deeper: see the API's reference)" };
     out.insert("description".into(), json!(format!("{description} {note}").trim_start()));
     Value::Object(out)
 }

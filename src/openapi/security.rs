@@ -42,7 +42,9 @@ pub fn auth(document: &Document, prefix: &str, base_url: &str, notes: &mut Vec<S
     let mut passed_over = Vec::new();
     let mut chosen = None;
     for (name, scopes) in candidates {
-        if passed_over.iter().any(|(n, _): &(&str, String)| *n == name) || chosen.as_ref().is_some_and(|(n, _)| *n == name) {
+        if passed_over.iter().any(|(n, _): &(&str, String)| *n == name)
+            || chosen.as_ref().is_some_and(|(n, _)| *n == name)
+        {
             continue;
         }
         let Some(scheme) = schemes.get(name) else { continue };
@@ -56,10 +58,12 @@ pub fn auth(document: &Document, prefix: &str, base_url: &str, notes: &mut Vec<S
     for (name, why) in passed_over {
         notes.push(format!("security scheme '{name}' not used: {why}"));
     }
-    Ok(chosen.map(|(name, auth)| {
-        notes.push(format!("auth from the security scheme '{name}'"));
-        auth
-    }).unwrap_or_default())
+    Ok(chosen
+        .map(|(name, auth)| {
+            notes.push(format!("auth from the security scheme '{name}'"));
+            auth
+        })
+        .unwrap_or_default())
 }
 
 /// One scheme as the runtime's auth, or why it cannot be.
@@ -97,7 +101,13 @@ fn api_key(place: &str, name: &str, secret: String) -> Result<Auth, String> {
             headers.insert("Cookie".into(), json!(format!("{name}={{{secret}}}")));
             let mut api = Map::new();
             api.insert("headers".into(), Value::Object(headers));
-            return Ok(Auth { auth: "none".into(), secrets: vec![secret], api, carrier: Some(("cookie".into(), name.into())), ..Auth::default() });
+            return Ok(Auth {
+                auth: "none".into(),
+                secrets: vec![secret],
+                api,
+                carrier: Some(("cookie".into(), name.into())),
+                ..Auth::default()
+            });
         }
         other => return Err(format!("an API key in '{other}' is not supported")),
     };
@@ -112,7 +122,10 @@ fn oauth2(flows: Option<&Value>, prefix: &str, base_url: &str, scopes: &[String]
         .find_map(|(grant, key)| flows.get(key).map(|flow| (grant, flow)))
         .ok_or_else(|| {
             let names: Vec<&str> = flows.keys().map(String::as_str).collect();
-            format!("the OAuth2 flows {} are not supported (clientCredentials and authorizationCode are)", names.join(", "))
+            format!(
+                "the OAuth2 flows {} are not supported (clientCredentials and authorizationCode are)",
+                names.join(", ")
+            )
         })?;
     let url = |key: &str| -> Result<String, String> {
         let text = flow.get(key).and_then(Value::as_str).unwrap_or_default();
