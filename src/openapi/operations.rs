@@ -187,7 +187,7 @@ fn one<'a>(
     let (encoding, body_argument) = match body {
         None => (None, None),
         Some(body) => match request_body(&mut input, &mut converter, body)? {
-            Some(found) => found,
+            Some((encoding, argument)) => (Some(encoding), argument),
             None => {
                 let media: Vec<&str> = body
                     .get("content")
@@ -346,7 +346,7 @@ fn request_body<'a>(
     input: &mut Input,
     converter: &mut Converter<'a>,
     body: &'a Value,
-) -> Result<Option<(Option<&'static str>, Option<String>)>, Error> {
+) -> Result<Option<(&'static str, Option<String>)>, Error> {
     let content = body.get("content").and_then(Value::as_object);
     let Some((encoding, media)) = content.and_then(|content| {
         let of = |media: &str| encoding(media);
@@ -377,7 +377,7 @@ fn request_body<'a>(
             input.required.push(argument.clone());
         }
         input.properties.insert(argument.clone(), schema);
-        return Ok(Some((Some(encoding), Some(argument))));
+        return Ok(Some((encoding, Some(argument))));
     }
     let fields = schema.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
     if let Some(Value::Object(properties)) = schema.get_mut("properties").map(std::mem::take) {
@@ -389,7 +389,7 @@ fn request_body<'a>(
     if required {
         input.required.extend(fields.iter().filter_map(Value::as_str).map(str::to_owned));
     }
-    Ok(Some((Some(encoding), None)))
+    Ok(Some((encoding, None)))
 }
 
 /// How a media type is sent, if the runtime can send it.
