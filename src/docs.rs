@@ -16,10 +16,8 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
          receive their provider's signed events at `POST /webhooks/{name}`: set the secret named there, give the \
          provider that URL ([Webhooks](../README.md#webhooks) in the README says more).\nNamed operations are \
          checked against their providers' own OpenAPI documents where a pinned copy exists: GitHub's and Stripe's, \
-         with Prism validating every request (`tests/openapi_prism.rs`); both conform as written. Every set offers \
-         `all_pages` only on reads that take the server's page parameter, no longer on reads of one object \
-         (GitHub's `get_repo`, Stripe's `get_customer`…); Asana's `list_workspaces` now takes the `limit` and \
-         `offset` it pages by. An API missing here can be imported from its OpenAPI document \
+         with Prism validating every request (`tests/openapi_prism.rs`); both conform as written. \
+         An API missing here can be imported from its OpenAPI document \
          ([OpenAPI import](../README.md#openapi-import)).\n\n\
          | server | service | category | secrets |\n|---|---|---|---|\n",
     );
@@ -152,6 +150,9 @@ fn oauth_rows(page: &mut String, name: &str, spec: &crate::meta::oauth2::Spec) {
             }
         )
         .unwrap();
+    }
+    if !spec.revoke_url.is_empty() {
+        writeln!(page, "| Revoke URL | `{}` (`{upper}_REVOKE_URL`), used on disconnect |", spec.revoke_url).unwrap();
     }
     if !spec.scopes.is_empty() {
         writeln!(page, "| Scopes | {} |", spec.scopes.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" "))

@@ -1,7 +1,7 @@
 //! The CLI's commands. `main.rs` parses arguments into these structs and calls the matching function;
 //! each returns `Ok` (exit 0) or the exit code after printing why: 1 invocation error, 2 usage error.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,8 +18,11 @@ use crate::invoke::{Invocation, Target};
 use crate::runtime::{Runtime, Settings, default_data_dir};
 
 mod boot;
+mod oauth;
 mod openapi;
+mod stdout;
 pub use boot::{BootCommand, PassphraseArg, boot};
+pub use oauth::{OAuthCommand, oauth};
 pub use openapi::{ImportArgs, import_openapi};
 
 pub const INVOCATION_ERROR: u8 = 1;
@@ -93,6 +96,16 @@ pub struct ServeArgs {
     /// signatures that cover the URL (Twilio) use it. Default: the scheme and Host of the request.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<url::Url>,
+    /// How many times a webhook handler runs before its event is `dead` (the first run included).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub webhook_attempts: u32,
+    /// The wait before a failed webhook handler's first retry; each later one doubles it (at most an
+    /// hour), with jitter.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    pub webhook_backoff_ms: u64,
+    /// List every enabled server as an MCP tool, not only those whose secrets or OAuth connection are set.
+    #[arg(long)]
+    pub mcp_all_tools: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -176,6 +189,9 @@ pub fn serve(args: ServeArgs) -> Exit {
         return Err(usage(format!("--public-url takes an http or https URL, not {url}")));
     }
     settings.public_url = args.public_url;
+    settings.mcp_all_tools = args.mcp_all_tools;
+    settings.webhook_retry.attempts = args.webhook_attempts;
+    settings.webhook_retry.base = Duration::from_millis(args.webhook_backoff_ms.max(1));
     let boot = args.boot.or_else(|| {
         let local = PathBuf::from("boot/default.boot.json");
         local.exists().then_some(local)
@@ -197,6 +213,7 @@ pub fn serve(args: ServeArgs) -> Exit {
             .map(|(path, image)| crate::reload::watch(runtime.clone(), path, image))
             .transpose()
             .map_err(failed)?;
+        tokio::spawn(crate::webhooks::queue::worker(runtime.clone()));
         let address = listener.local_addr().map_or(args.listen, |a| a);
         tracing::info!(data = %runtime.data_dir().display(), servers = runtime.servers().len(), "ready");
         match std::env::var_os(crate::keys::ADMIN_TOKEN_ENV) {
@@ -205,8 +222,7 @@ pub fn serve(args: ServeArgs) -> Exit {
                 tracing::info!("admin token: in {}", runtime.data_dir().join(crate::keys::ADMIN_TOKEN_FILE).display())
             }
         }
-        println!("switchboard listening on http://{address}");
-        let _ = std::io::stdout().flush();
+        stdout::line(format!("switchboard listening on http://{address}"))?;
         crate::http::serve(runtime, listener).await.map_err(|e| failed(Error::internal("server", e)))
     })
 }
@@ -253,8 +269,7 @@ pub fn describe(text: &str, state: DataDirArg) -> Exit {
             crate::server::describe(&name, script, Some(server.enabled))
         }
     };
-    println!("{}", serde_json::to_string_pretty(&described).unwrap_or_default());
-    Ok(())
+    stdout::line(serde_json::to_string_pretty(&described).unwrap_or_default())
 }
 
 /// `switchboard call`: one invocation in-process; the output goes to stdout.
@@ -273,15 +288,14 @@ pub fn call(args: CallArgs) -> Exit {
         request.input = Some(input.parse::<Cid>().map_err(|e| usage(format!("'{input}' is not a CID: {e}")))?);
     }
     let reply = tokio_runtime()?.block_on(runtime.invoke(request)).result.map_err(failed)?;
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(&reply.output.body);
-    if reply.output.content_type != crate::engine::output::BINARY && !reply.output.body.ends_with(b"\n") {
-        let _ = stdout.write_all(b"\n");
+    let mut output = reply.output.body.to_vec();
+    if reply.output.content_type != crate::engine::output::BINARY && !output.ends_with(b"\n") {
+        output.push(b'\n');
     }
     if let Some(cid) = reply.output_cid {
         eprintln!("output stored as {cid}");
     }
-    Ok(())
+    stdout::print(output)
 }
 
 /// `switchboard cid FILE…`: the CID of each file, as `CID  PATH` lines.
@@ -289,7 +303,7 @@ pub fn cid(files: &[PathBuf]) -> Exit {
     let mut outcome = Ok(());
     for file in files {
         match std::fs::read(file) {
-            Ok(bytes) => println!("{}  {}", Cid::of(&bytes), file.display()),
+            Ok(bytes) => stdout::line(format!("{}  {}", Cid::of(&bytes), file.display()))?,
             Err(e) => outcome = Err(usage(format!("cannot read {}: {e}", file.display()))),
         }
     }
@@ -298,9 +312,21 @@ pub fn cid(files: &[PathBuf]) -> Exit {
 
 /// `switchboard mcp`: MCP over stdio until the client closes it. Logs go to stderr, never stdout,
 /// which carries the protocol.
-pub fn mcp(state: DataDirArg) -> Exit {
+#[derive(Debug, Clone, Args)]
+pub struct McpArgs {
+    /// List every enabled server as a tool, not only those whose secrets or OAuth connection are set.
+    #[arg(long)]
+    pub all_tools: bool,
+    #[command(flatten)]
+    pub state: DataDirArg,
+}
+
+/// `switchboard mcp`: MCP over stdio.
+pub fn mcp(args: McpArgs) -> Exit {
     init_logging("warn");
-    let runtime = open(state.settings())?;
+    let mut settings = args.state.settings();
+    settings.mcp_all_tools = args.all_tools;
+    let runtime = open(settings)?;
     tokio_runtime()?.block_on(crate::mcp::stdio::serve(runtime)).map_err(failed)
 }
 
@@ -321,29 +347,31 @@ pub fn servers(args: ServersArgs) -> Exit {
     let mut servers: Vec<_> = registry.values().cloned().collect();
     servers.sort_by(|a, b| a.name.cmp(&b.name));
     if args.markdown {
-        print!("{}", crate::docs::catalog(&servers));
-        return Ok(());
+        return stdout::print(crate::docs::catalog(&servers));
     }
-    println!("boot CID {}", runtime.boot_cid().map_err(failed)?);
+    let mut listing = format!("boot CID {}\n", runtime.boot_cid().map_err(failed)?);
     let width = servers.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
-    println!("{:width$}  {:8}  {:59}  TITLE", "NAME", "STATE", "CID");
+    listing += &format!("{:width$}  {:8}  {:59}  TITLE\n", "NAME", "STATE", "CID");
     for server in servers {
         let state = if server.enabled { "enabled" } else { "disabled" };
         let title = match &server.script {
             Ok(script) => script.meta.title.clone(),
             Err(e) => format!("(does not load: {})", e.message()),
         };
-        println!("{:width$}  {state:8}  {}  {title}", server.name, server.cid);
+        listing += &format!("{:width$}  {state:8}  {}  {title}\n", server.name, server.cid);
     }
-    Ok(())
+    stdout::print(listing)
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum SecretCommand {
     /// Store a secret; the value is read from stdin (never from the command line), one trailing
-    /// newline dropped.
+    /// newline dropped. An empty value is refused unless --allow-empty.
     Set {
         name: String,
+        /// Store an empty value (otherwise an empty stdin is taken for a mistake and nothing is stored).
+        #[arg(long)]
+        allow_empty: bool,
         #[command(flatten)]
         state: DataDirArg,
     },
@@ -357,7 +385,8 @@ pub enum SecretCommand {
     },
 }
 
-/// `switchboard secret set|list|rm`.
+/// `switchboard secret set|list|rm`. `set` and `rm` say what they did on stdout, and which servers
+/// declare the secret, so that a misspelt name shows at once.
 pub fn secret(command: SecretCommand) -> Exit {
     init_logging("warn");
     let state = match &command {
@@ -366,45 +395,44 @@ pub fn secret(command: SecretCommand) -> Exit {
     let runtime = open(state.settings())?;
     let secrets = runtime.services.secrets();
     match &command {
-        SecretCommand::Set { name, .. } => {
+        SecretCommand::Set { name, allow_empty, .. } => {
             crate::secrets::validate_name(name).map_err(usage)?;
             let mut value = String::new();
             std::io::stdin()
                 .read_to_string(&mut value)
                 .map_err(|e| usage(format!("cannot read the value from stdin: {e}")))?;
-            secrets.set(name, crate::secrets::without_trailing_newline(&value))
+            let value = crate::secrets::given_value(&value, *allow_empty)
+                .map_err(|problem| usage(format!("{name}: {problem} (--allow-empty stores an empty value)")))?;
+            let replaced = secrets.get(name).map_err(failed)?.is_some();
+            secrets.set(name, value).map_err(failed)?;
+            let done = if replaced { "replaced" } else { "stored" };
+            stdout::line(format!("{done} secret {name}; {}", declared_by(&runtime, name)))
         }
-        SecretCommand::List(_) => runtime.secret_names().map(|names| names.iter().for_each(|n| println!("{n}"))),
-        SecretCommand::Rm { name, .. } => match secrets.remove(name) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::NotFound(format!("no secret named '{name}' in the store"))),
-            Err(e) => Err(e),
+        SecretCommand::List(_) => {
+            let names = runtime.secret_names().map_err(failed)?;
+            stdout::print(names.iter().map(|n| format!("{n}\n")).collect::<String>())
+        }
+        SecretCommand::Rm { name, .. } => match secrets.remove(name).map_err(failed)? {
+            true => stdout::line(format!("removed secret {name}; {}", declared_by(&runtime, name))),
+            false => Err(failed(Error::NotFound(format!("no secret named '{name}' in the store")))),
         },
     }
-    .map_err(failed)
 }
 
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum OAuthCommand {
-    /// Start connecting a server through the browser (authorization code with PKCE): prints the URL to
-    /// open. The running server at --public-url finishes the connection; the URL is valid 10 minutes.
-    Connect {
-        name: String,
-        /// The URL browsers reach the running server at (as given to `serve --public-url`).
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-        public_url: url::Url,
-        #[command(flatten)]
-        state: DataDirArg,
-    },
-}
-
-/// `switchboard oauth connect`.
-pub fn oauth(command: OAuthCommand) -> Exit {
-    init_logging("warn");
-    let OAuthCommand::Connect { name, public_url, state } = command;
-    let runtime = open(state.settings())?;
-    let started = crate::oauth::connect::start(&runtime, &name, public_url.as_str()).map_err(failed)?;
-    println!("{}", started.authorize_url);
-    eprintln!("open this URL within 10 minutes; the provider returns to {}", started.redirect_uri);
-    Ok(())
+/// Which registered servers declare the secret `name` (among its alternatives), as a phrase.
+fn declared_by(runtime: &Runtime, name: &str) -> String {
+    let registry = runtime.servers();
+    let mut servers: Vec<&str> = registry
+        .values()
+        .filter(|server| {
+            let declared = server.script.as_ref().map(|s| s.meta.secrets.iter().flatten().any(|n| n == name));
+            declared.unwrap_or(false)
+        })
+        .map(|server| server.name.as_str())
+        .collect();
+    servers.sort_unstable();
+    match servers.is_empty() {
+        true => "no registered server declares it".into(),
+        false => format!("declared by {}", servers.join(", ")),
+    }
 }

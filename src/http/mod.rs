@@ -15,6 +15,7 @@ mod dispatch;
 mod error;
 mod guard;
 mod import;
+mod index;
 mod oauth;
 mod page;
 mod secrets;
@@ -47,6 +48,7 @@ fn cid_header(cid: &crate::cid::Cid) -> Result<axum::http::HeaderValue, Error> {
 pub fn router(runtime: Arc<Runtime>) -> Router {
     let policy = Arc::new(browser::Policy::new(&runtime.settings));
     Router::new()
+        .route("/", get(index::index))
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
         .route("/oauth/{name}/callback", get(oauth::callback))

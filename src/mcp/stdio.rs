@@ -33,7 +33,7 @@ pub async fn serve(runtime: Arc<Runtime>) -> Result<()> {
 
 /// Keeps the registry in step with the store, telling the client when its tools changed.
 async fn follow(handler: Handler, peer: Peer<RoleServer>, mut changes: watch::Receiver<u64>) {
-    let mut tools = all_tools(&handler);
+    let mut tools = all_tools(&handler).await;
     while changes.changed().await.is_ok() {
         changes.borrow_and_update();
         // Re-read here (rebuilds are serialised and cheap) so that the tools compared below are current.
@@ -41,7 +41,7 @@ async fn follow(handler: Handler, peer: Peer<RoleServer>, mut changes: watch::Re
             tracing::warn!("cannot re-read the store: {}", error.message());
             continue;
         }
-        let now = all_tools(&handler);
+        let now = all_tools(&handler).await;
         if now == tools {
             continue;
         }
@@ -57,6 +57,6 @@ async fn follow(handler: Handler, peer: Peer<RoleServer>, mut changes: watch::Re
     }
 }
 
-fn all_tools(handler: &Handler) -> Vec<Tool> {
-    handler.catalog().page(&Access::All, None, usize::MAX).map(|(tools, _)| tools).unwrap_or_default()
+async fn all_tools(handler: &Handler) -> Vec<Tool> {
+    handler.listed(&Access::All, None, usize::MAX).await.map(|(tools, _)| tools).unwrap_or_default()
 }

@@ -74,15 +74,6 @@ impl Meta {
         self.api.pagination.is_some()
     }
 
-    /// Whether a caller may ask `operation` for every page: the server declares how its lists page, the
-    /// operation reads, and it takes one of the parameters a page is asked for with. A read of one object
-    /// has nothing to page through, so it is not offered.
-    pub fn pages_through(&self, operation: &Operation) -> bool {
-        let Some(paging) = &self.api.pagination else { return false };
-        matches!(operation.method.as_str(), "GET" | "HEAD")
-            && paging.parameters().iter().any(|param| operation.sends(param))
-    }
-
     /// Reads `META` from its JSON form, or says what is wrong with it.
     pub fn from_json(json: Value) -> Result<Meta, Invalid> {
         let map = json.as_object().ok_or("META must be an object map (#{ ... })")?;
@@ -117,6 +108,9 @@ impl Meta {
             operations: operations::parse(map.get("operations"))?,
             json: Value::Null,
         };
+        if let Some(op) = meta.operations.iter().find(|op| op.paginated && !meta.pages()) {
+            return Err(format!("META.operations.{}: paginated needs META.api.pagination to say how", op.name).into());
+        }
         match &meta.webhook {
             Some(spec) if !meta.declares_secret(&spec.secret) => {
                 Err(format!("META.webhook.secret '{}' must be one of the names in META.secrets", spec.secret).into())
@@ -128,6 +122,27 @@ impl Meta {
     /// Whether `name` is one of the secrets this script declared.
     pub fn declares_secret(&self, name: &str) -> bool {
         self.secrets.iter().flatten().any(|declared| declared == name)
+    }
+
+    /// The declared secrets (each with its alternatives) that the server's requests name as `{NAME}`
+    /// placeholders — in its base URL, credentials, headers, OAuth settings — rather than only to
+    /// verify webhooks.
+    pub fn request_secrets(&self) -> Vec<&[String]> {
+        let mut texts = Vec::new();
+        let requests = self.json.as_object().into_iter().flatten().filter(|(key, _)| *key != "webhook");
+        requests.for_each(|(_, value)| collect_texts(value, &mut texts));
+        let named = |name: &String| texts.iter().any(|text| text.contains(&format!("{{{name}}}")));
+        self.secrets.iter().filter(|group| group.iter().any(named)).map(Vec::as_slice).collect()
+    }
+}
+
+/// Every string inside `value`.
+fn collect_texts<'a>(value: &'a Value, texts: &mut Vec<&'a str>) {
+    match value {
+        Value::String(text) => texts.push(text),
+        Value::Array(items) => items.iter().for_each(|item| collect_texts(item, texts)),
+        Value::Object(map) => map.values().for_each(|item| collect_texts(item, texts)),
+        _ => {}
     }
 }
 
@@ -231,6 +246,12 @@ mod tests {
         assert_eq!(
             Meta::from_json(json!({"title": "t", "description": "d", "timeout_ms": 0})).unwrap_err(),
             "META.timeout_ms must be a positive integer"
+        );
+        let unpaged = json!({"title": "t", "description": "d",
+            "operations": {"list": {"description": "d", "endpoint": "/x", "paginated": true}}});
+        assert_eq!(
+            Meta::from_json(unpaged).unwrap_err(),
+            "META.operations.list: paginated needs META.api.pagination to say how"
         );
     }
 

@@ -1,6 +1,10 @@
 //! `META.operations`: named calls of a server's API, each with a JSON-Schema `input`, checked when the
 //! script loads so that a broken declaration is refused with the script, never discovered by the first
-//! caller. Turning one into an invocation is [`operation`](crate::operation)'s.
+//! caller. Each `input` is compiled into a validator then, once per script version, so that every call's
+//! arguments are checked against it before anything is sent. Turning one into an invocation is
+//! [`operation`](crate::operation)'s.
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -9,7 +13,8 @@ use super::invalid::Invalid;
 /// Longest operation name: with `__` and a server name it must still fit a 64-character tool name.
 const MAX_NAME: usize = 48;
 
-const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+/// The methods an operation, or a call through a server's own tool, may use.
+pub const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 
 /// One entry of `META.operations`.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,8 +25,14 @@ pub struct Operation {
     pub method: String,
     /// A path with `{field}` placeholders, e.g. `/v1/customers/{id}`.
     pub endpoint: String,
-    /// A JSON Schema object (`"type": "object"`) describing the arguments.
+    /// A JSON Schema object (`"type": "object"`) describing the arguments. Unless it says otherwise, it
+    /// takes no argument it does not name (`"additionalProperties": false` is added).
     pub input: Map<String, Value>,
+    /// `input`, compiled.
+    pub schema: Schema,
+    /// The operation lists something in pages (`paginated: true`), as `META.api.pagination` says:
+    /// a caller may ask for every page.
+    pub paginated: bool,
     /// Arguments sent other than by the default rule (`params`): in the query of a method with a body,
     /// as a header, under another name, or an array or object in a particular style.
     pub params: Vec<Param>,
@@ -77,6 +88,20 @@ pub struct Param {
     pub style: Style,
 }
 
+/// An operation's `input` compiled into a validator, once, when the script loads.
+#[derive(Debug, Clone)]
+pub struct Schema(Arc<jsonschema::Validator>);
+
+impl PartialEq for Schema {
+    /// Compiled from `input`, which operations compare.
+    fn eq(&self, _: &Schema) -> bool {
+        true
+    }
+}
+
+/// An argument the input schema refuses: the field (a dotted path for nested ones), and what is wrong.
+pub type Problem = (String, String);
+
 /// Reads `META.operations` (absent: none), or says what is wrong with it.
 pub fn parse(value: Option<&Value>) -> Result<Vec<Operation>, Invalid> {
     let Some(value) = value else { return Ok(Vec::new()) };
@@ -97,10 +122,15 @@ impl Operation {
             return Err(format!("method must be one of {}", METHODS.join(", ")));
         }
         let endpoint = text("endpoint")?.ok_or("endpoint is required")?.to_owned();
+        let paginated = match map.get("paginated") {
+            None => false,
+            Some(Value::Bool(paginated)) => *paginated,
+            Some(_) => return Err("paginated must be true or false".into()),
+        };
         if !endpoint.starts_with('/') {
             return Err("endpoint must be a path starting with '/'".into());
         }
-        let input = match map.get("input") {
+        let mut input = match map.get("input") {
             None => serde_json::json!({ "type": "object" }).as_object().cloned().unwrap_or_default(),
             Some(Value::Object(input)) => input.clone(),
             Some(_) => return Err("input must be a JSON Schema object map".into()),
@@ -113,19 +143,24 @@ impl Operation {
             Some(_) => return Err("params must be a map of argument names to #{ in, name, style }".into()),
         };
         let body = text("body")?.map(str::to_owned);
+        input.entry("additionalProperties").or_insert(Value::Bool(false));
+        let schema = jsonschema::validator_for(&Value::Object(input.clone()))
+            .map_err(|e| format!("input is not a JSON Schema this server can check: {e}"))?;
+        let schema = Schema(Arc::new(schema));
         let description = description.to_owned();
-        let operation = Operation { name: name.to_owned(), description, method, endpoint, input, params, body };
+        let operation =
+            Operation { name: name.to_owned(), description, method, endpoint, input, schema, paginated, params, body };
         operation.check_input()?;
         Ok(operation)
     }
 
-    /// Whether the operation sends a request parameter named `wire` (an argument of that name that is not
-    /// renamed, or a declared parameter of that name).
-    pub fn sends(&self, wire: &str) -> bool {
-        match self.params.iter().find(|p| p.argument == wire || p.name == wire) {
-            Some(param) => param.name == wire,
-            None => self.arguments().iter().any(|(name, _)| *name == wire) && self.body.as_deref() != Some(wire),
-        }
+    /// Checks `arguments` against `input`: every wrong field, or none. A null argument counts as absent.
+    pub fn check(&self, arguments: &Map<String, Value>) -> Result<(), Vec<Problem>> {
+        let given: Map<String, Value> =
+            arguments.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let given = Value::Object(given);
+        let problems: Vec<Problem> = self.schema.0.iter_errors(&given).flat_map(|error| problem(&error)).collect();
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 
     /// The input is an object schema, and every template field is a required property of it.
@@ -221,6 +256,20 @@ impl Param {
     }
 }
 
+/// What a validation error says about which fields.
+fn problem(error: &jsonschema::ValidationError<'_>) -> Vec<Problem> {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let at: Vec<String> = error.instance_path().iter().map(|segment| segment.to_string()).collect();
+    let field = |name: Option<&str>| at.iter().map(String::as_str).chain(name).collect::<Vec<_>>().join(".");
+    match error.kind() {
+        Kind::AdditionalProperties { unexpected } => {
+            unexpected.iter().map(|name| (field(Some(name)), "is not an argument this tool takes".to_owned())).collect()
+        }
+        Kind::Required { property } => vec![(field(property.as_str()), "is required".to_owned())],
+        _ => vec![(if at.is_empty() { "(arguments)".to_owned() } else { field(None) }, error.to_string())],
+    }
+}
+
 fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let well_formed = name.len() <= MAX_NAME
@@ -304,6 +353,11 @@ pub(crate) mod tests {
                 json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "properties": {"a": {}}},
                        "body": "a", "params": {"a": {"in": "query"}}}),
                 "both the body and a parameter",
+            ),
+            (json!({"description": "d", "endpoint": "/x", "paginated": "yes"}), "paginated must be true or false"),
+            (
+                json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "properties": {"a": {"type": "text"}}}}),
+                "not a JSON Schema this server can check",
             ),
         ];
         for (value, expected) in cases {

@@ -110,21 +110,6 @@ impl Paging {
     }
 }
 
-impl Paging {
-    /// The request parameters a list that pages this way takes: the cursor, offset or page parameter,
-    /// and the page size (`link` has only the page size, and the `page` a `Link` header counts).
-    pub fn parameters(&self) -> Vec<&str> {
-        let mut names = match &self.style {
-            Style::Cursor { param, .. } | Style::Offset { param, .. } | Style::Page { param, .. } => {
-                vec![param.as_str()]
-            }
-            Style::Link => vec!["page"],
-        };
-        names.extend(self.limit.as_ref().map(|(param, _)| param.as_str()));
-        names
-    }
-}
-
 /// The style a spec names, with its own keys, refusing the keys of other styles.
 fn style(
     spec: &Map,
