@@ -134,12 +134,18 @@ fn server_core() -> &'static str {
 }
 
 fn switchboard(data: &Path, boot: Option<&Path>, env: &[(&str, &str)]) -> Process {
+    switchboard_with(data, boot, env, &[])
+}
+
+/// `switchboard serve` with `extra` arguments.
+fn switchboard_with(data: &Path, boot: Option<&Path>, env: &[(&str, &str)], extra: &[&str]) -> Process {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["serve", "--listen", &listen, "--data", data.to_str().unwrap()];
     if let Some(boot) = boot {
         args.extend(["--boot", boot.to_str().unwrap()]);
     }
+    args.extend_from_slice(extra);
     start(SWITCHBOARD, &args, env, format!("http://{listen}"))
 }
 
@@ -516,6 +522,32 @@ fn gateway(dir: &Path, report: &mut Value) {
     );
 }
 
+/// Invocation records on (the default) against the same build with them off (`--records-max 0`), side
+/// by side: echo, and a proxied API call to a fast local upstream. Metrics are counted in both.
+fn observe(dir: &Path, report: &mut Vec<Value>) {
+    let upstream = own("--serve-upstream", &[]);
+    let echo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/echo.rhai")).unwrap();
+    let boot = boot_source(&dir.join("boot-observe"), &[("echo".into(), echo), ("gateway".into(), GATEWAY.into())]);
+    let env = [("GATEWAY_BASE_URL", upstream.base.as_str()), ("GATEWAY_TOKEN", "tok_bench")];
+    let on = switchboard(&dir.join("data-observe-on"), Some(&boot), &env);
+    let off = switchboard_with(&dir.join("data-observe-off"), Some(&boot), &env, &["--records-max", "0"]);
+    for (name, path) in [("echo, GET", "/echo/"), ("proxied API call, fast upstream", "/gateway/ok")] {
+        let (without, with) = interleaved(
+            (&off, &format!("{}{path}", off.base)),
+            (&on, &format!("{}{path}", on.base)),
+            None,
+            SMALL,
+            ROUNDS,
+        );
+        report.push(json!({
+            "case": name,
+            "records_off": load_json(&without, 0.0, 0.0),
+            "records_on": load_json(&with, 0.0, 0.0),
+            "throughput_ratio": with.rps / without.rps,
+        }));
+    }
+}
+
 fn reload(dir: &Path, report: &mut Value) {
     let boot = boot_source(&dir.join("boot-reload"), &[("reloaded".into(), versioned(0))]);
     let ours = switchboard(&dir.join("data-reload"), Some(&boot), &[]);
@@ -679,9 +711,11 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let (mut load, mut out, mut gate, mut reloaded, mut cold, mut grown, mut imported) =
-        (Vec::new(), Value::Null, Value::Null, Value::Null, Value::Null, Vec::new(), Value::Null);
-    // `-- --only NAME` runs one scenario (throughput, outbound, gateway, reload, cold, growth, openapi).
+    let (mut load, mut out, mut gate, mut reloaded, mut cold, mut grown) =
+        (Vec::new(), Value::Null, Value::Null, Value::Null, Value::Null, Vec::new());
+    let mut observed = Vec::new();
+    let mut imported = Value::Null;
+    // `-- --only NAME` runs one scenario (throughput, outbound, gateway, observe, reload, cold, growth, openapi).
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
     if wanted("throughput") {
@@ -695,6 +729,10 @@ fn main() {
     if wanted("gateway") {
         eprintln!("gateway: a proxied API call against a plain async proxy…");
         gateway(dir.path(), &mut gate);
+    }
+    if wanted("observe") {
+        eprintln!("invocation records on and off…");
+        observe(dir.path(), &mut observed);
     }
     if wanted("reload") {
         eprintln!("hot reload…");
@@ -715,7 +753,7 @@ fn main() {
 
     let summary = json!({
         "machine": { "cores": cores(), "memory_gib": memory_gib() },
-        "load": load, "outbound": out, "gateway": gate, "hot_reload": reloaded, "cold_start": cold, "growth": grown,
+        "load": load, "outbound": out, "gateway": gate, "observe": observed, "hot_reload": reloaded, "cold_start": cold, "growth": grown,
         "openapi": imported, "duration_s": started.elapsed().as_secs(),
     });
     print_table(&summary);
@@ -793,6 +831,24 @@ fn print_table(summary: &Value) {
     println!("\n| ten calls to an upstream answering after 50 ms, from one script | median ms |\n|---|---|");
     println!("| one after another (`http::get` in a loop) | {:.1} |", f(&fan["sequential_ms"]));
     println!("| at once (`http::parallel`) | {:.1} |", f(&fan["parallel_ms"]));
+    println!(
+        "\n| with invocation records on and off (target: within 3 %) | off req/s | on req/s | ratio | off p50 / p99 ms | on p50 / p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for case in summary["observe"].as_array().unwrap() {
+        let (off, on) = (&case["records_off"], &case["records_on"]);
+        println!(
+            "| {} | {:.0} | {:.0} | {:.3} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            case["case"].as_str().unwrap(),
+            f(&off["rps"]),
+            f(&on["rps"]),
+            f(&case["throughput_ratio"]),
+            f(&off["p50_ms"]),
+            f(&off["p99_ms"]),
+            f(&on["p50_ms"]),
+            f(&on["p99_ms"]),
+        );
+    }
     let r = &summary["hot_reload"];
     println!("\n| hot reload, file written → new version served | ms |\n|---|---|");
     println!(

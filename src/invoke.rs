@@ -13,18 +13,25 @@
 //!
 //! A fiber holds no thread while it waits (see `engine/fiber.rs`), and the tokio workers never wait on
 //! I/O or run a long computation.
+//!
+//! Every invocation, whatever became of it, runs in a log span carrying its request and trace ids and
+//! ends in [`Observer::finished`](crate::observe::Observer::finished): its metrics and its record.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rhai::{Dynamic, ImmutableString};
+use tracing::Instrument;
 
 use crate::cid::Cid;
 use crate::engine::{Call, Context, Data, Fault, Function, Output, Overflow, Script};
 use crate::error::{Error, Location, Result};
+use crate::observe::Finished;
+use crate::observe::metrics::InFlight;
+use crate::observe::trace::Trace;
 use crate::runtime::Runtime;
-use crate::store::Change;
+use crate::store::{Change, InvocationRecord, Via};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -68,6 +75,13 @@ pub struct Invocation {
     pub all_pages: bool,
     /// The caller's headers; only those the script's `META.api.pass_headers` names go any further.
     pub headers: reqwest::header::HeaderMap,
+    /// The entry point it came through.
+    pub via: Via,
+    /// Its request id and trace, when the caller gave them (else new ones).
+    pub trace: Option<Trace>,
+    /// The named operation it stands for, when the caller said (an MCP operation tool); else the one
+    /// whose method and endpoint template it matches, if any.
+    pub operation: Option<String>,
 }
 
 impl Invocation {
@@ -88,6 +102,9 @@ impl Invocation {
             timeout: None,
             all_pages: false,
             headers: reqwest::header::HeaderMap::new(),
+            via: Via::Cli,
+            trace: None,
+            operation: None,
         }
     }
 }
@@ -145,12 +162,43 @@ fn passed(allowed: &[String], headers: &reqwest::header::HeaderMap) -> Vec<(Stri
 
 impl Runtime {
     /// Runs one invocation. Every entry point calls this.
-    pub async fn invoke(self: &Arc<Self>, invocation: Invocation) -> Invoked {
+    pub async fn invoke(self: &Arc<Self>, mut invocation: Invocation) -> Invoked {
+        let started = Instant::now();
+        let trace = invocation.trace.take().unwrap_or_default();
+        let span = tracing::info_span!("invocation", request_id = %trace.request_id, trace_id = %trace.trace_id, via = %invocation.via);
+        let mut seen = Seen::of(&invocation, &trace, started);
+        let in_flight = InFlight::start(&self.observer.metrics.in_flight);
+        let invoked = self.resolve_and_run(invocation, trace, started, span.clone(), &mut seen).instrument(span).await;
+        drop(in_flight);
+        self.observer.finished(seen.finished(self, &invoked, started));
+        invoked
+    }
+
+    async fn resolve_and_run(
+        self: &Arc<Self>,
+        mut invocation: Invocation,
+        trace: Trace,
+        started: Instant,
+        span: tracing::Span,
+        seen: &mut Seen,
+    ) -> Invoked {
         let (script, server) = match self.resolve(&invocation.target).await {
             Ok(resolved) => resolved,
             Err(error) => return Invoked { script: None, result: Err(error) },
         };
-        let result = self.run(script.clone(), server, invocation).await;
+        seen.server = server.clone();
+        seen.operation = invocation.operation.take().or_else(|| {
+            let operation = script.meta.operation_for(&invocation.method, &invocation.endpoint);
+            operation.map(|operation| operation.name.clone())
+        });
+        let timeout = self.engine.timeout_for(&script, invocation.timeout);
+        let mut context = Context::traced(server, script.clone(), started, timeout, trace);
+        context.all_pages = invocation.all_pages;
+        context.headers = passed(&script.meta.api.pass_headers, &invocation.headers);
+        context.span = span;
+        let context = Arc::new(context);
+        let result = self.run(&script, &context, invocation).await;
+        seen.upstream = context.upstream();
         if let Err(error) = &result {
             tracing::debug!(cid = %script.cid, kind = error.kind(), "invocation failed");
         }
@@ -192,11 +240,10 @@ impl Runtime {
 
     async fn run(
         self: &Arc<Self>,
-        script: Arc<Script>,
-        server: Option<String>,
+        script: &Arc<Script>,
+        context: &Arc<Context>,
         mut invocation: Invocation,
     ) -> Result<Reply> {
-        let started = Instant::now();
         if let Some(cid) = invocation.input {
             invocation.data = self.blocking(move |rt| rt.input(&cid)).await?;
         }
@@ -210,15 +257,10 @@ impl Runtime {
                     .into(),
             ));
         }
-        let timeout = self.engine.timeout_for(&script, invocation.timeout);
-        let mut context = Context::new(server, script.clone(), started, timeout);
-        context.all_pages = invocation.all_pages;
-        context.headers = passed(&script.meta.api.pass_headers, &invocation.headers);
-        let context = Arc::new(context);
         let store_output = invocation.store_output;
         // Whatever goes wrong, no secret value the script read leaves in the error.
         let output = self
-            .execute(&script, &context, invocation)
+            .execute(script, context, invocation)
             .await
             .map_err(|error| self.every_missing(&script, error).map_text(|text| context.redact(text)))?;
         let output_cid = match store_output {
@@ -301,6 +343,69 @@ impl Runtime {
     fn input(&self, cid: &Cid) -> Result<Data> {
         let blob = self.store.blob(cid)?.ok_or_else(|| Error::NotFound(format!("no blob {cid} to use as input")))?;
         Ok(Data::Body(blob.into()))
+    }
+}
+
+/// What an invocation's record and metrics need, gathered as it goes.
+struct Seen {
+    time: i64,
+    via: Via,
+    /// The server it runs as, once resolved; before that, the name asked for, when it is a valid name.
+    server: Option<String>,
+    operation: Option<String>,
+    input_cid: Option<Cid>,
+    request_id: String,
+    trace_id: String,
+    upstream: (u32, u64),
+}
+
+impl Seen {
+    fn of(invocation: &Invocation, trace: &Trace, started: Instant) -> Seen {
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let asked = match &invocation.target {
+            Target::Name(name) => crate::server::validate_name(name).ok().map(|()| name.clone()),
+            _ => None,
+        };
+        Seen {
+            time: (since_epoch.saturating_sub(started.elapsed())).as_millis() as i64,
+            via: invocation.via,
+            server: asked,
+            operation: None,
+            input_cid: invocation.input,
+            request_id: trace.request_id.clone(),
+            trace_id: trace.trace_id.clone(),
+            upstream: (0, 0),
+        }
+    }
+
+    /// The record and metric labels of the invocation that ended as `invoked`.
+    fn finished(self, runtime: &Runtime, invoked: &Invoked, started: Instant) -> Finished {
+        let (status, error_type, output_cid) = match &invoked.result {
+            Ok(reply) => (reply.output.status, None, reply.output_cid),
+            Err(error) => (error.status(), Some(error.kind()), None),
+        };
+        let pricing = invoked.script.as_ref().and_then(|script| script.meta.pricing.as_ref());
+        let cost = pricing.map_or(0.0, |pricing| pricing.cost(self.operation.as_deref(), self.upstream.0));
+        let registered = self.server.as_deref().is_some_and(|name| runtime.server(name).is_some());
+        let record = InvocationRecord {
+            time: self.time,
+            server: self.server,
+            operation: self.operation,
+            cid: invoked.script.as_ref().map(|script| script.cid),
+            via: self.via,
+            input_cid: self.input_cid,
+            output_cid,
+            status,
+            error_type: error_type.map(str::to_owned),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            upstream_calls: self.upstream.0,
+            upstream_bytes: self.upstream.1,
+            request_id: self.request_id,
+            trace_id: self.trace_id,
+            cost,
+            currency: pricing.map(|pricing| pricing.currency.clone()),
+        };
+        Finished { record, registered, outcome: error_type.unwrap_or("ok") }
     }
 }
 

@@ -6,7 +6,7 @@
 //! that runs a script goes through one path, [`runtime::Runtime::invoke`]:
 //!
 //! ```text
-//!   HTTP (proxy or call style) ─┐
+//!   HTTP (proxy, call, console) ┐
 //!   MCP `tools/call`            │
 //!   CLI `call`                  ├─► Invocation ─► resolve name|CID ─► compiled Script (cached by CID)
 //!   chaining (`input`)          │                                      │
@@ -36,6 +36,11 @@
 //!   (`modules::throttle`). [`modules::api`] — the call, its request build and its paging walk — stands
 //!   on all of them and on [`oauth`], which obtains and renews the tokens of servers whose `META.auth` is
 //!   `oauth2` (and, above the runtime, connects them through the browser).
+//! * [`observe`] is what an operator sees of it all: every invocation's request id and place in the
+//!   caller's W3C trace (carried on to its upstream requests), the Prometheus metrics (`GET /metrics`,
+//!   labels bounded so that no caller can grow them), and one record per invocation, written into the
+//!   store in batches off the hot path. The invocation path ends every invocation there, whatever its
+//!   entry point.
 //! * [`access`] decides who may invoke (invocation tokens), for every remote entry point.
 //! * [`runtime`] ties the store and engine together, holds the in-memory registry snapshot that
 //!   requests read without locks, and manages servers; a CID runs only as a server an operator bound
@@ -49,13 +54,15 @@
 //!   path, from a durable queue in the store that retries failed runs across restarts.
 //! * [`http`] is the axum interface: one guard before routing holds every request to the HTTP bounds
 //!   and the browser rules (`Host` against DNS rebinding, no runs from another origin), and the
-//!   runtime frames every response itself. [`commands`] implements the CLI that `main.rs` parses.
+//!   runtime frames every response itself. Its web console (`/ui`) is one more caller: it changes the
+//!   registry through the same runtime operations as `/api/` and runs try-it through `Runtime::invoke`.
+//!   [`commands`] implements the CLI that `main.rs` parses.
 //! * [`mcp`] serves every server as an MCP tool (at `/mcp` and over stdio); [`operation`] turns one of the
 //!   named operations a script declares into an invocation.
 //!
 //! Each file stands on what it uses, and no file uses one that uses it: the import graph has no cycle.
 //! From the ground up: `cid`, `environment` and `error`; the declarations (`meta`); the store, the
-//! engine and the secrets; the shared services of the native modules, then `oauth`, then `api` and the
+//! engine, the metrics and the secrets; the shared services of the native modules, then `oauth`, then `api` and the
 //! module registry; the runtime; the invocation path and what calls it (`invoke`, `reload`, `webhooks`,
 //! `mcp`, the OAuth connect flow); `http`; `commands`. `cargo test --test layers -- --nocapture` checks
 //! that and prints the files floor by floor.
@@ -85,6 +92,7 @@ pub mod mcp;
 pub mod meta;
 pub mod modules;
 pub mod oauth;
+pub mod observe;
 pub mod openapi;
 pub mod operation;
 pub mod reload;

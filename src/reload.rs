@@ -89,6 +89,7 @@ fn reload(runtime: &Runtime, source: &Path, applied: Image) -> Image {
         Ok(parsed) => parsed,
         Err(problem) => {
             tracing::error!("boot source not reloaded: {problem}");
+            count(runtime, "invalid_source");
             return applied;
         }
     };
@@ -112,6 +113,7 @@ fn reload(runtime: &Runtime, source: &Path, applied: Image) -> Image {
                 Ok(_) => runtime.set_last_error(&server.name, None),
                 Err(error) => {
                     tracing::error!(server = %server.name, "not reloaded, the previous version keeps serving: {}", error.message());
+                    count(runtime, error.kind());
                     runtime.set_last_error(&server.name, Some(error));
                 }
             }
@@ -134,10 +136,17 @@ fn reload(runtime: &Runtime, source: &Path, applied: Image) -> Image {
     }
 }
 
+/// Counts one reload (or one refused script of it) by how it went.
+fn count(runtime: &Runtime, result: &'static str) {
+    runtime.observer.metrics.reloads.get_or_create(&crate::observe::metrics::Reload { result }).inc();
+}
+
 /// Commits the change a reload found; what is applied afterwards is `now`, or `applied` still if the
 /// commit failed.
 fn commit(runtime: &Runtime, change: &Change, bound: Vec<(String, Cid)>, now: Image, applied: Image) -> Image {
-    match runtime.commit(change) {
+    let committed = runtime.commit(change);
+    count(runtime, committed.as_ref().map_or_else(Error::kind, |()| "ok"));
+    match committed {
         Ok(()) => {
             for (name, cid) in bound {
                 runtime.set_last_error(&name, None);

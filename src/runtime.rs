@@ -57,6 +57,10 @@ pub struct Settings {
     pub webhook_retry: WebhookRetry,
     /// List every enabled server as an MCP tool, not only those that can run (`--mcp-all-tools`).
     pub mcp_all_tools: bool,
+    /// How many invocation records are kept, and for how long.
+    pub records: crate::observe::records::Retention,
+    /// The bearer token `GET /metrics` needs, when one is set (else it is open like `/health`).
+    pub metrics_token: Option<String>,
 }
 
 /// How the webhook queue retries a handler that failed (`serve --webhook-attempts`,
@@ -92,6 +96,8 @@ impl Settings {
             public_url: None,
             webhook_retry: WebhookRetry::default(),
             mcp_all_tools: false,
+            records: Default::default(),
+            metrics_token: None,
         }
     }
 }
@@ -140,6 +146,8 @@ pub struct Runtime {
     /// The script threads that fibers (scripts waiting on I/O) run on.
     pub(crate) threads: Threads,
     pub(crate) services: Arc<Services>,
+    /// Metrics and invocation records.
+    pub(crate) observer: crate::observe::Observer,
     /// The token every management mutation must present.
     pub(crate) admin_token: String,
     registry: ArcSwap<Registry>,
@@ -168,6 +176,7 @@ impl Runtime {
             engine: engine(settings.limits.clone(), services.clone()),
             threads: Threads::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             admin_token: keys::admin_token(&settings.data_dir)?,
+            observer: crate::observe::Observer::new(services.metrics.clone(), store.clone(), settings.records),
             store,
             services,
             registry: ArcSwap::default(),
@@ -282,6 +291,7 @@ impl Runtime {
         // Runners first: a server just disabled must not run by CID meanwhile (and one just enabled is
         // checked against the registry as well).
         self.runners.store(Arc::new(crate::server::runners(&registry, &self.store.bindings()?)));
+        self.observer.metrics.servers_loaded.set(registry.len() as i64);
         self.registry.store(Arc::new(registry));
         self.services.variables.store(Arc::new(self.store.variables()?));
         self.services.secrets().reload()?;
@@ -303,6 +313,13 @@ impl Runtime {
     /// Replaces every variable.
     pub fn set_variables(&self, variables: std::collections::BTreeMap<String, String>) -> Result<()> {
         self.apply(Op::SetVariables(variables))
+    }
+
+    /// Sets some registry variables, keeping the others.
+    pub fn merge_variables(&self, values: std::collections::BTreeMap<String, String>) -> Result<()> {
+        let mut variables = self.store.variables()?;
+        variables.extend(values);
+        self.set_variables(variables)
     }
 
     /// The last change to `name` that was refused (a watched file that did not compile), if any.

@@ -15,7 +15,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -325,6 +325,10 @@ async fn forty_concurrent_calls_cost_one_token_request_and_expiry_at_most_one_mo
     assert_eq!(provider.token_requests(), 2);
     assert_eq!(provider.ledger().expired_received, 0, "the API was sent an expired token");
     assert_eq!(provider.ledger().api_calls.len(), 80);
+    // The metrics count the token requests, not the calls that waited for them.
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    let refreshes = metrics.lines().find(|line| line.starts_with("switchboard_token_refreshes_total{"));
+    assert_eq!(refreshes, Some(r#"switchboard_token_refreshes_total{server="cc",result="ok"} 2"#), "{metrics}");
 }
 
 /// Every file under `dir`, read whole.
@@ -689,48 +693,9 @@ fn oauth_connect_says_when_no_server_answers_or_the_token_differs() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("another admin token"), "{output:?}");
 }
 
-/// `oauth2-mock-server` on a free loopback port, stopped when dropped.
-struct MockAuthorizationServer {
-    child: Child,
-    base: String,
-}
-
-impl Drop for MockAuthorizationServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the npm peer, or says why it cannot (a failure under CI, where `.ci/run` installs it).
-async fn mock_authorization_server() -> Option<MockAuthorizationServer> {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/node/node_modules/.bin/oauth2-mock-server");
-    if !bin.exists() {
-        let reason = format!("{} is missing: run scripts/install-peers", bin.display());
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{reason}");
-        eprintln!("skipped: {reason}");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(bin)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let peer = MockAuthorizationServer { child, base: format!("http://127.0.0.1:{port}") };
-    for _ in 0..300 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Some(peer);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("oauth2-mock-server did not listen on 127.0.0.1:{port}");
-}
-
 #[tokio::test]
 async fn the_code_flow_connects_through_oauth2_mock_server() {
-    let Some(peer) = mock_authorization_server().await else { return };
+    let Some(peer) = common::mock_authorization_server().await else { return };
     let api = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::any())
         .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({ "me": true })))
@@ -809,7 +774,7 @@ async fn the_code_flow_connects_through_oauth2_mock_server() {
 
 #[tokio::test]
 async fn client_credentials_work_against_oauth2_mock_server() {
-    let Some(peer) = mock_authorization_server().await else { return };
+    let Some(peer) = common::mock_authorization_server().await else { return };
     let api = wiremock::MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::header_exists("authorization"))
         .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({ "ok": 1 })))

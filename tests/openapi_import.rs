@@ -55,7 +55,7 @@ async fn the_readme_example_imports_a_spec_and_calls_its_operations() {
     assert_eq!(imported["difference"], Value::Null, "a new server has nothing to differ from");
     let (_, shown) = json(server.get("/api/servers/pets").await).await;
     assert_eq!(shown["cid"], imported["cid"]);
-    assert_eq!(shown["meta"]["variables"], json!({ "PETS_REGION": "eu" }));
+    assert_eq!(shown["meta"]["variables"], json!([{ "name": "PETS_REGION", "default": "eu" }]));
 
     let listed = tool(&server, "pets__list_pets", json!({ "limit": 2, "tags": ["cat", "dog"] })).await;
     assert_eq!(listed["structuredContent"], json!({ "ok": true }));

@@ -15,13 +15,16 @@ use crate::cid::Cid;
 use crate::engine::Data;
 use crate::error::Error;
 use crate::invoke::{Invocation, Target};
+use crate::observe::records::Retention;
 use crate::runtime::{Runtime, Settings, default_data_dir};
 
 mod boot;
+mod logging;
 mod oauth;
 mod openapi;
 mod stdout;
 pub use boot::{BootCommand, PassphraseArg, boot};
+pub use logging::LogFormat;
 pub use oauth::{OAuthCommand, oauth};
 pub use openapi::{ImportArgs, import_openapi};
 
@@ -106,6 +109,18 @@ pub struct ServeArgs {
     /// List every enabled server as an MCP tool, not only those whose secrets or OAuth connection are set.
     #[arg(long)]
     pub mcp_all_tools: bool,
+    /// Log lines as text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// Require `Authorization: Bearer <token>` on GET /metrics (open by default, like /health).
+    #[arg(long, value_name = "TOKEN")]
+    pub metrics_token: Option<String>,
+    /// Invocation records kept (the newest); 0 records none.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub records_max: usize,
+    /// Days an invocation record is kept.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub records_max_age_days: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -148,10 +163,7 @@ fn failed(error: impl std::borrow::Borrow<Error>) -> ExitCode {
 }
 
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+    logging::init(default, LogFormat::Text);
 }
 
 /// The tokio runtime every command uses. Scripts never run on its thread stacks (they have their own).
@@ -168,8 +180,14 @@ fn open(settings: Settings) -> Result<Arc<Runtime>, ExitCode> {
 
 /// `switchboard serve`.
 pub fn serve(args: ServeArgs) -> Exit {
-    init_logging("info");
+    logging::init("info", args.log_format);
     let mut settings = Settings::new(args.data.unwrap_or_else(default_data_dir));
+    settings.metrics_token = args.metrics_token.filter(|token| !token.is_empty());
+    settings.records = Retention {
+        max: args.records_max,
+        max_age: Duration::from_secs(args.records_max_age_days.saturating_mul(86_400)),
+        prune: true,
+    };
     settings.read_only = args.read_only;
     settings.max_body = args.max_body;
     settings.limits.max_timeout = Duration::from_millis(args.max_timeout_ms.max(1));
@@ -287,7 +305,10 @@ pub fn call(args: CallArgs) -> Exit {
     if let Some(input) = &args.input {
         request.input = Some(input.parse::<Cid>().map_err(|e| usage(format!("'{input}' is not a CID: {e}")))?);
     }
-    let reply = tokio_runtime()?.block_on(runtime.invoke(request)).result.map_err(failed)?;
+    let invoked = tokio_runtime()?.block_on(runtime.invoke(request));
+    // The record is written before the process ends.
+    runtime.observer.flush();
+    let reply = invoked.result.map_err(failed)?;
     let mut output = reply.output.body.to_vec();
     if reply.output.content_type != crate::engine::output::BINARY && !output.ends_with(b"\n") {
         output.push(b'\n');
@@ -327,7 +348,9 @@ pub fn mcp(args: McpArgs) -> Exit {
     let mut settings = args.state.settings();
     settings.mcp_all_tools = args.all_tools;
     let runtime = open(settings)?;
-    tokio_runtime()?.block_on(crate::mcp::stdio::serve(runtime)).map_err(failed)
+    let served = tokio_runtime()?.block_on(crate::mcp::stdio::serve(runtime.clone()));
+    runtime.observer.flush();
+    served.map_err(failed)
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,11 +1,13 @@
 //! What native functions may know about the invocation they serve, and what it must not reveal.
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
 use super::script::Script;
+use crate::observe::trace::Trace;
 
 /// Shorter values are not masked: they would mangle every message without protecting anything.
 const SHORTEST_MASKED: usize = 4;
@@ -30,12 +32,30 @@ pub struct Context {
     pub all_pages: bool,
     /// Caller headers the script's `META.api.pass_headers` allows, which `api` calls forward.
     pub headers: Vec<(String, String)>,
+    /// The invocation's request id and trace, which its upstream requests carry on.
+    pub trace: Trace,
+    /// The invocation's log span: what is logged on its behalf away from its task carries its ids.
+    pub span: tracing::Span,
     /// Every secret value read during the invocation, in the forms it may show up in.
     revealed: Mutex<Vec<String>>,
+    /// Upstream requests sent and bytes received, for the invocation's record.
+    upstream_calls: AtomicU32,
+    upstream_bytes: AtomicU64,
 }
 
 impl Context {
     pub fn new(server: Option<String>, script: Arc<Script>, started: Instant, timeout: Duration) -> Context {
+        Context::traced(server, script, started, timeout, Trace::default())
+    }
+
+    /// A context for an invocation that already has its `trace`.
+    pub fn traced(
+        server: Option<String>,
+        script: Arc<Script>,
+        started: Instant,
+        timeout: Duration,
+        trace: Trace,
+    ) -> Context {
         Context {
             server,
             script,
@@ -43,8 +63,23 @@ impl Context {
             timeout,
             all_pages: false,
             headers: Vec::new(),
+            trace,
+            span: tracing::Span::none(),
             revealed: Mutex::new(Vec::new()),
+            upstream_calls: AtomicU32::new(0),
+            upstream_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one upstream request and the bytes its answer brought.
+    pub fn count_upstream(&self, bytes: usize) {
+        self.upstream_calls.fetch_add(1, Ordering::Relaxed);
+        self.upstream_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Upstream requests sent and bytes received so far.
+    pub fn upstream(&self) -> (u32, u64) {
+        (self.upstream_calls.load(Ordering::Relaxed), self.upstream_bytes.load(Ordering::Relaxed))
     }
 
     /// Where an error of this invocation happened, as far as the engine knows: its server and script.

@@ -25,6 +25,7 @@ use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use corosensei::stack::{DefaultStack, Stack};
@@ -152,6 +153,7 @@ pub fn wait<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<T, 
     if !on_fiber() {
         return Err(sandbox::terminated(Stop::Demote));
     }
+    let _waiting = Waiting::start();
     match suspend(Box::pin(async move { Box::new(future.await) as Box<dyn Any> })) {
         Resume::Ready(output) => match output.downcast::<T>() {
             Ok(output) => Ok(*output),
@@ -159,6 +161,30 @@ pub fn wait<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<T, 
         },
         Resume::Stopped(stop) => Err(sandbox::terminated(stop)),
         Resume::Start => Err(EvalAltResult::ErrorSystem("fiber".into(), "resumed twice".into()).into()),
+    }
+}
+
+/// How many scripts are suspended on I/O now, in the whole process.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of scripts suspended on I/O (for the `switchboard_fibers_waiting` gauge).
+pub fn waiting() -> usize {
+    WAITING.load(Ordering::Relaxed)
+}
+
+/// Counts one suspended script for as long as it lives.
+struct Waiting;
+
+impl Waiting {
+    fn start() -> Waiting {
+        WAITING.fetch_add(1, Ordering::Relaxed);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

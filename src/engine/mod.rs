@@ -34,7 +34,7 @@ use rhai::{
 
 pub use context::{Context, URL_COMPONENT};
 pub use fault::{Fault, raise};
-pub use fiber::{Threads, wait};
+pub use fiber::{Threads, wait, waiting};
 pub use output::{Data, Output};
 pub use sandbox::{admit, context, may_block};
 pub use script::Script;
@@ -141,8 +141,14 @@ impl ScriptEngine {
             // operation count (a debug build took a minute to fill a map with one shared 16 MB string).
             .set_max_strings_interned(0)
             .on_progress(sandbox::on_progress)
-            .on_print(|text| tracing::info!(target: "script", "{}", redacted(text)))
-            .on_debug(|text, source, pos| tracing::debug!(target: "script", ?source, %pos, "{}", redacted(text)));
+            .on_print(|text| {
+                let (request_id, trace_id) = ids();
+                tracing::info!(target: "script", %request_id, %trace_id, "{}", redacted(text))
+            })
+            .on_debug(|text, source, pos| {
+                let (request_id, trace_id) = ids();
+                tracing::debug!(target: "script", ?source, %pos, %request_id, %trace_id, "{}", redacted(text))
+            });
         engine.disable_symbol("eval");
         bounded::register(&mut engine, limits.max_array_size, limits.max_string_size);
         format::register(&mut engine, limits.max_string_size);
@@ -323,6 +329,12 @@ fn namespaced_keywords(token: rhai::Token, _: Position, _: &rhai::TokenizeState)
 }
 
 /// What a script prints, with the secrets its invocation read masked.
+/// The request and trace ids of the invocation running on this thread, for what a script prints (a
+/// fiber runs outside the invocation's log span).
+fn ids() -> (String, String) {
+    sandbox::context().map_or_else(Default::default, |c| (c.trace.request_id.clone(), c.trace.trace_id.clone()))
+}
+
 fn redacted(text: &str) -> String {
     match sandbox::context() {
         Some(context) => context.redact(text),

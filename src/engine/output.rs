@@ -122,6 +122,17 @@ const ENVELOPE_KEYS: [&str; 4] = ["output", "content_type", "status", "headers"]
 const FRAMING: [&str; 8] =
     ["content-length", "transfer-encoding", "connection", "upgrade", "keep-alive", "te", "trailer", "proxy-connection"];
 
+/// The web console's session cookie (`Path=/ui`). A script's response may set cookies of its own, but
+/// never this one, at any path: a script could otherwise sign the operator out, or in as someone else.
+pub const CONSOLE_COOKIE: &str = "switchboard_console";
+
+/// Whether a `Set-Cookie` value names the console's session cookie (names compared without case, as
+/// some browsers and proxies do).
+fn sets_console_cookie(value: &str) -> bool {
+    let name = value.split_once('=').map_or(value, |(name, _)| name).trim();
+    name.eq_ignore_ascii_case(CONSOLE_COOKIE)
+}
+
 /// A returned map is an envelope when it has `output` and nothing but envelope keys.
 fn is_envelope(map: &Map) -> bool {
     map.contains_key("output") && map.keys().all(|k| ENVELOPE_KEYS.contains(&k.as_str()))
@@ -233,6 +244,11 @@ fn envelope_headers(value: Dynamic) -> Result<Vec<(HeaderName, HeaderValue)>, Re
             )));
         }
         let text = value.into_string().map_err(|_| format!("header '{name}' must be a string"))?;
+        if header == http::header::SET_COOKIE && sets_console_cookie(&text) {
+            return Err(Refused::Invalid(format!(
+                "a script may not set the cookie '{CONSOLE_COOKIE}': it is the web console's session"
+            )));
+        }
         let value = HeaderValue::from_str(&text).map_err(|_| format!("header '{name}' has an invalid value"))?;
         headers.push((header, value));
     }
@@ -284,6 +300,17 @@ mod tests {
         assert_eq!(err, Refused::from("status must be an integer from 200 to 599"));
         let err = Output::from_dynamic(dynamic(r#"{"output":1,"headers":{"bad name":"x"}}"#)).unwrap_err();
         assert_eq!(err, Refused::from("'bad name' is not a header name"));
+    }
+
+    #[test]
+    fn no_script_sets_the_console_session() {
+        for value in ["switchboard_console=x; Path=/ui", " SWITCHBOARD_CONSOLE = y", "switchboard_console"] {
+            let envelope = serde_json::json!({ "output": "x", "headers": { "Set-Cookie": value } }).to_string();
+            let Err(Refused::Invalid(message)) = Output::from_dynamic(dynamic(&envelope)) else { panic!("{value}") };
+            assert!(message.contains("console"), "{message}");
+        }
+        let own = r#"{"output":"x","headers":{"set-cookie":"theme=dark; Path=/"}}"#;
+        assert_eq!(Output::from_dynamic(dynamic(own)).unwrap().headers.len(), 1);
     }
 
     #[test]

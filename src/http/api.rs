@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::routing::{get, post, put};
 
-use super::{AppState, boot, import, oauth, secrets, servers, webhooks};
+use super::{AppState, boot, import, invocations, oauth, secrets, servers, webhooks};
 use crate::error::Error;
 
 pub fn router() -> Router<AppState> {
@@ -22,6 +22,8 @@ pub fn router() -> Router<AppState> {
         .route("/oauth/{name}/start", post(oauth::start))
         .route("/boot/export", get(boot::export))
         .route("/boot/import", post(boot::import))
+        .route("/invocations", get(invocations::list))
+        .route("/usage", get(invocations::usage))
         .route("/import/openapi", post(import::openapi))
         .route("/webhooks/{name}/events", get(webhooks::events))
         .route("/webhooks/{name}/events/{cid}/replay", post(webhooks::replay))

@@ -66,6 +66,6 @@ fn presented(parts: &Parts) -> Option<&str> {
 
 /// Whether `token` is the admin token. Comparing digests keeps the comparison constant-time
 /// (blake3::Hash equality is).
-fn is_admin(runtime: &AppState, token: &str) -> bool {
+pub(super) fn is_admin(runtime: &crate::runtime::Runtime, token: &str) -> bool {
     blake3::hash(token.as_bytes()) == blake3::hash(runtime.admin_token.as_bytes())
 }

@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 
 use super::auth::{Admin, Reader};
 use super::{AppState, LimitedBody};
-use crate::boot::{SecretValues, pack, unpack};
+use crate::boot::{Image, SecretValues, pack, unpack};
 use crate::error::Error;
+use crate::runtime::Runtime;
 use crate::store::Origin;
 
 /// `GET /api/boot/export`: the running state, packed (secret names, never values). `X-Boot-Cid` names it.
@@ -43,18 +44,36 @@ pub async fn import(
 ) -> Result<Json<Value>, Error> {
     let passphrase = headers.get("x-image-passphrase").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let without_secrets = matches!(query.without_secrets.as_deref(), Some("1" | "true"));
-    let servers = runtime
+    apply(&runtime, Upload { bytes: bytes.to_vec(), passphrase, without_secrets }).await.map(Json)
+}
+
+/// A packed image to import or compare, with what opens its sealed secret values.
+pub(super) struct Upload {
+    pub bytes: Vec<u8>,
+    pub passphrase: Option<String>,
+    /// Leave out the sealed secret values instead of refusing an image whose values no passphrase opened.
+    pub without_secrets: bool,
+}
+
+/// Checks a packed image whole (every blob, every script, its sealed values) and opens it, or refuses it
+/// with every problem.
+fn opened(runtime: &Runtime, upload: &Upload) -> Result<Image, Error> {
+    let (mut image, mut problems) = unpack(&upload.bytes, upload.passphrase.as_deref());
+    problems.extend(runtime.check(&image));
+    match image.unopened_secrets() {
+        _ if upload.without_secrets => image.secret_values = SecretValues::default(),
+        Some(problem) => problems.push(format!("{problem} (X-Image-Passphrase, or ?without_secrets=1)")),
+        None => {}
+    }
+    if problems.is_empty() { Ok(image) } else { Err(Error::InvalidImage { problems }) }
+}
+
+/// Imports a packed image in one transaction; answers the boot CID, the number of servers and what
+/// each asks for. The API's import and the console's share it.
+pub(super) async fn apply(runtime: &AppState, upload: Upload) -> Result<Value, Error> {
+    let (boot_cid, servers, asks) = runtime
         .blocking(move |rt| {
-            let (mut image, mut problems) = unpack(&bytes, passphrase.as_deref());
-            problems.extend(rt.check(&image));
-            match image.unopened_secrets() {
-                _ if without_secrets => image.secret_values = SecretValues::default(),
-                Some(problem) => problems.push(format!("{problem} (X-Image-Passphrase, or ?without_secrets=1)")),
-                None => {}
-            }
-            if !problems.is_empty() {
-                return Err(Error::InvalidImage { problems });
-            }
+            let image = opened(rt, &upload)?;
             rt.import(&image, Origin::Boot)?;
             let mut asks = serde_json::Map::new();
             for server in &image.servers {
@@ -64,6 +83,19 @@ pub async fn import(
             Ok((rt.boot_cid()?, image.servers.len(), asks))
         })
         .await?;
-    let (boot_cid, servers, asks) = servers;
-    Ok(Json(json!({ "boot_cid": boot_cid, "servers": servers, "asks": asks })))
+    Ok(json!({ "boot_cid": boot_cid, "servers": servers, "asks": asks }))
+}
+
+/// What importing a packed image would change, one line each as `switchboard boot diff` prints it
+/// (each added or changed server followed by the secrets and hosts it asks for).
+pub(super) async fn changes(runtime: &AppState, upload: Upload) -> Result<Vec<String>, Error> {
+    runtime
+        .blocking(move |rt| {
+            let image = opened(rt, &upload)?;
+            let asks = |name: &str, script: &[u8]| {
+                rt.compile(script).ok().map(|script| crate::server::asks_line(name, &script.meta))
+            };
+            Ok(crate::boot::diff(&rt.snapshot(false)?, &image, asks))
+        })
+        .await
 }

@@ -24,6 +24,8 @@ use crate::engine::Data;
 use crate::engine::output::exact_integers;
 use crate::error::Error;
 use crate::invoke::{Invocation, Invoked, Target};
+use crate::observe::trace::Trace;
+use crate::store::Via;
 
 static SERVER_CID: HeaderName = HeaderName::from_static("x-server-cid");
 static OUTPUT_CID: HeaderName = HeaderName::from_static("x-output-cid");
@@ -34,7 +36,8 @@ static ALL_PAGES: HeaderName = HeaderName::from_static("x-all-pages");
 
 /// Every path that is not a fixed route.
 pub async fn dispatch(State(runtime): State<AppState>, request: axum::extract::Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let trace = parts.extensions.remove::<Trace>();
     let path = parts.uri.path().trim_start_matches('/');
     if let Err(error) = permitted(&runtime, path, &parts.headers) {
         return error.into_response();
@@ -54,7 +57,10 @@ pub async fn dispatch(State(runtime): State<AppState>, request: axum::extract::R
         None => proxy_request(path, None, &parts, read_body(body, limit).await),
     };
     match prepared {
-        Ok(invocation) => respond(runtime.invoke(invocation).await),
+        Ok(mut invocation) => {
+            (invocation.via, invocation.trace) = (Via::Http, trace);
+            respond(runtime.invoke(invocation).await)
+        }
         Err(error) => error.into_response(),
     }
 }
@@ -108,7 +114,7 @@ fn proxy_request(
 }
 
 /// A call-style request from its parameters (query string, form or JSON object).
-fn call_request(target: &str, params: Map<String, Value>) -> Result<Invocation, Error> {
+pub(super) fn call_request(target: &str, params: Map<String, Value>) -> Result<Invocation, Error> {
     let mut request = Invocation::new(Target::parse(target));
     for (key, value) in params {
         let text = || match &value {
@@ -143,7 +149,7 @@ fn param_text(value: &Value) -> String {
 }
 
 /// Query strings and form bodies: every value is text, and `data` is JSON when it parses as JSON.
-fn form_params(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
+pub(super) fn form_params(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_bytes(bytes).map_err(|e| Error::BadRequest(format!("malformed parameters: {e}")))?;
     let mut params = Map::new();

@@ -9,6 +9,7 @@ mod auth;
 pub mod body;
 mod boot;
 pub mod browser;
+mod console;
 mod content;
 mod describe;
 mod dispatch;
@@ -16,10 +17,13 @@ mod error;
 mod guard;
 mod import;
 mod index;
+mod invocations;
+mod metrics;
 mod oauth;
 mod page;
 mod secrets;
 mod servers;
+mod traced;
 mod webhooks;
 
 use std::sync::Arc;
@@ -50,13 +54,16 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
     Router::new()
         .route("/", get(index::index))
         .route("/health", get(content::health))
+        .route("/metrics", get(metrics::metrics))
         .route("/cid/{cid}", get(content::blob))
         .route("/oauth/{name}/callback", get(oauth::callback))
         .route("/webhooks/{name}", post(webhooks::receive))
         .nest("/api", api::router())
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
+        .nest_service("/ui", console::router(&runtime))
         .fallback(dispatch::dispatch)
         .layer(axum::middleware::from_fn_with_state(policy, guard::guard))
+        .layer(axum::middleware::from_fn(traced::traced))
         .with_state(runtime)
 }
 

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::oauth::{connect, connections};
 
 /// The URL browsers reach this runtime at: `serve --public-url`, else `http://` and the request's Host.
-fn public_url(runtime: &AppState, headers: &HeaderMap) -> Result<String, Error> {
+pub(super) fn public_url(runtime: &AppState, headers: &HeaderMap) -> Result<String, Error> {
     if let Some(url) = &runtime.settings.public_url {
         return Ok(url.as_str().to_owned());
     }
@@ -89,7 +89,19 @@ pub async fn callback(
             format!("'{name}' was not connected: {}", error.message()),
         ),
     };
-    super::page::page(status, title, html! { h1 { (title) } p { (message) } p { "You can close this page." } })
+    // After a connection (whose `state` proved it was started here for this server), the way back to
+    // the console's page of the server.
+    let back = outcome.is_ok().then(|| format!("/ui/servers/{name}"));
+    super::page::page(
+        status,
+        title,
+        html! {
+            h1 { (title) }
+            p { (message) }
+            @if let Some(back) = back { p { a href=(back) data-testid="back-to-console" { "Back to " (name) " in the console" } } }
+            @else { p { "You can close this page." } }
+        },
+    )
 }
 
 /// The page for a provider that sent the browser back with an error (RFC 6749 §4.1.2.1): its `error`

@@ -35,13 +35,20 @@ pub async fn list(_: Reader, State(runtime): State<AppState>) -> Json<Value> {
     Json(json!({ "servers": names.into_iter().map(|n| summary(&runtime, &servers[n])).collect::<Vec<_>>() }))
 }
 
-/// `GET /api/servers/{name}`: one server with its metadata and history.
+/// `GET /api/servers/{name}`: one server with its metadata, history and last hour (`stats`: calls,
+/// error rate, p50/p99).
 pub async fn show(_: Reader, State(runtime): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, Error> {
     let server = runtime.existing(&name)?;
-    let history = runtime.blocking(move |rt| rt.history(&name)).await?;
+    let (history, stats) = runtime
+        .blocking(move |rt| {
+            let now = chrono::Utc::now().timestamp_millis();
+            Ok((rt.history(&name)?, crate::observe::stats::last_hour(rt.store.as_ref(), &name, now)?))
+        })
+        .await?;
     let mut body = summary(&runtime, &server);
     body["meta"] = server.script.as_ref().map(|s| s.meta.json.clone()).unwrap_or(Value::Null);
     body["history"] = json!(history);
+    body["stats"] = json!(stats);
     Ok(Json(body))
 }
 

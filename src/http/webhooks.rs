@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::auth::{Admin, AdminRead};
 use super::{AppState, parse_cid, read_body};
 use crate::error::Error;
+use crate::observe::trace::Trace;
 use crate::store::EventStatus;
 use crate::webhooks::Incoming;
 
@@ -24,13 +25,14 @@ pub async fn receive(
     Path(name): Path<String>,
     request: axum::extract::Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let trace = parts.extensions.remove::<Trace>().unwrap_or_default();
     let body = match read_body(body, runtime.settings.max_body).await {
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };
     let url = public_url(runtime.settings.public_url.as_ref(), &parts);
-    let received = runtime.receive_webhook(&name, Incoming { headers: parts.headers, body, url }).await;
+    let received = runtime.receive_webhook(&name, Incoming { headers: parts.headers, body, url }, trace).await;
     let mut response = super::dispatch::respond(received.invoked);
     if let Some(cid) = received.event {
         match super::cid_header(&cid) {

@@ -18,18 +18,21 @@ use crate::engine::output::JSON;
 use crate::error::Error;
 use crate::invoke::{Invocation, Target};
 use crate::meta::operations::METHODS;
+use crate::observe::trace::Trace;
 use crate::runtime::Runtime;
+use crate::store::Via;
 
 use super::access::Access;
 use super::catalog::{Catalog, Entry};
 
-/// Runs the tool `name` with `arguments` for a caller with `access`.
+/// Runs the tool `name` with `arguments` for a caller with `access`, as the invocation `trace` names
+/// (the HTTP request's; a new one over stdio).
 pub async fn call(
     runtime: &Arc<Runtime>,
     catalog: &Catalog,
     access: &Access,
-    name: &str,
-    arguments: JsonObject,
+    (name, arguments): (&str, JsonObject),
+    trace: Option<Trace>,
 ) -> CallToolResult {
     let entry = match catalog.get(name) {
         Some(entry) => entry,
@@ -38,10 +41,11 @@ pub async fn call(
     if !access.covers(&entry.server) {
         return failure(&Error::Forbidden(format!("this caller may not use server '{}'", entry.server)));
     }
-    let request = match request(entry, arguments) {
+    let mut request = match request(entry, arguments) {
         Ok(request) => request,
         Err(error) => return failure(&error),
     };
+    (request.via, request.trace) = (Via::Mcp, trace);
     match runtime.invoke(request).await.result {
         Ok(reply) => success(reply.output),
         Err(error) => failure(&error),
@@ -62,6 +66,7 @@ fn request(entry: &Entry, mut arguments: JsonObject) -> Result<Invocation, Error
     if let Some(operation) = entry.operation() {
         let call = operation.call(&arguments)?;
         let mut request = Invocation::with_method(target, call.method);
+        request.operation = Some(operation.name.clone());
         request.endpoint = call.endpoint;
         request.data = call.data.map_or(Data::None, Data::Value);
         request.all_pages = all_pages;

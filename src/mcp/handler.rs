@@ -14,6 +14,7 @@ use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::watch;
 
+use crate::observe::trace::Trace;
 use crate::runtime::Runtime;
 
 use super::access::Access;
@@ -100,7 +101,9 @@ impl ServerHandler for Handler {
         let catalog = self.catalog();
         let access = Access::of(&context);
         let arguments = request.arguments.unwrap_or_default();
-        let call = super::call::call(self.runtime(), &catalog, &access, &request.name, arguments);
+        let trace =
+            context.extensions.get::<axum::http::request::Parts>().and_then(|parts| parts.extensions.get::<Trace>());
+        let call = super::call::call(self.runtime(), &catalog, &access, (&request.name, arguments), trace.cloned());
         // A cancelled request drops the invocation, which stops its script.
         tokio::select! {
             result = call => Ok(result.into()),

@@ -18,6 +18,7 @@ mod invalid;
 pub mod oauth2;
 pub mod operations;
 pub mod pagination;
+pub mod pricing;
 pub mod rate_limit;
 pub mod webhook;
 
@@ -25,6 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use regex::Regex;
 use serde_json::{Map, Value};
 
 pub use api::Api;
@@ -41,6 +43,8 @@ pub struct Meta {
     pub secrets: Vec<Vec<String>>,
     /// Registry variables the script may read (non-secret settings such as a region or an account id).
     pub variables: Vec<String>,
+    /// What a variable's value must match as a whole, where the script says (`#{ name, pattern }`).
+    pub variable_patterns: BTreeMap<String, Regex>,
     /// What a variable is when nobody set it (`META.variables` as a map of names to defaults).
     pub variable_defaults: BTreeMap<String, String>,
     pub auth: String,
@@ -58,6 +62,8 @@ pub struct Meta {
     pub webhook: Option<webhook::Spec>,
     /// What every `api` call starts from (`META.api`).
     pub api: Api,
+    /// What the provider charges (`META.pricing`), if declared.
+    pub pricing: Option<pricing::Pricing>,
     /// The whole `META` as JSON, for describing the server.
     pub json: Value,
 }
@@ -86,11 +92,13 @@ impl Meta {
             }
         };
         let secrets = secrets(map.get("secrets"))?;
-        let (variables, variable_defaults) = variables(map.get("variables"))?;
+        let (variables, variable_patterns, variable_defaults) = variables(map.get("variables"))?;
         if let Some(problem) = secrets.iter().flatten().chain(&variables).find_map(|n| crate::environment::refusal(n)) {
             return Err(format!("META may not declare {problem}").into());
         }
+        let operations = operations::parse(map.get("operations"))?;
         let meta = Meta {
+            pricing: map.get("pricing").map(|spec| pricing::Pricing::from_json(spec, &operations)).transpose()?,
             hosts: destinations::hosts(map.get("hosts"))?,
             timeout: timeout(map.get("timeout_ms"))?,
             oauth2: oauth2(map)?,
@@ -101,11 +109,12 @@ impl Meta {
             category: text("category", false)?,
             secrets,
             variables,
+            variable_patterns,
             variable_defaults,
             auth: text("auth", false)?,
             base_url: text("base_url", false)?,
             docs: text("docs", false)?,
-            operations: operations::parse(map.get("operations"))?,
+            operations,
             json: Value::Null,
         };
         if let Some(op) = meta.operations.iter().find(|op| op.paginated && !meta.pages()) {
@@ -117,6 +126,11 @@ impl Meta {
             }
             _ => Ok(Meta { json, ..meta }),
         }
+    }
+
+    /// The named operation a call of `method` on `endpoint` is, if any (see [`operations::matching`]).
+    pub fn operation_for(&self, method: &str, endpoint: &str) -> Option<&Operation> {
+        operations::matching(&self.operations, method, endpoint)
     }
 
     /// Whether `name` is one of the secrets this script declared.
@@ -165,29 +179,49 @@ fn secrets(value: Option<&Value>) -> Result<Vec<Vec<String>>, Invalid> {
     }
 }
 
-/// `META.variables`: names, or a map of names to their defaults (`()` for none).
-fn variables(value: Option<&Value>) -> Result<(Vec<String>, BTreeMap<String, String>), Invalid> {
-    match value {
-        None => Ok(Default::default()),
-        Some(Value::Array(names)) => {
-            let names = names.iter().map(|n| n.as_str().map(str::to_owned).ok_or("META.variables holds names"));
-            Ok((names.collect::<Result<_, _>>()?, BTreeMap::new()))
-        }
-        Some(Value::Object(entries)) => {
-            let mut defaults = BTreeMap::new();
-            for (name, default) in entries {
-                match default {
-                    Value::Null => {}
-                    Value::String(text) => {
-                        defaults.insert(name.clone(), text.clone());
-                    }
-                    _ => return Err(format!("META.variables.{name}: a default is a string, or () for none").into()),
+/// `META.variables`: names, or `#{ name, pattern, default }` (either or both of `pattern` and `default`):
+/// `pattern` is what a value must match as a whole (what an operator is asked for before connecting: a
+/// subdomain, a tenant, an organisation URL), `default` the value when nobody set one (an imported
+/// document's server variables).
+#[allow(clippy::type_complexity)]
+fn variables(
+    value: Option<&Value>,
+) -> Result<(Vec<String>, BTreeMap<String, Regex>, BTreeMap<String, String>), Invalid> {
+    let entries = match value {
+        None => return Ok(Default::default()),
+        Some(Value::Array(entries)) => entries,
+        Some(_) => return Err("META.variables must be an array of names".into()),
+    };
+    let (mut names, mut patterns, mut defaults) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
+    let entry_error = "a META.variables entry is a name or #{ name, pattern, default }";
+    for entry in entries {
+        let (name, pattern, default) = match entry {
+            Value::String(name) => (name.clone(), None, None),
+            Value::Object(map) => {
+                if map.keys().any(|k| !["name", "pattern", "default"].contains(&k.as_str())) {
+                    return Err(entry_error.into());
                 }
+                let text = |key: &str| match map.get(key) {
+                    None => Ok(None),
+                    Some(Value::String(text)) => Ok(Some(text.clone())),
+                    Some(_) => Err(Invalid::from(entry_error)),
+                };
+                let name = text("name")?.ok_or(entry_error)?;
+                (name, text("pattern")?, text("default")?)
             }
-            Ok((entries.keys().cloned().collect(), defaults))
+            _ => return Err("META.variables holds names, or #{ name, pattern, default }".into()),
+        };
+        if let Some(pattern) = pattern {
+            let whole = Regex::new(&format!("^(?:{pattern})$"))
+                .map_err(|e| format!("META.variables '{name}': the pattern does not compile: {e}"))?;
+            patterns.insert(name.clone(), whole);
         }
-        Some(_) => Err("META.variables must be an array of names, or a map of names to defaults".into()),
+        if let Some(default) = default {
+            defaults.insert(name.clone(), default);
+        }
+        names.push(name);
     }
+    Ok((names, patterns, defaults))
 }
 
 /// `META.timeout_ms`: the server's own wall-clock limit.
@@ -258,14 +292,31 @@ mod tests {
     #[test]
     fn variables_may_carry_defaults() {
         let meta = Meta::from_json(json!({
-            "title": "t", "description": "d", "variables": { "PETS_REGION": "eu", "PETS_HOST": null },
+            "title": "t", "description": "d",
+            "variables": [{ "name": "PETS_REGION", "default": "eu" }, "PETS_HOST"],
         }))
         .unwrap();
         assert_eq!(meta.variables, ["PETS_REGION", "PETS_HOST"]);
         assert_eq!(meta.variable_defaults.get("PETS_REGION").map(String::as_str), Some("eu"));
         assert!(!meta.variable_defaults.contains_key("PETS_HOST"));
-        let bad = Meta::from_json(json!({ "title": "t", "description": "d", "variables": { "PETS_PORT": 80 } }));
-        assert!(bad.unwrap_err().contains("a default is a string"));
+        let bad = json!({ "title": "t", "description": "d", "variables": [{ "name": "PETS_PORT", "default": 80 }] });
+        assert!(Meta::from_json(bad).unwrap_err().contains("a META.variables entry is a name or"));
+    }
+
+    #[test]
+    fn a_variable_may_declare_the_pattern_its_value_matches() {
+        let meta = Meta::from_json(json!({
+            "title": "t", "description": "d",
+            "variables": ["REGION", {"name": "DESK_SUBDOMAIN", "pattern": "[a-z0-9-]{1,63}"}],
+        }))
+        .unwrap();
+        assert_eq!(meta.variables, ["REGION", "DESK_SUBDOMAIN"]);
+        let pattern = &meta.variable_patterns["DESK_SUBDOMAIN"];
+        assert!(pattern.is_match("acme-eu") && !pattern.is_match("evil.example/x") && !pattern.is_match(""));
+        let broken = json!({"title": "t", "description": "d", "variables": [{"name": "X", "pattern": "("}]});
+        assert!(Meta::from_json(broken).unwrap_err().contains("'X': the pattern does not compile"));
+        let extra = json!({"title": "t", "description": "d", "variables": [{"name": "X", "pattern": "a", "b": 1}]});
+        assert!(Meta::from_json(extra).is_err());
     }
 
     #[test]

@@ -270,6 +270,25 @@ fn problem(error: &jsonschema::ValidationError<'_>) -> Vec<Problem> {
     }
 }
 
+/// The operation a call of `method` on `endpoint` is: the first declared one with that method whose
+/// template's path matches the endpoint's path segment by segment (a `{field}` matches any one
+/// non-empty segment; queries are not compared).
+pub fn matching<'a>(operations: &'a [Operation], method: &str, endpoint: &str) -> Option<&'a Operation> {
+    fn path(text: &str) -> &str {
+        text.split(['?', '#']).next().unwrap_or_default().trim_matches('/')
+    }
+    let called = path(endpoint);
+    operations.iter().find(|operation| {
+        let template = path(&operation.endpoint);
+        operation.method.eq_ignore_ascii_case(method)
+            && template.split('/').count() == called.split('/').count()
+            && template.split('/').zip(called.split('/')).all(|(want, got)| match want.starts_with('{') {
+                true => !got.is_empty(),
+                false => want == got,
+            })
+    })
+}
+
 fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let well_formed = name.len() <= MAX_NAME
@@ -370,5 +389,23 @@ pub(crate) mod tests {
         }
         assert!(parse(Some(&json!([]))).unwrap_err().contains("must be a map"));
         assert_eq!(parse(None), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_call_matches_the_operation_whose_template_it_fills() {
+        let operations = parse(Some(&json!({
+            "list_customers": { "description": "d", "endpoint": "/v1/customers" },
+            "create_customer": { "description": "d", "method": "POST", "endpoint": "/v1/customers" },
+            "get_customer": { "description": "d", "endpoint": "/v1/customers/{id}?expand=x",
+                              "input": { "type": "object", "required": ["id"], "properties": { "id": {} } } },
+        })))
+        .unwrap();
+        let name = |method: &str, endpoint: &str| matching(&operations, method, endpoint).map(|op| op.name.as_str());
+        assert_eq!(name("POST", "/v1/customers"), Some("create_customer"));
+        assert_eq!(name("GET", "/v1/customers?limit=3"), Some("list_customers"));
+        assert_eq!(name("get", "v1/customers/cus_1"), Some("get_customer"));
+        assert_eq!(name("GET", "/v1/customers/cus_1/sources"), None);
+        assert_eq!(name("DELETE", "/v1/customers"), None);
+        assert_eq!(name("GET", "/v1/customers//"), Some("list_customers"));
     }
 }

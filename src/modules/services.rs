@@ -13,6 +13,7 @@ use super::http::{HttpClient, HttpSettings};
 use super::throttle::Throttles;
 use crate::error::Error;
 use crate::oauth::tokens::Tokens;
+use crate::observe::metrics::Metrics;
 use crate::secrets::{Opened, Secrets, Vault};
 use crate::store::Store;
 
@@ -23,6 +24,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub vault: Vault,
     pub http: HttpClient,
+    /// The process's metrics, which the modules count their work in.
+    pub metrics: Arc<Metrics>,
     pub databases: Databases,
     /// The registry's variables, refreshed whenever the store changes.
     pub variables: ArcSwap<BTreeMap<String, String>>,
@@ -36,10 +39,12 @@ pub struct Services {
 
 impl Services {
     pub fn new(store: Arc<dyn Store>, vault: Vault, data_dir: PathBuf, http: HttpSettings) -> Result<Services, Error> {
+        let metrics = Arc::new(Metrics::new());
         Ok(Services {
             store,
             vault,
-            http: HttpClient::new(http)?,
+            http: HttpClient::new(http, metrics.clone())?,
+            metrics,
             databases: Databases::new(data_dir.join("db")),
             variables: ArcSwap::default(),
             opened: ArcSwap::default(),

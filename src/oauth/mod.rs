@@ -38,6 +38,7 @@ use crate::modules::native::arg_error;
 use crate::modules::secret;
 use crate::modules::services::Services;
 use crate::modules::template;
+use crate::observe::metrics::Outcome;
 use credentials::Credentials;
 
 /// Sends `request` for an `oauth2` server with its token as `Authorization: <scheme> <token>` (scheme
@@ -113,7 +114,13 @@ fn obtain(
     };
     let (services, server, script) = (services.clone(), server.to_owned(), context.script.cid);
     let token = wait(async move {
-        let fetch = || credentials.obtain(&services, rejected.as_deref());
+        let fetch = || async {
+            let result = credentials.obtain(&services, rejected.as_deref()).await;
+            let outcome = result.as_ref().map_or_else(Error::kind, |_| "ok");
+            let labels = Outcome { server: server.clone(), result: outcome };
+            services.metrics.token_refreshes.get_or_create(&labels).inc();
+            result
+        };
         services.oauth.get(&server, script, rejected.as_deref(), fetch).await
     })?
     .map_err(raise)?;

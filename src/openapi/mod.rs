@@ -77,7 +77,7 @@ pub fn import(bytes: &[u8], directory: Option<&Path>, name: &str, selection: &Se
     meta.insert("category".into(), json!("Imported"));
     meta.insert("secrets".into(), json!(auth.secrets));
     if !base.variables.is_empty() {
-        meta.insert("variables".into(), Value::Object(base.variables));
+        meta.insert("variables".into(), Value::Array(base.variables));
     }
     if !auth.auth.is_empty() {
         meta.insert("auth".into(), json!(auth.auth));

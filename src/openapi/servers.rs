@@ -7,20 +7,20 @@
 //! the operator names it, or sets `PETS_BASE_URL` as for any server.
 
 use heck::ToShoutySnakeCase;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The base URL and the variables it uses.
 #[derive(Debug, Default)]
 pub struct Base {
     pub url: String,
-    /// `META.variables`: names and their defaults (`null` for none).
-    pub variables: Map<String, Value>,
+    /// `META.variables`: names, or `#{ name, default }`.
+    pub variables: Vec<Value>,
 }
 
 pub fn base(root: &Value, prefix: &str, notes: &mut Vec<String>) -> Base {
     let server = root.get("servers").and_then(Value::as_array).and_then(|s| s.first());
     let template = server.and_then(|s| s.get("url")).and_then(Value::as_str).unwrap_or("/");
-    let mut variables = Map::new();
+    let mut variables = Vec::new();
     let mut url = String::new();
     let mut rest = template.trim();
     while let Some(open) = rest.find('{') {
@@ -28,7 +28,10 @@ pub fn base(root: &Value, prefix: &str, notes: &mut Vec<String>) -> Base {
         let name = &rest[open + 1..open + length];
         let variable = super::names::constant(&format!("{prefix}_{}", name.to_shouty_snake_case()));
         let default = server.and_then(|s| s.pointer(&format!("/variables/{name}/default")));
-        variables.insert(variable.clone(), default.and_then(Value::as_str).map_or(Value::Null, |d| json!(d)));
+        variables.push(match default.and_then(Value::as_str) {
+            Some(default) => json!({ "name": variable, "default": default }),
+            None => json!(variable),
+        });
         url.push_str(&rest[..open]);
         url.push_str(&format!("{{{variable}}}"));
         rest = &rest[open + length + 1..];
@@ -43,7 +46,7 @@ pub fn base(root: &Value, prefix: &str, notes: &mut Vec<String>) -> Base {
             "the document's server URL '{template}' is relative: set {origin} (e.g. https://api.example.com) or \
              {prefix}_BASE_URL"
         ));
-        variables.insert(origin.clone(), Value::Null);
+        variables.push(json!(origin));
         url = format!("{{{origin}}}{url}");
     }
     Base { url: url.trim_end_matches('/').to_owned(), variables }
@@ -60,7 +63,10 @@ mod tests {
             "variables": { "region": { "default": "eu", "enum": ["eu", "us"] }, "basePath": { "default": "v2" } } }] });
         let base = base(&root, "PETS", &mut notes);
         assert_eq!(base.url, "https://{PETS_REGION}.pets.example/{PETS_BASE_PATH}");
-        assert_eq!(Value::Object(base.variables), json!({ "PETS_REGION": "eu", "PETS_BASE_PATH": "v2" }));
+        assert_eq!(
+            base.variables,
+            [json!({ "name": "PETS_REGION", "default": "eu" }), json!({ "name": "PETS_BASE_PATH", "default": "v2" })]
+        );
         assert!(notes.is_empty());
     }
 
@@ -69,7 +75,7 @@ mod tests {
         let mut notes = Vec::new();
         let base = base(&json!({ "servers": [{ "url": "/api/v3" }] }), "PETS", &mut notes);
         assert_eq!(base.url, "{PETS_ORIGIN}/api/v3");
-        assert_eq!(Value::Object(base.variables), json!({ "PETS_ORIGIN": null }));
+        assert_eq!(base.variables, [json!("PETS_ORIGIN")]);
         assert!(notes[0].contains("set PETS_ORIGIN"));
         assert_eq!(super::base(&json!({}), "PETS", &mut notes).url, "{PETS_ORIGIN}");
     }

@@ -11,8 +11,14 @@
 //! `serve`), every store has one change feed, [`Store::changes`], which the runtime follows to rebuild
 //! those snapshots: SQLite polls `PRAGMA data_version`; a PostgreSQL store would LISTEN for a NOTIFY
 //! sent by each commit.
+//!
+//! Invocation records ([`records`]) are kept here too, through four operations of their own: they are
+//! written in batches by a writer off the hot path, never through a [`Change`], and do not move the
+//! change feed.
 
+pub mod records;
 mod sqlite;
+mod sqlite_records;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +29,7 @@ use serde::Serialize;
 use crate::cid::Cid;
 use crate::error::Result;
 
+pub use records::{InvocationRecord, RecordFilter, StatusFilter, Usage, Via};
 pub use sqlite::SqliteStore;
 
 /// How a binding came to be: recorded in the history of every name.
@@ -272,4 +279,14 @@ pub trait Store: Send + Sync + 'static {
     /// that something changed: a subscriber re-reads what it keeps. Bursts may be coalesced into one
     /// step, and a change is seen within a fraction of a second.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Appends finished invocations' records, in one transaction.
+    fn append_records(&self, records: &[InvocationRecord]) -> Result<()>;
+    /// The newest `filter.limit` records that match `filter`, newest first.
+    fn records(&self, filter: &RecordFilter) -> Result<Vec<InvocationRecord>>;
+    /// Calls, errors and cost per server and operation of the records that match `filter` (its server
+    /// and time bounds; its limit is ignored), ordered by server and operation.
+    fn usage(&self, filter: &RecordFilter) -> Result<Vec<Usage>>;
+    /// Keeps at most the newest `keep` records and none from before `before` (Unix ms); returns how
+    /// many were removed.
+    fn prune_records(&self, keep: usize, before: i64) -> Result<u64>;
 }

@@ -13,7 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::watch;
 
-use super::{Binding, Change, EventStatus, Op, Origin, ServerRecord, Store, WebhookEvent};
+use super::sqlite_records::Records;
+use super::{
+    Binding, Change, EventStatus, InvocationRecord, Op, Origin, RecordFilter, ServerRecord, Store, Usage, WebhookEvent,
+};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
@@ -93,6 +96,8 @@ pub struct SqliteStore {
     /// The file, followed by the change feed; `None` for a store in memory, which no one else writes.
     path: Option<PathBuf>,
     feed: OnceLock<Arc<watch::Sender<u64>>>,
+    /// Invocation records, in a file of their own (see `sqlite_records.rs`).
+    records: Records,
 }
 
 fn db_error(err: rusqlite::Error) -> Error {
@@ -148,15 +153,18 @@ impl SqliteStore {
     /// Opens (creating if needed) the store file at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         private(path)?;
-        Self::prepare(Connection::open(path).map_err(db_error)?, Some(path))
+        let records_path = path.with_extension("invocations.sqlite");
+        private(&records_path)?;
+        let records = Records::open(&records_path)?;
+        Self::prepare(Connection::open(path).map_err(db_error)?, Some(path), records)
     }
 
     /// A store that lives in memory and goes with it (for checking images without a data directory).
     pub fn in_memory() -> Result<SqliteStore> {
-        Self::prepare(Connection::open_in_memory().map_err(db_error)?, None)
+        Self::prepare(Connection::open_in_memory().map_err(db_error)?, None, Records::in_memory()?)
     }
 
-    fn prepare(conn: Connection, path: Option<&Path>) -> Result<SqliteStore> {
+    fn prepare(conn: Connection, path: Option<&Path>, records: Records) -> Result<SqliteStore> {
         let name = path.map_or_else(|| "the store".to_owned(), |p| p.display().to_string());
         // Another process (`switchboard call` beside a running server) may hold the write lock briefly.
         conn.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
@@ -174,7 +182,7 @@ impl SqliteStore {
         }
         conn.execute_batch(SCHEMA).map_err(db_error)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), path: path.map(Path::to_owned), feed: OnceLock::new() })
+        Ok(SqliteStore { conn: Mutex::new(conn), path: path.map(Path::to_owned), feed: OnceLock::new(), records })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -496,6 +504,22 @@ impl Store for SqliteStore {
             feed
         });
         feed.subscribe()
+    }
+
+    fn append_records(&self, records: &[InvocationRecord]) -> Result<()> {
+        self.records.append(records)
+    }
+
+    fn records(&self, filter: &RecordFilter) -> Result<Vec<InvocationRecord>> {
+        self.records.query(filter)
+    }
+
+    fn usage(&self, filter: &RecordFilter) -> Result<Vec<Usage>> {
+        self.records.usage(filter)
+    }
+
+    fn prune_records(&self, keep: usize, before: i64) -> Result<u64> {
+        self.records.prune(keep, before)
     }
 }
 

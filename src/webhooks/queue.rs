@@ -28,8 +28,9 @@ use crate::error::{Error, Result};
 use crate::invoke::{Invocation, Invoked, Target};
 use crate::meta::webhook::HANDED_TO;
 use crate::modules::http::backoff;
+use crate::observe::trace::Trace;
 use crate::runtime::Runtime;
-use crate::store::{Change, EventStatus, Op};
+use crate::store::{Change, EventStatus, Op, Via};
 
 /// How long past the longest run allowed a claimed event stays taken.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
@@ -55,9 +56,16 @@ impl Runtime {
     /// Claims the event `cid` of `server` and runs its handler once. With `due_by`, only an event waiting
     /// and due by then (Unix ms); without, any event (a replay). `None` when the event was not taken
     /// (another worker has it, or it is settled), or the store failed, which leaves it in the queue.
-    pub async fn attempt_event(self: &Arc<Self>, server: &str, cid: Cid, due_by: Option<i64>) -> Option<Attempt> {
+    /// The handler's invocation carries `trace` (the delivery's), else a new one.
+    pub async fn attempt_event(
+        self: &Arc<Self>,
+        server: &str,
+        cid: Cid,
+        due_by: Option<i64>,
+        trace: Option<Trace>,
+    ) -> Option<Attempt> {
         let number = self.claim_event(server, cid, due_by).await?;
-        Some(self.run_claimed(server, cid, number).await)
+        Some(self.run_claimed(server, cid, number, trace.unwrap_or_default()).await)
     }
 
     async fn claim_event(self: &Arc<Self>, server: &str, cid: Cid, due_by: Option<i64>) -> Option<u32> {
@@ -78,15 +86,18 @@ impl Runtime {
         Some(handler.trim().to_owned()).filter(|handler| !handler.is_empty())
     }
 
-    /// Runs the handler for attempt `number` of a claimed event and settles the event by its outcome.
-    /// The handler is `fn webhook(event)` of the server, or of the one its events are handed to.
-    async fn run_claimed(self: &Arc<Self>, server: &str, cid: Cid, number: u32) -> Attempt {
+    /// Runs the handler for attempt `number` of a claimed event and settles the event by its outcome,
+    /// which names the request id of the invocation that ran it (the link to its record). The handler
+    /// is `fn webhook(event)` of the server, or of the one its events are handed to.
+    async fn run_claimed(self: &Arc<Self>, server: &str, cid: Cid, number: u32, trace: Trace) -> Attempt {
+        let request_id = trace.request_id.clone();
         let invoked = match self.stored_event(cid).await {
             Ok(event) => {
                 let handler = self.handed_to(server).unwrap_or_else(|| server.to_owned());
                 let mut invocation = Invocation::with_method(Target::Name(handler), "POST".into());
                 invocation.function = Function::Webhook;
                 invocation.data = Data::Value(event);
+                (invocation.via, invocation.trace) = (Via::Webhook, Some(trace));
                 self.invoke(invocation).await
             }
             Err(error) => Invoked { script: None, result: Err(error) },
@@ -101,6 +112,10 @@ impl Runtime {
                 (EventStatus::Failed, error.to_json()["error"].clone(), Some(at))
             }
         };
+        let mut outcome = outcome;
+        if let Some(fields) = outcome.as_object_mut() {
+            fields.insert("request_id".into(), serde_json::Value::String(request_id));
+        }
         let mut change = Change::default();
         change.op(Op::EventOutcome { cid, status, outcome: Some(outcome), next_attempt_at });
         if let Err(error) = self.blocking(move |rt| rt.store.commit(&change)).await {
@@ -137,7 +152,7 @@ pub async fn worker(runtime: Arc<Runtime>) {
                     let Some(number) = runtime.claim_event(&event.server, event.cid, Some(now)).await else { continue };
                     let runtime = runtime.clone();
                     tokio::spawn(async move {
-                        runtime.run_claimed(&event.server, event.cid, number).await;
+                        runtime.run_claimed(&event.server, event.cid, number, Trace::default()).await;
                         drop(permit);
                     });
                 }

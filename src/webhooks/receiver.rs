@@ -19,6 +19,8 @@ use crate::engine::{Function, Output, Script, output};
 use crate::error::{Error, Result};
 use crate::invoke::{Invoked, Reply, Target};
 use crate::meta::webhook::{Scheme, Spec};
+use crate::observe::metrics::Outcome;
+use crate::observe::trace::Trace;
 use crate::runtime::Runtime;
 use crate::store::{Change, EventStatus, Op, WebhookEvent};
 
@@ -27,6 +29,8 @@ use crate::store::{Change, EventStatus, Op, WebhookEvent};
 pub struct Received {
     pub invoked: Invoked,
     pub event: Option<Cid>,
+    /// The delivery repeated one stored before.
+    pub duplicate: bool,
 }
 
 /// A verified delivery after the store step.
@@ -41,31 +45,58 @@ enum Stored {
 }
 
 impl Runtime {
-    /// Receives one delivery for the server `name`: verify, store, deduplicate, hand to `fn webhook(event)`.
-    pub async fn receive_webhook(self: &Arc<Self>, name: &str, incoming: Incoming) -> Received {
+    /// Receives one delivery for the server `name`: verify, store, deduplicate, hand to `fn webhook(event)`
+    /// as the invocation `trace` names.
+    pub async fn receive_webhook(self: &Arc<Self>, name: &str, incoming: Incoming, trace: Trace) -> Received {
+        let received = self.deliver(name, incoming, trace).await;
+        let result = match (&received.invoked.result, received.event) {
+            (Err(error), None) if signature::is_stale(error) => "stale",
+            (Err(error), None) if error.kind() == "unauthorized" => "bad_signature",
+            (Err(error), None) => error.kind(),
+            (_, Some(_)) if received.duplicate => "duplicate",
+            (_, _) => "accepted",
+        };
+        let server = match self.server(name) {
+            Some(_) => name.to_owned(),
+            None => crate::observe::metrics::UNKNOWN.to_owned(),
+        };
+        self.observer.metrics.webhook_deliveries.get_or_create(&Outcome { server, result }).inc();
+        received
+    }
+
+    async fn deliver(self: &Arc<Self>, name: &str, incoming: Incoming, trace: Trace) -> Received {
         let (script, spec) = match self.receiving(name).await {
             Ok(found) => found,
-            Err(error) => return Received { invoked: Invoked { script: None, result: Err(error) }, event: None },
+            Err(error) => {
+                return Received {
+                    invoked: Invoked { script: None, result: Err(error) },
+                    event: None,
+                    duplicate: false,
+                };
+            }
         };
         let handled = script.defines(Function::Webhook) || self.handed_to(name).is_some();
-        let answer = |result: Result<Reply>, event| Received {
+        let answer = |result: Result<Reply>, event, duplicate| Received {
             invoked: Invoked { script: Some(script.clone()), result },
             event,
+            duplicate,
         };
         let (cid, received_at, body) = match self.store_delivery(name, &spec, handled, incoming).await {
-            Err(error) => return answer(Err(error), None),
+            Err(error) => return answer(Err(error), None, false),
             Ok(Stored::Duplicate(event, body)) => {
-                return answer(Ok(default_answer(spec.scheme, event.cid, &body, true)), Some(event.cid));
+                return answer(Ok(default_answer(spec.scheme, event.cid, &body, true)), Some(event.cid), true);
             }
             Ok(Stored::New { cid, received_at, body }) => (cid, received_at, body),
         };
         if !handled {
-            return answer(Ok(default_answer(spec.scheme, cid, &body, false)), Some(cid));
+            return answer(Ok(default_answer(spec.scheme, cid, &body, false)), Some(cid), false);
         }
-        match self.attempt_event(name, cid, Some(received_at)).await {
-            Some(Attempt { invoked, .. }) if invoked.result.is_ok() => Received { invoked, event: Some(cid) },
-            Some(Attempt { status, .. }) => answer(Ok(queued(cid, status)), Some(cid)),
-            None => answer(Ok(queued(cid, EventStatus::Pending)), Some(cid)),
+        match self.attempt_event(name, cid, Some(received_at), Some(trace)).await {
+            Some(Attempt { invoked, .. }) if invoked.result.is_ok() => {
+                Received { invoked, event: Some(cid), duplicate: false }
+            }
+            Some(Attempt { status, .. }) => answer(Ok(queued(cid, status)), Some(cid), false),
+            None => answer(Ok(queued(cid, EventStatus::Pending)), Some(cid), false),
         }
     }
 
@@ -154,7 +185,7 @@ impl Runtime {
         event().await?;
         // Taken whatever its state: an operator asked for this run, on top of the queue's attempts.
         let unavailable = || Error::Unavailable("the event could not be taken from the queue; try again".into());
-        self.attempt_event(name, cid, None).await.ok_or_else(unavailable)?;
+        self.attempt_event(name, cid, None, None).await.ok_or_else(unavailable)?;
         event().await
     }
 }

@@ -65,12 +65,19 @@ fn matched(ok: bool, header: &str) -> Result<()> {
     }
 }
 
+const STALE: &str = "the signature timestamp is more than 5 minutes from now: a stale or replayed delivery";
+
+/// Whether `error` refused a delivery for its timestamp rather than its signature.
+pub fn is_stale(error: &Error) -> bool {
+    matches!(error, Error::Unauthorized(message) if message == STALE)
+}
+
 /// Refuses a signed timestamp (Unix seconds, as text) more than the tolerance away from `now`.
 fn fresh(timestamp: &str, now: i64) -> Result<()> {
     let at: i64 = timestamp.trim().parse().map_err(|_| refused("the signature timestamp is not a number"))?;
     match now.abs_diff(at) <= TOLERANCE_SECONDS {
         true => Ok(()),
-        false => Err(refused("the signature timestamp is more than 5 minutes from now: a stale or replayed delivery")),
+        false => Err(refused(STALE)),
     }
 }
 
@@ -183,6 +190,14 @@ mod tests {
     use http::HeaderMap;
 
     const NOW: i64 = 1_700_000_000;
+
+    #[test]
+    fn a_stale_timestamp_is_told_from_a_bad_signature() {
+        assert!(is_stale(&fresh(&(NOW - 301).to_string(), NOW).unwrap_err()));
+        assert!(fresh(&(NOW - 299).to_string(), NOW).is_ok());
+        assert!(!is_stale(&matched(false, "X-Signature").unwrap_err()));
+        assert!(!is_stale(&fresh("soon", NOW).unwrap_err()));
+    }
 
     fn incoming(headers: &[(&str, &str)], body: &str, url: &str) -> Incoming {
         let mut map = HeaderMap::new();

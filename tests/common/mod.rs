@@ -231,6 +231,45 @@ pub async fn expect_error(response: reqwest::Response, status: u16, kind: &str) 
     body["error"].clone()
 }
 
+/// `oauth2-mock-server` on a free loopback port, stopped when dropped.
+pub struct MockAuthorizationServer {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for MockAuthorizationServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the npm peer, or says why it cannot (a failure under CI, where `.ci/run` installs it).
+pub async fn mock_authorization_server() -> Option<MockAuthorizationServer> {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/node/node_modules/.bin/oauth2-mock-server");
+    if !bin.exists() {
+        let reason = format!("{} is missing: run scripts/install-peers", bin.display());
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{reason}");
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(bin)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let peer = MockAuthorizationServer { child, base: format!("http://127.0.0.1:{port}") };
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Some(peer);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("oauth2-mock-server did not listen on 127.0.0.1:{port}");
+}
+
 /// The official Python client (PyPI `mcp`, installed by `scripts/install-peers`), or `None` when it is
 /// missing outside CI (where a missing peer fails the test instead).
 pub fn python_mcp_client() -> Option<std::path::PathBuf> {

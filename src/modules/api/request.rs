@@ -336,9 +336,9 @@ pub(super) fn send(
     services: &Arc<Services>,
     context: &Arc<Context>,
     options: &Options,
-    request: Outgoing,
+    mut request: Outgoing,
 ) -> Result<Incoming, Box<EvalAltResult>> {
-    crate::modules::egress::check(services, context, &request.url)?;
+    request.destination = Some(crate::modules::egress::check(services, context, &request.url)?);
     match options.auth() {
         "oauth2" => crate::oauth::send(services, context, request, options.text("scheme")),
         _ => services.http.send(request, context),

@@ -121,8 +121,10 @@ impl Policy {
         }
     }
 
-    /// Whether a request to `url` may be sent: `forbidden` with the host when not.
-    pub fn check(&self, url: &Url) -> Result<(), Error> {
+    /// Whether a request to `url` may be sent: `forbidden` with the host when not. When it may, the
+    /// declared destination it matched (`host`, `host:port`, `*.host` for a wildcard), which names it
+    /// in the metrics: one label per declaration however many hosts a wildcard admits.
+    pub fn check(&self, url: &Url) -> Result<String, Error> {
         let origin = Origin::of(url).ok_or_else(|| refused(url.as_str(), "the URL names no host"))?;
         let matching: Vec<&Allowed> = self.allowed.iter().filter(|allowed| origin.is(allowed)).collect();
         if matching.is_empty() {
@@ -138,7 +140,9 @@ impl Policy {
                 "is a link-local or cloud-metadata address; only an operator override may name one",
             ));
         }
-        Ok(())
+        let first = matching[0];
+        let host = Origin { scheme: first.scheme.clone(), host: first.host.clone(), port: first.port }.authority();
+        Ok(if first.wildcard { format!("*.{host}") } else { host })
     }
 }
 
@@ -195,8 +199,9 @@ fn refused(host: &str, why: &str) -> Error {
     Error::Refused { host: host.to_owned(), message: format!("refused to send to {host}: it {why}") }
 }
 
-/// Checks a request an invocation is about to send through `http` or `api`.
-pub fn check(services: &Services, context: &Context, url: &Url) -> Result<(), Box<EvalAltResult>> {
+/// Checks a request an invocation is about to send through `http` or `api`, and returns the declared
+/// destination it goes to (see [`Policy::check`]).
+pub fn check(services: &Services, context: &Context, url: &Url) -> Result<String, Box<EvalAltResult>> {
     Policy::of(services, context).check(url).map_err(raise)
 }
 
@@ -258,10 +263,19 @@ mod tests {
     }
 
     fn decide(policy: &Policy, url: &str) -> Result<(), (String, String)> {
-        policy.check(&Url::parse(url).unwrap()).map_err(|e| match e {
+        policy.check(&Url::parse(url).unwrap()).map(drop).map_err(|e| match e {
             Error::Refused { host, message } => (host, message),
             other => panic!("not a refusal: {other:?}"),
         })
+    }
+
+    #[test]
+    fn a_request_is_labelled_by_the_declaration_it_matched() {
+        let p = policy(&[("https://<dc>.api.mailchimp.com/3.0", false), ("http://127.0.0.1:4001", true)]);
+        let label = |url: &str| p.check(&Url::parse(url).unwrap()).unwrap();
+        assert_eq!(label("https://us1.api.mailchimp.com/3.0/lists"), "*.api.mailchimp.com");
+        assert_eq!(label("https://us21.api.mailchimp.com/"), "*.api.mailchimp.com");
+        assert_eq!(label("http://127.0.0.1:4001/x"), "127.0.0.1:4001");
     }
 
     #[test]

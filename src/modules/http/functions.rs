@@ -116,9 +116,9 @@ fn described(options: &Map) -> Result<Outgoing, Box<EvalAltResult>> {
 }
 
 /// Sends a request built by a script and returns the response map.
-fn request(services: &Services, outgoing: Outgoing) -> Result<Dynamic, Box<EvalAltResult>> {
+fn request(services: &Services, mut outgoing: Outgoing) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = context()?;
-    egress::check(services, &context, &outgoing.url)?;
+    outgoing.destination = Some(egress::check(services, &context, &outgoing.url)?);
     let response = services.http.send(outgoing, &context)?;
     Ok(response_map(&response))
 }
@@ -127,7 +127,7 @@ fn request(services: &Services, outgoing: Outgoing) -> Result<Dynamic, Box<EvalA
 /// (as `http::request` would raise it) fails the whole call.
 fn parallel(services: &Services, requests: rhai::Array) -> Result<Dynamic, Box<EvalAltResult>> {
     let context = context()?;
-    let outgoing = requests
+    let mut outgoing = requests
         .iter()
         .map(|request| {
             let options =
@@ -137,8 +137,8 @@ fn parallel(services: &Services, requests: rhai::Array) -> Result<Dynamic, Box<E
         .collect::<Result<Vec<_>, _>>()?;
     // Every request is checked before any is sent.
     let policy = Policy::of(services, &context);
-    for request in &outgoing {
-        policy.check(&request.url).map_err(raise)?;
+    for request in &mut outgoing {
+        request.destination = Some(policy.check(&request.url).map_err(raise)?);
     }
     let (client, shared) = (services.http.clone(), context.clone());
     let responses = wait(async move {

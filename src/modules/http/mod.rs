@@ -6,8 +6,11 @@
 //! `Retry-After` and backoff waits are async sleeps for the same reason.
 //! Failures are retried where retrying is safe — 429, 502, 503, 504 and refused connections — with
 //! exponential backoff and jitter, honouring `Retry-After`, never past the invocation's deadline.
-//! Each attempt logs method, host, path, status, duration and attempt number: never headers, query
-//! values or bodies, and the path with every secret the invocation read masked.
+//! Each attempt logs method, host, path, status, duration and attempt number, in the invocation's span
+//! (with its request and trace ids): never headers, query values or bodies, and the path with every
+//! secret the invocation read masked. Each request carries the invocation's `X-Request-Id` and a
+//! `traceparent` of its own span (unless the script set them), and is counted in the metrics by server,
+//! declared host and status class.
 
 pub mod functions;
 
@@ -20,6 +23,7 @@ use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use rhai::EvalAltResult;
+use tracing::Instrument;
 
 use super::egress::connection::{Refused, Resolver, redirect};
 use super::multipart::{Part, form};
@@ -27,6 +31,8 @@ use super::native::arg_error;
 use super::throttle::{Admit, Throttle, retry_after};
 use crate::engine::{Context, raise, wait};
 use crate::error::Error;
+use crate::observe::metrics::{self, Metrics, UNKNOWN};
+use crate::observe::trace::{REQUEST_ID, TRACEPARENT};
 
 /// Tunables of outbound HTTP.
 #[derive(Debug, Clone)]
@@ -80,6 +86,8 @@ pub struct Outgoing {
     /// The server's outbound schedule: every attempt waits for a slot, and reports what the upstream
     /// said about its limit (`api` calls only).
     pub throttle: Option<Arc<Throttle>>,
+    /// The declared destination the egress check matched: the host label of its metrics.
+    pub destination: Option<String>,
 }
 
 impl Outgoing {
@@ -93,6 +101,7 @@ impl Outgoing {
             timeout: None,
             max_retries: None,
             throttle: None,
+            destination: None,
         }
     }
 }
@@ -120,6 +129,7 @@ pub struct HttpClient {
     /// URLs (without query) whose redirects are never followed: OAuth token endpoints, so that a
     /// client secret is never re-sent to wherever a token endpoint points.
     unredirected: Arc<parking_lot::RwLock<HashSet<String>>>,
+    metrics: Arc<Metrics>,
 }
 
 /// A URL as the redirect policy compares it: without query or fragment.
@@ -155,7 +165,7 @@ fn retryable(status: StatusCode) -> bool {
 }
 
 impl HttpClient {
-    pub fn new(settings: HttpSettings) -> Result<HttpClient, Error> {
+    pub fn new(settings: HttpSettings, metrics: Arc<Metrics>) -> Result<HttpClient, Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let unredirected: Arc<parking_lot::RwLock<HashSet<String>>> = Arc::default();
         let stop = unredirected.clone();
@@ -174,7 +184,7 @@ impl HttpClient {
             .dns_resolver(Arc::new(Resolver))
             .build()
             .map_err(|e| Error::internal("http client", e))?;
-        Ok(HttpClient { client, settings, unredirected })
+        Ok(HttpClient { client, settings, unredirected, metrics })
     }
 
     /// Never follow a redirect answered to a request for `url` (whatever its query).
@@ -197,15 +207,23 @@ impl HttpClient {
         wait(async move { client.send_async(request, &context).await })?.map_err(raise)
     }
 
-    /// Sends `request`, retrying as documented, from async code.
+    /// Sends `request`, retrying as documented, from async code, in the invocation's log span (a
+    /// script's wait runs outside the task that holds it).
     pub async fn send_async(&self, request: Outgoing, context: &Context) -> Result<Incoming, Error> {
+        self.send_traced(request, context).instrument(context.span.clone()).await
+    }
+
+    async fn send_traced(&self, mut request: Outgoing, context: &Context) -> Result<Incoming, Error> {
         let max_retries = request.max_retries.unwrap_or(self.settings.max_retries);
         if let Some((user, password)) = &request.basic_auth {
             context.reveal_basic(user, password);
         }
+        propagate(&mut request.headers, context);
         // A secret may form the host (a store's domain) as well as the path: the log masks both.
         let host = context.redact(request.url.host_str().unwrap_or(""));
         let path = context.redact(request.url.path());
+        let server = context.server.clone().unwrap_or_else(|| UNKNOWN.to_owned());
+        let destination = request.destination.clone().unwrap_or_else(|| UNKNOWN.to_owned());
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -214,7 +232,10 @@ impl HttpClient {
                 return Err(Error::Timeout(format!("no time left to call {host}")));
             }
             if let Some(throttle) = &request.throttle {
+                let waiting = Instant::now();
                 admitted(throttle, context.deadline(), &host).await?;
+                let labels = metrics::Server { server: server.clone() };
+                self.metrics.rate_limit_wait.get_or_create(&labels).observe(waiting.elapsed().as_secs_f64());
             }
             let remaining = context.remaining();
             let timeout = request.timeout.unwrap_or(self.settings.timeout).min(remaining);
@@ -223,8 +244,13 @@ impl HttpClient {
             if let (Some(throttle), Ok(response)) = (&request.throttle, &result) {
                 throttle.observe(response.status, &response.headers);
             }
-            let millis = started.elapsed().as_secs_f64() * 1000.0;
-            let status = result.as_ref().map(|r| r.status.as_u16()).unwrap_or(0);
+            let elapsed = started.elapsed().as_secs_f64();
+            let status = result.as_ref().map(|r| r.status.as_u16()).ok();
+            self.count(&server, &destination, status, elapsed);
+            if let Ok(response) = &result {
+                context.count_upstream(response.body.len());
+            }
+            let (millis, status) = (elapsed * 1000.0, status.unwrap_or(0));
             tracing::info!(target: "switchboard::http", method = %request.method, %host, %path, status, duration_ms = format!("{millis:.1}"), attempt, "outbound");
             let retries_left = attempt <= max_retries;
             let delay = match &result {
@@ -238,10 +264,24 @@ impl HttpClient {
             if delay > self.settings.retry_cap || delay >= context.remaining() {
                 return result.map_err(|failure| failure.into_error(&host, timeout, context));
             }
+            self.metrics.upstream_retries.get_or_create(&metrics::Server { server: server.clone() }).inc();
             tokio::time::sleep(delay).await;
         }
     }
 
+    /// Counts one attempt in the metrics: by server, declared host and status class.
+    fn count(&self, server: &str, host: &str, status: Option<u16>, seconds: f64) {
+        let labels = metrics::Upstream {
+            server: server.to_owned(),
+            host: host.to_owned(),
+            status: metrics::status_class(status),
+        };
+        self.metrics.upstream_requests.get_or_create(&labels).inc();
+        let labels = metrics::UpstreamHost { server: labels.server, host: labels.host };
+        self.metrics.upstream_duration.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Exponential backoff with full jitter in the upper half: base·2^(n-1) · [0.5, 1).
     fn backoff(&self, attempt: u32) -> Duration {
         backoff(self.settings.retry_base, self.settings.retry_cap, attempt)
     }
@@ -278,6 +318,20 @@ impl HttpClient {
             body.extend_from_slice(&chunk);
         }
         Ok(Incoming { status, headers, body: body.into() })
+    }
+}
+
+/// Adds the invocation's request id and a `traceparent` of a new span (child of the invocation's) to an
+/// upstream request, unless the script set its own.
+fn propagate(headers: &mut HeaderMap, context: &Context) {
+    let values = [
+        (REQUEST_ID, HeaderValue::from_str(&context.trace.request_id)),
+        (TRACEPARENT, HeaderValue::from_str(&context.trace.child_traceparent())),
+    ];
+    for (name, value) in values {
+        if let (false, Ok(value)) = (headers.contains_key(name), value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
     }
 }
 
