@@ -643,6 +643,56 @@ fn growth(dir: &Path, report: &mut Vec<Value>) {
     }
 }
 
+/// GitHub's REST description (`@octokit/openapi`, installed by `scripts/install-peers`) imported by the
+/// CLI, beside the baseline of a process that only reads and hashes the same file (`switchboard cid`);
+/// then the cost of serving it: start-up and a call of another server, with and without it bound.
+fn openapi(dir: &Path, report: &mut Value) {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".peers/node/node_modules/@octokit/openapi/generated/api.github.com.json");
+    if !spec.exists() {
+        eprintln!("skipped: {} is missing (scripts/install-peers)", spec.display());
+        return;
+    }
+    let run = |args: &[&str], data: &Path| {
+        let started = Instant::now();
+        let output = Command::new(SWITCHBOARD).args(args).env("SWITCHBOARD_DATA", data).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        started.elapsed().as_secs_f64() * 1000.0
+    };
+    let spec = spec.to_str().unwrap();
+    let (mut read, mut import) = (Vec::new(), Vec::new());
+    let script = dir.join("github-openapi.rhai");
+    for _ in 0..5 {
+        read.push(run(&["cid", spec], &dir.join("no-data")));
+        import.push(run(
+            &["import-openapi", spec, "--name", "gh", "--out", script.to_str().unwrap()],
+            &dir.join("no-data"),
+        ));
+    }
+    let client = reqwest::blocking::Client::new();
+    let mut serving = Vec::new();
+    for with in [false, true] {
+        let data = dir.join(format!("openapi-{with}"));
+        run(&["servers"], &data);
+        if with {
+            run(&["import-openapi", spec, "--name", "gh", "--apply"], &data);
+        }
+        let (boot_ms, rss, process) = start_up(&data, None);
+        let url = format!("{}/echo/hi", process.base);
+        sequential(&client, &url, 200);
+        let call_ms = median(sequential(&client, &url, 2000));
+        serving.push(json!({ "with_github": with, "boot_ms": boot_ms, "rss_mib": rss, "echo_call_ms": call_ms }));
+        drop(process);
+    }
+    *report = json!({
+        "operations": std::fs::read_to_string(&script).unwrap().matches("\"method\": ").count(),
+        "script_bytes": std::fs::metadata(&script).unwrap().len(),
+        "read_and_hash_ms": median(read),
+        "import_ms": median(import),
+        "serving": serving,
+    });
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 fn main() {
@@ -664,7 +714,8 @@ fn main() {
     let (mut load, mut out, mut gate, mut reloaded, mut cold, mut grown) =
         (Vec::new(), Value::Null, Value::Null, Value::Null, Value::Null, Vec::new());
     let mut observed = Vec::new();
-    // `-- --only NAME` runs one scenario (throughput, outbound, gateway, observe, reload, cold, growth).
+    let mut imported = Value::Null;
+    // `-- --only NAME` runs one scenario (throughput, outbound, gateway, observe, reload, cold, growth, openapi).
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
     if wanted("throughput") {
@@ -695,11 +746,15 @@ fn main() {
         eprintln!("growth (10 to 10 000 servers)…");
         growth(dir.path(), &mut grown);
     }
+    if wanted("openapi") {
+        eprintln!("OpenAPI import of GitHub's REST description…");
+        openapi(dir.path(), &mut imported);
+    }
 
     let summary = json!({
         "machine": { "cores": cores(), "memory_gib": memory_gib() },
         "load": load, "outbound": out, "gateway": gate, "observe": observed, "hot_reload": reloaded, "cold_start": cold, "growth": grown,
-        "duration_s": started.elapsed().as_secs(),
+        "openapi": imported, "duration_s": started.elapsed().as_secs(),
     });
     print_table(&summary);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-summary.json");
@@ -810,8 +865,23 @@ fn print_table(summary: &Value) {
         f(&c["existing_data_dir_ms"])
     );
     println!("| RSS after start (target ≤ 50) | {:.1} MiB |", f(&c["rss_mib"]));
+    let o = &summary["openapi"];
+    if !o.is_null() {
+        println!(
+            "\n| GitHub's OpenAPI description ({} operations, a {} KiB script) | ms |\n|---|---|",
+            o["operations"],
+            o["script_bytes"].as_u64().unwrap_or(0) / 1024
+        );
+        println!("| baseline: a process reading and hashing the document | {:.0} |", f(&o["read_and_hash_ms"]));
+        println!("| `import-openapi --out` (target ≤ 2 000) | {:.0} |", f(&o["import_ms"]));
+        println!("\n| default image | boot ms | RSS MiB | echo call ms |\n|---|---|---|---|");
+        for s in o["serving"].as_array().unwrap() {
+            let name = if s["with_github"] == json!(true) { "with GitHub imported" } else { "alone" };
+            println!("| {name} | {:.0} | {:.1} | {:.3} |", f(&s["boot_ms"]), f(&s["rss_mib"]), f(&s["echo_call_ms"]));
+        }
+    }
     println!("\n| servers | import ms | boot ms | RSS MiB | per-call ms |\n|---|---|---|---|---|");
-    for g in summary["growth"].as_array().unwrap() {
+    for g in summary["growth"].as_array().unwrap_or(&Vec::new()) {
         println!(
             "| {} | {:.0} | {:.0} | {:.1} | {:.3} |",
             g["servers"],

@@ -14,7 +14,11 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
          default image.\nEvery API server's base URL can be overridden with the variable or environment variable \
          shown (scheme and host only keep the API's path; a full URL replaces it).\nServers with a Webhooks row also \
          receive their provider's signed events at `POST /webhooks/{name}`: set the secret named there, give the \
-         provider that URL ([Webhooks](../README.md#webhooks) in the README says more).\n\n\
+         provider that URL ([Webhooks](../README.md#webhooks) in the README says more).\nNamed operations are \
+         checked against their providers' own OpenAPI documents where a pinned copy exists: GitHub's and Stripe's, \
+         with Prism validating every request (`tests/openapi_prism.rs`); both conform as written. \
+         An API missing here can be imported from its OpenAPI document \
+         ([OpenAPI import](../README.md#openapi-import)).\n\n\
          | server | service | category | secrets |\n|---|---|---|---|\n",
     );
     let loaded: Vec<_> = servers.iter().filter_map(|s| s.script.as_ref().ok().map(|script| (s, script))).collect();

@@ -80,6 +80,9 @@ pub enum Error {
     /// script contract).
     #[error("{message}")]
     InvalidScript { message: String, at: Box<Location> },
+    /// An OpenAPI document the importer cannot read or does not support, and why.
+    #[error("{0}")]
+    InvalidDocument(String),
     /// A boot image refused as a whole, with every problem found.
     #[error("the image was refused: {}", problems.join("; "))]
     InvalidImage { problems: Vec<String> },
@@ -150,6 +153,7 @@ impl Error {
             Error::HeadersTooLarge(_) => "headers_too_large",
             Error::InvalidScript { .. } => "invalid_script",
             Error::InvalidImage { .. } => "invalid_image",
+            Error::InvalidDocument(_) => "invalid_document",
             Error::Conflict { .. } => "conflict",
             Error::MissingSecret { .. } => "missing_secret",
             Error::NotConnected { .. } => "not_connected",
@@ -175,7 +179,7 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::UriTooLong(_) => 414,
             Error::HeadersTooLarge(_) => 431,
-            Error::InvalidScript { .. } | Error::InvalidImage { .. } => 422,
+            Error::InvalidScript { .. } | Error::InvalidImage { .. } | Error::InvalidDocument(_) => 422,
             Error::Conflict { .. } => 409,
             Error::MissingSecret { .. } | Error::NotConnected { .. } => 424,
             // An upstream that answered outside 4xx/5xx is still an error here: report it as a bad gateway.
@@ -266,6 +270,7 @@ impl Error {
             Error::UriTooLong(m) => Error::UriTooLong(f(&m)),
             Error::HeadersTooLarge(m) => Error::HeadersTooLarge(f(&m)),
             Error::InvalidScript { message, at } => Error::InvalidScript { message: f(&message), at },
+            Error::InvalidDocument(m) => Error::InvalidDocument(f(&m)),
             Error::MissingSecret { name, also } => Error::MissingSecret { name, also },
             Error::NotConnected { server, message } => Error::NotConnected { server, message: f(&message) },
             Error::Conflict { message, file } => Error::Conflict { message: f(&message), file },
@@ -337,6 +342,7 @@ mod tests {
             (Error::UriTooLong("x".into()), "uri_too_long", 414),
             (Error::HeadersTooLarge("x".into()), "headers_too_large", 431),
             (Error::Conflict { message: "x".into(), file: "f".into() }, "conflict", 409),
+            (Error::InvalidDocument("x".into()), "invalid_document", 422),
             (Error::missing_secret("K"), "missing_secret", 424),
             (Error::NotConnected { server: "box".into(), message: "x".into() }, "not_connected", 424),
             (

@@ -93,6 +93,7 @@ pub mod meta;
 pub mod modules;
 pub mod oauth;
 pub mod observe;
+pub mod openapi;
 pub mod operation;
 pub mod reload;
 pub mod runtime;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mimalloc::MiMalloc;
 use switchboard::commands::{
-    self, BootCommand, CallArgs, DataDirArg, McpArgs, OAuthCommand, SecretCommand, ServeArgs, ServersArgs,
+    self, BootCommand, CallArgs, DataDirArg, ImportArgs, McpArgs, OAuthCommand, SecretCommand, ServeArgs, ServersArgs,
 };
 use switchboard::engine::leak::Counting;
 
@@ -50,6 +50,10 @@ enum Cli {
     /// Boot images: pack a source, export or import the state, diff, verify.
     #[command(subcommand)]
     Boot(BootCommand),
+    /// Turn an OpenAPI 3.0/3.1 document into a server script: printed, written (--out) or bound (--apply).
+    ///
+    /// Example: `switchboard import-openapi petstore.yaml --name pets --apply`.
+    ImportOpenapi(ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Cli::Secret(command) => commands::secret(command),
         Cli::Oauth(command) => commands::oauth(command),
         Cli::Boot(command) => commands::boot(command),
+        Cli::ImportOpenapi(args) => commands::import_openapi(args),
     };
     exit.err().unwrap_or(ExitCode::SUCCESS)
 }

@@ -244,6 +244,12 @@ impl Runtime {
         Ok(scripts.entry(cid).or_insert(script).clone())
     }
 
+    /// Compiles and loads `source` as a server's script would be, without keeping it: for checking a
+    /// script that may never be bound (an import's dry run).
+    pub fn load(&self, source: &[u8]) -> Result<Script> {
+        self.engine.compile(source)
+    }
+
     pub(crate) fn cached(&self, cid: &Cid) -> Option<Arc<Script>> {
         self.scripts.read().unwrap_or_else(|p| p.into_inner()).get(cid).cloned()
     }

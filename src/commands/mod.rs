@@ -21,10 +21,12 @@ use crate::runtime::{Runtime, Settings, default_data_dir};
 mod boot;
 mod logging;
 mod oauth;
+mod openapi;
 mod stdout;
 pub use boot::{BootCommand, PassphraseArg, boot};
 pub use logging::LogFormat;
 pub use oauth::{OAuthCommand, oauth};
+pub use openapi::{ImportArgs, import_openapi};
 
 pub const INVOCATION_ERROR: u8 = 1;
 pub const USAGE_ERROR: u8 = 2;

@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::routing::{get, post, put};
 
-use super::{AppState, boot, invocations, oauth, secrets, servers, webhooks};
+use super::{AppState, boot, import, invocations, oauth, secrets, servers, webhooks};
 use crate::error::Error;
 
 pub fn router() -> Router<AppState> {
@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/boot/import", post(boot::import))
         .route("/invocations", get(invocations::list))
         .route("/usage", get(invocations::usage))
+        .route("/import/openapi", post(import::openapi))
         .route("/webhooks/{name}/events", get(webhooks::events))
         .route("/webhooks/{name}/events/{cid}/replay", post(webhooks::replay))
         .fallback(not_found)

@@ -15,6 +15,7 @@ mod describe;
 mod dispatch;
 mod error;
 mod guard;
+mod import;
 mod index;
 mod invocations;
 mod metrics;

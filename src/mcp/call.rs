@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
+use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{CallToolResult, ContentBlock as Content, JsonObject};
 use serde_json::Value;
 
@@ -69,6 +70,12 @@ fn request(entry: &Entry, mut arguments: JsonObject) -> Result<Invocation, Error
         request.endpoint = call.endpoint;
         request.data = call.data.map_or(Data::None, Data::Value);
         request.all_pages = all_pages;
+        for (name, value) in call.headers {
+            let value = HeaderValue::try_from(value)
+                .map_err(|_| Error::BadRequest(format!("the argument for header '{name}' is not a header value")))?;
+            let name = HeaderName::try_from(name).map_err(|e| Error::internal("operation header", e))?;
+            request.headers.append(name, value);
+        }
         return Ok(request);
     }
     let wrong = |field: &str, problem: &str| {

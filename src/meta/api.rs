@@ -82,6 +82,12 @@ impl Api {
     }
 }
 
+/// Whether a caller may pass the header `name` (lower-case) through to an API: not one the runtime sets
+/// or a credential travels in.
+pub fn passable(name: &str) -> bool {
+    !UNPASSABLE.contains(&name)
+}
+
 /// `META.api.pass_headers`: header names, checked.
 fn pass_headers(list: Option<&Value>) -> Result<Vec<String>, Invalid> {
     let Some(list) = list else { return Ok(Vec::new()) };
@@ -94,7 +100,7 @@ fn pass_headers(list: Option<&Value>) -> Result<Vec<String>, Invalid> {
             if reqwest::header::HeaderName::from_bytes(lower.as_bytes()).is_err() {
                 return Err(format!("META.api.pass_headers: '{name}' is not a header name").into());
             }
-            if UNPASSABLE.contains(&lower.as_str()) {
+            if !passable(&lower) {
                 return Err(format!("META.api.pass_headers may not name {name}: the runtime sets it").into());
             }
             Ok(lower)

@@ -45,6 +45,8 @@ pub struct Meta {
     pub variables: Vec<String>,
     /// What a variable's value must match as a whole, where the script says (`#{ name, pattern }`).
     pub variable_patterns: BTreeMap<String, Regex>,
+    /// What a variable is when nobody set it (`META.variables` as a map of names to defaults).
+    pub variable_defaults: BTreeMap<String, String>,
     pub auth: String,
     pub base_url: String,
     pub docs: String,
@@ -90,7 +92,7 @@ impl Meta {
             }
         };
         let secrets = secrets(map.get("secrets"))?;
-        let (variables, variable_patterns) = variables(map.get("variables"))?;
+        let (variables, variable_patterns, variable_defaults) = variables(map.get("variables"))?;
         if let Some(problem) = secrets.iter().flatten().chain(&variables).find_map(|n| crate::environment::refusal(n)) {
             return Err(format!("META may not declare {problem}").into());
         }
@@ -108,6 +110,7 @@ impl Meta {
             secrets,
             variables,
             variable_patterns,
+            variable_defaults,
             auth: text("auth", false)?,
             base_url: text("base_url", false)?,
             docs: text("docs", false)?,
@@ -176,32 +179,49 @@ fn secrets(value: Option<&Value>) -> Result<Vec<Vec<String>>, Invalid> {
     }
 }
 
-/// `META.variables`: names, or `#{ name, pattern }` where a value must match `pattern` as a whole (what
-/// an operator is asked for before connecting: a subdomain, a tenant, an organisation URL).
-fn variables(value: Option<&Value>) -> Result<(Vec<String>, BTreeMap<String, Regex>), Invalid> {
+/// `META.variables`: names, or `#{ name, pattern, default }` (either or both of `pattern` and `default`):
+/// `pattern` is what a value must match as a whole (what an operator is asked for before connecting: a
+/// subdomain, a tenant, an organisation URL), `default` the value when nobody set one (an imported
+/// document's server variables).
+#[allow(clippy::type_complexity)]
+fn variables(
+    value: Option<&Value>,
+) -> Result<(Vec<String>, BTreeMap<String, Regex>, BTreeMap<String, String>), Invalid> {
     let entries = match value {
         None => return Ok(Default::default()),
         Some(Value::Array(entries)) => entries,
         Some(_) => return Err("META.variables must be an array of names".into()),
     };
-    let (mut names, mut patterns) = (Vec::new(), BTreeMap::new());
+    let (mut names, mut patterns, mut defaults) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
+    let entry_error = "a META.variables entry is a name or #{ name, pattern, default }";
     for entry in entries {
-        let (name, pattern) = match entry {
-            Value::String(name) => (name.clone(), None),
-            Value::Object(map) => match (map.get("name"), map.get("pattern"), map.len()) {
-                (Some(Value::String(name)), Some(Value::String(pattern)), 2) => (name.clone(), Some(pattern)),
-                _ => return Err("a META.variables entry is a name or #{ name, pattern }".into()),
-            },
-            _ => return Err("META.variables holds names, or #{ name, pattern }".into()),
+        let (name, pattern, default) = match entry {
+            Value::String(name) => (name.clone(), None, None),
+            Value::Object(map) => {
+                if map.keys().any(|k| !["name", "pattern", "default"].contains(&k.as_str())) {
+                    return Err(entry_error.into());
+                }
+                let text = |key: &str| match map.get(key) {
+                    None => Ok(None),
+                    Some(Value::String(text)) => Ok(Some(text.clone())),
+                    Some(_) => Err(Invalid::from(entry_error)),
+                };
+                let name = text("name")?.ok_or(entry_error)?;
+                (name, text("pattern")?, text("default")?)
+            }
+            _ => return Err("META.variables holds names, or #{ name, pattern, default }".into()),
         };
         if let Some(pattern) = pattern {
             let whole = Regex::new(&format!("^(?:{pattern})$"))
                 .map_err(|e| format!("META.variables '{name}': the pattern does not compile: {e}"))?;
             patterns.insert(name.clone(), whole);
         }
+        if let Some(default) = default {
+            defaults.insert(name.clone(), default);
+        }
         names.push(name);
     }
-    Ok((names, patterns))
+    Ok((names, patterns, defaults))
 }
 
 /// `META.timeout_ms`: the server's own wall-clock limit.
@@ -267,6 +287,20 @@ mod tests {
             Meta::from_json(unpaged).unwrap_err(),
             "META.operations.list: paginated needs META.api.pagination to say how"
         );
+    }
+
+    #[test]
+    fn variables_may_carry_defaults() {
+        let meta = Meta::from_json(json!({
+            "title": "t", "description": "d",
+            "variables": [{ "name": "PETS_REGION", "default": "eu" }, "PETS_HOST"],
+        }))
+        .unwrap();
+        assert_eq!(meta.variables, ["PETS_REGION", "PETS_HOST"]);
+        assert_eq!(meta.variable_defaults.get("PETS_REGION").map(String::as_str), Some("eu"));
+        assert!(!meta.variable_defaults.contains_key("PETS_HOST"));
+        let bad = json!({ "title": "t", "description": "d", "variables": [{ "name": "PETS_PORT", "default": 80 }] });
+        assert!(Meta::from_json(bad).unwrap_err().contains("a META.variables entry is a name or"));
     }
 
     #[test]

@@ -33,6 +33,59 @@ pub struct Operation {
     /// The operation lists something in pages (`paginated: true`), as `META.api.pagination` says:
     /// a caller may ask for every page.
     pub paginated: bool,
+    /// Arguments sent other than by the default rule (`params`): in the query of a method with a body,
+    /// as a header, under another name, or an array or object in a particular style.
+    pub params: Vec<Param>,
+    /// The argument that is the whole request body (`body`), when the body is not an object of
+    /// arguments: an array, a scalar, or fields that share a name with a parameter.
+    pub body: Option<String>,
+}
+
+/// Where a declared parameter goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Query,
+    Header,
+}
+
+/// How an array or object value is written in the query (OpenAPI's `style` and `explode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `form`, exploded: an array repeats its key (`id=1&id=2`), an object's fields are parameters.
+    Form,
+    /// `form`, not exploded: `id=1,2`.
+    Comma,
+    /// `spaceDelimited`: `id=1%202`.
+    Space,
+    /// `pipeDelimited`: `id=1|2`.
+    Pipe,
+    /// `deepObject`: `filter[status]=open`.
+    Deep,
+}
+
+impl Style {
+    const NAMES: [(&str, Style); 5] = [
+        ("form", Style::Form),
+        ("comma", Style::Comma),
+        ("space", Style::Space),
+        ("pipe", Style::Pipe),
+        ("deep", Style::Deep),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Style::NAMES.iter().find(|(_, style)| *style == self).map_or("form", |(name, _)| name)
+    }
+}
+
+/// One entry of an operation's `params`: `#{ in: "query" | "header", name: "Wire-Name", style: "comma" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// The argument's name in `input`.
+    pub argument: String,
+    pub place: Place,
+    /// Its name on the wire (the argument's own by default).
+    pub name: String,
+    pub style: Style,
 }
 
 /// An operation's `input` compiled into a validator, once, when the script loads.
@@ -82,12 +135,21 @@ impl Operation {
             Some(Value::Object(input)) => input.clone(),
             Some(_) => return Err("input must be a JSON Schema object map".into()),
         };
+        let params = match map.get("params") {
+            None => Vec::new(),
+            Some(Value::Object(params)) => {
+                params.iter().map(|(arg, p)| Param::parse(arg, p)).collect::<Result<_, _>>()?
+            }
+            Some(_) => return Err("params must be a map of argument names to #{ in, name, style }".into()),
+        };
+        let body = text("body")?.map(str::to_owned);
         input.entry("additionalProperties").or_insert(Value::Bool(false));
         let schema = jsonschema::validator_for(&Value::Object(input.clone()))
             .map_err(|e| format!("input is not a JSON Schema this server can check: {e}"))?;
         let schema = Schema(Arc::new(schema));
         let description = description.to_owned();
-        let operation = Operation { name: name.to_owned(), description, method, endpoint, input, schema, paginated };
+        let operation =
+            Operation { name: name.to_owned(), description, method, endpoint, input, schema, paginated, params, body };
         operation.check_input()?;
         Ok(operation)
     }
@@ -112,10 +174,29 @@ impl Operation {
             Some(_) => return Err("input.properties must be an object map".into()),
         };
         let required = self.required()?;
-        for field in template_fields(&self.endpoint)? {
-            if !properties.is_some_and(|p| p.contains_key(field)) || !required.contains(&field) {
+        let fields = template_fields(&self.endpoint)?;
+        for field in &fields {
+            if !properties.is_some_and(|p| p.contains_key(*field)) || !required.contains(field) {
                 return Err(format!("the endpoint's {{{field}}} must be a required property of input"));
             }
+        }
+        let declared = self
+            .params
+            .iter()
+            .map(|p| (p.argument.as_str(), "params"))
+            .chain(self.body.as_deref().map(|b| (b, "body")));
+        for (argument, key) in declared {
+            if !properties.is_some_and(|p| p.contains_key(argument)) {
+                return Err(format!("{key} names '{argument}', which must be a property of input"));
+            }
+            if fields.contains(&argument) {
+                return Err(format!("'{argument}' fills the endpoint's {{{argument}}}: it cannot also be in {key}"));
+            }
+        }
+        if let Some(body) = &self.body
+            && self.params.iter().any(|p| &p.argument == body)
+        {
+            return Err(format!("'{body}' cannot be both the body and a parameter"));
         }
         Ok(())
     }
@@ -136,6 +217,42 @@ impl Operation {
         let required = self.required().unwrap_or_default();
         let properties = self.input.get("properties").and_then(Value::as_object);
         properties.into_iter().flatten().map(|(name, _)| (name.as_str(), required.contains(&name.as_str()))).collect()
+    }
+}
+
+impl Param {
+    fn parse(argument: &str, value: &Value) -> Result<Param, String> {
+        let bad = |what: &str| format!("params.{argument}: {what}");
+        let map = value.as_object().ok_or_else(|| bad("must be #{ in, name, style }"))?;
+        if let Some(key) = map.keys().find(|k| !["in", "name", "style"].contains(&k.as_str())) {
+            return Err(bad(&format!("unknown key '{key}' (in, name, style)")));
+        }
+        let text = |key: &str| {
+            map.get(key).map(|v| v.as_str().ok_or_else(|| bad(&format!("{key} must be a string")))).transpose()
+        };
+        let place = match text("in")? {
+            Some("query") => Place::Query,
+            Some("header") => Place::Header,
+            _ => return Err(bad("in must be \"query\" or \"header\"")),
+        };
+        let name = text("name")?.unwrap_or(argument).to_owned();
+        if name.is_empty()
+            || (place == Place::Header && reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err())
+        {
+            return Err(bad(&format!(
+                "'{name}' is not a {} name",
+                if place == Place::Header { "header" } else { "parameter" }
+            )));
+        }
+        let style = match text("style")? {
+            None => Style::Form,
+            Some(style) => Style::NAMES
+                .iter()
+                .find(|(n, _)| *n == style)
+                .map(|(_, s)| *s)
+                .ok_or_else(|| bad(&format!("style '{style}' is not one of form, comma, space, pipe, deep")))?,
+        };
+        Ok(Param { argument: argument.to_owned(), place, name, style })
     }
 }
 
@@ -231,6 +348,31 @@ pub(crate) mod tests {
             (json!({"description": "d", "endpoint": "/x/{a-b}"}), "not a field name"),
             (json!({"description": "d", "endpoint": "/x", "input": {"type": "array"}}), "\"type\": \"object\""),
             (json!({"description": "d", "endpoint": "/x", "input": []}), "JSON Schema object"),
+            (
+                json!({"description": "d", "endpoint": "/x", "params": {"a": {"in": "query"}}}),
+                "must be a property of input",
+            ),
+            (json!({"description": "d", "endpoint": "/x", "body": "b"}), "body names 'b'"),
+            (
+                json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "properties": {"a": {}}},
+                       "params": {"a": {"in": "path"}}}),
+                "in must be \"query\" or \"header\"",
+            ),
+            (
+                json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "properties": {"a": {}}},
+                       "params": {"a": {"in": "query", "style": "matrix"}}}),
+                "style 'matrix' is not one of",
+            ),
+            (
+                json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "properties": {"a": {}}},
+                       "params": {"a": {"in": "header", "name": "bad header"}}}),
+                "not a header name",
+            ),
+            (
+                json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "properties": {"a": {}}},
+                       "body": "a", "params": {"a": {"in": "query"}}}),
+                "both the body and a parameter",
+            ),
             (json!({"description": "d", "endpoint": "/x", "paginated": "yes"}), "paginated must be true or false"),
             (
                 json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "properties": {"a": {"type": "text"}}}}),

@@ -18,7 +18,8 @@ use crate::engine::Context;
 /// then the environment).
 fn placeholder(name: &str, services: &Services, context: &Context) -> Result<String, Box<EvalAltResult>> {
     if context.script.meta.variables.iter().any(|v| v == name) {
-        return services.variable(name).ok_or_else(|| {
+        let default = || context.script.meta.variable_defaults.get(name).cloned();
+        return services.variable(name).or_else(default).ok_or_else(|| {
             arg_error(&format!("variable {name} is not set: give it in the boot image's variables or the environment"))
         });
     }

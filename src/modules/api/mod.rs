@@ -130,7 +130,8 @@ pub fn module(services: Arc<Services>) -> Module {
                 "api::variable reads only declared variables: add {name} to META.variables"
             )));
         }
-        Ok(s.variable(name).map_or(Dynamic::UNIT, Dynamic::from))
+        let value = s.variable(name).or_else(|| context.script.meta.variable_defaults.get(name).cloned());
+        Ok(value.map_or(Dynamic::UNIT, Dynamic::from))
     });
     module
 }
