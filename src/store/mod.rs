@@ -8,22 +8,59 @@
 //! The store is never on the hot invocation path: the runtime keeps compiled scripts, the registry,
 //! variables and opened secrets in memory and only reads blobs here for chaining, content requests and
 //! (re)loading. Since other processes change the same store (`switchboard secret set` beside a running
-//! `serve`), every store has one change feed, [`Store::changes`], which the runtime follows to rebuild
-//! those snapshots: SQLite polls `PRAGMA data_version`; a PostgreSQL store would LISTEN for a NOTIFY
-//! sent by each commit.
+//! `serve`, or the other instances on one PostgreSQL database), every store has one change feed,
+//! [`Store::changes`], which the runtime follows to bring those snapshots up to date: each commit says
+//! what it [`Changed`], so that an edit costs the reads of what it touched, not of the whole registry.
+//! SQLite tells its own process's commits at once and another process's as [`Changed::Everything`];
+//! PostgreSQL sends a NOTIFY inside each commit's transaction (see [`postgres`]).
 
+mod location;
+pub mod postgres;
 mod sqlite;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::cid::Cid;
 use crate::error::Result;
 
+pub use location::{STORE_ENV, open};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// What a commit changed, as the change feed reports it. Never a secret's value: at most its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Changed {
+    /// A server was bound (`head` is its new CID), enabled or disabled, or removed.
+    Server {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        head: Option<Cid>,
+    },
+    Variables,
+    Secret { name: String },
+    Connection { server: String },
+    /// Anything may have changed: re-read it all (after a reconnect, a subscriber that fell behind,
+    /// another process's commit to a SQLite file).
+    Everything,
+}
+
+/// How many changes one commit reports one by one; a larger commit (an image import) reports
+/// [`Changed::Everything`] instead.
+const ITEMIZED: usize = 64;
+
+/// How many reported changes a subscriber may fall behind before it is told [`Changed::Everything`].
+const BACKLOG: usize = 1024;
+
+/// A change feed with no subscriber yet.
+fn feed() -> broadcast::Sender<Changed> {
+    broadcast::channel(BACKLOG).0
+}
 
 /// How a binding came to be: recorded in the history of every name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -214,6 +251,38 @@ impl Change {
         self.ops.push(op);
         self
     }
+
+    /// What applying this change changes for those who serve from the store, each thing once; webhook
+    /// events, pending authorizations and facts change nothing served.
+    pub fn changed(&self) -> Vec<Changed> {
+        let mut changed: Vec<Changed> = Vec::new();
+        for op in &self.ops {
+            let item = match op {
+                Op::Bind { name, cid, .. } => Changed::Server { name: name.clone(), head: Some(*cid) },
+                Op::SetEnabled { name, .. } | Op::Remove { name } => Changed::Server { name: name.clone(), head: None },
+                Op::SetVariables(_) => Changed::Variables,
+                Op::SetSecret { name, .. } | Op::RemoveSecret { name } => Changed::Secret { name: name.clone() },
+                Op::SetConnection { server, .. } => Changed::Connection { server: server.clone() },
+                Op::SetFact { .. } | Op::PutOAuthState { .. } | Op::RecordEvent { .. } | Op::EventOutcome { .. } => {
+                    continue;
+                }
+            };
+            changed.retain(|seen| !same_thing(seen, &item));
+            changed.push(item);
+        }
+        if changed.len() > ITEMIZED {
+            return vec![Changed::Everything];
+        }
+        changed
+    }
+}
+
+/// Whether two reports are about the same thing (a server bound twice in one change is re-read once).
+fn same_thing(a: &Changed, b: &Changed) -> bool {
+    match (a, b) {
+        (Changed::Server { name: x, .. }, Changed::Server { name: y, .. }) => x == y,
+        _ => a == b,
+    }
 }
 
 pub trait Store: Send + Sync + 'static {
@@ -245,8 +314,10 @@ pub trait Store: Send + Sync + 'static {
     fn event_by_body(&self, server: &str, body_cid: &Cid, since: i64) -> Result<Option<WebhookEvent>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
-    /// A counter that moves after changes are committed, by this process or any other. It says only
-    /// that something changed: a subscriber re-reads what it keeps. Bursts may be coalesced into one
-    /// step, and a change is seen within a fraction of a second.
-    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// What commits change, by this process or any other, reported after they are committed. A
+    /// subscriber that falls behind gets `Lagged` and re-reads everything; the channel closes when the
+    /// store is gone.
+    fn changes(&self) -> broadcast::Receiver<Changed>;
+    /// A server as the registry holds it now.
+    fn server(&self, name: &str) -> Result<Option<ServerRecord>>;
 }

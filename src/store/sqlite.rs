@@ -1,9 +1,10 @@
 //! The embedded store: one SQLite file in WAL mode inside the data directory.
 //!
-//! Its change feed is a thread of its own, started by the first subscriber, that polls `PRAGMA
+//! Its change feed tells this store's own commits as they are made, item by item. Another process's
+//! commits are found by a thread of its own, started by the first subscriber, that polls `PRAGMA
 //! data_version` on a connection of its own a few times a second. That number moves whenever another
-//! connection commits, which from this connection's point of view is every commit, this process's
-//! included. The thread ends once the store is gone.
+//! connection commits (from its point of view every commit, this process's included) and says nothing
+//! of what changed, so it is told as [`Changed::Everything`]. The thread ends once the store is gone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tokio::sync::watch;
+use tokio::sync::broadcast;
 
-use super::{Binding, Change, Op, Origin, ServerRecord, Store, WebhookEvent};
+use super::{Binding, Change, Changed, Op, Origin, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
@@ -82,7 +83,9 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The file, followed by the change feed; `None` for a store in memory, which no one else writes.
     path: Option<PathBuf>,
-    feed: OnceLock<Arc<watch::Sender<u64>>>,
+    feed: Arc<broadcast::Sender<Changed>>,
+    /// Set once the first subscriber started following the file.
+    followed: OnceLock<()>,
 }
 
 fn db_error(err: rusqlite::Error) -> Error {
@@ -159,7 +162,12 @@ impl SqliteStore {
         }
         conn.execute_batch(SCHEMA).map_err(db_error)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), path: path.map(Path::to_owned), feed: OnceLock::new() })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.map(Path::to_owned),
+            feed: Arc::new(super::feed()),
+            followed: OnceLock::new(),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -191,7 +199,7 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// Starts the thread that publishes a step on `feed` whenever the file's `data_version` moves, until
 /// the store is dropped. The first version is read before this returns, so no later commit is missed.
-fn follow_data_version(path: &Path, feed: Weak<watch::Sender<u64>>) -> Result<(), Box<dyn std::error::Error>> {
+fn follow_data_version(path: &Path, feed: Weak<broadcast::Sender<Changed>>) -> Result<(), Box<dyn std::error::Error>> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     let mut seen = data_version(&conn)?;
     let poll = move || {
@@ -201,7 +209,7 @@ fn follow_data_version(path: &Path, feed: Weak<watch::Sender<u64>>) -> Result<()
             match data_version(&conn) {
                 Ok(now) if now != seen => {
                     seen = now;
-                    feed.send_modify(|step| *step += 1);
+                    let _ = feed.send(Changed::Everything);
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!("cannot read the store's data_version: {e}"),
@@ -442,27 +450,36 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db_error)?;
         apply(&tx, change).map_err(db_error)?;
-        tx.commit().map_err(db_error)
+        tx.commit().map_err(db_error)?;
+        for changed in change.changed() {
+            let _ = self.feed.send(changed);
+        }
+        Ok(())
     }
 
-    fn changes(&self) -> watch::Receiver<u64> {
-        let feed = self.feed.get_or_init(|| {
-            let feed = Arc::new(watch::channel(0).0);
+    fn changes(&self) -> broadcast::Receiver<Changed> {
+        let subscribed = self.feed.subscribe();
+        self.followed.get_or_init(|| {
             if let Some(path) = &self.path
-                && let Err(e) = follow_data_version(path, Arc::downgrade(&feed))
+                && let Err(e) = follow_data_version(path, Arc::downgrade(&self.feed))
             {
                 tracing::error!("changes to {} will not be followed: {e}", path.display());
             }
-            feed
         });
-        feed.subscribe()
+        subscribed
+    }
+
+    fn server(&self, name: &str) -> Result<Option<ServerRecord>> {
+        self.row("SELECT name, cid, enabled FROM servers WHERE name = ?1", [name], |row| {
+            Ok(ServerRecord { name: row.get(0)?, cid: cid_from_row(row.get(1)?)?, enabled: row.get(2)? })
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EventStatus, Origin};
+    use crate::store::Origin;
 
     fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -488,87 +505,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn blobs_are_kept_by_cid() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let cid = change.blob(b"hello".to_vec());
-        store.commit(&change).unwrap();
-        assert_eq!(cid, Cid::of(b"hello"));
-        assert_eq!(store.blob(&cid).unwrap().as_deref(), Some(&b"hello"[..]));
-        assert_eq!(store.blob(&Cid::of(b"absent")).unwrap(), None);
-    }
-
-    #[test]
-    fn binding_records_history_and_keeps_the_enabled_flag() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let v1 = change.blob(b"v1".to_vec());
-        change.op(Op::Bind { name: "demo".into(), cid: v1, origin: Origin::Boot, enabled: Some(false) });
-        store.commit(&change).unwrap();
-
-        let mut change = Change::default();
-        let v2 = change.blob(b"v2".to_vec());
-        change.op(Op::Bind { name: "demo".into(), cid: v2, origin: Origin::Api, enabled: None });
-        store.commit(&change).unwrap();
-
-        assert_eq!(store.servers().unwrap(), vec![ServerRecord { name: "demo".into(), cid: v2, enabled: false }]);
-        let history: Vec<_> = store.history("demo").unwrap().into_iter().map(|b| (b.cid, b.origin)).collect();
-        assert_eq!(history, vec![(v1, Origin::Boot), (v2, Origin::Api)]);
-    }
-
-    #[test]
-    fn a_failing_change_leaves_nothing_behind() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let kept = change.blob(b"kept".to_vec());
-        change.op(Op::Bind { name: "demo".into(), cid: kept, origin: Origin::Boot, enabled: None });
-        // Binding to a CID whose blob is not stored violates the foreign key: the whole change fails.
-        change.op(Op::Bind { name: "other".into(), cid: Cid::of(b"missing"), origin: Origin::Boot, enabled: None });
-        assert!(store.commit(&change).is_err());
-        assert!(store.servers().unwrap().is_empty());
-        assert_eq!(store.blob(&kept).unwrap(), None);
-    }
-
-    #[test]
-    fn removing_a_server_keeps_its_history() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let cid = change.blob(b"v1".to_vec());
-        change.op(Op::Bind { name: "demo".into(), cid, origin: Origin::Boot, enabled: None });
-        change.op(Op::Remove { name: "demo".into() });
-        store.commit(&change).unwrap();
-        assert!(store.servers().unwrap().is_empty());
-        assert_eq!(store.history("demo").unwrap().len(), 1);
-    }
-
-    #[test]
-    fn variables_are_replaced_as_a_whole() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        change.op(Op::SetVariables(BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())])));
-        store.commit(&change).unwrap();
-        let mut change = Change::default();
-        change.op(Op::SetVariables(BTreeMap::from([("B".into(), "3".into())])));
-        store.commit(&change).unwrap();
-        assert_eq!(store.variables().unwrap(), BTreeMap::from([("B".into(), "3".into())]));
-    }
-
-    #[test]
-    fn secrets_are_kept_sealed_and_listed_by_name() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        change.op(Op::SetSecret { name: "B".into(), sealed: vec![2] });
-        change.op(Op::SetSecret { name: "A".into(), sealed: vec![1] });
-        store.commit(&change).unwrap();
-        assert_eq!(store.secret_names().unwrap(), vec!["A".to_string(), "B".into()]);
-        assert_eq!(store.secret("A").unwrap(), Some(vec![1]));
-        let mut change = Change::default();
-        change.op(Op::RemoveSecret { name: "A".into() });
-        store.commit(&change).unwrap();
-        assert_eq!(store.secret("A").unwrap(), None);
-    }
-
     #[tokio::test]
     async fn a_commit_from_another_connection_moves_the_change_feed() {
         let (dir, store) = open();
@@ -579,123 +515,25 @@ mod tests {
         other.commit(&change).unwrap();
         // Bounded only so that a broken feed fails instead of hanging.
         let limit = Duration::from_secs(60);
-        tokio::time::timeout(limit, changes.changed()).await.unwrap().unwrap();
+        let told = tokio::time::timeout(limit, changes.recv()).await.unwrap().unwrap();
+        assert_eq!(told, Changed::Everything, "another process's commit says nothing of what it changed");
         assert_eq!(store.fact("k").unwrap().as_deref(), Some("1"));
         // The feed closes when its store is dropped.
         drop(store);
-        assert!(tokio::time::timeout(limit, changes.changed()).await.unwrap().is_err());
+        assert!(tokio::time::timeout(limit, changes.recv()).await.unwrap().is_err());
     }
 
-    #[test]
-    fn oauth_states_are_taken_once_by_their_server_and_only_before_they_expire() {
+    #[tokio::test]
+    async fn its_own_commits_are_told_item_by_item_at_once() {
         let (_dir, store) = open();
+        let mut changes = store.changes();
         let mut change = Change::default();
-        let later = now_millis() + 60_000;
-        change.op(Op::PutOAuthState { key: "k".into(), server: "box".into(), sealed: vec![1], expires: later });
-        change.op(Op::PutOAuthState { key: "old".into(), server: "box".into(), sealed: vec![2], expires: 1 });
-        store.commit(&change).unwrap();
-        assert_eq!(store.take_oauth_state("old", "box").unwrap(), None);
-        assert_eq!(store.take_oauth_state("k", "other").unwrap(), None, "another server's callback");
-        assert_eq!(store.take_oauth_state("k", "box").unwrap(), Some(vec![1]), "not used up by the wrong one");
-        assert_eq!(store.take_oauth_state("k", "box").unwrap(), None);
-    }
-
-    /// Adds an event with `body` received at `at` to `change`; with `since`, refused if the same body
-    /// arrived at or after it.
-    fn event(change: &mut Change, (server, delivery_id): (&str, &str), body: &str, at: i64, since: Option<i64>) -> Cid {
-        let body_cid = change.blob(body.as_bytes().to_vec());
-        let cid = change.blob(format!("receipt of {server} {delivery_id}").into_bytes());
-        change.op(Op::RecordEvent {
-            cid,
-            server: server.into(),
-            delivery_id: delivery_id.into(),
-            body_cid,
-            received_at: at,
-            status: EventStatus::Received,
-            same_body_since: since,
-        });
-        cid
-    }
-
-    fn record_event(change: &mut Change, server: &str, delivery_id: &str) -> Cid {
-        event(change, (server, delivery_id), &format!("body of {delivery_id}"), 1, None)
-    }
-
-    fn event_with_body(server: &str, delivery_id: &str, body: &str, at: i64, since: i64) -> Change {
-        let mut change = Change::default();
-        event(&mut change, (server, delivery_id), body, at, Some(since));
-        change
-    }
-
-    #[test]
-    fn a_body_seen_within_the_window_refuses_the_event_whatever_its_id() {
-        let (_dir, store) = open();
-        store.commit(&event_with_body("hook", "a", "{}", 1_000, 0)).unwrap();
-        assert!(store.commit(&event_with_body("hook", "b", "{}", 2_000, 1_000)).is_err(), "within the window");
-        assert!(store.event_by_delivery("hook", "b").unwrap().is_none(), "nothing of it kept");
-        store.commit(&event_with_body("other", "b", "{}", 2_000, 1_000)).unwrap();
-        store.commit(&event_with_body("hook", "c", "{\"n\":2}", 2_000, 1_000)).unwrap();
-        store.commit(&event_with_body("hook", "d", "{}", 9_000, 1_001)).unwrap();
-        let body = Cid::of(b"{}");
-        assert_eq!(store.event_by_body("hook", &body, 0).unwrap().unwrap().delivery_id, "a");
-        assert_eq!(store.event_by_body("hook", &body, 1_001).unwrap().unwrap().delivery_id, "d");
-        assert_eq!(store.event_by_body("hook", &body, 9_001).unwrap(), None);
-    }
-
-    #[test]
-    fn events_are_unique_per_server_and_delivery_id() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let first = record_event(&mut change, "hook", "evt_1");
-        let other_server = record_event(&mut change, "other", "evt_1");
-        store.commit(&change).unwrap();
-
-        // The same delivery again fails the whole change: nothing of it is kept.
-        let mut change = Change::default();
-        let kept_out = record_event(&mut change, "hook", "evt_2");
-        record_event(&mut change, "hook", "evt_1");
-        assert!(store.commit(&change).is_err());
-        assert_eq!(store.event("hook", &kept_out).unwrap(), None);
-
-        let found = store.event_by_delivery("hook", "evt_1").unwrap().unwrap();
-        assert_eq!((found.cid, found.status, found.attempts), (first, EventStatus::Received, 0));
-        assert_eq!(store.event("other", &other_server).unwrap().unwrap().server, "other");
-        assert_eq!(store.event("hook", &other_server).unwrap(), None);
-    }
-
-    #[test]
-    fn outcomes_count_attempts_and_events_list_newest_first() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let older = record_event(&mut change, "hook", "a");
-        let newer = record_event(&mut change, "hook", "b");
-        store.commit(&change).unwrap();
-        let mut change = Change::default();
-        let failure = serde_json::json!({"type": "script_error", "message": "boom"});
-        change.op(Op::EventOutcome { cid: older, status: EventStatus::Failed, outcome: Some(failure.clone()) });
-        store.commit(&change).unwrap();
-        let mut change = Change::default();
-        change.op(Op::EventOutcome { cid: older, status: EventStatus::Handled, outcome: None });
-        store.commit(&change).unwrap();
-
-        let events = store.events("hook", 10).unwrap();
-        assert_eq!(events.iter().map(|e| e.cid).collect::<Vec<_>>(), vec![newer, older]);
-        assert_eq!((events[1].status, events[1].attempts), (EventStatus::Handled, 2));
-        assert_eq!(store.events("hook", 1).unwrap().len(), 1);
-        let mut change = Change::default();
-        change.op(Op::EventOutcome { cid: newer, status: EventStatus::Failed, outcome: Some(failure.clone()) });
-        store.commit(&change).unwrap();
-        assert_eq!(store.event("hook", &newer).unwrap().unwrap().outcome, Some(failure));
-    }
-
-    #[test]
-    fn facts_are_upserted() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
+        let cid = change.blob(b"v1".to_vec());
+        change.op(Op::Bind { name: "demo".into(), cid, origin: Origin::Api, enabled: None });
+        change.op(Op::SetSecret { name: "KEY".into(), sealed: vec![1] });
         change.op(Op::SetFact { key: "k".into(), value: "1".into() });
-        change.op(Op::SetFact { key: "k".into(), value: "2".into() });
         store.commit(&change).unwrap();
-        assert_eq!(store.fact("k").unwrap().as_deref(), Some("2"));
-        assert_eq!(store.fact("absent").unwrap(), None);
+        assert_eq!(changes.try_recv().unwrap(), Changed::Server { name: "demo".into(), head: Some(cid) });
+        assert_eq!(changes.try_recv().unwrap(), Changed::Secret { name: "KEY".into() });
     }
 }

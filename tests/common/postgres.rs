@@ -1,0 +1,66 @@
+//! A fresh database on the machine's PostgreSQL (127.0.0.1:5432, or `$SWITCHBOARD_TEST_POSTGRES`), made
+//! for one test and dropped with it. Without a PostgreSQL there is no database: the test skips, except
+//! under `CI=true`, where it fails.
+
+use tokio_postgres::NoTls;
+
+pub struct Database {
+    name: String,
+    /// The URL `--store` takes.
+    pub url: String,
+}
+
+/// Where the server is, as a libpq connection string without a database.
+fn server() -> String {
+    std::env::var("SWITCHBOARD_TEST_POSTGRES").unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".into())
+}
+
+/// Runs `sql` on the server's maintenance database, on a thread and runtime of its own (so that any test,
+/// async or not, can call it).
+pub fn admin(sql: String) -> Result<(), tokio_postgres::Error> {
+    std::thread::spawn(move || {
+        let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tokio.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&format!("{} dbname=postgres", server()), NoTls).await?;
+            tokio::spawn(connection);
+            client.batch_execute(&sql).await
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+impl Database {
+    /// A new, empty database; `None` outside CI when no PostgreSQL answers.
+    pub fn fresh() -> Option<Database> {
+        let name = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+        match admin(format!("CREATE DATABASE {name}")) {
+            Ok(()) => {}
+            Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("no PostgreSQL to test on under CI ({}): {error}", server())
+            }
+            Err(error) => {
+                eprintln!("skipped: no PostgreSQL to test on ({}): {error}", server());
+                return None;
+            }
+        }
+        let config: tokio_postgres::Config = server().parse().unwrap();
+        let host = match &config.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            other => panic!("a TCP host is needed, not {other:?}"),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let user = config.get_user().unwrap_or("postgres");
+        Some(Database { url: format!("postgres://{user}@{host}:{port}/{name}"), name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = admin(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}

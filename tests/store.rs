@@ -1,0 +1,220 @@
+//! The store's behaviour, the same on each backend: every test runs on a SQLite file and on a fresh
+//! PostgreSQL database. What only PostgreSQL does (serialised commits, the NOTIFY feed) follows.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::postgres::Database;
+use switchboard::cid::Cid;
+use switchboard::store::{
+    Change, Changed, EventStatus, Op, Origin, PostgresStore, ServerRecord, SqliteStore, Store,
+};
+
+/// Runs each behaviour on both stores.
+macro_rules! on_every_store {
+    ($($behaviour:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $behaviour() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$behaviour(&super::SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $behaviour() {
+                let Some(database) = super::Database::fresh() else { return };
+                super::$behaviour(&super::PostgresStore::open(&database.url).unwrap());
+            })*
+        }
+    };
+}
+
+on_every_store!(
+    blobs_are_kept_by_cid,
+    binding_records_history_and_keeps_the_enabled_flag,
+    a_failing_change_leaves_nothing_behind,
+    removing_a_server_keeps_its_history,
+    variables_are_replaced_as_a_whole,
+    secrets_are_kept_sealed_and_listed_by_name,
+    oauth_states_are_taken_once_by_their_server_and_only_before_they_expire,
+    a_body_seen_within_the_window_refuses_the_event_whatever_its_id,
+    events_are_unique_per_server_and_delivery_id,
+    outcomes_count_attempts_and_events_list_newest_first,
+    facts_are_upserted,
+);
+
+fn blobs_are_kept_by_cid(store: &dyn Store) {
+    let mut change = Change::default();
+    let cid = change.blob(b"hello".to_vec());
+    store.commit(&change).unwrap();
+    assert_eq!(cid, Cid::of(b"hello"));
+    assert_eq!(store.blob(&cid).unwrap().as_deref(), Some(&b"hello"[..]));
+    assert_eq!(store.blob(&Cid::of(b"absent")).unwrap(), None);
+}
+
+fn binding_records_history_and_keeps_the_enabled_flag(store: &dyn Store) {
+    let mut change = Change::default();
+    let v1 = change.blob(b"v1".to_vec());
+    change.op(Op::Bind { name: "demo".into(), cid: v1, origin: Origin::Boot, enabled: Some(false) });
+    store.commit(&change).unwrap();
+
+    let mut change = Change::default();
+    let v2 = change.blob(b"v2".to_vec());
+    change.op(Op::Bind { name: "demo".into(), cid: v2, origin: Origin::Api, enabled: None });
+    store.commit(&change).unwrap();
+
+    assert_eq!(store.servers().unwrap(), vec![ServerRecord { name: "demo".into(), cid: v2, enabled: false }]);
+    let history: Vec<_> = store.history("demo").unwrap().into_iter().map(|b| (b.cid, b.origin)).collect();
+    assert_eq!(history, vec![(v1, Origin::Boot), (v2, Origin::Api)]);
+}
+
+fn a_failing_change_leaves_nothing_behind(store: &dyn Store) {
+    let mut change = Change::default();
+    let kept = change.blob(b"kept".to_vec());
+    change.op(Op::Bind { name: "demo".into(), cid: kept, origin: Origin::Boot, enabled: None });
+    // Binding to a CID whose blob is not stored violates the foreign key: the whole change fails.
+    change.op(Op::Bind { name: "other".into(), cid: Cid::of(b"missing"), origin: Origin::Boot, enabled: None });
+    assert!(store.commit(&change).is_err());
+    assert!(store.servers().unwrap().is_empty());
+    assert_eq!(store.blob(&kept).unwrap(), None);
+}
+
+fn removing_a_server_keeps_its_history(store: &dyn Store) {
+    let mut change = Change::default();
+    let cid = change.blob(b"v1".to_vec());
+    change.op(Op::Bind { name: "demo".into(), cid, origin: Origin::Boot, enabled: None });
+    change.op(Op::Remove { name: "demo".into() });
+    store.commit(&change).unwrap();
+    assert!(store.servers().unwrap().is_empty());
+    assert_eq!(store.history("demo").unwrap().len(), 1);
+}
+
+fn variables_are_replaced_as_a_whole(store: &dyn Store) {
+    let mut change = Change::default();
+    change.op(Op::SetVariables(BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())])));
+    store.commit(&change).unwrap();
+    let mut change = Change::default();
+    change.op(Op::SetVariables(BTreeMap::from([("B".into(), "3".into())])));
+    store.commit(&change).unwrap();
+    assert_eq!(store.variables().unwrap(), BTreeMap::from([("B".into(), "3".into())]));
+}
+
+fn secrets_are_kept_sealed_and_listed_by_name(store: &dyn Store) {
+    let mut change = Change::default();
+    change.op(Op::SetSecret { name: "B".into(), sealed: vec![2] });
+    change.op(Op::SetSecret { name: "A".into(), sealed: vec![1] });
+    store.commit(&change).unwrap();
+    assert_eq!(store.secret_names().unwrap(), vec!["A".to_string(), "B".into()]);
+    assert_eq!(store.secret("A").unwrap(), Some(vec![1]));
+    let mut change = Change::default();
+    change.op(Op::RemoveSecret { name: "A".into() });
+    store.commit(&change).unwrap();
+    assert_eq!(store.secret("A").unwrap(), None);
+}
+
+fn oauth_states_are_taken_once_by_their_server_and_only_before_they_expire(store: &dyn Store) {
+    let mut change = Change::default();
+    let later = chrono::Utc::now().timestamp_millis() + 60_000;
+    change.op(Op::PutOAuthState { key: "k".into(), server: "box".into(), sealed: vec![1], expires: later });
+    change.op(Op::PutOAuthState { key: "old".into(), server: "box".into(), sealed: vec![2], expires: 1 });
+    store.commit(&change).unwrap();
+    assert_eq!(store.take_oauth_state("old", "box").unwrap(), None);
+    assert_eq!(store.take_oauth_state("k", "other").unwrap(), None, "another server's callback");
+    assert_eq!(store.take_oauth_state("k", "box").unwrap(), Some(vec![1]), "not used up by the wrong one");
+    assert_eq!(store.take_oauth_state("k", "box").unwrap(), None);
+}
+
+/// Adds an event with `body` received at `at` to `change`; with `since`, refused if the same body
+/// arrived at or after it.
+fn event(change: &mut Change, (server, delivery_id): (&str, &str), body: &str, at: i64, since: Option<i64>) -> Cid {
+    let body_cid = change.blob(body.as_bytes().to_vec());
+    let cid = change.blob(format!("receipt of {server} {delivery_id}").into_bytes());
+    change.op(Op::RecordEvent {
+        cid,
+        server: server.into(),
+        delivery_id: delivery_id.into(),
+        body_cid,
+        received_at: at,
+        status: EventStatus::Received,
+        same_body_since: since,
+    });
+    cid
+}
+
+fn record_event(change: &mut Change, server: &str, delivery_id: &str) -> Cid {
+    event(change, (server, delivery_id), &format!("body of {delivery_id}"), 1, None)
+}
+
+fn event_with_body(server: &str, delivery_id: &str, body: &str, at: i64, since: i64) -> Change {
+    let mut change = Change::default();
+    event(&mut change, (server, delivery_id), body, at, Some(since));
+    change
+}
+
+fn a_body_seen_within_the_window_refuses_the_event_whatever_its_id(store: &dyn Store) {
+    store.commit(&event_with_body("hook", "a", "{}", 1_000, 0)).unwrap();
+    assert!(store.commit(&event_with_body("hook", "b", "{}", 2_000, 1_000)).is_err(), "within the window");
+    assert!(store.event_by_delivery("hook", "b").unwrap().is_none(), "nothing of it kept");
+    store.commit(&event_with_body("other", "b", "{}", 2_000, 1_000)).unwrap();
+    store.commit(&event_with_body("hook", "c", "{\"n\":2}", 2_000, 1_000)).unwrap();
+    store.commit(&event_with_body("hook", "d", "{}", 9_000, 1_001)).unwrap();
+    let body = Cid::of(b"{}");
+    assert_eq!(store.event_by_body("hook", &body, 0).unwrap().unwrap().delivery_id, "a");
+    assert_eq!(store.event_by_body("hook", &body, 1_001).unwrap().unwrap().delivery_id, "d");
+    assert_eq!(store.event_by_body("hook", &body, 9_001).unwrap(), None);
+}
+
+fn events_are_unique_per_server_and_delivery_id(store: &dyn Store) {
+    let mut change = Change::default();
+    let first = record_event(&mut change, "hook", "evt_1");
+    let other_server = record_event(&mut change, "other", "evt_1");
+    store.commit(&change).unwrap();
+
+    // The same delivery again fails the whole change: nothing of it is kept.
+    let mut change = Change::default();
+    let kept_out = record_event(&mut change, "hook", "evt_2");
+    record_event(&mut change, "hook", "evt_1");
+    assert!(store.commit(&change).is_err());
+    assert_eq!(store.event("hook", &kept_out).unwrap(), None);
+
+    let found = store.event_by_delivery("hook", "evt_1").unwrap().unwrap();
+    assert_eq!((found.cid, found.status, found.attempts), (first, EventStatus::Received, 0));
+    assert_eq!(store.event("other", &other_server).unwrap().unwrap().server, "other");
+    assert_eq!(store.event("hook", &other_server).unwrap(), None);
+}
+
+fn outcomes_count_attempts_and_events_list_newest_first(store: &dyn Store) {
+    let mut change = Change::default();
+    let older = record_event(&mut change, "hook", "a");
+    let newer = record_event(&mut change, "hook", "b");
+    store.commit(&change).unwrap();
+    let mut change = Change::default();
+    let failure = serde_json::json!({"type": "script_error", "message": "boom"});
+    change.op(Op::EventOutcome { cid: older, status: EventStatus::Failed, outcome: Some(failure.clone()) });
+    store.commit(&change).unwrap();
+    let mut change = Change::default();
+    change.op(Op::EventOutcome { cid: older, status: EventStatus::Handled, outcome: None });
+    store.commit(&change).unwrap();
+
+    let events = store.events("hook", 10).unwrap();
+    assert_eq!(events.iter().map(|e| e.cid).collect::<Vec<_>>(), vec![newer, older]);
+    assert_eq!((events[1].status, events[1].attempts), (EventStatus::Handled, 2));
+    assert_eq!(store.events("hook", 1).unwrap().len(), 1);
+    let mut change = Change::default();
+    change.op(Op::EventOutcome { cid: newer, status: EventStatus::Failed, outcome: Some(failure.clone()) });
+    store.commit(&change).unwrap();
+    assert_eq!(store.event("hook", &newer).unwrap().unwrap().outcome, Some(failure));
+}
+
+fn facts_are_upserted(store: &dyn Store) {
+    let mut change = Change::default();
+    change.op(Op::SetFact { key: "k".into(), value: "1".into() });
+    change.op(Op::SetFact { key: "k".into(), value: "2".into() });
+    store.commit(&change).unwrap();
+    assert_eq!(store.fact("k").unwrap().as_deref(), Some("2"));
+    assert_eq!(store.fact("absent").unwrap(), None);
+}
