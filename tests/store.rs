@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use common::postgres::Database;
 use switchboard::cid::Cid;
-use switchboard::store::{
-    Change, Changed, EventStatus, Op, Origin, PostgresStore, ServerRecord, SqliteStore, Store,
-};
+use switchboard::store::{Change, Changed, EventStatus, Op, Origin, PostgresStore, ServerRecord, SqliteStore, Store};
 
 /// Runs each behaviour on both stores.
 macro_rules! on_every_store {
@@ -217,4 +215,124 @@ fn facts_are_upserted(store: &dyn Store) {
     store.commit(&change).unwrap();
     assert_eq!(store.fact("k").unwrap().as_deref(), Some("2"));
     assert_eq!(store.fact("absent").unwrap(), None);
+}
+
+// What only PostgreSQL does: several instances on one database.
+
+/// Waits (bounded only so that a broken feed fails instead of hanging) for the next report of `changes`.
+fn next(changes: &mut tokio::sync::broadcast::Receiver<Changed>) -> Changed {
+    for _ in 0..600 {
+        match changes.try_recv() {
+            Ok(changed) => return changed,
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(100)),
+            Err(other) => panic!("the feed failed: {other}"),
+        }
+    }
+    panic!("nothing was reported within a minute");
+}
+
+fn bind(store: &dyn Store, name: &str, script: &str) -> Cid {
+    let mut change = Change::default();
+    let cid = change.blob(script.as_bytes().to_vec());
+    change.op(Op::Bind { name: name.into(), cid, origin: Origin::Api, enabled: None });
+    store.commit(&change).unwrap();
+    cid
+}
+
+#[test]
+fn a_commit_is_told_to_every_instance_as_what_it_changed_and_never_a_secret_value() {
+    let Some(database) = Database::fresh() else { return };
+    let (one, other) = (PostgresStore::open(&database.url).unwrap(), PostgresStore::open(&database.url).unwrap());
+    let mut heard = other.changes();
+    let cid = bind(&one, "demo", "v1");
+    assert_eq!(next(&mut heard), Changed::Server { name: "demo".into(), head: Some(cid) });
+    let mut change = Change::default();
+    change.op(Op::SetSecret { name: "API_KEY".into(), sealed: b"sealed-bytes".to_vec() });
+    change.op(Op::SetVariables(BTreeMap::from([("REGION".into(), "eu".into())])));
+    one.commit(&change).unwrap();
+    assert_eq!(next(&mut heard), Changed::Secret { name: "API_KEY".into() });
+    assert_eq!(next(&mut heard), Changed::Variables);
+    assert_eq!(other.secret("API_KEY").unwrap().as_deref(), Some(&b"sealed-bytes"[..]));
+    // A change that failed is told to nobody.
+    let mut failing = Change::default();
+    failing.op(Op::Bind { name: "ghost".into(), cid: Cid::of(b"no blob"), origin: Origin::Api, enabled: None });
+    assert!(one.commit(&failing).is_err());
+    bind(&one, "after", "v1");
+    assert!(matches!(next(&mut heard), Changed::Server { name, .. } if name == "after"));
+}
+
+#[test]
+fn concurrent_commits_to_one_server_through_two_instances_end_with_one_head() {
+    let Some(database) = Database::fresh() else { return };
+    let stores =
+        [Arc::new(PostgresStore::open(&database.url).unwrap()), Arc::new(PostgresStore::open(&database.url).unwrap())];
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = stores[i % 2].clone();
+            std::thread::spawn(move || {
+                (0..5).for_each(|round| {
+                    bind(store.as_ref(), "shared", &format!("v{i}.{round}"));
+                })
+            })
+        })
+        .collect();
+    writers.into_iter().for_each(|writer| writer.join().unwrap());
+    for store in &stores {
+        let history = store.history("shared").unwrap();
+        assert_eq!(history.len(), 40);
+        let head = store.server("shared").unwrap().unwrap().cid;
+        assert_eq!(head, history.last().unwrap().cid, "the head is the last binding of the history");
+    }
+}
+
+#[test]
+fn three_instances_starting_at_once_migrate_the_schema_once() {
+    let Some(database) = Database::fresh() else { return };
+    let url = Arc::new(database.url.clone());
+    let starting: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PostgresStore::open(&url).map(drop))
+        })
+        .collect();
+    for started in starting {
+        started.join().unwrap().unwrap();
+    }
+    let store = PostgresStore::open(&database.url).unwrap();
+    bind(&store, "demo", "v1");
+    assert_eq!(
+        store.servers().unwrap(),
+        vec![ServerRecord { name: "demo".into(), cid: Cid::of(b"v1"), enabled: true }]
+    );
+}
+
+#[test]
+fn a_schema_from_a_newer_binary_is_refused() {
+    let Some(database) = Database::fresh() else { return };
+    drop(PostgresStore::open(&database.url).unwrap());
+    common::postgres::admin_on(database.name(), "INSERT INTO switchboard.migrations (version) VALUES (999)".into())
+        .unwrap();
+    let refused = PostgresStore::open(&database.url).err().unwrap();
+    assert!(refused.message().contains("newer Switchboard"), "{}", refused.message());
+}
+
+#[test]
+fn an_unreachable_store_is_unavailable_and_named_without_its_password() {
+    let refused = PostgresStore::open("postgres://someone:hunter2-secret@127.0.0.1:1/nowhere").err().unwrap();
+    let json = refused.to_json().to_string();
+    assert_eq!(refused.to_json()["error"]["type"], "unavailable", "{json}");
+    assert!(json.contains("127.0.0.1:1/nowhere"), "{json}");
+    assert!(!json.contains("hunter2"), "{json}");
+}
+
+#[test]
+fn after_its_connection_is_terminated_the_feed_reconnects_and_says_everything() {
+    let Some(database) = Database::fresh() else { return };
+    let (one, other) = (PostgresStore::open(&database.url).unwrap(), PostgresStore::open(&database.url).unwrap());
+    let mut heard = other.changes();
+    common::postgres::terminate_connections(database.name());
+    assert_eq!(next(&mut heard), Changed::Everything);
+    // The pool's connections were terminated too: the next operation takes a new one.
+    let cid = bind(&one, "demo", "v1");
+    assert_eq!(next(&mut heard), Changed::Server { name: "demo".into(), head: Some(cid) });
 }

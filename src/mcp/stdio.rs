@@ -12,8 +12,8 @@ use rmcp::{ServiceExt, model::Tool};
 use tokio::sync::broadcast;
 
 use crate::error::{Error, Result};
-use crate::store::Changed;
 use crate::runtime::Runtime;
+use crate::store::Changed;
 
 use super::access::Access;
 use super::handler::Handler;

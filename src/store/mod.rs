@@ -43,8 +43,12 @@ pub enum Changed {
         head: Option<Cid>,
     },
     Variables,
-    Secret { name: String },
-    Connection { server: String },
+    Secret {
+        name: String,
+    },
+    Connection {
+        server: String,
+    },
     /// Anything may have changed: re-read it all (after a reconnect, a subscriber that fell behind,
     /// another process's commit to a SQLite file).
     Everything,

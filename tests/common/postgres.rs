@@ -15,13 +15,29 @@ fn server() -> String {
     std::env::var("SWITCHBOARD_TEST_POSTGRES").unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".into())
 }
 
-/// Runs `sql` on the server's maintenance database, on a thread and runtime of its own (so that any test,
-/// async or not, can call it).
+/// Runs `sql` on the server's maintenance database.
 pub fn admin(sql: String) -> Result<(), tokio_postgres::Error> {
+    admin_on("postgres", sql)
+}
+
+/// Ends every connection to `database` but the one that asks (as an operator's `pg_terminate_backend`
+/// would).
+pub fn terminate_connections(database: &str) {
+    let sql = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+    );
+    admin(sql).unwrap();
+}
+
+/// Runs `sql` on `database`, on a thread and runtime of its own (so that any test, async or not, can
+/// call it).
+pub fn admin_on(database: &str, sql: String) -> Result<(), tokio_postgres::Error> {
+    let database = database.to_owned();
     std::thread::spawn(move || {
         let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         tokio.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&format!("{} dbname=postgres", server()), NoTls).await?;
+            let (client, connection) =
+                tokio_postgres::connect(&format!("{} dbname={database}", server()), NoTls).await?;
             tokio::spawn(connection);
             client.batch_execute(&sql).await
         })

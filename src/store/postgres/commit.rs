@@ -132,7 +132,8 @@ async fn record_event(tx: &Transaction<'_>, op: &Op) -> Sql<()> {
     if let Some(since) = same_body_since {
         let lock = "SELECT pg_advisory_xact_lock(hashtextextended($1 || encode($2, 'hex'), 0))";
         tx.execute(lock, &[server, &digest(body_cid)]).await?;
-        let sql = "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE server = $1 AND body_cid = $2 AND received_at >= $3)";
+        let sql =
+            "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE server = $1 AND body_cid = $2 AND received_at >= $3)";
         let seen: bool = tx.query_one(sql, &[server, &digest(body_cid), since]).await?.try_get(0)?;
         if seen {
             return Err(Fault::Refused("an event with this body was received within the window".into()));

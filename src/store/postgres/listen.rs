@@ -25,7 +25,11 @@ const LONGEST: Duration = Duration::from_secs(5);
 
 /// Listens until the runtime it runs on shuts down. `ready` hears how the first attempt went: a store
 /// whose feed cannot listen does not open.
-pub(super) async fn listen(config: Config, feed: Arc<broadcast::Sender<Changed>>, ready: SyncSender<Result<(), String>>) {
+pub(super) async fn listen(
+    config: Config,
+    feed: Arc<broadcast::Sender<Changed>>,
+    ready: SyncSender<Result<(), String>>,
+) {
     let mut ready = Some(ready);
     let mut wait = FIRST;
     loop {

@@ -125,7 +125,8 @@ impl PostgresStore {
             .enable_all()
             .build()
             .map_err(|e| Error::internal("the store's runtime", e))?;
-        let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -321,7 +322,8 @@ impl Store for PostgresStore {
     }
 
     fn event_by_body(&self, server: &str, body_cid: &Cid, since: i64) -> Result<Option<WebhookEvent>> {
-        let sql = event_select!("WHERE server = $1 AND body_cid = $2 AND received_at >= $3 ORDER BY received_at LIMIT 1");
+        let sql =
+            event_select!("WHERE server = $1 AND body_cid = $2 AND received_at >= $3 ORDER BY received_at LIMIT 1");
         self.row(sql, vec![text(server), digest(body_cid), Box::new(since)], event)
     }
 
