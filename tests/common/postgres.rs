@@ -80,3 +80,50 @@ impl Drop for Database {
         let _ = admin(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
+
+/// A TCP relay to the PostgreSQL server that a test can cut (every connection dropped, new ones refused)
+/// and resume on the same port: the database going away and coming back, as an instance sees it.
+pub struct Relay {
+    pub port: u16,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    pub async fn start() -> Relay {
+        let relay = Relay { port: 0, tasks: Default::default() };
+        relay.listen(0).await
+    }
+
+    async fn listen(mut self, port: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        self.port = listener.local_addr().unwrap().port();
+        let tasks = self.tasks.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let relaying = tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                tasks.lock().unwrap().push(relaying.abort_handle());
+            }
+        });
+        self.tasks.lock().unwrap().push(accepting.abort_handle());
+        self
+    }
+
+    /// Drops every connection and stops accepting.
+    pub fn cut(&self) {
+        self.tasks.lock().unwrap().drain(..).for_each(|task| task.abort());
+    }
+
+    /// Accepts again, on the same port.
+    pub async fn resume(self) -> Relay {
+        let port = self.port;
+        self.listen(port).await
+    }
+
+    /// The URL of `database` through this relay.
+    pub fn url(&self, database: &Database) -> String {
+        database.url.replacen(":5432/", &format!(":{}/", self.port), 1)
+    }
+}
