@@ -54,10 +54,12 @@ async fn a_declared_limit_queues_calls_and_never_exceeds_it() {
     let mut times = arrivals.lock().unwrap().clone();
     assert_eq!(times.len(), 9);
     times.sort();
-    // No window of 400 ms holds more than 3 arrivals (a few ms allowed for the network between send and arrival).
+    // No window of 400 ms holds more than 3 arrivals. The limit counts sends; what the mock sees also
+    // carries the way from send to arrival through both sides' schedulers, which on a loaded machine
+    // takes tens of milliseconds: that much is allowed, a bunching of sends is not.
     for i in 3..times.len() {
         let gap = times[i] - times[i - 3];
-        assert!(gap >= Duration::from_millis(370), "requests {} and {i} arrived {gap:?} apart", i - 3);
+        assert!(gap >= Duration::from_millis(340), "requests {} and {i} arrived {gap:?} apart", i - 3);
     }
 }
 

@@ -7,8 +7,10 @@
 //! `http::send_async`), so a queued call holds no thread; a call whose slot would come after its
 //! invocation's deadline fails at once with `rate_limited` rather than waiting to time out.
 //!
-//! Slots are reserved in order, so calls leave in the order they asked; a reserved slot is spent even
-//! when its call is abandoned, which errs on the side of sending less.
+//! A send is counted when it happens, not when it was planned: a call asks [`Throttle::admit`], which
+//! either records the send at that instant or says when to ask again. A call that wakes late (a loaded
+//! machine) therefore moves the window with it instead of leaving the calls after it on a schedule
+//! that no longer holds, and no window ever counts more than `requests` real sends.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -44,6 +46,15 @@ impl Throttles {
     }
 }
 
+/// Why a send may not go now.
+#[derive(Debug, PartialEq)]
+pub enum Admit {
+    /// Ask again at this moment.
+    Later(Instant),
+    /// The next chance comes only this long from now, past the call's deadline.
+    TooLate(Duration),
+}
+
 /// One server's sending schedule.
 #[derive(Debug, Default)]
 pub struct Throttle {
@@ -53,16 +64,16 @@ pub struct Throttle {
 #[derive(Debug, Default)]
 struct State {
     window: Option<Window>,
-    /// The send times reserved within the last window, oldest first (some may lie ahead).
+    /// The sends made within the last window, oldest first.
     sent: VecDeque<Instant>,
     /// No send before this: what the upstream asked for.
     paused_until: Option<Instant>,
 }
 
 impl Throttle {
-    /// Reserves the next send slot: when the call may go. `Err` holds how long the caller would have
-    /// to wait when that is past `deadline`; nothing is reserved then.
-    pub fn reserve(&self, deadline: Instant) -> Result<Instant, Duration> {
+    /// Admits a send now, recording it, or answers when to ask again: `Err(Admit::Later(at))`. When
+    /// that moment is past `deadline` it is `Err(Admit::TooLate(wait))` instead, and nothing is recorded.
+    pub fn admit(&self, deadline: Instant) -> Result<(), Admit> {
         let now = Instant::now();
         let mut state = self.state.lock();
         let mut at = state.paused_until.filter(|until| *until > now).unwrap_or(now);
@@ -73,15 +84,14 @@ impl Throttle {
             if state.sent.len() >= window.requests {
                 at = at.max(state.sent[state.sent.len() - window.requests] + window.per);
             }
-            at = at.max(state.sent.back().copied().unwrap_or(now));
         }
-        if at > now && at >= deadline {
-            return Err(at - now);
+        if at <= now {
+            if state.window.is_some() {
+                state.sent.push_back(now);
+            }
+            return Ok(());
         }
-        if state.window.is_some() {
-            state.sent.push_back(at);
-        }
-        Ok(at)
+        Err(if at >= deadline { Admit::TooLate(at - now) } else { Admit::Later(at) })
     }
 
     /// Reads what a response says about the upstream's own limit: a `Retry-After` on a 429 or 503, or
@@ -139,24 +149,48 @@ mod tests {
         throttle
     }
 
-    #[test]
-    fn slots_never_put_more_than_the_limit_in_one_window() {
-        let throttle = window(3, 1000);
-        let far = Instant::now() + Duration::from_secs(60);
-        let slots: Vec<Instant> = (0..10).map(|_| throttle.reserve(far).unwrap()).collect();
-        for i in 3..slots.len() {
-            assert!(slots[i] - slots[i - 3] >= Duration::from_millis(1000), "slot {i}");
-            assert!(slots[i] >= slots[i - 1], "slots are in order");
+    /// Admits sends as a caller would: asking again at the moment it was told.
+    fn send(throttle: &Throttle, deadline: Instant) -> Result<Instant, Duration> {
+        loop {
+            match throttle.admit(deadline) {
+                Ok(()) => return Ok(Instant::now()),
+                Err(Admit::Later(at)) => std::thread::sleep(at.saturating_duration_since(Instant::now())),
+                Err(Admit::TooLate(wait)) => return Err(wait),
+            }
         }
-        assert!(slots[2] - slots[0] < Duration::from_millis(50), "the first three go at once");
     }
 
     #[test]
-    fn a_slot_past_the_deadline_is_refused_and_not_reserved() {
+    fn no_window_holds_more_than_the_limit() {
+        let throttle = window(3, 200);
+        let far = Instant::now() + Duration::from_secs(60);
+        let sends: Vec<Instant> = (0..7).map(|_| send(&throttle, far).unwrap()).collect();
+        for i in 3..sends.len() {
+            assert!(sends[i] - sends[i - 3] >= Duration::from_millis(200), "send {i}");
+        }
+    }
+
+    #[test]
+    fn a_late_sender_moves_the_window_with_it() {
+        // Told to come back at `at`, a caller that comes back much later is counted from then: the window
+        // is measured from real sends, so the sends after it wait a full window from the late one.
+        let throttle = window(1, 100);
+        let far = Instant::now() + Duration::from_secs(60);
+        throttle.admit(far).unwrap();
+        let Err(Admit::Later(at)) = throttle.admit(far) else { panic!("the second send must wait") };
+        std::thread::sleep(at.saturating_duration_since(Instant::now()) + Duration::from_millis(150));
+        let late = Instant::now();
+        throttle.admit(far).unwrap();
+        let Err(Admit::Later(next)) = throttle.admit(far) else { panic!("the third send must wait") };
+        assert!(next >= late + Duration::from_millis(100), "{:?}", next - late);
+    }
+
+    #[test]
+    fn a_send_past_the_deadline_is_refused_and_not_recorded() {
         let throttle = window(1, 10_000);
         let soon = Instant::now() + Duration::from_secs(1);
-        throttle.reserve(soon).unwrap();
-        let wait = throttle.reserve(soon).unwrap_err();
+        throttle.admit(soon).unwrap();
+        let Err(Admit::TooLate(wait)) = throttle.admit(soon) else { panic!("no slot before the deadline") };
         assert!(wait > Duration::from_secs(9), "{wait:?}");
         assert_eq!(throttle.state.lock().sent.len(), 1);
     }
@@ -181,7 +215,8 @@ mod tests {
         let throttle = Throttle::default();
         throttle.observe(StatusCode::TOO_MANY_REQUESTS, &limited);
         let far = Instant::now() + Duration::from_secs(60);
-        assert!(throttle.reserve(far).unwrap() > Instant::now() + Duration::from_secs(6));
-        assert!(throttle.reserve(Instant::now() + Duration::from_secs(1)).is_err());
+        let Err(Admit::Later(at)) = throttle.admit(far) else { panic!("paused") };
+        assert!(at > Instant::now() + Duration::from_secs(6));
+        assert!(matches!(throttle.admit(Instant::now() + Duration::from_secs(1)), Err(Admit::TooLate(_))));
     }
 }

@@ -24,7 +24,7 @@ use rhai::EvalAltResult;
 use super::egress::connection::{Refused, Resolver, redirect};
 use super::multipart::{Part, form};
 use super::native::arg_error;
-use super::throttle::{Throttle, retry_after};
+use super::throttle::{Admit, Throttle, retry_after};
 use crate::engine::{Context, raise, wait};
 use crate::error::Error;
 
@@ -130,6 +130,26 @@ fn redirect_key(url: &Url) -> String {
     url.into()
 }
 
+/// Waits until `throttle` admits a send (a timer the fiber suspends on), or fails when the next chance
+/// comes after `deadline`.
+async fn admitted(throttle: &Throttle, deadline: Instant, host: &str) -> Result<(), Error> {
+    loop {
+        match throttle.admit(deadline) {
+            Ok(()) => return Ok(()),
+            Err(Admit::Later(at)) => tokio::time::sleep_until(at.into()).await,
+            Err(Admit::TooLate(wait)) => {
+                return Err(Error::RateLimited {
+                    message: format!(
+                        "{host}: the rate limit leaves no slot for {} ms, past this call's deadline",
+                        wait.as_millis()
+                    ),
+                    retry_after: Some(wait.as_secs().max(1)),
+                });
+            }
+        }
+    }
+}
+
 fn retryable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502 | 503 | 504)
 }
@@ -194,16 +214,7 @@ impl HttpClient {
                 return Err(Error::Timeout(format!("no time left to call {host}")));
             }
             if let Some(throttle) = &request.throttle {
-                let at = throttle.reserve(context.deadline()).map_err(|wait| Error::RateLimited {
-                    message: format!(
-                        "{host}: the rate limit leaves no slot for {} ms, past this call's deadline",
-                        wait.as_millis()
-                    ),
-                    retry_after: Some(wait.as_secs().max(1)),
-                })?;
-                if at > Instant::now() {
-                    tokio::time::sleep_until(at.into()).await;
-                }
+                admitted(throttle, context.deadline(), &host).await?;
             }
             let remaining = context.remaining();
             let timeout = request.timeout.unwrap_or(self.settings.timeout).min(remaining);
