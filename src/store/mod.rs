@@ -324,4 +324,20 @@ pub trait Store: Send + Sync + 'static {
     fn changes(&self) -> broadcast::Receiver<Changed>;
     /// A server as the registry holds it now.
     fn server(&self, name: &str) -> Result<Option<ServerRecord>>;
+    /// Waits for the lock named `key`, then holds it until the guard is dropped, against every other
+    /// process on this store: for work that must happen once across instances, such as renewing a
+    /// rotating refresh token. (A SQLite store serves one instance: its guard holds nothing, and the
+    /// process's own single-flight does the rest.)
+    fn lock(&self, key: &str) -> Result<Held>;
+}
+
+/// A lock of [`Store::lock`], released when dropped.
+pub struct Held {
+    _guard: Box<dyn Send>,
+}
+
+impl Held {
+    pub fn new(guard: impl Send + 'static) -> Held {
+        Held { _guard: Box::new(guard) }
+    }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::broadcast;
 
-use super::{Binding, Change, Changed, Op, Origin, ServerRecord, Store, WebhookEvent};
+use super::{Binding, Change, Changed, Held, Op, Origin, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
@@ -467,6 +467,10 @@ impl Store for SqliteStore {
             }
         });
         subscribed
+    }
+
+    fn lock(&self, _key: &str) -> Result<Held> {
+        Ok(Held::new(()))
     }
 
     fn server(&self, name: &str) -> Result<Option<ServerRecord>> {

@@ -25,7 +25,7 @@ use tokio::sync::broadcast;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
 
-use super::{Binding, Change, Changed, ServerRecord, Store, WebhookEvent};
+use super::{Binding, Change, Changed, Held, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
@@ -39,6 +39,9 @@ const ADVISORY_REGISTRY: i64 = 0x5357_4254_0002;
 const POOL: usize = 16;
 /// The longest an operation may take, connecting included, before the store counts as unavailable.
 const PATIENCE: Duration = Duration::from_secs(10);
+
+/// How often a lock that is taken is tried again.
+const LOCK_POLL: Duration = Duration::from_millis(25);
 
 /// What went wrong with an operation: the store could not be reached (or stopped answering), or it
 /// refused the operation.
@@ -339,5 +342,44 @@ impl Store for PostgresStore {
 
     fn changes(&self) -> broadcast::Receiver<Changed> {
         self.feed.subscribe()
+    }
+
+    /// A session-level advisory lock on a pooled connection, which the guard keeps out of the pool until
+    /// it unlocks. It is tried rather than waited for, so that giving up (short of [`PATIENCE`]) never
+    /// leaves a wait behind that is granted later to a connection back in the pool.
+    fn lock(&self, key: &str) -> Result<Held> {
+        let (pool, key) = (self.pool.clone(), key.to_owned());
+        let give_up = tokio::time::Instant::now() + PATIENCE - Duration::from_secs(1);
+        let client = self.run(async move {
+            let client = pool.get().await?;
+            let try_lock = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))";
+            while !client.query_one(try_lock, &[&key]).await?.try_get::<_, bool>(0)? {
+                if tokio::time::Instant::now() >= give_up {
+                    return Err(Fault::Lost(format!("the lock '{key}' stayed taken")));
+                }
+                tokio::time::sleep(LOCK_POLL).await;
+            }
+            Ok((client, key))
+        })?;
+        Ok(Held::new(Unlock { held: Some(client), tokio: self.handle().clone() }))
+    }
+}
+
+/// Releases an advisory lock when dropped; a connection that cannot say so is closed instead, which
+/// releases it too.
+struct Unlock {
+    held: Option<(Object, String)>,
+    tokio: tokio::runtime::Handle,
+}
+
+impl Drop for Unlock {
+    fn drop(&mut self) {
+        let Some((client, key)) = self.held.take() else { return };
+        self.tokio.spawn(async move {
+            let unlock = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
+            if client.execute(unlock, &[&key]).await.is_err() {
+                drop(Object::take(client));
+            }
+        });
     }
 }
