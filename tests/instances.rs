@@ -210,3 +210,36 @@ async fn without_its_database_an_instance_answers_invocations_refuses_mutations_
     assert_eq!(status, 200, "{body}");
     served(direct, "/steady/now", "four").await;
 }
+
+/// The README's example as written, on a fresh database, free ports and a directory of its own; its last
+/// line (the comment) is what it prints last. The half-second pause becomes a wait for the edit (the
+/// machine is shared: how fast it propagates is measured in `bench/run`).
+#[test]
+fn the_readme_runs_three_instances_on_one_database() {
+    let Some(database) = Database::fresh() else { return };
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n## Running several instances\n").nth(1).expect("the README has the section");
+    let example = section.split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    let (commands, printed) = example.trim_end().rsplit_once("\n# ").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("scripts")).unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/echo.rhai"), dir.path().join("scripts/echo.rhai"))
+        .unwrap();
+    let mut script = commands
+        .replace("createdb switchboard\n", "")
+        .replace("postgres://postgres@127.0.0.1:5432/switchboard", &database.url)
+        .replace("switchboard serve", &format!("{} serve", common::BIN))
+        .replace("sleep 0.5\n", "until curl -sf 127.0.0.1:8083/hello/world >/dev/null; do sleep 0.2; done\n");
+    for port in [8081, 8082, 8083] {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        script = script.replace(&port.to_string(), &free.to_string());
+    }
+    let output = std::process::Command::new("timeout")
+        .args(["300", "bash", "-c", &format!("trap 'kill $(jobs -p) 2>/dev/null' EXIT\n{script}")])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.trim_end().ends_with(printed), "{stdout}");
+}
