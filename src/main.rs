@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mimalloc::MiMalloc;
 use switchboard::commands::{
-    self, BootCommand, CallArgs, DataDirArg, OAuthCommand, SecretCommand, ServeArgs, ServersArgs,
+    self, BootCommand, CallArgs, DataDirArg, OAuthCommand, SecretCommand, ServeArgs, ServersArgs, StoreCommand,
 };
 use switchboard::engine::leak::Counting;
 
@@ -50,6 +50,9 @@ enum Cli {
     /// Boot images: pack a source, export or import the state, diff, verify.
     #[command(subcommand)]
     Boot(BootCommand),
+    /// Stores: `copy --from sqlite:PATH --to postgres://…` moves a whole installation.
+    #[command(subcommand)]
+    Store(StoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Cli::Secret(command) => commands::secret(command),
         Cli::Oauth(command) => commands::oauth(command),
         Cli::Boot(command) => commands::boot(command),
+        Cli::Store(command) => commands::store(command),
     };
     exit.err().unwrap_or(ExitCode::SUCCESS)
 }

@@ -330,3 +330,62 @@ fn an_import_killed_at_any_moment_leaves_the_old_state_or_the_new() {
     let verify = run(&data, &["boot", "export", "-o", dir.path().join("final.image").to_str().unwrap()], &[]);
     assert!(verify.status.success(), "the store does not export cleanly: {}", stderr(&verify));
 }
+
+/// The boot CID of the state a command line's store holds.
+fn state_at(data: &Path, store: &[&str]) -> String {
+    let output = run(data, &[&["servers"], store].concat(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output).lines().next().unwrap().trim_start_matches("boot CID ").to_owned()
+}
+
+#[test]
+fn an_image_moves_from_sqlite_to_postgresql_and_back_with_the_same_boot_cid() {
+    let Some(database) = common::postgres::Database::fresh() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (sqlite, keys, back) = (dir.path().join("sqlite"), dir.path().join("keys"), dir.path().join("back"));
+    let boot_cid = state_of(&sqlite);
+    let image = dir.path().join("state.image");
+    let exported = run(&sqlite, &["boot", "export", "-o", image.to_str().unwrap()], &[]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+
+    let postgres = ["--store", database.url.as_str()];
+    let imported = run(&keys, &[&["boot", "import", image.to_str().unwrap()], &postgres[..]].concat(), &[]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert_eq!(state_at(&keys, &postgres), boot_cid);
+
+    let again = dir.path().join("again.image");
+    let exported = run(&keys, &[&["boot", "export", "-o", again.to_str().unwrap()], &postgres[..]].concat(), &[]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&image).unwrap());
+    let imported = run(&back, &["boot", "import", again.to_str().unwrap()], &[]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert_eq!(state_of(&back), boot_cid);
+}
+
+#[test]
+fn store_copy_moves_an_installation_with_its_secrets_to_postgresql() {
+    let Some(database) = common::postgres::Database::fresh() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let set = common::cli(&data, &["secret", "set", "MOVED_KEY"], "moved-value\n");
+    assert!(set.status.success(), "{set:?}");
+    let boot_cid = state_of(&data);
+    let from = format!("sqlite:{}", data.join("store.sqlite").display());
+    let copied = run(&data, &["store", "copy", "--from", &from, "--to", &database.url], &[]);
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    assert!(stderr(&copied).contains("1 secrets"), "{}", stderr(&copied));
+
+    // The same data directory (its master key) on the copy: the same state, the secret opens.
+    let postgres = ["--store", database.url.as_str()];
+    assert_eq!(state_at(&data, &postgres), boot_cid);
+    let listed = run(&data, &[&["secret", "list"], &postgres[..]].concat(), &[]);
+    assert_eq!(stdout(&listed), "MOVED_KEY\n");
+    // Another master key is refused, saying why.
+    let stranger = run(&dir.path().join("stranger"), &[&["servers"], &postgres[..]].concat(), &[]);
+    assert!(!stranger.status.success());
+    assert!(stderr(&stranger).contains("master key does not open the store's secrets"), "{}", stderr(&stranger));
+    // A copy into a store that is not empty is refused.
+    let again = run(&data, &["store", "copy", "--from", &from, "--to", &database.url], &[]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already holds servers"), "{}", stderr(&again));
+}

@@ -336,3 +336,51 @@ fn after_its_connection_is_terminated_the_feed_reconnects_and_says_everything() 
     let cid = bind(&one, "demo", "v1");
     assert_eq!(next(&mut heard), Changed::Server { name: "demo".into(), head: Some(cid) });
 }
+
+/// A store holding one of everything `copy` moves.
+fn populated(store: &dyn Store) {
+    let v1 = bind(store, "demo", "v1");
+    bind(store, "demo", "v2");
+    let mut change = Change::default();
+    change.op(Op::Bind { name: "demo".into(), cid: v1, origin: Origin::Api, enabled: Some(false) });
+    change.op(Op::SetSecret { name: "API_KEY".into(), sealed: vec![1, 2, 3] });
+    change.op(Op::SetConnection { server: "demo".into(), sealed: Some(vec![4, 5]) });
+    change.op(Op::SetVariables(BTreeMap::from([("REGION".into(), "eu".into())])));
+    change.op(Op::SetFact { key: "seeded".into(), value: "1".into() });
+    let cid = event(&mut change, ("demo", "evt_1"), "{}", 1_000, None);
+    store.commit(&change).unwrap();
+    let mut change = Change::default();
+    let outcome = Some(serde_json::json!({ "status": 200 }));
+    change.op(Op::EventOutcome { cid, status: EventStatus::Handled, outcome });
+    store.commit(&change).unwrap();
+}
+
+/// What a store holds, in an order that does not depend on the backend.
+fn contents(store: &dyn Store) -> switchboard::store::copy::Dump {
+    let mut dump = store.dump().unwrap();
+    dump.blobs.sort();
+    dump.servers.sort_by(|a, b| a.name.cmp(&b.name));
+    dump.facts.sort();
+    dump.secrets.sort();
+    dump.connections.sort();
+    dump
+}
+
+#[test]
+fn an_installation_copied_from_sqlite_to_postgresql_and_back_is_the_same() {
+    let Some(database) = Database::fresh() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let original = SqliteStore::open(&dir.path().join("original.sqlite")).unwrap();
+    populated(&original);
+    let postgres = PostgresStore::open(&database.url).unwrap();
+    switchboard::store::copy::copy(&original, &postgres).unwrap();
+    assert_eq!(contents(&postgres), contents(&original));
+    let back = SqliteStore::open(&dir.path().join("back.sqlite")).unwrap();
+    switchboard::store::copy::copy(&postgres, &back).unwrap();
+    assert_eq!(contents(&back), contents(&original));
+    assert_eq!(back.history("demo").unwrap(), original.history("demo").unwrap(), "times and origins kept");
+    // Into a store that holds servers already: refused, nothing changed.
+    let refused = switchboard::store::copy::copy(&original, &back).unwrap_err();
+    assert_eq!(refused.to_json()["error"]["type"], "bad_request");
+    assert_eq!(contents(&back), contents(&original));
+}

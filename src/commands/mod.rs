@@ -18,7 +18,9 @@ use crate::invoke::{Invocation, Target};
 use crate::runtime::{Runtime, Settings, default_data_dir};
 
 mod boot;
+mod store;
 pub use boot::{BootCommand, PassphraseArg, boot};
+pub use store::{StoreCommand, store};
 
 pub const INVOCATION_ERROR: u8 = 1;
 pub const USAGE_ERROR: u8 = 2;

@@ -14,6 +14,7 @@
 //! SQLite tells its own process's commits at once and another process's as [`Changed::Everything`];
 //! PostgreSQL sends a NOTIFY inside each commit's transaction (see [`postgres`]).
 
+pub mod copy;
 mod location;
 pub mod postgres;
 mod sqlite;
@@ -153,7 +154,7 @@ impl FromStr for EventStatus {
 }
 
 /// A webhook event as the store lists it. Its receipt and body are blobs (`cid`, `body_cid`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WebhookEvent {
     /// The CID of the event's receipt: the event's identity.
     pub cid: Cid,
@@ -234,6 +235,15 @@ pub enum Op {
         status: EventStatus,
         outcome: Option<serde_json::Value>,
     },
+    /// Set a server's row as another store held it, without recording a binding (see [`copy`]).
+    PutServer(ServerRecord),
+    /// Append a binding to a name's history as another store recorded it.
+    PutBinding {
+        name: String,
+        binding: Binding,
+    },
+    /// Record a webhook event as another store held it, outcome and attempts included.
+    PutEvent(WebhookEvent),
 }
 
 /// Blobs to add and registry operations to apply, all or nothing.
@@ -264,10 +274,16 @@ impl Change {
             let item = match op {
                 Op::Bind { name, cid, .. } => Changed::Server { name: name.clone(), head: Some(*cid) },
                 Op::SetEnabled { name, .. } | Op::Remove { name } => Changed::Server { name: name.clone(), head: None },
+                Op::PutServer(record) => Changed::Server { name: record.name.clone(), head: Some(record.cid) },
+                Op::PutBinding { name, .. } => Changed::Server { name: name.clone(), head: None },
                 Op::SetVariables(_) => Changed::Variables,
                 Op::SetSecret { name, .. } | Op::RemoveSecret { name } => Changed::Secret { name: name.clone() },
                 Op::SetConnection { server, .. } => Changed::Connection { server: server.clone() },
-                Op::SetFact { .. } | Op::PutOAuthState { .. } | Op::RecordEvent { .. } | Op::EventOutcome { .. } => {
+                Op::SetFact { .. }
+                | Op::PutOAuthState { .. }
+                | Op::RecordEvent { .. }
+                | Op::EventOutcome { .. }
+                | Op::PutEvent(_) => {
                     continue;
                 }
             };
@@ -296,6 +312,8 @@ pub trait Store: Send + Sync + 'static {
     fn history(&self, name: &str) -> Result<Vec<Binding>>;
     /// Every binding of every name, oldest first: which CIDs an operator ever bound, and to what.
     fn bindings(&self) -> Result<Vec<(String, Binding)>>;
+    /// Everything the store holds but pending authorizations, for moving it to another store.
+    fn dump(&self) -> Result<copy::Dump>;
     fn fact(&self, key: &str) -> Result<Option<String>>;
     fn variables(&self) -> Result<BTreeMap<String, String>>;
     /// A sealed secret value.

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::broadcast;
 
+use super::copy::Dump;
 use super::{Binding, Change, Changed, Held, Op, Origin, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
@@ -268,7 +269,39 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op, at: i64) -> rusqlite::Resul
             )?;
         }
         Op::SetFact { key, value } => upsert(tx, ("facts", "key", "value"), key, value)?,
+        Op::PutServer(record) => {
+            tx.execute(
+                "INSERT INTO servers (name, cid, enabled) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET cid = excluded.cid, enabled = excluded.enabled",
+                params![record.name, &record.cid.digest()[..], record.enabled],
+            )?;
+        }
+        Op::PutBinding { name, binding } => {
+            tx.execute(
+                "INSERT INTO history (name, cid, origin, at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, &binding.cid.digest()[..], binding.origin.to_string(), binding.at],
+            )?;
+        }
+        Op::PutEvent(event) => put_event(tx, event)?,
     }
+    Ok(())
+}
+
+/// Records an event as another store held it.
+fn put_event(tx: &rusqlite::Transaction<'_>, event: &WebhookEvent) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!("INSERT INTO webhook_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        params![
+            &event.cid.digest()[..],
+            event.server,
+            event.delivery_id,
+            &event.body_cid.digest()[..],
+            event.received_at,
+            event.status.as_str(),
+            event.outcome.as_ref().map(|o| o.to_string()),
+            event.attempts
+        ],
+    )?;
     Ok(())
 }
 
@@ -389,6 +422,25 @@ impl Store for SqliteStore {
     fn bindings(&self) -> Result<Vec<(String, Binding)>> {
         self.rows("SELECT cid, at, origin, name FROM history ORDER BY id", [], |row| {
             Ok((row.get(3)?, binding_from_row(row)?))
+        })
+    }
+
+    fn dump(&self) -> Result<Dump> {
+        Ok(Dump {
+            blobs: self
+                .rows("SELECT cid, bytes FROM blobs", [], |row| Ok((cid_from_row(row.get(0)?)?, row.get(1)?)))?,
+            servers: self.servers()?,
+            history: self.bindings()?,
+            facts: self.rows("SELECT key, value FROM facts", [], |row| Ok((row.get(0)?, row.get(1)?)))?,
+            variables: self.variables()?,
+            secrets: self.sealed_secrets()?,
+            connections: self
+                .rows("SELECT server, sealed FROM oauth_connections", [], |row| Ok((row.get(0)?, row.get(1)?)))?,
+            events: self.rows(
+                &format!("SELECT {EVENT_COLUMNS} FROM webhook_events ORDER BY rowid"),
+                [],
+                event_from_row,
+            )?,
         })
     }
 

@@ -11,7 +11,7 @@ use tokio_postgres::Transaction;
 
 use super::{ADVISORY_REGISTRY, CHANNEL, Fault, Sql};
 use crate::cid::Cid;
-use crate::store::{Change, Changed, Op, Origin};
+use crate::store::{Change, Changed, Op, Origin, WebhookEvent};
 
 /// The largest payload PostgreSQL's NOTIFY takes is 8 000 bytes; a report that would not fit says
 /// [`Changed::Everything`] instead.
@@ -76,7 +76,37 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op, at: i64) -> Sql<()> {
             tx.execute(sql, &[&digest(cid), &status.as_str(), &outcome]).await?;
         }
         Op::SetFact { key, value } => upsert(tx, ("facts", "key", "value"), key, value).await?,
+        Op::PutServer(record) => {
+            let sql = "INSERT INTO servers (name, cid, enabled) VALUES ($1, $2, $3)
+                       ON CONFLICT (name) DO UPDATE SET cid = excluded.cid, enabled = excluded.enabled";
+            tx.execute(sql, &[&record.name, &digest(&record.cid), &record.enabled]).await?;
+        }
+        Op::PutBinding { name, binding } => {
+            let sql = "INSERT INTO history (name, cid, origin, at) VALUES ($1, $2, $3, $4)";
+            tx.execute(sql, &[name, &digest(&binding.cid), &binding.origin.to_string(), &binding.at]).await?;
+        }
+        Op::PutEvent(event) => put_event(tx, event).await?,
     }
+    Ok(())
+}
+
+/// Records an event as another store held it.
+async fn put_event(tx: &Transaction<'_>, event: &WebhookEvent) -> Sql<()> {
+    let sql = "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status, outcome, attempts)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let (outcome, attempts) =
+        (event.outcome.as_ref().map(|o| o.to_string()), i32::try_from(event.attempts).unwrap_or(i32::MAX));
+    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+        &digest(&event.cid),
+        &event.server,
+        &event.delivery_id,
+        &digest(&event.body_cid),
+        &event.received_at,
+        &event.status.as_str(),
+        &outcome,
+        &attempts,
+    ];
+    tx.execute(sql, &values).await?;
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use tokio::sync::broadcast;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
 
+use super::copy::Dump;
 use super::{Binding, Change, Changed, Held, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
@@ -276,6 +277,19 @@ impl Store for PostgresStore {
     fn bindings(&self) -> Result<Vec<(String, Binding)>> {
         self.rows("SELECT cid, at, origin, name FROM history ORDER BY id", vec![], |row| {
             Ok((row.try_get(3)?, binding(row)?))
+        })
+    }
+
+    fn dump(&self) -> Result<Dump> {
+        Ok(Dump {
+            blobs: self.rows("SELECT cid, bytes FROM blobs", vec![], |row| Ok((cid_at(row, 0)?, row.try_get(1)?)))?,
+            servers: self.servers()?,
+            history: self.bindings()?,
+            facts: self.rows("SELECT key, value FROM facts", vec![], pair)?,
+            variables: self.variables()?,
+            secrets: self.sealed_secrets()?,
+            connections: self.rows("SELECT server, sealed FROM oauth_connections", vec![], pair)?,
+            events: self.rows(event_select!("ORDER BY id"), vec![], event)?,
         })
     }
 
