@@ -1,15 +1,18 @@
 //! The embedded store: one SQLite file in WAL mode inside the data directory.
 //!
 //! Its change feed tells this store's own commits as they are made, item by item. Another process's
-//! commits are found by a thread of its own, started by the first subscriber, that polls `PRAGMA
-//! data_version` on a connection of its own a few times a second. That number moves whenever another
-//! connection commits (from its point of view every commit, this process's included) and says nothing
-//! of what changed, so it is told as [`Changed::Everything`]. The thread ends once the store is gone.
+//! commits are found by a thread of its own, started by the first subscriber, that reads `PRAGMA
+//! data_version` on a connection of its own whenever the file system says the store's files were
+//! written (a commit writes the WAL), and once a second besides, for file systems that say nothing.
+//! That number moves whenever another connection commits (from its point of view every commit, this
+//! process's included) and says nothing of what changed, so it is told as [`Changed::Everything`]. The
+//! thread ends once the store is gone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::broadcast;
@@ -77,8 +80,11 @@ CREATE INDEX IF NOT EXISTS webhook_events_by_server ON webhook_events(server);
 CREATE INDEX IF NOT EXISTS webhook_events_by_body ON webhook_events(server, body_cid, received_at);
 ";
 
-/// How often the change feed looks at the file.
-const POLL: Duration = Duration::from_millis(200);
+/// How often the change feed looks at the file when no file-system event woke it.
+const FALLBACK: Duration = Duration::from_secs(1);
+/// How long after a write the feed keeps looking for the commit it belongs to, and how often.
+const SETTLE: Duration = Duration::from_millis(250);
+const GLANCE: Duration = Duration::from_millis(2);
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -162,7 +168,11 @@ impl SqliteStore {
             )));
         }
         conn.execute_batch(SCHEMA).map_err(db_error)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
+        // Written only when it changes: a write here would tell every follower of the file that
+        // something changed.
+        if version != SCHEMA_VERSION {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
+        }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.map(Path::to_owned),
@@ -203,22 +213,66 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
 fn follow_data_version(path: &Path, feed: Weak<broadcast::Sender<Changed>>) -> Result<(), Box<dyn std::error::Error>> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     let mut seen = data_version(&conn)?;
-    let poll = move || {
+    let (wake, woken) = std::sync::mpsc::channel();
+    let watcher = watch_files(path, wake)
+        .inspect_err(|e| tracing::warn!("{} is looked at once a second only: {e}", path.display()))
+        .ok();
+    let follow = move || {
+        let _watching = watcher;
         loop {
-            std::thread::sleep(POLL);
+            let woke = woken.recv_timeout(FALLBACK).is_ok();
             let Some(feed) = feed.upgrade() else { return };
-            match data_version(&conn) {
-                Ok(now) if now != seen => {
-                    seen = now;
-                    let _ = feed.send(Changed::Everything);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("cannot read the store's data_version: {e}"),
+            if moved(&conn, &mut seen, woke.then(|| (&woken, Instant::now() + SETTLE))) {
+                let _ = feed.send(Changed::Everything);
             }
         }
     };
-    std::thread::Builder::new().name("store-changes".into()).spawn(poll)?;
+    std::thread::Builder::new().name("store-changes".into()).spawn(follow)?;
     Ok(())
+}
+
+/// Whether `data_version` moved from `seen` (which it updates). After a write woke the feed, it keeps
+/// looking every [`GLANCE`] (sooner at the next write) until a deadline: a commit writes the WAL first
+/// and becomes visible only when it updates the shared memory, which the file system does not report.
+fn moved(conn: &Connection, seen: &mut i64, after_write: Option<(&Receiver<()>, Instant)>) -> bool {
+    loop {
+        match data_version(conn) {
+            Ok(now) if now != *seen => {
+                *seen = now;
+                return true;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("cannot read the store's data_version: {e}");
+                return false;
+            }
+        }
+        match after_write {
+            Some((woken, until)) if Instant::now() < until => drop(woken.recv_timeout(GLANCE)),
+            _ => return false,
+        }
+    }
+}
+
+/// Sends on `wake` whenever the store file at `path`, its WAL or its shared memory is written. Opening
+/// and reading (`Access` events) do not count: the feed's own reads would wake it again.
+fn watch_files(path: &Path, wake: std::sync::mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let name = path.file_name().unwrap_or_default().to_os_string();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let ours = |file: &PathBuf| {
+            file.file_name().is_some_and(|f| f.as_encoded_bytes().starts_with(name.as_encoded_bytes()))
+        };
+        if let Ok(event) = event
+            && !matches!(event.kind, EventKind::Access(_))
+            && event.paths.iter().any(ours)
+        {
+            let _ = wake.send(());
+        }
+    })?;
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
 }
 
 fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
