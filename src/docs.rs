@@ -147,6 +147,9 @@ fn oauth_rows(page: &mut String, name: &str, spec: &crate::meta::oauth2::Spec) {
         )
         .unwrap();
     }
+    if !spec.revoke_url.is_empty() {
+        writeln!(page, "| Revoke URL | `{}` (`{upper}_REVOKE_URL`), used on disconnect |", spec.revoke_url).unwrap();
+    }
     if !spec.scopes.is_empty() {
         writeln!(page, "| Scopes | {} |", spec.scopes.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" "))
             .unwrap();

@@ -83,13 +83,17 @@ pub enum Error {
     /// A change the management API refuses because the boot source manages the server (`file`).
     #[error("{message}")]
     Conflict { message: String, file: String },
-    #[error("secret '{name}' is not set")]
-    MissingSecret { name: String },
+    /// A required secret that is not set (`name`, or its alternatives "A or B"), and the other secrets
+    /// the server's requests name that are not set either (`also`), so that one error says them all.
+    #[error("{}", missing_message(name, also))]
+    MissingSecret { name: String, also: Vec<String> },
     /// An OAuth server without a usable connection: never connected, or its grant was revoked.
     #[error("{message}")]
     NotConnected { server: String, message: String },
+    /// The external API answered with an error; `upstream` names it (a host), so that its 401 is never
+    /// taken for the gateway's own.
     #[error("{message}")]
-    Upstream { status: u16, message: String, body: String },
+    Upstream { status: u16, upstream: String, message: String, body: String },
     #[error("{message}")]
     RateLimited { message: String, retry_after: Option<u64> },
     #[error("{0}")]
@@ -107,6 +111,26 @@ pub enum Error {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+}
+
+/// What `missing_secret` says: every secret not set, and how to set one.
+fn missing_message(name: &str, also: &[String]) -> String {
+    let quoted: Vec<String> =
+        std::iter::once(name).chain(also.iter().map(String::as_str)).map(|n| format!("'{n}'")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!(
+            "secrets {} and {last} are not set: set each with `switchboard secret set NAME` (the value on stdin) or \
+             PUT /api/secrets/NAME",
+            rest.join(", ")
+        ),
+        _ => {
+            let one = name.split(" or ").next().unwrap_or(name);
+            format!(
+                "secret '{name}' is not set: set it with `switchboard secret set {one}` (the value on stdin) or PUT \
+                 /api/secrets/{one}"
+            )
+        }
+    }
 }
 
 impl Error {
@@ -181,8 +205,10 @@ impl Error {
         fields.insert("type".into(), json!(self.kind()));
         fields.insert("message".into(), json!(self.message()));
         match self {
-            Error::MissingSecret { name } => {
+            Error::MissingSecret { name, also } => {
                 fields.insert("secret".into(), json!(name));
+                let every: Vec<&String> = std::iter::once(name).chain(also).collect();
+                fields.insert("secrets".into(), json!(every));
             }
             Error::Refused { host, .. } => {
                 fields.insert("host".into(), json!(host));
@@ -197,8 +223,9 @@ impl Error {
             Error::Conflict { file, .. } => {
                 fields.insert("file".into(), json!(file));
             }
-            Error::Upstream { status, body, .. } => {
+            Error::Upstream { status, upstream, body, .. } => {
                 fields.insert("status".into(), json!(status));
+                fields.insert("upstream".into(), json!(upstream));
                 fields.insert("body".into(), json!(body));
             }
             Error::RateLimited { retry_after, .. } => {
@@ -227,14 +254,14 @@ impl Error {
             Error::UriTooLong(m) => Error::UriTooLong(f(&m)),
             Error::HeadersTooLarge(m) => Error::HeadersTooLarge(f(&m)),
             Error::InvalidScript { message, at } => Error::InvalidScript { message: f(&message), at },
-            Error::MissingSecret { name } => Error::MissingSecret { name },
+            Error::MissingSecret { name, also } => Error::MissingSecret { name, also },
             Error::NotConnected { server, message } => Error::NotConnected { server, message: f(&message) },
             Error::Conflict { message, file } => Error::Conflict { message: f(&message), file },
             Error::InvalidImage { problems } => {
                 Error::InvalidImage { problems: problems.iter().map(|p| f(p)).collect() }
             }
-            Error::Upstream { status, message, body } => {
-                Error::Upstream { status, message: f(&message), body: f(&body) }
+            Error::Upstream { status, upstream, message, body } => {
+                Error::Upstream { status, upstream, message: f(&message), body: f(&body) }
             }
             Error::RateLimited { message, retry_after } => Error::RateLimited { message: f(&message), retry_after },
             Error::InvalidResponse(m) => Error::InvalidResponse(f(&m)),
@@ -245,6 +272,11 @@ impl Error {
             Error::Unavailable(m) => Error::Unavailable(f(&m)),
             Error::Internal(m) => Error::Internal(f(&m)),
         }
+    }
+
+    /// `missing_secret` naming one secret (or its alternatives, "A or B").
+    pub fn missing_secret(name: impl Into<String>) -> Error {
+        Error::MissingSecret { name: name.into(), also: Vec::new() }
     }
 
     pub fn script(message: impl Into<String>, at: Location) -> Error {
@@ -293,10 +325,18 @@ mod tests {
             (Error::UriTooLong("x".into()), "uri_too_long", 414),
             (Error::HeadersTooLarge("x".into()), "headers_too_large", 431),
             (Error::Conflict { message: "x".into(), file: "f".into() }, "conflict", 409),
-            (Error::MissingSecret { name: "K".into() }, "missing_secret", 424),
+            (Error::missing_secret("K"), "missing_secret", 424),
             (Error::NotConnected { server: "box".into(), message: "x".into() }, "not_connected", 424),
-            (Error::Upstream { status: 404, message: "x".into(), body: "".into() }, "upstream", 404),
-            (Error::Upstream { status: 302, message: "x".into(), body: "".into() }, "upstream", 502),
+            (
+                Error::Upstream { status: 404, upstream: "h".into(), message: "x".into(), body: "".into() },
+                "upstream",
+                404,
+            ),
+            (
+                Error::Upstream { status: 302, upstream: "h".into(), message: "x".into(), body: "".into() },
+                "upstream",
+                502,
+            ),
             (Error::RateLimited { message: "x".into(), retry_after: Some(3) }, "rate_limited", 429),
             (Error::InvalidResponse("x".into()), "invalid_response", 502),
             (Error::UpstreamUnreachable("x".into()), "upstream_unreachable", 502),
@@ -325,9 +365,24 @@ mod tests {
     }
 
     #[test]
-    fn missing_secret_names_the_secret() {
-        let json = Error::MissingSecret { name: "STRIPE_API_KEY".into() }.to_json();
+    fn missing_secret_names_the_secret_and_how_to_set_it() {
+        let json = Error::missing_secret("STRIPE_API_KEY").to_json();
         assert_eq!(json["error"]["secret"], "STRIPE_API_KEY");
-        assert!(json["error"]["message"].as_str().unwrap().contains("STRIPE_API_KEY"));
+        assert_eq!(json["error"]["secrets"], json!(["STRIPE_API_KEY"]));
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(message.contains("'STRIPE_API_KEY' is not set"), "{message}");
+        assert!(message.contains("switchboard secret set STRIPE_API_KEY"), "{message}");
+    }
+
+    #[test]
+    fn missing_secret_names_every_missing_secret() {
+        let also = vec!["ZENDESK_EMAIL".into(), "ZENDESK_API_TOKEN".into()];
+        let json = Error::MissingSecret { name: "ZENDESK_SUBDOMAIN".into(), also }.to_json();
+        assert_eq!(json["error"]["secrets"], json!(["ZENDESK_SUBDOMAIN", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN"]));
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("secrets 'ZENDESK_SUBDOMAIN', 'ZENDESK_EMAIL' and 'ZENDESK_API_TOKEN' are not set")
+        );
+        assert!(message.contains("switchboard secret set NAME"), "{message}");
     }
 }

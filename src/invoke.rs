@@ -203,6 +203,13 @@ impl Runtime {
         if !script.defines(invocation.function) {
             return Err(Error::NotFound(format!("the script does not define fn {}", invocation.function.name())));
         }
+        if invocation.all_pages && !script.meta.pages() {
+            return Err(Error::BadRequest(
+                "every page was asked for (all=1, X-All-Pages, all_pages), and this server declares no pagination \
+                 (META.api.pagination)"
+                    .into(),
+            ));
+        }
         let timeout = self.engine.timeout_for(&script, invocation.timeout);
         let mut context = Context::new(server, script.clone(), started, timeout);
         context.all_pages = invocation.all_pages;
@@ -213,7 +220,7 @@ impl Runtime {
         let output = self
             .execute(&script, &context, invocation)
             .await
-            .map_err(|error| error.map_text(|text| context.redact(text)))?;
+            .map_err(|error| self.every_missing(&script, error).map_text(|text| context.redact(text)))?;
         let output_cid = match store_output {
             false => None,
             true => Some(self.store_output(output.body.to_vec()).await?),
@@ -263,6 +270,22 @@ impl Runtime {
             Some(Err(overflow)) => Err(context.overflowed(overflow)),
             None => Err(Error::Internal("the script thread failed".into())),
         }
+    }
+
+    /// A `missing_secret` completed with the other secrets the server's requests name that are not set
+    /// either, so that a user sets them all at once rather than meeting them one call at a time.
+    fn every_missing(&self, script: &Script, error: Error) -> Error {
+        let Error::MissingSecret { name, mut also } = error else { return error };
+        let raised: Vec<&str> = name.split(" or ").collect();
+        let secrets = self.services.secrets();
+        let unset = |group: &[String]| group.iter().all(|n| matches!(secrets.get(n), Ok(None)));
+        for group in script.meta.request_secrets() {
+            let text = group.join(" or ");
+            if !group.iter().any(|n| raised.contains(&n.as_str())) && !also.contains(&text) && unset(group) {
+                also.push(text);
+            }
+        }
+        Error::MissingSecret { name, also }
     }
 
     async fn store_output(self: &Arc<Self>, body: Vec<u8>) -> Result<Cid> {

@@ -68,6 +68,18 @@ pub fn admin_token(data_dir: &Path) -> Result<String> {
     }
 }
 
+/// The admin token as a client of a running server finds it: `$SWITCHBOARD_ADMIN_TOKEN`, else the
+/// data directory's file, which is never created here (a new token would match no server).
+pub fn existing_admin_token(data_dir: &Path) -> std::result::Result<String, String> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    match std::env::var(ADMIN_TOKEN_ENV) {
+        Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
+        _ => std::fs::read_to_string(&path).map(|token| token.trim().to_owned()).map_err(|e| {
+            format!("no admin token: ${ADMIN_TOKEN_ENV} is not set and {} cannot be read ({e})", path.display())
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

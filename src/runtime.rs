@@ -453,8 +453,15 @@ impl Runtime {
     }
 
     /// The registered server `name`, or `not_found`.
+    /// The server `name`, or `not_found` suggesting the closest registered name.
     pub fn existing(&self, name: &str) -> Result<Arc<Server>> {
-        self.server(name).ok_or_else(|| Error::NotFound(format!("no server named '{name}'")))
+        self.server(name).ok_or_else(|| {
+            let registry = self.servers();
+            let suggestion = crate::server::closest(name, registry.keys().map(String::as_str))
+                .map(|close| format!(": did you mean '{close}'?"))
+                .unwrap_or_default();
+            Error::NotFound(format!("no server named '{name}'{suggestion}"))
+        })
     }
 
     /// The bindings of `name`, oldest first; `not_found` for a name that is neither served nor was ever

@@ -41,6 +41,17 @@ pub fn without_trailing_newline(value: &str) -> &str {
     value.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(value)
 }
 
+/// The value to store from what was given (stdin, a request body): one trailing newline dropped, and an
+/// empty result refused unless `allow_empty` — an empty stdin or body is far more often a slip (a
+/// variable that was not set, a file that was not there) than a wish, and would replace a good value.
+pub fn given_value(raw: &str, allow_empty: bool) -> std::result::Result<&str, String> {
+    let value = without_trailing_newline(raw);
+    match value.is_empty() && !allow_empty {
+        true => Err("the value is empty: nothing stored".into()),
+        false => Ok(value),
+    }
+}
+
 /// Seals and opens values under one key.
 pub struct Vault {
     cipher: XChaCha20Poly1305,

@@ -29,6 +29,20 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The candidate closest to `name` when it is close enough to be a slip (a typo, a missing or extra
+/// letter or two), for a `did you mean` hint. A text longer than any valid name is nobody's slip.
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    if name.is_empty() || name.len() > 64 {
+        return None;
+    }
+    let allowed = (name.chars().count() / 3).max(1);
+    candidates
+        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
+        .filter(|(distance, _)| *distance <= allowed)
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
 /// What `GET /{name}` and `switchboard describe` say about a server: its metadata and how to call it.
 pub fn describe(name: &str, script: &Script, enabled: Option<bool>) -> serde_json::Value {
     let mut description = serde_json::json!({

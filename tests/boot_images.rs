@@ -151,6 +151,61 @@ fn main(endpoint, method, data) { secret::require("TRAVELLING") }"#,
     assert!(stderr(&wrong).contains("wrong passphrase"), "{}", stderr(&wrong));
 }
 
+/// An image exported with secrets, imported without its passphrase: refused with nothing changed, unless
+/// the importer says `--without-secrets`; `verify` says what the image carries.
+#[test]
+fn an_image_carrying_secrets_is_refused_without_its_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    assert!(common::cli(&one, &["secret", "set", "TRAVELLING"], "very-secret-value").status.success());
+    let sealed = dir.path().join("sealed.image");
+    let pass = [("SWITCHBOARD_IMAGE_PASSPHRASE", "correct horse battery")];
+    assert!(run(&one, &["boot", "export", "--with-secrets", "-o", sealed.to_str().unwrap()], &pass).status.success());
+    let image = sealed.to_str().unwrap();
+
+    let verified = run(dir.path(), &["boot", "verify", image], &[]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert!(stdout(&verified).contains("carries the sealed values of 1 secret(s) (TRAVELLING): not opened"));
+    let verified = run(dir.path(), &["boot", "verify", image], &pass);
+    assert!(stdout(&verified).contains("(TRAVELLING): opened with the passphrase"), "{}", stdout(&verified));
+
+    let before = state_of(&two);
+    let refused = run(&two, &["boot", "import", image], &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("sealed values of 1 secret(s) (TRAVELLING)"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--without-secrets"), "{}", stderr(&refused));
+    assert!(!stderr(&refused).contains("imported"), "{}", stderr(&refused));
+    assert_eq!(state_of(&two), before, "a refused import changed the state");
+
+    let without = run(&two, &["boot", "import", "--without-secrets", image], &[]);
+    assert!(without.status.success(), "{}", stderr(&without));
+    assert_eq!(stdout(&run(&two, &["secret", "list"], &[])), "");
+}
+
+#[tokio::test]
+async fn the_api_refuses_an_image_carrying_secrets_without_its_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one");
+    assert!(common::cli(&one, &["secret", "set", "TRAVELLING"], "very-secret-value").status.success());
+    let sealed = dir.path().join("sealed.image");
+    let pass = [("SWITCHBOARD_IMAGE_PASSPHRASE", "correct horse battery")];
+    assert!(run(&one, &["boot", "export", "--with-secrets", "-o", sealed.to_str().unwrap()], &pass).status.success());
+    let bytes = std::fs::read(&sealed).unwrap();
+    let server = Server::start(&[]);
+    let import = |query: &str| {
+        let url = server.url(&format!("/api/boot/import{query}"));
+        server.client.post(url).bearer_auth(server.admin_token()).body(bytes.clone()).send()
+    };
+    let (status, body) = json(import("").await.unwrap()).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (422, Some("invalid_image")), "{body}");
+    assert!(body["error"]["problems"][0].as_str().unwrap().contains("without_secrets=1"), "{body}");
+    assert_eq!(json(server.get("/health").await).await.1["servers"], 1, "a refused import changed the state");
+    let (status, body) = json(import("?without_secrets=1").await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(json(server.get("/health").await).await.1["servers"].as_u64().unwrap() > 1);
+    assert_eq!(json(server.get("/api/secrets").await).await.1["secrets"], serde_json::json!([]));
+}
+
 #[test]
 fn diff_lists_added_removed_and_rebound_servers_and_variables() {
     let dir = tempfile::tempdir().unwrap();
@@ -380,6 +435,12 @@ fn store_copy_moves_an_installation_with_its_secrets_to_postgresql() {
     assert_eq!(state_at(&data, &postgres), boot_cid);
     let listed = run(&data, &[&["secret", "list"], &postgres[..]].concat(), &[]);
     assert_eq!(stdout(&listed), "MOVED_KEY\n");
+    let file = dir.path().join("show.rhai");
+    let shows = r#"const META = #{ title: "S", description: "d", secrets: ["MOVED_KEY"] };
+fn main(endpoint, method, data) { secret::require("MOVED_KEY") }"#;
+    std::fs::write(&file, shows).unwrap();
+    let shown = run(&data, &["call", file.to_str().unwrap(), "--store-url", &database.url], &[]);
+    assert_eq!(stdout(&shown), "moved-value\n", "{}", stderr(&shown));
     // Another master key is refused, saying why.
     let stranger = run(&dir.path().join("stranger"), &[&["servers"], &postgres[..]].concat(), &[]);
     assert!(!stranger.status.success());
@@ -388,4 +449,38 @@ fn store_copy_moves_an_installation_with_its_secrets_to_postgresql() {
     let again = run(&data, &["store", "copy", "--from", &from, "--to", &database.url], &[]);
     assert!(!again.status.success());
     assert!(stderr(&again).contains("already holds servers"), "{}", stderr(&again));
+}
+
+/// The README's Boot images section as written: its source file, then its `switchboard` lines run by
+/// a shell in a fresh directory (the curl lines are the API's, tested above).
+#[test]
+fn the_readme_boot_image_commands_run_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n## Boot images\n").nth(1).unwrap().split("\n## ").next().unwrap();
+    let block = |fence: &str| section.split(fence).nth(1).unwrap().split("```").next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("boot")).unwrap();
+    std::fs::create_dir_all(dir.path().join("scripts")).unwrap();
+    std::fs::write(dir.path().join("boot/stripe.boot.json"), block("```json\n")).unwrap();
+    let stripe = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stripe.rhai")).unwrap();
+    std::fs::write(dir.path().join("scripts/stripe.rhai"), stripe).unwrap();
+    let shell = block("```sh\n");
+    let commands: Vec<&str> = shell.lines().filter(|l| l.starts_with("switchboard ")).collect();
+    assert_eq!(commands.len(), 5, "the section's commands changed");
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let data = dir.path().join("data");
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &commands.join("\n")])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("SWITCHBOARD_DATA", &data)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    assert!(stdout(&output).contains("- server echo"), "diff: {}", stdout(&output));
+    assert!(stdout(&output).contains("ok: 1 servers, boot CID bafkr4i"), "verify: {}", stdout(&output));
+    let listed = stdout(&run(&data, &["servers"], &[]));
+    let names: Vec<&str> = listed.lines().skip(2).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(names, ["stripe"], "{listed}");
 }

@@ -140,3 +140,104 @@ fn help_explains_every_command() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+/// `switchboard servers | head -1`: the reader goes away, the command ends quietly with 0. The pipe's
+/// read end is closed before the command starts, so every write meets a closed pipe.
+#[test]
+fn every_command_survives_a_closed_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let image = dir.path().join("state.image");
+    assert!(switchboard(&data, &["boot", "export", "-o", image.to_str().unwrap()]).status.success());
+    assert!(common::cli(&data, &["secret", "set", "PIPE_TEST"], "value").status.success());
+    let image = image.to_str().unwrap();
+    let commands: [&[&str]; 8] = [
+        &["servers"],
+        &["servers", "--markdown"],
+        &["describe", "echo"],
+        &["call", "echo", "/x"],
+        &["cid", image],
+        &["secret", "list"],
+        &["boot", "verify", image],
+        &["boot", "diff", image, image],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(BIN)
+            .args(args)
+            .env("SWITCHBOARD_DATA", &data)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn secret_set_and_rm_say_what_they_did_and_refuse_an_empty_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = common::cli(dir.path(), &["secret", "set", "STRIPE_API_KEY"], "sk_test_1\n");
+    assert!(set.status.success(), "{set:?}");
+    assert_eq!(stdout(&set), "stored secret STRIPE_API_KEY; declared by stripe\n");
+    let again = common::cli(dir.path(), &["secret", "set", "STRIPE_API_KEY"], "sk_test_2");
+    assert_eq!(stdout(&again), "replaced secret STRIPE_API_KEY; declared by stripe\n");
+    let typo = common::cli(dir.path(), &["secret", "set", "STRIPE_APIKEY"], "sk_test_3");
+    assert_eq!(stdout(&typo), "stored secret STRIPE_APIKEY; no registered server declares it\n");
+    assert!(!String::from_utf8_lossy(&set.stderr).contains("sk_test"), "{set:?}");
+
+    for empty in ["", "\n"] {
+        let refused = common::cli(dir.path(), &["secret", "set", "EMPTY_ONE"], empty);
+        assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("--allow-empty"), "{refused:?}");
+    }
+    let listed = stdout(&switchboard(dir.path(), &["secret", "list"]));
+    assert_eq!(listed, "STRIPE_APIKEY\nSTRIPE_API_KEY\n", "an empty value was stored");
+    let allowed = common::cli(dir.path(), &["secret", "set", "EMPTY_ONE", "--allow-empty"], "");
+    assert_eq!(stdout(&allowed), "stored secret EMPTY_ONE; no registered server declares it\n");
+
+    let removed = switchboard(dir.path(), &["secret", "rm", "STRIPE_APIKEY"]);
+    assert_eq!(stdout(&removed), "removed secret STRIPE_APIKEY; no registered server declares it\n");
+    let again = switchboard(dir.path(), &["secret", "rm", "STRIPE_APIKEY"]);
+    assert_eq!(again.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&again.stderr).unwrap();
+    assert_eq!(error["error"]["type"], "not_found");
+}
+
+#[test]
+fn an_unknown_server_suggests_the_closest_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = switchboard(dir.path(), &["call", "strpe"]);
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(error["error"]["type"], "not_found");
+    assert_eq!(error["error"]["message"], "no server named 'strpe': did you mean 'stripe'?");
+    let output = switchboard(dir.path(), &["describe", "githb"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("did you mean 'github'?"), "{output:?}");
+    let output = switchboard(dir.path(), &["call", "zzzzzzzz"]);
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(error["error"]["message"], "no server named 'zzzzzzzz'");
+}
+
+/// Zendesk needs three secrets; with none set, the first call names all three and how to set one.
+#[test]
+fn missing_secret_names_every_missing_secret_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = switchboard(dir.path(), &["call", "zendesk", "/tickets.json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    let mut secrets: Vec<String> = serde_json::from_value(error["error"]["secrets"].clone()).unwrap();
+    secrets.sort();
+    assert_eq!(secrets, ["ZENDESK_API_TOKEN", "ZENDESK_EMAIL", "ZENDESK_SUBDOMAIN"], "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("switchboard secret set NAME"), "{message}");
+
+    assert!(common::cli(dir.path(), &["secret", "set", "ZENDESK_SUBDOMAIN"], "acme").status.success());
+    let output = switchboard(dir.path(), &["call", "zendesk", "/tickets.json"]);
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    let mut secrets: Vec<String> = serde_json::from_value(error["error"]["secrets"].clone()).unwrap();
+    secrets.sort();
+    assert_eq!(secrets, ["ZENDESK_API_TOKEN", "ZENDESK_EMAIL"], "{error}");
+}

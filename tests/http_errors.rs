@@ -14,7 +14,8 @@ async fn an_unknown_server_is_not_found() {
     assert!(error["message"].as_str().unwrap().contains("nobody"));
     expect_error(server.get("/nobody?endpoint=/x").await, 404, "not_found").await;
     expect_error(server.get("/nobody").await, 404, "not_found").await;
-    expect_error(server.get("/").await, 404, "not_found").await;
+    let error = expect_error(server.get("/ecoh/x").await, 404, "not_found").await;
+    assert_eq!(error["message"], "no server named 'ecoh': did you mean 'echo'?");
     expect_error(server.get("/api/nothing").await, 404, "not_found").await;
 }
 

@@ -222,3 +222,37 @@ async fn the_embedded_image_serves_echo_on_a_fresh_data_directory() {
     let (status, body) = json(server.get("/echo/fresh").await).await;
     assert_eq!((status, body["endpoint"].as_str()), (200, Some("/fresh")));
 }
+
+/// `GET /` is a small index: JSON for a client (what curl gets), a page for a browser, the same links.
+#[tokio::test]
+async fn the_root_is_an_index_linking_the_console_health_and_catalog() {
+    let server = Server::start(&[]);
+    let (status, index) = json(server.get("/").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(index["name"], "switchboard");
+    assert_eq!(
+        index["links"],
+        serde_json::json!({ "ui": "/ui", "health": "/health", "servers": "/api/servers", "mcp": "/mcp" })
+    );
+    let asked = server.client.get(server.url("/")).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(json(asked).await.1, index);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let shown = readme.split("curl localhost:8080/\n# ").nth(1).unwrap().lines().next().unwrap();
+    let mut shown: serde_json::Value = serde_json::from_str(shown).unwrap();
+    shown["version"] = index["version"].clone();
+    assert_eq!(shown, index, "the README's index is not what GET / answers");
+    for (name, path) in [("health", "/health"), ("servers", "/api/servers")] {
+        assert_eq!(server.get(index["links"][name].as_str().unwrap()).await.status(), 200, "{path}");
+    }
+
+    let page = server.client.get(server.url("/")).header("accept", "text/html,*/*;q=0.8").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(page.headers().contains_key("content-security-policy"));
+    let html = page.text().await.unwrap();
+    for path in ["/ui", "/health", "/api/servers"] {
+        assert!(html.contains(&format!("<a href=\"{path}\">")), "{html}");
+    }
+    let post = server.client.post(server.url("/")).send().await.unwrap();
+    assert_eq!(post.status(), 405);
+}

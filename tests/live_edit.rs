@@ -221,3 +221,46 @@ async fn a_saved_file_is_served_a_broken_one_is_not_and_the_source_is_followed()
     assert!(eventually(async || server.get("/extra/").await.status() == 200).await, "the added server did not appear");
     assert!(eventually(async || server.get("/versioned/").await.status() == 404).await, "the removed server stayed");
 }
+
+/// The README's live-editing section as written: its script, the answers it shows (history shape and
+/// time format included), disable, rollback and delete.
+#[tokio::test]
+async fn the_readme_live_editing_example_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n## Live editing and hot reload\n").nth(1).unwrap();
+    let source = section.split("cat > mine.rhai <<'EOF'\n").nth(1).unwrap().split("\nEOF\n").next().unwrap();
+    let shown = |after: &str| -> serde_json::Value {
+        let line = section.split(after).nth(1).unwrap().lines().find(|l| l.starts_with("# ")).unwrap();
+        serde_json::from_str(line.strip_prefix("# ").unwrap()).unwrap()
+    };
+    let keys = |value: &serde_json::Value| value.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let server = Server::start(&[]);
+
+    let (status, bound) = json(put(&server, "mine", source).await).await;
+    assert_eq!(status, 200, "{bound}");
+    assert_eq!(keys(&bound), keys(&shown("@mine.rhai localhost:8080/api/servers/mine")));
+    let cid = bound["cid"].as_str().unwrap().to_owned();
+    assert_eq!(json(server.get("/mine/x").await).await, (200, json!({ "hello": "/x" })));
+
+    assert_eq!(post(&server, "/api/servers/mine/disable", None).await.status(), 200);
+    expect_error(server.get("/mine/x").await, 404, "not_found").await;
+    assert_eq!(post(&server, "/api/servers/mine/enable", None).await.status(), 200);
+
+    let (_, history) = json(server.get("/api/servers/mine/history").await).await;
+    let documented = shown("curl localhost:8080/api/servers/mine/history");
+    assert_eq!(keys(&history), keys(&documented));
+    assert_eq!(history["name"], documented["name"]);
+    let (entry, example) = (&history["history"][0], &documented["history"][0]);
+    assert_eq!(keys(entry), keys(example));
+    assert_eq!((&entry["cid"], &entry["origin"]), (&json!(cid), &example["origin"]));
+    // Milliseconds since the epoch, as documented: 13 digits from 2001 to 2286, seconds would have 10.
+    let (at, shown_at) = (entry["at"].as_i64().unwrap(), example["at"].as_i64().unwrap());
+    assert_eq!((at.to_string().len(), shown_at.to_string().len()), (13, 13));
+
+    let rolled = post(&server, "/api/servers/mine/rollback", Some(json!({ "cid": cid }))).await;
+    assert_eq!(rolled.status(), 200);
+    let deleted = server.client.delete(server.url("/api/servers/mine")).bearer_auth(server.admin_token()).send();
+    assert!(deleted.await.unwrap().status().is_success());
+    let (_, history) = json(server.get("/api/servers/mine/history").await).await;
+    assert_eq!(history["history"].as_array().unwrap().len(), 2, "the history stays: {history}");
+}

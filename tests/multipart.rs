@@ -175,6 +175,29 @@ async fn catalog_uploads_go_multipart_to_their_upload_hosts() {
     assert!(api.received_requests().await.unwrap().is_empty(), "uploads never reach the API host");
 }
 
+/// An array of maps sends its parts in the array's order, after the server's fixed fields; a map sends
+/// them in key order; an array holding anything but maps is refused before anything is sent.
+#[tokio::test]
+async fn parts_go_in_the_order_given_by_an_array_of_maps() {
+    let (mock, server) = uploads().await;
+    let ordered =
+        json!([{ "zeta": "1" }, { "file": { "filename": "z.txt", "data": "z" } }, { "alpha": "2", "beta": "3" }]);
+    let response = server.client.post(server.url("/uploads/ordered")).json(&ordered).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let keyed = json!({ "zeta": "1", "alpha": "2" });
+    let response = server.client.post(server.url("/uploads/keyed")).json(&keyed).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let received = mock.received_requests().await.unwrap();
+    let names = |parts: Vec<Parsed>| parts.into_iter().map(|p| p.0).collect::<Vec<_>>();
+    assert_eq!(names(parse(&received[0]).await), ["source", "zeta", "file", "alpha", "beta"]);
+    assert_eq!(names(parse(&received[1]).await), ["alpha", "source", "zeta"]);
+
+    let response = server.client.post(server.url("/uploads/bad")).json(&json!([{ "a": "1" }, "loose"])).send();
+    let error = expect_error(response.await.unwrap(), 400, "bad_request").await;
+    assert!(error["message"].as_str().unwrap().contains("multipart item 1"), "{error}");
+    assert_eq!(mock.received_requests().await.unwrap().len(), 2);
+}
+
 /// The README's multipart section: its script and its curl line, parsed at the mock.
 #[tokio::test]
 async fn the_readme_multipart_example_runs_as_written() {
@@ -196,9 +219,9 @@ async fn the_readme_multipart_example_runs_as_written() {
 
     let received = mock.received_requests().await.unwrap();
     assert_eq!(received[0].url.path(), "/v1/upload");
-    let mut parts = parse(&received[0]).await;
-    parts.sort();
-    assert_eq!(parts, [file("file", "a.txt", "text/plain", b"hello"), text("folder", "inbox")]);
+    // In the order given, which is not the keys' order.
+    let parts = parse(&received[0]).await;
+    assert_eq!(parts, [text("folder", "inbox"), file("file", "a.txt", "text/plain", b"hello")]);
     assert_eq!(received[1].body, br#"{"title":"t"}"#);
 }
 

@@ -57,6 +57,8 @@ struct Ledger {
     expired_received: usize,
     /// Claims of verified assertions.
     assertions: Vec<Value>,
+    /// Revocation requests (RFC 7009): their form, and whether the client authenticated.
+    revocations: Vec<(HashMap<String, String>, bool)>,
 }
 
 #[derive(Clone, Default)]
@@ -169,6 +171,27 @@ async fn token(
     }
 }
 
+/// The revocation endpoint: ends the presented refresh token and every access token, as providers do
+/// when a refresh token is revoked.
+async fn revoke(
+    State(provider): State<Provider>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let mut ledger = provider.ledger();
+    let authenticated = client_authenticated(&headers, &form);
+    ledger.revocations.push((form.clone(), authenticated));
+    if !authenticated {
+        return refuse(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if let Some(token) = form.get("token") {
+        ledger.refresh.remove(token);
+        let all: Vec<String> = ledger.access.keys().cloned().collect();
+        ledger.revoked.extend(all);
+    }
+    StatusCode::OK.into_response()
+}
+
 /// The API: only a known, unrevoked, unexpired token gets through. `/echo` refuses with the token in
 /// its answer, as careless APIs do.
 async fn api(State(provider): State<Provider>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
@@ -192,6 +215,7 @@ async fn start_provider() -> (Provider, String) {
     let provider = Provider::default();
     let app = axum::Router::new()
         .route("/token", post(token))
+        .route("/revoke", post(revoke))
         .route("/moved", post(|| async { (StatusCode::TEMPORARY_REDIRECT, [("location", "/token")]) }))
         .fallback(any(api))
         .with_state(provider.clone());
@@ -475,8 +499,8 @@ fn code_flow_script(authorize: &str, token: &str) -> String {
         "\"CODE_CLIENT_SECRET\"",
         &format!(
             "#{{ grant: \"authorization_code\", authorize_url: \"{authorize}\", token_url: \"{token}\", \
-             client_id: \"client-id\", client_secret: \"{{CODE_CLIENT_SECRET}}\", scopes: [\"openid\", \"read\"], \
-             authorize_params: #{{ access_type: \"offline\" }} }}"
+             revoke_url: \"https://auth.invalid/revoke\", client_id: \"client-id\", \
+             client_secret: \"{{CODE_CLIENT_SECRET}}\", scopes: [\"openid\", \"read\"], authorize_params: #{{ access_type: \"offline\" }} }}"
         ),
     )
 }
@@ -538,6 +562,133 @@ async fn a_state_presented_at_another_servers_callback_stays_usable_at_its_own()
     assert_eq!(provider.token_requests(), 1);
 }
 
+/// An authorization-code server before its client secret is set answers what a user must do first:
+/// connect, after setting the secret (the README's `not_connected`), not a bare `missing_secret`.
+#[tokio::test]
+async fn an_oauth_server_before_set_up_is_not_connected_and_says_what_to_set() {
+    let (provider, base) = start_provider().await;
+    let script = code_flow_script("https://auth.invalid/authorize", "https://auth.invalid/token");
+    let server = start(&[("code", &script)], &urls(&["code"], &base));
+    let error = expect_error(server.get("/code/things").await, 424, "not_connected").await;
+    assert_eq!((&error["server"], &error["connect"]), (&json!("code"), &json!("POST /api/oauth/code/start")));
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("'code' needs an OAuth connection and it is not connected yet: connect it"),
+        "{message}"
+    );
+    assert!(
+        message.contains("first set CODE_CLIENT_SECRET (`switchboard secret set CODE_CLIENT_SECRET`)"),
+        "{message}"
+    );
+    assert_eq!(provider.token_requests(), 0);
+}
+
+/// A provider that sends the browser back with an error: a page (not JSON) showing its `error` and
+/// `error_description`, escaped, under the pages' policy.
+#[tokio::test]
+async fn a_provider_refusal_is_a_page_showing_its_error_and_description() {
+    let (provider, base) = start_provider().await;
+    let script = code_flow_script("https://auth.invalid/authorize", "https://auth.invalid/token");
+    let server = start(&[("code", &script)], &urls(&["code"], &base));
+    put_secret(&server, "CODE_CLIENT_SECRET", CLIENT_SECRET).await;
+    let state = started_state(&server, "code").await;
+    let description = "The user denied <b>access</b> & left";
+    let query = serde_urlencoded::to_string([
+        ("error", "access_denied"),
+        ("error_description", description),
+        ("state", state.as_str()),
+    ])
+    .unwrap();
+    let page = server.get(&format!("/oauth/code/callback?{query}")).await;
+    assert_eq!(page.status(), 400);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<code>access_denied</code>"), "{html}");
+    assert!(html.contains("The user denied &lt;b&gt;access&lt;/b&gt; &amp; left"), "{html}");
+    assert!(!html.contains("<b>access</b>") && !html.contains("\"error\""), "{html}");
+    assert_eq!(provider.token_requests(), 0);
+    assert_eq!(status(&server, "code").await["connected"], false);
+}
+
+/// `GET /api/oauth` lists every OAuth server's status; `DELETE /api/oauth/{name}` revokes the refresh
+/// token at the provider (RFC 7009, client authenticated) and forgets the connection.
+#[tokio::test]
+async fn connections_are_listed_and_disconnecting_revokes_at_the_provider() {
+    let (provider, base) = start_provider().await;
+    let script = code_flow_script("https://auth.invalid/authorize", "https://auth.invalid/token");
+    let mut env = urls(&["code", "cc"], &base);
+    env.push(("CODE_REVOKE_URL".into(), format!("{base}/revoke")));
+    let server = start(&[("code", &script), ("cc", &client_credentials_script())], &env);
+    put_secret(&server, "CODE_CLIENT_SECRET", CLIENT_SECRET).await;
+    let state = started_state(&server, "code").await;
+    let page = server.get(&format!("/oauth/code/callback?state={state}&code={GOOD_CODE}")).await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(call(&server, "code").await.0, 200);
+
+    assert_eq!(server.get("/api/oauth").await.status(), 401);
+    let listed = server.client.get(server.url("/api/oauth")).bearer_auth(server.admin_token()).send().await;
+    let (code, listed) = json(listed.unwrap()).await;
+    assert_eq!(code, 200, "{listed}");
+    let connections = listed["connections"].as_array().unwrap();
+    let summary: Vec<(&str, bool, bool)> = connections
+        .iter()
+        .map(|c| (c["server"].as_str().unwrap(), c["connected"].as_bool().unwrap(), c["revocable"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(summary, [("cc", false, false), ("code", true, true)]);
+
+    let delete = || server.client.delete(server.url("/api/oauth/code"));
+    assert_eq!(delete().send().await.unwrap().status(), 401);
+    let (code, answer) = json(delete().bearer_auth(server.admin_token()).send().await.unwrap()).await;
+    assert_eq!((code, &answer), (200, &json!({ "server": "code", "disconnected": true, "revoked": true })));
+    let (form, authenticated) = provider.ledger().revocations[0].clone();
+    assert!(authenticated, "the revocation did not authenticate the client");
+    assert_eq!(form["token_type_hint"], "refresh_token");
+    assert!(form["token"].starts_with("refresh-"), "{form:?}");
+    assert_eq!(status(&server, "code").await["connected"], false);
+    assert_eq!(expect_error(server.get("/code/things").await, 424, "not_connected").await["server"], "code");
+
+    // Nothing to revoke a second time.
+    let (_, again) = json(delete().bearer_auth(server.admin_token()).send().await.unwrap()).await;
+    assert_eq!(again, json!({ "server": "code", "disconnected": false, "revoked": false }));
+    assert_eq!(provider.ledger().revocations.len(), 1);
+
+    // A provider that refuses the revocation: said so, and the connection is forgotten all the same.
+    let state = started_state(&server, "code").await;
+    assert_eq!(server.get(&format!("/oauth/code/callback?state={state}&code={GOOD_CODE}")).await.status(), 200);
+    put_secret(&server, "CODE_CLIENT_SECRET", "not-the-client-secret").await;
+    let (code, refused) = json(delete().bearer_auth(server.admin_token()).send().await.unwrap()).await;
+    assert_eq!((code, &refused["disconnected"], &refused["revoked"]), (200, &json!(true), &json!(false)));
+    let why = refused["revocation_error"].as_str().unwrap();
+    assert!(why.contains("refused to revoke the token of 'code': invalid_client"), "{why}");
+    assert!(!refused.to_string().contains("refresh-"), "a token in the answer: {refused}");
+    assert_eq!(status(&server, "code").await["connected"], false);
+}
+
+/// `switchboard oauth connect` with nothing listening, or with another admin token, says so.
+#[test]
+fn oauth_connect_says_when_no_server_answers_or_the_token_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin-token"), "not-the-token").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let connect = |url: &str| {
+        Command::new(common::BIN)
+            .args(["oauth", "connect", "echo", "--public-url", url, "--data-dir"])
+            .arg(dir.path())
+            .env_remove("SWITCHBOARD_ADMIN_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let output = connect(&url);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no Switchboard answers at"), "{output:?}");
+    let server = Server::start(&[]);
+    let output = connect(&server.base);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("another admin token"), "{output:?}");
+}
+
 /// `oauth2-mock-server` on a free loopback port, stopped when dropped.
 struct MockAuthorizationServer {
     child: Child,
@@ -590,6 +741,7 @@ async fn the_code_flow_connects_through_oauth2_mock_server() {
         ("MOCKED_BASE_URL".to_owned(), api.uri()),
         ("MOCKED_AUTHORIZE_URL".to_owned(), format!("{}/authorize", peer.base)),
         ("MOCKED_TOKEN_URL".to_owned(), format!("{}/token", peer.base)),
+        ("MOCKED_REVOKE_URL".to_owned(), format!("{}/revoke", peer.base)),
     ];
     let server = start(&[("mocked", &script)], &env);
     put_secret(&server, "CODE_CLIENT_SECRET", CLIENT_SECRET).await;
@@ -617,16 +769,20 @@ async fn the_code_flow_connects_through_oauth2_mock_server() {
     assert!(page.text().await.unwrap().contains("'mocked' is connected"));
     assert_eq!(browser.get(&callback).send().await.unwrap().status(), 400, "a state was used twice");
 
-    // `switchboard oauth connect` starts a flow from the data directory that the running server finishes.
+    // `switchboard oauth connect`, from a shell without the server's overrides, has the running server
+    // start the flow with its own: the URL leads to the peer, and the redirect URI to the server.
     let cli = Command::new(common::BIN)
         .args(["oauth", "connect", "mocked", "--public-url", &server.base, "--data-dir"])
         .arg(server.data_dir())
-        .env("MOCKED_AUTHORIZE_URL", format!("{}/authorize", peer.base))
+        .env_remove("MOCKED_AUTHORIZE_URL")
         .output()
         .unwrap();
     assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
     let printed = String::from_utf8(cli.stdout).unwrap();
     assert!(printed.starts_with(&format!("{}/authorize?", peer.base)), "{printed}");
+    let query: HashMap<String, String> =
+        reqwest::Url::parse(printed.trim()).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(query["redirect_uri"], redirect_uri);
     let back = browser.get(printed.trim()).send().await.unwrap();
     let callback = back.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(browser.get(&callback).send().await.unwrap().status(), 200);
@@ -643,6 +799,12 @@ async fn the_code_flow_connects_through_oauth2_mock_server() {
     let port = peer.base.rsplit(':').next().unwrap();
     assert_eq!(claims["iss"], format!("http://localhost:{port}"), "not a token the peer issued: {claims}");
     assert!(!status.to_string().contains(bearer.trim_start_matches("Bearer ")));
+
+    // Disconnecting revokes at the peer's RFC 7009 endpoint, which answers 200.
+    let deleted = server.client.delete(server.url("/api/oauth/mocked")).bearer_auth(server.admin_token()).send();
+    let (code, answer) = json(deleted.await.unwrap()).await;
+    assert_eq!((code, &answer), (200, &json!({ "server": "mocked", "disconnected": true, "revoked": true })));
+    expect_error(server.get("/mocked/things").await, 424, "not_connected").await;
 }
 
 #[tokio::test]

@@ -207,10 +207,22 @@ async fn upstream_failures_map_to_the_documented_errors() {
         .mount(&mock)
         .await;
     Mock::given(path("/v1/empty")).respond_with(ResponseTemplate::new(204)).mount(&mock).await;
+    Mock::given(path("/v1/refused"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": "invalid api key"})))
+        .mount(&mock)
+        .await;
     let server = start(&mock, &[("svc", SVC)], &[]).await;
 
+    // The API's 401 names the API and says whose credentials it refused; the gateway's own 401
+    // (`unauthorized`, with `WWW-Authenticate`) is another thing.
+    let response = server.get("/svc/refused").await;
+    assert!(response.headers().get("www-authenticate").is_none());
+    let error = expect_error(response, 401, "upstream").await;
+    assert_eq!(error["upstream"], "127.0.0.1");
+    assert!(error["message"].as_str().unwrap().contains("not the caller's access to Switchboard"), "{error}");
+
     let error = expect_error(server.get("/svc/missing").await, 404, "upstream").await;
-    assert_eq!(error["status"], 404);
+    assert_eq!((&error["status"], &error["upstream"]), (&json!(404), &json!("127.0.0.1")));
     assert!(error["body"].as_str().unwrap().contains("no such customer"));
     let error = expect_error(server.get("/svc/html").await, 502, "invalid_response").await;
     assert!(error["message"].as_str().unwrap().contains("<html>oops"));

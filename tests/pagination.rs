@@ -236,6 +236,12 @@ fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data
     let server = Server::start_with(&[("flat", source)], &[], &[]);
     let error = expect_error(server.get("/flat?endpoint=/x&all=1").await, 400, "bad_request").await;
     assert!(error["message"].as_str().unwrap().contains("declares no pagination"), "{error}");
+    // Also when the script never calls `api`: the caller's request is refused, not ignored.
+    let proxy = server.client.get(server.url("/echo/x")).header("x-all-pages", "1").send().await.unwrap();
+    for response in [server.get("/echo?endpoint=/x&all=1").await, proxy] {
+        let error = expect_error(response, 400, "bad_request").await;
+        assert!(error["message"].as_str().unwrap().contains("declares no pagination"), "{error}");
+    }
 }
 
 #[tokio::test]

@@ -343,3 +343,19 @@ fn helper_scripts_compose_encodings_and_digests() {
         })
     );
 }
+
+/// An empty body is taken for a slip and stores nothing, unless asked for with `?allow_empty=1`.
+#[tokio::test]
+async fn an_empty_value_is_refused_unless_asked_for() {
+    let server = Server::start(&[]);
+    let token = server.admin_token();
+    assert_eq!(put_secret(&server, "KEPT", "good", Some(&token)).await.status(), 204);
+    for empty in ["", "\n"] {
+        let error = expect_error(put_secret(&server, "KEPT", empty, Some(&token)).await, 400, "bad_request").await;
+        assert!(error["message"].as_str().unwrap().contains("?allow_empty=1"), "{error}");
+    }
+    let request = server.client.put(server.url("/api/secrets/EMPTY?allow_empty=1")).bearer_auth(&token).body("");
+    assert_eq!(request.send().await.unwrap().status(), 204);
+    let (_, listed) = json(server.get("/api/secrets").await).await;
+    assert_eq!(listed["secrets"], serde_json::json!(["EMPTY", "KEPT"]));
+}

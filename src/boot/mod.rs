@@ -26,6 +26,8 @@ pub struct Image {
     pub secrets: Vec<String>,
     /// Secret values, present only in an image exported with secrets and opened with its passphrase.
     pub secret_values: SecretValues,
+    /// The names of the secret values a packed image carries sealed, whether they were opened or not.
+    pub sealed_secrets: Vec<String>,
 }
 
 /// Secret values by name; never shown by `Debug`.
@@ -63,10 +65,47 @@ impl Image {
         problems
     }
 
+    /// Why this image must not be imported as it was read: it carries sealed secret values that no
+    /// passphrase opened, and an import would drop them without a word. The caller says how to give the
+    /// passphrase, or to import without them.
+    pub fn unopened_secrets(&self) -> Option<String> {
+        let unopened: Vec<&str> = self
+            .sealed_secrets
+            .iter()
+            .filter(|name| !self.secret_values.0.contains_key(*name))
+            .map(String::as_str)
+            .collect();
+        (!unopened.is_empty()).then(|| {
+            format!(
+                "the image carries the sealed values of {} secret(s) ({}) and no passphrase opened them: give its \
+                 passphrase to import them, or say to import without them",
+                unopened.len(),
+                unopened.join(", ")
+            )
+        })
+    }
+
+    /// What `boot verify` says about the secret values an image carries.
+    pub fn secrets_line(&self) -> Option<String> {
+        if self.sealed_secrets.is_empty() {
+            return None;
+        }
+        let opened = match self.unopened_secrets() {
+            None => "opened with the passphrase",
+            Some(_) => "not opened (no passphrase given)",
+        };
+        Some(format!(
+            "carries the sealed values of {} secret(s) ({}): {opened}",
+            self.sealed_secrets.len(),
+            self.sealed_secrets.join(", ")
+        ))
+    }
+
     /// The CID of this image packed without secret values: the boot CID.
     pub fn cid(&self) -> Result<crate::cid::Cid, String> {
         let mut public = self.clone();
         public.secret_values = SecretValues::default();
+        public.sealed_secrets.clear();
         pack(&public, None).map(|bytes| crate::cid::Cid::of(&bytes))
     }
 

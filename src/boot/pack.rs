@@ -165,7 +165,9 @@ pub fn unpack(bytes: &[u8], passphrase: Option<&str>) -> (Image, Vec<String>) {
             None => {} // the blob's own problem is already reported
         }
     }
-    if let (Some(sealed), Some(passphrase)) = (packed.manifest.sealed_secrets, passphrase) {
+    let sealed = packed.manifest.sealed_secrets;
+    image.sealed_secrets = sealed.iter().flat_map(|sealed| sealed.values.keys().cloned()).collect();
+    if let (Some(sealed), Some(passphrase)) = (sealed, passphrase) {
         match open_secrets(&sealed, passphrase) {
             Ok(values) => image.secret_values = SecretValues(values),
             Err(problem) => problems.push(problem),

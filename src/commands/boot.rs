@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{DataDirArg, Exit, INVOCATION_ERROR, failed, init_logging, open, usage};
+use super::{DataDirArg, Exit, INVOCATION_ERROR, failed, init_logging, open, stdout, usage};
 use crate::cid::Cid;
 use crate::error::Error;
 
@@ -54,6 +54,10 @@ pub enum BootCommand {
         image: PathBuf,
         #[command(flatten)]
         passphrase: PassphraseArg,
+        /// Import an image that carries sealed secret values without them (without this, such an image
+        /// is refused unless its passphrase opens them).
+        #[arg(long)]
+        without_secrets: bool,
         #[command(flatten)]
         state: DataDirArg,
     },
@@ -112,22 +116,34 @@ pub fn boot(command: BootCommand) -> Exit {
             let image = open(state.settings())?.snapshot(with_secrets).map_err(failed)?;
             write_image(&image, passphrase.as_deref().filter(|_| with_secrets), &output)
         }
-        BootCommand::Import { image, passphrase, state } => import(&image, passphrase.read()?.as_deref(), state),
+        BootCommand::Import { image, passphrase, without_secrets, state } => {
+            import(&image, passphrase.read()?.as_deref(), without_secrets, state)
+        }
         BootCommand::Diff { a, b } => diff(&a, &b),
         BootCommand::Verify { image, passphrase } => {
             let passphrase = passphrase.read()?;
             let checked = checked(&image, passphrase.as_deref(), compile_with(&checker()?))?;
             let cid = checked.cid().map_err(|problem| failed(Error::Internal(problem)))?;
-            println!("ok: {} servers, boot CID {cid}", checked.servers.len());
-            Ok(())
+            let secrets = checked.secrets_line().map(|line| format!("; {line}")).unwrap_or_default();
+            stdout::line(format!("ok: {} servers, boot CID {cid}{secrets}", checked.servers.len()))
         }
     }
 }
 
-/// `switchboard boot import`: the image replaces the state only when all of it checks.
-fn import(path: &std::path::Path, passphrase: Option<&str>, state: DataDirArg) -> Exit {
+/// `switchboard boot import`: the image replaces the state only when all of it checks, and never drops
+/// the secret values it carries unless told to.
+fn import(path: &std::path::Path, passphrase: Option<&str>, without_secrets: bool, state: DataDirArg) -> Exit {
     let runtime = open(state.settings())?;
-    let image = checked(path, passphrase, |s| runtime.compile(s).map(drop))?;
+    let mut image = checked(path, passphrase, |s| runtime.compile(s).map(drop))?;
+    if without_secrets {
+        image.secret_values = crate::boot::SecretValues::default();
+    } else if let Some(problem) = image.unopened_secrets() {
+        eprintln!(
+            "{}: refused: {problem} (--passphrase-file FILE or $SWITCHBOARD_IMAGE_PASSPHRASE; --without-secrets)",
+            path.display()
+        );
+        return Err(ExitCode::from(INVOCATION_ERROR));
+    }
     let cid = runtime.import(&image, crate::store::Origin::Boot).and_then(|()| runtime.boot_cid()).map_err(failed)?;
     for server in &image.servers {
         if let Ok(script) = runtime.compile(&server.script) {
@@ -147,11 +163,10 @@ fn diff(a: &std::path::Path, b: &std::path::Path) -> Exit {
         engine.compile(script).ok().map(|script| crate::server::asks_line(name, &script.meta))
     };
     let lines = crate::boot::diff(&a, &b, asks);
-    if lines.is_empty() {
-        println!("no differences");
+    match lines.is_empty() {
+        true => stdout::line("no differences"),
+        false => stdout::print(lines.iter().map(|line| format!("{line}\n")).collect::<String>()),
     }
-    lines.iter().for_each(|line| println!("{line}"));
-    Ok(())
 }
 
 fn write_image(image: &crate::boot::Image, passphrase: Option<&str>, output: &std::path::Path) -> Exit {

@@ -1,7 +1,7 @@
 //! The CLI's commands. `main.rs` parses arguments into these structs and calls the matching function;
 //! each returns `Ok` (exit 0) or the exit code after printing why: 1 invocation error, 2 usage error.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,8 +18,11 @@ use crate::invoke::{Invocation, Target};
 use crate::runtime::{Runtime, Settings, default_data_dir};
 
 mod boot;
+mod oauth;
+mod stdout;
 mod store;
 pub use boot::{BootCommand, PassphraseArg, boot};
+pub use oauth::{OAuthCommand, oauth};
 pub use store::{StoreCommand, store};
 
 pub const INVOCATION_ERROR: u8 = 1;
@@ -50,7 +53,7 @@ pub struct CallDataDirArg {
     /// The store (`--store` of the other commands, which `call --store` is not). Default:
     /// $SWITCHBOARD_STORE.
     #[arg(long = "store-url", value_name = "URL")]
-    pub store: Option<String>,
+    pub store_url: Option<String>,
 }
 
 impl DataDirArg {
@@ -225,8 +228,7 @@ pub fn serve(args: ServeArgs) -> Exit {
                 tracing::info!("admin token: in {}", runtime.data_dir().join(crate::keys::ADMIN_TOKEN_FILE).display())
             }
         }
-        println!("switchboard listening on http://{address}");
-        let _ = std::io::stdout().flush();
+        stdout::line(format!("switchboard listening on http://{address}"))?;
         crate::http::serve(runtime, listener).await.map_err(|e| failed(Error::internal("server", e)))
     })
 }
@@ -273,14 +275,13 @@ pub fn describe(text: &str, state: DataDirArg) -> Exit {
             crate::server::describe(&name, script, Some(server.enabled))
         }
     };
-    println!("{}", serde_json::to_string_pretty(&described).unwrap_or_default());
-    Ok(())
+    stdout::line(serde_json::to_string_pretty(&described).unwrap_or_default())
 }
 
 /// `switchboard call`: one invocation in-process; the output goes to stdout.
 pub fn call(args: CallArgs) -> Exit {
     init_logging("warn");
-    let runtime = open(DataDirArg { data_dir: args.state.data_dir, store: args.state.store }.settings())?;
+    let runtime = open(DataDirArg { data_dir: args.state.data_dir, store: args.state.store_url }.settings())?;
     let mut request = Invocation::new(target(&runtime, &args.target)?);
     request.endpoint = args.endpoint;
     request.method = args.method.to_ascii_uppercase();
@@ -293,15 +294,14 @@ pub fn call(args: CallArgs) -> Exit {
         request.input = Some(input.parse::<Cid>().map_err(|e| usage(format!("'{input}' is not a CID: {e}")))?);
     }
     let reply = tokio_runtime()?.block_on(runtime.invoke(request)).result.map_err(failed)?;
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(&reply.output.body);
-    if reply.output.content_type != crate::engine::output::BINARY && !reply.output.body.ends_with(b"\n") {
-        let _ = stdout.write_all(b"\n");
+    let mut output = reply.output.body.to_vec();
+    if reply.output.content_type != crate::engine::output::BINARY && !output.ends_with(b"\n") {
+        output.push(b'\n');
     }
     if let Some(cid) = reply.output_cid {
         eprintln!("output stored as {cid}");
     }
-    Ok(())
+    stdout::print(output)
 }
 
 /// `switchboard cid FILE…`: the CID of each file, as `CID  PATH` lines.
@@ -309,7 +309,7 @@ pub fn cid(files: &[PathBuf]) -> Exit {
     let mut outcome = Ok(());
     for file in files {
         match std::fs::read(file) {
-            Ok(bytes) => println!("{}  {}", Cid::of(&bytes), file.display()),
+            Ok(bytes) => stdout::line(format!("{}  {}", Cid::of(&bytes), file.display()))?,
             Err(e) => outcome = Err(usage(format!("cannot read {}: {e}", file.display()))),
         }
     }
@@ -341,29 +341,31 @@ pub fn servers(args: ServersArgs) -> Exit {
     let mut servers: Vec<_> = registry.values().cloned().collect();
     servers.sort_by(|a, b| a.name.cmp(&b.name));
     if args.markdown {
-        print!("{}", crate::docs::catalog(&servers));
-        return Ok(());
+        return stdout::print(crate::docs::catalog(&servers));
     }
-    println!("boot CID {}", runtime.boot_cid().map_err(failed)?);
+    let mut listing = format!("boot CID {}\n", runtime.boot_cid().map_err(failed)?);
     let width = servers.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
-    println!("{:width$}  {:8}  {:59}  TITLE", "NAME", "STATE", "CID");
+    listing += &format!("{:width$}  {:8}  {:59}  TITLE\n", "NAME", "STATE", "CID");
     for server in servers {
         let state = if server.enabled { "enabled" } else { "disabled" };
         let title = match &server.script {
             Ok(script) => script.meta.title.clone(),
             Err(e) => format!("(does not load: {})", e.message()),
         };
-        println!("{:width$}  {state:8}  {}  {title}", server.name, server.cid);
+        listing += &format!("{:width$}  {state:8}  {}  {title}\n", server.name, server.cid);
     }
-    Ok(())
+    stdout::print(listing)
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum SecretCommand {
     /// Store a secret; the value is read from stdin (never from the command line), one trailing
-    /// newline dropped.
+    /// newline dropped. An empty value is refused unless --allow-empty.
     Set {
         name: String,
+        /// Store an empty value (otherwise an empty stdin is taken for a mistake and nothing is stored).
+        #[arg(long)]
+        allow_empty: bool,
         #[command(flatten)]
         state: DataDirArg,
     },
@@ -377,7 +379,8 @@ pub enum SecretCommand {
     },
 }
 
-/// `switchboard secret set|list|rm`.
+/// `switchboard secret set|list|rm`. `set` and `rm` say what they did on stdout, and which servers
+/// declare the secret, so that a misspelt name shows at once.
 pub fn secret(command: SecretCommand) -> Exit {
     init_logging("warn");
     let state = match &command {
@@ -386,45 +389,44 @@ pub fn secret(command: SecretCommand) -> Exit {
     let runtime = open(state.settings())?;
     let secrets = runtime.services.secrets();
     match &command {
-        SecretCommand::Set { name, .. } => {
+        SecretCommand::Set { name, allow_empty, .. } => {
             crate::secrets::validate_name(name).map_err(usage)?;
             let mut value = String::new();
             std::io::stdin()
                 .read_to_string(&mut value)
                 .map_err(|e| usage(format!("cannot read the value from stdin: {e}")))?;
-            secrets.set(name, crate::secrets::without_trailing_newline(&value))
+            let value = crate::secrets::given_value(&value, *allow_empty)
+                .map_err(|problem| usage(format!("{name}: {problem} (--allow-empty stores an empty value)")))?;
+            let replaced = secrets.get(name).map_err(failed)?.is_some();
+            secrets.set(name, value).map_err(failed)?;
+            let done = if replaced { "replaced" } else { "stored" };
+            stdout::line(format!("{done} secret {name}; {}", declared_by(&runtime, name)))
         }
-        SecretCommand::List(_) => runtime.secret_names().map(|names| names.iter().for_each(|n| println!("{n}"))),
-        SecretCommand::Rm { name, .. } => match secrets.remove(name) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::NotFound(format!("no secret named '{name}' in the store"))),
-            Err(e) => Err(e),
+        SecretCommand::List(_) => {
+            let names = runtime.secret_names().map_err(failed)?;
+            stdout::print(names.iter().map(|n| format!("{n}\n")).collect::<String>())
+        }
+        SecretCommand::Rm { name, .. } => match secrets.remove(name).map_err(failed)? {
+            true => stdout::line(format!("removed secret {name}; {}", declared_by(&runtime, name))),
+            false => Err(failed(Error::NotFound(format!("no secret named '{name}' in the store")))),
         },
     }
-    .map_err(failed)
 }
 
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum OAuthCommand {
-    /// Start connecting a server through the browser (authorization code with PKCE): prints the URL to
-    /// open. The running server at --public-url finishes the connection; the URL is valid 10 minutes.
-    Connect {
-        name: String,
-        /// The URL browsers reach the running server at (as given to `serve --public-url`).
-        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
-        public_url: url::Url,
-        #[command(flatten)]
-        state: DataDirArg,
-    },
-}
-
-/// `switchboard oauth connect`.
-pub fn oauth(command: OAuthCommand) -> Exit {
-    init_logging("warn");
-    let OAuthCommand::Connect { name, public_url, state } = command;
-    let runtime = open(state.settings())?;
-    let started = crate::oauth::connect::start(&runtime, &name, public_url.as_str()).map_err(failed)?;
-    println!("{}", started.authorize_url);
-    eprintln!("open this URL within 10 minutes; the provider returns to {}", started.redirect_uri);
-    Ok(())
+/// Which registered servers declare the secret `name` (among its alternatives), as a phrase.
+fn declared_by(runtime: &Runtime, name: &str) -> String {
+    let registry = runtime.servers();
+    let mut servers: Vec<&str> = registry
+        .values()
+        .filter(|server| {
+            let declared = server.script.as_ref().map(|s| s.meta.secrets.iter().flatten().any(|n| n == name));
+            declared.unwrap_or(false)
+        })
+        .map(|server| server.name.as_str())
+        .collect();
+    servers.sort_unstable();
+    match servers.is_empty() {
+        true => "no registered server declares it".into(),
+        false => format!("declared by {}", servers.join(", ")),
+    }
 }

@@ -1,14 +1,14 @@
 //! `/api/boot`: the running state as a packed image, and importing one.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{Admin, Reader};
 use super::{AppState, LimitedBody};
-use crate::boot::{pack, unpack};
+use crate::boot::{SecretValues, pack, unpack};
 use crate::error::Error;
 use crate::store::Origin;
 
@@ -23,20 +23,35 @@ pub async fn export(_: Reader, State(runtime): State<AppState>) -> Result<Respon
     Ok((headers, bytes).into_response())
 }
 
+/// The parameters of `POST /api/boot/import`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    without_secrets: Option<String>,
+}
+
 /// `POST /api/boot/import` with a packed image: checked whole, then applied in one transaction. Sealed
-/// secret values are imported when `X-Image-Passphrase` opens them. The answer lists what each server
-/// asks for (`asks`: its secrets and hosts).
+/// secret values are imported when `X-Image-Passphrase` opens them; an image carrying sealed values that
+/// no passphrase opened is refused unless `?without_secrets=1`. The answer lists what each server asks
+/// for (`asks`: its secrets and hosts).
 pub async fn import(
     _: Admin,
     State(runtime): State<AppState>,
     headers: HeaderMap,
+    Query(query): Query<ImportQuery>,
     LimitedBody(bytes): LimitedBody,
 ) -> Result<Json<Value>, Error> {
     let passphrase = headers.get("x-image-passphrase").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let without_secrets = matches!(query.without_secrets.as_deref(), Some("1" | "true"));
     let servers = runtime
         .blocking(move |rt| {
-            let (image, mut problems) = unpack(&bytes, passphrase.as_deref());
+            let (mut image, mut problems) = unpack(&bytes, passphrase.as_deref());
             problems.extend(rt.check(&image));
+            match image.unopened_secrets() {
+                _ if without_secrets => image.secret_values = SecretValues::default(),
+                Some(problem) => problems.push(format!("{problem} (X-Image-Passphrase, or ?without_secrets=1)")),
+                None => {}
+            }
             if !problems.is_empty() {
                 return Err(Error::InvalidImage { problems });
             }

@@ -2,7 +2,7 @@
 //! browser, JSON for everything else.
 
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
@@ -24,9 +24,7 @@ pub fn describe(runtime: &Runtime, target: &str, headers: &HeaderMap) -> Respons
             Err(error) => return error.into_response(),
         },
     };
-    let wants_html =
-        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
-    if wants_html {
+    if super::page::wants_html(headers) {
         form(target, &script)
     } else {
         Json(crate::server::describe(target, &script, enabled)).into_response()

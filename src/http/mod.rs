@@ -14,6 +14,7 @@ mod describe;
 mod dispatch;
 mod error;
 mod guard;
+mod index;
 mod oauth;
 mod page;
 mod secrets;
@@ -46,6 +47,7 @@ fn cid_header(cid: &crate::cid::Cid) -> Result<axum::http::HeaderValue, Error> {
 pub fn router(runtime: Arc<Runtime>) -> Router {
     let policy = Arc::new(browser::Policy::new(&runtime.settings));
     Router::new()
+        .route("/", get(index::index))
         .route("/health", get(content::health))
         .route("/cid/{cid}", get(content::blob))
         .route("/oauth/{name}/callback", get(oauth::callback))

@@ -1,5 +1,5 @@
-//! The HTML pages the runtime serves itself (a server's describe page, the OAuth callback's answer):
-//! one frame, one style sheet, one Content-Security-Policy.
+//! The HTML pages the runtime serves itself (the index, a server's describe page, the OAuth callback's
+//! answer): one frame, one style sheet, one Content-Security-Policy.
 //!
 //! The pages run no script and load nothing: the policy allows only the inline style sheet below (by
 //! its hash), forms posting back to this server, and no framing by another page — so even a value that
@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -25,6 +25,11 @@ static POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
     );
     HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
 });
+
+/// Whether the client asked for HTML (a browser): it then gets a page where others get JSON.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
+}
 
 /// A page with `title` and `body`, sent with the policy.
 pub fn page(status: StatusCode, title: &str, body: Markup) -> Response {

@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_failure_names_the_error_type_and_message() {
-        let result = failure(&Error::MissingSecret { name: "STRIPE_API_KEY".into() });
+        let result = failure(&Error::missing_secret("STRIPE_API_KEY"));
         assert_eq!(result.is_error, Some(true));
         let text = serde_json::to_string(&result.content).unwrap();
         assert!(text.contains("missing_secret") && text.contains("STRIPE_API_KEY"), "{text}");

@@ -1,6 +1,6 @@
 //! Where a server declares it sends: its base URL, the further base URLs of `META.hosts`, and its OAuth
 //! URLs — each a template an operator may replace with a variable (`<NAME>_BASE_URL`,
-//! `<NAME>_<HOST>_BASE_URL`, `<NAME>_TOKEN_URL`, `<NAME>_AUTHORIZE_URL`). What `boot diff` and import show
+//! `<NAME>_<HOST>_BASE_URL`, `<NAME>_TOKEN_URL`, `<NAME>_AUTHORIZE_URL`, `<NAME>_REVOKE_URL`). What `boot diff` and import show
 //! an operator, and what egress admits (`modules::egress`).
 
 use std::collections::BTreeMap;
@@ -46,7 +46,9 @@ pub fn declared(meta: &Meta) -> Vec<(String, String)> {
         declared.push((format!("{}_BASE_URL", name.to_uppercase()), url.clone()));
     }
     if let Some(spec) = &meta.oauth2 {
-        for (suffix, url) in [("TOKEN_URL", &spec.token_url), ("AUTHORIZE_URL", &spec.authorize_url)] {
+        let urls =
+            [("TOKEN_URL", &spec.token_url), ("AUTHORIZE_URL", &spec.authorize_url), ("REVOKE_URL", &spec.revoke_url)];
+        for (suffix, url) in urls {
             if !url.is_empty() {
                 declared.push((suffix.to_owned(), url.clone()));
             }

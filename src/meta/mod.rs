@@ -117,6 +117,27 @@ impl Meta {
     pub fn declares_secret(&self, name: &str) -> bool {
         self.secrets.iter().flatten().any(|declared| declared == name)
     }
+
+    /// The declared secrets (each with its alternatives) that the server's requests name as `{NAME}`
+    /// placeholders — in its base URL, credentials, headers, OAuth settings — rather than only to
+    /// verify webhooks.
+    pub fn request_secrets(&self) -> Vec<&[String]> {
+        let mut texts = Vec::new();
+        let requests = self.json.as_object().into_iter().flatten().filter(|(key, _)| *key != "webhook");
+        requests.for_each(|(_, value)| collect_texts(value, &mut texts));
+        let named = |name: &String| texts.iter().any(|text| text.contains(&format!("{{{name}}}")));
+        self.secrets.iter().filter(|group| group.iter().any(named)).map(Vec::as_slice).collect()
+    }
+}
+
+/// Every string inside `value`.
+fn collect_texts<'a>(value: &'a Value, texts: &mut Vec<&'a str>) {
+    match value {
+        Value::String(text) => texts.push(text),
+        Value::Array(items) => items.iter().for_each(|item| collect_texts(item, texts)),
+        Value::Object(map) => map.values().for_each(|item| collect_texts(item, texts)),
+        _ => {}
+    }
 }
 
 /// `META.secrets`: names, or arrays of alternative names.

@@ -69,6 +69,8 @@ pub struct Spec {
     pub grant: Grant,
     pub token_url: String,
     pub authorize_url: String,
+    /// Where a token is revoked when the server is disconnected (RFC 7009), if the provider has one.
+    pub revoke_url: String,
     pub scopes: Vec<String>,
     pub client_id: String,
     pub client_secret: String,
@@ -90,10 +92,11 @@ pub struct Spec {
     pub fallback: Option<(String, String)>,
 }
 
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 15] = [
     "grant",
     "token_url",
     "authorize_url",
+    "revoke_url",
     "scopes",
     "client_id",
     "client_secret",
@@ -137,6 +140,7 @@ impl Spec {
             grant,
             token_url: text("token_url")?,
             authorize_url: text("authorize_url")?,
+            revoke_url: text("revoke_url")?,
             scopes,
             client_id: text("client_id")?,
             client_secret: text("client_secret")?,

@@ -28,7 +28,7 @@ pub fn read(services: &Services, context: &Context, name: &str) -> Result<Option
 
 /// The value of a declared secret, or `missing_secret`.
 pub fn require(services: &Services, context: &Context, name: &str) -> Result<String, Box<EvalAltResult>> {
-    read(services, context, name)?.ok_or_else(|| raise(Error::MissingSecret { name: name.into() }))
+    read(services, context, name)?.ok_or_else(|| raise(Error::missing_secret(name)))
 }
 
 /// `error`, positioned at the script's call.
@@ -63,7 +63,7 @@ pub fn module(services: Arc<Services>) -> Module {
                     return Ok(value);
                 }
             }
-            Err(at_call(raise(Error::MissingSecret { name: names.join(" or ") }), &call))
+            Err(at_call(raise(Error::missing_secret(names.join(" or "))), &call))
         },
     );
     module

@@ -16,7 +16,6 @@ use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::connection::{self, Connection};
 use super::credentials::{Credentials, error_of};
@@ -32,7 +31,7 @@ use crate::store::{Change, Op};
 pub const STATE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// What a started flow gives the user.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Started {
     pub authorize_url: String,
     pub redirect_uri: String,
@@ -59,7 +58,7 @@ fn code_flow(server: &str, script: &Script) -> Result<Arc<Spec>> {
 }
 
 /// The invocation-like context in which a flow fills the server's templates.
-fn context(server: &str, script: &Arc<Script>) -> Context {
+pub(super) fn context(server: &str, script: &Arc<Script>) -> Context {
     Context::new(Some(server.to_owned()), script.clone(), Instant::now(), Duration::from_secs(30))
 }
 
@@ -74,7 +73,7 @@ fn state_key(state: &str) -> String {
 }
 
 /// The registered server `name` and its loaded script.
-fn registered(runtime: &Runtime, name: &str) -> Result<Arc<Script>> {
+pub(super) fn registered(runtime: &Runtime, name: &str) -> Result<Arc<Script>> {
     runtime.existing(name)?.script.clone()
 }
 
@@ -150,33 +149,4 @@ fn take_state(runtime: &Runtime, server: &str, state: &str) -> Result<(Credentia
     let credentials =
         Credentials::resolve(services, &context(server, script), &spec, server).map_err(|e| error_of(*e))?;
     Ok((credentials, pending))
-}
-
-/// What `GET /api/oauth/{name}` reports: whether the server has what it needs, until when, with which
-/// scopes. Never a token.
-pub fn status(runtime: &Runtime, server: &str) -> Result<Value> {
-    let services = &runtime.services;
-    let script = registered(runtime, server)?;
-    let spec =
-        script.meta.oauth2.as_ref().ok_or_else(|| {
-            Error::BadRequest(format!("'{server}' does not use OAuth (its META.auth is not \"oauth2\")"))
-        })?;
-    let token = match spec.grant.keeps_refresh_token() {
-        true => connection::load(services, server)?.map(|c| c.token),
-        false => services.oauth.cached(server, script.cid),
-    };
-    let expires_at = token.as_ref().and_then(|t| chrono::DateTime::from_timestamp_millis(t.expires_at()));
-    let mut status = json!({
-        "server": server,
-        "grant": spec.grant.name(),
-        "needs_connection": spec.grant == Grant::AuthorizationCode,
-        "connected": token.is_some(),
-        "expires_at": expires_at.map(|t| t.to_rfc3339()),
-        "scopes": token.as_ref().map(|t| t.scopes.clone()).unwrap_or_default(),
-        "refreshable": token.as_ref().is_some_and(|t| t.refresh.is_some()),
-    });
-    if token.is_none() && spec.grant == Grant::AuthorizationCode {
-        status["connect"] = json!(format!("POST /api/oauth/{server}/start"));
-    }
-    Ok(status)
 }

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::Url;
 use rhai::EvalAltResult;
 use serde::Deserialize;
 use serde_json::json;
@@ -60,6 +61,8 @@ enum Source {
 /// One server's token request, ready to send.
 pub struct Credentials {
     pub endpoint: Endpoint,
+    /// Where tokens are revoked (RFC 7009), when the server declares it.
+    revoke_url: Option<Url>,
     source: Source,
     timeout: Duration,
 }
@@ -101,6 +104,13 @@ impl Credentials {
         let token_url = parse_url(&token_url.ok_or_else(|| arg_error("META.oauth2.token_url is not set"))?)?;
         // A token request carries the client secret: only to a host the server declares.
         crate::modules::egress::check(services, context, &token_url)?;
+        let revoke_url = match fill(&template::url(services, context, "REVOKE_URL", &spec.revoke_url))? {
+            Some(url) => Some(parse_url(&url)?),
+            None => None,
+        };
+        if let Some(url) = &revoke_url {
+            crate::modules::egress::check(services, context, url)?;
+        }
         let endpoint = Endpoint {
             server: server.to_owned(),
             token_url,
@@ -115,7 +125,7 @@ impl Credentials {
                 .collect::<Result<_, Box<EvalAltResult>>>()?,
         };
         let timeout = context.remaining().min(REQUEST_TIMEOUT);
-        Ok(Credentials { endpoint, source, timeout })
+        Ok(Credentials { endpoint, revoke_url, source, timeout })
     }
 
     /// A fresh token not equal to `rejected`, by whatever the grant allows.
@@ -140,6 +150,17 @@ impl Credentials {
         redirect_uri: String,
     ) -> Result<Token, Error> {
         self.request(services, Exchange::Code { code, verifier, redirect_uri }).await
+    }
+
+    /// Revokes `token` at the server's revocation endpoint: its refresh token when it has one (which
+    /// ends its access tokens too), else its access token. `false` when the server declares no endpoint.
+    pub async fn revoke(&self, services: &Services, token: &Token) -> Result<bool, Error> {
+        let Some(url) = &self.revoke_url else { return Ok(false) };
+        let (value, hint) = match &token.refresh {
+            Some(refresh) => (refresh.as_str(), "refresh_token"),
+            None => (token.access.as_str(), "access_token"),
+        };
+        exchange::revoke(&services.http, &self.endpoint, url, value, hint, self.timeout).await.map(|()| true)
     }
 
     async fn request(&self, services: &Services, exchange: Exchange) -> Result<Token, Error> {
@@ -217,7 +238,7 @@ impl Credentials {
 
 /// Store work from async code, on the blocking pool: a script's thread drives other scripts too and
 /// must not wait on the store's lock.
-async fn store_work<T: Send + 'static>(
+pub(super) async fn store_work<T: Send + 'static>(
     services: &Arc<Services>,
     work: impl FnOnce(&Services) -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {

@@ -175,16 +175,12 @@ fn provider_grant(endpoint: &Endpoint) -> (Vec<(String, String)>, Option<Basic<'
     }
 }
 
-/// A token request the `oauth2` crate cannot make: one form POST, answered like any token request.
-async fn form_post<F, Fut>(send: &F, url: &Url, fields: Vec<(String, String)>, basic: Option<Basic<'_>>) -> Outcome
-where
-    F: Fn(HttpRequest) -> Fut,
-    Fut: std::future::Future<Output = Result<HttpResponse, Transport>>,
-{
-    let body = serde_urlencoded::to_string(&fields).map_err(|e| RequestTokenError::Other(e.to_string()))?;
+/// A form POST to `url`, with the client's credentials as basic authentication when `basic` says so.
+fn form_request(url: &Url, fields: &[(String, String)], basic: Option<Basic<'_>>) -> Result<HttpRequest, String> {
+    let body = serde_urlencoded::to_string(fields).map_err(|e| e.to_string())?;
     let mut request = HttpRequest::new(body.into_bytes());
     *request.method_mut() = Method::POST;
-    *request.uri_mut() = url.as_str().parse().map_err(|_| RequestTokenError::Other("bad token URL".into()))?;
+    *request.uri_mut() = url.as_str().parse().map_err(|_| "bad token URL".to_string())?;
     let headers = request.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
     headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
@@ -193,9 +189,19 @@ where
         let credentials =
             base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", encode(id), encode(secret)));
         let value = HeaderValue::from_str(&format!("Basic {credentials}"))
-            .map_err(|_| RequestTokenError::Other("client credentials are not header-safe".into()))?;
+            .map_err(|_| "client credentials are not header-safe".to_string())?;
         headers.insert(header::AUTHORIZATION, value);
     }
+    Ok(request)
+}
+
+/// A token request the `oauth2` crate cannot make: one form POST, answered like any token request.
+async fn form_post<F, Fut>(send: &F, url: &Url, fields: Vec<(String, String)>, basic: Option<Basic<'_>>) -> Outcome
+where
+    F: Fn(HttpRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<HttpResponse, Transport>>,
+{
+    let request = form_request(url, &fields, basic).map_err(RequestTokenError::Other)?;
     let response = send(request).await.map_err(RequestTokenError::Request)?;
     let body = response.body().as_slice();
     match response.status() {
@@ -206,6 +212,55 @@ where
             RequestTokenError::ServerResponse,
         )),
     }
+}
+
+/// Revokes `token` at `url` (RFC 7009): one form POST with the token, its type as a hint and the
+/// client's credentials as for a token request. The provider answers 200 whether or not it knew the
+/// token; anything else is its refusal, reported briefly (never with the body, which may echo the token).
+pub async fn revoke(
+    http: &HttpClient,
+    endpoint: &Endpoint,
+    url: &Url,
+    token: &str,
+    hint: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let mut fields = vec![("token".to_owned(), token.to_owned()), ("token_type_hint".to_owned(), hint.to_owned())];
+    let secret = endpoint.client_secret.as_deref().unwrap_or("");
+    let basic = match (endpoint.client_auth, &endpoint.client_secret) {
+        (ClientAuth::Basic, Some(_)) => Some((endpoint.client_id.as_str(), secret)),
+        (ClientAuth::Basic, None) | (ClientAuth::Body, _) => {
+            fields.push(("client_id".into(), endpoint.client_id.clone()));
+            if endpoint.client_secret.is_some() {
+                fields.push(("client_secret".into(), secret.to_owned()));
+            }
+            None
+        }
+    };
+    let host = url.host_str().unwrap_or("the revocation endpoint").to_owned();
+    let request = form_request(url, &fields, basic).map_err(|e| Error::internal("revocation request", e))?;
+    let response = transport(http, request, timeout).await.map_err(|e| match e {
+        Transport::Timeout(ms) => {
+            Error::Timeout(format!("the revocation endpoint {host} did not answer within {ms} ms"))
+        }
+        Transport::Failed(message) => Error::UpstreamUnreachable(format!("revocation endpoint {host}: {message}")),
+    })?;
+    if response.status() == StatusCode::OK {
+        return Ok(());
+    }
+    let code = serde_json::from_slice::<serde_json::Value>(response.body())
+        .ok()
+        .and_then(|body| body.get("error").and_then(|e| e.as_str()).map(|e| e.chars().take(64).collect::<String>()));
+    Err(Error::Upstream {
+        status: response.status().as_u16(),
+        upstream: host.clone(),
+        message: format!(
+            "{host} refused to revoke the token of '{}': {}",
+            endpoint.server,
+            code.as_deref().unwrap_or("no reason given")
+        ),
+        body: String::new(),
+    })
 }
 
 fn token(response: BasicTokenResponse, requested: Vec<String>) -> Token {
@@ -239,6 +294,7 @@ fn refused(server: &str, url: &Url, error: RequestTokenError<Transport, BasicErr
                 response.error_description().map(|d| d.chars().take(200).collect()).unwrap_or_default();
             Error::Upstream {
                 status: 400,
+                upstream: host.to_owned(),
                 message: format!("{host} refused the token request for '{server}': {}", response.error()),
                 body: description,
             }

@@ -8,13 +8,15 @@
 //!   the grant; [`exchange`] sends token requests through the one HTTP client.
 //! * [`tokens`] caches tokens in memory and keeps one token request in flight per server.
 //! * [`connection`] keeps what must outlive the process (refresh tokens), sealed in the store.
-//! * [`connect`] is the browser flow that creates a connection (authorization code with PKCE).
+//! * [`connect`] is the browser flow that creates a connection (authorization code with PKCE);
+//!   [`connections`] reports them and disconnects one (revoking its token where the provider can).
 //!
 //! The token manager is async: a script waits for it as for any outbound call, suspending its fiber
 //! (`engine::wait`) without holding a thread.
 
 pub mod connect;
 pub mod connection;
+pub mod connections;
 mod credentials;
 mod exchange;
 mod token;
@@ -88,8 +90,8 @@ pub fn lacking(services: &Services, context: &Context, spec: &Spec) -> Result<Op
     match template::fill(own, services, context) {
         Ok(_) => Ok(None),
         Err(error) => match credentials::error_of(*error) {
-            Error::MissingSecret { name } if spec.access_token.is_empty() => Ok(Some(name)),
-            Error::MissingSecret { name } => Ok(Some(format!("{} or {name}", spec.access_token))),
+            Error::MissingSecret { name, .. } if spec.access_token.is_empty() => Ok(Some(name)),
+            Error::MissingSecret { name, .. } => Ok(Some(format!("{} or {name}", spec.access_token))),
             other => Err(raise(other)),
         },
     }
@@ -105,7 +107,10 @@ fn obtain(
     server: &str,
     rejected: Option<String>,
 ) -> Result<Token, Box<EvalAltResult>> {
-    let credentials = Credentials::resolve(services, context, spec, server)?;
+    let credentials = match Credentials::resolve(services, context, spec, server) {
+        Ok(credentials) => credentials,
+        Err(error) => return Err(before_set_up(services, spec, server, *error)),
+    };
     let (services, server, script) = (services.clone(), server.to_owned(), context.script.cid);
     let token = wait(async move {
         let fetch = || credentials.obtain(&services, rejected.as_deref());
@@ -116,12 +121,49 @@ fn obtain(
     Ok(token)
 }
 
+/// A server connected through the browser whose client credentials are not set yet, and which has no
+/// connection: `not_connected`, saying to set them and then connect — what a user must do first is
+/// connect, and a bare `missing_secret` would not say so.
+fn before_set_up(services: &Arc<Services>, spec: &Spec, server: &str, error: EvalAltResult) -> Box<EvalAltResult> {
+    let missing = match (spec.grant, error) {
+        (Grant::AuthorizationCode, EvalAltResult::ErrorRuntime(value, _)) if value.is::<Error>() => {
+            match value.cast::<Error>() {
+                Error::MissingSecret { name, .. } => name,
+                other => return raise(other),
+            }
+        }
+        (_, other) => return other.into(),
+    };
+    let stored = {
+        let (services, server) = (services.clone(), server.to_owned());
+        wait(async move { credentials::store_work(&services, move |s| connection::load(s, &server)).await })
+    };
+    match stored {
+        Ok(Ok(None)) => {
+            let first = missing.split(" or ").next().unwrap_or(&missing).to_owned();
+            let plain = match spec.access_token.is_empty() {
+                true => String::new(),
+                false => format!(" (or set {} to send an access token of your own)", spec.access_token),
+            };
+            let first_set = |message: &str| {
+                format!(
+                    "{message}; first set {missing} (`switchboard secret set {first}`), which connecting needs{plain}"
+                )
+            };
+            raise(not_connected(server, "it is not connected yet").map_text(first_set))
+        }
+        Ok(Ok(Some(_))) => raise(Error::missing_secret(missing)),
+        Ok(Err(error)) => raise(error),
+        Err(error) => error,
+    }
+}
+
 /// A missing client credential also names the plain access token that would do instead.
 fn or_plain(error: EvalAltResult, plain: &str) -> Box<EvalAltResult> {
     match error {
         EvalAltResult::ErrorRuntime(value, _) if !plain.is_empty() && value.is::<Error>() => {
             match value.cast::<Error>() {
-                Error::MissingSecret { name } => raise(Error::MissingSecret { name: format!("{plain} or {name}") }),
+                Error::MissingSecret { name, .. } => raise(Error::missing_secret(format!("{plain} or {name}"))),
                 other => raise(other),
             }
         }

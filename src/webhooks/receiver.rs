@@ -83,7 +83,7 @@ impl Runtime {
     ) -> Result<Stored> {
         let (server, spec) = (name.to_owned(), spec.clone());
         self.blocking(move |rt| {
-            let secret = rt.services.secrets().get(&spec.secret)?.ok_or(Error::MissingSecret { name: spec.secret })?;
+            let secret = rt.services.secrets().get(&spec.secret)?.ok_or(Error::missing_secret(spec.secret))?;
             let now = chrono::Utc::now();
             signature::verify(spec.scheme, &secret, &incoming, now.timestamp())?;
             let receipt = Receipt::new(&server, spec.scheme, &incoming, now.timestamp_millis());

@@ -95,7 +95,7 @@ fn fall_back(services: &Services, context: &Context, options: &mut Options) -> R
     let Some((auth, token)) = spec.fallback.as_ref() else { return Ok(()) };
     let Some(lacking) = crate::oauth::lacking(services, context, spec)? else { return Ok(()) };
     fill(token, services, context).map_err(|error| match crate::oauth::error_of(*error) {
-        Error::MissingSecret { name } => raise(Error::MissingSecret { name: format!("{lacking} or {name}") }),
+        Error::MissingSecret { name, .. } => raise(Error::missing_secret(format!("{lacking} or {name}"))),
         other => raise(other),
     })?;
     options.fall_back(auth, token);

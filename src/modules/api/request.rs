@@ -15,7 +15,7 @@ use super::sign;
 use crate::engine::{Context, raise};
 use crate::error::Error;
 use crate::modules::http::{Body, Incoming, Outgoing, header, parse_url};
-use crate::modules::multipart::multipart;
+use crate::modules::multipart::{multipart, ordered};
 use crate::modules::native::arg_error;
 use crate::modules::secret;
 use crate::modules::services::Services;
@@ -224,7 +224,13 @@ fn encode(
         "json" if fields.is_empty() => Body::Json(to_json(data)?),
         "json" => Body::Json(to_json(&with_fields()?.into())?),
         "form" => Body::Form(form_fields(&with_fields()?.into())?),
-        "multipart" => Body::Multipart(multipart(&with_fields()?).map_err(raise)?),
+        "multipart" => Body::Multipart(
+            match data.read_lock::<rhai::Array>() {
+                Some(items) => ordered(&fields.iter().map(|(k, v)| (k.into(), v.clone())).collect(), &items),
+                None => multipart(&with_fields()?),
+            }
+            .map_err(raise)?,
+        ),
         "text" if data.is_blob() => Body::Bytes(data.clone().cast()),
         "text" => Body::Text(data.to_string()),
         other => return Err(arg_error(&format!("unknown body encoding '{other}' (json, form, multipart, text)"))),
@@ -260,7 +266,7 @@ fn credential(options: &Options, services: &Services, context: &Context) -> Resu
             return Ok(value);
         }
     }
-    Err(raise(Error::MissingSecret { name: first.join(" or ") }))
+    Err(raise(Error::missing_secret(first.join(" or "))))
 }
 
 /// The base URL: the server's `META.base_url` (or the call's `base_url` option), or with the option `host`

@@ -55,9 +55,17 @@ pub(super) fn result(response: Incoming, host: &str, expect: &Expect, context: &
         });
     }
     if !status.is_success() {
+        let message = match status.as_u16() {
+            401 | 403 => format!(
+                "{host} answered {status}: the API refused the credentials this server sent (its secrets or OAuth \
+                 connection), not the caller's access to Switchboard"
+            ),
+            _ => format!("{host} answered {status}"),
+        };
         return Err(Error::Upstream {
             status: status.as_u16(),
-            message: format!("{host} answered {status}"),
+            upstream: host.to_owned(),
+            message,
             body: context.excerpt(&String::from_utf8_lossy(&response.body), EXCERPT),
         });
     }

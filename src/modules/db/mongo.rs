@@ -37,6 +37,7 @@ fn failure(error: mongodb::error::Error) -> Box<EvalAltResult> {
         }
         ErrorKind::Authentication { ref message, .. } => raise(Error::Upstream {
             status: 401,
+            upstream: "MongoDB".into(),
             message: "MongoDB refused the credentials".into(),
             body: message.clone(),
         }),

@@ -4,8 +4,8 @@
 //!
 //! * its base URL (`META.base_url`), or what the operator set in `<NAME>_BASE_URL` instead;
 //! * each named base URL in `META.hosts`, or `<NAME>_<HOST>_BASE_URL` instead;
-//! * its OAuth URLs (`META.oauth2.token_url`, `authorize_url`), or `<NAME>_TOKEN_URL` /
-//!   `<NAME>_AUTHORIZE_URL` instead.
+//! * its OAuth URLs (`META.oauth2.token_url`, `authorize_url`, `revoke_url`), or `<NAME>_TOKEN_URL` /
+//!   `<NAME>_AUTHORIZE_URL` / `<NAME>_REVOKE_URL` instead.
 //!
 //! `{NAME}` placeholders are filled from the server's declared secrets and variables (a Shopify store's
 //! domain), and a leftmost label written `*` or `<name>` stands for any one DNS label (Mailchimp's

@@ -10,7 +10,7 @@ use rhai::{Dynamic, EvalAltResult, Map, Module};
 use super::{Body, Incoming, Outgoing, header, parse_url};
 use crate::engine::{raise, wait};
 use crate::modules::egress::{self, Policy};
-use crate::modules::multipart::multipart;
+use crate::modules::multipart::{multipart, ordered};
 use crate::modules::native::{arg_error, context, func};
 use crate::modules::services::Services;
 use crate::modules::values::{form_fields, text_pairs, to_json};
@@ -54,8 +54,12 @@ fn apply_options(request: &mut Outgoing, options: &Map) -> Result<(), Box<EvalAl
             "form" if value.is_map() => request.body = Body::Form(form_fields(value)?),
             "form" => return Err(arg_error("form must be a map")),
             "multipart" => {
-                let fields = value.read_lock::<Map>().ok_or_else(|| arg_error("multipart must be a map"))?;
-                request.body = Body::Multipart(multipart(&fields).map_err(raise)?);
+                let parts = match (value.read_lock::<Map>(), value.read_lock::<rhai::Array>()) {
+                    (Some(fields), _) => multipart(&fields),
+                    (_, Some(items)) => ordered(&Map::new(), &items),
+                    _ => return Err(arg_error("multipart must be a map, or an array of maps in the order to send")),
+                };
+                request.body = Body::Multipart(parts.map_err(raise)?);
             }
             "body" if value.is_blob() => request.body = Body::Bytes(value.clone().cast()),
             "body" => request.body = Body::Text(value.to_string()),
