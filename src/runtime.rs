@@ -305,6 +305,19 @@ impl Runtime {
         Server { name: record.name, cid: record.cid, enabled: record.enabled, script }
     }
 
+    /// Compiles the scripts of `records` that are not cached yet, reading their sources in one go.
+    fn compile_uncached(&self, records: &[ServerRecord]) -> Result<()> {
+        let missing: HashSet<Cid> = records.iter().map(|r| r.cid).filter(|cid| self.cached(cid).is_none()).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for (_, source) in self.store.blobs(&missing.into_iter().collect::<Vec<_>>())? {
+            // A script that does not compile is reported by `load`, server by server.
+            let _ = self.compile(&source);
+        }
+        Ok(())
+    }
+
     /// Serves `registry`, with the runners chosen from `bindings`.
     fn publish(&self, registry: Registry, bindings: &[(String, Binding)]) {
         // Runners first: a server just disabled must not run by CID meanwhile (and one just enabled is
@@ -317,6 +330,7 @@ impl Runtime {
     /// The snapshot of what the store holds; callers hold the writer lock.
     fn rebuild(&self) -> Result<()> {
         let records = self.store.servers()?;
+        self.compile_uncached(&records)?;
         let (stored_bindings, variables) = (self.store.bindings()?, self.store.variables()?);
         let registry: Registry =
             records.into_iter().map(|record| (record.name.clone(), Arc::new(self.load(record)))).collect();

@@ -52,6 +52,7 @@ fn blobs_are_kept_by_cid(store: &dyn Store) {
     assert_eq!(cid, Cid::of(b"hello"));
     assert_eq!(store.blob(&cid).unwrap().as_deref(), Some(&b"hello"[..]));
     assert_eq!(store.blob(&Cid::of(b"absent")).unwrap(), None);
+    assert_eq!(store.blobs(&[Cid::of(b"absent"), cid]).unwrap(), vec![(cid, b"hello".to_vec())]);
 }
 
 fn binding_records_history_and_keeps_the_enabled_flag(store: &dyn Store) {

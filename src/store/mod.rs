@@ -307,6 +307,9 @@ fn same_thing(a: &Changed, b: &Changed) -> bool {
 
 pub trait Store: Send + Sync + 'static {
     fn blob(&self, cid: &Cid) -> Result<Option<Vec<u8>>>;
+    /// The blobs of `cids` that are stored, in one read where the backend can (a start against 10 000
+    /// servers must not wait for 10 000 round trips).
+    fn blobs(&self, cids: &[Cid]) -> Result<Vec<(Cid, Vec<u8>)>>;
     fn servers(&self) -> Result<Vec<ServerRecord>>;
     /// The bindings of `name`, oldest first.
     fn history(&self, name: &str) -> Result<Vec<Binding>>;

@@ -262,6 +262,12 @@ impl Store for PostgresStore {
         self.row("SELECT bytes FROM blobs WHERE cid = $1", vec![digest(cid)], first)
     }
 
+    fn blobs(&self, cids: &[Cid]) -> Result<Vec<(Cid, Vec<u8>)>> {
+        let digests: Vec<Vec<u8>> = cids.iter().map(|cid| cid.digest().to_vec()).collect();
+        let read = |row: &Row| Ok((cid_at(row, 0)?, row.try_get(1)?));
+        self.rows("SELECT cid, bytes FROM blobs WHERE cid = ANY($1)", vec![Box::new(digests)], read)
+    }
+
     fn servers(&self) -> Result<Vec<ServerRecord>> {
         self.rows("SELECT name, cid, enabled FROM servers", vec![], server)
     }
