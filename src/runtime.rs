@@ -168,11 +168,15 @@ impl Runtime {
         });
         if let Some(image) = &runtime.settings.boot {
             runtime.replace(image, Origin::Boot, Keep::CreatedThroughApi)?;
-        } else if runtime.store.fact(SEEDED)?.is_none() {
-            let image = crate::boot::embedded().map_err(|problems| {
-                Error::Internal(format!("the embedded image is broken: {}", problems.join("; ")))
-            })?;
-            runtime.import(&image, Origin::Boot)?;
+        } else {
+            // Instances starting at once on one new store seed it once: the others find it seeded.
+            let _turn = runtime.store.lock(SEEDED)?;
+            if runtime.store.fact(SEEDED)?.is_none() {
+                let image = crate::boot::embedded().map_err(|problems| {
+                    Error::Internal(format!("the embedded image is broken: {}", problems.join("; ")))
+                })?;
+                runtime.import(&image, Origin::Boot)?;
+            }
         }
         // Subscribed before the first read, so no commit can fall between the two.
         let weak = Arc::downgrade(&runtime);

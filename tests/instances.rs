@@ -243,3 +243,29 @@ fn the_readme_runs_three_instances_on_one_database() {
     assert!(output.status.success(), "{output:?}");
     assert!(stdout.trim_end().ends_with(printed), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_starting_at_once_on_a_new_store_seed_it_once() {
+    let Some(database) = Database::fresh() else { return };
+    let url = database.url.clone();
+    let starting: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let env = [
+                    ("SWITCHBOARD_STORE", url.as_str()),
+                    ("SWITCHBOARD_ADMIN_TOKEN", ADMIN),
+                    ("SWITCHBOARD_MASTER_KEY", MASTER_KEY),
+                ];
+                Server::start_default(&[], &env)
+            })
+        })
+        .collect();
+    let cluster: Vec<Server> = starting.into_iter().map(|started| started.join().unwrap()).collect();
+    let (_, history) = json(cluster[2].get("/api/servers/echo/history").await).await;
+    assert_eq!(
+        history["history"].as_array().unwrap().len(),
+        1,
+        "the embedded image was imported more than once: {history}"
+    );
+}
