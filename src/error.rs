@@ -58,6 +58,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Arguments that a tool's input schema refuses: every wrong field (`field`, `problem`).
+    #[error("{message}")]
+    InvalidArguments { message: String, fields: Vec<(String, String)> },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -138,7 +141,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::NotFound(_) => "not_found",
-            Error::BadRequest(_) => "bad_request",
+            Error::BadRequest(_) | Error::InvalidArguments { .. } => "bad_request",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) | Error::Refused { .. } => "forbidden",
@@ -165,7 +168,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::NotFound(_) => 404,
-            Error::BadRequest(_) => 400,
+            Error::BadRequest(_) | Error::InvalidArguments { .. } => 400,
             Error::PayloadTooLarge(_) => 413,
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) | Error::Refused { .. } => 403,
@@ -216,6 +219,11 @@ impl Error {
             Error::InvalidImage { problems } => {
                 fields.insert("problems".into(), json!(problems));
             }
+            Error::InvalidArguments { fields: wrong, .. } => {
+                let wrong: Vec<Value> =
+                    wrong.iter().map(|(field, problem)| json!({ "field": field, "problem": problem })).collect();
+                fields.insert("fields".into(), Value::Array(wrong));
+            }
             Error::NotConnected { server, .. } => {
                 fields.insert("server".into(), json!(server));
                 fields.insert("connect".into(), json!(format!("POST /api/oauth/{server}/start")));
@@ -246,6 +254,10 @@ impl Error {
         match self {
             Error::NotFound(m) => Error::NotFound(f(&m)),
             Error::BadRequest(m) => Error::BadRequest(f(&m)),
+            Error::InvalidArguments { message, fields } => Error::InvalidArguments {
+                message: f(&message),
+                fields: fields.iter().map(|(field, problem)| (f(field), f(problem))).collect(),
+            },
             Error::PayloadTooLarge(m) => Error::PayloadTooLarge(f(&m)),
             Error::Unauthorized(m) => Error::Unauthorized(f(&m)),
             Error::Forbidden(m) => Error::Forbidden(f(&m)),

@@ -46,7 +46,8 @@
 //! * [`boot`] reads, packs, checks and compares boot images; the default one is embedded in the binary.
 //!   [`reload`] watches a boot source and its scripts and swaps changes in.
 //! * [`webhooks`] receives providers' signed deliveries (`POST /webhooks/{name}`): verifies, stores and
-//!   deduplicates them, then hands each to the script's `fn webhook(event)` through the same invocation path.
+//!   deduplicates them, then hands each to the script's `fn webhook(event)` through the same invocation
+//!   path, from a durable queue in the store that retries failed runs across restarts.
 //! * [`http`] is the axum interface: one guard before routing holds every request to the HTTP bounds
 //!   and the browser rules (`Host` against DNS rebinding, no runs from another origin), and the
 //!   runtime frames every response itself. [`commands`] implements the CLI that `main.rs` parses.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mimalloc::MiMalloc;
 use switchboard::commands::{
-    self, BootCommand, CallArgs, DataDirArg, OAuthCommand, SecretCommand, ServeArgs, ServersArgs, StoreCommand,
+    self, BootCommand, CallArgs, DataDirArg, McpArgs, OAuthCommand, SecretCommand, ServeArgs, ServersArgs, StoreCommand,
 };
 use switchboard::engine::leak::Counting;
 
@@ -40,7 +40,7 @@ enum Cli {
         state: DataDirArg,
     },
     /// Serve every server as an MCP tool over stdio (for desktop AI clients that start it themselves).
-    Mcp(DataDirArg),
+    Mcp(McpArgs),
     /// Manage secrets: set (value from stdin), list (names only), rm.
     #[command(subcommand)]
     Secret(SecretCommand),

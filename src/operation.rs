@@ -29,14 +29,15 @@ pub struct Call {
 }
 
 impl Operation {
-    /// The invocation these arguments stand for, or `bad_request` naming what is missing or unusable.
+    /// The invocation these arguments stand for, once `input` accepts them; else `bad_request` naming
+    /// every wrong field.
     pub fn call(&self, arguments: &Map<String, Value>) -> Result<Call, Error> {
+        self.check(arguments).map_err(|fields| {
+            let each: Vec<String> = fields.iter().map(|(field, problem)| format!("{field}: {problem}")).collect();
+            let message = format!("operation '{}' refused its arguments: {}", self.name, each.join("; "));
+            Error::InvalidArguments { message, fields }
+        })?;
         let bad = |message: String| Error::BadRequest(format!("operation '{}': {message}", self.name));
-        for name in self.required().map_err(bad)? {
-            if arguments.get(name).is_none_or(Value::is_null) {
-                return Err(bad(format!("the argument '{name}' is required")));
-            }
-        }
         let mut rest = arguments.clone();
         let mut endpoint = String::with_capacity(self.endpoint.len());
         let mut remaining = self.endpoint.as_str();
@@ -119,7 +120,7 @@ mod tests {
     fn a_post_sends_the_rest_as_body() {
         let op = one(json!({
             "description": "d", "method": "POST", "endpoint": "/v1/customers/{id}?expand=x",
-            "input": { "type": "object", "required": ["id"], "properties": { "id": {"type": "string"} } },
+            "input": { "type": "object", "required": ["id"], "properties": { "id": {}, "email": {"type": "string"} } },
         }))
         .unwrap();
         let call = op.call(&args(json!({"id": "cus_1", "email": "a@b.c"}))).unwrap();
@@ -135,10 +136,41 @@ mod tests {
             "input": { "type": "object", "required": ["id", "q"], "properties": { "id": {}, "q": {} } },
         }))
         .unwrap();
-        let error = op.call(&args(json!({"id": "1"}))).unwrap_err();
+        let error = op.call(&args(json!({"id": "1", "q": null}))).unwrap_err();
         assert_eq!(error.kind(), "bad_request");
-        assert!(error.message().contains("'q' is required"), "{}", error.message());
+        assert!(error.message().contains("q: is required"), "{}", error.message());
         let error = op.call(&args(json!({"id": {"no": 1}, "q": 1}))).unwrap_err();
         assert!(error.message().contains("'id' must be a string or number"), "{}", error.message());
+    }
+
+    #[test]
+    fn arguments_are_checked_against_the_input_schema_naming_every_wrong_field() {
+        let op = one(json!({
+            "description": "d", "method": "POST", "endpoint": "/v1/payment_intents",
+            "input": { "type": "object", "required": ["amount", "currency"], "properties": {
+                "amount": {"type": "integer"}, "currency": {"type": "string", "enum": ["eur", "usd"]},
+                "metadata": {"type": "object", "properties": {"order": {"type": "integer"}}} } },
+        }))
+        .unwrap();
+        let error = op
+            .call(&args(json!({"amount": "ten", "currency": "gbp", "injected": "x", "metadata": {"order": "7"}})))
+            .unwrap_err();
+        let json = error.to_json();
+        let fields: Vec<&str> =
+            json["error"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(fields.len(), 4, "{json}");
+        for field in ["amount", "currency", "injected", "metadata.order"] {
+            assert!(fields.contains(&field), "{field} in {json}");
+            assert!(error.message().contains(&format!("{field}: ")), "{}", error.message());
+        }
+        assert_eq!((json["error"]["type"].as_str(), error.status()), (Some("bad_request"), 400));
+        let missing = op.call(&args(json!({}))).unwrap_err().to_json();
+        assert_eq!(missing["error"]["fields"].as_array().unwrap().len(), 2, "{missing}");
+        assert!(op.call(&args(json!({"amount": 1000, "currency": "eur"}))).is_ok());
+        // A schema that allows more arguments says so itself.
+        let open = one(
+            json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "additionalProperties": true}}),
+        );
+        assert_eq!(open.unwrap().call(&args(json!({"any": 1}))).unwrap().endpoint, "/x?any=1");
     }
 }

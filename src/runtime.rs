@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -58,6 +59,26 @@ pub struct Settings {
     /// The URL the outside world reaches this runtime at (`serve --public-url`): OAuth redirect URIs
     /// and webhook signatures that cover the URL (Twilio) use it; else the scheme and Host of the request.
     pub public_url: Option<url::Url>,
+    pub webhook_retry: WebhookRetry,
+    /// List every enabled server as an MCP tool, not only those that can run (`--mcp-all-tools`).
+    pub mcp_all_tools: bool,
+}
+
+/// How the webhook queue retries a handler that failed (`serve --webhook-attempts`,
+/// `--webhook-backoff-ms`): the wait before attempt n+1 is `base`·2^(n-1) (at most `cap`) with jitter,
+/// and after `attempts` runs the event is `dead`.
+#[derive(Debug, Clone)]
+pub struct WebhookRetry {
+    pub attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for WebhookRetry {
+    /// Ten runs over some three hours: longer than most outages of the services handlers call.
+    fn default() -> WebhookRetry {
+        WebhookRetry { attempts: 10, base: Duration::from_secs(30), cap: Duration::from_secs(3600) }
+    }
 }
 
 impl Settings {
@@ -75,6 +96,8 @@ impl Settings {
             allowed_origins: Vec::new(),
             invoke_access: Default::default(),
             public_url: None,
+            webhook_retry: WebhookRetry::default(),
+            mcp_all_tools: false,
         }
     }
 }
@@ -273,7 +296,8 @@ impl Runtime {
                 Changed::Variables => self.services.variables.store(Arc::new(self.store.variables()?)),
                 Changed::Secret { .. } => self.services.secrets().reload()?,
                 // Tokens are re-read from the store when they expire; nothing served changes.
-                Changed::Connection { .. } | Changed::Everything => {}
+                // The webhook queue follows events itself.
+                Changed::Connection { .. } | Changed::Events | Changed::Everything => {}
             }
         }
         if !servers.is_empty() {

@@ -106,8 +106,10 @@ async fn github_mock() -> MockServer {
     mock
 }
 
+/// Serves the default image listing every tool, whether its server can run or not (the list is long
+/// enough to page).
 fn start(mock: &MockServer) -> Server {
-    Server::start_default(&[], &[("GITHUB_BASE_URL", &mock.uri()), ("GITHUB_TOKEN", GITHUB_TOKEN)])
+    Server::start_default(&["--mcp-all-tools"], &[("GITHUB_BASE_URL", &mock.uri()), ("GITHUB_TOKEN", GITHUB_TOKEN)])
 }
 
 /// The whole flow one client runs: list, echo, missing secret, named operations.
@@ -149,7 +151,8 @@ async fn exercise(client: &Client, mock: &MockServer) {
     assert_eq!(json_of(&listed), json!([{ "number": 7, "title": "Bug" }]));
     let schema = |name: &str| tools.iter().find(|t| t.name == name).unwrap().input_schema.clone();
     assert_eq!(schema("github__list_issues")["properties"]["all_pages"]["type"], "boolean");
-    assert!(schema("github__create_issue")["properties"].get("all_pages").is_none(), "only reads page");
+    assert!(schema("github__create_issue")["properties"].get("all_pages").is_none(), "only lists page");
+    assert!(schema("github__get_repo")["properties"].get("all_pages").is_none(), "a read that is not a list");
     assert!(schema("echo")["properties"].get("all_pages").is_none(), "only servers that declare pagination");
     let one = call(client, "github__list_issues", json!({ "owner": "octo", "repo": "paged" })).await;
     assert_eq!(json_of(&one), json!([{ "number": 1 }, { "number": 2 }]));
@@ -252,7 +255,7 @@ async fn rmcp_client_over_stdio() {
     let server = start(&mock);
     let mut command = tokio::process::Command::new(common::BIN);
     command
-        .args(["mcp", "--data", server.data_dir().to_str().unwrap()])
+        .args(["mcp", "--all-tools", "--data", server.data_dir().to_str().unwrap()])
         .env("GITHUB_BASE_URL", mock.uri())
         .env("GITHUB_TOKEN", GITHUB_TOKEN)
         .stderr(std::process::Stdio::null());
@@ -306,7 +309,7 @@ async fn the_tool_list_follows_edits_and_disabling() {
     assert_eq!(item.structured_content, Some(json!({ "endpoint": "/items/a%2Fb", "method": "GET" })));
     let without = call(&client, "shop__get_item", json!({})).await;
     assert_eq!(without.is_error, Some(true));
-    assert!(text_of(&without).contains("bad_request") && text_of(&without).contains("'id' is required"));
+    assert!(text_of(&without).contains("bad_request") && text_of(&without).contains("id: is required"));
 
     let disable = server.client.post(server.url("/api/servers/shop/disable")).bearer_auth(token.trim());
     assert_eq!(disable.send().await.unwrap().status(), 200);
@@ -384,24 +387,6 @@ async fn bodies_that_are_not_json_rpc_get_json_rpc_errors() {
     assert_eq!((status, &body["result"]["isError"]), (200, &json!(false)), "{body}");
 }
 
-/// The official Python client (PyPI `mcp`, installed by `scripts/install-peers`), or `None` when it is
-/// missing outside CI (where a missing peer fails the test instead).
-fn python_client() -> Option<std::path::PathBuf> {
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/venv/bin/python");
-    let works = std::process::Command::new(&python)
-        .args(["-c", "import mcp"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    match (works, std::env::var("CI").as_deref()) {
-        (true, _) => Some(python),
-        (false, Ok("true")) => panic!("the Python MCP client is missing: run scripts/install-peers"),
-        (false, _) => {
-            eprintln!("skipped: the Python MCP client is missing (run scripts/install-peers)");
-            None
-        }
-    }
-}
-
 /// Runs tests/mcp_client.py and returns its report.
 async fn python_report(python: &std::path::Path, mode: &str, target: &[&str], mock: &MockServer) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_client.py");
@@ -449,7 +434,7 @@ async fn check_python_report(report: &Value, mock: &MockServer) {
 
 #[tokio::test]
 async fn python_client_over_streamable_http_in_both_modes() {
-    let Some(python) = python_client() else { return };
+    let Some(python) = common::python_mcp_client() else { return };
     for (mode, version) in [("2026-07-28", "2026-07-28"), ("legacy", "2025-11-25")] {
         let mock = github_mock().await;
         let server = start(&mock);
@@ -462,7 +447,7 @@ async fn python_client_over_streamable_http_in_both_modes() {
 
 #[tokio::test]
 async fn python_client_over_stdio() {
-    let Some(python) = python_client() else { return };
+    let Some(python) = common::python_mcp_client() else { return };
     for mode in ["legacy", "2026-07-28"] {
         let mock = github_mock().await;
         let server = start(&mock);
@@ -500,12 +485,12 @@ async fn the_readme_mcp_examples_run() {
     let address = server.base.trim_start_matches("http://").to_owned();
     let blocks = readme_mcp_blocks();
     let languages: Vec<&str> = blocks.iter().map(|(language, _)| language.as_str()).collect();
-    assert_eq!(languages, ["sh", "sh", "python", "json", "rhai"]);
+    assert_eq!(languages, ["sh", "sh", "python", "json", "rhai", "sh"]);
     for (language, block) in &blocks {
         let runnable = block.replace("localhost:8080", &address);
         let output = match language.as_str() {
             "sh" => std::process::Command::new("bash").args(["-c", &runnable]).output().unwrap(),
-            "python" => match python_client() {
+            "python" => match common::python_mcp_client() {
                 Some(python) => std::process::Command::new(python).args(["-c", &runnable]).output().unwrap(),
                 None => continue,
             },

@@ -21,7 +21,7 @@ def target(kind, args):
         return args[0]
     binary, data = args
     env = {key: os.environ[key] for key in ("GITHUB_BASE_URL", "GITHUB_TOKEN") if key in os.environ}
-    return StdioServerParameters(command=binary, args=["mcp", "--data", data], env=env)
+    return StdioServerParameters(command=binary, args=["mcp", "--all-tools", "--data", data], env=env)
 
 
 async def call(client, name, arguments):

@@ -41,7 +41,8 @@ on_every_store!(
     oauth_states_are_taken_once_by_their_server_and_only_before_they_expire,
     a_body_seen_within_the_window_refuses_the_event_whatever_its_id,
     events_are_unique_per_server_and_delivery_id,
-    outcomes_count_attempts_and_events_list_newest_first,
+    waiting_events_are_claimed_once_per_attempt_and_leave_the_queue_when_settled,
+    events_list_newest_first_and_filter_by_status,
     facts_are_upserted,
 );
 
@@ -138,7 +139,7 @@ fn event(change: &mut Change, (server, delivery_id): (&str, &str), body: &str, a
         delivery_id: delivery_id.into(),
         body_cid,
         received_at: at,
-        status: EventStatus::Received,
+        status: EventStatus::Pending,
         same_body_since: since,
     });
     cid
@@ -181,32 +182,64 @@ fn events_are_unique_per_server_and_delivery_id(store: &dyn Store) {
     assert_eq!(store.event("hook", &kept_out).unwrap(), None);
 
     let found = store.event_by_delivery("hook", "evt_1").unwrap().unwrap();
-    assert_eq!((found.cid, found.status, found.attempts), (first, EventStatus::Received, 0));
+    assert_eq!((found.cid, found.status, found.attempts), (first, EventStatus::Pending, 0));
     assert_eq!(store.event("other", &other_server).unwrap().unwrap().server, "other");
     assert_eq!(store.event("hook", &other_server).unwrap(), None);
 }
 
-fn outcomes_count_attempts_and_events_list_newest_first(store: &dyn Store) {
+fn outcome(store: &dyn Store, cid: Cid, status: EventStatus, next_attempt_at: Option<i64>) {
+    let mut change = Change::default();
+    let outcome = Some(serde_json::json!({"type": "script_error", "message": status.as_str()}));
+    change.op(Op::EventOutcome { cid, status, outcome, next_attempt_at });
+    store.commit(&change).unwrap();
+}
+
+fn waiting_events_are_claimed_once_per_attempt_and_leave_the_queue_when_settled(store: &dyn Store) {
+    let mut change = Change::default();
+    let older = record_event(&mut change, "hook", "a");
+    let newer = record_event(&mut change, "other", "b");
+    store.commit(&change).unwrap();
+    assert_eq!(store.next_event_due().unwrap(), Some(1), "due when received");
+    let due: Vec<Cid> = store.due_events(1, 10).unwrap().iter().map(|e| e.cid).collect();
+    assert_eq!(due, vec![older, newer]);
+
+    // A claim counts the attempt and holds the event until the lease ends; a second claim loses.
+    assert_eq!(store.claim_event(&older, Some(5), 100).unwrap(), Some(1));
+    assert_eq!(store.claim_event(&older, Some(5), 100).unwrap(), None);
+    assert_eq!(store.due_events(99, 10).unwrap().iter().map(|e| e.cid).collect::<Vec<_>>(), vec![newer]);
+    // A lease that ran out (its process stopped) makes the event due again.
+    assert_eq!(store.due_events(100, 10).unwrap().iter().map(|e| e.cid).collect::<Vec<_>>(), vec![newer, older]);
+
+    outcome(store, older, EventStatus::Failed, Some(500));
+    assert_eq!(store.claim_event(&older, Some(499), 1_000).unwrap(), None, "not due yet");
+    assert_eq!(store.claim_event(&older, Some(500), 1_000).unwrap(), Some(2));
+    outcome(store, older, EventStatus::Dead, None);
+    assert_eq!(store.claim_event(&older, Some(i64::MAX), 1_000).unwrap(), None, "a dead event waits for no one");
+    assert_eq!(store.claim_event(&older, None, 1_000).unwrap(), Some(3), "a replay takes any event");
+    outcome(store, older, EventStatus::Handled, None);
+    outcome(store, newer, EventStatus::Handled, None);
+    assert_eq!(store.next_event_due().unwrap(), None);
+    assert!(store.due_events(i64::MAX, 10).unwrap().is_empty());
+    let handled = store.event("hook", &older).unwrap().unwrap();
+    assert_eq!((handled.status, handled.attempts, handled.next_attempt_at), (EventStatus::Handled, 3, None));
+}
+
+fn events_list_newest_first_and_filter_by_status(store: &dyn Store) {
     let mut change = Change::default();
     let older = record_event(&mut change, "hook", "a");
     let newer = record_event(&mut change, "hook", "b");
+    record_event(&mut change, "other", "c");
     store.commit(&change).unwrap();
-    let mut change = Change::default();
-    let failure = serde_json::json!({"type": "script_error", "message": "boom"});
-    change.op(Op::EventOutcome { cid: older, status: EventStatus::Failed, outcome: Some(failure.clone()) });
-    store.commit(&change).unwrap();
-    let mut change = Change::default();
-    change.op(Op::EventOutcome { cid: older, status: EventStatus::Handled, outcome: None });
-    store.commit(&change).unwrap();
+    outcome(store, older, EventStatus::Dead, None);
 
-    let events = store.events("hook", 10).unwrap();
-    assert_eq!(events.iter().map(|e| e.cid).collect::<Vec<_>>(), vec![newer, older]);
-    assert_eq!((events[1].status, events[1].attempts), (EventStatus::Handled, 2));
-    assert_eq!(store.events("hook", 1).unwrap().len(), 1);
-    let mut change = Change::default();
-    change.op(Op::EventOutcome { cid: newer, status: EventStatus::Failed, outcome: Some(failure.clone()) });
-    store.commit(&change).unwrap();
-    assert_eq!(store.event("hook", &newer).unwrap().unwrap().outcome, Some(failure));
+    let all: Vec<Cid> = store.events("hook", None, 10).unwrap().iter().map(|e| e.cid).collect();
+    assert_eq!(all, vec![newer, older]);
+    assert_eq!(store.events("hook", None, 1).unwrap().len(), 1);
+    let dead = store.events("hook", Some(EventStatus::Dead), 10).unwrap();
+    assert_eq!(dead.iter().map(|e| e.cid).collect::<Vec<_>>(), vec![older]);
+    assert_eq!(dead[0].outcome.as_ref().unwrap()["message"], "dead");
+    assert_eq!(store.events("hook", Some(EventStatus::Pending), 10).unwrap()[0].cid, newer);
+    assert!(store.events("hook", Some(EventStatus::Handled), 10).unwrap().is_empty());
 }
 
 fn facts_are_upserted(store: &dyn Store) {
@@ -352,7 +385,7 @@ fn populated(store: &dyn Store) {
     store.commit(&change).unwrap();
     let mut change = Change::default();
     let outcome = Some(serde_json::json!({ "status": 200 }));
-    change.op(Op::EventOutcome { cid, status: EventStatus::Handled, outcome });
+    change.op(Op::EventOutcome { cid, status: EventStatus::Handled, outcome, next_attempt_at: None });
     store.commit(&change).unwrap();
 }
 

@@ -414,46 +414,113 @@ async fn concurrent_copies_of_a_delivery_run_the_handler_once() {
     assert_eq!(events(&server, "hook_github").await.len(), 1);
 }
 
-#[tokio::test]
-async fn a_failed_handler_is_recorded_survives_a_restart_and_is_replayed() {
+/// A mock whose `/ran/` answers 500 to the first `failures` requests (all of them with `None`), 200 after.
+async fn failing_mock(failures: Option<u64>) -> MockServer {
     let mock = MockServer::start().await;
-    Mock::given(method("POST"))
+    let failure = Mock::given(method("POST"))
         .and(path_regex("^/ran/"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("handler's downstream is down"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&mock)
-        .await;
+        .respond_with(ResponseTemplate::new(500).set_body_string("the handler's downstream is down"));
+    match failures {
+        Some(n) => failure.up_to_n_times(n).with_priority(1).mount(&mock).await,
+        None => failure.mount(&mock).await,
+    }
     Mock::given(method("POST")).and(path_regex("^/ran/")).respond_with(ResponseTemplate::new(200)).mount(&mock).await;
-    let server = start_hooks(&mock, &[], true);
+    mock
+}
+
+/// The event `cid` once the queue has brought it to `status`, on its own time (a minute at most).
+async fn once_settled(server: &Server, name: &str, cid: &str, status: &str) -> Value {
+    for _ in 0..600 {
+        let listed = events(server, name).await;
+        if let Some(event) = listed.iter().find(|e| e["cid"] == cid && e["status"] == status) {
+            return event.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("event {cid} never became {status}: {:?}", events(server, name).await);
+}
+
+/// Delivers GitHub's test event to `hook_github`, expecting the handler to fail: the provider is
+/// answered 202 all the same, with the event's CID.
+async fn deliver_failing(server: &Server) -> String {
     let github = provider("github");
     let headers = signed(&github, &github.secret, github.body, "", now());
-
-    let response = deliver(&server, "hook_github", &headers, github.body).await;
+    let response = deliver(server, "hook_github", &headers, github.body).await;
     let cid = response.headers()["x-webhook-event"].to_str().unwrap().to_owned();
-    expect_error(response, 500, "upstream").await;
-    let listed = events(&server, "hook_github").await;
-    assert_eq!(
-        (listed[0]["status"].as_str(), listed[0]["outcome"]["type"].as_str()),
-        (Some("failed"), Some("upstream"))
-    );
+    let (status, body) = json(response).await;
+    assert_eq!((status, body), (202, json!({"cid": cid, "status": "failed"})));
+    cid
+}
 
-    let server = server.restart();
-    let listed = events(&server, "hook_github").await;
-    assert_eq!((listed[0]["cid"].as_str(), listed[0]["status"].as_str()), (Some(cid.as_str()), Some("failed")));
-    // The provider's retry after the restart is still a duplicate: it runs nothing.
+#[tokio::test]
+async fn a_handler_failing_twice_is_retried_until_it_succeeds_with_no_manual_step() {
+    let mock = failing_mock(Some(2)).await;
+    let server = start_hooks(&mock, &["--webhook-backoff-ms", "50"], true);
+    let cid = deliver_failing(&server).await;
+
+    let event = once_settled(&server, "hook_github", &cid, "handled").await;
+    assert_eq!((event["attempts"].as_u64(), &event["outcome"]), (Some(3), &json!({"status": 200})));
+    assert_eq!(event["next_attempt_at"], Value::Null);
+    let runs = reported(&mock, "github").await;
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|run| run == &runs[0] && run["cid"] == cid), "every attempt gets the very same event");
+    // The provider's own retry is a duplicate: it runs nothing again.
+    let github = provider("github");
+    let headers = signed(&github, &github.secret, github.body, "", now());
     let (status, body) = json(deliver(&server, "hook_github", &headers, github.body).await).await;
     assert_eq!((status, body), (200, json!({"cid": cid, "duplicate": true})));
-    assert_eq!(reported(&mock, "github").await.len(), 1);
+    assert_eq!(reported(&mock, "github").await.len(), 3);
+}
 
+#[tokio::test]
+async fn a_handler_failing_every_attempt_ends_dead_with_its_last_error_and_can_be_replayed() {
+    let mock = failing_mock(None).await;
+    let server = start_hooks(&mock, &["--webhook-attempts", "3", "--webhook-backoff-ms", "20"], true);
+    let cid = deliver_failing(&server).await;
+
+    let event = once_settled(&server, "hook_github", &cid, "dead").await;
+    assert_eq!(event["attempts"], 3);
+    assert_eq!((event["outcome"]["type"].as_str(), event["outcome"]["status"].as_u64()), (Some("upstream"), Some(500)));
+    assert_eq!(event["next_attempt_at"], Value::Null);
+    assert_eq!(reported(&mock, "github").await.len(), 3, "three attempts, then none");
+
+    let listing = |status: &str| server.url(&format!("/api/webhooks/hook_github/events?status={status}"));
+    let list = |status: &str| server.client.get(listing(status)).bearer_auth(server.admin_token()).send();
+    let (code, dead) = json(list("dead").await.unwrap()).await;
+    assert_eq!((code, dead["events"][0]["cid"].as_str()), (200, Some(cid.as_str())));
+    for status in ["failed", "pending", "handled"] {
+        let (code, none) = json(list(status).await.unwrap()).await;
+        assert_eq!((code, none["events"].as_array().map(Vec::len)), (200, Some(0)), "{status}");
+    }
+    let error = expect_error(list("lost").await.unwrap(), 400, "bad_request").await;
+    assert!(error["message"].as_str().unwrap().contains("unknown event status 'lost'"), "{error}");
+
+    // Once the downstream is back, an operator replays the dead event.
+    mock.reset().await;
+    Mock::given(method("POST")).and(path_regex("^/ran/")).respond_with(ResponseTemplate::new(200)).mount(&mock).await;
     let (status, body) = replay(&server, "hook_github", &cid).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["event"]["status"], "handled");
-    assert_eq!(body["event"]["attempts"], 2);
-    let runs = reported(&mock, "github").await;
-    assert_eq!(runs.len(), 2);
-    assert_eq!(runs[0], runs[1], "the replay gets the very same event");
-    assert_eq!(runs[1]["cid"], cid);
+    assert_eq!((body["event"]["status"].as_str(), body["event"]["attempts"].as_u64()), (Some("handled"), Some(4)));
+    assert_eq!(reported(&mock, "github").await[0]["cid"], cid);
+}
+
+#[tokio::test]
+async fn waiting_events_are_handled_after_a_restart() {
+    let mock = failing_mock(None).await;
+    // A run cut short by the stop is due again when its lease ends: the longest run allowed, and a margin.
+    let mut server = start_hooks(&mock, &["--webhook-backoff-ms", "300", "--max-timeout-ms", "5000"], true);
+    let cid = deliver_failing(&server).await;
+    server.stop();
+    // Every attempt of the first process failed; the downstream comes back while no process runs.
+    let attempts_before = reported(&mock, "github").await.len();
+    assert!(attempts_before >= 1);
+    mock.reset().await;
+    Mock::given(method("POST")).and(path_regex("^/ran/")).respond_with(ResponseTemplate::new(200)).mount(&mock).await;
+
+    let server = server.restart();
+    let event = once_settled(&server, "hook_github", &cid, "handled").await;
+    assert!(event["attempts"].as_u64().unwrap() > attempts_before as u64, "{event}");
+    assert_eq!(reported(&mock, "github").await.len(), 1, "the new process ran it once");
 }
 
 #[tokio::test]
@@ -634,4 +701,159 @@ async fn the_readme_example_runs() {
     assert_eq!(listed.len(), 1, "{stdout}");
     assert!(stdout.contains(&format!("{{\"cid\":\"{}\"}}", listed[0]["cid"].as_str().unwrap())), "{stdout}");
     assert!(stdout.contains("\"delivery_id\":\"72d3162e-cc78-11e3-81ab-4c9367dc0958\""), "{stdout}");
+}
+
+/// The catalog server receiving each provider's deliveries, and the secret its signature is keyed with.
+fn catalog_server(scheme: &str) -> (&'static str, &'static str) {
+    match scheme {
+        "stripe" => ("stripe", "STRIPE_WEBHOOK_SECRET"),
+        "github" => ("github", "GITHUB_WEBHOOK_SECRET"),
+        "slack" => ("slack", "SLACK_SIGNING_SECRET"),
+        "shopify" => ("shopify", "SHOPIFY_WEBHOOK_SECRET"),
+        "twilio" => ("twilio", "TWILIO_AUTH_TOKEN"),
+        _ => ("openai_chat", "OPENAI_WEBHOOK_SECRET"),
+    }
+}
+
+#[tokio::test]
+async fn catalog_webhook_servers_forward_each_verified_event_to_the_configured_url() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST")).and(path_regex("^/hooks/")).respond_with(ResponseTemplate::new(204)).mount(&mock).await;
+    let mut env: Vec<(String, String)> = Vec::new();
+    for p in providers() {
+        let (name, secret) = catalog_server(p.scheme);
+        env.push((secret.to_owned(), p.secret.clone()));
+        env.push((format!("{}_WEBHOOK_FORWARD_URL", name.to_uppercase()), format!("{}/hooks/{name}", mock.uri())));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_default(&[], &env);
+
+    for p in providers() {
+        let (name, _) = catalog_server(p.scheme);
+        let url = server.url(&format!("/webhooks/{name}"));
+        let response = deliver(&server, name, &signed(&p, &p.secret, p.body, &url, now()), p.body).await;
+        let cid = response.headers()["x-webhook-event"].to_str().unwrap().to_owned();
+        let (status, body) = json_or_text(response).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let received = mock.received_requests().await.unwrap();
+        let forwarded: Vec<Value> = received
+            .iter()
+            .filter(|r| r.url.path() == format!("/hooks/{name}"))
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        assert_eq!(forwarded.len(), 1, "{name}");
+        assert_eq!((forwarded[0]["id"].as_str(), forwarded[0]["cid"].as_str()), (Some(p.id), Some(cid.as_str())));
+        let listed = events(&server, name).await;
+        assert_eq!(
+            (listed[0]["status"].as_str(), listed[0]["attempts"].as_u64()),
+            (Some("handled"), Some(1)),
+            "{name}"
+        );
+    }
+}
+
+/// A response's status and body, JSON or not (Twilio's handler answers TwiML).
+async fn json_or_text(response: reqwest::Response) -> (u16, String) {
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn without_a_forward_url_a_catalog_server_keeps_the_event_and_sends_nothing() {
+    let github = provider("github");
+    let server = Server::start_default(&[], &[("GITHUB_WEBHOOK_SECRET", &github.secret)]);
+    let headers = signed(&github, &github.secret, github.body, "", now());
+    let response = deliver(&server, "github", &headers, github.body).await;
+    let cid = response.headers()["x-webhook-event"].to_str().unwrap().to_owned();
+    assert_eq!(json(response).await, (200, json!({"cid": cid})));
+    assert_eq!(events(&server, "github").await[0]["status"], "handled");
+}
+
+#[tokio::test]
+async fn events_handed_to_another_server_run_its_handler() {
+    let mock = recording_mock().await;
+    let github_script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/github.rhai")).unwrap();
+    let triage = "const META = #{ title: \"Triage\", description: \"handles GitHub's events\", base_url: \"http://127.0.0.1:9\" };
+fn main(endpoint, method, data) { () }
+fn webhook(event) { api::call(global::META, \"/ran/triage\", \"POST\", event); #{ triaged: event.id } }";
+    let github = provider("github");
+    let base = mock.uri();
+    let env = [
+        ("GITHUB_WEBHOOK_SECRET", github.secret.as_str()),
+        ("GITHUB_WEBHOOK_SERVER", "triage"),
+        ("TRIAGE_BASE_URL", base.as_str()),
+    ];
+    let server = Server::start_with(&[("github", github_script.as_str()), ("triage", triage)], &[], &env);
+    let headers = signed(&github, &github.secret, github.body, "", now());
+    let (status, body) = json(deliver(&server, "github", &headers, github.body).await).await;
+    assert_eq!((status, body), (200, json!({"triaged": "gh-1"})));
+    let runs = reported(&mock, "triage").await;
+    assert_eq!((runs.len(), runs[0]["body"].clone()), (1, serde_json::from_str::<Value>(github.body).unwrap()));
+    assert_eq!(events(&server, "github").await[0]["status"], "handled");
+}
+
+#[tokio::test]
+async fn the_forward_url_is_a_destination_only_of_servers_that_receive_webhooks() {
+    let mock = recording_mock().await;
+    let plain =
+        "const META = #{ title: \"Plain\", description: \"receives no webhooks\", base_url: \"http://127.0.0.1:9\" };
+fn main(endpoint, method, data) { webhook::forward(#{ cid: \"x\" }) }";
+    let forward = format!("{}/ran/plain", mock.uri());
+    let server = Server::start_with(&[("plain", plain)], &[], &[("PLAIN_WEBHOOK_FORWARD_URL", forward.as_str())]);
+    let error = expect_error(server.get("/plain/go").await, 403, "forbidden").await;
+    assert!(error["host"].as_str().unwrap().starts_with("127.0.0.1:"), "{error}");
+    assert!(mock.received_requests().await.unwrap().is_empty(), "nothing sent");
+}
+
+#[tokio::test]
+async fn the_readme_forwarding_example_runs() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section =
+        readme.split("\n### What the catalog's webhook servers do").nth(1).expect("the README has the section");
+    let block = section.split("```sh\n").nth(1).unwrap().split("```").next().unwrap().replace("\\\n", " ");
+    let settings: Vec<(String, String)> = block
+        .split_whitespace()
+        .take_while(|word| *word != "switchboard")
+        .map(|word| word.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap())
+        .collect();
+    let mock = recording_mock().await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/github-events"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&mock)
+        .await;
+    let (github, stripe) = (provider("github"), provider("stripe"));
+    let mut env: Vec<(String, String)> = settings
+        .into_iter()
+        .map(|(name, value)| match name.as_str() {
+            "GITHUB_WEBHOOK_SECRET" => (name, github.secret.clone()),
+            "STRIPE_WEBHOOK_SECRET" => (name, stripe.secret.clone()),
+            _ if value.starts_with("https://ci.example.com/") => {
+                (name, value.replace("https://ci.example.com", &mock.uri()))
+            }
+            _ => (name, value),
+        })
+        .collect();
+    env.push(("BILLING_TRIAGE_BASE_URL".into(), mock.uri()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let script =
+        |name: &str| std::fs::read_to_string(format!("{}/scripts/{name}.rhai", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let (github_script, stripe_script) = (script("github"), script("stripe"));
+    let triage =
+        hook_script("stripe", &reporting("billing_triage")).replace("HOOK_STRIPE_SECRET", "STRIPE_WEBHOOK_SECRET");
+    let servers =
+        [("github", github_script.as_str()), ("stripe", stripe_script.as_str()), ("billing_triage", triage.as_str())];
+    let server = Server::start_with(&servers, &[], &env);
+
+    let headers = signed(&github, &github.secret, github.body, "", now());
+    assert_eq!(deliver(&server, "github", &headers, github.body).await.status(), 200);
+    let headers = signed(&stripe, &stripe.secret, stripe.body, "", now());
+    assert_eq!(json(deliver(&server, "stripe", &headers, stripe.body).await).await, (200, json!({"handled": "evt_1"})));
+    let received = mock.received_requests().await.unwrap();
+    let forwarded: Vec<Value> = received
+        .iter()
+        .filter(|r| r.url.path() == "/github-events")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!((forwarded.len(), forwarded[0]["id"].as_str()), (1, Some("gh-1")));
+    assert_eq!(reported(&mock, "billing_triage").await[0]["id"], "evt_1");
 }

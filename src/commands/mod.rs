@@ -115,6 +115,16 @@ pub struct ServeArgs {
     /// signatures that cover the URL (Twilio) use it. Default: the scheme and Host of the request.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<url::Url>,
+    /// How many times a webhook handler runs before its event is `dead` (the first run included).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub webhook_attempts: u32,
+    /// The wait before a failed webhook handler's first retry; each later one doubles it (at most an
+    /// hour), with jitter.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    pub webhook_backoff_ms: u64,
+    /// List every enabled server as an MCP tool, not only those whose secrets or OAuth connection are set.
+    #[arg(long)]
+    pub mcp_all_tools: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -199,6 +209,9 @@ pub fn serve(args: ServeArgs) -> Exit {
         return Err(usage(format!("--public-url takes an http or https URL, not {url}")));
     }
     settings.public_url = args.public_url;
+    settings.mcp_all_tools = args.mcp_all_tools;
+    settings.webhook_retry.attempts = args.webhook_attempts;
+    settings.webhook_retry.base = Duration::from_millis(args.webhook_backoff_ms.max(1));
     let boot = args.boot.or_else(|| {
         let local = PathBuf::from("boot/default.boot.json");
         local.exists().then_some(local)
@@ -220,6 +233,7 @@ pub fn serve(args: ServeArgs) -> Exit {
             .map(|(path, image)| crate::reload::watch(runtime.clone(), path, image))
             .transpose()
             .map_err(failed)?;
+        tokio::spawn(crate::webhooks::queue::worker(runtime.clone()));
         let address = listener.local_addr().map_or(args.listen, |a| a);
         tracing::info!(data = %runtime.data_dir().display(), servers = runtime.servers().len(), "ready");
         match std::env::var_os(crate::keys::ADMIN_TOKEN_ENV) {
@@ -318,9 +332,21 @@ pub fn cid(files: &[PathBuf]) -> Exit {
 
 /// `switchboard mcp`: MCP over stdio until the client closes it. Logs go to stderr, never stdout,
 /// which carries the protocol.
-pub fn mcp(state: DataDirArg) -> Exit {
+#[derive(Debug, Clone, Args)]
+pub struct McpArgs {
+    /// List every enabled server as a tool, not only those whose secrets or OAuth connection are set.
+    #[arg(long)]
+    pub all_tools: bool,
+    #[command(flatten)]
+    pub state: DataDirArg,
+}
+
+/// `switchboard mcp`: MCP over stdio.
+pub fn mcp(args: McpArgs) -> Exit {
     init_logging("warn");
-    let runtime = open(state.settings())?;
+    let mut settings = args.state.settings();
+    settings.mcp_all_tools = args.all_tools;
+    let runtime = open(settings)?;
     tokio_runtime()?.block_on(crate::mcp::stdio::serve(runtime)).map_err(failed)
 }
 

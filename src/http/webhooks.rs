@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::auth::{Admin, AdminRead};
 use super::{AppState, parse_cid, read_body};
 use crate::error::Error;
+use crate::store::EventStatus;
 use crate::webhooks::Incoming;
 
 static WEBHOOK_EVENT: HeaderName = HeaderName::from_static("x-webhook-event");
@@ -58,9 +59,11 @@ fn public_url(configured: Option<&url::Url>, parts: &Parts) -> String {
 #[serde(deny_unknown_fields)]
 pub struct Listing {
     limit: Option<usize>,
+    status: Option<String>,
 }
 
-/// `GET /api/webhooks/{name}/events[?limit=N]` (admin token): the newest events first (100 by default).
+/// `GET /api/webhooks/{name}/events[?limit=N][&status=S]` (admin token): the newest events first (100
+/// by default), of one status (`pending`, `failed`, `dead`, `handled`, `stored`) if asked.
 pub async fn events(
     _: AdminRead,
     State(runtime): State<AppState>,
@@ -68,9 +71,10 @@ pub async fn events(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, Error> {
     let listing: Listing = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
-        .map_err(|e| Error::BadRequest(format!("the event listing takes limit=N: {e}")))?;
+        .map_err(|e| Error::BadRequest(format!("the event listing takes limit=N and status=S: {e}")))?;
     let limit = listing.limit.unwrap_or(100).min(10_000);
-    let events = runtime.webhook_events(&name, limit).await?;
+    let status = listing.status.map(|s| s.parse::<EventStatus>()).transpose().map_err(Error::BadRequest)?;
+    let events = runtime.webhook_events(&name, status, limit).await?;
     Ok(Json(json!({ "server": name, "events": events })))
 }
 

@@ -16,6 +16,7 @@ use crate::engine::Data;
 use crate::engine::output::JSON;
 use crate::error::Error;
 use crate::invoke::{Invocation, Target};
+use crate::meta::operations::METHODS;
 use crate::runtime::Runtime;
 
 use super::access::Access;
@@ -49,7 +50,7 @@ pub async fn call(
 /// The invocation a tool call stands for.
 fn request(entry: &Entry, mut arguments: JsonObject) -> Result<Invocation, Error> {
     let target = Target::Name(entry.server.clone());
-    let all_pages = match entry.script.meta.pages() {
+    let all_pages = match entry.pages {
         true => match arguments.remove(super::catalog::ALL_PAGES) {
             None | Some(Value::Null) => false,
             Some(Value::Bool(all)) => all,
@@ -65,24 +66,26 @@ fn request(entry: &Entry, mut arguments: JsonObject) -> Result<Invocation, Error
         request.all_pages = all_pages;
         return Ok(request);
     }
+    let wrong = |field: &str, problem: &str| {
+        let message = format!("the tool '{}' refused its arguments: {field}: {problem}", entry.tool.name);
+        Error::InvalidArguments { message, fields: vec![(field.to_owned(), problem.to_owned())] }
+    };
     let text = |arguments: &mut JsonObject, key: &str| match arguments.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
-        Some(_) => Err(Error::BadRequest(format!("the argument '{key}' must be a string"))),
+        Some(_) => Err(wrong(key, "must be a string")),
     };
     let endpoint = text(&mut arguments, "endpoint")?.unwrap_or_default();
     let method = text(&mut arguments, "method")?.unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(Error::BadRequest(format!("'{method}' is not an HTTP method")));
+    if !METHODS.contains(&method.as_str()) {
+        return Err(wrong("method", &format!("'{method}' is not one of {}", METHODS.join(", "))));
     }
     let data = match arguments.remove("data") {
         None | Some(Value::Null) => Data::None,
         Some(value) => Data::Value(value),
     };
     if let Some(unknown) = arguments.keys().next() {
-        return Err(Error::BadRequest(format!(
-            "unknown argument '{unknown}': a server tool takes endpoint, method and data"
-        )));
+        return Err(wrong(unknown, "is not an argument this tool takes (endpoint, method, data)"));
     }
     let mut request = Invocation::with_method(target, method);
     request.endpoint = endpoint;

@@ -4,7 +4,7 @@
 //! page showed: the next page starts after it even if servers came or went in between. A catalog is
 //! built once per registry snapshot and shared until a reload swaps in a new snapshot.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -36,6 +36,9 @@ pub struct Entry {
     pub script: Arc<Script>,
     /// The operation this tool stands for; `None` for the server's own `{name}` tool.
     pub operation: Option<usize>,
+    /// The tool takes `all_pages`: the server declares how its lists page, and this is its own tool
+    /// or an operation that lists (`paginated`).
+    pub pages: bool,
 }
 
 impl Entry {
@@ -78,8 +81,15 @@ impl Catalog {
         self.entries.binary_search_by(|entry| entry.tool.name.as_ref().cmp(name)).ok().map(|i| &self.entries[i])
     }
 
-    /// The page after `cursor` of the tools `access` covers; an unreadable cursor is an error.
-    pub fn page(&self, access: &Access, cursor: Option<&str>, size: usize) -> Result<Page, String> {
+    /// The page after `cursor` of the tools `access` covers, of the servers in `only` if given; an
+    /// unreadable cursor is an error.
+    pub fn page(
+        &self,
+        access: &Access,
+        only: Option<&HashSet<String>>,
+        cursor: Option<&str>,
+        size: usize,
+    ) -> Result<Page, String> {
         let start = match cursor {
             None => 0,
             Some(cursor) => {
@@ -91,7 +101,9 @@ impl Catalog {
                 self.entries.partition_point(|entry| entry.tool.name.as_ref() <= after.as_str())
             }
         };
-        let mut visible = self.entries[start..].iter().filter(|entry| access.covers(&entry.server));
+        let shown =
+            |entry: &&Entry| access.covers(&entry.server) && only.is_none_or(|only| only.contains(&entry.server));
+        let mut visible = self.entries[start..].iter().filter(shown);
         let tools: Vec<Tool> = visible.by_ref().take(size).map(|entry| entry.tool.clone()).collect();
         let more = visible.next().is_some();
         let next = match (more, tools.last()) {
@@ -109,27 +121,23 @@ fn object(value: serde_json::Value) -> Arc<JsonObject> {
 /// `{name}`: the whole API through `endpoint`, `method` and `data`, as the HTTP call style takes them.
 fn server_entry(name: &str, script: &Arc<Script>) -> Entry {
     let meta = &script.meta;
-    let mut description = format!("{}: {}", meta.title, meta.description);
-    if !meta.base_url.is_empty() {
-        description.push_str(&format!(" Calls {} (endpoint is the path and query after it).", meta.base_url));
-    }
-    if !meta.docs.is_empty() {
-        description.push_str(&format!(" API reference: {}", meta.docs));
-    }
+    let texts = super::description::server_tool(name, meta);
     let schema = object(json!({
         "type": "object",
         "properties": {
-            "endpoint": { "type": "string", "description": "Path and query string, e.g. /v1/customers?limit=3 (default: the server's own default call)." },
+            "endpoint": { "type": "string", "description": texts.endpoint },
             "method": { "type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"], "description": "HTTP method (default GET)." },
-            "data": { "description": "The request body (JSON) for POST, PUT, PATCH and DELETE; for GET, a map becomes query parameters." },
+            "data": { "description": texts.data },
         },
         "additionalProperties": false,
     }));
-    let schema = with_all_pages(schema, meta.pages());
-    let tool = Tool::new(name.to_owned(), description, schema)
-        .with_title(meta.title.clone())
-        .with_annotations(ToolAnnotations::with_title(meta.title.clone()).open_world(true));
-    Entry { tool, server: name.to_owned(), script: script.clone(), operation: None }
+    let pages = meta.pages();
+    let schema = with_all_pages(schema, pages);
+    let title = if meta.title.is_empty() { name.to_owned() } else { meta.title.clone() };
+    let tool = Tool::new(name.to_owned(), texts.description, schema)
+        .with_title(title.clone())
+        .with_annotations(ToolAnnotations::with_title(title).open_world(true));
+    Entry { tool, server: name.to_owned(), script: script.clone(), operation: None, pages }
 }
 
 /// `{name}__{operation}`: one named call with its own input schema.
@@ -141,9 +149,10 @@ fn operation_entry(name: String, server: &str, script: &Arc<Script>, index: usiz
         .read_only(read_only)
         .destructive(op.method == "DELETE")
         .open_world(true);
-    let input = with_all_pages(Arc::new(op.input.clone()), read_only && script.meta.pages());
+    let pages = op.paginated && script.meta.pages();
+    let input = with_all_pages(Arc::new(op.input.clone()), pages);
     let tool = Tool::new(name, description, input).with_title(title).with_annotations(annotations);
-    Entry { tool, server: server.to_owned(), script: script.clone(), operation: Some(index) }
+    Entry { tool, server: server.to_owned(), script: script.clone(), operation: Some(index), pages }
 }
 
 /// The argument that asks for every page of a list, on the tools of servers that declare pagination.
@@ -208,7 +217,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runtime = Runtime::open(Settings::new(dir.path().into())).unwrap();
         let catalog = Catalog::build(&runtime.servers());
-        let (all, none) = catalog.page(&Access::All, None, usize::MAX).unwrap();
+        let (all, none) = catalog.page(&Access::All, None, None, usize::MAX).unwrap();
         assert_eq!(none, None);
         let names: Vec<&str> = all.iter().map(|t| t.name.as_ref()).collect();
         assert!(names.windows(2).all(|pair| pair[0] < pair[1]), "sorted and unique");
@@ -217,7 +226,7 @@ mod tests {
         let mut paged = Vec::new();
         let mut cursor = None;
         loop {
-            let (tools, next) = catalog.page(&Access::All, cursor.as_deref(), 7).unwrap();
+            let (tools, next) = catalog.page(&Access::All, None, cursor.as_deref(), 7).unwrap();
             assert!(tools.len() <= 7);
             paged.extend(tools);
             match next {
@@ -226,10 +235,10 @@ mod tests {
             }
         }
         assert_eq!(paged, all);
-        assert!(catalog.page(&Access::All, Some("not a cursor!"), 7).unwrap_err().contains("not a cursor"));
+        assert!(catalog.page(&Access::All, None, Some("not a cursor!"), 7).unwrap_err().contains("not a cursor"));
 
         let limited = Access::only(["stripe"]);
-        let (tools, _) = catalog.page(&limited, None, usize::MAX).unwrap();
+        let (tools, _) = catalog.page(&limited, None, None, usize::MAX).unwrap();
         assert!(tools.len() > 1 && tools.iter().all(|t| t.name == "stripe" || t.name.starts_with("stripe__")));
     }
 }

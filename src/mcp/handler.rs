@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use crate::runtime::Runtime;
 
 use super::access::Access;
-use super::catalog::{Catalog, Catalogs, PAGE_SIZE};
+use super::catalog::{Catalog, Catalogs, PAGE_SIZE, Page};
+use super::runnable;
 
 const INSTRUCTIONS: &str = "Each tool calls one integration server of this Switchboard gateway. A tool named after a \
     server takes `endpoint` (path and query), `method` and `data` for any call of that API; a tool named \
@@ -50,6 +51,20 @@ impl Handler {
     pub fn runtime(&self) -> &Arc<Runtime> {
         self.catalogs.runtime()
     }
+
+    /// The page after `cursor` of the tools listed to a caller with `access`: those of the servers that
+    /// can run now, or of all with `--mcp-all-tools`.
+    pub async fn listed(&self, access: &Access, cursor: Option<&str>, size: usize) -> Result<Page, ErrorData> {
+        let runnable = match self.runtime().settings.mcp_all_tools {
+            true => None,
+            false => {
+                let servers = self.runtime().blocking(|rt| Ok(runnable::servers(rt))).await;
+                Some(servers.map_err(|error| ErrorData::internal_error(error.message(), None))?)
+            }
+        };
+        let page = self.catalog().page(access, runnable.as_ref(), cursor, size);
+        page.map_err(|message| ErrorData::invalid_params(message, None))
+    }
 }
 
 impl ServerHandler for Handler {
@@ -70,10 +85,7 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let cursor = request.and_then(|r| r.cursor);
-        let (tools, next) = self
-            .catalog()
-            .page(&Access::of(&context), cursor.as_deref(), PAGE_SIZE)
-            .map_err(|message| ErrorData::invalid_params(message, None))?;
+        let (tools, next) = self.listed(&Access::of(&context), cursor.as_deref(), PAGE_SIZE).await?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         // The list follows every reload, and depends on who asks: never fresh for long, never shared.

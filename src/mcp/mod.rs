@@ -12,6 +12,8 @@
 //! module supplies what is particular to Switchboard:
 //!
 //! * [`catalog`] — the tool list derived from a registry snapshot, sorted and paged;
+//! * [`description`] — what a server's own tool says of it, from its own `META`;
+//! * [`runnable`] — which servers can run now, the ones the list shows unless asked for all;
 //! * [`call`] — one tool call as an invocation, and its result or error as a tool result;
 //! * [`access`] — which servers a caller may use (set by whatever authenticates it);
 //! * [`handler`] — rmcp's `ServerHandler` tying these together;
@@ -20,8 +22,10 @@
 pub mod access;
 pub mod call;
 pub mod catalog;
+pub mod description;
 pub mod handler;
 pub mod http;
+pub mod runnable;
 pub mod stdio;
 
 pub use access::Access;

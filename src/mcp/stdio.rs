@@ -33,14 +33,14 @@ pub async fn serve(runtime: Arc<Runtime>) -> Result<()> {
 
 /// Keeps the registry in step with the store, telling the client when its tools changed.
 async fn follow(handler: Handler, peer: Peer<RoleServer>, mut changes: broadcast::Receiver<Changed>) {
-    let mut tools = all_tools(&handler);
+    let mut tools = all_tools(&handler).await;
     while let Some(batch) = crate::follow::next_batch(&mut changes).await {
         // Re-read here (updates are serialised and cheap) so that the tools compared below are current.
         if let Err(error) = handler.runtime().blocking(move |rt| rt.catch_up(&batch)).await {
             tracing::warn!("cannot re-read the store: {}", error.message());
             continue;
         }
-        let now = all_tools(&handler);
+        let now = all_tools(&handler).await;
         if now == tools {
             continue;
         }
@@ -56,6 +56,6 @@ async fn follow(handler: Handler, peer: Peer<RoleServer>, mut changes: broadcast
     }
 }
 
-fn all_tools(handler: &Handler) -> Vec<Tool> {
-    handler.catalog().page(&Access::All, None, usize::MAX).map(|(tools, _)| tools).unwrap_or_default()
+async fn all_tools(handler: &Handler) -> Vec<Tool> {
+    handler.listed(&Access::All, None, usize::MAX).await.map(|(tools, _)| tools).unwrap_or_default()
 }

@@ -105,6 +105,9 @@ impl Meta {
             operations: operations::parse(map.get("operations"))?,
             json: Value::Null,
         };
+        if let Some(op) = meta.operations.iter().find(|op| op.paginated && !meta.pages()) {
+            return Err(format!("META.operations.{}: paginated needs META.api.pagination to say how", op.name).into());
+        }
         match &meta.webhook {
             Some(spec) if !meta.declares_secret(&spec.secret) => {
                 Err(format!("META.webhook.secret '{}' must be one of the names in META.secrets", spec.secret).into())
@@ -226,6 +229,12 @@ mod tests {
         assert_eq!(
             Meta::from_json(json!({"title": "t", "description": "d", "timeout_ms": 0})).unwrap_err(),
             "META.timeout_ms must be a positive integer"
+        );
+        let unpaged = json!({"title": "t", "description": "d",
+            "operations": {"list": {"description": "d", "endpoint": "/x", "paginated": true}}});
+        assert_eq!(
+            Meta::from_json(unpaged).unwrap_err(),
+            "META.operations.list: paginated needs META.api.pagination to say how"
         );
     }
 

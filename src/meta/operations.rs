@@ -1,6 +1,10 @@
 //! `META.operations`: named calls of a server's API, each with a JSON-Schema `input`, checked when the
 //! script loads so that a broken declaration is refused with the script, never discovered by the first
-//! caller. Turning one into an invocation is [`operation`](crate::operation)'s.
+//! caller. Each `input` is compiled into a validator then, once per script version, so that every call's
+//! arguments are checked against it before anything is sent. Turning one into an invocation is
+//! [`operation`](crate::operation)'s.
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -9,7 +13,8 @@ use super::invalid::Invalid;
 /// Longest operation name: with `__` and a server name it must still fit a 64-character tool name.
 const MAX_NAME: usize = 48;
 
-const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+/// The methods an operation, or a call through a server's own tool, may use.
+pub const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 
 /// One entry of `META.operations`.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,9 +25,29 @@ pub struct Operation {
     pub method: String,
     /// A path with `{field}` placeholders, e.g. `/v1/customers/{id}`.
     pub endpoint: String,
-    /// A JSON Schema object (`"type": "object"`) describing the arguments.
+    /// A JSON Schema object (`"type": "object"`) describing the arguments. Unless it says otherwise, it
+    /// takes no argument it does not name (`"additionalProperties": false` is added).
     pub input: Map<String, Value>,
+    /// `input`, compiled.
+    pub schema: Schema,
+    /// The operation lists something in pages (`paginated: true`), as `META.api.pagination` says:
+    /// a caller may ask for every page.
+    pub paginated: bool,
 }
+
+/// An operation's `input` compiled into a validator, once, when the script loads.
+#[derive(Debug, Clone)]
+pub struct Schema(Arc<jsonschema::Validator>);
+
+impl PartialEq for Schema {
+    /// Compiled from `input`, which operations compare.
+    fn eq(&self, _: &Schema) -> bool {
+        true
+    }
+}
+
+/// An argument the input schema refuses: the field (a dotted path for nested ones), and what is wrong.
+pub type Problem = (String, String);
 
 /// Reads `META.operations` (absent: none), or says what is wrong with it.
 pub fn parse(value: Option<&Value>) -> Result<Vec<Operation>, Invalid> {
@@ -44,18 +69,36 @@ impl Operation {
             return Err(format!("method must be one of {}", METHODS.join(", ")));
         }
         let endpoint = text("endpoint")?.ok_or("endpoint is required")?.to_owned();
+        let paginated = match map.get("paginated") {
+            None => false,
+            Some(Value::Bool(paginated)) => *paginated,
+            Some(_) => return Err("paginated must be true or false".into()),
+        };
         if !endpoint.starts_with('/') {
             return Err("endpoint must be a path starting with '/'".into());
         }
-        let input = match map.get("input") {
+        let mut input = match map.get("input") {
             None => serde_json::json!({ "type": "object" }).as_object().cloned().unwrap_or_default(),
             Some(Value::Object(input)) => input.clone(),
             Some(_) => return Err("input must be a JSON Schema object map".into()),
         };
-        let operation =
-            Operation { name: name.to_owned(), description: description.to_owned(), method, endpoint, input };
+        input.entry("additionalProperties").or_insert(Value::Bool(false));
+        let schema = jsonschema::validator_for(&Value::Object(input.clone()))
+            .map_err(|e| format!("input is not a JSON Schema this server can check: {e}"))?;
+        let schema = Schema(Arc::new(schema));
+        let description = description.to_owned();
+        let operation = Operation { name: name.to_owned(), description, method, endpoint, input, schema, paginated };
         operation.check_input()?;
         Ok(operation)
+    }
+
+    /// Checks `arguments` against `input`: every wrong field, or none. A null argument counts as absent.
+    pub fn check(&self, arguments: &Map<String, Value>) -> Result<(), Vec<Problem>> {
+        let given: Map<String, Value> =
+            arguments.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let given = Value::Object(given);
+        let problems: Vec<Problem> = self.schema.0.iter_errors(&given).flat_map(|error| problem(&error)).collect();
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 
     /// The input is an object schema, and every template field is a required property of it.
@@ -93,6 +136,20 @@ impl Operation {
         let required = self.required().unwrap_or_default();
         let properties = self.input.get("properties").and_then(Value::as_object);
         properties.into_iter().flatten().map(|(name, _)| (name.as_str(), required.contains(&name.as_str()))).collect()
+    }
+}
+
+/// What a validation error says about which fields.
+fn problem(error: &jsonschema::ValidationError<'_>) -> Vec<Problem> {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let at: Vec<String> = error.instance_path().iter().map(|segment| segment.to_string()).collect();
+    let field = |name: Option<&str>| at.iter().map(String::as_str).chain(name).collect::<Vec<_>>().join(".");
+    match error.kind() {
+        Kind::AdditionalProperties { unexpected } => {
+            unexpected.iter().map(|name| (field(Some(name)), "is not an argument this tool takes".to_owned())).collect()
+        }
+        Kind::Required { property } => vec![(field(property.as_str()), "is required".to_owned())],
+        _ => vec![(if at.is_empty() { "(arguments)".to_owned() } else { field(None) }, error.to_string())],
     }
 }
 
@@ -155,6 +212,11 @@ pub(crate) mod tests {
             (json!({"description": "d", "endpoint": "/x/{a-b}"}), "not a field name"),
             (json!({"description": "d", "endpoint": "/x", "input": {"type": "array"}}), "\"type\": \"object\""),
             (json!({"description": "d", "endpoint": "/x", "input": []}), "JSON Schema object"),
+            (json!({"description": "d", "endpoint": "/x", "paginated": "yes"}), "paginated must be true or false"),
+            (
+                json!({"description": "d", "endpoint": "/x", "input": {"type": "object", "properties": {"a": {"type": "text"}}}}),
+                "not a JSON Schema this server can check",
+            ),
         ];
         for (value, expected) in cases {
             let error = one(value.clone()).unwrap_err();

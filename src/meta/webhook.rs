@@ -6,6 +6,14 @@ use serde_json::Value;
 
 use super::invalid::Invalid;
 
+/// The operator's variable `<NAME>_WEBHOOK_FORWARD_URL`: where `webhook::forward` sends a server's
+/// verified events, a destination the server may send to.
+pub const FORWARD_URL: &str = "WEBHOOK_FORWARD_URL";
+
+/// The operator's variable `<NAME>_WEBHOOK_SERVER`: the server whose `fn webhook(event)` handles the
+/// events this one receives.
+pub const HANDED_TO: &str = "WEBHOOK_SERVER";
+
 /// A provider's way of signing its deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {

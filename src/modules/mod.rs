@@ -20,6 +20,7 @@ mod codec;
 mod crypto;
 pub mod db;
 pub mod egress;
+mod forward;
 pub mod http;
 pub(crate) mod jwt;
 pub mod multipart;
@@ -40,11 +41,12 @@ use services::Services;
 
 /// Registers every native module on the engine.
 pub fn register(engine: &mut Engine, services: Arc<Services>) {
-    let modules: [(&str, Module); 15] = [
+    let modules: [(&str, Module); 16] = [
         ("http", http::functions::module(services.clone())),
         ("secret", secret::module(services.clone())),
         ("db", db::functions::module(services.clone())),
         ("api", api::module(services.clone())),
+        ("webhook", forward::module(services.clone())),
         ("json", codec::json_module()),
         ("base64", codec::base64_module()),
         ("hex", codec::hex_module()),

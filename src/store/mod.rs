@@ -50,6 +50,8 @@ pub enum Changed {
     Connection {
         server: String,
     },
+    /// Webhook events were stored or settled: the queue looks for due ones.
+    Events,
     /// Anything may have changed: re-read it all (after a reconnect, a subscriber that fell behind,
     /// another process's commit to a SQLite file).
     Everything,
@@ -118,26 +120,33 @@ pub struct Binding {
     pub origin: Origin,
 }
 
-/// Where a received webhook event stands.
+/// Where a received webhook event stands. `Pending` and `Failed` events wait in the store's queue for a
+/// run of their handler (see [`WebhookEvent::next_attempt_at`]); the others are settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventStatus {
-    /// Stored; its handler has not finished (yet, or the process stopped while it ran).
-    Received,
+    /// Stored; its handler has not run to the end yet (it is running, or about to).
+    Pending,
     /// Its handler returned.
     Handled,
-    /// Its handler failed: the outcome says how. It can be replayed.
+    /// Its handler failed: the outcome says how, and another attempt is due at `next_attempt_at`.
     Failed,
+    /// Its handler failed on every attempt allowed: the outcome holds the last error. It can be replayed.
+    Dead,
     /// Stored only: the server defines no `fn webhook(event)`.
     Stored,
 }
 
 impl EventStatus {
+    const ALL: [EventStatus; 5] =
+        [EventStatus::Pending, EventStatus::Handled, EventStatus::Failed, EventStatus::Dead, EventStatus::Stored];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            EventStatus::Received => "received",
+            EventStatus::Pending => "pending",
             EventStatus::Handled => "handled",
             EventStatus::Failed => "failed",
+            EventStatus::Dead => "dead",
             EventStatus::Stored => "stored",
         }
     }
@@ -146,10 +155,10 @@ impl EventStatus {
 impl FromStr for EventStatus {
     type Err = String;
     fn from_str(text: &str) -> Result<EventStatus, String> {
-        [EventStatus::Received, EventStatus::Handled, EventStatus::Failed, EventStatus::Stored]
-            .into_iter()
-            .find(|status| status.as_str() == text)
-            .ok_or_else(|| format!("unknown event status '{text}'"))
+        EventStatus::ALL.into_iter().find(|status| status.as_str() == text).ok_or_else(|| {
+            let known: Vec<_> = EventStatus::ALL.iter().map(|s| s.as_str()).collect();
+            format!("unknown event status '{text}' (one of {})", known.join(", "))
+        })
     }
 }
 
@@ -166,8 +175,11 @@ pub struct WebhookEvent {
     pub status: EventStatus,
     /// How the last handler run went: `{"status": …}` of its response, or the error it failed with.
     pub outcome: Option<serde_json::Value>,
-    /// How many times the handler ran (replays included).
+    /// How many times the handler was started (replays included).
     pub attempts: u32,
+    /// When the queue runs the handler next (ms since the Unix epoch): set while the event is `pending`
+    /// or `failed`, and, while an attempt runs, the time after which it counts as lost and runs again.
+    pub next_attempt_at: Option<i64>,
 }
 
 /// One step of a [`Change`].
@@ -216,7 +228,8 @@ pub enum Op {
         sealed: Vec<u8>,
         expires: i64,
     },
-    /// Record a received webhook event (its receipt and body are blobs of the same change). Fails the
+    /// Record a received webhook event (its receipt and body are blobs of the same change); a `pending`
+    /// one is due at once. Fails the
     /// whole change when the server already has an event with this delivery id, or, with
     /// `same_body_since`, one with the same body received at or after that time (Unix ms): for schemes
     /// whose delivery id is not signed, a replay under a new id is caught by its body.
@@ -229,11 +242,12 @@ pub enum Op {
         status: EventStatus,
         same_body_since: Option<i64>,
     },
-    /// Record how a run of an event's handler went, counting the attempt.
+    /// Record how a run of an event's handler went, and when (if ever) the next one is due.
     EventOutcome {
         cid: Cid,
         status: EventStatus,
         outcome: Option<serde_json::Value>,
+        next_attempt_at: Option<i64>,
     },
     /// Set a server's row as another store held it, without recording a binding (see [`copy`]).
     PutServer(ServerRecord),
@@ -266,8 +280,8 @@ impl Change {
         self
     }
 
-    /// What applying this change changes for those who serve from the store, each thing once; webhook
-    /// events, pending authorizations and facts change nothing served.
+    /// What applying this change changes for those who serve from the store, or who run the webhook
+    /// queue, each thing once; pending authorizations and facts change nothing served.
     pub fn changed(&self) -> Vec<Changed> {
         let mut changed: Vec<Changed> = Vec::new();
         for op in &self.ops {
@@ -279,11 +293,8 @@ impl Change {
                 Op::SetVariables(_) => Changed::Variables,
                 Op::SetSecret { name, .. } | Op::RemoveSecret { name } => Changed::Secret { name: name.clone() },
                 Op::SetConnection { server, .. } => Changed::Connection { server: server.clone() },
-                Op::SetFact { .. }
-                | Op::PutOAuthState { .. }
-                | Op::RecordEvent { .. }
-                | Op::EventOutcome { .. }
-                | Op::PutEvent(_) => {
+                Op::RecordEvent { .. } | Op::EventOutcome { .. } | Op::PutEvent(_) => Changed::Events,
+                Op::SetFact { .. } | Op::PutOAuthState { .. } => {
                     continue;
                 }
             };
@@ -330,13 +341,24 @@ pub trait Store: Send + Sync + 'static {
     /// unless it expired. One started for another server is neither returned nor removed: presenting a
     /// state at the wrong callback must not use it up.
     fn take_oauth_state(&self, key: &str, server: &str) -> Result<Option<Vec<u8>>>;
-    /// The newest `limit` webhook events of `server`, newest first.
-    fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>>;
+    /// The newest `limit` webhook events of `server`, newest first; with `status`, only those.
+    fn events(&self, server: &str, status: Option<EventStatus>, limit: usize) -> Result<Vec<WebhookEvent>>;
     fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>>;
     /// The event `server` received with this delivery id.
     fn event_by_delivery(&self, server: &str, delivery_id: &str) -> Result<Option<WebhookEvent>>;
     /// The first event `server` received with this body at or after `since` (Unix ms).
     fn event_by_body(&self, server: &str, body_cid: &Cid, since: i64) -> Result<Option<WebhookEvent>>;
+    /// At most `limit` events of any server waiting for their handler (`pending` or `failed`) and due
+    /// at `now` (Unix ms), the longest due first.
+    fn due_events(&self, now: i64, limit: usize) -> Result<Vec<WebhookEvent>>;
+    /// When the next waiting event falls due (Unix ms), if any waits.
+    fn next_event_due(&self) -> Result<Option<i64>>;
+    /// Takes the event `cid` for one run of its handler: counts the attempt and moves its due time to
+    /// `until`, so that no other worker (of this process or another sharing the store) starts it
+    /// meanwhile, while a run that never reports — the process stopped — is due again after `until`.
+    /// With `due_by`, only an event waiting and due by then is taken; without, any event (a replay).
+    /// Returns the attempt's number, or `None` when the event was not taken.
+    fn claim_event(&self, cid: &Cid, due_by: Option<i64>, until: i64) -> Result<Option<u32>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
     /// What commits change, by this process or any other, reported after they are committed. A

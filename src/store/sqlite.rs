@@ -18,12 +18,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::broadcast;
 
 use super::copy::Dump;
-use super::{Binding, Change, Changed, Held, Op, Origin, ServerRecord, Store, WebhookEvent};
+use super::{Binding, Change, Changed, EventStatus, Held, Op, Origin, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
 /// Bumped whenever the schema below changes; older files are migrated in [`SqliteStore::open`].
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS blobs (
@@ -74,10 +74,20 @@ CREATE TABLE IF NOT EXISTS webhook_events (
     status      TEXT NOT NULL,
     outcome     TEXT,
     attempts    INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
     UNIQUE (server, delivery_id)
 );
 CREATE INDEX IF NOT EXISTS webhook_events_by_server ON webhook_events(server);
 CREATE INDEX IF NOT EXISTS webhook_events_by_body ON webhook_events(server, body_cid, received_at);
+CREATE INDEX IF NOT EXISTS webhook_events_due ON webhook_events(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+";
+
+/// From schema 1: events get a due time, and those a handler had not settled join the queue — an event
+/// left `received` (its run was cut short) and a `failed` one (which then waited for a replay).
+const MIGRATE_FROM_1: &str = "
+ALTER TABLE webhook_events ADD COLUMN next_attempt_at INTEGER;
+UPDATE webhook_events SET status = 'pending' WHERE status = 'received';
+UPDATE webhook_events SET next_attempt_at = received_at WHERE status IN ('pending', 'failed');
 ";
 
 /// How often the change feed looks at the file when no file-system event woke it.
@@ -119,7 +129,8 @@ fn binding_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
 }
 
 /// The columns [`event_from_row`] reads, in its order.
-const EVENT_COLUMNS: &str = "cid, server, delivery_id, body_cid, received_at, status, outcome, attempts";
+const EVENT_COLUMNS: &str =
+    "cid, server, delivery_id, body_cid, received_at, status, outcome, attempts, next_attempt_at";
 
 fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookEvent> {
     let status: String = row.get(5)?;
@@ -135,6 +146,7 @@ fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookEvent> {
             .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into()))?,
         outcome: outcome.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
         attempts: row.get(7)?,
+        next_attempt_at: row.get(8)?,
     })
 }
 
@@ -166,6 +178,9 @@ impl SqliteStore {
             return Err(Error::Internal(format!(
                 "{name} was written by a newer Switchboard (schema {version}, this one knows {SCHEMA_VERSION})"
             )));
+        }
+        if version == 1 {
+            conn.execute_batch(MIGRATE_FROM_1).map_err(db_error)?;
         }
         conn.execute_batch(SCHEMA).map_err(db_error)?;
         // Written only when it changes: a write here would tell every follower of the file that
@@ -316,10 +331,10 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op, at: i64) -> rusqlite::Resul
             )?;
         }
         Op::RecordEvent { .. } => record_event(tx, op)?,
-        Op::EventOutcome { cid, status, outcome } => {
+        Op::EventOutcome { cid, status, outcome, next_attempt_at } => {
             tx.execute(
-                "UPDATE webhook_events SET status = ?2, outcome = ?3, attempts = attempts + 1 WHERE cid = ?1",
-                params![&cid.digest()[..], status.as_str(), outcome.as_ref().map(|o| o.to_string())],
+                "UPDATE webhook_events SET status = ?2, outcome = ?3, next_attempt_at = ?4 WHERE cid = ?1",
+                params![&cid.digest()[..], status.as_str(), outcome.as_ref().map(|o| o.to_string()), next_attempt_at],
             )?;
         }
         Op::SetFact { key, value } => upsert(tx, ("facts", "key", "value"), key, value)?,
@@ -344,7 +359,7 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op, at: i64) -> rusqlite::Resul
 /// Records an event as another store held it.
 fn put_event(tx: &rusqlite::Transaction<'_>, event: &WebhookEvent) -> rusqlite::Result<()> {
     tx.execute(
-        &format!("INSERT INTO webhook_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        &format!("INSERT INTO webhook_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
         params![
             &event.cid.digest()[..],
             event.server,
@@ -353,7 +368,8 @@ fn put_event(tx: &rusqlite::Transaction<'_>, event: &WebhookEvent) -> rusqlite::
             event.received_at,
             event.status.as_str(),
             event.outcome.as_ref().map(|o| o.to_string()),
-            event.attempts
+            event.attempts,
+            event.next_attempt_at
         ],
     )?;
     Ok(())
@@ -423,10 +439,11 @@ fn record_event(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()>
             ));
         }
     }
+    let due = (*status == EventStatus::Pending).then_some(received_at);
     tx.execute(
-        "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![&cid.digest()[..], server, delivery_id, body, received_at, status.as_str()],
+        "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![&cid.digest()[..], server, delivery_id, body, received_at, status.as_str(), due],
     )?;
     Ok(())
 }
@@ -528,10 +545,34 @@ impl Store for SqliteStore {
         Ok(taken.filter(|(_, expires)| *expires > now_millis()).map(|(sealed, _)| sealed))
     }
 
-    fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 ORDER BY rowid DESC LIMIT ?2");
+    fn events(&self, server: &str, status: Option<EventStatus>, limit: usize) -> Result<Vec<WebhookEvent>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE server = ?1 AND (?2 IS NULL OR status = ?2)
+             ORDER BY rowid DESC LIMIT ?3"
+        );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.rows(&sql, params![server, limit], event_from_row)
+        self.rows(&sql, params![server, status.map(EventStatus::as_str), limit], event_from_row)
+    }
+
+    fn due_events(&self, now: i64, limit: usize) -> Result<Vec<WebhookEvent>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE next_attempt_at <= ?1 AND status IN ('pending', 'failed')
+             ORDER BY next_attempt_at LIMIT ?2"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.rows(&sql, params![now, limit], event_from_row)
+    }
+
+    fn next_event_due(&self) -> Result<Option<i64>> {
+        let sql = "SELECT MIN(next_attempt_at) FROM webhook_events WHERE status IN ('pending', 'failed')";
+        Ok(self.row(sql, [], |row| row.get::<_, Option<i64>>(0))?.flatten())
+    }
+
+    fn claim_event(&self, cid: &Cid, due_by: Option<i64>, until: i64) -> Result<Option<u32>> {
+        let sql = "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = ?3
+                   WHERE cid = ?1 AND (?2 IS NULL OR (next_attempt_at <= ?2 AND status IN ('pending', 'failed')))
+                   RETURNING attempts";
+        self.row(sql, params![&cid.digest()[..], due_by, until], |row| row.get(0))
     }
 
     fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>> {
@@ -651,5 +692,35 @@ mod tests {
         store.commit(&change).unwrap();
         assert_eq!(changes.try_recv().unwrap(), Changed::Server { name: "demo".into(), head: Some(cid) });
         assert_eq!(changes.try_recv().unwrap(), Changed::Secret { name: "KEY".into() });
+    }
+
+    #[test]
+    fn events_a_schema_1_store_left_unsettled_join_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let schema_1 = SCHEMA
+                .replace("    next_attempt_at INTEGER,\n", "")
+                .replace("CREATE INDEX IF NOT EXISTS webhook_events_due", "-- ");
+            conn.execute_batch(schema_1.split("-- ").next().unwrap()).unwrap();
+            let digest = |n: u8| format!("x'{}'", hex::encode([n; 32]));
+            let (a, b, c) = (digest(1), digest(2), digest(3));
+            conn.execute_batch(&format!(
+                "PRAGMA user_version = 1;
+                 INSERT INTO blobs VALUES ({a}, x''), ({b}, x''), ({c}, x'');
+                 INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status)
+                 VALUES ({a}, 'hook', 'a', {a}, 7, 'received'), ({b}, 'hook', 'b', {b}, 8, 'failed'),
+                        ({c}, 'hook', 'c', {c}, 9, 'handled');"
+            ))
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let statuses: Vec<_> =
+            store.events("hook", None, 10).unwrap().iter().map(|e| (e.status, e.next_attempt_at)).collect();
+        assert_eq!(
+            statuses,
+            vec![(EventStatus::Handled, None), (EventStatus::Failed, Some(8)), (EventStatus::Pending, Some(7))]
+        );
     }
 }

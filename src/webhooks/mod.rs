@@ -13,13 +13,15 @@
 //!    has already stored is a duplicate and runs nothing; an event that cannot be stored is answered
 //!    `unavailable` (503) so that the provider retries.
 //! 3. [`receiver`] hands the stored event to the script's `fn webhook(event)` through
-//!    [`Runtime::invoke`](crate::runtime::Runtime::invoke), like every other run, and records how it went;
-//!    a failed run can be replayed from the store.
+//!    [`Runtime::invoke`](crate::runtime::Runtime::invoke), like every other run, taking it from the
+//!    durable [`queue`], which retries a failed run with backoff until it succeeds or is `dead`; once
+//!    stored, the provider gets a 2xx whatever the handler does. Any event can be replayed from the store.
 //!
 //! The module knows nothing of HTTP routing: the HTTP layer passes it the headers, the body and the URL
 //! the provider signed, and turns what comes back into a response.
 
 pub mod event;
+pub mod queue;
 pub mod receiver;
 pub mod signature;
 

@@ -2,21 +2,22 @@
 //! handler's answer, and the operations on stored events (listing, replay).
 //!
 //! Everything before the handler runs in one blocking task — read the secret, verify, look the delivery
-//! id up, commit — because each step needs the store. The handler runs through
-//! [`Runtime::invoke`] with [`Function::Webhook`], so it gets the sandbox, limits and secret masking of every
-//! other call. Its outcome is recorded afterwards; if that record cannot be written the event stays
-//! `received`, which the listing shows and a replay settles.
+//! id up, commit — because each step needs the store. A stored event joins the [`queue`](super::queue),
+//! and the receiver makes its first attempt at once: a handler that returns answers the provider; one
+//! that fails leaves the event to the queue's retries, and the provider gets `202` all the same, since
+//! the event is safe.
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use super::event::{Receipt, parse_body};
+use super::queue::Attempt;
 use super::{Incoming, SAME_BODY_WINDOW, signature};
 use crate::cid::Cid;
-use crate::engine::{Data, Function, Output, Script, output};
+use crate::engine::{Function, Output, Script, output};
 use crate::error::{Error, Result};
-use crate::invoke::{Invocation, Invoked, Reply, Target};
+use crate::invoke::{Invoked, Reply, Target};
 use crate::meta::webhook::{Scheme, Spec};
 use crate::runtime::Runtime;
 use crate::store::{Change, EventStatus, Op, WebhookEvent};
@@ -32,7 +33,7 @@ pub struct Received {
 enum Stored {
     New {
         cid: Cid,
-        receipt: Receipt,
+        received_at: i64,
         body: bytes::Bytes,
     },
     /// The event stored earlier under the same delivery id, and this delivery's body.
@@ -46,21 +47,25 @@ impl Runtime {
             Ok(found) => found,
             Err(error) => return Received { invoked: Invoked { script: None, result: Err(error) }, event: None },
         };
-        let handled = script.defines(Function::Webhook);
+        let handled = script.defines(Function::Webhook) || self.handed_to(name).is_some();
         let answer = |result: Result<Reply>, event| Received {
             invoked: Invoked { script: Some(script.clone()), result },
             event,
         };
-        let (cid, receipt, body) = match self.store_delivery(name, &spec, handled, incoming).await {
+        let (cid, received_at, body) = match self.store_delivery(name, &spec, handled, incoming).await {
             Err(error) => return answer(Err(error), None),
             Ok(Stored::Duplicate(event, body)) => {
                 return answer(Ok(default_answer(spec.scheme, event.cid, &body, true)), Some(event.cid));
             }
-            Ok(Stored::New { cid, receipt, body }) => (cid, receipt, body),
+            Ok(Stored::New { cid, received_at, body }) => (cid, received_at, body),
         };
-        match handled {
-            false => answer(Ok(default_answer(spec.scheme, cid, &body, false)), Some(cid)),
-            true => Received { invoked: self.run_handler(name, cid, &receipt, &body).await, event: Some(cid) },
+        if !handled {
+            return answer(Ok(default_answer(spec.scheme, cid, &body, false)), Some(cid));
+        }
+        match self.attempt_event(name, cid, Some(received_at)).await {
+            Some(Attempt { invoked, .. }) if invoked.result.is_ok() => Received { invoked, event: Some(cid) },
+            Some(Attempt { status, .. }) => answer(Ok(queued(cid, status)), Some(cid)),
+            None => answer(Ok(queued(cid, EventStatus::Pending)), Some(cid)),
         }
     }
 
@@ -101,11 +106,11 @@ impl Runtime {
                 delivery_id: receipt.delivery_id.clone(),
                 body_cid,
                 received_at: receipt.received_at,
-                status: if handled { EventStatus::Received } else { EventStatus::Stored },
+                status: if handled { EventStatus::Pending } else { EventStatus::Stored },
                 same_body_since,
             });
             match rt.store.commit(&change) {
-                Ok(()) => Ok(Stored::New { cid, receipt, body: incoming.body }),
+                Ok(()) => Ok(Stored::New { cid, received_at: receipt.received_at, body: incoming.body }),
                 // The same delivery, stored meanwhile by a concurrent request, is a duplicate after all.
                 Err(error) => match stored_before(rt, &receipt, same_body_since) {
                     Ok(Some(event)) => Ok(Stored::Duplicate(event, incoming.body)),
@@ -119,59 +124,38 @@ impl Runtime {
         .await
     }
 
-    /// Runs `fn webhook(event)` through the one invocation path and records how it went.
-    async fn run_handler(self: &Arc<Self>, name: &str, cid: Cid, receipt: &Receipt, body: &[u8]) -> Invoked {
-        let mut invocation = Invocation::with_method(Target::Name(name.to_owned()), "POST".into());
-        invocation.function = Function::Webhook;
-        invocation.data = Data::Value(receipt.event(cid, body));
-        let invoked = self.invoke(invocation).await;
-        let (status, outcome) = match &invoked.result {
-            Ok(reply) => (EventStatus::Handled, json!({ "status": reply.output.status })),
-            Err(error) => (EventStatus::Failed, error.to_json()["error"].clone()),
-        };
-        let mut change = Change::default();
-        change.op(Op::EventOutcome { cid, status, outcome: Some(outcome) });
-        let server = name.to_owned();
-        if let Err(error) = self.blocking(move |rt| rt.store.commit(&change)).await {
-            tracing::error!(server = %server, event = %cid, "the outcome of a webhook handler was not recorded: {}", error.message());
-        }
-        invoked
-    }
-
-    /// The newest `limit` events `name` received, newest first.
-    pub async fn webhook_events(self: &Arc<Self>, name: &str, limit: usize) -> Result<Vec<WebhookEvent>> {
+    /// The newest `limit` events `name` received, newest first; with `status`, only those.
+    pub async fn webhook_events(
+        self: &Arc<Self>,
+        name: &str,
+        status: Option<EventStatus>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>> {
         self.existing(name)?;
         let server = name.to_owned();
-        self.blocking(move |rt| rt.store.events(&server, limit)).await
+        self.blocking(move |rt| rt.store.events(&server, status, limit)).await
     }
 
     /// Runs the current handler of `name` again on the stored event `cid`, and returns the event as it
     /// then stands.
     pub async fn replay_webhook(self: &Arc<Self>, name: &str, cid: Cid) -> Result<WebhookEvent> {
         let (script, _) = self.receiving(name).await?;
-        if !script.defines(Function::Webhook) {
+        if !script.defines(Function::Webhook) && self.handed_to(name).is_none() {
             return Err(Error::BadRequest(format!(
                 "server '{name}' defines no fn webhook(event) to replay the event to"
             )));
         }
-        let server = name.to_owned();
-        let (receipt, body) = self
-            .blocking(move |rt| {
-                let missing = || Error::NotFound(format!("server '{server}' has no webhook event {cid}"));
-                rt.store.event(&server, &cid)?.ok_or_else(missing)?;
-                let blob =
-                    |cid: &Cid| rt.store.blob(cid)?.ok_or_else(|| Error::Internal(format!("blob {cid} is missing")));
-                let receipt = Receipt::from_bytes(&blob(&cid)?).map_err(Error::Internal)?;
-                let body = blob(&receipt.body_cid)?;
-                Ok((receipt, body))
-            })
-            .await?;
-        self.run_handler(name, cid, &receipt, &body).await;
-        let server = name.to_owned();
-        self.blocking(move |rt| {
-            rt.store.event(&server, &cid)?.ok_or_else(|| Error::Internal(format!("webhook event {cid} went missing")))
-        })
-        .await
+        let event = || {
+            let server = name.to_owned();
+            let missing = move || Error::NotFound(format!("server '{server}' has no webhook event {cid}"));
+            let server = name.to_owned();
+            self.blocking(move |rt| rt.store.event(&server, &cid)?.ok_or_else(missing))
+        };
+        event().await?;
+        // Taken whatever its state: an operator asked for this run, on top of the queue's attempts.
+        let unavailable = || Error::Unavailable("the event could not be taken from the queue; try again".into());
+        self.attempt_event(name, cid, None).await.ok_or_else(unavailable)?;
+        event().await
     }
 }
 
@@ -185,6 +169,13 @@ fn stored_before(rt: &Runtime, receipt: &Receipt, same_body_since: Option<i64>) 
         Some(since) => rt.store.event_by_body(&receipt.server, &receipt.body_cid, since),
         None => Ok(None),
     }
+}
+
+/// The answer to a delivery whose handler has not returned (it failed, or another worker runs it): the
+/// event is stored and its handler will run again, so the provider is done with it.
+fn queued(cid: Cid, status: EventStatus) -> Reply {
+    let body = bytes::Bytes::from(json!({ "cid": cid, "status": status }).to_string());
+    Reply { output: Output { status: 202, content_type: output::JSON, headers: Vec::new(), body }, output_cid: None }
 }
 
 /// The answer to a delivery no handler answered (none is defined, or it is a duplicate): the event's

@@ -136,6 +136,12 @@ impl Server {
         Server { child, base, dir, client: reqwest::Client::new(), logs, args, env }
     }
 
+    /// Stops the server (killed, as a crash would); `restart` starts it again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the server and starts it again on the same directory, with the same arguments.
     pub fn restart(mut self) -> Server {
         let _ = self.child.kill();
@@ -225,4 +231,22 @@ pub async fn expect_error(response: reqwest::Response, status: u16, kind: &str) 
     let (actual, body) = json(response).await;
     assert_eq!((actual, body["error"]["type"].as_str()), (status, Some(kind)), "{body}");
     body["error"].clone()
+}
+
+/// The official Python client (PyPI `mcp`, installed by `scripts/install-peers`), or `None` when it is
+/// missing outside CI (where a missing peer fails the test instead).
+pub fn python_mcp_client() -> Option<std::path::PathBuf> {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/venv/bin/python");
+    let works = std::process::Command::new(&python)
+        .args(["-c", "import mcp"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    match (works, std::env::var("CI").as_deref()) {
+        (true, _) => Some(python),
+        (false, Ok("true")) => panic!("the Python MCP client is missing: run scripts/install-peers"),
+        (false, _) => {
+            eprintln!("skipped: the Python MCP client is missing (run scripts/install-peers)");
+            None
+        }
+    }
 }

@@ -5,7 +5,9 @@
 //! * its base URL (`META.base_url`), or what the operator set in `<NAME>_BASE_URL` instead;
 //! * each named base URL in `META.hosts`, or `<NAME>_<HOST>_BASE_URL` instead;
 //! * its OAuth URLs (`META.oauth2.token_url`, `authorize_url`, `revoke_url`), or `<NAME>_TOKEN_URL` /
-//!   `<NAME>_AUTHORIZE_URL` / `<NAME>_REVOKE_URL` instead.
+//!   `<NAME>_AUTHORIZE_URL` / `<NAME>_REVOKE_URL` instead;
+//! * for a server that receives webhooks, the URL an operator forwards its events to
+//!   (`<NAME>_WEBHOOK_FORWARD_URL`, see `webhook::forward`).
 //!
 //! `{NAME}` placeholders are filled from the server's declared secrets and variables (a Shopify store's
 //! domain), and a leftmost label written `*` or `<name>` stands for any one DNS label (Mailchimp's
@@ -68,6 +70,9 @@ impl Policy {
             declared(&context.script.meta).into_iter().map(|(suffix, url)| (suffix, Some(url))).collect();
         if !suffixes.iter().any(|(suffix, _)| suffix == "BASE_URL") {
             suffixes.push(("BASE_URL".into(), None));
+        }
+        if context.script.meta.webhook.is_some() {
+            suffixes.push((crate::meta::webhook::FORWARD_URL.into(), None));
         }
         for (suffix, declared_url) in suffixes {
             let (url, operator) = match template::operator_url(services, context, &suffix) {

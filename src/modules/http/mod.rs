@@ -242,10 +242,8 @@ impl HttpClient {
         }
     }
 
-    /// Exponential backoff with full jitter in the upper half: base·2^(n-1) · [0.5, 1).
     fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self.settings.retry_base.saturating_mul(1 << (attempt - 1).min(16));
-        exponential.min(self.settings.retry_cap).mul_f64(rand::rng().random_range(0.5..1.0))
+        backoff(self.settings.retry_base, self.settings.retry_cap, attempt)
     }
 
     async fn attempt(&self, request: &Outgoing, timeout: Duration) -> Result<Incoming, Failure> {
@@ -358,4 +356,11 @@ pub fn parse_url(text: &str) -> Result<Url, Box<EvalAltResult>> {
         "http" | "https" => Ok(url),
         other => Err(arg_error(&format!("only http and https URLs can be called, not {other}"))),
     }
+}
+
+/// The wait before retry number `attempt` (from 1): exponential backoff with jitter in the upper half,
+/// base·2^(n-1) (at most `cap`) · [0.5, 1), so that clients failing together do not retry together.
+pub fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
+    let exponential = base.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    exponential.min(cap).mul_f64(rand::rng().random_range(0.5..1.0))
 }

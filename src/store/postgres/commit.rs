@@ -11,7 +11,7 @@ use tokio_postgres::Transaction;
 
 use super::{ADVISORY_REGISTRY, CHANNEL, Fault, Sql};
 use crate::cid::Cid;
-use crate::store::{Change, Changed, Op, Origin, WebhookEvent};
+use crate::store::{Change, Changed, EventStatus, Op, Origin, WebhookEvent};
 
 /// The largest payload PostgreSQL's NOTIFY takes is 8 000 bytes; a report that would not fit says
 /// [`Changed::Everything`] instead.
@@ -70,10 +70,10 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op, at: i64) -> Sql<()> {
             tx.execute(sql, &[key, server, sealed, expires]).await?;
         }
         Op::RecordEvent { .. } => record_event(tx, op).await?,
-        Op::EventOutcome { cid, status, outcome } => {
-            let sql = "UPDATE webhook_events SET status = $2, outcome = $3, attempts = attempts + 1 WHERE cid = $1";
+        Op::EventOutcome { cid, status, outcome, next_attempt_at } => {
+            let sql = "UPDATE webhook_events SET status = $2, outcome = $3, next_attempt_at = $4 WHERE cid = $1";
             let outcome = outcome.as_ref().map(|o| o.to_string());
-            tx.execute(sql, &[&digest(cid), &status.as_str(), &outcome]).await?;
+            tx.execute(sql, &[&digest(cid), &status.as_str(), &outcome, next_attempt_at]).await?;
         }
         Op::SetFact { key, value } => upsert(tx, ("facts", "key", "value"), key, value).await?,
         Op::PutServer(record) => {
@@ -92,11 +92,12 @@ async fn apply_op(tx: &Transaction<'_>, op: &Op, at: i64) -> Sql<()> {
 
 /// Records an event as another store held it.
 async fn put_event(tx: &Transaction<'_>, event: &WebhookEvent) -> Sql<()> {
-    let sql = "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status, outcome, attempts)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let sql = "INSERT INTO webhook_events
+               (cid, server, delivery_id, body_cid, received_at, status, outcome, attempts, next_attempt_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     let (outcome, attempts) =
         (event.outcome.as_ref().map(|o| o.to_string()), i32::try_from(event.attempts).unwrap_or(i32::MAX));
-    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
         &digest(&event.cid),
         &event.server,
         &event.delivery_id,
@@ -105,6 +106,7 @@ async fn put_event(tx: &Transaction<'_>, event: &WebhookEvent) -> Sql<()> {
         &event.status.as_str(),
         &outcome,
         &attempts,
+        &event.next_attempt_at,
     ];
     tx.execute(sql, &values).await?;
     Ok(())
@@ -169,10 +171,12 @@ async fn record_event(tx: &Transaction<'_>, op: &Op) -> Sql<()> {
             return Err(Fault::Refused("an event with this body was received within the window".into()));
         }
     }
-    let sql = "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status)
-               VALUES ($1, $2, $3, $4, $5, $6)";
-    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-        [&digest(cid), server, delivery_id, &digest(body_cid), received_at, &status.as_str()];
+    // A pending event is due at once.
+    let due = (*status == EventStatus::Pending).then_some(*received_at);
+    let sql = "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status, next_attempt_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&digest(cid), server, delivery_id, &digest(body_cid), received_at, &status.as_str(), &due];
     tx.execute(sql, &values).await?;
     Ok(())
 }

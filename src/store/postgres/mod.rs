@@ -26,7 +26,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
 
 use super::copy::Dump;
-use super::{Binding, Change, Changed, Held, ServerRecord, Store, WebhookEvent};
+use super::{Binding, Change, Changed, EventStatus, Held, ServerRecord, Store, WebhookEvent};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
@@ -227,7 +227,8 @@ fn server(row: &Row) -> Sql<ServerRecord> {
 macro_rules! event_select {
     ($rest:literal) => {
         concat!(
-            "SELECT cid, server, delivery_id, body_cid, received_at, status, outcome, attempts FROM webhook_events ",
+            "SELECT cid, server, delivery_id, body_cid, received_at, status, outcome, attempts, next_attempt_at \
+             FROM webhook_events ",
             $rest
         )
     };
@@ -246,6 +247,7 @@ fn event(row: &Row) -> Sql<WebhookEvent> {
         status: status.parse().map_err(Fault::Refused)?,
         outcome: outcome.map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
         attempts: attempts.max(0) as u32,
+        next_attempt_at: row.try_get(8)?,
     })
 }
 
@@ -330,9 +332,34 @@ impl Store for PostgresStore {
         Ok(taken.filter(|(_, expires)| *expires > now_millis()).map(|(sealed, _)| sealed))
     }
 
-    fn events(&self, server: &str, limit: usize) -> Result<Vec<WebhookEvent>> {
+    fn events(&self, server: &str, status: Option<EventStatus>, limit: usize) -> Result<Vec<WebhookEvent>> {
         let limit = Box::new(i64::try_from(limit).unwrap_or(i64::MAX));
-        self.rows(event_select!("WHERE server = $1 ORDER BY id DESC LIMIT $2"), vec![text(server), limit], event)
+        let status = Box::new(status.map(|status| status.as_str().to_owned()));
+        let sql = event_select!("WHERE server = $1 AND ($2::text IS NULL OR status = $2) ORDER BY id DESC LIMIT $3");
+        self.rows(sql, vec![text(server), status, limit], event)
+    }
+
+    fn due_events(&self, now: i64, limit: usize) -> Result<Vec<WebhookEvent>> {
+        let limit = Box::new(i64::try_from(limit).unwrap_or(i64::MAX));
+        let sql = event_select!(
+            "WHERE next_attempt_at <= $1 AND status IN ('pending', 'failed') ORDER BY next_attempt_at LIMIT $2"
+        );
+        self.rows(sql, vec![Box::new(now), limit], event)
+    }
+
+    fn next_event_due(&self) -> Result<Option<i64>> {
+        let sql = "SELECT min(next_attempt_at) FROM webhook_events WHERE status IN ('pending', 'failed')";
+        Ok(self.row(sql, vec![], first::<Option<i64>>)?.flatten())
+    }
+
+    /// One UPDATE, so that of two instances claiming one event at once exactly one gets it: the second
+    /// waits for the first's row lock, then finds the event no longer due.
+    fn claim_event(&self, cid: &Cid, due_by: Option<i64>, until: i64) -> Result<Option<u32>> {
+        let sql = "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = $3
+                   WHERE cid = $1 AND ($2::bigint IS NULL OR (next_attempt_at <= $2 AND status IN ('pending', 'failed')))
+                   RETURNING attempts";
+        let claimed = self.row(sql, vec![digest(cid), Box::new(due_by), Box::new(until)], first::<i32>)?;
+        Ok(claimed.map(|attempts| attempts.max(0) as u32))
     }
 
     fn event(&self, server: &str, cid: &Cid) -> Result<Option<WebhookEvent>> {

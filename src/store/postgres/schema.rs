@@ -11,7 +11,8 @@ use super::{ADVISORY_MIGRATE, Fault, Sql};
 
 /// Every migration, in order; the number of one is its position from 1. Never edit one that shipped:
 /// add the next.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE blobs (
     cid   bytea PRIMARY KEY,
     bytes bytea NOT NULL
@@ -65,7 +66,14 @@ CREATE TABLE webhook_events (
 );
 CREATE INDEX webhook_events_by_server ON webhook_events(server, id);
 CREATE INDEX webhook_events_by_body ON webhook_events(server, body_cid, received_at);
-"];
+",
+    "
+ALTER TABLE webhook_events ADD COLUMN next_attempt_at bigint;
+UPDATE webhook_events SET status = 'pending' WHERE status = 'received';
+UPDATE webhook_events SET next_attempt_at = received_at WHERE status IN ('pending', 'failed');
+CREATE INDEX webhook_events_due ON webhook_events(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+",
+];
 
 /// Brings the schema up to date, under the migration lock.
 pub(super) async fn migrate(client: &mut Object) -> Sql<()> {
