@@ -293,8 +293,10 @@ impl Change {
                 Op::SetVariables(_) => Changed::Variables,
                 Op::SetSecret { name, .. } | Op::RemoveSecret { name } => Changed::Secret { name: name.clone() },
                 Op::SetConnection { server, .. } => Changed::Connection { server: server.clone() },
-                Op::RecordEvent { .. } | Op::EventOutcome { .. } | Op::PutEvent(_) => Changed::Events,
-                Op::SetFact { .. } | Op::PutOAuthState { .. } => {
+                // A new event is run by the receiver that stored it (the queue would race it for the
+                // claim); a settled or rescheduled one moves the queue's next due time.
+                Op::EventOutcome { .. } | Op::PutEvent(_) => Changed::Events,
+                Op::SetFact { .. } | Op::PutOAuthState { .. } | Op::RecordEvent { .. } => {
                     continue;
                 }
             };
