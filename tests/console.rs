@@ -250,19 +250,9 @@ async fn assets_are_embedded_under_their_content_hash_and_cached_for_good() {
     expect_error(client().get(server.url("/ui/assets/editor.0000.js")).send().await.unwrap(), 404, "not_found").await;
 }
 
-/// The browser and its driver, or `None` (skipped) when one is missing outside CI.
+/// The browser and its driver: Playwright in the peers' venv and Debian's Chromium.
 fn browser() -> Option<std::path::PathBuf> {
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/venv/bin/python");
-    let driver = std::process::Command::new(&python).args(["-c", "import playwright"]).output();
-    let ready = driver.is_ok_and(|o| o.status.success()) && std::path::Path::new("/usr/bin/chromium").exists();
-    match (ready, std::env::var("CI").as_deref()) {
-        (true, _) => Some(python),
-        (false, Ok("true")) => panic!("chromium or playwright is missing: run .ci/run (or scripts/install-peers)"),
-        (false, _) => {
-            eprintln!("skipped: /usr/bin/chromium or Playwright in .peers/venv is missing (scripts/install-peers)");
-            None
-        }
-    }
+    common::python_with("playwright", &["/usr/bin/chromium"])
 }
 
 #[tokio::test]

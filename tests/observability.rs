@@ -59,21 +59,9 @@ async fn start(mock: &MockServer, extra: &[&str], env: &[(&str, &str)]) -> Serve
     Server::start_with(&[("priced", PRICED), ("failing", FAILING), ("hooks", HOOKS)], extra, &env)
 }
 
-/// The Python `prometheus_client` from the peers' venv, or `None` when it is missing outside CI.
+/// The Python `prometheus_client` from the peers' venv (its text parser judges `/metrics`).
 fn python() -> Option<std::path::PathBuf> {
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/venv/bin/python");
-    let works = std::process::Command::new(&python)
-        .args(["-c", "import prometheus_client"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    match (works, std::env::var("CI").as_deref()) {
-        (true, _) => Some(python),
-        (false, Ok("true")) => panic!("Python prometheus_client is missing: run scripts/install-peers"),
-        (false, _) => {
-            eprintln!("skipped: Python prometheus_client is missing (run scripts/install-peers)");
-            None
-        }
-    }
+    common::python_with("prometheus_client", &[])
 }
 
 /// One sample of a scrape: its name, labels and value.

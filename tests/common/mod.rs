@@ -270,20 +270,28 @@ pub async fn mock_authorization_server() -> Option<MockAuthorizationServer> {
     panic!("oauth2-mock-server did not listen on 127.0.0.1:{port}");
 }
 
-/// The official Python client (PyPI `mcp`, installed by `scripts/install-peers`), or `None` when it is
+/// The peers' Python, once it imports `module` and every file of `also` exists; `None` when one is
 /// missing outside CI (where a missing peer fails the test instead).
-pub fn python_mcp_client() -> Option<std::path::PathBuf> {
+pub fn python_with(module: &str, also: &[&str]) -> Option<std::path::PathBuf> {
     let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/venv/bin/python");
-    let works = std::process::Command::new(&python)
-        .args(["-c", "import mcp"])
+    let imports = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|output| output.status.success());
-    match (works, std::env::var("CI").as_deref()) {
+    let ready = imports && also.iter().all(|file| std::path::Path::new(file).exists());
+    match (ready, std::env::var("CI").as_deref()) {
         (true, _) => Some(python),
-        (false, Ok("true")) => panic!("the Python MCP client is missing: run scripts/install-peers"),
+        (false, Ok("true")) => {
+            panic!("peer missing: Python {module} or one of {also:?}; run .ci/run or scripts/install-peers")
+        }
         (false, _) => {
-            eprintln!("skipped: the Python MCP client is missing (run scripts/install-peers)");
+            eprintln!("skipped: Python {module} or one of {also:?} is missing (run scripts/install-peers)");
             None
         }
     }
+}
+
+/// The official Python client (PyPI `mcp`, installed by `scripts/install-peers`).
+pub fn python_mcp_client() -> Option<std::path::PathBuf> {
+    python_with("mcp", &[])
 }
