@@ -134,14 +134,7 @@ async fn mcp_call(server: &Server, name: &str, arguments: Value) -> Value {
 async fn records_when(server: &Server, query: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let mut last = Vec::new();
     for _ in 0..200 {
-        let response = server
-            .client
-            .get(server.url(&format!("/api/invocations?{query}")))
-            .bearer_auth(server.admin_token())
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = json(response).await;
+        let (status, body) = json(server.admin_get(&format!("/api/invocations?{query}")).await).await;
         assert_eq!(status, 200, "{body}");
         last = body["invocations"].as_array().cloned().unwrap();
         if ready(&last) {

@@ -167,14 +167,7 @@ async fn deliver_to(server: &Server, path: &str, headers: &[(String, String)], b
 }
 
 async fn events(server: &Server, name: &str) -> Vec<Value> {
-    let response = server
-        .client
-        .get(server.url(&format!("/api/webhooks/{name}/events")))
-        .bearer_auth(server.admin_token())
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = json(response).await;
+    let (status, body) = json(server.admin_get(&format!("/api/webhooks/{name}/events")).await).await;
     assert_eq!(status, 200, "{body}");
     body["events"].as_array().unwrap().clone()
 }

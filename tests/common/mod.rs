@@ -198,6 +198,11 @@ impl Server {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// A GET of `path` with the admin token.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(self.admin_token()).send().await.unwrap()
+    }
+
     /// A POST of `body` (JSON-RPC) to /mcp, as a client of the 2025-06-18 revision sends it.
     pub fn mcp(&self, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
         self.client
