@@ -166,11 +166,17 @@ impl Runtime {
         let started = Instant::now();
         let trace = invocation.trace.take().unwrap_or_default();
         let span = tracing::info_span!("invocation", request_id = %trace.request_id, trace_id = %trace.trace_id, via = %invocation.via);
-        let mut seen = Seen::of(&invocation, &trace, started);
+        let mut pending = Pending { runtime: self, seen: Some(Seen::of(&invocation, &trace, started)), started };
         let in_flight = InFlight::start(&self.observer.metrics.in_flight);
-        let invoked = self.resolve_and_run(invocation, trace, started, span.clone(), &mut seen).instrument(span).await;
+        let seen = pending.seen.as_mut().expect("an invocation is seen until it ends");
+        let invoked = self.resolve_and_run(invocation, trace, started, span.clone(), seen).instrument(span).await;
         drop(in_flight);
-        self.observer.finished(seen.finished(self, &invoked, started));
+        let seen = pending.seen.take().expect("an invocation ends once");
+        let ended = match &invoked.result {
+            Ok(reply) => Ended { status: reply.output.status, error_type: None, output_cid: reply.output_cid },
+            Err(error) => Ended { status: error.status(), error_type: Some(error.kind()), output_cid: None },
+        };
+        self.observer.finished(seen.finished(self, ended, started));
         invoked
     }
 
@@ -187,6 +193,7 @@ impl Runtime {
             Err(error) => return Invoked { script: None, result: Err(error) },
         };
         seen.server = server.clone();
+        seen.script = Some(script.clone());
         seen.operation = invocation.operation.take().or_else(|| {
             let operation = script.meta.operation_for(&invocation.method, &invocation.endpoint);
             operation.map(|operation| operation.name.clone())
@@ -346,12 +353,39 @@ impl Runtime {
     }
 }
 
+/// An invocation under way: when its caller goes away first (the future is dropped), it still ends in
+/// a record and metrics, as `cancelled` with the status proxies use for a client that closed the
+/// request (499), so that an operator sees the calls that were abandoned.
+struct Pending<'a> {
+    runtime: &'a Runtime,
+    seen: Option<Seen>,
+    started: Instant,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(seen) = self.seen.take() {
+            let ended = Ended { status: 499, error_type: Some("cancelled"), output_cid: None };
+            self.runtime.observer.finished(seen.finished(self.runtime, ended, self.started));
+        }
+    }
+}
+
+/// How an invocation ended, as its record tells it.
+struct Ended {
+    status: u16,
+    error_type: Option<&'static str>,
+    output_cid: Option<Cid>,
+}
+
 /// What an invocation's record and metrics need, gathered as it goes.
 struct Seen {
     time: i64,
     via: Via,
     /// The server it runs as, once resolved; before that, the name asked for, when it is a valid name.
     server: Option<String>,
+    /// The script it runs, once resolved.
+    script: Option<Arc<Script>>,
     operation: Option<String>,
     input_cid: Option<Cid>,
     request_id: String,
@@ -370,6 +404,7 @@ impl Seen {
             time: (since_epoch.saturating_sub(started.elapsed())).as_millis() as i64,
             via: invocation.via,
             server: asked,
+            script: None,
             operation: None,
             input_cid: invocation.input,
             request_id: trace.request_id.clone(),
@@ -378,20 +413,17 @@ impl Seen {
         }
     }
 
-    /// The record and metric labels of the invocation that ended as `invoked`.
-    fn finished(self, runtime: &Runtime, invoked: &Invoked, started: Instant) -> Finished {
-        let (status, error_type, output_cid) = match &invoked.result {
-            Ok(reply) => (reply.output.status, None, reply.output_cid),
-            Err(error) => (error.status(), Some(error.kind()), None),
-        };
-        let pricing = invoked.script.as_ref().and_then(|script| script.meta.pricing.as_ref());
+    /// The record and metric labels of the invocation that ended as `ended`.
+    fn finished(self, runtime: &Runtime, ended: Ended, started: Instant) -> Finished {
+        let Ended { status, error_type, output_cid } = ended;
+        let pricing = self.script.as_ref().and_then(|script| script.meta.pricing.as_ref());
         let cost = pricing.map_or(0.0, |pricing| pricing.cost(self.operation.as_deref(), self.upstream.0));
         let registered = self.server.as_deref().is_some_and(|name| runtime.server(name).is_some());
         let record = InvocationRecord {
             time: self.time,
             server: self.server,
             operation: self.operation,
-            cid: invoked.script.as_ref().map(|script| script.cid),
+            cid: self.script.as_ref().map(|script| script.cid),
             via: self.via,
             input_cid: self.input_cid,
             output_cid,

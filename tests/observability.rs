@@ -546,3 +546,22 @@ async fn retries_and_reloads_are_counted() {
     let records = records_when(&server, "server=priced", |r| !r.is_empty()).await;
     assert_eq!(records[0]["upstream_calls"], 2, "both attempts were sent: {records:?}");
 }
+
+#[tokio::test]
+async fn a_call_whose_caller_goes_away_is_recorded_as_cancelled() {
+    let mock = MockServer::start().await;
+    Mock::given(path("/v1/slow"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&mock)
+        .await;
+    let server = start(&mock, &[], &[]).await;
+    let (_, described) = json(server.admin_get("/api/servers/priced").await).await;
+    let gone = server.client.get(server.url("/priced/slow")).timeout(Duration::from_millis(500)).send().await;
+    assert!(gone.is_err(), "the call was to outlast its caller: {gone:?}");
+    let cancelled = records_when(&server, "server=priced", |r| !r.is_empty()).await;
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    let record = &cancelled[0];
+    assert_eq!((record["status"].as_u64(), record["error_type"].as_str()), (Some(499), Some("cancelled")), "{record}");
+    assert_eq!(record["cid"], described["cid"], "{record}");
+    assert_eq!(records_when(&server, "status=499", |r| r.len() == 1).await.len(), 1);
+}
