@@ -336,26 +336,64 @@ async fn the_readme_console_examples_run_as_written() {
     let server = start(&[]);
     let address = server.base.trim_start_matches("http://").to_owned();
     let mut jar: Option<String> = None;
+    let mut csrf = String::new();
     let mut checked = 0;
-    for line in shell.lines().filter(|line| line.starts_with("curl")) {
+    for line in shell.lines() {
         let line = line.replace("localhost:8080", &address);
+        if line.starts_with("C=$(") {
+            // `grep -om1 '[0-9a-f]\{64\}'` on the page: its first 64 hexadecimal digits are the token.
+            let page = client().get(server.url("/ui/import")).header(COOKIE, jar.as_deref().unwrap()).send().await;
+            let page = page.unwrap().text().await.unwrap();
+            let bytes = page.as_bytes();
+            let start = (0..bytes.len().saturating_sub(64))
+                .find(|&i| bytes[i..i + 64].iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)))
+                .expect("the page carries a token");
+            csrf = page[start..start + 64].to_owned();
+            assert!(page.contains(&format!("X-CSRF-Token&quot;:&quot;{csrf}")), "the first match is the token");
+            continue;
+        }
+        if !line.starts_with("curl") {
+            continue;
+        }
         let (command, comment) = line.split_once("# ").unwrap();
         let expected: u16 = comment[..3].parse().unwrap();
         let words: Vec<&str> = command.split_whitespace().collect();
         let target = words.iter().find(|w| w.starts_with(&address)).unwrap();
-        let fields: Vec<(String, String)> = words
-            .windows(2)
-            .filter(|pair| pair[0] == "-d")
-            .map(|pair| {
-                let (key, value) = pair[1].trim_matches('"').split_once('=').unwrap();
-                (key.to_owned(), if value == "$T" { TOKEN.to_owned() } else { value.to_owned() })
-            })
-            .collect();
-        let post = command.contains("-X POST") || !fields.is_empty();
+        let fields = |flag: &str| -> Vec<(String, String)> {
+            words
+                .windows(2)
+                .filter(|pair| pair[0] == flag)
+                .map(|pair| {
+                    let (key, value) = pair[1].trim_matches('"').split_once('=').unwrap();
+                    (key.to_owned(), if value == "$T" { TOKEN.to_owned() } else { value.to_owned() })
+                })
+                .collect()
+        };
+        let (form, parts) = (fields("-d"), fields("-F"));
+        let post = command.contains("-X POST") || !form.is_empty() || !parts.is_empty();
         let url = format!("http://{target}");
-        let mut request = if post { client().post(&url).form(&fields) } else { client().get(&url) };
+        let mut request = if post { client().post(&url) } else { client().get(&url) };
+        if !form.is_empty() {
+            request = request.form(&form);
+        }
+        if !parts.is_empty() {
+            let mut multipart = reqwest::multipart::Form::new();
+            for (key, value) in parts {
+                multipart = match value.strip_prefix('@') {
+                    Some(file) => {
+                        let bytes = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+                        multipart.part(key, reqwest::multipart::Part::bytes(bytes).file_name(file.to_owned()))
+                    }
+                    None => multipart.text(key, value),
+                };
+            }
+            request = request.multipart(multipart);
+        }
         if command.contains("-H 'Origin:") {
             request = request.header(ORIGIN, server.base.as_str());
+        }
+        if command.contains("-H \"X-CSRF-Token: $C\"") {
+            request = request.header("x-csrf-token", &csrf);
         }
         if let (true, Some(cookie)) = (command.contains("-b jar"), &jar) {
             request = request.header(COOKIE, cookie);
@@ -368,9 +406,14 @@ async fn the_readme_console_examples_run_as_written() {
         if let Some(to) = comment.split("to ").nth(1).and_then(|rest| rest.split([',', ' ']).next()) {
             assert_eq!(answer.headers()[LOCATION], to, "{line}");
         }
+        if comment.contains("the script and what it changes") {
+            let preview = answer.text().await.unwrap();
+            assert!(preview.contains("data-testid=\"import-script\"") && preview.contains("A new server"), "{preview}");
+            expect_error(server.get("/api/servers/pets").await, 404, "not_found").await;
+        }
         checked += 1;
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 5);
 }
 
 #[tokio::test]
