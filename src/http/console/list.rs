@@ -42,7 +42,8 @@ pub async fn page(
               aria-label="Search servers" data-testid="server-search"
               hx-get="/ui/servers" hx-trigger="input changed delay:120ms, search" hx-target="#rows"
               hx-push-url="false";
-        table {
+        table.servers {
+            colgroup { col.name; col.category; col.state; col.calls; }
             thead { tr { th { "Server" } th { "Category" } th { "State" } th.num { "Last hour" } } }
             tbody #rows { (rows) }
         }
