@@ -239,6 +239,26 @@ mod tests {
     }
 
     #[test]
+    fn a_selection_is_held_to_the_operations_one_server_takes() {
+        let paths: Map<String, Value> =
+            (0..5_001).map(|i| (format!("/t/{i}"), json!({ "get": { "operationId": format!("get{i}") } }))).collect();
+        let document = json!({ "openapi": "3.0.3", "info": { "title": "Wide", "version": "1" }, "paths": paths });
+        let bytes = document.to_string();
+        let every: Vec<String> =
+            contents(bytes.as_bytes(), "wide").unwrap().operations.into_iter().map(|op| op.name).collect();
+        let all = Selection { operations: every.clone(), ..Selection::default() };
+        let refused = import(bytes.as_bytes(), None, "wide", &all).unwrap_err();
+        assert!(
+            refused.message().starts_with("5001 of the document's 5001 operations are selected"),
+            "{}",
+            refused.message()
+        );
+        assert!(import(bytes.as_bytes(), None, "wide", &Selection::default()).is_err());
+        let two = Selection { operations: every[..2].to_vec(), ..Selection::default() };
+        assert_eq!(import(bytes.as_bytes(), None, "wide", &two).unwrap().operations, 2);
+    }
+
+    #[test]
     fn deep_and_wide_schemas_still_make_a_script_that_loads() {
         let mut deep = serde_json::json!({ "type": "string" });
         for level in 0..40 {

@@ -59,16 +59,16 @@ pub fn operations(
     let mut imported = Vec::new();
     let mut matched = HashSet::new();
     let (found, count) = walk(document, budget, notes)?;
-    if count > MAX_OPERATIONS && selection.tags.is_empty() && selection.operations.is_empty() {
+    let chosen: Vec<Found> =
+        found.into_iter().filter(|f| selected(selection, f.operation, f.id, &f.name, &mut matched)).collect();
+    if chosen.len() > MAX_OPERATIONS {
         return Err(Error::InvalidDocument(format!(
-            "the document has {count} operations, more than the {MAX_OPERATIONS} one server takes: import part of it \
-             with --tag or --operation (tag=… or operation=… over HTTP)"
+            "{} of the document's {count} operations are selected, more than the {MAX_OPERATIONS} one server takes: \
+             import part of it with --tag or --operation (tag=… or operation=… over HTTP)",
+            chosen.len()
         )));
     }
-    for Found { path, method, shared, operation, id, name } in found {
-        if !selected(selection, operation, id, &name, &mut matched) {
-            continue;
-        }
+    for Found { path, method, shared, operation, name, .. } in chosen {
         let what = format!("{} {path} ({name})", method.to_uppercase());
         let converter = Converter::new(document, Direction::Parameter, count);
         match one(converter, &name, method, path, shared, operation, carrier, notes) {
