@@ -622,7 +622,7 @@ async fn each_server_row_shows_its_calls_and_error_rate_of_the_last_hour() {
     }
     let row = |page: &str, name: &str| -> String {
         let start = page.find(&format!("data-name=\"{name}\"")).unwrap_or_else(|| panic!("no row {name}"));
-        page[start..].split("</tr>").next().unwrap().to_owned()
+        page[start..].split("data-testid=\"server-row\"").next().unwrap().to_owned()
     };
     let mut page = String::new();
     // Records are written off the hot path, in batches.
