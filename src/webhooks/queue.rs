@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio::sync::broadcast::error::RecvError;
 
 use super::event::Receipt;
 use crate::cid::Cid;
@@ -164,7 +165,7 @@ pub async fn worker(runtime: Arc<Runtime>) {
         let wait = wait.clamp(BREATH, IDLE);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            changed = changes.changed() => if changed.is_err() { tokio::time::sleep(wait).await },
+            changed = changes.recv() => if matches!(changed, Err(RecvError::Closed)) { tokio::time::sleep(wait).await },
         }
     }
 }
