@@ -81,6 +81,56 @@ fn main(endpoint, method, data) { \"v2 \" + secret::get(\"GREETING_KEY\") }";
     }
 }
 
+/// What `server` answers an admin GET of `path` with, as JSON.
+async fn admin_json(server: &Server, path: &str) -> serde_json::Value {
+    let (status, body) = json(admin(server, reqwest::Method::GET, path, String::new()).await).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invocations_served_by_every_instance_are_listed_and_summed_by_any() {
+    let Some(database) = Database::fresh() else { return };
+    let cluster = instances(&database.url, 2, &[]);
+    let (status, _) = put_script(&cluster[0], "counted", "\"ok\"").await;
+    assert_eq!(status, 200);
+    // Waited for through the management API, which records no invocation.
+    for _ in 0..600 {
+        if admin(&cluster[1], reqwest::Method::GET, "/api/servers/counted", String::new()).await.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (server, path) in [(&cluster[0], "/counted/a"), (&cluster[0], "/counted/b"), (&cluster[1], "/counted/c")] {
+        assert_eq!(answer(server, path).await, "ok");
+    }
+    // Each instance writes its records in batches, off the invocation path: wait for all of them.
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..300 {
+        listed = admin_json(&cluster[1], "/api/invocations?server=counted").await;
+        if listed["invocations"].as_array().unwrap().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let records = listed["invocations"].as_array().unwrap();
+    assert_eq!(records.len(), 3, "the records of both instances, read through the second: {listed}");
+    assert!(records.iter().all(|r| r["server"] == "counted" && r["status"] == 200 && r["via"] == "http"), "{listed}");
+    let mut request_ids: Vec<&str> = records.iter().map(|r| r["request_id"].as_str().unwrap()).collect();
+    request_ids.sort();
+    request_ids.dedup();
+    assert_eq!(request_ids.len(), 3, "{listed}");
+    // The first instance reads the same table, and sums it.
+    assert_eq!(admin_json(&cluster[0], "/api/invocations?server=counted").await, listed);
+    let usage = admin_json(&cluster[0], "/api/usage?server=counted").await;
+    assert_eq!(
+        usage["usage"],
+        serde_json::json!([
+            { "server": "counted", "operation": null, "calls": 3, "errors": 0, "cost": 0.0, "currency": null }
+        ])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_edits_of_one_server_through_two_instances_end_with_one_head_everywhere() {
     let Some(database) = Database::fresh() else { return };
@@ -179,8 +229,9 @@ async fn without_its_database_an_instance_answers_invocations_refuses_mutations_
     let direct = instances(&database.url, 1, &[("HOOK_SECRET", "hook-secret")]);
     let relayed = instances(&relay.url(&database), 1, &[("HOOK_SECRET", "hook-secret")]);
     let (direct, relayed) = (&direct[0], &relayed[0]);
-    put_script(direct, "steady", "\"one\"").await;
     assert!(admin(direct, reqwest::Method::PUT, "/api/servers/hook", HOOK.into()).await.status().is_success());
+    put_script(direct, "steady", "\"one\"").await;
+    // Changes are heard in the order they were committed: once `steady` is served, so is `hook`.
     served(relayed, "/steady/now", "one").await;
 
     relay.cut();

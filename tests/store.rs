@@ -45,6 +45,7 @@ on_every_store!(
     a_body_seen_within_the_window_refuses_the_event_whatever_its_id,
     events_are_unique_per_server_and_delivery_id,
     waiting_events_are_claimed_once_per_attempt_and_leave_the_queue_when_settled,
+    an_event_its_receiver_claimed_is_due_only_once_the_claim_lapses,
     events_list_newest_first_and_filter_by_status,
     facts_are_upserted,
     records_come_back_newest_first_filtered_and_summed,
@@ -146,6 +147,7 @@ fn event(change: &mut Change, (server, delivery_id): (&str, &str), body: &str, a
         received_at: at,
         status: EventStatus::Pending,
         same_body_since: since,
+        claimed_until: None,
     });
     cid
 }
@@ -197,6 +199,28 @@ fn outcome(store: &dyn Store, cid: Cid, status: EventStatus, next_attempt_at: Op
     let outcome = Some(serde_json::json!({"type": "script_error", "message": status.as_str()}));
     change.op(Op::EventOutcome { cid, status, outcome, next_attempt_at });
     store.commit(&change).unwrap();
+}
+
+fn an_event_its_receiver_claimed_is_due_only_once_the_claim_lapses(store: &dyn Store) {
+    let mut change = Change::default();
+    let cid = change.blob(b"receipt".to_vec());
+    let body_cid = change.blob(b"{}".to_vec());
+    change.op(Op::RecordEvent {
+        cid,
+        server: "hook".into(),
+        delivery_id: "d".into(),
+        body_cid,
+        received_at: 10,
+        status: EventStatus::Pending,
+        same_body_since: None,
+        claimed_until: Some(500),
+    });
+    store.commit(&change).unwrap();
+    let stored = store.event("hook", &cid).unwrap().unwrap();
+    assert_eq!((stored.attempts, stored.next_attempt_at), (1, Some(500)), "its first attempt is the receiver's");
+    assert!(store.due_events(499, 10).unwrap().is_empty());
+    assert_eq!(store.claim_event(&cid, Some(499), 1_000).unwrap(), None, "no worker takes it from the receiver");
+    assert_eq!(store.claim_event(&cid, Some(500), 1_000).unwrap(), Some(2), "a receiver that stopped leaves it due");
 }
 
 fn waiting_events_are_claimed_once_per_attempt_and_leave_the_queue_when_settled(store: &dyn Store) {

@@ -145,6 +145,18 @@ pub enum EventStatus {
 }
 
 impl EventStatus {
+    /// The attempts counted and the due time an event received with this status is stored with: a
+    /// `pending` one is due when received, unless its receiver claimed it (`claimed_until`): then its
+    /// first attempt is counted and it falls due only once that claim lapses, so that no worker — of
+    /// this process or another on the store — takes it from the receiver in between.
+    pub fn on_receipt(self, received_at: i64, claimed_until: Option<i64>) -> (i32, Option<i64>) {
+        match (self, claimed_until) {
+            (EventStatus::Pending, Some(until)) => (1, Some(until)),
+            (EventStatus::Pending, None) => (0, Some(received_at)),
+            _ => (0, None),
+        }
+    }
+
     const ALL: [EventStatus; 5] =
         [EventStatus::Pending, EventStatus::Handled, EventStatus::Failed, EventStatus::Dead, EventStatus::Stored];
 
@@ -236,10 +248,11 @@ pub enum Op {
         expires: i64,
     },
     /// Record a received webhook event (its receipt and body are blobs of the same change); a `pending`
-    /// one is due at once. Fails the
-    /// whole change when the server already has an event with this delivery id, or, with
-    /// `same_body_since`, one with the same body received at or after that time (Unix ms): for schemes
-    /// whose delivery id is not signed, a replay under a new id is caught by its body.
+    /// one is due at once, or, with `claimed_until`, is stored claimed by its receiver until then (Unix
+    /// ms) for its first attempt (see [`EventStatus::on_receipt`]). Fails the whole change when the server
+    /// already has an event with this delivery id, or, with `same_body_since`, one with the same body
+    /// received at or after that time (Unix ms): for schemes whose delivery id is not signed, a replay
+    /// under a new id is caught by its body.
     RecordEvent {
         cid: Cid,
         server: String,
@@ -248,6 +261,7 @@ pub enum Op {
         received_at: i64,
         status: EventStatus,
         same_body_since: Option<i64>,
+        claimed_until: Option<i64>,
     },
     /// Record how a run of an event's handler went, and when (if ever) the next one is due.
     EventOutcome {

@@ -435,7 +435,9 @@ fn set_variables(tx: &rusqlite::Transaction<'_>, variables: &BTreeMap<String, St
 /// Records a received webhook event: refused, like a repeated delivery id, when `same_body_since` is
 /// given and the server has an event with the same body received since then.
 fn record_event(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
-    let Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since } = op else {
+    let Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since, claimed_until } =
+        op
+    else {
         return Ok(());
     };
     let body = &body_cid.digest()[..];
@@ -449,11 +451,11 @@ fn record_event(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()>
             ));
         }
     }
-    let due = (*status == EventStatus::Pending).then_some(received_at);
+    let (attempts, due) = status.on_receipt(*received_at, *claimed_until);
     tx.execute(
-        "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![&cid.digest()[..], server, delivery_id, body, received_at, status.as_str(), due],
+        "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status, attempts, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![&cid.digest()[..], server, delivery_id, body, received_at, status.as_str(), attempts, due],
     )?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use tokio_postgres::Transaction;
 
 use super::{ADVISORY_REGISTRY, CHANNEL, Fault, Sql};
 use crate::cid::Cid;
-use crate::store::{Change, Changed, EventStatus, Op, Origin, WebhookEvent};
+use crate::store::{Change, Changed, Op, Origin, WebhookEvent};
 
 /// The largest payload PostgreSQL's NOTIFY takes is 8 000 bytes; a report that would not fit says
 /// [`Changed::Everything`] instead.
@@ -158,7 +158,9 @@ async fn set_variables(tx: &Transaction<'_>, variables: &BTreeMap<String, String
 /// window refuses the event too; that check and the insert run under an advisory lock on the server
 /// and body, so two copies checked at once cannot both pass.
 async fn record_event(tx: &Transaction<'_>, op: &Op) -> Sql<()> {
-    let Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since } = op else {
+    let Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since, claimed_until } =
+        op
+    else {
         return Ok(());
     };
     if let Some(since) = same_body_since {
@@ -171,12 +173,12 @@ async fn record_event(tx: &Transaction<'_>, op: &Op) -> Sql<()> {
             return Err(Fault::Refused("an event with this body was received within the window".into()));
         }
     }
-    // A pending event is due at once.
-    let due = (*status == EventStatus::Pending).then_some(*received_at);
-    let sql = "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status, next_attempt_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)";
-    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-        [&digest(cid), server, delivery_id, &digest(body_cid), received_at, &status.as_str(), &due];
+    let (attempts, due) = status.on_receipt(*received_at, *claimed_until);
+    let sql = "INSERT INTO webhook_events
+                   (cid, server, delivery_id, body_cid, received_at, status, attempts, next_attempt_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+        [&digest(cid), server, delivery_id, &digest(body_cid), received_at, &status.as_str(), &attempts, &due];
     tx.execute(sql, &values).await?;
     Ok(())
 }
