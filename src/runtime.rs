@@ -308,8 +308,15 @@ impl Runtime {
         for item in changed {
             match item {
                 Changed::Server { name, .. } => servers.push(name.as_str()),
-                Changed::Variables => self.services.variables.store(Arc::new(self.store.variables()?)),
-                Changed::Secret { .. } => self.services.secrets().reload()?,
+                // Both are part of the state's image: its CID changes with them.
+                Changed::Variables => {
+                    self.services.variables.store(Arc::new(self.store.variables()?));
+                    self.forget_boot_cid();
+                }
+                Changed::Secret { .. } => {
+                    self.services.secrets().reload()?;
+                    self.forget_boot_cid();
+                }
                 // Tokens are re-read from the store when they expire; nothing served changes.
                 // The webhook queue follows events itself.
                 Changed::Connection { .. } | Changed::Events | Changed::Everything => {}
@@ -368,6 +375,11 @@ impl Runtime {
         self.runners.store(Arc::new(crate::server::runners(&registry, bindings)));
         self.observer.metrics.servers_loaded.set(registry.len() as i64);
         self.registry.store(Arc::new(registry));
+        self.forget_boot_cid();
+    }
+
+    /// Drops the boot CID computed for the state before a change, so that the next ask computes it anew.
+    fn forget_boot_cid(&self) {
         *self.boot_cid.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 

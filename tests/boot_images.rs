@@ -310,6 +310,17 @@ async fn the_api_exports_and_imports_images_behind_the_token() {
     assert_eq!(boot_cid, switchboard::cid::Cid::of(&image).to_string());
     let (_, health) = json(server.get("/health").await).await;
     assert_eq!(health["boot_cid"], boot_cid.as_str());
+    // A secret's name is part of the state: the boot CID follows it.
+    let put = server.client.put(server.url("/api/secrets/NEW_KEY")).bearer_auth(server.admin_token()).body("v");
+    assert!(put.send().await.unwrap().status().is_success());
+    let (_, health) = json(server.get("/health").await).await;
+    let exported = server.get("/api/boot/export").await;
+    assert_ne!(health["boot_cid"], boot_cid.as_str());
+    assert_eq!(health["boot_cid"], exported.headers()["x-boot-cid"].to_str().unwrap());
+    let remove = server.client.delete(server.url("/api/secrets/NEW_KEY")).bearer_auth(server.admin_token());
+    assert!(remove.send().await.unwrap().status().is_success());
+    let (_, health) = json(server.get("/health").await).await;
+    assert_eq!(health["boot_cid"], boot_cid.as_str());
 
     let other = Server::start(&[("extra", &script("Extra", "1"))]);
     let refused = other.client.post(other.url("/api/boot/import")).body(image.clone()).send().await.unwrap();
