@@ -453,10 +453,19 @@ fn store_copy_moves_an_installation_with_its_secrets_to_postgresql() {
     let set = common::cli(&data, &["secret", "set", "MOVED_KEY"], "moved-value\n");
     assert!(set.status.success(), "{set:?}");
     let boot_cid = state_of(&data);
+    let called = run(&data, &["call", "echo", "/before-the-move"], &[]);
+    assert!(called.status.success(), "{}", stderr(&called));
     let from = format!("sqlite:{}", data.join("store.sqlite").display());
     let copied = run(&data, &["store", "copy", "--from", &from, "--to", &database.url], &[]);
     assert!(copied.status.success(), "{}", stderr(&copied));
     assert!(stderr(&copied).contains("1 secrets"), "{}", stderr(&copied));
+    assert!(stderr(&copied).contains(", 1 invocation records"), "{}", stderr(&copied));
+    let all = switchboard::store::RecordFilter { limit: 10, ..Default::default() };
+    let records = |store: &dyn switchboard::store::Store| store.records(&all).unwrap();
+    let source = switchboard::store::SqliteStore::open(&data.join("store.sqlite")).unwrap();
+    let target = switchboard::store::PostgresStore::open(&database.url).unwrap();
+    assert_eq!(records(&target), records(&source), "the call's record moved with the installation");
+    assert_eq!(records(&target)[0].server.as_deref(), Some("echo"));
 
     // The same data directory (its master key) on the copy: the same state, the secret opens.
     let postgres = ["--store", database.url.as_str()];
