@@ -680,7 +680,7 @@ fn openapi(dir: &Path, report: &mut Value) {
         if with {
             run(&["import-openapi", spec, "--name", "gh", "--apply"], &data);
         }
-        let (boot_ms, rss, process) = start_up(&data, None);
+        let (boot_ms, rss, process) = start_up(&data, None, &[]);
         let url = format!("{}/echo/hi", process.base);
         sequential(&client, &url, 200);
         let call_ms = median(sequential(&client, &url, 2000));
