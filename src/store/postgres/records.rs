@@ -11,7 +11,8 @@ use tokio_postgres::types::ToSql;
 use super::{Fault, PostgresStore, Sql};
 use crate::cid::Cid;
 use crate::error::Result;
-use crate::store::{InvocationRecord, RecordFilter, StatusFilter, Usage};
+use crate::store::records::Bound;
+use crate::store::{InvocationRecord, RecordFilter, Usage};
 
 const COLUMNS: &str = "time, server, operation, cid, via, input_cid, output_cid, status, error_type, duration_ms, \
                        upstream_calls, upstream_bytes, request_id, trace_id, cost, currency";
@@ -106,38 +107,15 @@ impl PostgresStore {
 
 /// The `WHERE` clause of a filter (empty when it filters nothing) and its parameters, in order.
 fn conditions(filter: &RecordFilter) -> (String, Vec<Param>) {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut params: Vec<Param> = Vec::new();
-    let mut add = |condition: &str, value: Option<Param>| {
-        if let Some(value) = value {
-            params.push(value);
-            conditions.push(condition.replace('?', &format!("${}", params.len())));
-        } else {
-            conditions.push(condition.to_owned());
+    let (clause, bounds) = filter.clause(|n| format!("${n}"));
+    let params = bounds.into_iter().map(|bound| -> Param {
+        match bound {
+            Bound::Text(text) => Box::new(text),
+            Bound::Time(time) => Box::new(time),
+            Bound::Status(code) => Box::new(i32::from(code)),
         }
-    };
-    if let Some(server) = &filter.server {
-        add("server = ?", Some(Box::new(server.clone())));
-    }
-    if let Some(via) = filter.via {
-        add("via = ?", Some(Box::new(via.as_str().to_owned())));
-    }
-    match filter.status {
-        Some(StatusFilter::Ok) => add("error_type IS NULL", None),
-        Some(StatusFilter::Error) => add("error_type IS NOT NULL", None),
-        Some(StatusFilter::Code(code)) => add("status = ?", Some(Box::new(i32::from(code)))),
-        None => {}
-    }
-    if let Some(since) = filter.since {
-        add("time >= ?", Some(Box::new(since)));
-    }
-    if let Some(until) = filter.until {
-        add("time < ?", Some(Box::new(until)));
-    }
-    match conditions.is_empty() {
-        true => (String::new(), params),
-        false => (format!(" WHERE {}", conditions.join(" AND ")), params),
-    }
+    });
+    (clause, params.collect())
 }
 
 fn record(row: &Row) -> Sql<InvocationRecord> {
