@@ -81,11 +81,27 @@ fn main(endpoint, method, data) { \"v2 \" + secret::get(\"GREETING_KEY\") }";
     }
 }
 
-/// What `server` answers an admin GET of `path` with, as JSON.
+/// What `server` answers an admin GET of `path` with, once `ready` holds for it; bounded, so that a
+/// broken build fails instead of hanging.
+async fn admin_get_when(
+    server: &Server,
+    path: &str,
+    ready: impl Fn(u16, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut last = (0, serde_json::Value::Null);
+    for _ in 0..600 {
+        last = json(admin(server, reqwest::Method::GET, path, String::new()).await).await;
+        if ready(last.0, &last.1) {
+            return last.1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{} never answered as expected at {path}: {last:?}", server.base);
+}
+
+/// What `server` answers an admin GET of `path` with, which must succeed.
 async fn admin_json(server: &Server, path: &str) -> serde_json::Value {
-    let (status, body) = json(admin(server, reqwest::Method::GET, path, String::new()).await).await;
-    assert_eq!(status, 200, "{body}");
-    body
+    admin_get_when(server, path, |status, _| status == 200).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,24 +111,15 @@ async fn invocations_served_by_every_instance_are_listed_and_summed_by_any() {
     let (status, _) = put_script(&cluster[0], "counted", "\"ok\"").await;
     assert_eq!(status, 200);
     // Waited for through the management API, which records no invocation.
-    for _ in 0..600 {
-        if admin(&cluster[1], reqwest::Method::GET, "/api/servers/counted", String::new()).await.status() == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    admin_json(&cluster[1], "/api/servers/counted").await;
     for (server, path) in [(&cluster[0], "/counted/a"), (&cluster[0], "/counted/b"), (&cluster[1], "/counted/c")] {
         assert_eq!(answer(server, path).await, "ok");
     }
     // Each instance writes its records in batches, off the invocation path: wait for all of them.
-    let mut listed = serde_json::Value::Null;
-    for _ in 0..300 {
-        listed = admin_json(&cluster[1], "/api/invocations?server=counted").await;
-        if listed["invocations"].as_array().unwrap().len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let listed = admin_get_when(&cluster[1], "/api/invocations?server=counted", |status, body| {
+        status == 200 && body["invocations"].as_array().is_some_and(|records| records.len() >= 3)
+    })
+    .await;
     let records = listed["invocations"].as_array().unwrap();
     assert_eq!(records.len(), 3, "the records of both instances, read through the second: {listed}");
     assert!(records.iter().all(|r| r["server"] == "counted" && r["status"] == 200 && r["via"] == "http"), "{listed}");
