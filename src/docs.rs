@@ -13,7 +13,8 @@ const CONFORMANCE: &str = "## Named operations and their providers' documents\n\
 Ten servers declare named operations by hand. Each is checked against its provider's own OpenAPI document \
 where a pinned package ships one: every operation is called through MCP, once with its required arguments and \
 once with all of them, against Prism (`@stoplight/prism-cli@5.16.0`) serving that document as a validating mock \
-(`tests/openapi_prism.rs`), with control requests Prism must refuse so that a skipped validation cannot pass. \
+(`tests/openapi_prism.rs`), with control requests Prism must refuse so that a skipped validation cannot pass; \
+an operation that offers `all_pages` must be one the document pages. \
 None is replaced by an import: each set is a handful of operations described for callers, where an import \
 gives every operation of the document (GitHub's has over a thousand); `import-openapi --operation` selects \
 some when more are wanted.\n\n\

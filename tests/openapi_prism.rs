@@ -9,7 +9,8 @@
 //! The catalog's hand-written operations are judged the same way by their providers' own documents,
 //! each pinned in a package `scripts/install-peers` installs (`CASES`), trimmed to the paths they call
 //! so Prism starts in seconds; all run at once. Each operation is called with its required arguments
-//! and again with all of them, and each body must be refused when misshapen. Known Prism defects are
+//! and again with all of them, each body must be refused when misshapen, and an operation offering
+//! `all_pages` must be one its document pages (by the server's page parameter). Known Prism defects are
 //! told apart, never trusted: 406 on vendor media types does not arise (responses are trimmed to a bare
 //! 200), a 500 where Prism cannot serialize a document's own example is not a refusal, a 422 whose every
 //! violation is in a `deepObject` field the request did not send is Prism filling in absent fields, and
@@ -278,10 +279,7 @@ fn misshapen(declaration: &Value, document: &Value, base: &str) -> Vec<(String, 
     let Some(endpoint) = filled(declaration).filter(|_| ["POST", "PUT", "PATCH"].contains(&method)) else {
         return Vec::new();
     };
-    let template = blank(&format!("{base}{}", declaration["endpoint"].as_str().unwrap_or_default()));
-    let paths = document["paths"].as_object().into_iter().flatten();
-    let operation =
-        paths.filter(|(path, _)| blank(path) == template).find_map(|(_, item)| item.get(method.to_lowercase()));
+    let operation = documented(document, base, declaration).map(|(_, operation)| operation);
     let content = operation.and_then(|o| o.pointer("/requestBody/content")).and_then(Value::as_object);
     let schema = content.and_then(|c| c.values().next()).map(|media| &media["schema"]);
     let schema = schema.and_then(|s| s["$ref"].as_str().and_then(|r| document.pointer(&r[1..]))).or(schema);
@@ -291,6 +289,21 @@ fn misshapen(declaration: &Value, document: &Value, base: &str) -> Vec<(String, 
     let wrong = typed.map(|(name, _)| json!({ name: "x" })).next();
     let bodies = [Some(json!(["x"])), wrong, Some(json!({ "not_a_field_of_this_api": "x" }))];
     bodies.into_iter().flatten().map(|body| (method.to_owned(), endpoint.clone(), body)).collect()
+}
+
+/// The path item and operation of `document` (served under `base`) that a declared operation calls.
+fn documented<'a>(document: &'a Value, base: &str, declaration: &Value) -> Option<(&'a Value, &'a Value)> {
+    let template = blank(&format!("{base}{}", declaration["endpoint"].as_str()?));
+    let method = declaration["method"].as_str()?.to_lowercase();
+    let mut paths = document["paths"].as_object()?.iter().filter(|(path, _)| blank(path) == template);
+    paths.find_map(|(_, item)| Some((item, item.get(&method)?)))
+}
+
+/// The names of the parameters `document` declares for an operation, its path's included.
+fn parameter_names(document: &Value, (item, operation): (&Value, &Value)) -> Vec<String> {
+    let declared = [item, operation].into_iter().filter_map(|o| o["parameters"].as_array()).flatten();
+    let resolved = declared.map(|p| p["$ref"].as_str().and_then(|r| document.pointer(&r[1..])).unwrap_or(p));
+    resolved.filter_map(|p| p["name"].as_str().map(str::to_owned)).collect()
 }
 
 /// A control for an operation with a required query or body field: its method, and its endpoint with
@@ -673,6 +686,17 @@ async fn judge(root: &Path, dir: &Path, case: &'static Case) -> Vec<String> {
         }
     }
     refused.extend(refuses_what_breaks_the_document(&server, name, &judged, (&document, &api_path)).await.err());
+    // An operation offered with `all_pages` lists in pages: its document has the parameter that pages it.
+    let paging = &shown["meta"]["api"]["pagination"];
+    let page_parameters: Vec<&str> = ["param", "limit_param"].iter().filter_map(|k| paging[*k].as_str()).collect();
+    for (operation, declaration) in judged.iter().filter(|(_, d)| d["paginated"] == json!(true)) {
+        let names = documented(&document, &api_path, declaration).map(|o| parameter_names(&document, o));
+        if !names.unwrap_or_default().iter().any(|n| page_parameters.contains(&n.as_str())) {
+            refused.push(format!(
+                "{name}__{operation}: paginated, but its document pages it by none of {page_parameters:?}"
+            ));
+        }
+    }
     println!("{name}: {} operations called, {} newer than the document", judged.len(), case.newer.len());
     drop(prism);
     refused
