@@ -696,6 +696,63 @@ fn openapi(dir: &Path, report: &mut Value) {
     });
 }
 
+/// First contentful paint of the console's server list (the default image) in Debian's Chromium, as
+/// the browser test measures it (its `paint` mode), beside the sign-in page's: the smallest console page,
+/// the browser's own floor on this machine. The server's answer time for both is measured too, so the
+/// browser's share and the server's can be told apart.
+fn console_paint(dir: &Path, report: &mut Value) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".peers/venv/bin/python");
+    if !python.exists() || !Path::new("/usr/bin/chromium").exists() {
+        eprintln!("skipped: Playwright in .peers/venv or /usr/bin/chromium is missing (scripts/install-peers)");
+        return;
+    }
+    let token = "bench-console-token";
+    let process = switchboard(&dir.join("console"), None, &[("SWITCHBOARD_ADMIN_TOKEN", token)]);
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signed_in = client
+        .post(format!("{}/ui/login", process.base))
+        .header("origin", &process.base)
+        .form(&[("token", token)])
+        .send()
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let answer_ms = |path: &str| {
+        let times: Vec<f64> = (0..40)
+            .map(|_| {
+                let started = Instant::now();
+                let page = client.get(format!("{}{path}", process.base)).header("cookie", &cookie).send().unwrap();
+                assert!(page.status().is_success(), "{path}: {}", page.status());
+                page.bytes().unwrap();
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        median(times)
+    };
+    let (list_ms, sign_in_ms) = (answer_ms("/ui"), answer_ms("/ui/login"));
+    let shots = dir.join("console-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = root.join("tests/console_browser.py");
+    let output = Command::new(&python)
+        .args([script.to_str().unwrap(), &process.base, token, shots.to_str().unwrap(), "paint"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let measured: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    *report = json!({
+        "servers": default_image_servers(),
+        "rows": measured["list"]["rows"],
+        "list_bytes": measured["list"]["bytes"],
+        "list_first_contentful_paint_ms": measured["list"]["first_contentful_paint_ms"],
+        "sign_in_first_contentful_paint_ms": measured["list"]["sign_in_page_first_contentful_paint_ms"],
+        "list_answer_ms": list_ms,
+        "sign_in_answer_ms": sign_in_ms,
+        "load_average_1m": load.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()),
+    });
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 fn main() {
@@ -718,8 +775,9 @@ fn main() {
         (Vec::new(), Value::Null, Value::Null, Value::Null, Value::Null, Vec::new(), Value::Null);
     let mut observed = Vec::new();
     let mut imported = Value::Null;
+    let mut painted = Value::Null;
     // `-- --only NAME` runs one scenario (throughput, outbound, gateway, observe, reload, cold, growth, openapi,
-    // instances).
+    // instances, console).
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
     if wanted("throughput") {
@@ -758,11 +816,15 @@ fn main() {
         eprintln!("three instances on one PostgreSQL store…");
         instances::instances(dir.path(), &mut several);
     }
+    if wanted("console") {
+        eprintln!("first paint of the console's server list in Chromium…");
+        console_paint(dir.path(), &mut painted);
+    }
 
     let summary = json!({
         "machine": { "cores": cores(), "memory_gib": memory_gib() },
         "load": load, "outbound": out, "gateway": gate, "observe": observed, "hot_reload": reloaded, "cold_start": cold, "growth": grown,
-        "openapi": imported, "instances": several, "duration_s": started.elapsed().as_secs(),
+        "openapi": imported, "instances": several, "console": painted, "duration_s": started.elapsed().as_secs(),
     });
     print_table(&summary);
     instances::print(&summary);
@@ -888,6 +950,23 @@ fn print_table(summary: &Value) {
             let name = if s["with_github"] == json!(true) { "with GitHub imported" } else { "alone" };
             println!("| {name} | {:.0} | {:.1} | {:.3} |", f(&s["boot_ms"]), f(&s["rss_mib"]), f(&s["echo_call_ms"]));
         }
+    }
+    let c = &summary["console"];
+    if !c.is_null() {
+        println!(
+            "\n| console, `/ui` with {} servers ({} bytes), Chromium, 1-min load {} | first contentful paint ms | server answer ms |\n|---|---|---|",
+            c["rows"], c["list_bytes"], c["load_average_1m"]
+        );
+        println!(
+            "| baseline: the sign-in page | {:.1} | {:.2} |",
+            f(&c["sign_in_first_contentful_paint_ms"]),
+            f(&c["sign_in_answer_ms"])
+        );
+        println!(
+            "| the server list (target ≤ 100) | {:.1} | {:.2} |",
+            f(&c["list_first_contentful_paint_ms"]),
+            f(&c["list_answer_ms"])
+        );
     }
     println!("\n| servers | import ms | boot ms | RSS MiB | per-call ms |\n|---|---|---|---|---|");
     for g in summary["growth"].as_array().unwrap_or(&Vec::new()) {

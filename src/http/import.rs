@@ -35,7 +35,6 @@ pub async fn openapi(
             let plan = Plan::new(rt, &document, None, &name, &selection)?;
             if apply {
                 plan.apply(rt)?;
-                tracing::info!(server = %name, cid = %plan.cid, operations = plan.import.operations, "imported from OpenAPI");
             }
             Ok(plan.to_json(apply))
         })

@@ -1,6 +1,8 @@
-//! What the records say about one server lately: calls, error rate, and p50/p99 duration over the last
-//! hour. Read from the store, so it covers every process that shares it; reused by whatever shows a
-//! server (the management API now, the console later).
+//! What the records say about servers lately: for one server, calls, error rate and p50/p99 duration
+//! over the last hour; for all of them at once, calls and errors. Read from the store, so it covers
+//! every process that shares it; reused by whatever shows a server (the management API, the console).
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -41,10 +43,37 @@ pub fn last_hour(store: &dyn Store, server: &str, now: i64) -> Result<ServerStat
         window_ms: WINDOW_MS,
         calls,
         errors,
-        error_rate: if calls == 0 { 0.0 } else { errors as f64 / calls as f64 },
+        error_rate: Calls { calls, errors }.error_rate(),
         p50_ms: percentile(&durations, 50),
         p99_ms: percentile(&durations, 99),
     })
+}
+
+/// Calls and errors of one server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calls {
+    pub calls: u64,
+    pub errors: u64,
+}
+
+impl Calls {
+    /// `errors / calls`, 0 without calls.
+    pub fn error_rate(&self) -> f64 {
+        if self.calls == 0 { 0.0 } else { self.errors as f64 / self.calls as f64 }
+    }
+}
+
+/// The last hour of every server that was called in it, as of `now` (Unix ms): one aggregated read
+/// of the store, however many servers a list shows.
+pub fn last_hour_by_server(store: &dyn Store, now: i64) -> Result<HashMap<String, Calls>> {
+    let filter = RecordFilter { since: Some(now - WINDOW_MS), ..RecordFilter::default() };
+    let mut by_server: HashMap<String, Calls> = HashMap::new();
+    for usage in store.usage(&filter)? {
+        let calls = by_server.entry(usage.server).or_default();
+        calls.calls += usage.calls;
+        calls.errors += usage.errors;
+    }
+    Ok(by_server)
 }
 
 /// The nearest-rank percentile of sorted values.
@@ -56,6 +85,49 @@ fn percentile(sorted: &[f64], p: usize) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(time: i64, server: &str, operation: Option<&str>, error: bool) -> crate::store::InvocationRecord {
+        crate::store::InvocationRecord {
+            time,
+            server: Some(server.into()),
+            operation: operation.map(str::to_owned),
+            cid: None,
+            via: crate::store::Via::Http,
+            input_cid: None,
+            output_cid: None,
+            status: if error { 502 } else { 200 },
+            error_type: error.then(|| "upstream".to_owned()),
+            duration_ms: 1.0,
+            upstream_calls: 0,
+            upstream_bytes: 0,
+            request_id: format!("r{time}"),
+            trace_id: "t".into(),
+            cost: 0.0,
+            currency: None,
+        }
+    }
+
+    #[test]
+    fn every_servers_last_hour_sums_its_operations_and_leaves_older_calls_out() {
+        let store = crate::store::SqliteStore::in_memory().unwrap();
+        let now = 10 * WINDOW_MS;
+        let before = now - WINDOW_MS - 1;
+        store
+            .append_records(&[
+                record(before, "a", None, true),
+                record(now - 5, "a", None, false),
+                record(now - 4, "a", Some("list"), true),
+                record(now - 3, "a", Some("get"), false),
+                record(now - 2, "b", Some("get"), false),
+            ])
+            .unwrap();
+        let by_server = last_hour_by_server(&store, now).unwrap();
+        assert_eq!(by_server.len(), 2);
+        assert_eq!(by_server["a"], Calls { calls: 3, errors: 1 });
+        assert_eq!(by_server["b"], Calls { calls: 1, errors: 0 });
+        assert!((by_server["a"].error_rate() - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(Calls::default().error_rate(), 0.0);
+    }
 
     #[test]
     fn percentiles_take_the_nearest_rank() {

@@ -34,7 +34,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::Error;
 use crate::meta::Meta;
-pub use operations::Selection;
+pub use operations::{Listed, Selection};
 pub use plan::Plan;
 
 /// Notes written into the script's header comment; all of them are in [`Import::notes`].
@@ -107,6 +107,30 @@ pub fn import(bytes: &[u8], directory: Option<&Path>, name: &str, selection: &Se
         header.push(format!("… and {} more notes.", notes.len() - NOTES_IN_SCRIPT));
     }
     Ok(Import { script: writer::script(&header, &meta), operations: count, notes })
+}
+
+/// What a document offers, for choosing what to import: its title and every operation, named as an
+/// import as the server `name` would name them.
+#[derive(Debug)]
+pub struct Contents {
+    pub title: String,
+    pub version: String,
+    pub operations: Vec<Listed>,
+}
+
+/// Reads the document in `bytes` (self-contained, as one sent over HTTP) without importing it.
+pub fn contents(bytes: &[u8], name: &str) -> Result<Contents, Error> {
+    crate::server::validate_name(name).map_err(Error::BadRequest)?;
+    let budget = names::budget(name).map_err(Error::BadRequest)?;
+    let document = document::Document::read(bytes, None)?;
+    let info = |key: &str| {
+        document.root().pointer(&format!("/info/{key}")).and_then(Value::as_str).unwrap_or("").trim().to_owned()
+    };
+    let operations = operations::listing(&document, budget)?;
+    if operations.is_empty() {
+        return Err(Error::InvalidDocument("the document declares no operations (its paths are empty)".into()));
+    }
+    Ok(Contents { title: info("title"), version: info("version"), operations })
 }
 
 /// The operations as `META.operations` and the `META.api` they need: the body encoding most of them
@@ -183,6 +207,56 @@ mod tests {
         assert_eq!(names, ["delete_pet", "get_pet"]);
         let unknown = import(spec, None, "pets", &Selection { tags: vec!["nope".into()], ..Selection::default() });
         assert!(unknown.unwrap_err().message().contains("no operation has the tag or id nope"));
+    }
+
+    #[test]
+    fn the_contents_name_operations_as_the_import_does() {
+        let spec = include_bytes!("../../docs/examples/petstore.yaml");
+        let read = contents(spec, "pets").unwrap();
+        assert_eq!((read.title.as_str(), read.version.as_str()), ("Petstore", "1.0.0"));
+        let listed: Vec<(&str, &str, &str, &[String])> = read
+            .operations
+            .iter()
+            .map(|op| (op.name.as_str(), op.method.as_str(), op.path.as_str(), &op.tags[..]))
+            .collect();
+        let (pets, admin) = (["pets".to_owned()], ["admin".to_owned()]);
+        assert_eq!(
+            listed,
+            [
+                ("list_pets", "GET", "/pets", &pets[..]),
+                ("create_pet", "POST", "/pets", &pets[..]),
+                ("get_pet", "GET", "/pets/{petId}", &pets[..]),
+                ("delete_pet", "DELETE", "/pets/{petId}", &admin[..]),
+            ]
+        );
+        assert_eq!(read.operations[0].summary, "List pets");
+        // Every name listed selects its operation, and only it.
+        for op in &read.operations {
+            let one = Selection { operations: vec![op.name.clone()], ..Selection::default() };
+            assert_eq!(import(spec, None, "pets", &one).unwrap().operations, 1, "{}", op.name);
+        }
+        assert!(contents(b"swagger: '2.0'", "pets").unwrap_err().message().contains("Swagger 2.0"));
+        assert_eq!(contents(spec, "Pets").unwrap_err().kind(), "bad_request");
+    }
+
+    #[test]
+    fn a_selection_is_held_to_the_operations_one_server_takes() {
+        let paths: Map<String, Value> =
+            (0..5_001).map(|i| (format!("/t/{i}"), json!({ "get": { "operationId": format!("get{i}") } }))).collect();
+        let document = json!({ "openapi": "3.0.3", "info": { "title": "Wide", "version": "1" }, "paths": paths });
+        let bytes = document.to_string();
+        let every: Vec<String> =
+            contents(bytes.as_bytes(), "wide").unwrap().operations.into_iter().map(|op| op.name).collect();
+        let all = Selection { operations: every.clone(), ..Selection::default() };
+        let refused = import(bytes.as_bytes(), None, "wide", &all).unwrap_err();
+        assert!(
+            refused.message().starts_with("5001 of the document's 5001 operations are selected"),
+            "{}",
+            refused.message()
+        );
+        assert!(import(bytes.as_bytes(), None, "wide", &Selection::default()).is_err());
+        let two = Selection { operations: every[..2].to_vec(), ..Selection::default() };
+        assert_eq!(import(bytes.as_bytes(), None, "wide", &two).unwrap().operations, 2);
     }
 
     #[test]

@@ -56,45 +56,25 @@ pub fn operations(
     carrier: Carrier,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Imported>, Error> {
-    let mut names = names::Operations::new(budget);
     let mut imported = Vec::new();
     let mut matched = HashSet::new();
-    let paths = document.root().get("paths").and_then(Value::as_object).into_iter().flatten();
-    let count = paths
-        .clone()
-        .flat_map(|(_, item)| item.as_object())
-        .flatten()
-        .filter(|(m, _)| METHODS.contains(&m.as_str()))
-        .count();
-    if count > MAX_OPERATIONS && selection.tags.is_empty() && selection.operations.is_empty() {
+    let (found, count) = walk(document, budget, notes)?;
+    let chosen: Vec<Found> =
+        found.into_iter().filter(|f| selected(selection, f.operation, f.id, &f.name, &mut matched)).collect();
+    if chosen.len() > MAX_OPERATIONS {
         return Err(Error::InvalidDocument(format!(
-            "the document has {count} operations, more than the {MAX_OPERATIONS} one server takes: import part of it \
-             with --tag or --operation (tag=… or operation=… over HTTP)"
+            "{} of the document's {count} operations are selected, more than the {MAX_OPERATIONS} one server takes: \
+             import part of it with --tag or --operation (tag=… or operation=… over HTTP)",
+            chosen.len()
         )));
     }
-    for (path, item) in paths {
-        let item = document.resolve(item)?.0;
-        let shared = item.get("parameters");
-        for method in item.as_object().into_iter().flat_map(|m| m.keys()) {
-            let operation = &item[method];
-            if !METHODS.contains(&method.as_str()) {
-                if ["options", "trace"].contains(&method.as_str()) {
-                    notes.push(format!("{} {path}: the method is not supported", method.to_uppercase()));
-                }
-                continue;
-            }
-            let id = operation.get("operationId").and_then(Value::as_str);
-            let name = names.name(id, method, path);
-            if !selected(selection, operation, id, &name, &mut matched) {
-                continue;
-            }
-            let what = format!("{} {path} ({name})", method.to_uppercase());
-            let converter = Converter::new(document, Direction::Parameter, count);
-            match one(converter, &name, method, path, shared, operation, carrier, notes) {
-                Ok(Some(op)) => imported.push(op),
-                Ok(None) => {}
-                Err(error) => notes.push(format!("{what} left out: {}", error.message())),
-            }
+    for Found { path, method, shared, operation, name, .. } in chosen {
+        let what = format!("{} {path} ({name})", method.to_uppercase());
+        let converter = Converter::new(document, Direction::Parameter, count);
+        match one(converter, &name, method, path, shared, operation, carrier, notes) {
+            Ok(Some(op)) => imported.push(op),
+            Ok(None) => {}
+            Err(error) => notes.push(format!("{what} left out: {}", error.message())),
         }
     }
     let unmatched: Vec<&String> =
@@ -104,6 +84,83 @@ pub fn operations(
         return Err(Error::InvalidDocument(format!("no operation has the tag or id {}", unmatched.join(", "))));
     }
     Ok(imported)
+}
+
+/// One operation of the document, named as an import names it.
+struct Found<'a> {
+    path: &'a str,
+    method: &'a str,
+    /// The parameters its path item declares for every method.
+    shared: Option<&'a Value>,
+    operation: &'a Value,
+    id: Option<&'a str>,
+    name: String,
+}
+
+/// Every operation of the document in document order, and how many there are. Names are handed out
+/// to all of them, selected or not, so a selection never renames an operation.
+fn walk<'a>(document: &'a Document, budget: usize, notes: &mut Vec<String>) -> Result<(Vec<Found<'a>>, usize), Error> {
+    let mut names = names::Operations::new(budget);
+    let mut found = Vec::new();
+    let paths = document.root().get("paths").and_then(Value::as_object).into_iter().flatten();
+    let count = paths
+        .clone()
+        .flat_map(|(_, item)| item.as_object())
+        .flatten()
+        .filter(|(m, _)| METHODS.contains(&m.as_str()))
+        .count();
+    for (path, item) in paths {
+        let item = document.resolve(item)?.0;
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            if !METHODS.contains(&method.as_str()) {
+                if ["options", "trace"].contains(&method.as_str()) {
+                    notes.push(format!("{} {path}: the method is not supported", method.to_uppercase()));
+                }
+                continue;
+            }
+            let id = operation.get("operationId").and_then(Value::as_str);
+            let name = names.name(id, method, path);
+            found.push(Found { path, method, shared: item.get("parameters"), operation, id, name });
+        }
+    }
+    Ok((found, count))
+}
+
+/// An operation as a person choosing what to import sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The name it is imported as (what a selection names it by).
+    pub name: String,
+    pub method: String,
+    pub path: String,
+    pub tags: Vec<String>,
+    pub summary: String,
+}
+
+/// Every operation of the document, named as [`operations`] would name them.
+pub fn listing(document: &Document, budget: usize) -> Result<Vec<Listed>, Error> {
+    let (found, _) = walk(document, budget, &mut Vec::new())?;
+    let text = |op: &Value, key: &str| op.get(key).and_then(Value::as_str).map(str::trim).unwrap_or("").to_owned();
+    Ok(found
+        .into_iter()
+        .map(|f| Listed {
+            tags: f
+                .operation
+                .get("tags")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            summary: Some(text(f.operation, "summary"))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| clip(&text(f.operation, "description"))),
+            method: f.method.to_uppercase(),
+            path: f.path.to_owned(),
+            name: f.name,
+        })
+        .collect())
 }
 
 fn selected(

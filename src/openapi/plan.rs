@@ -18,6 +18,8 @@ pub struct Plan {
     pub name: String,
     pub import: Import,
     pub cid: Cid,
+    /// The script it would replace, when the server exists and its script loads.
+    pub replaces: Option<Cid>,
     /// How it differs from the server's current script; `None` when there is no such server (or its
     /// script does not load).
     pub difference: Option<Difference>,
@@ -35,13 +37,16 @@ impl Plan {
         let import = import(bytes, directory, name, selection)?;
         let script = runtime.load(import.script.as_bytes())?;
         let current = runtime.servers().get(name).and_then(|server| server.script.as_ref().ok().cloned());
-        let difference = current.map(|current| diff(&current.meta, &script.meta));
-        Ok(Plan { name: name.to_owned(), import, cid: script.cid, difference })
+        let difference = current.as_ref().map(|current| diff(&current.meta, &script.meta));
+        let replaces = current.map(|current| current.cid.clone());
+        Ok(Plan { name: name.to_owned(), import, cid: script.cid, replaces, difference })
     }
 
     /// Binds the server to the imported script, as an edit through the management API would.
     pub fn apply(&self, runtime: &Runtime) -> Result<Cid, Error> {
-        runtime.put_script(&self.name, self.import.script.as_bytes(), Origin::Api)
+        let cid = runtime.put_script(&self.name, self.import.script.as_bytes(), Origin::Api)?;
+        tracing::info!(server = %self.name, cid = %cid, operations = self.import.operations, "imported from OpenAPI");
+        Ok(cid)
     }
 
     /// What the management API answers.
@@ -51,6 +56,7 @@ impl Plan {
             "cid": self.cid,
             "operations": self.import.operations,
             "notes": self.import.notes,
+            "replaces": self.replaces,
             "difference": self.difference,
             "applied": applied,
             "script": self.import.script,

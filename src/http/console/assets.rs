@@ -2,7 +2,8 @@
 //! their content (`/ui/assets/editor.3f9c2a81d0b4e6f7.js`), so a browser may keep each one for a year:
 //! a changed file is a new name. No CDN, nothing fetched at run time; the console works offline.
 //!
-//! `console.css` and `console.js` (a few keys) are written by hand; `editor.js` (CodeMirror 6 with Rhai highlighting) and `htmx.js` are built once from npm by
+//! `console.css`, `console.js` (a few keys) and `import.js` (the OpenAPI operation picker) are written by
+//! hand; `editor.js` (CodeMirror 6 with Rhai highlighting) and `htmx.js` are built once from npm by
 //! `scripts/build-editor` and committed; the Rust build needs no npm.
 
 use std::sync::LazyLock;
@@ -36,12 +37,15 @@ pub static KEYS: LazyLock<Asset> = LazyLock::new(|| {
 pub static EDITOR: LazyLock<Asset> = LazyLock::new(|| {
     asset("editor", "js", "text/javascript; charset=utf-8", include_bytes!("../../../assets/editor.js"))
 });
+pub static PICKER: LazyLock<Asset> = LazyLock::new(|| {
+    asset("import", "js", "text/javascript; charset=utf-8", include_bytes!("../../../assets/import.js"))
+});
 
 /// `GET /ui/assets/{file}`: an embedded file by its hashed name, cached for good. No session is
 /// needed: these are the same public bytes for everyone.
 pub async fn serve(Path(file): Path<String>) -> Result<Response, Error> {
     let wanted = format!("/ui/assets/{file}");
-    let asset = [&*STYLE, &*HTMX, &*KEYS, &*EDITOR]
+    let asset = [&*STYLE, &*HTMX, &*KEYS, &*EDITOR, &*PICKER]
         .into_iter()
         .find(|asset| asset.path == wanted)
         .ok_or_else(|| Error::NotFound(format!("no console asset '{file}'")))?;

@@ -41,7 +41,7 @@ pub async fn page(viewer: Viewer, console: State) -> Result<Response, Error> {
             }
         }
     };
-    Ok(frame::page(&viewer.csrf, viewer.read_only, Section::Boot, "Boot image", false, body))
+    Ok(frame::page(&viewer.csrf, viewer.read_only, Section::Boot, "Boot image", None, body))
 }
 
 /// `GET /ui/boot/export`: the packed image as a download.

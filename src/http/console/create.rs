@@ -48,7 +48,7 @@ pub async fn page(viewer: Viewer) -> Response {
             div.actions { button.primary type="submit" data-testid="new-create" { "Create and edit" } }
         }
     };
-    frame::page(&viewer.csrf, viewer.read_only, Section::Servers, "New server", false, body)
+    frame::page(&viewer.csrf, viewer.read_only, Section::Servers, "New server", None, body)
 }
 
 /// `POST /ui/new` with `name` and `template`: the server is created and its page opened.

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use super::assets::{EDITOR, HTMX, KEYS, STYLE};
+use super::assets::{Asset, HTMX, KEYS, STYLE};
 
 const HTMX_CONFIG: &str = r#"{"allowEval":false,"allowScriptTags":false,"includeIndicatorStyles":false,"selfRequestsOnly":true,"historyCacheSize":0,"responseHandling":[{"code":"204","swap":false},{"code":"[2345]..","swap":true,"error":false}]}"#;
 
@@ -24,8 +24,15 @@ pub enum Section {
 }
 
 /// A full console page for a signed-in person, whose session's CSRF token every htmx request carries.
-/// `editor` loads the CodeMirror bundle.
-pub fn page(csrf: &str, read_only: bool, section: Section, title: &str, editor: bool, body: Markup) -> Response {
+/// `script` is the page's own script (the CodeMirror bundle, the import picker), if it has one.
+pub fn page(
+    csrf: &str,
+    read_only: bool,
+    section: Section,
+    title: &str,
+    script: Option<&Asset>,
+    body: Markup,
+) -> Response {
     let csrf = serde_json::json!({ "X-CSRF-Token": csrf }).to_string();
     let link = |target: Section, href: &str, text: &str| {
         html! { a href=(href) aria-current=[(section == target).then_some("page")] { (text) } }
@@ -44,15 +51,15 @@ pub fn page(csrf: &str, read_only: bool, section: Section, title: &str, editor: 
         }
         main { div #flash aria-live="assertive" {} (body) }
     };
-    document(StatusCode::OK, title, Some(&csrf), editor, content)
+    document(StatusCode::OK, title, Some(&csrf), script, content)
 }
 
 /// A page outside the signed-in frame (the login form).
 pub fn bare(status: StatusCode, title: &str, body: Markup) -> Response {
-    document(status, title, None, false, body)
+    document(status, title, None, None, body)
 }
 
-fn document(status: StatusCode, title: &str, csrf: Option<&str>, editor: bool, content: Markup) -> Response {
+fn document(status: StatusCode, title: &str, csrf: Option<&str>, script: Option<&Asset>, content: Markup) -> Response {
     let nonce = hex::encode(rand::random::<[u8; 16]>());
     let markup = html! {
         (DOCTYPE)
@@ -67,7 +74,7 @@ fn document(status: StatusCode, title: &str, csrf: Option<&str>, editor: bool, c
                 link rel="stylesheet" href=(STYLE.path);
                 script src=(HTMX.path) defer {}
                 script src=(KEYS.path) defer {}
-                @if editor { script src=(EDITOR.path) defer {} }
+                @if let Some(script) = script { script src=(script.path) defer {} }
             }
             body hx-headers=[csrf] { (content) }
         }

@@ -66,5 +66,5 @@ pub async fn page(
             }
         }
     };
-    Ok(frame::page(&viewer.csrf, viewer.read_only, Section::Invocations, "Invocations", false, body))
+    Ok(frame::page(&viewer.csrf, viewer.read_only, Section::Invocations, "Invocations", None, body))
 }

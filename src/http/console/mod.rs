@@ -22,6 +22,7 @@ mod editor;
 mod frame;
 mod invocations;
 mod list;
+mod openapi;
 mod secrets;
 mod server;
 mod session;
@@ -55,6 +56,10 @@ pub fn router(runtime: &Arc<Runtime>) -> Router {
         .route("/", get(list::page))
         .route("/servers", get(list::rows))
         .route("/new", get(create::page).post(create::create))
+        .route("/import", get(openapi::page))
+        .route("/import/operations", post(openapi::operations))
+        .route("/import/preview", post(openapi::preview))
+        .route("/import/apply", post(openapi::apply))
         .route("/login", get(session::form).post(session::login))
         .route("/logout", post(session::logout))
         .route("/assets/{file}", get(assets::serve))

@@ -101,7 +101,7 @@ pub async fn page(viewer: Viewer, console: State) -> Result<Response, Error> {
         }
         (table(&rows, viewer.read_only))
     };
-    Ok(frame::page(&viewer.csrf, viewer.read_only, Section::Secrets, "Secrets", false, body))
+    Ok(frame::page(&viewer.csrf, viewer.read_only, Section::Secrets, "Secrets", None, body))
 }
 
 #[derive(Deserialize)]

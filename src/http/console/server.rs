@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
 
+use super::assets::EDITOR;
 use super::frame::{self, Section};
 use super::session::Viewer;
 use super::{State, activity, connect, editor, list, state, try_it};
@@ -64,7 +65,14 @@ pub async fn page(
         }
         section.card #history { (editor::history(&name, &server.cid, &history, viewer.read_only || managed.is_some())) }
     };
-    Ok(frame::page(&viewer.csrf, viewer.read_only, Section::Servers, &title, !viewer.read_only, body))
+    Ok(frame::page(
+        &viewer.csrf,
+        viewer.read_only,
+        Section::Servers,
+        &title,
+        (!viewer.read_only).then_some(&*EDITOR),
+        body,
+    ))
 }
 
 /// What the server is: name, script CID, category, docs, how to call it, and what it declares.
