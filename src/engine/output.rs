@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue};
 use rhai::{Blob, Dynamic, Map};
 
 use super::nesting::{self, JsonError, MAX_BYTES};
+use super::passthrough::Passthrough;
 use crate::error::{Error, Location};
 
 /// The `data` argument of an invocation, before it becomes a Rhai value.
@@ -191,6 +192,20 @@ fn body_of(value: Dynamic) -> Result<(Bytes, HeaderValue), Refused> {
 }
 
 impl Output {
+    /// The response for the value `main` returned: upstream JSON an `api` call handed over and the script
+    /// returned untouched goes out as the upstream sent it (see [`super::passthrough`]), within the same
+    /// bounds as any output — its size here, its depth by the parser that read it (serde_json's limit is
+    /// [`nesting::MAX_DEPTH`]); an envelope stays an envelope. Anything else is [`from_dynamic`](Self::from_dynamic).
+    pub fn returned(value: Dynamic, passthrough: &Passthrough) -> Result<Output, Refused> {
+        if let Some(body) = passthrough.returned(&value) {
+            let envelope = value.read_lock::<Map>().is_some_and(|map| is_envelope(&map));
+            if !envelope && body.len() <= MAX_BYTES {
+                return Ok(Output { status: 200, content_type: JSON, headers: Vec::new(), body });
+            }
+        }
+        Output::from_dynamic(value)
+    }
+
     /// Shapes the value `main` returned. The error text says what is wrong with an envelope.
     pub fn from_dynamic(value: Dynamic) -> Result<Output, Refused> {
         if value.is_map() {
