@@ -462,13 +462,19 @@ fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data
 /// An upstream's JSON, in its own key order and spacing: what the runtime would never write itself.
 const UPSTREAM_JSON: &str = r#"{"z": 1, "a": [1, 2.50], "n": {"deep": true}}"#;
 
-#[tokio::test]
-async fn upstream_json_returned_untouched_goes_out_as_it_came_and_a_changed_copy_as_changed() {
+/// A mock upstream answering every GET with `body` as JSON, byte for byte.
+async fn answering(body: &str) -> MockServer {
     let mock = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(UPSTREAM_JSON, "application/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json"))
         .mount(&mock)
         .await;
+    mock
+}
+
+#[tokio::test]
+async fn upstream_json_returned_untouched_goes_out_as_it_came_and_a_changed_copy_as_changed() {
+    let mock = answering(UPSTREAM_JSON).await;
     let call = "api::call(global::META, endpoint, method, data)";
     let bodies = [
         ("untouched", call.to_owned()),
@@ -520,12 +526,7 @@ fn main(endpoint, method, data) {{ {body} }}"#
 
 #[tokio::test]
 async fn upstream_json_shaped_as_an_envelope_stays_an_envelope() {
-    let mock = MockServer::start().await;
-    let envelope = r#"{"output": "<p>hi</p>", "content_type": "text/html", "status": 201}"#;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(envelope, "application/json"))
-        .mount(&mock)
-        .await;
+    let mock = answering(r#"{"output": "<p>hi</p>", "content_type": "text/html", "status": 201}"#).await;
     let server = start(&mock, &[("svc", SVC)], &[]).await;
     let response = server.get("/svc/page").await;
     assert_eq!(response.status(), 201);
@@ -535,12 +536,7 @@ async fn upstream_json_shaped_as_an_envelope_stays_an_envelope() {
 
 #[tokio::test]
 async fn upstream_json_nested_past_the_output_bound_never_goes_out() {
-    let mock = MockServer::start().await;
-    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(deep, "application/json"))
-        .mount(&mock)
-        .await;
+    let mock = answering(&format!("{}{}", "[".repeat(200), "]".repeat(200))).await;
     let server = start(&mock, &[("svc", SVC)], &[]).await;
     let error = expect_error(server.get("/svc/deep").await, 502, "invalid_response").await;
     assert!(error["message"].as_str().unwrap().contains("not JSON"), "{error}");

@@ -260,6 +260,7 @@ mod tests {
     /// Every encoder the runtime writes a secret with (natives and the HTTP client alike), as the
     /// runtime calls it.
     fn encodings(value: &str) -> Vec<(&'static str, String)> {
+        use base64::Engine as _;
         use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
         let json = |text: &str| serde_json::Value::from(text).to_string();
         let mut path = url::Url::parse("http://h/").unwrap();

@@ -174,7 +174,7 @@ pub fn check_mongodb(services: &Services, context: &Context, uri: &str) -> Resul
 mod tests {
     use super::*;
 
-    fn policy(entries: &[(&str, bool)]) -> Policy {
+    fn policy(entries: &[(&str, bool)]) -> Policy<'static> {
         let mut policy = Policy::default();
         for (url, operator) in entries {
             policy.admit(url, *operator);
