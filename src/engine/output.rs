@@ -286,6 +286,22 @@ mod tests {
     }
 
     #[test]
+    fn upstream_bytes_go_out_only_for_the_value_handed_over_and_within_the_size_bound() {
+        let passthrough = Passthrough::default();
+        let handed = passthrough.hand_over(dynamic(r#"{"b":1,"a":2}"#), Bytes::from_static(b"{\"b\": 1, \"a\": 2}"));
+        assert_eq!(&Output::returned(handed, &passthrough).unwrap().body[..], b"{\"b\": 1, \"a\": 2}");
+        // Asked again, or for an equal value that is not the one handed over: written from its values.
+        let handed = passthrough.hand_over(dynamic(r#"{"b":1}"#), Bytes::from_static(b"{ \"b\" : 1 }"));
+        let equal = dynamic(r#"{"b":1}"#);
+        assert_eq!(&Output::returned(equal, &passthrough).unwrap().body[..], br#"{"b":1}"#);
+        assert_eq!(&Output::returned(handed, &passthrough).unwrap().body[..], br#"{"b":1}"#);
+        // A body past the output bound is never sent as it came.
+        let huge = Bytes::from(vec![b' '; MAX_BYTES + 1]);
+        let handed = passthrough.hand_over(dynamic("[1]"), huge);
+        assert_eq!(&Output::returned(handed, &passthrough).unwrap().body[..], b"[1]");
+    }
+
+    #[test]
     fn strings_become_text() {
         let out = Output::from_dynamic("hello".into()).unwrap();
         assert_eq!((out.content_type, &out.body[..]), (TEXT, &b"hello"[..]));
