@@ -111,10 +111,18 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Starts a command pinned to core 1 and waits for its first line on stdout.
-fn start(program: &str, args: &[&str], env: &[(&str, &str)], base: String) -> Process {
-    let mut command = Command::new("taskset");
-    command.arg("-c").arg(server_core()).arg(program).args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+/// Starts a command pinned to core 1 (or, with `Pin::Free`, wherever the scheduler puts it) and waits for
+/// its first line on stdout.
+fn start(program: &str, args: &[&str], env: &[(&str, &str)], base: String, pin: Pin) -> Process {
+    let mut command = match pin {
+        Pin::Cores => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(server_core()).arg(program);
+            taskset
+        }
+        Pin::Free => Command::new(program),
+    };
+    command.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
     // Away from any boot/default.boot.json in the working directory: each server runs what it is given.
     command.current_dir(std::env::temp_dir());
     command.env("SWITCHBOARD_LOG", "warn");
@@ -136,12 +144,25 @@ fn server_core() -> &'static str {
     if cores() > 1 { "1" } else { "0" }
 }
 
+/// Whether a server (and the load generator) runs on a core of its own, or where the scheduler puts it.
+#[derive(Clone, Copy, PartialEq)]
+enum Pin {
+    /// Server on core 1, wrk on core 0: each side's figures free of the other's.
+    Cores,
+    /// Neither pinned: as a deployment runs, the server's threads and wrk sharing both cores.
+    Free,
+}
+
 fn switchboard(data: &Path, boot: Option<&Path>, env: &[(&str, &str)]) -> Process {
     switchboard_with(data, boot, env, &[])
 }
 
 /// `switchboard serve` with `extra` arguments.
 fn switchboard_with(data: &Path, boot: Option<&Path>, env: &[(&str, &str)], extra: &[&str]) -> Process {
+    switchboard_pinned(data, boot, env, extra, Pin::Cores)
+}
+
+fn switchboard_pinned(data: &Path, boot: Option<&Path>, env: &[(&str, &str)], extra: &[&str], pin: Pin) -> Process {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["serve", "--listen", &listen, "--data", data.to_str().unwrap()];
@@ -149,16 +170,20 @@ fn switchboard_with(data: &Path, boot: Option<&Path>, env: &[(&str, &str)], extr
         args.extend(["--boot", boot.to_str().unwrap()]);
     }
     args.extend_from_slice(extra);
-    start(SWITCHBOARD, &args, env, format!("http://{listen}"))
+    start(SWITCHBOARD, &args, env, format!("http://{listen}"), pin)
 }
 
 fn own(flag: &str, extra: &[&str]) -> Process {
+    own_pinned(flag, extra, Pin::Cores)
+}
+
+fn own_pinned(flag: &str, extra: &[&str], pin: Pin) -> Process {
     let port = free_port();
     let me = std::env::current_exe().unwrap();
     let port_text = port.to_string();
     let mut args = vec![flag, port_text.as_str()];
     args.extend_from_slice(extra);
-    start(me.to_str().unwrap(), &args, &[], format!("http://127.0.0.1:{port}"))
+    start(me.to_str().unwrap(), &args, &[], format!("http://127.0.0.1:{port}"), pin)
 }
 
 /// User plus system CPU time of a process, in seconds.
@@ -192,6 +217,9 @@ struct Load {
     cpu_us_per_request: f64,
     /// Connect, read, write errors and timeouts wrk counted.
     socket_errors: f64,
+    /// Over the rounds a median was taken of: the lowest and highest throughput.
+    rps_low: f64,
+    rps_high: f64,
 }
 
 fn wrk_duration(text: &str) -> f64 {
@@ -212,15 +240,24 @@ fn wrk_duration(text: &str) -> f64 {
 struct Shape {
     connections: u32,
     seconds: u32,
+    pin: Pin,
 }
 
-const SMALL: Shape = Shape { connections: CONNECTIONS, seconds: SECONDS };
+const SMALL: Shape = Shape { connections: CONNECTIONS, seconds: SECONDS, pin: Pin::Cores };
 
-/// Runs wrk on core 0 against `url`, with an optional Lua script, and reads throughput and latency.
+/// Runs wrk (on core 0 unless the shape leaves it free) against `url`, with an optional Lua script, and
+/// reads throughput and latency.
 fn wrk(url: &str, lua: Option<&Path>, pid: u32, shape: Shape) -> Load {
-    let mut command = Command::new("taskset");
+    let mut command = match shape.pin {
+        Pin::Cores => {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", "0", "wrk"]);
+            taskset
+        }
+        Pin::Free => Command::new("wrk"),
+    };
     let (connections, seconds) = (format!("-c{}", shape.connections), format!("-d{}s", shape.seconds));
-    command.args(["-c", "0", "wrk", "-t1", &connections, &seconds, "--timeout", "10s", "--latency"]);
+    command.args(["-t1", &connections, &seconds, "--timeout", "10s", "--latency"]);
     if let Some(lua) = lua {
         command.arg("-s").arg(lua);
     }
@@ -245,6 +282,7 @@ fn wrk(url: &str, lua: Option<&Path>, pid: u32, shape: Shape) -> Load {
     }
     assert!(load.requests > 0.0, "wrk measured nothing at {url}:\n{text}");
     load.cpu_us_per_request = cpu * 1e6 / load.requests;
+    (load.rps_low, load.rps_high) = (load.rps, load.rps);
     load
 }
 
@@ -286,6 +324,8 @@ fn interleaved(
         requests: loads.iter().map(|l| l.requests).sum(),
         cpu_us_per_request: median(loads.iter().map(|l| l.cpu_us_per_request).collect()),
         socket_errors: loads.iter().map(|l| l.socket_errors).sum(),
+        rps_low: loads.iter().map(|l| l.rps).fold(f64::INFINITY, f64::min),
+        rps_high: loads.iter().map(|l| l.rps).fold(0.0, f64::max),
     };
     (pick(&base), pick(&ours))
 }
@@ -472,7 +512,8 @@ fn sampled<T>(pid: u32, work: impl FnOnce() -> T) -> (T, f64, f64) {
 }
 
 fn load_json(load: &Load, threads: f64, rss: f64) -> Value {
-    json!({ "rps": load.rps, "p50_ms": load.p50_ms, "p99_ms": load.p99_ms, "socket_errors": load.socket_errors,
+    json!({ "rps": load.rps, "rps_low": load.rps_low, "rps_high": load.rps_high, "p50_ms": load.p50_ms,
+            "p99_ms": load.p99_ms, "socket_errors": load.socket_errors,
             "cpu_us_per_request": load.cpu_us_per_request, "threads": threads, "rss_mib": rss })
 }
 
@@ -496,7 +537,7 @@ fn gateway(dir: &Path, report: &mut Value) {
         SMALL,
         ROUNDS,
     );
-    let slow_shape = Shape { connections: 2000, seconds: 10 };
+    let slow_shape = Shape { connections: 2000, seconds: 10, pin: Pin::Cores };
     let (mut slow_proxy, mut slow_ours) = (Vec::new(), Vec::new());
     for _ in 0..2 {
         let url = format!("{}/ok?ms=1000", proxy.base);
@@ -523,6 +564,36 @@ fn gateway(dir: &Path, report: &mut Value) {
         report["slow"]["switchboard"]["rps"].as_f64().unwrap_or(0.0)
             / report["slow"]["proxy"]["rps"].as_f64().unwrap_or(f64::NAN)
     );
+}
+
+/// The hot path's targets, side by side in one run: echo against the plain axum handler with server and
+/// load generator pinned to a core each and with neither pinned, and a proxied API call to a fast
+/// upstream against the plain async proxy. Each row: medians of interleaved rounds, the lowest and
+/// highest round, and the server CPU per request of both sides, measured the same way.
+fn hot(dir: &Path, report: &mut Vec<Value>) {
+    let echo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/echo.rhai")).unwrap();
+    let upstream = own("--serve-upstream", &[]);
+    let boot = boot_source(&dir.join("boot-hot"), &[("echo".into(), echo), ("gateway".into(), GATEWAY.into())]);
+    let env = [("GATEWAY_BASE_URL", upstream.base.as_str()), ("GATEWAY_TOKEN", "tok_bench")];
+    let mut row = |case: &str, target: f64, (base, ours): (Load, Load)| {
+        report.push(json!({
+            "case": case, "target": target,
+            "baseline": load_json(&base, 0.0, 0.0), "switchboard": load_json(&ours, 0.0, 0.0),
+            "throughput_ratio": ours.rps / base.rps,
+            "cpu_ratio": ours.cpu_us_per_request / base.cpu_us_per_request,
+        }));
+    };
+    for (case, pin) in [("echo, pinned", Pin::Cores), ("echo, unpinned", Pin::Free)] {
+        let ours = switchboard_pinned(&dir.join(format!("data-hot-{case}")), Some(&boot), &env, &[], pin);
+        let base = own_pinned("--serve-baseline", &[], pin);
+        let shape = Shape { pin, ..SMALL };
+        let urls = (format!("{}/echo/", base.base), format!("{}/echo/", ours.base));
+        row(case, 0.8, interleaved((&base, &urls.0), (&ours, &urls.1), None, shape, ROUNDS));
+    }
+    let ours = switchboard(&dir.join("data-hot-gateway"), Some(&boot), &env);
+    let proxy = own("--serve-proxy", &[&upstream.base]);
+    let urls = (format!("{}/ok", proxy.base), format!("{}/gateway/ok", ours.base));
+    row("proxied API call, fast upstream", 0.8, interleaved((&proxy, &urls.0), (&ours, &urls.1), None, SMALL, ROUNDS));
 }
 
 /// Invocation records on (the default) against the same build with them off (`--records-max 0`), side
@@ -773,13 +844,17 @@ fn main() {
     let started = Instant::now();
     let (mut load, mut out, mut gate, mut reloaded, mut cold, mut grown, mut several) =
         (Vec::new(), Value::Null, Value::Null, Value::Null, Value::Null, Vec::new(), Value::Null);
-    let mut observed = Vec::new();
+    let (mut observed, mut hottest) = (Vec::new(), Vec::new());
     let mut imported = Value::Null;
     let mut painted = Value::Null;
-    // `-- --only NAME` runs one scenario (throughput, outbound, gateway, observe, reload, cold, growth, openapi,
-    // instances, console).
+    // `-- --only NAME` runs one scenario (hot, throughput, outbound, gateway, observe, reload, cold, growth,
+    // openapi, instances, console).
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    if wanted("hot") {
+        eprintln!("the hot path: echo pinned and unpinned, a proxied call to a fast upstream…");
+        hot(dir.path(), &mut hottest);
+    }
     if wanted("throughput") {
         eprintln!("throughput and latency ({ROUNDS} interleaved rounds of {SECONDS} s each)…");
         throughput(dir.path(), &mut load);
@@ -823,7 +898,7 @@ fn main() {
 
     let summary = json!({
         "machine": { "cores": cores(), "memory_gib": memory_gib() },
-        "load": load, "outbound": out, "gateway": gate, "observe": observed, "hot_reload": reloaded, "cold_start": cold, "growth": grown,
+        "hot": hottest, "load": load, "outbound": out, "gateway": gate, "observe": observed, "hot_reload": reloaded, "cold_start": cold, "growth": grown,
         "openapi": imported, "instances": several, "console": painted, "duration_s": started.elapsed().as_secs(),
     });
     print_table(&summary);
@@ -846,6 +921,27 @@ fn memory_gib() -> f64 {
 
 fn print_table(summary: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let spread = |side: &Value| format!("{:.0} ({:.0}–{:.0})", f(&side["rps"]), f(&side["rps_low"]), f(&side["rps_high"]));
+    if let Some(rows) = summary["hot"].as_array().filter(|rows| !rows.is_empty()) {
+        println!(
+            "\n| hot path | baseline req/s (low–high) | switchboard req/s (low–high) | ratio (target) | CPU µs/req baseline / switchboard | CPU ratio (≤ 1.3) |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for row in rows {
+            let (b, s) = (&row["baseline"], &row["switchboard"]);
+            println!(
+                "| {} | {} | {} | {:.2} (≥ {}) | {:.1} / {:.1} | {:.2} |",
+                row["case"].as_str().unwrap_or_default(),
+                spread(b),
+                spread(s),
+                f(&row["throughput_ratio"]),
+                row["target"],
+                f(&b["cpu_us_per_request"]),
+                f(&s["cpu_us_per_request"]),
+                f(&row["cpu_ratio"]),
+            );
+        }
+    }
     println!(
         "\n| case | baseline req/s | switchboard req/s | ratio (≥ 0.8) | baseline p50 / p99 ms | switchboard p50 / p99 ms | p99 ratio (≤ 2) | CPU µs/req baseline / switchboard |"
     );

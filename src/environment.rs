@@ -16,6 +16,9 @@
 //! loads. The runtime itself reads its base-URL overrides (`<NAME>_BASE_URL`) through [`var`] too, so a
 //! server named after the runtime cannot have an override read from a `SWITCHBOARD_` variable.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 /// Names of the host's own environment that no script may read.
 const HOST_NAMES: [&str; 18] = [
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "TMPDIR", "TMP", "TEMP", "HOSTNAME", "LANG",
@@ -40,12 +43,18 @@ pub fn refusal(name: &str) -> Option<String> {
     })
 }
 
+/// The process environment as the runtime started with it, read once: every outbound call reads
+/// overrides and credentials from it, and nothing changes a running process's environment.
+static ENVIRONMENT: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
+    std::env::vars_os().filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?))).collect()
+});
+
 /// The process variable `name`, unless it is reserved.
 pub fn var(name: &str) -> Option<String> {
     if reserved(name) {
         return None;
     }
-    std::env::var(name).ok()
+    ENVIRONMENT.get(name).cloned()
 }
 
 #[cfg(test)]

@@ -464,7 +464,7 @@ impl Prepared {
 
     /// The value the script returned, as the response it stands for.
     fn output(&self, value: Dynamic) -> Result<Output> {
-        Output::from_dynamic(value).map_err(|refused| {
+        Output::returned(value, &self.context.passthrough).map_err(|refused| {
             let at = Location {
                 server: self.context.server.clone(),
                 cid: Some(self.context.script.cid),

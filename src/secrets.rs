@@ -166,6 +166,8 @@ impl Secrets<'_> {
     /// Re-opens every stored secret into the snapshot readers see.
     pub fn reload(&self) -> Result<()> {
         self.opened.store(Opened::of(self.store, self.vault)?.into());
+        // The masks remembered for the values read so far may be of values no longer stored.
+        crate::engine::forget_forms();
         Ok(())
     }
 

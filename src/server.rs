@@ -80,9 +80,10 @@ pub fn asks_line(name: &str, meta: &Meta) -> String {
 fn asked(name: &str, meta: &Meta) -> (Vec<String>, Vec<String>) {
     let secrets = meta.secrets.iter().map(|alternatives| alternatives.join(" | ")).collect();
     let upper = name.to_uppercase();
-    let hosts = crate::meta::destinations::declared(meta)
-        .into_iter()
-        .map(|(suffix, url)| format!("{url} (${upper}_{suffix})"))
+    let hosts = meta
+        .destinations
+        .iter()
+        .map(|destination| format!("{} (${upper}_{})", destination.template, destination.suffix))
         .collect();
     (secrets, hosts)
 }

@@ -264,3 +264,63 @@ async fn the_readme_live_editing_example_runs_as_written() {
     let (_, history) = json(server.get("/api/servers/mine/history").await).await;
     assert_eq!(history["history"].as_array().unwrap().len(), 2, "the history stays: {history}");
 }
+
+/// A gateway version: its declared base URL, a header and a secret-filled one, as every call sends them.
+fn gateway(base: &str, version: &str) -> String {
+    format!(
+        r#"const META = #{{ title: "Gateway", description: "d", secrets: ["GW_TOKEN"], auth: "bearer",
+    base_url: "{base}", api: #{{ headers: #{{ "X-Version": "{version}", "X-Key": "k-{{GW_TOKEN}}" }} }} }};
+fn main(endpoint, method, data) {{ api::call(global::META, endpoint, method, data) }}"#
+    )
+}
+
+/// What the last request a mock received carried: its version header and credential.
+async fn last_seen(mock: &wiremock::MockServer) -> Option<(String, String, String)> {
+    let requests = mock.received_requests().await.unwrap();
+    let last = requests.last()?;
+    let header = |name: &str| last.headers.get(name).map_or(String::new(), |v| v.to_str().unwrap().to_owned());
+    Some((header("x-version"), header("authorization"), header("x-key")))
+}
+
+#[tokio::test]
+async fn what_a_version_prepares_follows_edits_rollback_and_secret_changes() {
+    let ok = || wiremock::ResponseTemplate::new(200).set_body_json(json!({"ok": true}));
+    let (first, second) = (wiremock::MockServer::start().await, wiremock::MockServer::start().await);
+    for mock in [&first, &second] {
+        wiremock::Mock::given(wiremock::matchers::any()).respond_with(ok()).mount(mock).await;
+    }
+    let server = Server::start_with(&[], &[], &[("GW_TOKEN", "tok-one")]);
+    let (_, v1) = json(put(&server, "gw", &gateway(&first.uri(), "1")).await).await;
+    let call = async || json(server.get("/gw/items").await).await;
+    let seen = |version: &str, token: &str| {
+        Some((version.to_owned(), format!("Bearer {token}"), format!("k-{token}")))
+    };
+    assert_eq!(call().await, (200, json!({"ok": true})));
+    assert_eq!(last_seen(&first).await, seen("1", "tok-one"));
+
+    // A new version: another host (admitted now, the old one no longer) and another header.
+    assert_eq!(put(&server, "gw", &gateway(&second.uri(), "2")).await.status(), 200);
+    assert_eq!(call().await.0, 200);
+    assert_eq!(last_seen(&second).await, seen("2", "tok-one"));
+    assert_eq!(first.received_requests().await.unwrap().len(), 1);
+
+    // A secret set while it runs: the next call sends it, in the credential and in the template.
+    let response = server
+        .client
+        .put(server.url("/api/secrets/GW_TOKEN"))
+        .bearer_auth(server.admin_token())
+        .body("tok-two")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(call().await.0, 200);
+    assert_eq!(last_seen(&second).await, seen("2", "tok-two"));
+
+    // Rollback: the first version's host and header again.
+    let rollback = post(&server, "/api/servers/gw/rollback", Some(json!({"cid": v1["cid"]}))).await;
+    assert_eq!(rollback.status(), 200);
+    assert_eq!(call().await.0, 200);
+    assert_eq!(last_seen(&first).await, seen("1", "tok-two"));
+    assert_eq!(second.received_requests().await.unwrap().len(), 2);
+}

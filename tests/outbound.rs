@@ -458,3 +458,107 @@ fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data
     let query: Vec<(String, String)> = received.url.query_pairs().into_owned().collect();
     assert_eq!(query, [("v".to_owned(), "2".to_owned()), ("key".to_owned(), "k{KEY_SECRET}z".to_owned())]);
 }
+
+/// An upstream's JSON, in its own key order and spacing: what the runtime would never write itself.
+const UPSTREAM_JSON: &str = r#"{"z": 1, "a": [1, 2.50], "n": {"deep": true}}"#;
+
+/// A mock upstream answering every GET with `body` as JSON, byte for byte.
+async fn answering(body: &str) -> MockServer {
+    let mock = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json"))
+        .mount(&mock)
+        .await;
+    mock
+}
+
+#[tokio::test]
+async fn upstream_json_returned_untouched_goes_out_as_it_came_and_a_changed_copy_as_changed() {
+    let mock = answering(UPSTREAM_JSON).await;
+    let call = "api::call(global::META, endpoint, method, data)";
+    let bodies = [
+        ("untouched", call.to_owned()),
+        ("branch", format!("if endpoint != \"\" {{ {call} }} else {{ () }}")),
+        ("changed", format!("let r = {call}; r.extra = 1; r")),
+        ("returned", format!("let r = {call}; r.extra = 1; return r;")),
+        ("through_fn", format!("touched({call})")),
+        ("method", format!("{call}.touch()")),
+        ("part", format!("{call}.n")),
+        ("merged", format!("{call} + #{{ extra: 1 }}")),
+        ("dropped", format!("{call}; #{{ fresh: true }}")),
+    ];
+    let scripts: Vec<(String, String)> = bodies
+        .iter()
+        .map(|(name, body)| {
+            let script = format!(
+                r#"const META = #{{ title: "P", description: "d", base_url: "https://api.invalid" }};
+fn touched(x) {{ x.extra = 1; x }}
+fn touch() {{ this.extra = 1; this }}
+fn main(endpoint, method, data) {{ {body} }}"#
+            );
+            (name.to_string(), script)
+        })
+        .collect();
+    let servers: Vec<(&str, &str)> = scripts.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
+    let bases: Vec<(String, String)> =
+        bodies.iter().map(|(name, _)| (format!("{}_BASE_URL", name.to_uppercase()), mock.uri())).collect();
+    let env: Vec<(&str, &str)> = bases.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_with(&servers, &[], &env);
+    let text = |name: &'static str| {
+        let server = &server;
+        async move {
+            let response = server.get(&format!("/{name}/x")).await;
+            assert_eq!(response.status(), 200, "{name}");
+            assert_eq!(response.headers()["content-type"], "application/json", "{name}");
+            response.text().await.unwrap()
+        }
+    };
+    assert_eq!(text("untouched").await, UPSTREAM_JSON);
+    assert_eq!(text("branch").await, UPSTREAM_JSON);
+    let changed = json!({"z": 1, "a": [1, 2.5], "n": {"deep": true}, "extra": 1});
+    for name in ["changed", "returned", "through_fn", "method", "merged"] {
+        let body = text(name).await;
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap(), changed, "{name}: {body}");
+    }
+    assert_eq!(text("part").await, r#"{"deep":true}"#);
+    assert_eq!(text("dropped").await, r#"{"fresh":true}"#);
+}
+
+#[tokio::test]
+async fn upstream_json_shaped_as_an_envelope_stays_an_envelope() {
+    let mock = answering(r#"{"output": "<p>hi</p>", "content_type": "text/html", "status": 201}"#).await;
+    let server = start(&mock, &[("svc", SVC)], &[]).await;
+    let response = server.get("/svc/page").await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["content-type"], "text/html");
+    assert_eq!(response.text().await.unwrap(), "<p>hi</p>");
+}
+
+#[tokio::test]
+async fn upstream_json_nested_past_the_output_bound_never_goes_out() {
+    let mock = answering(&format!("{}{}", "[".repeat(200), "]".repeat(200))).await;
+    let server = start(&mock, &[("svc", SVC)], &[]).await;
+    let error = expect_error(server.get("/svc/deep").await, 502, "invalid_response").await;
+    assert!(error["message"].as_str().unwrap().contains("not JSON"), "{error}");
+}
+
+#[tokio::test]
+async fn a_secret_an_upstream_echoes_in_an_error_is_masked_after_a_passed_through_success() {
+    let mock = MockServer::start().await;
+    Mock::given(path("/v1/ok"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(UPSTREAM_JSON, "application/json"))
+        .mount(&mock)
+        .await;
+    Mock::given(path("/v1/echo"))
+        .respond_with(|request: &Request| {
+            let authorization = request.headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
+            ResponseTemplate::new(400).set_body_json(json!({ "you_sent": authorization }))
+        })
+        .mount(&mock)
+        .await;
+    let server = start(&mock, &[("svc", SVC)], &[]).await;
+    assert_eq!(server.get("/svc/ok").await.text().await.unwrap(), UPSTREAM_JSON);
+    let error = expect_error(server.get("/svc/echo").await, 400, "upstream").await;
+    let body = error["body"].as_str().unwrap();
+    assert!(body.contains("[REDACTED]") && !body.contains("tok_123"), "{body}");
+}

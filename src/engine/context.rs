@@ -1,11 +1,11 @@
 //! What native functions may know about the invocation they serve, and what it must not reveal.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-
+use super::passthrough::Passthrough;
 use super::script::Script;
 use crate::observe::trace::Trace;
 
@@ -36,11 +36,13 @@ pub struct Context {
     pub trace: Trace,
     /// The invocation's log span: what is logged on its behalf away from its task carries its ids.
     pub span: tracing::Span,
-    /// Every secret value read during the invocation, in the forms it may show up in.
-    revealed: Mutex<Vec<String>>,
+    /// Every secret value read during the invocation, each in the forms it may show up in.
+    revealed: Mutex<Vec<Forms>>,
     /// Upstream requests sent and bytes received, for the invocation's record.
     upstream_calls: AtomicU32,
     upstream_bytes: AtomicU64,
+    /// The upstream JSON last handed to the script, sent back out as it came when `main` returns it.
+    pub passthrough: Passthrough,
 }
 
 impl Context {
@@ -68,6 +70,7 @@ impl Context {
             revealed: Mutex::new(Vec::new()),
             upstream_calls: AtomicU32::new(0),
             upstream_bytes: AtomicU64::new(0),
+            passthrough: Passthrough::default(),
         }
     }
 
@@ -109,20 +112,12 @@ impl Context {
         if value.len() < SHORTEST_MASKED {
             return;
         }
+        let forms = forms_of(value);
         let mut revealed = self.revealed.lock().unwrap_or_else(|p| p.into_inner());
-        // A value read again (every call reads its credential) is recorded already: its own base64 form
-        // is there, which another value's forms would not hold.
-        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(value);
-        if revealed.iter().any(|form| form == value) && revealed.contains(&encoded) {
-            return;
+        // A value read again (every call reads its credential) is recorded already.
+        if !revealed.iter().any(|known| Arc::ptr_eq(known, &forms) || **known == *forms) {
+            revealed.push(forms);
         }
-        for form in forms(value) {
-            if form.len() >= SHORTEST_MASKED && !revealed.contains(&form) {
-                revealed.push(form);
-            }
-        }
-        // Longest first, so that a value containing another is masked whole.
-        revealed.sort_by_key(|form| std::cmp::Reverse(form.len()));
     }
 
     /// Records the credential of HTTP basic auth, whose header carries `base64(user:password)`: the
@@ -134,7 +129,9 @@ impl Context {
     /// At most `chars` characters of `text`, masked. Masking happens before cutting, so a secret that
     /// straddles the cut is not left half-shown.
     pub fn excerpt(&self, text: &str, chars: usize) -> String {
-        let longest = self.revealed.lock().unwrap_or_else(|p| p.into_inner()).first().map_or(0, String::len);
+        let revealed = self.revealed.lock().unwrap_or_else(|p| p.into_inner());
+        let longest = revealed.iter().flat_map(|forms| forms.first()).map(String::len).max().unwrap_or(0);
+        drop(revealed);
         let window: String = text.chars().take(chars + longest).collect();
         self.redact(&window).chars().take(chars).collect()
     }
@@ -142,8 +139,44 @@ impl Context {
     /// `text` with every revealed secret masked.
     pub fn redact(&self, text: &str) -> String {
         let revealed = self.revealed.lock().unwrap_or_else(|p| p.into_inner());
-        revealed.iter().fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), MASK))
+        // Longest first, so that a value containing another is masked whole.
+        let mut all: Vec<&str> = revealed.iter().flat_map(|forms| forms.iter().map(String::as_str)).collect();
+        all.sort_by_key(|form| std::cmp::Reverse(form.len()));
+        all.dedup();
+        all.iter().fold(text.to_owned(), |text, secret| text.replace(secret, MASK))
     }
+}
+
+/// One value's forms, longest first.
+type Forms = Arc<[String]>;
+
+/// Forms computed for the values read lately: every call reads its credential, and the forms of a value
+/// never change. Emptied when the secrets change ([`forget_forms`]), so a value no longer stored is not
+/// kept here, and when it grows past [`REMEMBERED`] values.
+static FORMS: LazyLock<Mutex<HashMap<String, Forms>>> = LazyLock::new(Mutex::default);
+
+/// How many values' forms are kept at most.
+const REMEMBERED: usize = 1024;
+
+fn forms_of(value: &str) -> Forms {
+    let mut memo = FORMS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(forms) = memo.get(value) {
+        return forms.clone();
+    }
+    let mut all: Vec<String> = forms(value).into_iter().filter(|form| form.len() >= SHORTEST_MASKED).collect();
+    all.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    all.dedup();
+    let forms: Forms = all.into();
+    if memo.len() >= REMEMBERED {
+        memo.clear();
+    }
+    memo.insert(value.to_owned(), forms.clone());
+    forms
+}
+
+/// Forgets every value's forms: the secrets changed.
+pub fn forget_forms() {
+    FORMS.lock().unwrap_or_else(|p| p.into_inner()).clear();
 }
 
 /// The forms a value takes where the runtime writes it, and where upstreams echo it: as is; percent-
@@ -152,6 +185,7 @@ impl Context {
 /// a JSON string); escaped as `debug` prints it; lower-cased (a host); base64 (standard, padded or not,
 /// and URL-safe unpadded, which a padded text contains) and hex.
 fn forms(value: &str) -> Vec<String> {
+    use base64::Engine as _;
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
     let quoted = |text: String| text.get(1..text.len().saturating_sub(1)).unwrap_or_default().to_owned();
@@ -226,6 +260,7 @@ mod tests {
     /// Every encoder the runtime writes a secret with (natives and the HTTP client alike), as the
     /// runtime calls it.
     fn encodings(value: &str) -> Vec<(&'static str, String)> {
+        use base64::Engine as _;
         use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
         let json = |text: &str| serde_json::Value::from(text).to_string();
         let mut path = url::Url::parse("http://h/").unwrap();

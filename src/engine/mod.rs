@@ -17,6 +17,7 @@ pub mod leak;
 pub mod nesting;
 pub mod output;
 pub mod pace;
+mod passthrough;
 mod sandbox;
 mod script;
 mod trap;
@@ -32,7 +33,7 @@ use rhai::{
     Scope, Stmt,
 };
 
-pub use context::{Context, URL_COMPONENT};
+pub use context::{Context, URL_COMPONENT, forget_forms};
 pub use fault::{Fault, raise};
 pub use fiber::{Threads, wait, waiting};
 pub use output::{Data, Output};

@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue};
 use rhai::{Blob, Dynamic, Map};
 
 use super::nesting::{self, JsonError, MAX_BYTES};
+use super::passthrough::Passthrough;
 use crate::error::{Error, Location};
 
 /// The `data` argument of an invocation, before it becomes a Rhai value.
@@ -191,6 +192,20 @@ fn body_of(value: Dynamic) -> Result<(Bytes, HeaderValue), Refused> {
 }
 
 impl Output {
+    /// The response for the value `main` returned: upstream JSON an `api` call handed over and the script
+    /// returned untouched goes out as the upstream sent it (see [`super::passthrough`]), within the same
+    /// bounds as any output — its size here, its depth by the parser that read it (serde_json's limit is
+    /// [`nesting::MAX_DEPTH`]); an envelope stays an envelope. Anything else is [`from_dynamic`](Self::from_dynamic).
+    pub fn returned(value: Dynamic, passthrough: &Passthrough) -> Result<Output, Refused> {
+        if let Some(body) = passthrough.returned(&value) {
+            let envelope = value.read_lock::<Map>().is_some_and(|map| is_envelope(&map));
+            if !envelope && body.len() <= MAX_BYTES {
+                return Ok(Output { status: 200, content_type: JSON, headers: Vec::new(), body });
+            }
+        }
+        Output::from_dynamic(value)
+    }
+
     /// Shapes the value `main` returned. The error text says what is wrong with an envelope.
     pub fn from_dynamic(value: Dynamic) -> Result<Output, Refused> {
         if value.is_map() {
@@ -268,6 +283,22 @@ mod tests {
         let out = Output::from_dynamic(dynamic(r#"{"a":[1,2.5,"x",null,true]}"#)).unwrap();
         assert_eq!(out.content_type, JSON);
         assert_eq!(&out.body[..], br#"{"a":[1,2.5,"x",null,true]}"#);
+    }
+
+    #[test]
+    fn upstream_bytes_go_out_only_for_the_value_handed_over_and_within_the_size_bound() {
+        let passthrough = Passthrough::default();
+        let handed = passthrough.hand_over(dynamic(r#"{"b":1,"a":2}"#), Bytes::from_static(b"{\"b\": 1, \"a\": 2}"));
+        assert_eq!(&Output::returned(handed, &passthrough).unwrap().body[..], b"{\"b\": 1, \"a\": 2}");
+        // Asked again, or for an equal value that is not the one handed over: written from its values.
+        let handed = passthrough.hand_over(dynamic(r#"{"b":1}"#), Bytes::from_static(b"{ \"b\" : 1 }"));
+        let equal = dynamic(r#"{"b":1}"#);
+        assert_eq!(&Output::returned(equal, &passthrough).unwrap().body[..], br#"{"b":1}"#);
+        assert_eq!(&Output::returned(handed, &passthrough).unwrap().body[..], br#"{"b":1}"#);
+        // A body past the output bound is never sent as it came.
+        let huge = Bytes::from(vec![b' '; MAX_BYTES + 1]);
+        let handed = passthrough.hand_over(dynamic("[1]"), huge);
+        assert_eq!(&Output::returned(handed, &passthrough).unwrap().body[..], b"[1]");
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct Meta {
     pub docs: String,
     /// Further base URLs the server calls, by name (`META.hosts`), chosen per call with `host`.
     pub hosts: BTreeMap<String, String>,
+    /// Every destination declared above (base URL, hosts, OAuth URLs), prepared for egress.
+    pub destinations: Vec<destinations::Destination>,
     /// The server's own wall-clock limit, overriding the runtime default.
     pub timeout: Option<Duration>,
     /// Named operations (`META.operations`).
@@ -115,6 +117,7 @@ impl Meta {
             base_url: text("base_url", false)?,
             docs: text("docs", false)?,
             operations,
+            destinations: Vec::new(),
             json: Value::Null,
         };
         if let Some(op) = meta.operations.iter().find(|op| op.paginated && !meta.pages()) {
@@ -124,7 +127,7 @@ impl Meta {
             Some(spec) if !meta.declares_secret(&spec.secret) => {
                 Err(format!("META.webhook.secret '{}' must be one of the names in META.secrets", spec.secret).into())
             }
-            _ => Ok(Meta { json, ..meta }),
+            _ => Ok(Meta { json, destinations: destinations::declared(&meta), ..meta }),
         }
     }
 

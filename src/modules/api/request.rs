@@ -45,7 +45,7 @@ impl Request {
             true => (
                 fill(&options.text("default_endpoint").unwrap_or_default(), services, context)?,
                 options.text("default_method").unwrap_or_else(|| method.to_owned()),
-                options.map.get("default_data").cloned().unwrap_or_default(),
+                options.get("default_data").cloned().unwrap_or_default(),
             ),
             false => (endpoint.to_owned(), method.to_owned(), data.clone()),
         };
@@ -119,7 +119,7 @@ fn body_fields(
     services: &Services,
     context: &Context,
 ) -> Result<Vec<(String, Dynamic)>, Box<EvalAltResult>> {
-    let Some(extra) = options.map.get("body_fields") else { return Ok(Vec::new()) };
+    let Some(extra) = options.get("body_fields") else { return Ok(Vec::new()) };
     let extra = extra.clone().try_cast::<Map>().ok_or_else(|| arg_error("body_fields must be a map"))?;
     extra
         .into_iter()
@@ -240,11 +240,11 @@ fn encode(
 
 /// The per-call limits: `timeout_ms` and `max_retries`.
 fn limits(request: &mut Outgoing, options: &Options) -> Result<(), Box<EvalAltResult>> {
-    if let Some(value) = options.map.get("timeout_ms") {
+    if let Some(value) = options.get("timeout_ms") {
         let ms = value.as_int().ok().filter(|ms| *ms > 0).ok_or_else(|| arg_error("timeout_ms must be positive"))?;
         request.timeout = Some(Duration::from_millis(ms as u64));
     }
-    if let Some(value) = options.map.get("max_retries") {
+    if let Some(value) = options.get("max_retries") {
         let n =
             value.as_int().ok().filter(|n| *n >= 0).ok_or_else(|| arg_error("max_retries must be a whole number"))?;
         request.max_retries = Some(n as u32);

@@ -27,7 +27,7 @@ impl Expect {
             None | Some("json") => Expect::Json,
             Some("text") => Expect::Text,
             Some("auto") => {
-                let lists = match options.map.get("xml_lists") {
+                let lists = match options.get("xml_lists") {
                     None => Vec::new(),
                     Some(lists) => lists
                         .clone()
@@ -96,8 +96,10 @@ pub(super) fn result(response: Incoming, host: &str, expect: &Expect, context: &
             return Ok(envelope.into());
         }
     }
-    serde_json::from_slice::<Dynamic>(&response.body).map_err(|e| {
+    let value = serde_json::from_slice::<Dynamic>(&response.body).map_err(|e| {
         let excerpt = context.excerpt(&String::from_utf8_lossy(&response.body), 200);
         Error::InvalidResponse(context.redact(&format!("{host} sent a body that is not JSON ({e}): {excerpt}")))
-    })
+    })?;
+    // Returned untouched, it goes back out as these bytes rather than written anew.
+    Ok(context.passthrough.hand_over(value, response.body))
 }

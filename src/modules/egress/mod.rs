@@ -30,6 +30,7 @@
 
 pub mod connection;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use reqwest::Url;
@@ -39,48 +40,43 @@ use super::services::Services;
 use super::template;
 use crate::engine::{Context, raise};
 use crate::error::Error;
-use crate::meta::destinations::declared;
+use crate::meta::destinations::{Destination, Origin, mongodb_seeds, origins};
 use connection::forbidden_address;
 
-/// One declared destination.
+/// One admitted origin, and who named it.
 #[derive(Debug, Clone, PartialEq)]
-struct Allowed {
-    scheme: String,
-    /// Lower-case host; with `wildcard`, the part after the wildcard label (`api.mailchimp.com`).
-    host: String,
-    wildcard: bool,
-    port: u16,
+struct Allowed<'a> {
+    origin: Cow<'a, Origin>,
     /// Set by an operator (an override variable) rather than by the script.
     operator: bool,
 }
 
 /// Where one invocation may send.
 #[derive(Debug, Default)]
-pub struct Policy {
-    allowed: Vec<Allowed>,
+pub struct Policy<'a> {
+    allowed: Vec<Allowed<'a>>,
 }
 
-impl Policy {
+impl<'a> Policy<'a> {
     /// The destinations of the invocation in `context`: each declared template (or its override),
-    /// placeholders filled. A template whose placeholders cannot be filled (a secret not set) admits
-    /// nothing.
-    pub fn of(services: &Services, context: &Context) -> Policy {
+    /// placeholders filled. A template with no placeholder was parsed when the script loaded; one whose
+    /// placeholders cannot be filled (a secret not set) admits nothing.
+    pub fn of(services: &Services, context: &'a Context) -> Policy<'a> {
         let mut policy = Policy::default();
-        let mut suffixes: Vec<(String, Option<String>)> =
-            declared(&context.script.meta).into_iter().map(|(suffix, url)| (suffix, Some(url))).collect();
-        if !suffixes.iter().any(|(suffix, _)| suffix == "BASE_URL") {
-            suffixes.push(("BASE_URL".into(), None));
-        }
-        if context.script.meta.webhook.is_some() {
-            suffixes.push((crate::meta::webhook::FORWARD_URL.into(), None));
-        }
-        for (suffix, declared_url) in suffixes {
-            let (url, operator) = match template::operator_url(services, context, &suffix) {
-                Some(url) => (url, true),
-                None => match declared_url {
-                    Some(url) => (url, false),
-                    None => continue,
-                },
+        let meta = &context.script.meta;
+        let declared = meta.destinations.iter().map(|d| (d.suffix.as_str(), Some(d)));
+        let base_url = (!meta.destinations.iter().any(|d| d.suffix == "BASE_URL")).then_some(("BASE_URL", None));
+        let forward = meta.webhook.is_some().then_some((crate::meta::webhook::FORWARD_URL, None));
+        for (suffix, destination) in declared.chain(base_url).chain(forward) {
+            let (url, operator) = match (template::operator_url(services, context, suffix), destination) {
+                (Some(url), _) => (url, true),
+                (None, Some(Destination { origins: Some(origins), .. })) => {
+                    let admitted = origins.iter().map(|origin| Allowed { origin: Cow::Borrowed(origin), operator: false });
+                    policy.allowed.extend(admitted);
+                    continue;
+                }
+                (None, Some(destination)) => (destination.template.clone(), false),
+                (None, None) => continue,
             };
             if let Ok(url) = template::fill(&url, services, context) {
                 policy.admit(&url, operator);
@@ -89,36 +85,11 @@ impl Policy {
         policy
     }
 
-    /// Adds the origin of `url` (a base URL; `https://` when it names no scheme), or of each seed host of a
-    /// MongoDB URI.
+    /// Adds the origins of `url` (a base URL; `https://` when it names no scheme, each seed host of a
+    /// MongoDB URI).
     fn admit(&mut self, url: &str, operator: bool) {
-        match mongodb_seeds(url) {
-            Some(seeds) => seeds.iter().for_each(|seed| self.admit_origin(seed, operator)),
-            None => self.admit_origin(url, operator),
-        }
-    }
-
-    fn admit_origin(&mut self, url: &str, operator: bool) {
-        let url = if url.contains("://") { url.to_owned() } else { format!("https://{url}") };
-        let (scheme, rest) = url.split_once("://").unwrap_or_default();
-        // A leftmost `*` or `<name>` label stands for one label: parse what follows it.
-        let wildcard = rest.find('.').filter(|&dot| {
-            let label = &rest[..dot];
-            label == "*" || (label.starts_with('<') && label.ends_with('>') && !label.contains(['/', '@', ':']))
-        });
-        let parsed = match wildcard {
-            Some(dot) => Url::parse(&format!("{scheme}://{}", &rest[dot + 1..])),
-            None => Url::parse(&url),
-        };
-        if let Some(origin) = parsed.ok().and_then(|url| Origin::of(&url)) {
-            self.allowed.push(Allowed {
-                scheme: origin.scheme,
-                host: origin.host,
-                wildcard: wildcard.is_some(),
-                port: origin.port,
-                operator,
-            });
-        }
+        let admitted = origins(url).into_iter().map(|origin| Allowed { origin: Cow::Owned(origin), operator });
+        self.allowed.extend(admitted);
     }
 
     /// Whether a request to `url` may be sent: `forbidden` with the host when not. When it may, the
@@ -126,7 +97,7 @@ impl Policy {
     /// in the metrics: one label per declaration however many hosts a wildcard admits.
     pub fn check(&self, url: &Url) -> Result<String, Error> {
         let origin = Origin::of(url).ok_or_else(|| refused(url.as_str(), "the URL names no host"))?;
-        let matching: Vec<&Allowed> = self.allowed.iter().filter(|allowed| origin.is(allowed)).collect();
+        let matching: Vec<&Allowed> = self.allowed.iter().filter(|allowed| admits(&allowed.origin, &origin)).collect();
         if matching.is_empty() {
             return Err(refused(
                 &origin.authority(),
@@ -140,59 +111,20 @@ impl Policy {
                 "is a link-local or cloud-metadata address; only an operator override may name one",
             ));
         }
-        let first = matching[0];
-        let host = Origin { scheme: first.scheme.clone(), host: first.host.clone(), port: first.port }.authority();
-        Ok(if first.wildcard { format!("*.{host}") } else { host })
+        Ok(matching[0].origin.authority())
     }
 }
 
-/// A URL's origin, normalised: scheme aliases folded, host lower-case, port explicit.
-struct Origin {
-    scheme: String,
-    host: String,
-    port: u16,
-}
-
-impl Origin {
-    fn of(url: &Url) -> Option<Origin> {
-        let scheme = match url.scheme() {
-            "postgresql" => "postgres",
-            "mariadb" => "mysql",
-            other => other,
-        };
-        let default = match scheme {
-            "postgres" => Some(5432),
-            "mysql" => Some(3306),
-            "mongodb" | "mongodb+srv" => Some(27017),
-            _ => url.port_or_known_default(),
-        };
-        let host = url.host_str().filter(|h| !h.is_empty())?.to_ascii_lowercase();
-        Some(Origin { scheme: scheme.to_owned(), host, port: url.port().or(default)? })
-    }
-
-    fn is(&self, allowed: &Allowed) -> bool {
-        let host = match allowed.wildcard {
-            false => self.host == allowed.host,
-            true => {
-                self.host.strip_suffix(allowed.host.as_str()).and_then(|label| label.strip_suffix('.')).is_some_and(
-                    |label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
-                )
-            }
-        };
-        host && self.scheme == allowed.scheme && self.port == allowed.port
-    }
-
-    /// `host` or `host:port` when the port is not the scheme's default: what the refusal names.
-    fn authority(&self) -> String {
-        let default = match self.scheme.as_str() {
-            "http" => 80,
-            "https" => 443,
-            "postgres" => 5432,
-            "mysql" => 3306,
-            _ => 0,
-        };
-        if self.port == default { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
-    }
+/// Whether the declared origin `allowed` admits a request's `origin`: same scheme and port, and the same
+/// host, or for a wildcard one more label (letters, digits, `-`) before it.
+fn admits(allowed: &Origin, origin: &Origin) -> bool {
+    let host = match allowed.wildcard {
+        false => origin.host == allowed.host,
+        true => origin.host.strip_suffix(allowed.host.as_str()).and_then(|label| label.strip_suffix('.')).is_some_and(
+            |label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        ),
+    };
+    host && origin.scheme == allowed.scheme && origin.port == allowed.port
 }
 
 fn refused(host: &str, why: &str) -> Error {
@@ -219,25 +151,13 @@ pub fn check_database(services: &Services, context: &Context, text: &str) -> Res
     let policy = Policy::of(services, context);
     policy.check(&url).map_err(raise)?;
     let origin = Origin::of(&url).ok_or_else(malformed)?;
-    let operator = policy.allowed.iter().any(|allowed| origin.is(allowed) && allowed.operator);
+    let operator = policy.allowed.iter().any(|allowed| admits(&allowed.origin, &origin) && allowed.operator);
     let name = (origin.host.trim_start_matches('[').trim_end_matches(']').to_owned(), origin.port);
     let addresses = crate::engine::wait(async move { tokio::net::lookup_host(name).await.map(Vec::from_iter) })?;
     if !operator && addresses.is_ok_and(|all| all.iter().any(|a| forbidden_address(a.ip()))) {
         return Err(raise(refused(&origin.authority(), "resolves to a link-local or cloud-metadata address")));
     }
     Ok(())
-}
-
-/// The seed hosts of a MongoDB URI (`mongodb://user:pw@a:27017,b:27018/db?…`), each as
-/// `scheme://host:port`, credentials left out; `None` for any other URL.
-fn mongodb_seeds(uri: &str) -> Option<Vec<String>> {
-    let (scheme, rest) = uri.split_once("://")?;
-    if scheme != "mongodb" && scheme != "mongodb+srv" {
-        return None;
-    }
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let hosts = authority.rsplit_once('@').map_or(authority, |(_, hosts)| hosts);
-    Some(hosts.split(',').map(|host| format!("{scheme}://{host}")).collect())
 }
 
 /// Checks a `db::mongo` URI: every seed host declared and resolving only to allowed addresses. A
@@ -254,7 +174,7 @@ pub fn check_mongodb(services: &Services, context: &Context, uri: &str) -> Resul
 mod tests {
     use super::*;
 
-    fn policy(entries: &[(&str, bool)]) -> Policy {
+    fn policy(entries: &[(&str, bool)]) -> Policy<'static> {
         let mut policy = Policy::default();
         for (url, operator) in entries {
             policy.admit(url, *operator);
