@@ -1,5 +1,6 @@
 //! Scripts that wait on the network hold no thread: many waits at once, a caller that leaves, a
-//! deadline that passes during a wait, computing after waiting, and several requests at once.
+//! deadline that passes during a wait, computing after waiting, and several requests at once; and the
+//! server opens as many files as so many waiting calls need.
 
 mod common;
 
@@ -22,6 +23,7 @@ fn main(endpoint, method, data) {
         answer.sum = n;
     }
     if endpoint == "/then-call" { api::call(global::META, "/after", "GET", ()); }
+    if endpoint == "/then-spin" { loop { } }
     answer
 }"#;
 
@@ -140,4 +142,55 @@ async fn parallel_requests_come_back_in_order() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!([{"path": "/a"}, {"path": "/b"}, {"path": "/c"}]));
     assert_eq!(mock.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn scripts_that_compute_without_end_after_their_wait_hold_up_no_one_else() {
+    let mock = MockServer::start().await;
+    Mock::given(path("/then-spin"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&mock)
+        .await;
+    let server = start(&mock, &[("slow", SLOW)]).await;
+    // More spinners than request workers: at least one worker has one that has waited, whose run can
+    // no longer move elsewhere.
+    let spinning: Vec<_> = (0..4)
+        .map(|_| {
+            let request = server.client.get(server.url("/slow/then-spin")).header("x-timeout-ms", "4000").send();
+            tokio::spawn(async move { request.await.unwrap() })
+        })
+        .collect();
+    while mock.received_requests().await.unwrap().len() < 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..20 {
+        let (status, _) = json(server.get("/echo/meanwhile").await).await;
+        assert_eq!(status, 200);
+    }
+    assert!(spinning.iter().all(|call| !call.is_finished()), "echo answered only after the spinning stopped");
+    for call in spinning {
+        expect_error(call.await.unwrap(), 504, "timeout").await;
+    }
+}
+
+#[tokio::test]
+async fn serve_raises_its_open_file_limit_and_says_when_the_hard_limit_is_low() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()];
+    let server = Server::spawn_under(&["prlimit", "--nofile=256:4096", "--"], dir, &args, &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let open_files: Vec<&str> =
+        limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().collect();
+    assert_eq!(open_files[3..5], ["4096", "4096"], "{limits}");
+    let mut logs = server.logs();
+    for _ in 0..100 {
+        if logs.contains("2048 calls") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        logs = server.logs();
+    }
+    assert!(logs.contains("limit raised from 256 to 4096"), "{logs}");
+    assert!(logs.contains("the hard limit is 4096, so at most about 2048 calls can wait at once"), "{logs}");
 }

@@ -2,15 +2,27 @@
 //!
 //! A script that calls the network or a database keeps its synchronous look (`let r = http::get(url);`)
 //! yet holds no OS thread while it waits. It runs as a *fiber*: a stackful coroutine (`corosensei`)
-//! driven by an async task on one of a few *script threads*, each a current-thread tokio runtime. A
-//! native function that must wait hands a future to [`wait`], which suspends the fiber; the driving
-//! task awaits the future — racing it against the invocation's deadline and its caller going away —
-//! and resumes the fiber with the outcome. Thousands of waiting scripts cost a few KiB of touched stack
-//! each, and no threads.
+//! driven by an async task. A native function that must wait hands a future to [`wait`], which suspends
+//! the fiber; the driving task awaits the future — racing it against the invocation's deadline and its
+//! caller going away — and resumes the fiber with the outcome. Thousands of waiting scripts cost a few
+//! KiB of touched stack each, and no threads.
 //!
 //! Fibers are not `Send`, so a fiber stays on the thread that started it; the sandbox keeps the state
 //! of the run it is executing in thread-locals, which [`suspend`] takes out before switching away and
 //! puts back when the fiber resumes, so every fiber always sees its own.
+//!
+//! Two kinds of thread drive fibers ([`Threads::run`]):
+//!
+//! * a *request worker* ([`worker`]) — a current-thread tokio runtime that accepts and serves requests
+//!   and runs the fibers they start beside them. A call that waits is suspended and resumed on the
+//!   thread that received it: its upstream connection, its timer and the response to its caller all
+//!   live there, and nothing is handed to another thread. Such a fiber is bounded like an inline run
+//!   until it first waits (see `sandbox`): one that computes for long before that moves to a script
+//!   thread, and a script that later computes for a whole slice on a worker is marked to start on the
+//!   script threads from then on, so that computation never takes a request worker for long.
+//! * a *script thread* — one of a few current-thread runtimes of their own (a `LocalPoolHandle`): for
+//!   scripts known to compute, and for callers that are not request workers (the CLI, the webhook
+//!   queue).
 //!
 //! Stacks: every evaluation, inline runs and script loading included, runs on a stack from this
 //! module's pool, never on whatever thread stack happened to call it, so the depth limits below hold
@@ -25,6 +37,7 @@ use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -32,6 +45,7 @@ use corosensei::stack::{DefaultStack, Stack};
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use rhai::EvalAltResult;
 use tokio::sync::oneshot;
+use tokio::task::LocalSet;
 use tokio_util::task::LocalPoolHandle;
 
 use super::sandbox::{self, Stop};
@@ -72,6 +86,8 @@ thread_local! {
     /// The yielder of the fiber running on this thread; null when no fiber runs.
     static YIELDER: Cell<*const Yielder<Resume, Pending>> = const { Cell::new(std::ptr::null()) };
     static STACKS: RefCell<Vec<DefaultStack>> = const { RefCell::new(Vec::new()) };
+    /// The fibers of the request worker this thread is, if it is one (see [`worker`]).
+    static WORKER: RefCell<Option<Rc<LocalSet>>> = const { RefCell::new(None) };
 }
 
 fn take_stack() -> DefaultStack {
@@ -154,7 +170,9 @@ pub fn wait<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<T, 
         return Err(sandbox::terminated(Stop::Demote));
     }
     let _waiting = Waiting::start();
-    match suspend(Box::pin(async move { Box::new(future.await) as Box<dyn Any> })) {
+    let resumed = suspend(Box::pin(async move { Box::new(future.await) as Box<dyn Any> }));
+    sandbox::waited();
+    match resumed {
         Resume::Ready(output) => match output.downcast::<T>() {
             Ok(output) => Ok(*output),
             Err(_) => Err(EvalAltResult::ErrorSystem("fiber".into(), "resumed with the wrong value".into()).into()),
@@ -189,8 +207,15 @@ impl Drop for Waiting {
 }
 
 /// Lets the other fibers of this thread run; the sandbox calls it when a fiber used up its time slice.
-/// Returns why the run must stop instead, if its deadline passed or its caller left meanwhile.
+/// Returns why the run must stop instead, if its deadline passed or its caller left meanwhile. On a
+/// request worker, the script is marked as one that computes, so that its later calls start on a
+/// script thread rather than take a worker's time again.
 pub fn yield_now() -> Option<Stop> {
+    if on_worker()
+        && let Some(context) = sandbox::context()
+    {
+        context.script.mark_computes();
+    }
     let yielded = async {
         tokio::task::yield_now().await;
         Box::new(()) as Box<dyn Any>
@@ -257,31 +282,75 @@ impl<R: 'static> Fiber<R> {
     }
 }
 
-/// The script threads fibers run on.
+/// Makes the current thread a request worker while `future` runs: a current-thread runtime that runs
+/// `future` (a server's accept loop) and the fibers its requests start, beside each other.
+pub fn worker<F: Future>(future: F) -> std::io::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let fibers = Rc::new(LocalSet::new());
+    WORKER.with(|worker| *worker.borrow_mut() = Some(fibers.clone()));
+    let output = runtime.block_on(fibers.run_until(future));
+    WORKER.with(|worker| worker.borrow_mut().take());
+    Ok(output)
+}
+
+/// Whether this thread is a request worker, on which [`Threads::run`] starts fibers.
+pub fn on_worker() -> bool {
+    WORKER.with(|worker| worker.borrow().is_some())
+}
+
+/// The script threads fibers run on when they do not run on their caller's request worker.
 pub struct Threads {
     pool: LocalPoolHandle,
 }
 
 impl Threads {
-    /// `count` script threads (at least one), started on first use.
+    /// `count` script threads (at least one).
     pub fn new(count: usize) -> Threads {
         Threads { pool: LocalPoolHandle::new(count.max(1)) }
     }
 
-    /// Runs `body` as a fiber on the least busy script thread and returns its result: `Err(Overflow)`
-    /// if it overflowed its stack, `None` if the fiber died (a panic in the runtime). Dropping the
-    /// returned future stops the fiber at its next wait, as if its deadline had passed.
+    /// Runs `body` as a fiber on this thread when it is a request worker, else on the least busy script
+    /// thread, and returns its result: `Err(Overflow)` if it overflowed its stack, `None` if the fiber
+    /// died (a panic in the runtime). Dropping the returned future stops the fiber at its next wait, as
+    /// if its deadline had passed.
     pub async fn run<R: Send + 'static>(
         &self,
         deadline: Instant,
         body: impl FnOnce() -> R + Send + 'static,
     ) -> Option<Result<R, Overflow>> {
+        self.start(deadline, body, true).await
+    }
+
+    /// [`run`](Self::run) on a script thread, wherever the caller is.
+    pub async fn run_apart<R: Send + 'static>(
+        &self,
+        deadline: Instant,
+        body: impl FnOnce() -> R + Send + 'static,
+    ) -> Option<Result<R, Overflow>> {
+        self.start(deadline, body, false).await
+    }
+
+    async fn start<R: Send + 'static>(
+        &self,
+        deadline: Instant,
+        body: impl FnOnce() -> R + Send + 'static,
+        here: bool,
+    ) -> Option<Result<R, Overflow>> {
         let (sender, receiver) = oneshot::channel();
-        let _detached = self.pool.spawn_pinned(move || async move {
+        let drive = move || async move {
             let mut sender = sender;
             let result = Fiber::new(body).drive(deadline, sender.closed()).await;
             let _ = sender.send(result);
-        });
+        };
+        match here.then(worker_fibers).flatten() {
+            Some(fibers) => drop(fibers.spawn_local(drive())),
+            None => drop(self.pool.spawn_pinned(drive)),
+        }
         receiver.await.ok()
     }
+}
+
+/// The fibers of this thread's request worker, if it is one.
+fn worker_fibers() -> Option<Rc<LocalSet>> {
+    WORKER.with(|worker| worker.borrow().clone())
 }

@@ -406,3 +406,55 @@ fn native_work_over_a_large_input_stops_at_the_deadline_as_it_goes() {
         assert!(matches!(result, Err(Fault::Error(Error::Timeout(_)))), "{work}: {result:?}");
     }
 }
+
+/// An engine whose scripts can wait: `pause(ms)` suspends the fiber on a timer.
+fn waiting_engine() -> Arc<ScriptEngine> {
+    Arc::new(ScriptEngine::new(Limits::default(), |engine| {
+        engine.register_fn("pause", |ms: i64| -> Result<(), Box<rhai::EvalAltResult>> {
+            wait(tokio::time::sleep(Duration::from_millis(ms as u64)))
+        });
+    }))
+}
+
+/// Runs `source` as a fiber started from a request worker, bounded like an inline run until it first
+/// waits; returns its outcome and whether it ran on the worker's own thread.
+fn on_a_worker(engine: &Arc<ScriptEngine>, source: &str) -> (Result<Dynamic, Fault>, bool) {
+    let script = Arc::new(engine.compile(source.as_bytes()).expect("compiles"));
+    let context = Arc::new(Context::new(None, script, Instant::now(), Duration::from_secs(10)));
+    let call = Call {
+        function: Function::Main,
+        endpoint: "/e".into(),
+        method: "GET".into(),
+        data: Dynamic::UNIT,
+        context,
+        inline: true,
+        cancel: None,
+    };
+    let engine = engine.clone();
+    fiber::worker(async move {
+        let worker = std::thread::current().id();
+        let body = move || (engine.run(call), std::thread::current().id() == worker);
+        let threads = Threads::new(1);
+        threads.run(Instant::now() + Duration::from_secs(10), body).await.expect("the fiber ran").expect("no overflow")
+    })
+    .expect("the worker starts")
+}
+
+#[test]
+fn a_fiber_started_on_a_request_worker_waits_and_resumes_there() {
+    let engine = waiting_engine();
+    let (result, here) = on_a_worker(&engine, &script("fn main(endpoint, method, data) { pause(20); pause(1); 42 }"));
+    assert_eq!(result.unwrap().as_int().unwrap(), 42);
+    assert!(here, "the fiber ran on another thread than the worker that started it");
+}
+
+#[test]
+fn a_fiber_on_a_worker_that_computes_before_its_first_wait_is_demoted_but_not_after_it() {
+    let engine = waiting_engine();
+    let compute = "let n = 0; for i in 0..100000 { n += i; }";
+    let before = script(&format!("fn main(endpoint, method, data) {{ {compute} pause(1); n }}"));
+    assert!(matches!(on_a_worker(&engine, &before).0, Err(Fault::Demote)));
+    // Once it has waited, what it waited for may have had an effect: it finishes where it is.
+    let after = script(&format!("fn main(endpoint, method, data) {{ pause(1); {compute} n }}"));
+    assert_eq!(on_a_worker(&engine, &after).0.unwrap().as_int().unwrap(), 4_999_950_000);
+}
