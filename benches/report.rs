@@ -1,7 +1,8 @@
 //! The benchmark report: every figure of the performance targets, each measured side by side with its
 //! baseline in the same run, against 127.0.0.1 only. Prints a table and writes `target/bench-summary.json`.
 //!
-//! Run it with `bench/run` (which installs wrk when missing) or `cargo bench --bench report`.
+//! Run it with `bench/run` (which installs wrk when missing) or `cargo bench --bench report`;
+//! `SWITCHBOARD_BENCH_BIN=PATH` measures another build of the binary with the same report.
 //! Servers are pinned to one core and the load generator (wrk) to the other, as on a 2-core machine;
 //! throughput figures are medians of interleaved rounds, so a noisy neighbour hits both sides alike.
 //!
@@ -21,7 +22,11 @@ use serde_json::{Value, json};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const SWITCHBOARD: &str = env!("CARGO_BIN_EXE_switchboard");
+/// The binary measured: this build's, or the one `SWITCHBOARD_BENCH_BIN` names (an earlier build, to
+/// compare before and after a change with the same report).
+fn switchboard_bin() -> String {
+    std::env::var("SWITCHBOARD_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchboard").to_owned())
+}
 const ROUNDS: usize = 3;
 const SECONDS: u32 = 5;
 const CONNECTIONS: u32 = 32;
@@ -146,7 +151,7 @@ fn switchboard_with(data: &Path, boot: Option<&Path>, env: &[(&str, &str)], extr
         args.extend(["--boot", boot.to_str().unwrap()]);
     }
     args.extend_from_slice(extra);
-    start(SWITCHBOARD, &args, env, format!("http://{listen}"))
+    start(&switchboard_bin(), &args, env, format!("http://{listen}"))
 }
 
 fn own(flag: &str, extra: &[&str]) -> Process {
@@ -674,13 +679,13 @@ fn growth(dir: &Path, report: &mut Vec<Value>) {
         let source = boot_source(&dir.join(format!("grow-{count}")), &servers);
         let image = dir.join(format!("grow-{count}.image"));
         let data = dir.join(format!("grow-data-{count}"));
-        let pack = Command::new(SWITCHBOARD)
+        let pack = Command::new(switchboard_bin())
             .args(["boot", "pack", source.to_str().unwrap(), "-o", image.to_str().unwrap()])
             .output()
             .unwrap();
         assert!(pack.status.success(), "{}", String::from_utf8_lossy(&pack.stderr));
         let started = Instant::now();
-        let import = Command::new(SWITCHBOARD)
+        let import = Command::new(switchboard_bin())
             .args(["boot", "import", image.to_str().unwrap()])
             .env("SWITCHBOARD_DATA", &data)
             .output()
@@ -710,7 +715,7 @@ fn openapi(dir: &Path, report: &mut Value) {
     }
     let run = |args: &[&str], data: &Path| {
         let started = Instant::now();
-        let output = Command::new(SWITCHBOARD).args(args).env("SWITCHBOARD_DATA", data).output().unwrap();
+        let output = Command::new(switchboard_bin()).args(args).env("SWITCHBOARD_DATA", data).output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         started.elapsed().as_secs_f64() * 1000.0
     };

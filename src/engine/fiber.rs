@@ -85,6 +85,8 @@ enum Resume {
 thread_local! {
     /// The yielder of the fiber running on this thread; null when no fiber runs.
     static YIELDER: Cell<*const Yielder<Resume, Pending>> = const { Cell::new(std::ptr::null()) };
+    /// The lowest usable address of the running fiber's stack; 0 when no fiber runs.
+    static STACK_LIMIT: Cell<usize> = const { Cell::new(0) };
     static STACKS: RefCell<Vec<DefaultStack>> = const { RefCell::new(Vec::new()) };
     /// The fibers of the request worker this thread is, if it is one (see [`worker`]).
     static WORKER: RefCell<Option<Rc<LocalSet>>> = const { RefCell::new(None) };
@@ -104,6 +106,7 @@ fn take_stack() -> DefaultStack {
 fn give_back<R>(stack: DefaultStack, result: &Result<R, Overflow>) {
     if result.is_err() {
         YIELDER.with(|y| y.set(std::ptr::null()));
+        STACK_LIMIT.with(|l| l.set(0));
         super::leak::overflowed(sandbox::detach().held());
     }
     STACKS.with(|stacks| {
@@ -149,16 +152,50 @@ pub fn on_fiber() -> bool {
     YIELDER.with(|y| !y.get().is_null())
 }
 
-/// Switches away from the running fiber until its driver resumes it.
+/// Switches away from the running fiber until its driver resumes it. While many fibers wait, the one
+/// suspending gives back the pages of its stack below the frames it still uses (see [`release_below`]).
 fn suspend(pending: Pending) -> Resume {
     let yielder = YIELDER.with(|y| y.replace(std::ptr::null()));
+    let limit = STACK_LIMIT.with(|l| l.replace(0));
+    if WAITING.load(Ordering::Relaxed) > LEAN_AFTER {
+        release_below(limit);
+    }
     let run = sandbox::detach();
     // SAFETY: the pointer was set by this fiber's own body (see `Fiber::new`), whose frame — and so the
     // yielder it borrows — lives until the body returns; we are inside that body.
     let resumed = unsafe { &*yielder }.suspend(pending);
     sandbox::attach(run);
     YIELDER.with(|y| y.set(yielder));
+    STACK_LIMIT.with(|l| l.set(limit));
     resumed
+}
+
+/// Fibers waiting in the process past which a suspending fiber trims its stack: below that, the pages
+/// stay for the fiber's next calls, which would otherwise fault them in again.
+const LEAN_AFTER: usize = 128;
+
+/// Room left below the caller's frame for the frames that switch stacks, which are still to run.
+const SWITCH_ROOM: usize = 16 * 1024;
+
+/// Gives back the pages of the running fiber's stack from its `limit` up to [`SWITCH_ROOM`] below this
+/// frame. They held frames that have returned (building a request goes deeper than waiting for it), and
+/// would otherwise stay resident for as long as the fiber waits; if the fiber goes deep again, they come
+/// back as zeroed pages.
+#[inline(never)]
+fn release_below(limit: usize) {
+    let here = std::ptr::addr_of!(limit) as usize;
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(1 << 16);
+    let end = here.saturating_sub(SWITCH_ROOM) & !(page - 1);
+    if limit == 0 || end <= limit {
+        return;
+    }
+    // SAFETY: `limit..end` lies in this fiber's own stack mapping, below every frame still in use (this
+    // one and its callers are above `here`; those that switch stacks need far less than `SWITCH_ROOM`),
+    // and nothing else uses a fiber's stack while it is suspended.
+    unsafe {
+        libc::madvise(limit as *mut libc::c_void, end - limit, libc::MADV_DONTNEED);
+    }
 }
 
 /// Suspends the running script until `future` completes and returns its output. Fails (a termination
@@ -238,6 +275,7 @@ struct Exit;
 impl Drop for Exit {
     fn drop(&mut self) {
         YIELDER.with(|y| y.set(std::ptr::null()));
+        STACK_LIMIT.with(|l| l.set(0));
     }
 }
 
@@ -245,8 +283,10 @@ impl<R: 'static> Fiber<R> {
     fn new(body: impl FnOnce() -> R + 'static) -> Fiber<R> {
         let stack = take_stack();
         let bounds = Bounds::of(&stack);
+        let limit = stack.limit().get();
         let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<Resume, Pending>, _: Resume| {
             YIELDER.with(|y| y.set(yielder));
+            STACK_LIMIT.with(|l| l.set(limit));
             let _exit = Exit;
             Ok(body())
         });
@@ -290,8 +330,15 @@ pub fn worker<F: Future>(future: F) -> std::io::Result<F::Output> {
     WORKER.with(|worker| *worker.borrow_mut() = Some(fibers.clone()));
     let output = runtime.block_on(fibers.run_until(future));
     WORKER.with(|worker| worker.borrow_mut().take());
+    // Fibers whose callers are gone end at their next wait: let them, rather than drop them suspended.
+    if let Ok(fibers) = Rc::try_unwrap(fibers) {
+        runtime.block_on(async { tokio::time::timeout(DRAIN, fibers).await }).ok();
+    }
     Ok(output)
 }
+
+/// How long a request worker that stops serving lets its remaining fibers end.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether this thread is a request worker, on which [`Threads::run`] starts fibers.
 pub fn on_worker() -> bool {

@@ -416,20 +416,17 @@ fn waiting_engine() -> Arc<ScriptEngine> {
     }))
 }
 
+/// A call of `main` in `source`, bounded like an inline run until it first waits when `inline`.
+fn call_of(engine: &ScriptEngine, source: &str, inline: bool) -> Call {
+    let script = Arc::new(engine.compile(source.as_bytes()).expect("compiles"));
+    let context = Arc::new(Context::new(None, script, Instant::now(), Duration::from_secs(10)));
+    Call { function: Function::Main, endpoint: "/e".into(), method: "GET".into(), data: Dynamic::UNIT, context, inline, cancel: None }
+}
+
 /// Runs `source` as a fiber started from a request worker, bounded like an inline run until it first
 /// waits; returns its outcome and whether it ran on the worker's own thread.
 fn on_a_worker(engine: &Arc<ScriptEngine>, source: &str) -> (Result<Dynamic, Fault>, bool) {
-    let script = Arc::new(engine.compile(source.as_bytes()).expect("compiles"));
-    let context = Arc::new(Context::new(None, script, Instant::now(), Duration::from_secs(10)));
-    let call = Call {
-        function: Function::Main,
-        endpoint: "/e".into(),
-        method: "GET".into(),
-        data: Dynamic::UNIT,
-        context,
-        inline: true,
-        cancel: None,
-    };
+    let call = call_of(engine, source, true);
     let engine = engine.clone();
     fiber::worker(async move {
         let worker = std::thread::current().id();
@@ -457,4 +454,30 @@ fn a_fiber_on_a_worker_that_computes_before_its_first_wait_is_demoted_but_not_af
     // Once it has waited, what it waited for may have had an effect: it finishes where it is.
     let after = script(&format!("fn main(endpoint, method, data) {{ pause(1); {compute} n }}"));
     assert_eq!(on_a_worker(&engine, &after).0.unwrap().as_int().unwrap(), 4_999_950_000);
+}
+
+#[test]
+fn fibers_waiting_in_great_numbers_resume_with_their_frames_intact() {
+    // Past a hundred waiting fibers, each gives back the stack pages below its live frames as it waits:
+    // frames above (waiting deep in a recursion) must be intact, and going deep again after a wait that
+    // gave pages back must work on the fresh ones.
+    let engine = waiting_engine();
+    let source = script(
+        "fn deep(n, ms) { if n == 0 { pause(ms); return 0; } let x = n * 2; deep(n - 1, ms) + x - n }
+         fn main(endpoint, method, data) { let shallow = deep(1, 0); let before = deep(8, 200); pause(50); shallow + before + deep(6, 0) }",
+    );
+    let calls: Vec<Call> = (0..150).map(|_| call_of(&engine, &source, false)).collect();
+    let results = fiber::worker(async move {
+        let threads = Arc::new(Threads::new(1));
+        let runs = calls.into_iter().map(|call| {
+            let (engine, threads) = (engine.clone(), threads.clone());
+            async move { threads.run(Instant::now() + Duration::from_secs(30), move || engine.run(call)).await }
+        });
+        futures_util::future::join_all(runs).await
+    })
+    .expect("the worker starts");
+    for result in results {
+        let value = result.expect("the fiber ran").expect("no overflow").expect("the script ran");
+        assert_eq!(value.as_int().unwrap(), 1 + 36 + 21);
+    }
 }
