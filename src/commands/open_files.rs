@@ -1,10 +1,13 @@
 //! The open-file limit of `serve`. Every waiting call holds two sockets — its caller's and its
 //! upstream's — so the 1 024 files a shell usually allows would cap a server near 500 waiting calls.
 //! At start-up the soft limit is raised as far as the hard limit allows, and a hard limit too low for
-//! [`WANTED`] is said in the log, with what it means.
+//! [`WANTED`] is said in the log, with what it means: as a warning when it is very low.
 
 /// Enough for 10 000 calls waiting at once on as many upstream connections, with room to spare.
 const WANTED: u64 = 65_536;
+
+/// A hard limit below this (about 2 000 waiting calls) is a warning; above it, information.
+const FEW: u64 = 4_096;
 
 /// Raises the soft open-file limit towards [`WANTED`] (or to the hard limit when that is lower) and
 /// logs what it did.
@@ -29,10 +32,12 @@ pub fn raise() {
         }
     }
     if hard < WANTED {
-        tracing::warn!(
-            "open files: the hard limit is {hard}, so at most about {} calls can wait at once (each holds its \
-             caller's and its upstream's connection); raise it (`ulimit -Hn`, LimitNOFILE=) for more",
-            hard / 2
-        );
+        let calls = hard / 2;
+        let says = "calls can wait at once (each holds its caller's and its upstream's connection); raise it \
+                    (`ulimit -Hn`, LimitNOFILE=) for more";
+        match hard < FEW {
+            true => tracing::warn!("open files: the hard limit is {hard}, so at most about {calls} {says}"),
+            false => tracing::info!("open files: the hard limit is {hard}, so at most about {calls} {says}"),
+        }
     }
 }

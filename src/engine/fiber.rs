@@ -199,10 +199,15 @@ fn release_below(limit: usize) {
 }
 
 /// Suspends the running script until `future` completes and returns its output. Fails (a termination
-/// the caller propagates with `?`) when the run is not a fiber — an inline run then moves to a fiber,
-/// a script's top level is refused — when the invocation's deadline passes, or when its caller went
-/// away. Never blocks the thread.
+/// the caller propagates with `?`) when the run was refused, leaving `future` unpolled; when the run is
+/// not a fiber — an inline run then moves to a fiber, a script's top level is refused — when the
+/// invocation's deadline passes, or when its caller went away. Never blocks the thread.
 pub fn wait<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<T, Box<EvalAltResult>> {
+    // A formatter that could not fail answered an empty text and refused the run (see `sandbox::refuse`):
+    // what was built from that text must not leave the process.
+    if sandbox::refused() {
+        return Err(sandbox::terminated(Stop::Refused));
+    }
     if !on_fiber() {
         return Err(sandbox::terminated(Stop::Demote));
     }

@@ -36,7 +36,7 @@ pub use context::{Context, URL_COMPONENT};
 pub use fault::{Fault, raise};
 pub use fiber::{Threads, on_worker, wait, waiting, worker};
 pub use output::{Data, Output};
-pub use sandbox::{admit, context, may_block};
+pub use sandbox::{admit, context, may_block, refuse};
 pub use script::Script;
 pub use trap::Overflow;
 

@@ -315,6 +315,12 @@ pub fn refuse(error: Box<EvalAltResult>) {
     });
 }
 
+/// Whether a native refused the current run (see [`refuse`]): it ends at its next operation, and
+/// nothing it built since may have an effect.
+pub fn refused() -> bool {
+    BUDGET.with(Cell::get).is_some_and(|budget| budget.refused)
+}
+
 /// The error a native refused the current run with, if any (see [`refuse`]).
 pub fn take_refusal() -> Option<Box<EvalAltResult>> {
     REFUSAL.with(|r| r.borrow_mut().take())

@@ -481,3 +481,19 @@ fn fibers_waiting_in_great_numbers_resume_with_their_frames_intact() {
         assert_eq!(value.as_int().unwrap(), 1 + 36 + 21);
     }
 }
+
+#[test]
+fn nothing_built_after_a_refusal_leaves_the_run() {
+    // A formatter that cannot fail answers an empty text and refuses the run; a native that goes on to
+    // send what it built from that text must not send it.
+    static SENT: AtomicBool = AtomicBool::new(false);
+    let engine = Arc::new(ScriptEngine::new(Limits::default(), |engine| {
+        engine.register_fn("format_then_send", || -> Result<(), Box<rhai::EvalAltResult>> {
+            sandbox::refuse(sandbox::terminated(sandbox::Stop::Operations));
+            wait(async { SENT.store(true, Ordering::Relaxed) })
+        });
+    }));
+    let (result, _) = on_a_worker(&engine, &script("fn main(endpoint, method, data) { format_then_send(); 1 }"));
+    assert!(matches!(error(result), Error::LimitExceeded { .. }));
+    assert!(!SENT.load(Ordering::Relaxed), "the request was sent after the run was refused");
+}
