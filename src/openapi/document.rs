@@ -99,8 +99,7 @@ fn parse(bytes: &[u8]) -> Result<Value, Error> {
     if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         return serde_json::from_slice(text).map_err(|e| invalid(format!("the document is not valid JSON: {e}")));
     }
-    serde_yaml_ng::from_slice::<Value>(text)
-        .map_err(|e| invalid(format!("the document is neither JSON nor valid YAML: {e}")))
+    super::yaml::read(text).map_err(|e| invalid(format!("the document is neither JSON nor valid YAML: {e}")))
 }
 
 /// OpenAPI 3.0 and 3.1 only, said plainly for anything else.

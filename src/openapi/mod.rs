@@ -26,6 +26,7 @@ mod schema;
 mod security;
 mod servers;
 mod writer;
+pub mod yaml;
 
 use std::path::Path;
 
