@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "report/instances.rs"]
+mod instances;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -633,9 +636,9 @@ fn reload(dir: &Path, report: &mut Value) {
 }
 
 /// Start → `/health` 200, and RSS then, for a data directory (fresh or already populated).
-fn start_up(data: &Path, boot: Option<&Path>) -> (f64, f64, Process) {
+fn start_up(data: &Path, boot: Option<&Path>, env: &[(&str, &str)]) -> (f64, f64, Process) {
     let started = Instant::now();
-    let process = switchboard(data, boot, &[]);
+    let process = switchboard(data, boot, env);
     let health = format!("{}/health", process.base);
     while !ureq_get(&health).contains("\"ok\"") {
         std::thread::sleep(Duration::from_micros(200));
@@ -654,10 +657,10 @@ fn cold_start(dir: &Path, report: &mut Value) {
     let (mut fresh, mut warm, mut rss) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..5 {
         let data = dir.join(format!("cold-{round}"));
-        let (ms, _, process) = start_up(&data, None);
+        let (ms, _, process) = start_up(&data, None, &[]);
         fresh.push(ms);
         drop(process);
-        let (ms, mib, process) = start_up(&data, None);
+        let (ms, mib, process) = start_up(&data, None, &[]);
         warm.push(ms);
         rss.push(mib);
         drop(process);
@@ -692,7 +695,7 @@ fn growth(dir: &Path, report: &mut Vec<Value>) {
             .unwrap();
         assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
         let import_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let (boot_ms, rss, process) = start_up(&data, None);
+        let (boot_ms, rss, process) = start_up(&data, None, &[]);
         let url = format!("{}/s{}/", process.base, count / 2);
         sequential(&client, &url, 200);
         let call_ms = median(sequential(&client, &url, 2000));
@@ -737,7 +740,7 @@ fn openapi(dir: &Path, report: &mut Value) {
         if with {
             run(&["import-openapi", spec, "--name", "gh", "--apply"], &data);
         }
-        let (boot_ms, rss, process) = start_up(&data, None);
+        let (boot_ms, rss, process) = start_up(&data, None, &[]);
         let url = format!("{}/echo/hi", process.base);
         sequential(&client, &url, 200);
         let call_ms = median(sequential(&client, &url, 2000));
@@ -771,11 +774,12 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let (mut load, mut out, mut gate, mut reloaded, mut cold, mut grown) =
-        (Vec::new(), Value::Null, Value::Null, Value::Null, Value::Null, Vec::new());
+    let (mut load, mut out, mut gate, mut reloaded, mut cold, mut grown, mut several) =
+        (Vec::new(), Value::Null, Value::Null, Value::Null, Value::Null, Vec::new(), Value::Null);
     let mut observed = Vec::new();
     let mut imported = Value::Null;
-    // `-- --only NAME` runs one scenario (throughput, outbound, gateway, observe, reload, cold, growth, openapi).
+    // `-- --only NAME` runs one scenario (throughput, outbound, gateway, observe, reload, cold, growth, openapi,
+    // instances).
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
     if wanted("throughput") {
@@ -810,13 +814,18 @@ fn main() {
         eprintln!("OpenAPI import of GitHub's REST description…");
         openapi(dir.path(), &mut imported);
     }
+    if wanted("instances") {
+        eprintln!("three instances on one PostgreSQL store…");
+        instances::instances(dir.path(), &mut several);
+    }
 
     let summary = json!({
         "machine": { "cores": cores(), "memory_gib": memory_gib() },
         "load": load, "outbound": out, "gateway": gate, "observe": observed, "hot_reload": reloaded, "cold_start": cold, "growth": grown,
-        "openapi": imported, "duration_s": started.elapsed().as_secs(),
+        "openapi": imported, "instances": several, "duration_s": started.elapsed().as_secs(),
     });
     print_table(&summary);
+    instances::print(&summary);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-summary.json");
     std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
     println!("\nsummary written to {}", path.display());

@@ -23,8 +23,9 @@
 //! * [`meta`] reads and checks what a script declares in `META` — secrets, variables, hosts, auth,
 //!   operations, `META.api` (pagination, rate limit, pass-headers), `META.oauth2`, `META.webhook` — as
 //!   plain data with its own error, below everything that acts on it; it evaluates nothing.
-//! * [`store`] keeps blobs, the registry and its history durably (SQLite; the trait is the seam for
-//!   PostgreSQL). It is never on the hot path.
+//! * [`store`] keeps blobs, the registry and its history durably, in a SQLite file or, for several
+//!   instances, in one PostgreSQL database; its change feed says what each commit changed, wherever it
+//!   was made. It is never on the hot path.
 //! * [`engine`] owns the one shared Rhai engine: sandbox limits, compiling and loading scripts (a loaded
 //!   [`engine::Script`] carries its checked [`meta::Meta`]), running a script function inline or as a
 //!   fiber (a coroutine that suspends while it waits on I/O, so a waiting script holds no thread), and

@@ -7,6 +7,7 @@ use clap::Parser;
 use mimalloc::MiMalloc;
 use switchboard::commands::{
     self, BootCommand, CallArgs, DataDirArg, ImportArgs, McpArgs, OAuthCommand, SecretCommand, ServeArgs, ServersArgs,
+    StoreCommand,
 };
 use switchboard::engine::leak::Counting;
 
@@ -54,6 +55,9 @@ enum Cli {
     ///
     /// Example: `switchboard import-openapi petstore.yaml --name pets --apply`.
     ImportOpenapi(ImportArgs),
+    /// Stores: `copy --from sqlite:PATH --to postgres://…` moves a whole installation.
+    #[command(subcommand)]
+    Store(StoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Cli::Oauth(command) => commands::oauth(command),
         Cli::Boot(command) => commands::boot(command),
         Cli::ImportOpenapi(args) => commands::import_openapi(args),
+        Cli::Store(command) => commands::store(command),
     };
     exit.err().unwrap_or(ExitCode::SUCCESS)
 }

@@ -10,6 +10,8 @@
 //! turns ([`Runtime::commit`]): two concurrent edits could otherwise each commit, then publish their
 //! snapshots in the opposite order, leaving the one served older than the one stored. Changes another
 //! process commits reach the snapshot the same way, through [`crate::follow`], under the same turn.
+//! Either way only what a commit changed is re-read ([`Runtime::catch_up`]): one edit among 10 000
+//! servers reads one server's row and history, not the registry.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -27,12 +29,15 @@ use crate::modules::http::HttpSettings;
 use crate::modules::services::Services;
 use crate::secrets::Vault;
 use crate::server::{Server, validate_name};
-use crate::store::{Binding, Change, Op, Origin, ServerRecord, SqliteStore, Store};
+use crate::store::{Binding, Change, Changed, Op, Origin, ServerRecord, SqliteStore, Store};
 
 /// How a runtime is set up.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// The store when it is not the SQLite file of the data directory: `postgres://…` or
+    /// `sqlite:PATH` (see [`crate::store::open`]).
+    pub store: Option<String>,
     pub limits: Limits,
     /// Refuse every mutation through the management API.
     pub read_only: bool,
@@ -84,6 +89,7 @@ impl Settings {
     pub fn new(data_dir: PathBuf) -> Settings {
         Settings {
             data_dir,
+            store: None,
             limits: Limits::default(),
             read_only: false,
             max_body: 10 * 1024 * 1024,
@@ -153,6 +159,8 @@ pub struct Runtime {
     registry: ArcSwap<Registry>,
     /// The server each runnable CID runs as (see [`crate::server::runners`]).
     runners: ArcSwap<HashMap<Cid, String>>,
+    /// Every binding of every name, oldest first, as the store last said: what runners are chosen from.
+    bindings: Mutex<Vec<(String, Binding)>>,
     scripts: RwLock<HashMap<Cid, Arc<Script>>>,
     boot_cid: Mutex<Option<Cid>>,
     last_errors: Mutex<HashMap<String, Error>>,
@@ -169,8 +177,9 @@ impl Runtime {
     pub fn open(settings: Settings) -> Result<Arc<Runtime>> {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| Error::internal(&format!("cannot create {}", settings.data_dir.display()), e))?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir.join("store.sqlite"))?);
+        let store = crate::store::open(settings.store.as_deref(), &settings.data_dir)?;
         let vault = Vault::new(&keys::master_key(&settings.data_dir)?);
+        crate::secrets::claim(store.as_ref(), &vault)?;
         let services = Arc::new(Services::new(store.clone(), vault, settings.data_dir.clone(), settings.http.clone())?);
         let runtime = Arc::new(Runtime {
             engine: engine(settings.limits.clone(), services.clone()),
@@ -181,6 +190,7 @@ impl Runtime {
             services,
             registry: ArcSwap::default(),
             runners: ArcSwap::default(),
+            bindings: Mutex::default(),
             scripts: RwLock::default(),
             boot_cid: Mutex::default(),
             last_errors: Mutex::default(),
@@ -190,15 +200,21 @@ impl Runtime {
         });
         if let Some(image) = &runtime.settings.boot {
             runtime.replace(image, Origin::Boot, Keep::CreatedThroughApi)?;
-        } else if runtime.store.fact(SEEDED)?.is_none() {
-            let image = crate::boot::embedded().map_err(|problems| {
-                Error::Internal(format!("the embedded image is broken: {}", problems.join("; ")))
-            })?;
-            runtime.import(&image, Origin::Boot)?;
+        } else {
+            // Instances starting at once on one new store seed it once: the others find it seeded.
+            let _turn = runtime.store.lock(SEEDED)?;
+            if runtime.store.fact(SEEDED)?.is_none() {
+                let image = crate::boot::embedded().map_err(|problems| {
+                    Error::Internal(format!("the embedded image is broken: {}", problems.join("; ")))
+                })?;
+                runtime.import(&image, Origin::Boot)?;
+            }
         }
         // Subscribed before the first read, so no commit can fall between the two.
         let weak = Arc::downgrade(&runtime);
-        crate::follow::follow(runtime.store.changes(), move || weak.upgrade().map(|runtime| runtime.refresh()));
+        crate::follow::follow(runtime.store.changes(), move |changed| {
+            weak.upgrade().map(|runtime| runtime.catch_up(changed))
+        });
         runtime.refresh()?;
         Ok(runtime)
     }
@@ -270,33 +286,115 @@ impl Runtime {
         self.rebuild()
     }
 
+    /// Brings the snapshots up to date with what the store says `changed`.
+    pub fn catch_up(&self, changed: &[Changed]) -> Result<()> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.update(changed)
+    }
+
     /// Commits `change` and publishes the snapshot of what the store then holds, as one writer.
     pub fn commit(&self, change: &Change) -> Result<()> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.store.commit(change)?;
-        self.rebuild()
+        self.update(&change.changed())
+    }
+
+    /// Re-reads what `changed` names (everything, if it says so); callers hold the writer lock.
+    fn update(&self, changed: &[Changed]) -> Result<()> {
+        if changed.contains(&Changed::Everything) {
+            return self.rebuild();
+        }
+        let mut servers = Vec::new();
+        for item in changed {
+            match item {
+                Changed::Server { name, .. } => servers.push(name.as_str()),
+                // Both are part of the state's image: its CID changes with them.
+                Changed::Variables => {
+                    self.services.variables.store(Arc::new(self.store.variables()?));
+                    self.forget_boot_cid();
+                }
+                Changed::Secret { .. } => {
+                    self.services.secrets().reload()?;
+                    self.forget_boot_cid();
+                }
+                // Tokens are re-read from the store when they expire; nothing served changes.
+                // The webhook queue follows events itself.
+                Changed::Connection { .. } | Changed::Events | Changed::Everything => {}
+            }
+        }
+        if !servers.is_empty() {
+            self.update_servers(&servers)?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the servers `names` and their histories, and publishes the registry with them.
+    fn update_servers(&self, names: &[&str]) -> Result<()> {
+        let mut registry = Registry::clone(&self.registry.load());
+        let mut bindings = self.bindings.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            match self.store.server(name)? {
+                Some(record) => registry.insert(record.name.clone(), Arc::new(self.server_of(record))),
+                None => registry.remove(*name),
+            };
+            // A history only grows: what is new of it is what follows the bindings already held.
+            let held = bindings.iter().filter(|(bound, _)| bound == name).count();
+            let history = self.store.history(name)?;
+            bindings.extend(history.into_iter().skip(held).map(|binding| (name.to_string(), binding)));
+        }
+        self.publish(registry, &bindings);
+        Ok(())
+    }
+
+    /// A server as the store holds it, its script compiled (or the error that prevents it).
+    fn server_of(&self, record: ServerRecord) -> Server {
+        let script = self.script(&record.cid);
+        if let Err(error) = &script {
+            tracing::error!(server = %record.name, cid = %record.cid, "stored script does not load: {}", error.message());
+        }
+        Server { name: record.name, cid: record.cid, enabled: record.enabled, script }
+    }
+
+    /// Compiles the scripts of `records` that are not cached yet, reading their sources in one go.
+    fn compile_uncached(&self, records: &[ServerRecord]) -> Result<()> {
+        let missing: HashSet<Cid> = records.iter().map(|r| r.cid).filter(|cid| self.cached(cid).is_none()).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for (_, source) in self.store.blobs(&missing.into_iter().collect::<Vec<_>>())? {
+            // A script that does not compile is reported by `server_of`, server by server.
+            let _ = self.compile(&source);
+        }
+        Ok(())
+    }
+
+    /// Serves `registry`, with the runners chosen from `bindings`.
+    fn publish(&self, registry: Registry, bindings: &[(String, Binding)]) {
+        // Runners first: a server just disabled must not run by CID meanwhile (and one just enabled is
+        // checked against the registry as well).
+        self.runners.store(Arc::new(crate::server::runners(&registry, bindings)));
+        self.observer.metrics.servers_loaded.set(registry.len() as i64);
+        self.registry.store(Arc::new(registry));
+        self.forget_boot_cid();
+    }
+
+    /// Drops the boot CID computed for the state before a change, so that the next ask computes it anew.
+    fn forget_boot_cid(&self) {
+        *self.boot_cid.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The snapshot of what the store holds; callers hold the writer lock.
     fn rebuild(&self) -> Result<()> {
-        let mut registry = Registry::new();
-        for record in self.store.servers()? {
-            let script = self.script(&record.cid);
-            if let Err(error) = &script {
-                tracing::error!(server = %record.name, cid = %record.cid, "stored script does not load: {}", error.message());
-            }
-            let server = Server { name: record.name.clone(), cid: record.cid, enabled: record.enabled, script };
-            registry.insert(record.name, Arc::new(server));
-        }
-        // Runners first: a server just disabled must not run by CID meanwhile (and one just enabled is
-        // checked against the registry as well).
-        self.runners.store(Arc::new(crate::server::runners(&registry, &self.store.bindings()?)));
-        self.observer.metrics.servers_loaded.set(registry.len() as i64);
-        self.registry.store(Arc::new(registry));
-        self.services.variables.store(Arc::new(self.store.variables()?));
-        self.services.secrets().reload()?;
-        *self.boot_cid.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        Ok(())
+        let records = self.store.servers()?;
+        self.compile_uncached(&records)?;
+        let (stored_bindings, variables) = (self.store.bindings()?, self.store.variables()?);
+        let registry: Registry =
+            records.into_iter().map(|record| (record.name.clone(), Arc::new(self.server_of(record)))).collect();
+        let mut bindings = self.bindings.lock().unwrap_or_else(|p| p.into_inner());
+        *bindings = stored_bindings;
+        self.publish(registry, &bindings);
+        self.services.variables.store(Arc::new(variables));
+        self.services.secrets().reload()
     }
 
     /// The CID of the current state packed as an image, computed once per change.
@@ -425,7 +523,7 @@ impl Runtime {
             change.blob(source.to_vec());
             change.op(Op::Bind { name: name.into(), cid: script.cid, origin, enabled: None });
             self.store.commit(&change)?;
-            self.rebuild()?;
+            self.update(&change.changed())?;
         }
         self.set_last_error(name, None);
         Ok(script.cid)

@@ -90,6 +90,34 @@ impl Vault {
     }
 }
 
+/// The fact that proves which master key a store's secrets are sealed under: a value sealed under it.
+const KEY_CHECK: &str = "master_key_check";
+
+/// Makes sure `vault` opens the secrets of `store`: the first key to use a store leaves a value sealed
+/// under it, which every later opener must open. Several instances share one store only with one key,
+/// and one started with another is refused with the reason, before it serves anything it could not
+/// open.
+pub fn claim(store: &dyn Store, vault: &Vault) -> Result<()> {
+    match store.fact(KEY_CHECK)? {
+        Some(sealed) => {
+            let opens = hex::decode(&sealed).ok().is_some_and(|sealed| vault.open(KEY_CHECK, &sealed).is_ok());
+            opens.then_some(()).ok_or_else(|| {
+                Error::Internal(format!(
+                    "this master key does not open the store's secrets: start every instance on this store with \
+                     the key it was created with (${} or the data directory's {})",
+                    crate::keys::MASTER_KEY_ENV,
+                    crate::keys::MASTER_KEY_FILE
+                ))
+            })
+        }
+        None => {
+            let mut change = Change::default();
+            change.op(Op::SetFact { key: KEY_CHECK.into(), value: hex::encode(vault.seal(KEY_CHECK, KEY_CHECK)) });
+            store.commit(&change)
+        }
+    }
+}
+
 /// Every stored secret, opened: what scripts read. It has no way to list or print its values; its
 /// `Debug` shows names only.
 #[derive(Default)]

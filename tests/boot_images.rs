@@ -28,7 +28,12 @@ fn stderr(output: &Output) -> String {
 
 /// The boot CID of the data directory's state, as `switchboard servers` reports it.
 fn state_of(data: &Path) -> String {
-    let output = run(data, &["servers"], &[]);
+    state_with(data, &[])
+}
+
+/// The boot CID of the state `switchboard servers` reports with `env`.
+fn state_with(data: &Path, env: &[(&str, &str)]) -> String {
+    let output = run(data, &["servers"], env);
     assert!(output.status.success(), "{}", stderr(&output));
     stdout(&output).lines().next().unwrap().trim_start_matches("boot CID ").to_owned()
 }
@@ -305,6 +310,17 @@ async fn the_api_exports_and_imports_images_behind_the_token() {
     assert_eq!(boot_cid, switchboard::cid::Cid::of(&image).to_string());
     let (_, health) = json(server.get("/health").await).await;
     assert_eq!(health["boot_cid"], boot_cid.as_str());
+    // A secret's name is part of the state: the boot CID follows it.
+    let put = server.client.put(server.url("/api/secrets/NEW_KEY")).bearer_auth(server.admin_token()).body("v");
+    assert!(put.send().await.unwrap().status().is_success());
+    let (_, health) = json(server.get("/health").await).await;
+    let exported = server.get("/api/boot/export").await;
+    assert_ne!(health["boot_cid"], boot_cid.as_str());
+    assert_eq!(health["boot_cid"], exported.headers()["x-boot-cid"].to_str().unwrap());
+    let remove = server.client.delete(server.url("/api/secrets/NEW_KEY")).bearer_auth(server.admin_token());
+    assert!(remove.send().await.unwrap().status().is_success());
+    let (_, health) = json(server.get("/health").await).await;
+    assert_eq!(health["boot_cid"], boot_cid.as_str());
 
     let other = Server::start(&[("extra", &script("Extra", "1"))]);
     let refused = other.client.post(other.url("/api/boot/import")).body(image.clone()).send().await.unwrap();
@@ -336,9 +352,20 @@ async fn the_api_exports_and_imports_images_behind_the_token() {
 
 #[test]
 fn an_import_killed_at_any_moment_leaves_the_old_state_or_the_new() {
+    imports_killed_at_any_moment(&[]);
+}
+
+#[test]
+fn an_import_into_postgresql_killed_at_any_moment_leaves_the_old_state_or_the_new() {
+    let Some(database) = common::postgres::Database::fresh() else { return };
+    imports_killed_at_any_moment(&[("SWITCHBOARD_STORE", &database.url)]);
+}
+
+/// Imports into the store `env` names, killed (SIGKILL) all along: each leaves the old state or the new.
+fn imports_killed_at_any_moment(env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let old = state_of(&data); // the embedded default image
+    let old = state_with(&data, env); // the embedded default image
     let mut servers: Vec<(String, String)> =
         (0..40).map(|n| (format!("s{n}"), script(&format!("S{n}"), &format!("{n}")))).collect();
     servers.push((
@@ -348,22 +375,23 @@ fn an_import_killed_at_any_moment_leaves_the_old_state_or_the_new() {
     let refs: Vec<(&str, &str)> = servers.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
     let image = pack(dir.path(), &source(&dir.path().join("src"), &refs), "new.image");
     let back = dir.path().join("old.image");
-    assert!(run(&data, &["boot", "export", "-o", back.to_str().unwrap()], &[]).status.success());
+    assert!(run(&data, &["boot", "export", "-o", back.to_str().unwrap()], env).status.success());
 
     // How long a whole import takes, so that kills land all along it.
     let started = Instant::now();
-    assert!(run(&data, &["boot", "import", image.to_str().unwrap()], &[]).status.success());
+    assert!(run(&data, &["boot", "import", image.to_str().unwrap()], env).status.success());
     let span = started.elapsed().as_micros() as u64;
-    let new = state_of(&data);
+    let new = state_with(&data, env);
     assert_ne!(old, new);
 
     let mut killed = 0;
     for round in 0..30u64 {
         let (from, target) = if round % 2 == 0 { (&new, &back) } else { (&old, &image) };
-        assert_eq!(&state_of(&data), from);
+        assert_eq!(&state_with(&data, env), from);
         let mut child = Command::new(BIN)
             .args(["boot", "import", target.to_str().unwrap()])
             .env("SWITCHBOARD_DATA", &data)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -374,16 +402,90 @@ fn an_import_killed_at_any_moment_leaves_the_old_state_or_the_new() {
             killed += 1;
         }
         child.wait().unwrap();
-        let after = state_of(&data);
+        let after = state_with(&data, env);
         assert!(after == old || after == new, "round {round}: the store holds a mix ({after})");
         // Finish the round's import, so the next round starts from a known state.
         if &after == from {
-            assert!(run(&data, &["boot", "import", target.to_str().unwrap()], &[]).status.success());
+            assert!(run(&data, &["boot", "import", target.to_str().unwrap()], env).status.success());
         }
     }
     assert!(killed >= 10, "only {killed} imports were killed mid-way");
-    let verify = run(&data, &["boot", "export", "-o", dir.path().join("final.image").to_str().unwrap()], &[]);
+    let verify = run(&data, &["boot", "export", "-o", dir.path().join("final.image").to_str().unwrap()], env);
     assert!(verify.status.success(), "the store does not export cleanly: {}", stderr(&verify));
+}
+
+/// The boot CID of the state a command line's store holds.
+fn state_at(data: &Path, store: &[&str]) -> String {
+    let output = run(data, &[&["servers"], store].concat(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output).lines().next().unwrap().trim_start_matches("boot CID ").to_owned()
+}
+
+#[test]
+fn an_image_moves_from_sqlite_to_postgresql_and_back_with_the_same_boot_cid() {
+    let Some(database) = common::postgres::Database::fresh() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (sqlite, keys, back) = (dir.path().join("sqlite"), dir.path().join("keys"), dir.path().join("back"));
+    let boot_cid = state_of(&sqlite);
+    let image = dir.path().join("state.image");
+    let exported = run(&sqlite, &["boot", "export", "-o", image.to_str().unwrap()], &[]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+
+    let postgres = ["--store", database.url.as_str()];
+    let imported = run(&keys, &[&["boot", "import", image.to_str().unwrap()], &postgres[..]].concat(), &[]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert_eq!(state_at(&keys, &postgres), boot_cid);
+
+    let again = dir.path().join("again.image");
+    let exported = run(&keys, &[&["boot", "export", "-o", again.to_str().unwrap()], &postgres[..]].concat(), &[]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&image).unwrap());
+    let imported = run(&back, &["boot", "import", again.to_str().unwrap()], &[]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert_eq!(state_of(&back), boot_cid);
+}
+
+#[test]
+fn store_copy_moves_an_installation_with_its_secrets_to_postgresql() {
+    let Some(database) = common::postgres::Database::fresh() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let set = common::cli(&data, &["secret", "set", "MOVED_KEY"], "moved-value\n");
+    assert!(set.status.success(), "{set:?}");
+    let boot_cid = state_of(&data);
+    let called = run(&data, &["call", "echo", "/before-the-move"], &[]);
+    assert!(called.status.success(), "{}", stderr(&called));
+    let from = format!("sqlite:{}", data.join("store.sqlite").display());
+    let copied = run(&data, &["store", "copy", "--from", &from, "--to", &database.url], &[]);
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    assert!(stderr(&copied).contains("1 secrets"), "{}", stderr(&copied));
+    assert!(stderr(&copied).contains(", 1 invocation records"), "{}", stderr(&copied));
+    let all = switchboard::store::RecordFilter { limit: 10, ..Default::default() };
+    let records = |store: &dyn switchboard::store::Store| store.records(&all).unwrap();
+    let source = switchboard::store::SqliteStore::open(&data.join("store.sqlite")).unwrap();
+    let target = switchboard::store::PostgresStore::open(&database.url).unwrap();
+    assert_eq!(records(&target), records(&source), "the call's record moved with the installation");
+    assert_eq!(records(&target)[0].server.as_deref(), Some("echo"));
+
+    // The same data directory (its master key) on the copy: the same state, the secret opens.
+    let postgres = ["--store", database.url.as_str()];
+    assert_eq!(state_at(&data, &postgres), boot_cid);
+    let listed = run(&data, &[&["secret", "list"], &postgres[..]].concat(), &[]);
+    assert_eq!(stdout(&listed), "MOVED_KEY\n");
+    let file = dir.path().join("show.rhai");
+    let shows = r#"const META = #{ title: "S", description: "d", secrets: ["MOVED_KEY"] };
+fn main(endpoint, method, data) { secret::require("MOVED_KEY") }"#;
+    std::fs::write(&file, shows).unwrap();
+    let shown = run(&data, &["call", file.to_str().unwrap(), "--store-url", &database.url], &[]);
+    assert_eq!(stdout(&shown), "moved-value\n", "{}", stderr(&shown));
+    // Another master key is refused, saying why.
+    let stranger = run(&dir.path().join("stranger"), &[&["servers"], &postgres[..]].concat(), &[]);
+    assert!(!stranger.status.success());
+    assert!(stderr(&stranger).contains("master key does not open the store's secrets"), "{}", stderr(&stranger));
+    // A copy into a store that is not empty is refused.
+    let again = run(&data, &["store", "copy", "--from", &from, "--to", &database.url], &[]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already holds servers"), "{}", stderr(&again));
 }
 
 /// The README's Boot images section as written: its source file, then its `switchboard` lines run by

@@ -833,3 +833,45 @@ async fn the_readme_oauth_example_runs() {
     assert_eq!(provider.token_requests(), 1);
     assert_eq!(provider.ledger().requests[0].1["scope"], "read");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotating_refresh_token_used_by_two_instances_at_expiry_is_presented_once() {
+    let Some(database) = common::postgres::Database::fresh() else { return };
+    let (provider, base) = start_provider().await;
+    let seed = provider.seed_refresh_token();
+    let mut env = urls(&["rot"], &base);
+    env.extend([
+        ("SWITCHBOARD_STORE".to_owned(), database.url.clone()),
+        ("SWITCHBOARD_ADMIN_TOKEN".to_owned(), "shared-admin-token".to_owned()),
+        ("SWITCHBOARD_MASTER_KEY".to_owned(), "7d".repeat(32)),
+    ]);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let instances = [Server::start_default(&[], &env), Server::start_default(&[], &env)];
+    let put = |path: String, body: String| {
+        let request = instances[0].client.put(instances[0].url(&path)).bearer_auth("shared-admin-token");
+        request.body(body).send()
+    };
+    assert!(put("/api/servers/rot".into(), refresh_script()).await.unwrap().status().is_success());
+    assert_eq!(put("/api/secrets/ROT_CLIENT_SECRET".into(), CLIENT_SECRET.into()).await.unwrap().status(), 204);
+    assert_eq!(put("/api/secrets/ROT_REFRESH_TOKEN".into(), seed).await.unwrap().status(), 204);
+    for server in &instances {
+        for _ in 0..600 {
+            if server.get("/api/servers/rot").await.status() == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // Three rounds, each past the tokens' renewal point: both instances call at the same moment.
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(call(&instances[0], "rot"), call(&instances[1], "rot"));
+        assert_eq!((a, b), ((200, json!({ "ok": true })), (200, json!({ "ok": true }))));
+        tokio::time::sleep(Duration::from_millis(LIFETIME_SECS * 1000 / 2 + 200)).await;
+    }
+    let presented: Vec<String> =
+        provider.ledger().requests.iter().filter_map(|(_, form)| form.get("refresh_token").cloned()).collect();
+    let distinct: HashSet<&String> = presented.iter().collect();
+    assert_eq!(distinct.len(), presented.len(), "a refresh token was presented twice: {presented:?}");
+    assert!(presented.len() >= 3, "every round renewed: {presented:?}");
+}

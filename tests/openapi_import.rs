@@ -143,6 +143,33 @@ fn the_cli_writes_applies_and_compares() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_document"));
 }
 
+/// `--store` names the store an import is bound in and compared with, as for every command that opens
+/// it: on a PostgreSQL store, from a data directory that does not exist yet, the plan is still compared
+/// with the server the database holds.
+#[test]
+fn the_cli_imports_into_the_store_it_is_given() {
+    let Some(database) = common::postgres::Database::fresh() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let import = |data: &str, spec: &str| {
+        let args = ["import-openapi", spec, "--name", "pets", "--store", database.url.as_str()];
+        let key = ("SWITCHBOARD_MASTER_KEY", "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0");
+        let output = std::process::Command::new(common::BIN)
+            .args(args)
+            .args((data == "first").then_some("--apply"))
+            .env("SWITCHBOARD_DATA", dir.path().join(data))
+            .env(key.0, key.1)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let applied = import("first", concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/petstore.yaml"));
+    assert!(applied.contains("bound 'pets' to bafkr4i"), "{applied}");
+    let newer = dir.path().join("newer.yaml");
+    std::fs::write(&newer, SPEC.replace("operationId: deletePet", "operationId: removePet")).unwrap();
+    let planned = import("second", newer.to_str().unwrap());
+    assert!(planned.contains("changes to the server 'pets':\n+ remove_pet\n- delete_pet\n"), "{planned}");
+}
+
 /// GitHub's REST description (`@octokit/openapi`, installed by `scripts/install-peers`): over a thousand
 /// operations imported by the CLI into a running server's data directory, then listed as MCP tools page
 /// by page, every one once.

@@ -24,10 +24,12 @@ mod oauth;
 mod open_files;
 mod openapi;
 mod stdout;
+mod store;
 pub use boot::{BootCommand, PassphraseArg, boot};
 pub use logging::LogFormat;
 pub use oauth::{OAuthCommand, oauth};
 pub use openapi::{ImportArgs, import_openapi};
+pub use store::{StoreCommand, store};
 
 pub const INVOCATION_ERROR: u8 = 1;
 pub const USAGE_ERROR: u8 = 2;
@@ -41,6 +43,10 @@ pub struct DataDirArg {
     /// data directory (~/.local/share/switchboard).
     #[arg(long = "data", visible_alias = "data-dir", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store, when not the data directory's SQLite file: postgres://USER@HOST:PORT/DATABASE (shared
+    /// by several instances) or sqlite:PATH. Default: $SWITCHBOARD_STORE.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 /// `call`'s data directory: `call` keeps `-d/--data` for the invocation's data, so only `--data-dir`.
@@ -50,12 +56,23 @@ pub struct CallDataDirArg {
     /// data directory (~/.local/share/switchboard).
     #[arg(long = "data-dir", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store (`--store` of the other commands, which `call --store` is not). Default:
+    /// $SWITCHBOARD_STORE.
+    #[arg(long = "store-url", value_name = "URL")]
+    pub store_url: Option<String>,
 }
 
 impl DataDirArg {
     fn settings(&self) -> Settings {
-        Settings::new(self.data_dir.clone().unwrap_or_else(default_data_dir))
+        let mut settings = Settings::new(self.data_dir.clone().unwrap_or_else(default_data_dir));
+        settings.store = store_location(self.store.clone());
+        settings
     }
+}
+
+/// The store a command was given, else the one `$SWITCHBOARD_STORE` names.
+fn store_location(given: Option<String>) -> Option<String> {
+    given.or_else(|| std::env::var(crate::store::STORE_ENV).ok()).filter(|location| !location.is_empty())
 }
 
 #[derive(Debug, Clone, Args)]
@@ -66,6 +83,10 @@ pub struct ServeArgs {
     /// Data directory (same as --data-dir).
     #[arg(long = "data", visible_alias = "data-dir", value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// The store, when not the data directory's SQLite file: postgres://USER@HOST:PORT/DATABASE (shared
+    /// by several instances) or sqlite:PATH. Default: $SWITCHBOARD_STORE.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Boot source to load (and watch). Default: ./boot/default.boot.json when it exists, else the
     /// data directory's state (a fresh one starts from the embedded default image).
     #[arg(long, value_name = "PATH")]
@@ -190,6 +211,7 @@ pub fn serve(args: ServeArgs) -> Exit {
         max_age: Duration::from_secs(args.records_max_age_days.saturating_mul(86_400)),
         prune: true,
     };
+    settings.store = store_location(args.store);
     settings.read_only = args.read_only;
     settings.max_body = args.max_body;
     settings.limits.max_timeout = Duration::from_millis(args.max_timeout_ms.max(1));
@@ -295,7 +317,7 @@ pub fn describe(text: &str, state: DataDirArg) -> Exit {
 /// `switchboard call`: one invocation in-process; the output goes to stdout.
 pub fn call(args: CallArgs) -> Exit {
     init_logging("warn");
-    let runtime = open(DataDirArg { data_dir: args.state.data_dir }.settings())?;
+    let runtime = open(DataDirArg { data_dir: args.state.data_dir, store: args.state.store_url }.settings())?;
     let mut request = Invocation::new(target(&runtime, &args.target)?);
     request.endpoint = args.endpoint;
     request.method = args.method.to_ascii_uppercase();

@@ -44,8 +44,8 @@ pub fn import_openapi(args: ImportArgs) -> Exit {
     let directory = (args.spec.as_os_str() != "-").then(|| args.spec.parent().unwrap_or(Path::new(".")));
     let selection = Selection { tags: args.tags, operations: args.operations };
     let settings = args.state.settings();
-    // Without a data directory (and without --apply) there is nothing to compare with: no need to make one.
-    if !args.apply && !settings.data_dir.exists() {
+    // Without a store (and without --apply) there is nothing to compare with: no need to make one.
+    if !args.apply && settings.store.is_none() && !settings.data_dir.exists() {
         let import = import(&bytes, directory, &args.name, &selection).map_err(failed)?;
         report(&args.name, &import, None);
         return write(&import.script, args.out.as_deref());

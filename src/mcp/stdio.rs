@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use rmcp::service::{Peer, RoleServer};
 use rmcp::{ServiceExt, model::Tool};
-use tokio::sync::watch;
+use tokio::sync::broadcast;
 
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
+use crate::store::Changed;
 
 use super::access::Access;
 use super::handler::Handler;
@@ -20,8 +21,7 @@ use super::handler::Handler;
 /// Serves MCP on stdin/stdout until the client closes it.
 pub async fn serve(runtime: Arc<Runtime>) -> Result<()> {
     // Subscribed before serving, and read once at the start: no change can fall in between.
-    let mut changes = runtime.store.changes();
-    changes.mark_changed();
+    let changes = runtime.store.changes();
     let handler = Handler::new(runtime.clone(), true);
     let running =
         handler.clone().serve(rmcp::transport::stdio()).await.map_err(|e| Error::internal("MCP over stdio", e))?;
@@ -32,12 +32,11 @@ pub async fn serve(runtime: Arc<Runtime>) -> Result<()> {
 }
 
 /// Keeps the registry in step with the store, telling the client when its tools changed.
-async fn follow(handler: Handler, peer: Peer<RoleServer>, mut changes: watch::Receiver<u64>) {
+async fn follow(handler: Handler, peer: Peer<RoleServer>, mut changes: broadcast::Receiver<Changed>) {
     let mut tools = all_tools(&handler).await;
-    while changes.changed().await.is_ok() {
-        changes.borrow_and_update();
-        // Re-read here (rebuilds are serialised and cheap) so that the tools compared below are current.
-        if let Err(error) = handler.runtime().blocking(|rt| rt.refresh()).await {
+    while let Some(batch) = crate::follow::next_batch(&mut changes).await {
+        // Re-read here (updates are serialised and cheap) so that the tools compared below are current.
+        if let Err(error) = handler.runtime().blocking(move |rt| rt.catch_up(&batch)).await {
             tracing::warn!("cannot re-read the store: {}", error.message());
             continue;
         }

@@ -3,7 +3,10 @@
 //!
 //! Grants with a refresh token (`authorization_code`, `refresh_token`) start from the connection in
 //! the store, not from memory: another process may have rotated the refresh token since, and a restart
-//! must find the one issued last.
+//! must find the one issued last. Renewals take turns under the store's lock ([`Store::lock`]), so that
+//! instances sharing a PostgreSQL store present a rotating refresh token once.
+//!
+//! [`Store::lock`]: crate::store::Store::lock
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,6 +174,12 @@ impl Credentials {
         let seed = match &self.source {
             Source::Pasted(value) => Some(fingerprint(value)),
             _ => None,
+        };
+        // One renewal at a time across every instance on the store: whoever comes second reads the
+        // token the first stored instead of presenting a refresh token that was just rotated away.
+        let _turn = {
+            let key = format!("oauth-refresh:{server}");
+            store_work(services, move |services| services.store.lock(&key)).await?
         };
         // A pasted token that changed since the connection grew from it starts a new connection.
         let stored = {

@@ -8,14 +8,19 @@
 //! The store is never on the hot invocation path: the runtime keeps compiled scripts, the registry,
 //! variables and opened secrets in memory and only reads blobs here for chaining, content requests and
 //! (re)loading. Since other processes change the same store (`switchboard secret set` beside a running
-//! `serve`), every store has one change feed, [`Store::changes`], which the runtime follows to rebuild
-//! those snapshots: SQLite polls `PRAGMA data_version`; a PostgreSQL store would LISTEN for a NOTIFY
-//! sent by each commit.
+//! `serve`, or the other instances on one PostgreSQL database), every store has one change feed,
+//! [`Store::changes`], which the runtime follows to bring those snapshots up to date: each commit says
+//! what it [`Changed`], so that an edit costs the reads of what it touched, not of the whole registry.
+//! SQLite tells its own process's commits at once and another process's as [`Changed::Everything`];
+//! PostgreSQL sends a NOTIFY inside each commit's transaction (see [`postgres`]).
 //!
 //! Invocation records ([`records`]) are kept here too, through four operations of their own: they are
 //! written in batches by a writer off the hot path, never through a [`Change`], and do not move the
 //! change feed.
 
+pub mod copy;
+mod location;
+pub mod postgres;
 pub mod records;
 mod sqlite;
 mod sqlite_records;
@@ -24,13 +29,52 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::cid::Cid;
 use crate::error::Result;
 
+pub use location::{STORE_ENV, open};
+pub use postgres::PostgresStore;
 pub use records::{InvocationRecord, RecordFilter, StatusFilter, Usage, Via};
 pub use sqlite::SqliteStore;
+
+/// What a commit changed, as the change feed reports it. Never a secret's value: at most its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Changed {
+    /// A server was bound (`head` is its new CID), enabled or disabled, or removed.
+    Server {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        head: Option<Cid>,
+    },
+    Variables,
+    Secret {
+        name: String,
+    },
+    Connection {
+        server: String,
+    },
+    /// Webhook events were stored or settled: the queue looks for due ones.
+    Events,
+    /// Anything may have changed: re-read it all (after a reconnect, a subscriber that fell behind,
+    /// another process's commit to a SQLite file).
+    Everything,
+}
+
+/// How many changes one commit reports one by one; a larger commit (an image import) reports
+/// [`Changed::Everything`] instead.
+const ITEMIZED: usize = 64;
+
+/// How many reported changes a subscriber may fall behind before it is told [`Changed::Everything`].
+const BACKLOG: usize = 1024;
+
+/// A change feed with no subscriber yet.
+fn feed() -> broadcast::Sender<Changed> {
+    broadcast::channel(BACKLOG).0
+}
 
 /// How a binding came to be: recorded in the history of every name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,6 +145,18 @@ pub enum EventStatus {
 }
 
 impl EventStatus {
+    /// The attempts counted and the due time an event received with this status is stored with: a
+    /// `pending` one is due when received, unless its receiver claimed it (`claimed_until`): then its
+    /// first attempt is counted and it falls due only once that claim lapses, so that no worker — of
+    /// this process or another on the store — takes it from the receiver in between.
+    pub fn on_receipt(self, received_at: i64, claimed_until: Option<i64>) -> (i32, Option<i64>) {
+        match (self, claimed_until) {
+            (EventStatus::Pending, Some(until)) => (1, Some(until)),
+            (EventStatus::Pending, None) => (0, Some(received_at)),
+            _ => (0, None),
+        }
+    }
+
     const ALL: [EventStatus; 5] =
         [EventStatus::Pending, EventStatus::Handled, EventStatus::Failed, EventStatus::Dead, EventStatus::Stored];
 
@@ -126,7 +182,7 @@ impl FromStr for EventStatus {
 }
 
 /// A webhook event as the store lists it. Its receipt and body are blobs (`cid`, `body_cid`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WebhookEvent {
     /// The CID of the event's receipt: the event's identity.
     pub cid: Cid,
@@ -192,10 +248,11 @@ pub enum Op {
         expires: i64,
     },
     /// Record a received webhook event (its receipt and body are blobs of the same change); a `pending`
-    /// one is due at once. Fails the
-    /// whole change when the server already has an event with this delivery id, or, with
-    /// `same_body_since`, one with the same body received at or after that time (Unix ms): for schemes
-    /// whose delivery id is not signed, a replay under a new id is caught by its body.
+    /// one is due at once, or, with `claimed_until`, is stored claimed by its receiver until then (Unix
+    /// ms) for its first attempt (see [`EventStatus::on_receipt`]). Fails the whole change when the server
+    /// already has an event with this delivery id, or, with `same_body_since`, one with the same body
+    /// received at or after that time (Unix ms): for schemes whose delivery id is not signed, a replay
+    /// under a new id is caught by its body.
     RecordEvent {
         cid: Cid,
         server: String,
@@ -204,6 +261,7 @@ pub enum Op {
         received_at: i64,
         status: EventStatus,
         same_body_since: Option<i64>,
+        claimed_until: Option<i64>,
     },
     /// Record how a run of an event's handler went, and when (if ever) the next one is due.
     EventOutcome {
@@ -212,6 +270,15 @@ pub enum Op {
         outcome: Option<serde_json::Value>,
         next_attempt_at: Option<i64>,
     },
+    /// Set a server's row as another store held it, without recording a binding (see [`copy`]).
+    PutServer(ServerRecord),
+    /// Append a binding to a name's history as another store recorded it.
+    PutBinding {
+        name: String,
+        binding: Binding,
+    },
+    /// Record a webhook event as another store held it, outcome and attempts included.
+    PutEvent(WebhookEvent),
 }
 
 /// Blobs to add and registry operations to apply, all or nothing.
@@ -233,15 +300,57 @@ impl Change {
         self.ops.push(op);
         self
     }
+
+    /// What applying this change changes for those who serve from the store, or who run the webhook
+    /// queue, each thing once; pending authorizations and facts change nothing served.
+    pub fn changed(&self) -> Vec<Changed> {
+        let mut changed: Vec<Changed> = Vec::new();
+        for op in &self.ops {
+            let item = match op {
+                Op::Bind { name, cid, .. } => Changed::Server { name: name.clone(), head: Some(*cid) },
+                Op::SetEnabled { name, .. } | Op::Remove { name } => Changed::Server { name: name.clone(), head: None },
+                Op::PutServer(record) => Changed::Server { name: record.name.clone(), head: Some(record.cid) },
+                Op::PutBinding { name, .. } => Changed::Server { name: name.clone(), head: None },
+                Op::SetVariables(_) => Changed::Variables,
+                Op::SetSecret { name, .. } | Op::RemoveSecret { name } => Changed::Secret { name: name.clone() },
+                Op::SetConnection { server, .. } => Changed::Connection { server: server.clone() },
+                // A new event is run by the receiver that stored it (the queue would race it for the
+                // claim); a settled or rescheduled one moves the queue's next due time.
+                Op::EventOutcome { .. } | Op::PutEvent(_) => Changed::Events,
+                Op::SetFact { .. } | Op::PutOAuthState { .. } | Op::RecordEvent { .. } => {
+                    continue;
+                }
+            };
+            changed.retain(|seen| !same_thing(seen, &item));
+            changed.push(item);
+        }
+        if changed.len() > ITEMIZED {
+            return vec![Changed::Everything];
+        }
+        changed
+    }
+}
+
+/// Whether two reports are about the same thing (a server bound twice in one change is re-read once).
+fn same_thing(a: &Changed, b: &Changed) -> bool {
+    match (a, b) {
+        (Changed::Server { name: x, .. }, Changed::Server { name: y, .. }) => x == y,
+        _ => a == b,
+    }
 }
 
 pub trait Store: Send + Sync + 'static {
     fn blob(&self, cid: &Cid) -> Result<Option<Vec<u8>>>;
+    /// The blobs of `cids` that are stored, in one read where the backend can (a start against 10 000
+    /// servers must not wait for 10 000 round trips).
+    fn blobs(&self, cids: &[Cid]) -> Result<Vec<(Cid, Vec<u8>)>>;
     fn servers(&self) -> Result<Vec<ServerRecord>>;
     /// The bindings of `name`, oldest first.
     fn history(&self, name: &str) -> Result<Vec<Binding>>;
     /// Every binding of every name, oldest first: which CIDs an operator ever bound, and to what.
     fn bindings(&self) -> Result<Vec<(String, Binding)>>;
+    /// Everything the store holds but pending authorizations, for moving it to another store.
+    fn dump(&self) -> Result<copy::Dump>;
     fn fact(&self, key: &str) -> Result<Option<String>>;
     fn variables(&self) -> Result<BTreeMap<String, String>>;
     /// A sealed secret value.
@@ -275,10 +384,17 @@ pub trait Store: Send + Sync + 'static {
     fn claim_event(&self, cid: &Cid, due_by: Option<i64>, until: i64) -> Result<Option<u32>>;
     /// Applies every blob and operation of `change` atomically.
     fn commit(&self, change: &Change) -> Result<()>;
-    /// A counter that moves after changes are committed, by this process or any other. It says only
-    /// that something changed: a subscriber re-reads what it keeps. Bursts may be coalesced into one
-    /// step, and a change is seen within a fraction of a second.
-    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// What commits change, by this process or any other, reported after they are committed. A
+    /// subscriber that falls behind gets `Lagged` and re-reads everything; the channel closes when the
+    /// store is gone.
+    fn changes(&self) -> broadcast::Receiver<Changed>;
+    /// A server as the registry holds it now.
+    fn server(&self, name: &str) -> Result<Option<ServerRecord>>;
+    /// Waits for the lock named `key`, then holds it until the guard is dropped, against every other
+    /// process on this store: for work that must happen once across instances, such as renewing a
+    /// rotating refresh token. (A SQLite store serves one instance: its guard holds nothing, and the
+    /// process's own single-flight does the rest.)
+    fn lock(&self, key: &str) -> Result<Held>;
     /// Appends finished invocations' records, in one transaction.
     fn append_records(&self, records: &[InvocationRecord]) -> Result<()>;
     /// The newest `filter.limit` records that match `filter`, newest first.
@@ -289,4 +405,15 @@ pub trait Store: Send + Sync + 'static {
     /// Keeps at most the newest `keep` records and none from before `before` (Unix ms); returns how
     /// many were removed.
     fn prune_records(&self, keep: usize, before: i64) -> Result<u64>;
+}
+
+/// A lock of [`Store::lock`], released when dropped.
+pub struct Held {
+    _guard: Box<dyn Send>,
+}
+
+impl Held {
+    pub fn new(guard: impl Send + 'static) -> Held {
+        Held { _guard: Box::new(guard) }
+    }
 }

@@ -96,6 +96,55 @@ pub struct RecordFilter {
     pub limit: usize,
 }
 
+/// A value a [`RecordFilter`] compares a column with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bound {
+    Text(String),
+    /// Unix ms.
+    Time(i64),
+    Status(u16),
+}
+
+impl RecordFilter {
+    /// The SQL `WHERE` clause of this filter over the records' table (empty when it filters nothing),
+    /// with the `n`-th value it compares with written `placeholder(n)` (from 1), and those values in
+    /// order: one clause for every store.
+    pub fn clause(&self, placeholder: fn(usize) -> String) -> (String, Vec<Bound>) {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut values: Vec<Bound> = Vec::new();
+        // A condition, and the value it compares with, if any.
+        let mut add = |condition: &str, value: Option<Bound>| match value {
+            Some(value) => {
+                values.push(value);
+                conditions.push(format!("{condition} {}", placeholder(values.len())));
+            }
+            None => conditions.push(condition.to_owned()),
+        };
+        if let Some(server) = &self.server {
+            add("server =", Some(Bound::Text(server.clone())));
+        }
+        if let Some(via) = self.via {
+            add("via =", Some(Bound::Text(via.as_str().to_owned())));
+        }
+        match self.status {
+            Some(StatusFilter::Ok) => add("error_type IS NULL", None),
+            Some(StatusFilter::Error) => add("error_type IS NOT NULL", None),
+            Some(StatusFilter::Code(code)) => add("status =", Some(Bound::Status(code))),
+            None => {}
+        }
+        if let Some(since) = self.since {
+            add("time >=", Some(Bound::Time(since)));
+        }
+        if let Some(until) = self.until {
+            add("time <", Some(Bound::Time(until)));
+        }
+        match conditions.is_empty() {
+            true => (String::new(), values),
+            false => (format!(" WHERE {}", conditions.join(" AND ")), values),
+        }
+    }
+}
+
 /// How a record ended, as a query asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusFilter {

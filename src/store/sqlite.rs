@@ -1,21 +1,27 @@
 //! The embedded store: one SQLite file in WAL mode inside the data directory.
 //!
-//! Its change feed is a thread of its own, started by the first subscriber, that polls `PRAGMA
-//! data_version` on a connection of its own a few times a second. That number moves whenever another
-//! connection commits, which from this connection's point of view is every commit, this process's
-//! included. The thread ends once the store is gone.
+//! Its change feed tells this store's own commits as they are made, item by item. Another process's
+//! commits are found by a thread of its own, started by the first subscriber, that reads `PRAGMA
+//! data_version` on a connection of its own whenever the file system says the store's files were
+//! written (a commit writes the WAL), and once a second besides, for file systems that say nothing.
+//! That number moves whenever another connection commits (from its point of view every commit, this
+//! process's included) and says nothing of what changed, so it is told as [`Changed::Everything`]. The
+//! thread ends once the store is gone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tokio::sync::watch;
+use tokio::sync::broadcast;
 
+use super::copy::Dump;
 use super::sqlite_records::Records;
 use super::{
-    Binding, Change, EventStatus, InvocationRecord, Op, Origin, RecordFilter, ServerRecord, Store, Usage, WebhookEvent,
+    Binding, Change, Changed, EventStatus, Held, InvocationRecord, Op, Origin, RecordFilter, ServerRecord, Store,
+    Usage, WebhookEvent,
 };
 use crate::cid::Cid;
 use crate::error::{Error, Result};
@@ -88,14 +94,19 @@ UPDATE webhook_events SET status = 'pending' WHERE status = 'received';
 UPDATE webhook_events SET next_attempt_at = received_at WHERE status IN ('pending', 'failed');
 ";
 
-/// How often the change feed looks at the file.
-const POLL: Duration = Duration::from_millis(200);
+/// How often the change feed looks at the file when no file-system event woke it.
+const FALLBACK: Duration = Duration::from_secs(1);
+/// How long after a write the feed keeps looking for the commit it belongs to, and how often.
+const SETTLE: Duration = Duration::from_millis(250);
+const GLANCE: Duration = Duration::from_millis(2);
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The file, followed by the change feed; `None` for a store in memory, which no one else writes.
     path: Option<PathBuf>,
-    feed: OnceLock<Arc<watch::Sender<u64>>>,
+    feed: Arc<broadcast::Sender<Changed>>,
+    /// Set once the first subscriber started following the file.
+    followed: OnceLock<()>,
     /// Invocation records, in a file of their own (see `sqlite_records.rs`).
     records: Records,
 }
@@ -181,8 +192,18 @@ impl SqliteStore {
             conn.execute_batch(MIGRATE_FROM_1).map_err(db_error)?;
         }
         conn.execute_batch(SCHEMA).map_err(db_error)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), path: path.map(Path::to_owned), feed: OnceLock::new(), records })
+        // Written only when it changes: a write here would tell every follower of the file that
+        // something changed.
+        if version != SCHEMA_VERSION {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db_error)?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.map(Path::to_owned),
+            feed: Arc::new(super::feed()),
+            followed: OnceLock::new(),
+            records,
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -214,25 +235,69 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// Starts the thread that publishes a step on `feed` whenever the file's `data_version` moves, until
 /// the store is dropped. The first version is read before this returns, so no later commit is missed.
-fn follow_data_version(path: &Path, feed: Weak<watch::Sender<u64>>) -> Result<(), Box<dyn std::error::Error>> {
+fn follow_data_version(path: &Path, feed: Weak<broadcast::Sender<Changed>>) -> Result<(), Box<dyn std::error::Error>> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     let mut seen = data_version(&conn)?;
-    let poll = move || {
+    let (wake, woken) = std::sync::mpsc::channel();
+    let watcher = watch_files(path, wake)
+        .inspect_err(|e| tracing::warn!("{} is looked at once a second only: {e}", path.display()))
+        .ok();
+    let follow = move || {
+        let _watching = watcher;
         loop {
-            std::thread::sleep(POLL);
+            let woke = woken.recv_timeout(FALLBACK).is_ok();
             let Some(feed) = feed.upgrade() else { return };
-            match data_version(&conn) {
-                Ok(now) if now != seen => {
-                    seen = now;
-                    feed.send_modify(|step| *step += 1);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("cannot read the store's data_version: {e}"),
+            if moved(&conn, &mut seen, woke.then(|| (&woken, Instant::now() + SETTLE))) {
+                let _ = feed.send(Changed::Everything);
             }
         }
     };
-    std::thread::Builder::new().name("store-changes".into()).spawn(poll)?;
+    std::thread::Builder::new().name("store-changes".into()).spawn(follow)?;
     Ok(())
+}
+
+/// Whether `data_version` moved from `seen` (which it updates). After a write woke the feed, it keeps
+/// looking every [`GLANCE`] (sooner at the next write) until a deadline: a commit writes the WAL first
+/// and becomes visible only when it updates the shared memory, which the file system does not report.
+fn moved(conn: &Connection, seen: &mut i64, after_write: Option<(&Receiver<()>, Instant)>) -> bool {
+    loop {
+        match data_version(conn) {
+            Ok(now) if now != *seen => {
+                *seen = now;
+                return true;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("cannot read the store's data_version: {e}");
+                return false;
+            }
+        }
+        match after_write {
+            Some((woken, until)) if Instant::now() < until => drop(woken.recv_timeout(GLANCE)),
+            _ => return false,
+        }
+    }
+}
+
+/// Sends on `wake` whenever the store file at `path`, its WAL or its shared memory is written. Opening
+/// and reading (`Access` events) do not count: the feed's own reads would wake it again.
+fn watch_files(path: &Path, wake: std::sync::mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let name = path.file_name().unwrap_or_default().to_os_string();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let ours = |file: &PathBuf| {
+            file.file_name().is_some_and(|f| f.as_encoded_bytes().starts_with(name.as_encoded_bytes()))
+        };
+        if let Ok(event) = event
+            && !matches!(event.kind, EventKind::Access(_))
+            && event.paths.iter().any(ours)
+        {
+            let _ = wake.send(());
+        }
+    })?;
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
 }
 
 fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
@@ -283,7 +348,40 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op, at: i64) -> rusqlite::Resul
             )?;
         }
         Op::SetFact { key, value } => upsert(tx, ("facts", "key", "value"), key, value)?,
+        Op::PutServer(record) => {
+            tx.execute(
+                "INSERT INTO servers (name, cid, enabled) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET cid = excluded.cid, enabled = excluded.enabled",
+                params![record.name, &record.cid.digest()[..], record.enabled],
+            )?;
+        }
+        Op::PutBinding { name, binding } => {
+            tx.execute(
+                "INSERT INTO history (name, cid, origin, at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, &binding.cid.digest()[..], binding.origin.to_string(), binding.at],
+            )?;
+        }
+        Op::PutEvent(event) => put_event(tx, event)?,
     }
+    Ok(())
+}
+
+/// Records an event as another store held it.
+fn put_event(tx: &rusqlite::Transaction<'_>, event: &WebhookEvent) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!("INSERT INTO webhook_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+        params![
+            &event.cid.digest()[..],
+            event.server,
+            event.delivery_id,
+            &event.body_cid.digest()[..],
+            event.received_at,
+            event.status.as_str(),
+            event.outcome.as_ref().map(|o| o.to_string()),
+            event.attempts,
+            event.next_attempt_at
+        ],
+    )?;
     Ok(())
 }
 
@@ -337,7 +435,9 @@ fn set_variables(tx: &rusqlite::Transaction<'_>, variables: &BTreeMap<String, St
 /// Records a received webhook event: refused, like a repeated delivery id, when `same_body_since` is
 /// given and the server has an event with the same body received since then.
 fn record_event(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()> {
-    let Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since } = op else {
+    let Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since, claimed_until } =
+        op
+    else {
         return Ok(());
     };
     let body = &body_cid.digest()[..];
@@ -351,11 +451,11 @@ fn record_event(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<()>
             ));
         }
     }
-    let due = (*status == EventStatus::Pending).then_some(received_at);
+    let (attempts, due) = status.on_receipt(*received_at, *claimed_until);
     tx.execute(
-        "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![&cid.digest()[..], server, delivery_id, body, received_at, status.as_str(), due],
+        "INSERT INTO webhook_events (cid, server, delivery_id, body_cid, received_at, status, attempts, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![&cid.digest()[..], server, delivery_id, body, received_at, status.as_str(), attempts, due],
     )?;
     Ok(())
 }
@@ -405,6 +505,25 @@ impl Store for SqliteStore {
     fn bindings(&self) -> Result<Vec<(String, Binding)>> {
         self.rows("SELECT cid, at, origin, name FROM history ORDER BY id", [], |row| {
             Ok((row.get(3)?, binding_from_row(row)?))
+        })
+    }
+
+    fn dump(&self) -> Result<Dump> {
+        Ok(Dump {
+            blobs: self
+                .rows("SELECT cid, bytes FROM blobs", [], |row| Ok((cid_from_row(row.get(0)?)?, row.get(1)?)))?,
+            servers: self.servers()?,
+            history: self.bindings()?,
+            facts: self.rows("SELECT key, value FROM facts", [], |row| Ok((row.get(0)?, row.get(1)?)))?,
+            variables: self.variables()?,
+            secrets: self.sealed_secrets()?,
+            connections: self
+                .rows("SELECT server, sealed FROM oauth_connections", [], |row| Ok((row.get(0)?, row.get(1)?)))?,
+            events: self.rows(
+                &format!("SELECT {EVENT_COLUMNS} FROM webhook_events ORDER BY rowid"),
+                [],
+                event_from_row,
+            )?,
         })
     }
 
@@ -490,20 +609,39 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db_error)?;
         apply(&tx, change).map_err(db_error)?;
-        tx.commit().map_err(db_error)
+        tx.commit().map_err(db_error)?;
+        for changed in change.changed() {
+            let _ = self.feed.send(changed);
+        }
+        Ok(())
     }
 
-    fn changes(&self) -> watch::Receiver<u64> {
-        let feed = self.feed.get_or_init(|| {
-            let feed = Arc::new(watch::channel(0).0);
+    fn changes(&self) -> broadcast::Receiver<Changed> {
+        let subscribed = self.feed.subscribe();
+        self.followed.get_or_init(|| {
             if let Some(path) = &self.path
-                && let Err(e) = follow_data_version(path, Arc::downgrade(&feed))
+                && let Err(e) = follow_data_version(path, Arc::downgrade(&self.feed))
             {
                 tracing::error!("changes to {} will not be followed: {e}", path.display());
             }
-            feed
         });
-        feed.subscribe()
+        subscribed
+    }
+
+    fn blobs(&self, cids: &[Cid]) -> Result<Vec<(Cid, Vec<u8>)>> {
+        // Reads from a local file cost no round trip: one at a time is as good.
+        let found = cids.iter().map(|cid| Ok(self.blob(cid)?.map(|bytes| (*cid, bytes))));
+        found.filter_map(Result::transpose).collect()
+    }
+
+    fn lock(&self, _key: &str) -> Result<Held> {
+        Ok(Held::new(()))
+    }
+
+    fn server(&self, name: &str) -> Result<Option<ServerRecord>> {
+        self.row("SELECT name, cid, enabled FROM servers WHERE name = ?1", [name], |row| {
+            Ok(ServerRecord { name: row.get(0)?, cid: cid_from_row(row.get(1)?)?, enabled: row.get(2)? })
+        })
     }
 
     fn append_records(&self, records: &[InvocationRecord]) -> Result<()> {
@@ -526,7 +664,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EventStatus, Origin};
+    use crate::store::Origin;
 
     fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -552,87 +690,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn blobs_are_kept_by_cid() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let cid = change.blob(b"hello".to_vec());
-        store.commit(&change).unwrap();
-        assert_eq!(cid, Cid::of(b"hello"));
-        assert_eq!(store.blob(&cid).unwrap().as_deref(), Some(&b"hello"[..]));
-        assert_eq!(store.blob(&Cid::of(b"absent")).unwrap(), None);
-    }
-
-    #[test]
-    fn binding_records_history_and_keeps_the_enabled_flag() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let v1 = change.blob(b"v1".to_vec());
-        change.op(Op::Bind { name: "demo".into(), cid: v1, origin: Origin::Boot, enabled: Some(false) });
-        store.commit(&change).unwrap();
-
-        let mut change = Change::default();
-        let v2 = change.blob(b"v2".to_vec());
-        change.op(Op::Bind { name: "demo".into(), cid: v2, origin: Origin::Api, enabled: None });
-        store.commit(&change).unwrap();
-
-        assert_eq!(store.servers().unwrap(), vec![ServerRecord { name: "demo".into(), cid: v2, enabled: false }]);
-        let history: Vec<_> = store.history("demo").unwrap().into_iter().map(|b| (b.cid, b.origin)).collect();
-        assert_eq!(history, vec![(v1, Origin::Boot), (v2, Origin::Api)]);
-    }
-
-    #[test]
-    fn a_failing_change_leaves_nothing_behind() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let kept = change.blob(b"kept".to_vec());
-        change.op(Op::Bind { name: "demo".into(), cid: kept, origin: Origin::Boot, enabled: None });
-        // Binding to a CID whose blob is not stored violates the foreign key: the whole change fails.
-        change.op(Op::Bind { name: "other".into(), cid: Cid::of(b"missing"), origin: Origin::Boot, enabled: None });
-        assert!(store.commit(&change).is_err());
-        assert!(store.servers().unwrap().is_empty());
-        assert_eq!(store.blob(&kept).unwrap(), None);
-    }
-
-    #[test]
-    fn removing_a_server_keeps_its_history() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let cid = change.blob(b"v1".to_vec());
-        change.op(Op::Bind { name: "demo".into(), cid, origin: Origin::Boot, enabled: None });
-        change.op(Op::Remove { name: "demo".into() });
-        store.commit(&change).unwrap();
-        assert!(store.servers().unwrap().is_empty());
-        assert_eq!(store.history("demo").unwrap().len(), 1);
-    }
-
-    #[test]
-    fn variables_are_replaced_as_a_whole() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        change.op(Op::SetVariables(BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())])));
-        store.commit(&change).unwrap();
-        let mut change = Change::default();
-        change.op(Op::SetVariables(BTreeMap::from([("B".into(), "3".into())])));
-        store.commit(&change).unwrap();
-        assert_eq!(store.variables().unwrap(), BTreeMap::from([("B".into(), "3".into())]));
-    }
-
-    #[test]
-    fn secrets_are_kept_sealed_and_listed_by_name() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        change.op(Op::SetSecret { name: "B".into(), sealed: vec![2] });
-        change.op(Op::SetSecret { name: "A".into(), sealed: vec![1] });
-        store.commit(&change).unwrap();
-        assert_eq!(store.secret_names().unwrap(), vec!["A".to_string(), "B".into()]);
-        assert_eq!(store.secret("A").unwrap(), Some(vec![1]));
-        let mut change = Change::default();
-        change.op(Op::RemoveSecret { name: "A".into() });
-        store.commit(&change).unwrap();
-        assert_eq!(store.secret("A").unwrap(), None);
-    }
-
     #[tokio::test]
     async fn a_commit_from_another_connection_moves_the_change_feed() {
         let (dir, store) = open();
@@ -643,147 +700,26 @@ mod tests {
         other.commit(&change).unwrap();
         // Bounded only so that a broken feed fails instead of hanging.
         let limit = Duration::from_secs(60);
-        tokio::time::timeout(limit, changes.changed()).await.unwrap().unwrap();
+        let told = tokio::time::timeout(limit, changes.recv()).await.unwrap().unwrap();
+        assert_eq!(told, Changed::Everything, "another process's commit says nothing of what it changed");
         assert_eq!(store.fact("k").unwrap().as_deref(), Some("1"));
         // The feed closes when its store is dropped.
         drop(store);
-        assert!(tokio::time::timeout(limit, changes.changed()).await.unwrap().is_err());
+        assert!(tokio::time::timeout(limit, changes.recv()).await.unwrap().is_err());
     }
 
-    #[test]
-    fn oauth_states_are_taken_once_by_their_server_and_only_before_they_expire() {
+    #[tokio::test]
+    async fn its_own_commits_are_told_item_by_item_at_once() {
         let (_dir, store) = open();
+        let mut changes = store.changes();
         let mut change = Change::default();
-        let later = now_millis() + 60_000;
-        change.op(Op::PutOAuthState { key: "k".into(), server: "box".into(), sealed: vec![1], expires: later });
-        change.op(Op::PutOAuthState { key: "old".into(), server: "box".into(), sealed: vec![2], expires: 1 });
+        let cid = change.blob(b"v1".to_vec());
+        change.op(Op::Bind { name: "demo".into(), cid, origin: Origin::Api, enabled: None });
+        change.op(Op::SetSecret { name: "KEY".into(), sealed: vec![1] });
+        change.op(Op::SetFact { key: "k".into(), value: "1".into() });
         store.commit(&change).unwrap();
-        assert_eq!(store.take_oauth_state("old", "box").unwrap(), None);
-        assert_eq!(store.take_oauth_state("k", "other").unwrap(), None, "another server's callback");
-        assert_eq!(store.take_oauth_state("k", "box").unwrap(), Some(vec![1]), "not used up by the wrong one");
-        assert_eq!(store.take_oauth_state("k", "box").unwrap(), None);
-    }
-
-    /// Adds an event with `body` received at `at` to `change`; with `since`, refused if the same body
-    /// arrived at or after it.
-    fn event(change: &mut Change, (server, delivery_id): (&str, &str), body: &str, at: i64, since: Option<i64>) -> Cid {
-        let body_cid = change.blob(body.as_bytes().to_vec());
-        let cid = change.blob(format!("receipt of {server} {delivery_id}").into_bytes());
-        change.op(Op::RecordEvent {
-            cid,
-            server: server.into(),
-            delivery_id: delivery_id.into(),
-            body_cid,
-            received_at: at,
-            status: EventStatus::Pending,
-            same_body_since: since,
-        });
-        cid
-    }
-
-    fn record_event(change: &mut Change, server: &str, delivery_id: &str) -> Cid {
-        event(change, (server, delivery_id), &format!("body of {delivery_id}"), 1, None)
-    }
-
-    fn event_with_body(server: &str, delivery_id: &str, body: &str, at: i64, since: i64) -> Change {
-        let mut change = Change::default();
-        event(&mut change, (server, delivery_id), body, at, Some(since));
-        change
-    }
-
-    #[test]
-    fn a_body_seen_within_the_window_refuses_the_event_whatever_its_id() {
-        let (_dir, store) = open();
-        store.commit(&event_with_body("hook", "a", "{}", 1_000, 0)).unwrap();
-        assert!(store.commit(&event_with_body("hook", "b", "{}", 2_000, 1_000)).is_err(), "within the window");
-        assert!(store.event_by_delivery("hook", "b").unwrap().is_none(), "nothing of it kept");
-        store.commit(&event_with_body("other", "b", "{}", 2_000, 1_000)).unwrap();
-        store.commit(&event_with_body("hook", "c", "{\"n\":2}", 2_000, 1_000)).unwrap();
-        store.commit(&event_with_body("hook", "d", "{}", 9_000, 1_001)).unwrap();
-        let body = Cid::of(b"{}");
-        assert_eq!(store.event_by_body("hook", &body, 0).unwrap().unwrap().delivery_id, "a");
-        assert_eq!(store.event_by_body("hook", &body, 1_001).unwrap().unwrap().delivery_id, "d");
-        assert_eq!(store.event_by_body("hook", &body, 9_001).unwrap(), None);
-    }
-
-    #[test]
-    fn events_are_unique_per_server_and_delivery_id() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let first = record_event(&mut change, "hook", "evt_1");
-        let other_server = record_event(&mut change, "other", "evt_1");
-        store.commit(&change).unwrap();
-
-        // The same delivery again fails the whole change: nothing of it is kept.
-        let mut change = Change::default();
-        let kept_out = record_event(&mut change, "hook", "evt_2");
-        record_event(&mut change, "hook", "evt_1");
-        assert!(store.commit(&change).is_err());
-        assert_eq!(store.event("hook", &kept_out).unwrap(), None);
-
-        let found = store.event_by_delivery("hook", "evt_1").unwrap().unwrap();
-        assert_eq!((found.cid, found.status, found.attempts), (first, EventStatus::Pending, 0));
-        assert_eq!(store.event("other", &other_server).unwrap().unwrap().server, "other");
-        assert_eq!(store.event("hook", &other_server).unwrap(), None);
-    }
-
-    fn outcome(store: &SqliteStore, cid: Cid, status: EventStatus, next_attempt_at: Option<i64>) {
-        let mut change = Change::default();
-        let outcome = Some(serde_json::json!({"type": "script_error", "message": status.as_str()}));
-        change.op(Op::EventOutcome { cid, status, outcome, next_attempt_at });
-        store.commit(&change).unwrap();
-    }
-
-    #[test]
-    fn waiting_events_are_claimed_once_per_attempt_and_leave_the_queue_when_settled() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let older = record_event(&mut change, "hook", "a");
-        let newer = record_event(&mut change, "other", "b");
-        store.commit(&change).unwrap();
-        assert_eq!(store.next_event_due().unwrap(), Some(1), "due when received");
-        let due: Vec<Cid> = store.due_events(1, 10).unwrap().iter().map(|e| e.cid).collect();
-        assert_eq!(due, vec![older, newer]);
-
-        // A claim counts the attempt and holds the event until the lease ends; a second claim loses.
-        assert_eq!(store.claim_event(&older, Some(5), 100).unwrap(), Some(1));
-        assert_eq!(store.claim_event(&older, Some(5), 100).unwrap(), None);
-        assert_eq!(store.due_events(99, 10).unwrap().iter().map(|e| e.cid).collect::<Vec<_>>(), vec![newer]);
-        // A lease that ran out (its process stopped) makes the event due again.
-        assert_eq!(store.due_events(100, 10).unwrap().iter().map(|e| e.cid).collect::<Vec<_>>(), vec![newer, older]);
-
-        outcome(&store, older, EventStatus::Failed, Some(500));
-        assert_eq!(store.claim_event(&older, Some(499), 1_000).unwrap(), None, "not due yet");
-        assert_eq!(store.claim_event(&older, Some(500), 1_000).unwrap(), Some(2));
-        outcome(&store, older, EventStatus::Dead, None);
-        assert_eq!(store.claim_event(&older, Some(i64::MAX), 1_000).unwrap(), None, "a dead event waits for no one");
-        assert_eq!(store.claim_event(&older, None, 1_000).unwrap(), Some(3), "a replay takes any event");
-        outcome(&store, older, EventStatus::Handled, None);
-        outcome(&store, newer, EventStatus::Handled, None);
-        assert_eq!(store.next_event_due().unwrap(), None);
-        assert!(store.due_events(i64::MAX, 10).unwrap().is_empty());
-        let handled = store.event("hook", &older).unwrap().unwrap();
-        assert_eq!((handled.status, handled.attempts, handled.next_attempt_at), (EventStatus::Handled, 3, None));
-    }
-
-    #[test]
-    fn events_list_newest_first_and_filter_by_status() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        let older = record_event(&mut change, "hook", "a");
-        let newer = record_event(&mut change, "hook", "b");
-        record_event(&mut change, "other", "c");
-        store.commit(&change).unwrap();
-        outcome(&store, older, EventStatus::Dead, None);
-
-        let all: Vec<Cid> = store.events("hook", None, 10).unwrap().iter().map(|e| e.cid).collect();
-        assert_eq!(all, vec![newer, older]);
-        assert_eq!(store.events("hook", None, 1).unwrap().len(), 1);
-        let dead = store.events("hook", Some(EventStatus::Dead), 10).unwrap();
-        assert_eq!(dead.iter().map(|e| e.cid).collect::<Vec<_>>(), vec![older]);
-        assert_eq!(dead[0].outcome.as_ref().unwrap()["message"], "dead");
-        assert_eq!(store.events("hook", Some(EventStatus::Pending), 10).unwrap()[0].cid, newer);
-        assert!(store.events("hook", Some(EventStatus::Handled), 10).unwrap().is_empty());
+        assert_eq!(changes.try_recv().unwrap(), Changed::Server { name: "demo".into(), head: Some(cid) });
+        assert_eq!(changes.try_recv().unwrap(), Changed::Secret { name: "KEY".into() });
     }
 
     #[test]
@@ -814,16 +750,5 @@ mod tests {
             statuses,
             vec![(EventStatus::Handled, None), (EventStatus::Failed, Some(8)), (EventStatus::Pending, Some(7))]
         );
-    }
-
-    #[test]
-    fn facts_are_upserted() {
-        let (_dir, store) = open();
-        let mut change = Change::default();
-        change.op(Op::SetFact { key: "k".into(), value: "1".into() });
-        change.op(Op::SetFact { key: "k".into(), value: "2".into() });
-        store.commit(&change).unwrap();
-        assert_eq!(store.fact("k").unwrap().as_deref(), Some("2"));
-        assert_eq!(store.fact("absent").unwrap(), None);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params, params_from_iter};
 
-use super::records::{InvocationRecord, RecordFilter, StatusFilter, Usage};
+use super::records::{Bound, InvocationRecord, RecordFilter, Usage};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
@@ -161,39 +161,13 @@ impl Records {
 /// The `WHERE` clause of a filter (empty when it filters nothing) and its values, in order.
 fn conditions(filter: &RecordFilter) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value;
-    let mut conditions: Vec<String> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
-    let mut add = |condition: &str, value: Option<Value>| {
-        match value {
-            Some(value) => {
-                values.push(value);
-                conditions.push(condition.replace('?', &format!("?{}", values.len())));
-            }
-            None => conditions.push(condition.to_owned()),
-        };
-    };
-    if let Some(server) = &filter.server {
-        add("server = ?", Some(Value::Text(server.clone())));
-    }
-    if let Some(via) = filter.via {
-        add("via = ?", Some(Value::Text(via.as_str().to_owned())));
-    }
-    match filter.status {
-        Some(StatusFilter::Ok) => add("error_type IS NULL", None),
-        Some(StatusFilter::Error) => add("error_type IS NOT NULL", None),
-        Some(StatusFilter::Code(code)) => add("status = ?", Some(Value::Integer(code.into()))),
-        None => {}
-    }
-    if let Some(since) = filter.since {
-        add("time >= ?", Some(Value::Integer(since)));
-    }
-    if let Some(until) = filter.until {
-        add("time < ?", Some(Value::Integer(until)));
-    }
-    match conditions.is_empty() {
-        true => (String::new(), values),
-        false => (format!(" WHERE {}", conditions.join(" AND ")), values),
-    }
+    let (clause, bounds) = filter.clause(|n| format!("?{n}"));
+    let values = bounds.into_iter().map(|bound| match bound {
+        Bound::Text(text) => Value::Text(text),
+        Bound::Time(time) => Value::Integer(time),
+        Bound::Status(code) => Value::Integer(code.into()),
+    });
+    (clause, values.collect())
 }
 
 fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InvocationRecord> {
@@ -227,82 +201,4 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InvocationRecord
         cost: row.get(14)?,
         currency: row.get(15)?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::records::Via;
-
-    fn record(time: i64, server: &str, error: Option<&str>, cost: f64) -> InvocationRecord {
-        InvocationRecord {
-            time,
-            server: Some(server.into()),
-            operation: Some("op".into()),
-            cid: Some(Cid::of(b"script")),
-            via: Via::Http,
-            input_cid: None,
-            output_cid: Some(Cid::of(b"out")),
-            status: match error {
-                Some("timeout") => 504,
-                Some(_) => 502,
-                None => 200,
-            },
-            error_type: error.map(str::to_owned),
-            duration_ms: 1.5,
-            upstream_calls: 1,
-            upstream_bytes: 10,
-            request_id: format!("r{time}"),
-            trace_id: "t".into(),
-            cost,
-            currency: Some("USD".into()),
-        }
-    }
-
-    #[test]
-    fn records_come_back_newest_first_filtered_and_summed() {
-        let records = Records::in_memory().unwrap();
-        records
-            .append(&[
-                record(1, "a", None, 0.5),
-                record(2, "b", Some("upstream"), 0.0),
-                record(3, "a", Some("timeout"), 0.25),
-            ])
-            .unwrap();
-        let all = records.query(&RecordFilter { limit: 10, ..Default::default() }).unwrap();
-        assert_eq!(all.iter().map(|r| r.time).collect::<Vec<_>>(), [3, 2, 1]);
-        assert_eq!(all[2], record(1, "a", None, 0.5));
-        let a_errors = RecordFilter {
-            server: Some("a".into()),
-            status: Some(StatusFilter::Error),
-            limit: 10,
-            ..Default::default()
-        };
-        assert_eq!(records.query(&a_errors).unwrap().iter().map(|r| r.time).collect::<Vec<_>>(), [3]);
-        let since =
-            RecordFilter { since: Some(2), status: Some(StatusFilter::Code(502)), limit: 10, ..Default::default() };
-        assert_eq!(records.query(&since).unwrap().len(), 1);
-        let usage = records.usage(&RecordFilter { server: Some("a".into()), ..Default::default() }).unwrap();
-        assert_eq!(
-            usage,
-            [Usage {
-                server: "a".into(),
-                operation: Some("op".into()),
-                calls: 2,
-                errors: 1,
-                cost: 0.75,
-                currency: Some("USD".into())
-            }]
-        );
-    }
-
-    #[test]
-    fn pruning_keeps_the_newest_and_drops_the_old() {
-        let records = Records::in_memory().unwrap();
-        records.append(&(1..=10).map(|t| record(t, "a", None, 0.0)).collect::<Vec<_>>()).unwrap();
-        assert_eq!(records.prune(6, 0).unwrap(), 4);
-        assert_eq!(records.prune(100, 8).unwrap(), 3);
-        let left = records.query(&RecordFilter { limit: 100, ..Default::default() }).unwrap();
-        assert_eq!(left.iter().map(|r| r.time).collect::<Vec<_>>(), [10, 9, 8]);
-    }
 }

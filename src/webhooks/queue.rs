@@ -13,13 +13,15 @@
 //! that server's: events handed to another server run there, with its secrets and in its sandbox.
 //!
 //! The receiver makes the first attempt at once, so that the handler's answer can still be the
-//! provider's response (Slack's challenge, Twilio's TwiML); the [`worker`] of `serve` makes the rest,
+//! provider's response (Slack's challenge, Twilio's TwiML): it stores the event claimed by itself, so
+//! that no worker woken by that very commit takes it first. The [`worker`] of `serve` makes the rest,
 //! and resumes on start whatever a stopped process left waiting.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio::sync::broadcast::error::RecvError;
 
 use super::event::Receipt;
 use crate::cid::Cid;
@@ -68,9 +70,14 @@ impl Runtime {
         Some(self.run_claimed(server, cid, number, trace.unwrap_or_default()).await)
     }
 
-    async fn claim_event(self: &Arc<Self>, server: &str, cid: Cid, due_by: Option<i64>) -> Option<u32> {
+    /// Until when (Unix ms) an event claimed now stays taken: past the longest run there can be.
+    pub(crate) fn lease_from_now(&self) -> i64 {
         let lease = self.settings.limits.max_timeout + LEASE_MARGIN;
-        let until = now_millis().saturating_add(lease.as_millis() as i64);
+        now_millis().saturating_add(lease.as_millis() as i64)
+    }
+
+    async fn claim_event(self: &Arc<Self>, server: &str, cid: Cid, due_by: Option<i64>) -> Option<u32> {
+        let until = self.lease_from_now();
         match self.blocking(move |rt| rt.store.claim_event(&cid, due_by, until)).await {
             Ok(number) => number,
             Err(error) => {
@@ -89,7 +96,7 @@ impl Runtime {
     /// Runs the handler for attempt `number` of a claimed event and settles the event by its outcome,
     /// which names the request id of the invocation that ran it (the link to its record). The handler
     /// is `fn webhook(event)` of the server, or of the one its events are handed to.
-    async fn run_claimed(self: &Arc<Self>, server: &str, cid: Cid, number: u32, trace: Trace) -> Attempt {
+    pub(crate) async fn run_claimed(self: &Arc<Self>, server: &str, cid: Cid, number: u32, trace: Trace) -> Attempt {
         let request_id = trace.request_id.clone();
         let invoked = match self.stored_event(cid).await {
             Ok(event) => {
@@ -164,7 +171,7 @@ pub async fn worker(runtime: Arc<Runtime>) {
         let wait = wait.clamp(BREATH, IDLE);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            changed = changes.changed() => if changed.is_err() { tokio::time::sleep(wait).await },
+            changed = changes.recv() => if matches!(changed, Err(RecvError::Closed)) { tokio::time::sleep(wait).await },
         }
     }
 }

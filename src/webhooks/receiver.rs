@@ -37,7 +37,6 @@ pub struct Received {
 enum Stored {
     New {
         cid: Cid,
-        received_at: i64,
         body: bytes::Bytes,
     },
     /// The event stored earlier under the same delivery id, and this delivery's body.
@@ -81,22 +80,21 @@ impl Runtime {
             event,
             duplicate,
         };
-        let (cid, received_at, body) = match self.store_delivery(name, &spec, handled, incoming).await {
+        let (cid, body) = match self.store_delivery(name, &spec, handled, incoming).await {
             Err(error) => return answer(Err(error), None, false),
             Ok(Stored::Duplicate(event, body)) => {
                 return answer(Ok(default_answer(spec.scheme, event.cid, &body, true)), Some(event.cid), true);
             }
-            Ok(Stored::New { cid, received_at, body }) => (cid, received_at, body),
+            Ok(Stored::New { cid, body }) => (cid, body),
         };
         if !handled {
             return answer(Ok(default_answer(spec.scheme, cid, &body, false)), Some(cid), false);
         }
-        match self.attempt_event(name, cid, Some(received_at), Some(trace)).await {
-            Some(Attempt { invoked, .. }) if invoked.result.is_ok() => {
+        match self.run_claimed(name, cid, 1, trace).await {
+            Attempt { invoked, .. } if invoked.result.is_ok() => {
                 Received { invoked, event: Some(cid), duplicate: false }
             }
-            Some(Attempt { status, .. }) => answer(Ok(queued(cid, status)), Some(cid), false),
-            None => answer(Ok(queued(cid, EventStatus::Pending)), Some(cid), false),
+            Attempt { status, .. } => answer(Ok(queued(cid, status)), Some(cid), false),
         }
     }
 
@@ -139,9 +137,11 @@ impl Runtime {
                 received_at: receipt.received_at,
                 status: if handled { EventStatus::Pending } else { EventStatus::Stored },
                 same_body_since,
+                // Its first attempt is this receiver's, made as soon as it is stored.
+                claimed_until: handled.then(|| rt.lease_from_now()),
             });
             match rt.store.commit(&change) {
-                Ok(()) => Ok(Stored::New { cid, received_at: receipt.received_at, body: incoming.body }),
+                Ok(()) => Ok(Stored::New { cid, body: incoming.body }),
                 // The same delivery, stored meanwhile by a concurrent request, is a duplicate after all.
                 Err(error) => match stored_before(rt, &receipt, same_body_since) {
                     Ok(Some(event)) => Ok(Stored::Duplicate(event, incoming.body)),
