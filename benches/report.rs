@@ -1,7 +1,8 @@
 //! The benchmark report: every figure of the performance targets, each measured side by side with its
 //! baseline in the same run, against 127.0.0.1 only. Prints a table and writes `target/bench-summary.json`.
 //!
-//! Run it with `bench/run` (which installs wrk when missing) or `cargo bench --bench report`.
+//! Run it with `bench/run` (which installs wrk when missing) or `cargo bench --bench report`;
+//! `SWITCHBOARD_BENCH_BIN=PATH` measures another build of the binary with the same report.
 //! Servers are pinned to one core and the load generator (wrk) to the other, as on a 2-core machine;
 //! throughput figures are medians of interleaved rounds, so a noisy neighbour hits both sides alike.
 //!
@@ -24,7 +25,11 @@ mod instances;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const SWITCHBOARD: &str = env!("CARGO_BIN_EXE_switchboard");
+/// The binary measured: this build's, or the one `SWITCHBOARD_BENCH_BIN` names (an earlier build, to
+/// compare before and after a change with the same report).
+fn switchboard_bin() -> String {
+    std::env::var("SWITCHBOARD_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchboard").to_owned())
+}
 const ROUNDS: usize = 3;
 const SECONDS: u32 = 5;
 const CONNECTIONS: u32 = 32;
@@ -170,7 +175,7 @@ fn switchboard_pinned(data: &Path, boot: Option<&Path>, env: &[(&str, &str)], ex
         args.extend(["--boot", boot.to_str().unwrap()]);
     }
     args.extend_from_slice(extra);
-    start(SWITCHBOARD, &args, env, format!("http://{listen}"), pin)
+    start(&switchboard_bin(), &args, env, format!("http://{listen}"), pin)
 }
 
 fn own(flag: &str, extra: &[&str]) -> Process {
@@ -220,6 +225,8 @@ struct Load {
     /// Over the rounds a median was taken of: the lowest and highest throughput.
     rps_low: f64,
     rps_high: f64,
+    /// Responses that were not 2xx.
+    failed: f64,
 }
 
 fn wrk_duration(text: &str) -> f64 {
@@ -265,7 +272,6 @@ fn wrk(url: &str, lua: Option<&Path>, pid: u32, shape: Shape) -> Load {
     let output = command.arg(url).output().expect("wrk runs (bench/run installs it)");
     let cpu = cpu_seconds(pid) - before;
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(!text.contains("Non-2xx"), "wrk saw errors from {url}:\n{text}");
     let mut load = Load::default();
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -274,6 +280,7 @@ fn wrk(url: &str, lua: Option<&Path>, pid: u32, shape: Shape) -> Load {
             ["50%", latency] => load.p50_ms = wrk_duration(latency),
             ["99%", latency] => load.p99_ms = wrk_duration(latency),
             [requests, "requests", "in", ..] => load.requests = requests.parse().unwrap(),
+            ["Non-2xx", "or", "3xx", "responses:", count] => load.failed = count.parse().unwrap(),
             ["Socket", "errors:", rest @ ..] => {
                 load.socket_errors = rest.iter().filter_map(|w| w.trim_end_matches(',').parse::<f64>().ok()).sum()
             }
@@ -317,6 +324,9 @@ fn interleaved(
         base.push(wrk(base_url, lua, baseline.child.id(), shape));
         ours.push(wrk(our_url, lua, switchboard.child.id(), shape));
     }
+    for (url, loads) in [(base_url, &base), (our_url, &ours)] {
+        assert!(loads.iter().all(|l| l.failed == 0.0), "wrk saw error responses from {url}");
+    }
     let pick = |loads: &[Load]| Load {
         rps: median(loads.iter().map(|l| l.rps).collect()),
         p50_ms: median(loads.iter().map(|l| l.p50_ms).collect()),
@@ -326,6 +336,7 @@ fn interleaved(
         socket_errors: loads.iter().map(|l| l.socket_errors).sum(),
         rps_low: loads.iter().map(|l| l.rps).fold(f64::INFINITY, f64::min),
         rps_high: loads.iter().map(|l| l.rps).fold(0.0, f64::max),
+        failed: loads.iter().map(|l| l.failed).sum(),
     };
     (pick(&base), pick(&ours))
 }
@@ -537,18 +548,7 @@ fn gateway(dir: &Path, report: &mut Value) {
         SMALL,
         ROUNDS,
     );
-    let slow_shape = Shape { connections: 2000, seconds: 10, pin: Pin::Cores };
-    let (mut slow_proxy, mut slow_ours) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        let url = format!("{}/ok?ms=1000", proxy.base);
-        slow_proxy.push(sampled(proxy.child.id(), || wrk(&url, None, proxy.child.id(), slow_shape)));
-        let url = format!("{}/gateway/ok?ms=1000", ours.base);
-        slow_ours.push(sampled(ours.child.id(), || wrk(&url, None, ours.child.id(), slow_shape)));
-    }
-    let best = |runs: &[(Load, f64, f64)]| {
-        let run = runs.iter().max_by(|a, b| a.0.rps.total_cmp(&b.0.rps)).unwrap();
-        load_json(&run.0, run.1, runs.iter().map(|r| r.2).fold(0.0, f64::max))
-    };
+    let waiting: Vec<Value> = [2000, 10_000].into_iter().map(|clients| waiting_clients(&proxy, &ours, clients)).collect();
     let client = reqwest::blocking::Client::new();
     sequential(&client, &format!("{}/fanout/sequential", ours.base), 2);
     let one_by_one = median(sequential(&client, &format!("{}/fanout/sequential", ours.base), 20));
@@ -556,14 +556,74 @@ fn gateway(dir: &Path, report: &mut Value) {
     *report = json!({
         "fast": { "proxy": load_json(&fast.0, 0.0, 0.0), "switchboard": load_json(&fast.1, 0.0, 0.0),
                   "throughput_ratio": fast.1.rps / fast.0.rps },
-        "slow": { "proxy": best(&slow_proxy), "switchboard": best(&slow_ours),
-                  "connections": slow_shape.connections },
+        "waiting": waiting,
         "fanout": { "sequential_ms": one_by_one, "parallel_ms": parallel, "upstream_delay_ms": 50 },
     });
-    report["slow"]["throughput_ratio"] = json!(
-        report["slow"]["switchboard"]["rps"].as_f64().unwrap_or(0.0)
-            / report["slow"]["proxy"]["rps"].as_f64().unwrap_or(f64::NAN)
-    );
+}
+
+/// `clients` connections to an upstream that answers after a second, through the plain proxy and
+/// through Switchboard in interleaved rounds: medians with their spread, each side's peak RSS and
+/// threads, and Switchboard's script stacks midway through each round.
+fn waiting_clients(proxy: &Process, ours: &Process, clients: u32) -> Value {
+    let shape = Shape { connections: clients, seconds: 10, pin: Pin::Cores };
+    let (mut plain, mut gateway, mut stacks) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let url = format!("{}/ok?ms=1000", proxy.base);
+        plain.push(sampled(proxy.child.id(), || wrk(&url, None, proxy.child.id(), shape)));
+        let url = format!("{}/gateway/ok?ms=1000", ours.base);
+        let pid = ours.child.id();
+        let midway = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(u64::from(shape.seconds) / 2));
+            fiber_stacks(pid)
+        });
+        gateway.push(sampled(pid, || wrk(&url, None, pid, shape)));
+        stacks.push(midway.join().unwrap());
+    }
+    let (plain, gateway) = (rounds_json(&plain), rounds_json(&gateway));
+    let ratio = |field: &str| gateway[field].as_f64().unwrap_or(f64::NAN) / plain[field].as_f64().unwrap_or(f64::NAN);
+    let (throughput_ratio, rss_ratio) = (ratio("rps"), ratio("rss_mib"));
+    let stacks = stacks.into_iter().max_by(|a, b| a["count"].as_f64().unwrap_or(0.0).total_cmp(&b["count"].as_f64().unwrap_or(0.0)));
+    json!({ "clients": clients, "proxy": plain, "switchboard": gateway, "throughput_ratio": throughput_ratio,
+            "rss_ratio": rss_ratio, "stacks": stacks })
+}
+
+/// The medians of rounds sampled with [`sampled`], with the spread of their throughput.
+fn rounds_json(runs: &[(Load, f64, f64)]) -> Value {
+    let of = |f: fn(&(Load, f64, f64)) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    let rps = of(|r| r.0.rps);
+    json!({
+        "rps": median(rps.clone()),
+        "rps_min": rps.iter().copied().fold(f64::INFINITY, f64::min),
+        "rps_max": rps.iter().copied().fold(0.0, f64::max),
+        "p50_ms": median(of(|r| r.0.p50_ms)),
+        "p99_ms": median(of(|r| r.0.p99_ms)),
+        "rss_mib": median(of(|r| r.2)),
+        "threads": of(|r| r.1).into_iter().fold(0.0, f64::max),
+        "socket_errors": of(|r| r.0.socket_errors).iter().sum::<f64>(),
+        "failed": of(|r| r.0.failed).iter().sum::<f64>(),
+        "requests": of(|r| r.0.requests).iter().sum::<f64>(),
+    })
+}
+
+/// The script stacks of a Switchboard process now, from /proc/PID/smaps: the read-write mappings of
+/// exactly one stack's size, their count, and the memory their touched pages hold (in KiB, the most
+/// any one holds: its high-water mark).
+fn fiber_stacks(pid: u32) -> Value {
+    const STACK_KIB: u64 = 4 << 10;
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let (mut count, mut total, mut most, mut size) = (0_u64, 0_u64, 0_u64, 0_u64);
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next().and_then(|v| v.parse::<u64>().ok())) {
+            (Some("Size:"), Some(kib)) => size = kib,
+            (Some("Rss:"), Some(kib)) if size == STACK_KIB => {
+                (count, total, most) = (count + 1, total + kib, most.max(kib));
+            }
+            _ => {}
+        }
+    }
+    json!({ "count": count, "rss_mib": total as f64 / 1024.0, "high_water_kib": most,
+            "mean_kib": if count > 0 { total as f64 / count as f64 } else { 0.0 } })
 }
 
 /// The hot path's targets, side by side in one run: echo against the plain axum handler with server and
@@ -693,13 +753,13 @@ fn growth(dir: &Path, report: &mut Vec<Value>) {
         let source = boot_source(&dir.join(format!("grow-{count}")), &servers);
         let image = dir.join(format!("grow-{count}.image"));
         let data = dir.join(format!("grow-data-{count}"));
-        let pack = Command::new(SWITCHBOARD)
+        let pack = Command::new(switchboard_bin())
             .args(["boot", "pack", source.to_str().unwrap(), "-o", image.to_str().unwrap()])
             .output()
             .unwrap();
         assert!(pack.status.success(), "{}", String::from_utf8_lossy(&pack.stderr));
         let started = Instant::now();
-        let import = Command::new(SWITCHBOARD)
+        let import = Command::new(switchboard_bin())
             .args(["boot", "import", image.to_str().unwrap()])
             .env("SWITCHBOARD_DATA", &data)
             .output()
@@ -729,7 +789,7 @@ fn openapi(dir: &Path, report: &mut Value) {
     }
     let run = |args: &[&str], data: &Path| {
         let started = Instant::now();
-        let output = Command::new(SWITCHBOARD).args(args).env("SWITCHBOARD_DATA", data).output().unwrap();
+        let output = Command::new(switchboard_bin()).args(args).env("SWITCHBOARD_DATA", data).output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         started.elapsed().as_secs_f64() * 1000.0
     };
@@ -974,15 +1034,28 @@ fn print_table(summary: &Value) {
         "\n| proxied API call | plain proxy req/s | switchboard req/s | ratio | proxy p50 / p99 ms | switchboard p50 / p99 ms | proxy RSS MiB / threads | switchboard RSS MiB / threads |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (name, case) in [
-        ("fast upstream, 32 clients (target ≥ 0.8)", &g["fast"]),
-        ("upstream answering after 1 s, 2 000 clients (target ≥ 0.9, p50 ≤ 1 200 ms, RSS ≤ 2×)", &g["slow"]),
-    ] {
+    let (p, s) = (&g["fast"]["proxy"], &g["fast"]["switchboard"]);
+    println!(
+        "| fast upstream, 32 clients (target ≥ 0.8) | {:.0} | {:.0} | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} | | |",
+        f(&p["rps"]),
+        f(&s["rps"]),
+        f(&g["fast"]["throughput_ratio"]),
+        f(&p["p50_ms"]),
+        f(&p["p99_ms"]),
+        f(&s["p50_ms"]),
+        f(&s["p99_ms"]),
+    );
+    for case in g["waiting"].as_array().into_iter().flatten() {
         let (p, s) = (&case["proxy"], &case["switchboard"]);
         println!(
-            "| {name} | {:.0} | {:.0} | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.0} | {:.1} / {:.0} |",
+            "| upstream answering after 1 s, {} clients (target ≥ 0.9, p50 ≤ 1 200 ms, RSS ≤ 2×) | {:.0} ({:.0}–{:.0}) | {:.0} ({:.0}–{:.0}) | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.0} | {:.1} / {:.0} ({:.2}×) |",
+            case["clients"],
             f(&p["rps"]),
+            f(&p["rps_min"]),
+            f(&p["rps_max"]),
             f(&s["rps"]),
+            f(&s["rps_min"]),
+            f(&s["rps_max"]),
             f(&case["throughput_ratio"]),
             f(&p["p50_ms"]),
             f(&p["p99_ms"]),
@@ -992,6 +1065,23 @@ fn print_table(summary: &Value) {
             f(&p["threads"]),
             f(&s["rss_mib"]),
             f(&s["threads"]),
+            f(&case["rss_ratio"]),
+        );
+    }
+    println!("\n| waiting clients | proxy / switchboard: errors (socket, non-2xx) in all rounds | script stacks midway | their RSS MiB | stack high-water KiB (mean) |\n|---|---|---|---|---|");
+    for case in g["waiting"].as_array().into_iter().flatten() {
+        let (p, s, k) = (&case["proxy"], &case["switchboard"], &case["stacks"]);
+        println!(
+            "| {} | {:.0}, {:.0} / {:.0}, {:.0} | {:.0} | {:.1} | {:.0} ({:.1}) |",
+            case["clients"],
+            f(&p["socket_errors"]),
+            f(&p["failed"]),
+            f(&s["socket_errors"]),
+            f(&s["failed"]),
+            f(&k["count"]),
+            f(&k["rss_mib"]),
+            f(&k["high_water_kib"]),
+            f(&k["mean_kib"]),
         );
     }
     let fan = &g["fanout"];

@@ -5,14 +5,17 @@
 //! is the invocation path; `runtime.rs` holds the registry and its management. Where a script runs is
 //! decided here:
 //!
-//! * first *inline*, on the calling thread (a tokio worker for HTTP), which is the fastest place for
+//! * first *inline*, on the calling thread (a request worker for HTTP), which is the fastest place for
 //!   the common pure-compute script;
-//! * as a *fiber* on a script thread when the script is known to wait (it called the network or a
-//!   database on an earlier run) or when the inline attempt demotes itself (it reached such a call, or
-//!   its inline budget). The demoted attempt had no effect, so it is simply run again.
+//! * as a *fiber* when the script is known to wait (it called the network or a database on an earlier
+//!   run) or when the inline attempt demotes itself (it reached such a call, or its inline budget). The
+//!   demoted attempt had no effect, so it is simply run again. The fiber runs on the request worker
+//!   that received the call, where its waits cost no hand-off between threads; one that computes past
+//!   the inline budget before its first wait demotes itself again and runs on a script thread, as do
+//!   later calls of a script that computed for long on a worker.
 //!
-//! A fiber holds no thread while it waits (see `engine/fiber.rs`), and the tokio workers never wait on
-//! I/O or run a long computation.
+//! A fiber holds no thread while it waits (see `engine/fiber.rs`), and the request workers never wait
+//! on I/O or run a long computation.
 //!
 //! Every invocation, whatever became of it, runs in a log span carrying its request and trace ids and
 //! ends in [`Observer::finished`](crate::observe::Observer::finished): its metrics and its record.
@@ -25,7 +28,7 @@ use rhai::{Dynamic, ImmutableString};
 use tracing::Instrument;
 
 use crate::cid::Cid;
-use crate::engine::{Call, Context, Data, Fault, Function, Output, Overflow, Script};
+use crate::engine::{Call, Context, Data, Fault, Function, Output, Overflow, Script, on_worker};
 use crate::error::{Error, Location, Result};
 use crate::observe::Finished;
 use crate::observe::metrics::InFlight;
@@ -277,24 +280,26 @@ impl Runtime {
         Ok(Reply { output, output_cid })
     }
 
-    /// Runs the script inline, or as a fiber when it waits (now or on an earlier run).
+    /// Runs the script inline, or as a fiber when it waits (now or on an earlier run): on the request
+    /// worker that received the call, or on a script thread when it computes for long.
     async fn execute(
         self: &Arc<Self>,
         script: &Arc<Script>,
         context: &Arc<Context>,
         invocation: Invocation,
     ) -> Result<Output> {
-        let call = Prepared {
+        let call = Arc::new(Prepared {
             function: invocation.function,
             endpoint: ImmutableString::from(invocation.endpoint),
             method: ImmutableString::from(invocation.method),
             context: context.clone(),
-        };
+        });
         if script.overflowed() {
             return Err(Overflow::again(context.location()));
         }
+        let data = Arc::new(invocation.data);
         if !script.waits() {
-            match self.engine.run_inline(call.with(invocation.data.to_dynamic()?, true, None)) {
+            match self.engine.run_inline(call.with(data.to_dynamic()?, true, None)) {
                 Ok(value) => return call.output(value),
                 Err(Fault::Error(error)) => return Err(error),
                 Err(Fault::Demote) => script.mark_waits(),
@@ -303,21 +308,45 @@ impl Runtime {
         // Dropping this future (the client went away) stops the script: at its next operation through
         // the flag, at its next wait through the fiber's driver.
         let cancel = CancelOnDrop::new();
-        let flag = cancel.flag();
-        let runtime = self.clone();
-        let data = invocation.data;
-        let body = move || {
-            let run = call.with(data.to_dynamic()?, false, Some(flag));
-            match runtime.engine.run(run) {
-                Ok(value) => call.output(value),
-                Err(Fault::Error(error)) => Err(error),
-                Err(Fault::Demote) => Err(Error::Internal("a fiber cannot be demoted".into())),
+        if on_worker() && !script.computes() {
+            let body = self.fiber(&call, &data, &cancel, true);
+            match self.threads.run(context.deadline(), body).await {
+                Some(Ok(Some(result))) => return result,
+                Some(Ok(None)) => script.mark_computes(),
+                Some(Err(overflow)) => return Err(context.overflowed(overflow)),
+                None => return Err(Error::Internal("the request worker's fiber failed".into())),
             }
-        };
-        match self.threads.run(context.deadline(), body).await {
-            Some(Ok(result)) => result,
+        }
+        let body = self.fiber(&call, &data, &cancel, false);
+        match self.threads.run_apart(context.deadline(), body).await {
+            Some(Ok(Some(result))) => result,
+            Some(Ok(None)) => Err(Error::Internal("a fiber on a script thread cannot be demoted".into())),
             Some(Err(overflow)) => Err(context.overflowed(overflow)),
             None => Err(Error::Internal("the script thread failed".into())),
+        }
+    }
+
+    /// The body of a fiber running `call` on `data`; `None` when it was `restartable` (bounded like an
+    /// inline run until its first wait) and computed past that budget: nothing it did had an effect
+    /// outside, and it is run again on a script thread.
+    fn fiber(
+        self: &Arc<Self>,
+        call: &Arc<Prepared>,
+        data: &Arc<Data>,
+        cancel: &CancelOnDrop,
+        restartable: bool,
+    ) -> impl FnOnce() -> Option<Result<Output>> + Send + 'static {
+        let (runtime, call, data, flag) = (self.clone(), call.clone(), data.clone(), cancel.flag());
+        move || {
+            let data = match data.to_dynamic() {
+                Ok(data) => data,
+                Err(error) => return Some(Err(error)),
+            };
+            match runtime.engine.run(call.with(data, restartable, Some(flag))) {
+                Ok(value) => Some(call.output(value)),
+                Err(Fault::Error(error)) => Some(Err(error)),
+                Err(Fault::Demote) => None,
+            }
         }
     }
 

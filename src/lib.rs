@@ -12,7 +12,8 @@
 //!   chaining (`input`)          │                                      │
 //!   webhooks (`fn webhook`)     ┘                                      │
 //!                        sandboxed run of `main` (or `webhook`) ◄──────┘
-//!                        inline on the worker, or as a fiber on a script thread when it waits
+//!                        inline on the request worker, or as a fiber when it waits (on that
+//!                        worker; on a script thread when it computes for long)
 //!                                                     │
 //!                                        Output ─► response / stdout / stored blob
 //! ```

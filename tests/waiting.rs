@@ -1,5 +1,6 @@
 //! Scripts that wait on the network hold no thread: many waits at once, a caller that leaves, a
-//! deadline that passes during a wait, computing after waiting, and several requests at once.
+//! deadline that passes during a wait, computing after waiting, and several requests at once; and the
+//! server opens as many files as so many waiting calls need.
 
 mod common;
 
@@ -22,6 +23,7 @@ fn main(endpoint, method, data) {
         answer.sum = n;
     }
     if endpoint == "/then-call" { api::call(global::META, "/after", "GET", ()); }
+    if endpoint == "/then-spin" { loop { } }
     answer
 }"#;
 
@@ -140,4 +142,68 @@ async fn parallel_requests_come_back_in_order() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!([{"path": "/a"}, {"path": "/b"}, {"path": "/c"}]));
     assert_eq!(mock.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn scripts_that_compute_without_end_after_their_wait_hold_up_no_one_else() {
+    let mock = MockServer::start().await;
+    Mock::given(path("/then-spin"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&mock)
+        .await;
+    let server = start(&mock, &[("slow", SLOW)]).await;
+    // More spinners than request workers: at least one worker has one that has waited, whose run can
+    // no longer move elsewhere.
+    let spinning: Vec<_> = (0..4)
+        .map(|_| {
+            let request = server.client.get(server.url("/slow/then-spin")).header("x-timeout-ms", "4000").send();
+            tokio::spawn(async move { request.await.unwrap() })
+        })
+        .collect();
+    while mock.received_requests().await.unwrap().len() < 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..20 {
+        let (status, _) = json(server.get("/echo/meanwhile").await).await;
+        assert_eq!(status, 200);
+    }
+    assert!(spinning.iter().all(|call| !call.is_finished()), "echo answered only after the spinning stopped");
+    // Each is stopped by whichever limit it reaches first.
+    for call in spinning {
+        let (status, body) = json(call.await.unwrap()).await;
+        let stopped = (status, body["error"]["type"].as_str());
+        assert!(stopped == (504, Some("timeout")) || stopped == (500, Some("limit_exceeded")), "{status} {body}");
+    }
+}
+
+/// The README's open-file example, run as written: the limit it sets, the lines it shows in the log.
+#[tokio::test]
+async fn serve_raises_its_open_file_limit_and_says_when_the_hard_limit_is_low() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = readme.split("raises its limit of\nopen files").nth(1).unwrap();
+    let example = example.split("```console\n").nth(1).unwrap().split("```").next().unwrap();
+    let mut lines = example.lines();
+    let command: Vec<&str> = lines.next().unwrap().strip_prefix("$ ").unwrap().split_whitespace().collect();
+    assert_eq!(command[2..], ["switchboard", "serve"]);
+    let expected: Vec<&str> = lines.map(|line| line.split_once(' ').unwrap().1).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()];
+    let server = Server::spawn_under(&[command[0], command[1], "--"], dir, &args, &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let open_files: Vec<&str> =
+        limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().collect();
+    let hard = command[1].rsplit(':').next().unwrap();
+    assert_eq!(open_files[3..5], [hard, hard], "{limits}");
+    let mut logs = server.logs();
+    for _ in 0..100 {
+        if expected.iter().all(|line| logs.contains(line)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        logs = server.logs();
+    }
+    for line in expected {
+        assert!(logs.contains(line), "{line}\nnot in\n{logs}");
+    }
 }

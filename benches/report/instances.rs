@@ -85,12 +85,12 @@ fn start_on_10_000(dir: &Path) -> Option<f64> {
     let servers: Vec<(String, String)> = (0..10_000).map(|i| (format!("s{i}"), versioned(i))).collect();
     let source = boot_source(&dir.join("instances-10000"), &servers);
     let image = dir.join("instances-10000.image");
-    let pack = Command::new(SWITCHBOARD)
+    let pack = Command::new(switchboard_bin())
         .args(["boot", "pack", source.to_str().unwrap(), "-o", image.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(pack.status.success(), "{}", String::from_utf8_lossy(&pack.stderr));
-    let import = Command::new(SWITCHBOARD)
+    let import = Command::new(switchboard_bin())
         .args(["boot", "import", image.to_str().unwrap()])
         .env("SWITCHBOARD_DATA", dir.join("instances-importer"))
         .envs(database.env())

@@ -21,6 +21,7 @@ use crate::runtime::{Runtime, Settings, default_data_dir};
 mod boot;
 mod logging;
 mod oauth;
+mod open_files;
 mod openapi;
 mod stdout;
 mod store;
@@ -202,6 +203,7 @@ fn open(settings: Settings) -> Result<Arc<Runtime>, ExitCode> {
 /// `switchboard serve`.
 pub fn serve(args: ServeArgs) -> Exit {
     logging::init("info", args.log_format);
+    open_files::raise();
     let mut settings = Settings::new(args.data.unwrap_or_else(default_data_dir));
     settings.metrics_token = args.metrics_token.filter(|token| !token.is_empty());
     settings.records = Retention {

@@ -35,9 +35,9 @@ use rhai::{
 
 pub use context::{Context, URL_COMPONENT, forget_forms};
 pub use fault::{Fault, raise};
-pub use fiber::{Threads, wait, waiting};
+pub use fiber::{Threads, on_worker, wait, waiting, worker};
 pub use output::{Data, Output};
-pub use sandbox::{admit, context, may_block};
+pub use sandbox::{admit, context, may_block, refuse};
 pub use script::Script;
 pub use trap::Overflow;
 
@@ -116,7 +116,9 @@ pub struct Call {
     pub method: rhai::ImmutableString,
     pub data: Dynamic,
     pub context: Arc<Context>,
-    /// Whether this run is on a tokio worker (and must move to a fiber to wait or to run long).
+    /// Whether this run is bounded like an inline run: on a request worker's stack it must move to a
+    /// fiber to wait or to run long; as a fiber on a request worker it must move to a script thread to
+    /// run long before it first waits ([`Fault::Demote`] either way).
     pub inline: bool,
     pub cancel: Option<Arc<AtomicBool>>,
 }

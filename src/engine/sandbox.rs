@@ -14,9 +14,12 @@
 //!   gets a small operation budget and a short time slice, and may not wait on I/O; past any of them it
 //!   stops with [`Stop::Demote`] and the caller runs it again as a fiber. That is safe because nothing a
 //!   script can do before its first wait has an effect outside the run.
-//! * *fiber* — on a script thread, shared with many waiting fibers. Past its time slice it yields to
-//!   the others, so a long computation slows down only itself. How to yield is given with the run
-//!   ([`enter_on_fiber`]): the sandbox keeps the limits and leaves switching stacks to the fibers.
+//! * *fiber* — on a request worker or a script thread, shared with many waiting fibers. Past its time
+//!   slice it yields to the others, so a long computation slows down only itself. How to yield is given
+//!   with the run ([`enter_on_fiber`]): the sandbox keeps the limits and leaves switching stacks to the
+//!   fibers. A fiber on a request worker is *restartable* until it first waits: bounded like an inline
+//!   run, past its budget it stops with [`Stop::Demote`] and runs again on a script thread, for the
+//!   same reason an inline run may (see `fiber`).
 //! * *load* — a script's top level, once, when it is compiled: bounded like an inline run, and it may
 //!   not wait at all.
 //!
@@ -83,6 +86,18 @@ struct Budget {
     refused: bool,
 }
 
+impl Budget {
+    /// Whether the run may still stop with [`Stop::Demote`] to run again elsewhere: an inline run, or a
+    /// fiber given an inline budget that has not waited yet.
+    fn restartable(&self) -> bool {
+        match self.mode {
+            Mode::Inline => true,
+            Mode::Fiber(_) => self.inline_operations != u64::MAX,
+            Mode::Load => false,
+        }
+    }
+}
+
 /// The state of the run on this thread, as [`detach`] takes it and [`attach`] puts it back.
 pub struct RunState {
     budget: Option<Budget>,
@@ -145,13 +160,16 @@ pub fn enter_on_fiber(run: Run, yield_now: Yield) -> Guard {
 }
 
 fn enter_as(run: Run, fiber: Option<Yield>) -> Guard {
-    let mode = match (run.inline_operations, run.context.is_some(), fiber) {
-        (Some(_), true, _) => Mode::Inline,
-        (None, _, Some(yield_now)) => Mode::Fiber(yield_now),
+    let mode = match (run.context.is_some(), run.inline_operations.is_some(), fiber) {
+        (true, _, Some(yield_now)) => Mode::Fiber(yield_now),
+        (true, true, None) => Mode::Inline,
         _ => Mode::Load,
     };
     let now = Instant::now();
-    let slice = if matches!(mode, Mode::Fiber(_)) { FIBER_SLICE } else { INLINE_SLICE };
+    let slice = match (mode, run.inline_operations) {
+        (Mode::Fiber(_), None) => FIBER_SLICE,
+        _ => INLINE_SLICE,
+    };
     let budget = Budget {
         mode,
         max_operations: run.max_operations,
@@ -222,9 +240,11 @@ fn check_time(budget: Budget) -> Option<Stop> {
     if now < budget.slice_end {
         return None;
     }
+    if budget.restartable() {
+        return Some(Stop::Demote);
+    }
     match budget.mode {
-        Mode::Inline => Some(Stop::Demote),
-        Mode::Load => None,
+        Mode::Inline | Mode::Load => None,
         Mode::Fiber(yield_now) => {
             let stopped = yield_now();
             // The slice starts again when the fiber is back (the state was re-attached by then).
@@ -244,17 +264,30 @@ pub fn terminated(reason: Stop) -> Box<EvalAltResult> {
 /// (a management flow filling a server's templates on the blocking pool) the caller decides where it
 /// blocks.
 pub fn may_block() -> Result<(), Box<EvalAltResult>> {
-    match BUDGET.with(Cell::get).map(|budget| budget.mode) {
-        None | Some(Mode::Fiber(_)) => Ok(()),
-        Some(Mode::Inline | Mode::Load) => Err(terminated(Stop::Demote)),
+    match BUDGET.with(Cell::get) {
+        None => Ok(()),
+        Some(budget) if budget.restartable() || matches!(budget.mode, Mode::Load) => Err(terminated(Stop::Demote)),
+        Some(_) => Ok(()),
     }
+}
+
+/// Called by a fiber that is back from a wait: what it waited for may have had an effect outside the
+/// run (a request sent), so the run can no longer be started again elsewhere; it keeps its thread, with
+/// a fresh time slice.
+pub fn waited() {
+    BUDGET.with(|b| {
+        if let Some(budget) = b.get() {
+            let slice_end = Instant::now() + FIBER_SLICE;
+            b.set(Some(Budget { inline_operations: u64::MAX, slice_end, ..budget }));
+        }
+    });
 }
 
 /// Called by native functions before work proportional to `bytes` (hashing, encoding, splitting):
 /// large work never runs inline, and no work starts past the deadline or after the caller left.
 pub fn admit(bytes: usize) -> Result<(), Box<EvalAltResult>> {
     let Some(budget) = BUDGET.with(Cell::get) else { return Ok(()) };
-    if matches!(budget.mode, Mode::Inline) && bytes > INLINE_WORK {
+    if budget.restartable() && bytes > INLINE_WORK {
         return Err(terminated(Stop::Demote));
     }
     checkpoint()
@@ -280,6 +313,12 @@ pub fn refuse(error: Box<EvalAltResult>) {
     REFUSAL.with(|r| {
         r.borrow_mut().get_or_insert(error);
     });
+}
+
+/// Whether a native refused the current run (see [`refuse`]): it ends at its next operation, and
+/// nothing it built since may have an effect.
+pub fn refused() -> bool {
+    BUDGET.with(Cell::get).is_some_and(|budget| budget.refused)
 }
 
 /// The error a native refused the current run with, if any (see [`refuse`]).

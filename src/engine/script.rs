@@ -22,6 +22,8 @@ pub struct Script {
     webhook: bool,
     /// Learned on the first run that waited or outgrew the inline budget: start it as a fiber.
     waits: AtomicBool,
+    /// Learned on a run that computed for long on a request worker: start it on a script thread.
+    computes: AtomicBool,
     /// A run overflowed its stack: what its abandoned frames held is leaked, so it is not run again.
     overflowed: AtomicBool,
 }
@@ -30,8 +32,8 @@ impl Script {
     pub(super) fn new(cid: Cid, meta: Meta, ast: AST, has_prelude: bool) -> Script {
         let cid_text = bytes::Bytes::copy_from_slice(cid.text().as_str().as_bytes());
         let webhook = ast.iter_functions().any(|f| f.name == "webhook" && f.params.len() == 1);
-        let (waits, overflowed) = (AtomicBool::new(false), AtomicBool::new(false));
-        Script { cid, cid_text, meta, ast, has_prelude, webhook, waits, overflowed }
+        let (waits, computes, overflowed) = (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
+        Script { cid, cid_text, meta, ast, has_prelude, webhook, waits, computes, overflowed }
     }
 
     /// Whether this script should skip the inline attempt and start as a fiber.
@@ -41,6 +43,16 @@ impl Script {
 
     pub fn mark_waits(&self) {
         self.waits.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this script's fibers should start on a script thread rather than on the request worker
+    /// that received the call (see `engine::fiber`).
+    pub fn computes(&self) -> bool {
+        self.computes.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_computes(&self) {
+        self.computes.store(true, Ordering::Relaxed);
     }
 
     /// Whether a run of this script overflowed its stack; it is then refused without running, so that

@@ -406,3 +406,94 @@ fn native_work_over_a_large_input_stops_at_the_deadline_as_it_goes() {
         assert!(matches!(result, Err(Fault::Error(Error::Timeout(_)))), "{work}: {result:?}");
     }
 }
+
+/// An engine whose scripts can wait: `pause(ms)` suspends the fiber on a timer.
+fn waiting_engine() -> Arc<ScriptEngine> {
+    Arc::new(ScriptEngine::new(Limits::default(), |engine| {
+        engine.register_fn("pause", |ms: i64| -> Result<(), Box<rhai::EvalAltResult>> {
+            wait(tokio::time::sleep(Duration::from_millis(ms as u64)))
+        });
+    }))
+}
+
+/// A call of `main` in `source`, bounded like an inline run until it first waits when `inline`.
+fn call_of(engine: &ScriptEngine, source: &str, inline: bool) -> Call {
+    let script = Arc::new(engine.compile(source.as_bytes()).expect("compiles"));
+    let context = Arc::new(Context::new(None, script, Instant::now(), Duration::from_secs(10)));
+    Call { function: Function::Main, endpoint: "/e".into(), method: "GET".into(), data: Dynamic::UNIT, context, inline, cancel: None }
+}
+
+/// Runs `source` as a fiber started from a request worker, bounded like an inline run until it first
+/// waits; returns its outcome and whether it ran on the worker's own thread.
+fn on_a_worker(engine: &Arc<ScriptEngine>, source: &str) -> (Result<Dynamic, Fault>, bool) {
+    let call = call_of(engine, source, true);
+    let engine = engine.clone();
+    fiber::worker(async move {
+        let worker = std::thread::current().id();
+        let body = move || (engine.run(call), std::thread::current().id() == worker);
+        let threads = Threads::new(1);
+        threads.run(Instant::now() + Duration::from_secs(10), body).await.expect("the fiber ran").expect("no overflow")
+    })
+    .expect("the worker starts")
+}
+
+#[test]
+fn a_fiber_started_on_a_request_worker_waits_and_resumes_there() {
+    let engine = waiting_engine();
+    let (result, here) = on_a_worker(&engine, &script("fn main(endpoint, method, data) { pause(20); pause(1); 42 }"));
+    assert_eq!(result.unwrap().as_int().unwrap(), 42);
+    assert!(here, "the fiber ran on another thread than the worker that started it");
+}
+
+#[test]
+fn a_fiber_on_a_worker_that_computes_before_its_first_wait_is_demoted_but_not_after_it() {
+    let engine = waiting_engine();
+    let compute = "let n = 0; for i in 0..100000 { n += i; }";
+    let before = script(&format!("fn main(endpoint, method, data) {{ {compute} pause(1); n }}"));
+    assert!(matches!(on_a_worker(&engine, &before).0, Err(Fault::Demote)));
+    // Once it has waited, what it waited for may have had an effect: it finishes where it is.
+    let after = script(&format!("fn main(endpoint, method, data) {{ pause(1); {compute} n }}"));
+    assert_eq!(on_a_worker(&engine, &after).0.unwrap().as_int().unwrap(), 4_999_950_000);
+}
+
+#[test]
+fn fibers_waiting_in_great_numbers_resume_with_their_frames_intact() {
+    // Past a hundred waiting fibers, each gives back the stack pages below its live frames as it waits:
+    // frames above (waiting deep in a recursion) must be intact, and going deep again after a wait that
+    // gave pages back must work on the fresh ones.
+    let engine = waiting_engine();
+    let source = script(
+        "fn deep(n, ms) { if n == 0 { pause(ms); return 0; } let x = n * 2; deep(n - 1, ms) + x - n }
+         fn main(endpoint, method, data) { let shallow = deep(1, 0); let before = deep(8, 200); pause(50); shallow + before + deep(6, 0) }",
+    );
+    let calls: Vec<Call> = (0..150).map(|_| call_of(&engine, &source, false)).collect();
+    let results = fiber::worker(async move {
+        let threads = Arc::new(Threads::new(1));
+        let runs = calls.into_iter().map(|call| {
+            let (engine, threads) = (engine.clone(), threads.clone());
+            async move { threads.run(Instant::now() + Duration::from_secs(30), move || engine.run(call)).await }
+        });
+        futures_util::future::join_all(runs).await
+    })
+    .expect("the worker starts");
+    for result in results {
+        let value = result.expect("the fiber ran").expect("no overflow").expect("the script ran");
+        assert_eq!(value.as_int().unwrap(), 1 + 36 + 21);
+    }
+}
+
+#[test]
+fn nothing_built_after_a_refusal_leaves_the_run() {
+    // A formatter that cannot fail answers an empty text and refuses the run; a native that goes on to
+    // send what it built from that text must not send it.
+    static SENT: AtomicBool = AtomicBool::new(false);
+    let engine = Arc::new(ScriptEngine::new(Limits::default(), |engine| {
+        engine.register_fn("format_then_send", || -> Result<(), Box<rhai::EvalAltResult>> {
+            sandbox::refuse(sandbox::terminated(sandbox::Stop::Operations));
+            wait(async { SENT.store(true, Ordering::Relaxed) })
+        });
+    }));
+    let (result, _) = on_a_worker(&engine, &script("fn main(endpoint, method, data) { format_then_send(); 1 }"));
+    assert!(matches!(error(result), Error::LimitExceeded { .. }));
+    assert!(!SENT.load(Ordering::Relaxed), "the request was sent after the run was refused");
+}

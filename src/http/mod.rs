@@ -25,6 +25,7 @@ mod secrets;
 mod servers;
 mod traced;
 mod webhooks;
+mod workers;
 
 use std::sync::Arc;
 
@@ -86,7 +87,7 @@ impl FromRequest<AppState> for LimitedBody {
 /// Serves `runtime` on `listener` until ctrl-c or SIGTERM.
 pub async fn serve(runtime: Arc<Runtime>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     announce(&runtime, listener.local_addr()?);
-    axum::serve(listener, router(runtime)).with_graceful_shutdown(shutdown_signal()).await
+    workers::serve(router(runtime), listener, shutdown_signal()).await
 }
 
 /// Says who may invoke; warns when that is anyone on the network: every server runs with the

@@ -29,12 +29,17 @@ pub(crate) fn to_json_text(value: &Dynamic, pretty: bool) -> Fallible<String> {
     }
 }
 
-/// A scalar as the text it stands for in a query string or form (strings without quotes).
+/// A scalar as the text it stands for in a query string or form (strings without quotes). A container
+/// is its JSON text; when that cannot be written (too large, or the run must stop first) the text is
+/// empty and the run is refused, so that nothing built from it is sent (see `engine::refuse`).
 pub(crate) fn scalar_text(value: &Dynamic) -> String {
     if value.is_string() || value.is_int() || value.is_float() || value.is_bool() || value.is_unit() {
         if value.is_unit() { String::new() } else { value.to_string() }
     } else {
-        to_json_text(value, false).unwrap_or_default()
+        to_json_text(value, false).unwrap_or_else(|refusal| {
+            crate::engine::refuse(refusal);
+            String::new()
+        })
     }
 }
 

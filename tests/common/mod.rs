@@ -104,7 +104,20 @@ impl Server {
 
     /// Serves with `args` in `dir` (the working directory, where an implicit boot source is looked for).
     pub fn spawn(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(BIN);
+        Server::spawn_under(&[], dir, args, env)
+    }
+
+    /// [`spawn`](Self::spawn) through a program that runs it (`prlimit --nofile=… --`), which must
+    /// execute it in its own place so that the process id stays the server's.
+    pub fn spawn_under(under: &[&str], dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = match under.split_first() {
+            Some((program, before)) => {
+                let mut command = Command::new(program);
+                command.args(before).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
         command.args(args).current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
