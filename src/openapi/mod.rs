@@ -46,6 +46,8 @@ pub struct Import {
     pub script: String,
     pub operations: usize,
     pub notes: Vec<String>,
+    /// The notes that are warnings: security schemes the runtime cannot use (also in `notes`).
+    pub warnings: Vec<String>,
 }
 
 /// Turns the document in `bytes` into the script of the server `name`. `directory`, for a document read
@@ -106,7 +108,7 @@ pub fn import(bytes: &[u8], directory: Option<&Path>, name: &str, selection: &Se
     if notes.len() > NOTES_IN_SCRIPT {
         header.push(format!("… and {} more notes.", notes.len() - NOTES_IN_SCRIPT));
     }
-    Ok(Import { script: writer::script(&header, &meta), operations: count, notes })
+    Ok(Import { script: writer::script(&header, &meta), operations: count, notes, warnings: auth.unusable })
 }
 
 /// What a document offers, for choosing what to import: its title and every operation, named as an

@@ -21,7 +21,13 @@ pub struct Auth {
     pub api: Map<String, Value>,
     /// A header or query parameter the credential travels in: operations do not ask for it.
     pub carrier: Option<(String, String)>,
+    /// The notes on schemes the runtime cannot use (not those passed over for another one): the API
+    /// may need credentials the server does not send.
+    pub unusable: Vec<String>,
 }
+
+/// Why a usable scheme was passed over.
+const ANOTHER_CHOSEN: &str = "another scheme was chosen";
 
 /// The server's auth, and notes on what was passed over.
 pub fn auth(document: &Document, prefix: &str, base_url: &str, notes: &mut Vec<String>) -> Result<Auth, Error> {
@@ -51,19 +57,26 @@ pub fn auth(document: &Document, prefix: &str, base_url: &str, notes: &mut Vec<S
         let scheme = document.resolve(scheme)?.0;
         match (chosen.is_some(), one(scheme, prefix, base_url, &scopes)) {
             (false, Ok(auth)) => chosen = Some((name, auth)),
-            (true, Ok(_)) => passed_over.push((name, "another scheme was chosen".to_owned())),
+            (true, Ok(_)) => passed_over.push((name, ANOTHER_CHOSEN.to_owned())),
             (_, Err(why)) => passed_over.push((name, why)),
         }
     }
+    let mut unusable = Vec::new();
     for (name, why) in passed_over {
-        notes.push(format!("security scheme '{name}' not used: {why}"));
+        let note = format!("security scheme '{name}' not used: {why}");
+        if why != ANOTHER_CHOSEN {
+            unusable.push(note.clone());
+        }
+        notes.push(note);
     }
-    Ok(chosen
+    let mut auth = chosen
         .map(|(name, auth)| {
             notes.push(format!("auth from the security scheme '{name}'"));
             auth
         })
-        .unwrap_or_default())
+        .unwrap_or_default();
+    auth.unusable = unusable;
+    Ok(auth)
 }
 
 /// One scheme as the runtime's auth, or why it cannot be.
@@ -175,6 +188,9 @@ mod tests {
         assert_eq!(auth.carrier, Some(("query".into(), "api_key".into())));
         assert!(notes.iter().any(|n| n.contains("'oidc' not used: OpenID Connect")), "{notes:?}");
         assert!(notes.iter().any(|n| n.contains("'basic' not used: another scheme")), "{notes:?}");
+        // Only the scheme the runtime cannot use is a warning; one passed over for another is not.
+        assert_eq!(auth.unusable.len(), 1, "{:?}", auth.unusable);
+        assert!(auth.unusable[0].contains("'oidc' not used: OpenID Connect"), "{:?}", auth.unusable);
     }
 
     #[test]

@@ -180,11 +180,8 @@ fn planned(plan: &Plan) -> Markup {
     let shown = &script[..script.floor_char_boundary(PREVIEW_BYTES)];
     // A security scheme the runtime cannot use is not an error (the API may work without it, or the
     // operator adds auth by hand), but it must not hide among the notes.
-    let (warnings, notes): (Vec<&String>, Vec<&String>) = plan
-        .import
-        .notes
-        .iter()
-        .partition(|note| note.starts_with("security scheme '") && !note.ends_with("another scheme was chosen"));
+    let warnings = plan.import.warnings.as_slice();
+    let notes: Vec<&String> = plan.import.notes.iter().filter(|note| !warnings.contains(note)).collect();
     let vals = serde_json::json!({ "expect": plan.cid.to_string(), "replaces": plan.replaces.as_ref().map(ToString::to_string).unwrap_or_default() });
     html! {
         section.card data-testid="import-plan" {
@@ -208,7 +205,7 @@ fn planned(plan: &Plan) -> Markup {
                     }
                 }
             }
-            @for warning in &warnings {
+            @for warning in warnings {
                 div.warning role="status" data-testid="import-warning" {
                     (warning) ": the server sends no credentials of this kind; declare " code { "auth" }
                     " in its META after applying if the API needs them."
