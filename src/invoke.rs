@@ -272,7 +272,7 @@ impl Runtime {
         let output = self
             .execute(script, context, invocation)
             .await
-            .map_err(|error| self.every_missing(&script, error).map_text(|text| context.redact(text)))?;
+            .map_err(|error| self.every_missing(script, error).map_text(|text| context.redact(text)))?;
         let output_cid = match store_output {
             false => None,
             true => Some(self.store_output(output.body.to_vec()).await?),

@@ -38,7 +38,7 @@ impl Plan {
         let script = runtime.load(import.script.as_bytes())?;
         let current = runtime.servers().get(name).and_then(|server| server.script.as_ref().ok().cloned());
         let difference = current.as_ref().map(|current| diff(&current.meta, &script.meta));
-        let replaces = current.map(|current| current.cid.clone());
+        let replaces = current.map(|current| current.cid);
         Ok(Plan { name: name.to_owned(), import, cid: script.cid, replaces, difference })
     }
 

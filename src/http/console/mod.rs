@@ -112,3 +112,9 @@ async fn alert(request: Request, next: Next) -> Response {
     }
     fragment
 }
+
+/// The longest start of `text` within `max` bytes that ends on a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    let cut = (0..=max.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    &text[..cut]
+}

@@ -177,7 +177,7 @@ fn selected(selection: Selection) -> Result<Selection, Error> {
 
 fn planned(plan: &Plan) -> Markup {
     let script = &plan.import.script;
-    let shown = &script[..script.floor_char_boundary(PREVIEW_BYTES)];
+    let shown = super::prefix(script, PREVIEW_BYTES);
     // A security scheme the runtime cannot use is not an error (the API may work without it, or the
     // operator adds auth by hand), but it must not hide among the notes.
     let warnings = plan.import.warnings.as_slice();

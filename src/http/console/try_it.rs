@@ -124,8 +124,8 @@ fn pretty(content_type: &str, body: &[u8]) -> Markup {
     if text.len() <= SHOWN {
         return html! { (text) };
     }
-    let cut = (0..=SHOWN).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-    html! { (&text[..cut]) "\n… (" (text.len() - cut) " more bytes not shown)" }
+    let shown = super::prefix(&text, SHOWN);
+    html! { (shown) "\n… (" (text.len() - shown.len()) " more bytes not shown)" }
 }
 
 /// The try-it form and one form per named operation, generated from its JSON-schema input.
