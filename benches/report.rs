@@ -548,7 +548,8 @@ fn gateway(dir: &Path, report: &mut Value) {
         SMALL,
         ROUNDS,
     );
-    let waiting: Vec<Value> = [2000, 10_000].into_iter().map(|clients| waiting_clients(&proxy, &ours, clients)).collect();
+    let waiting: Vec<Value> =
+        [2000, 10_000].into_iter().map(|clients| waiting_clients(&proxy, &ours, clients)).collect();
     let client = reqwest::blocking::Client::new();
     sequential(&client, &format!("{}/fanout/sequential", ours.base), 2);
     let one_by_one = median(sequential(&client, &format!("{}/fanout/sequential", ours.base), 20));
@@ -582,7 +583,9 @@ fn waiting_clients(proxy: &Process, ours: &Process, clients: u32) -> Value {
     let (plain, gateway) = (rounds_json(&plain), rounds_json(&gateway));
     let ratio = |field: &str| gateway[field].as_f64().unwrap_or(f64::NAN) / plain[field].as_f64().unwrap_or(f64::NAN);
     let (throughput_ratio, rss_ratio) = (ratio("rps"), ratio("rss_mib"));
-    let stacks = stacks.into_iter().max_by(|a, b| a["count"].as_f64().unwrap_or(0.0).total_cmp(&b["count"].as_f64().unwrap_or(0.0)));
+    let stacks = stacks
+        .into_iter()
+        .max_by(|a, b| a["count"].as_f64().unwrap_or(0.0).total_cmp(&b["count"].as_f64().unwrap_or(0.0)));
     json!({ "clients": clients, "proxy": plain, "switchboard": gateway, "throughput_ratio": throughput_ratio,
             "rss_ratio": rss_ratio, "stacks": stacks })
 }
@@ -981,7 +984,8 @@ fn memory_gib() -> f64 {
 
 fn print_table(summary: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    let spread = |side: &Value| format!("{:.0} ({:.0}–{:.0})", f(&side["rps"]), f(&side["rps_low"]), f(&side["rps_high"]));
+    let spread =
+        |side: &Value| format!("{:.0} ({:.0}–{:.0})", f(&side["rps"]), f(&side["rps_low"]), f(&side["rps_high"]));
     if let Some(rows) = summary["hot"].as_array().filter(|rows| !rows.is_empty()) {
         println!(
             "\n| hot path | baseline req/s (low–high) | switchboard req/s (low–high) | ratio (target) | CPU µs/req baseline / switchboard | CPU ratio (≤ 1.3) |"
@@ -1068,7 +1072,9 @@ fn print_table(summary: &Value) {
             f(&case["rss_ratio"]),
         );
     }
-    println!("\n| waiting clients | proxy / switchboard: errors (socket, non-2xx) in all rounds | script stacks midway | their RSS MiB | stack high-water KiB (mean) |\n|---|---|---|---|---|");
+    println!(
+        "\n| waiting clients | proxy / switchboard: errors (socket, non-2xx) in all rounds | script stacks midway | their RSS MiB | stack high-water KiB (mean) |\n|---|---|---|---|---|"
+    );
     for case in g["waiting"].as_array().into_iter().flatten() {
         let (p, s, k) = (&case["proxy"], &case["switchboard"], &case["stacks"]);
         println!(

@@ -46,7 +46,9 @@ pub fn refusal(name: &str) -> Option<String> {
 /// The process environment as the runtime started with it, read once: every outbound call reads
 /// overrides and credentials from it, and nothing changes a running process's environment.
 static ENVIRONMENT: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
-    std::env::vars_os().filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?))).collect()
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
 });
 
 /// The process variable `name`, unless it is reserved.

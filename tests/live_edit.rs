@@ -292,9 +292,7 @@ async fn what_a_version_prepares_follows_edits_rollback_and_secret_changes() {
     let server = Server::start_with(&[], &[], &[("GW_TOKEN", "tok-one")]);
     let (_, v1) = json(put(&server, "gw", &gateway(&first.uri(), "1")).await).await;
     let call = async || json(server.get("/gw/items").await).await;
-    let seen = |version: &str, token: &str| {
-        Some((version.to_owned(), format!("Bearer {token}"), format!("k-{token}")))
-    };
+    let seen = |version: &str, token: &str| Some((version.to_owned(), format!("Bearer {token}"), format!("k-{token}")));
     assert_eq!(call().await, (200, json!({"ok": true})));
     assert_eq!(last_seen(&first).await, seen("1", "tok-one"));
 

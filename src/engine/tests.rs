@@ -420,7 +420,15 @@ fn waiting_engine() -> Arc<ScriptEngine> {
 fn call_of(engine: &ScriptEngine, source: &str, inline: bool) -> Call {
     let script = Arc::new(engine.compile(source.as_bytes()).expect("compiles"));
     let context = Arc::new(Context::new(None, script, Instant::now(), Duration::from_secs(10)));
-    Call { function: Function::Main, endpoint: "/e".into(), method: "GET".into(), data: Dynamic::UNIT, context, inline, cancel: None }
+    Call {
+        function: Function::Main,
+        endpoint: "/e".into(),
+        method: "GET".into(),
+        data: Dynamic::UNIT,
+        context,
+        inline,
+        cancel: None,
+    }
 }
 
 /// Runs `source` as a fiber started from a request worker, bounded like an inline run until it first

@@ -80,11 +80,7 @@ fn call(
 
 /// The call's options: the declared `META.api` with the call's own on top, and `META.oauth2.fallback` in
 /// place of the grant when the grant has nothing to start from.
-fn options<'a>(
-    services: &Services,
-    context: &'a Context,
-    overrides: &Map,
-) -> Result<Options<'a>, Box<EvalAltResult>> {
+fn options<'a>(services: &Services, context: &'a Context, overrides: &Map) -> Result<Options<'a>, Box<EvalAltResult>> {
     let mut options = Options::new(&context.script.meta, overrides)?;
     if options.auth() == "oauth2" {
         fall_back(services, context, &mut options)?;

@@ -71,7 +71,8 @@ impl<'a> Policy<'a> {
             let (url, operator) = match (template::operator_url(services, context, suffix), destination) {
                 (Some(url), _) => (url, true),
                 (None, Some(Destination { origins: Some(origins), .. })) => {
-                    let admitted = origins.iter().map(|origin| Allowed { origin: Cow::Borrowed(origin), operator: false });
+                    let admitted =
+                        origins.iter().map(|origin| Allowed { origin: Cow::Borrowed(origin), operator: false });
                     policy.allowed.extend(admitted);
                     continue;
                 }
@@ -120,9 +121,11 @@ impl<'a> Policy<'a> {
 fn admits(allowed: &Origin, origin: &Origin) -> bool {
     let host = match allowed.wildcard {
         false => origin.host == allowed.host,
-        true => origin.host.strip_suffix(allowed.host.as_str()).and_then(|label| label.strip_suffix('.')).is_some_and(
-            |label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
-        ),
+        true => origin
+            .host
+            .strip_suffix(allowed.host.as_str())
+            .and_then(|label| label.strip_suffix('.'))
+            .is_some_and(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
     };
     host && origin.scheme == allowed.scheme && origin.port == allowed.port
 }
