@@ -27,7 +27,7 @@ pub struct Pool(deadpool_postgres::Pool);
 /// The longest a new connection may take, whatever the invocation has left.
 const CONNECT: Duration = Duration::from_secs(10);
 /// Connections kept per URL.
-const SIZE: usize = 8;
+pub const SIZE: usize = 8;
 
 fn failure(error: tokio_postgres::Error) -> Box<EvalAltResult> {
     use tokio_postgres::error::SqlState;
@@ -42,18 +42,22 @@ fn failure(error: tokio_postgres::Error) -> Box<EvalAltResult> {
     }
 }
 
+/// The settings a `postgres://` URL gives.
+pub fn config(url: &str) -> Sql<Config> {
+    url.parse().map_err(|e| super::arg_error(&format!("not a PostgreSQL URL: {e}")))
+}
+
 fn unreachable(error: impl std::fmt::Display) -> Box<EvalAltResult> {
     raise(Error::UpstreamUnreachable(format!("cannot connect to PostgreSQL: {error}")))
 }
 
 impl Pool {
-    /// A pool for `url`, after one connection proves the server answers: a server that cannot be
-    /// reached fails now, with its own error.
-    pub async fn open(url: String, timeout: Duration) -> Sql<Pool> {
-        let mut config: Config = url.parse().map_err(|e| super::arg_error(&format!("not a PostgreSQL URL: {e}")))?;
+    /// A pool of up to `size` connections made with `config`, after one connection proves the server
+    /// answers: a server that cannot be reached fails now, with its own error.
+    pub async fn open(mut config: Config, size: usize, timeout: Duration) -> Sql<Pool> {
         config.connect_timeout(timeout.min(CONNECT));
         let pool = deadpool_postgres::Pool::builder(Manager::new(config, NoTls))
-            .max_size(SIZE)
+            .max_size(size)
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| raise(Error::internal("PostgreSQL pool", e)))?;

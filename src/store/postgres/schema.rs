@@ -97,6 +97,13 @@ CREATE TABLE invocations (
 CREATE INDEX invocations_by_time ON invocations(time);
 CREATE INDEX invocations_by_server ON invocations(server, time);
 ",
+    // Nothing of the store for anyone else, servers' own `db::` roles included (see
+    // `modules::db::schemas`, which checks that none of them may use this schema).
+    "
+REVOKE ALL ON SCHEMA switchboard FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA switchboard FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA switchboard FROM PUBLIC;
+",
 ];
 
 /// Brings the schema up to date, under the migration lock.
