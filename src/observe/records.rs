@@ -1,5 +1,8 @@
 //! The invocation-record writer: records leave the invocation path through a bounded channel and are
-//! written in batches by a thread of their own, so an invocation never waits on the store.
+//! written in batches by a thread of their own, so an invocation never waits on the store. A batch
+//! gathers what arrives within [`LINGER`] of its first record (or [`BATCH`] records): a busy server
+//! writes a few batches a second however many calls it serves, and a record reaches the store at most
+//! that much later.
 //!
 //! When the writer falls behind and the channel is full, a record is dropped and counted
 //! (`switchboard_records_dropped_total`) rather than slowing calls down. The same thread applies the
@@ -16,10 +19,11 @@ use crate::store::{InvocationRecord, Store};
 
 /// Records waiting to be written before new ones are dropped.
 const QUEUE: usize = 10_000;
-/// Most records written in one transaction.
+/// Most records written in one batch.
 const BATCH: usize = 1_000;
-/// How often the retention is applied at least (and after every tenth of `max` records, at most every
-/// [`BATCH`]).
+/// How long a batch waits for more records after its first.
+const LINGER: Duration = Duration::from_millis(50);
+/// How often the retention is applied at least (and after every tenth of `max` records).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// How many records are kept, and for how long.
@@ -107,29 +111,46 @@ fn write(store: &dyn Store, receiver: &Receiver<Message>, retention: Retention) 
             }
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        let mut batch = Vec::new();
-        let mut flushes = Vec::new();
-        let mut next = Some(first);
-        while let Some(message) = next {
-            match message {
-                Message::Record(record) => batch.push(*record),
-                Message::Flush(done) => flushes.push(done),
-            }
-            next = if batch.len() < BATCH { receiver.try_recv().ok() } else { None };
-        }
+        let (batch, flushes, open) = gather(receiver, first);
         if !batch.is_empty() {
             if let Err(error) = store.append_records(&batch) {
                 tracing::error!(records = batch.len(), "invocation records were not kept: {}", error.message());
             }
             pruned.1 += batch.len();
         }
-        if pruned.1 >= (retention.max / 10).clamp(1, BATCH) || pruned.0.elapsed() >= PRUNE_EVERY {
+        if pruned.1 >= (retention.max / 10).max(1) || pruned.0.elapsed() >= PRUNE_EVERY {
             prune(store, retention);
             pruned = (Instant::now(), 0);
         }
         for done in flushes {
             let _ = done.send(());
         }
+        if !open {
+            return;
+        }
+    }
+}
+
+/// The records that arrive within [`LINGER`] of `first` (at most [`BATCH`]), ending early at a flush;
+/// the flushes to answer once they are written; whether the channel is still open.
+fn gather(receiver: &Receiver<Message>, first: Message) -> (Vec<InvocationRecord>, Vec<SyncSender<()>>, bool) {
+    let until = Instant::now() + LINGER;
+    let mut batch = Vec::new();
+    let mut flushes = Vec::new();
+    let mut next = first;
+    loop {
+        match next {
+            Message::Record(record) => batch.push(*record),
+            Message::Flush(done) => flushes.push(done),
+        }
+        if batch.len() >= BATCH || !flushes.is_empty() {
+            return (batch, flushes, true);
+        }
+        next = match receiver.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(message) => message,
+            Err(RecvTimeoutError::Timeout) => return (batch, flushes, true),
+            Err(RecvTimeoutError::Disconnected) => return (batch, flushes, false),
+        };
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod copy;
 mod location;
 pub mod postgres;
+mod record_block;
 pub mod records;
 mod sqlite;
 mod sqlite_records;

@@ -143,6 +143,22 @@ impl RecordFilter {
             false => (format!(" WHERE {}", conditions.join(" AND ")), values),
         }
     }
+
+    /// Whether `record` passes this filter: [`clause`](Self::clause) for a store that filters records
+    /// itself.
+    pub fn matches(&self, record: &InvocationRecord) -> bool {
+        let status = match self.status {
+            Some(StatusFilter::Ok) => record.error_type.is_none(),
+            Some(StatusFilter::Error) => record.error_type.is_some(),
+            Some(StatusFilter::Code(code)) => record.status == code,
+            None => true,
+        };
+        status
+            && self.server.as_ref().is_none_or(|server| record.server.as_ref() == Some(server))
+            && self.via.is_none_or(|via| record.via == via)
+            && self.since.is_none_or(|since| record.time >= since)
+            && self.until.is_none_or(|until| record.time < until)
+    }
 }
 
 /// How a record ended, as a query asks for it.
