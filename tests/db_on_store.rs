@@ -251,3 +251,43 @@ async fn the_readme_visits_example_counts_across_instances() {
         assert_eq!(json(alone.get("/visits/home").await).await, (200, json!({"page": "/home", "n": expected})));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_that_cannot_log_in_is_told_with_what_it_needs() {
+    let Some(database) = Database::fresh() else { return };
+    // The store's user owns the database and connects all the same; the servers' roles may not.
+    admin(format!("REVOKE CONNECT ON DATABASE {} FROM PUBLIC", database.name())).unwrap();
+    let server = instance(&database.url, &["notes"], &[]);
+    let (status, body) = sql(&server, "notes", step("SELECT 1 AS one", json!([]))).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (503, Some("unavailable")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("its role sb_notes_") && message.contains("cannot log in"), "{message}");
+    assert!(message.contains("CONNECT on the database"), "{message}");
+}
+
+/// A script that lifts `statement_timeout` inside its transaction and runs past its deadline: the
+/// statement is cancelled on the server, not only abandoned by the instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_past_the_deadline_is_cancelled_on_the_server() {
+    let Some(database) = Database::fresh() else { return };
+    let server = instance(&database.url, &["slow"], &[]);
+    let slow = json!([
+        step("SET LOCAL statement_timeout = 0", json!([])),
+        step("SELECT pg_sleep(600)::text AS slept", json!([]))
+    ]);
+    let call = json!({"endpoint": "/", "method": "POST", "data": slow, "timeout_ms": 500});
+    let (status, body) = json(server.client.post(server.url("/slow")).json(&call).send().await.unwrap()).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (504, Some("timeout")), "{body}");
+    let running = format!(
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()
+           AND state = 'active' AND query LIKE '%pg_sleep(600)%') THEN RAISE EXCEPTION 'still running'; END IF; END $$",
+        database.name()
+    );
+    for _ in 0..50 {
+        if admin(running.clone()).is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the abandoned statement still runs on the server");
+}

@@ -3,8 +3,8 @@
 //! Parameters are positional (`$1`, `$2`, …) and converted to the type the server expects for each
 //! (so `[42]` binds an `int4` or an `int8` alike). Every statement runs under a `statement_timeout`
 //! equal to the invocation's remaining time. A session that opened a transaction and is dropped
-//! before it finishes is taken out of the pool and closed, so the server rolls it back and no later
-//! statement runs inside it.
+//! before it finishes is taken out of the pool, its statement cancelled and its connection closed, so
+//! the server rolls it back and no later statement runs inside it.
 
 use std::time::Duration;
 
@@ -81,10 +81,17 @@ pub struct Session {
 }
 
 impl Drop for Session {
+    /// A transaction abandoned mid-statement is cancelled as well as closed: the script may have lifted
+    /// `statement_timeout` inside it, and a server whose client went away runs the statement on until it
+    /// next writes to it.
     fn drop(&mut self) {
         if self.open
             && let Some(client) = self.client.take()
         {
+            if let Ok(drivers) = tokio::runtime::Handle::try_current() {
+                let cancel = client.cancel_token();
+                drivers.spawn(async move { cancel.cancel_query(NoTls).await });
+            }
             drop(Object::take(client));
         }
     }

@@ -81,6 +81,16 @@ fn shown(name: &str, count: usize) -> String {
     name.chars().take(count).map(|c| if keep(c) { c } else { '_' }).collect()
 }
 
+/// What a failure says, without the script-side wrapping.
+fn message(error: &EvalAltResult) -> String {
+    match error {
+        EvalAltResult::ErrorRuntime(value, _) => {
+            value.clone().try_cast::<Error>().map_or_else(|| value.to_string(), |error| error.to_string())
+        }
+        other => other.to_string(),
+    }
+}
+
 /// `name` as a quoted identifier.
 fn identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -114,7 +124,15 @@ impl Schemas {
             let late =
                 || raise(Error::Timeout(format!("{} did not set up the server's database in time", schemas.name)));
             let config = tokio::time::timeout(timeout, schemas.prepare(&server)).await.map_err(|_| late())??;
-            Ok(Schema(postgres::Pool::open(config, SIZE, timeout).await?))
+            let role = config.get_user().unwrap_or_default().to_owned();
+            let pool = postgres::Pool::open(config, SIZE, timeout).await.map_err(|e| {
+                schemas.unavailable(format!(
+                    "its role {role} cannot log in ({}): pg_hba.conf must let it in with a password, and it needs \
+                     CONNECT on the database",
+                    message(&e)
+                ))
+            })?;
+            Ok(Schema(pool))
         }
     }
 
