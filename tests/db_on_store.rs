@@ -291,3 +291,23 @@ async fn a_statement_past_the_deadline_is_cancelled_on_the_server() {
     }
     panic!("the abandoned statement still runs on the server");
 }
+
+/// Every role of a database may NOTIFY any channel, so the store's change feed is on a channel whose
+/// name only the store's user can read: a script's notices reach no instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_cannot_speak_on_the_stores_change_feed() {
+    let Some(database) = Database::fresh() else { return };
+    let (one, two) = (instance(&database.url, &["noisy"], &[]), instance(&database.url, &["noisy"], &[]));
+    refused(&one, "noisy", step("SELECT name FROM switchboard.change_channel", json!([])), "42501").await;
+    for notice in [
+        "NOTIFY switchboard_changes, 'not a change'",
+        "SELECT pg_notify('switchboard_changes', 'not a change')::text AS n",
+    ] {
+        assert_eq!(sql(&one, "noisy", step(notice, json!([]))).await.0, 200, "{notice}");
+    }
+    // A notice the feed cannot read would make every instance say so and re-read everything.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for server in [&one, &two] {
+        assert!(!server.logs().contains("unreadable change notice"), "{}", server.logs());
+    }
+}

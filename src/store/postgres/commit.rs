@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::Transaction;
 
-use super::{ADVISORY_REGISTRY, CHANNEL, Fault, Sql};
+use super::{ADVISORY_REGISTRY, Fault, Sql};
 use crate::cid::Cid;
 use crate::store::{Change, Changed, Op, Origin, WebhookEvent};
 
@@ -39,7 +39,7 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change, at: i64) -> Sql
             1..PAYLOAD => payload,
             _ => serde_json::to_string(&Changed::Everything).unwrap_or_default(),
         };
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+        tx.execute("SELECT pg_notify((SELECT name FROM change_channel), $1)", &[&payload]).await?;
     }
     Ok(())
 }

@@ -35,8 +35,6 @@ use super::{
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
-/// The channel every commit NOTIFYs on.
-const CHANNEL: &str = "switchboard_changes";
 /// Advisory lock keys (`pg_advisory_lock` takes any bigint): migrating the schema, and committing a
 /// change to the registry.
 const ADVISORY_MIGRATE: i64 = 0x5357_4254_0001;

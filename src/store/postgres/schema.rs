@@ -98,8 +98,12 @@ CREATE INDEX invocations_by_time ON invocations(time);
 CREATE INDEX invocations_by_server ON invocations(server, time);
 ",
     // Nothing of the store for anyone else, servers' own `db::` roles included (see
-    // `modules::db::schemas`, which checks that none of them may use this schema).
+    // `modules::db::schemas`, which checks that none of them may use this schema). Since every role of
+    // the database may NOTIFY on any channel, commits NOTIFY on one named at random, which only the
+    // store's user can read (see `listen.rs`).
     "
+CREATE TABLE change_channel (name text NOT NULL);
+INSERT INTO change_channel VALUES ('switchboard_changes_' || replace(gen_random_uuid()::text, '-', ''));
 REVOKE ALL ON SCHEMA switchboard FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA switchboard FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA switchboard FROM PUBLIC;
