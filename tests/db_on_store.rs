@@ -311,3 +311,32 @@ async fn a_script_cannot_speak_on_the_stores_change_feed() {
         assert!(!server.logs().contains("unreadable change notice"), "{}", server.logs());
     }
 }
+
+/// Every role of a database may take any advisory lock and keep it for as long as its connection
+/// lives (a script's connection goes back to its server's pool holding it), so the store takes its
+/// locks as rows of its own table: a script holding the advisory locks the store once used stops no
+/// commit, no lock of the store's and no instance from starting.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_holding_advisory_locks_stops_no_commit_and_no_start() {
+    let Some(database) = Database::fresh() else { return };
+    let one = instance(&database.url, &["greedy"], &[]);
+    // The migration and registry keys the store once used (0x5357_4254_0001 and 2), and the start-up turn.
+    let keys = ["91634240061441", "91634240061442", "hashtextextended('seeded', 0)"];
+    for key in keys {
+        let take = format!("SELECT pg_advisory_lock({key})::text AS held");
+        assert_eq!(sql(&one, "greedy", step(&take, json!([]))).await, (200, json!([{"held": ""}])), "{key}");
+    }
+    let put = one.client.put(one.url("/api/servers/fresh")).bearer_auth(ADMIN).body(common::script("Fresh", "\"ok\""));
+    let (status, body) = json(put.send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    // A new instance migrates, seeds (under the store's lock) and serves.
+    let two = Server::start_default(
+        &[],
+        &[
+            ("SWITCHBOARD_STORE", database.url.as_str()),
+            ("SWITCHBOARD_ADMIN_TOKEN", ADMIN),
+            ("SWITCHBOARD_MASTER_KEY", MASTER_KEY),
+        ],
+    );
+    assert_eq!(two.get("/fresh/").await.text().await.unwrap(), "ok");
+}

@@ -8,8 +8,8 @@
 //! CREATEDB, CREATEROLE, REPLICATION, BYPASSRLS or INHERIT — granted USAGE and CREATE on its schema and
 //! nothing else. `RESET ROLE` and `SET SESSION AUTHORIZATION` only ever lead back to that role.
 //!
-//! The store's user sets each server up on its first use in each process, in one transaction under an
-//! advisory lock (instances starting at once take turns), and then checks what the role can reach: no
+//! The store's user sets each server up on its first use in each process, in one transaction under a
+//! lock of the store's (instances starting at once take turns), and then checks what the role can reach: no
 //! CREATE on the database, no CREATE on any schema but its own, no USAGE on `switchboard` or another
 //! server's schema. What the database grants PUBLIC is granted to every role, so a database that lets
 //! PUBLIC create (in `public` before PostgreSQL 15) is refused with the statement that fixes it. The
@@ -168,8 +168,8 @@ impl Schemas {
             )));
         }
         let (schema, role) = (schema_name(server), role_name(&database, server));
-        let turn = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-        tx.execute(turn, &[&format!("switchboard db {role}")]).await.map_err(|e| self.failure(e))?;
+        let turn = crate::store::postgres::TAKE_LOCK;
+        tx.execute(turn, &[&format!("db {role}")]).await.map_err(|e| self.failure(e))?;
         let password =
             hex::encode(blake3::keyed_hash(&self.key, format!("{database}\0{server}").as_bytes()).as_bytes());
         self.create(&tx, &database, server, &schema, &role, &password).await?;
