@@ -340,3 +340,26 @@ async fn a_script_holding_advisory_locks_stops_no_commit_and_no_start() {
     );
     assert_eq!(two.get("/fresh/").await.text().await.unwrap(), "ok");
 }
+
+/// Every server's pool draws on the `max_connections` of the store's one database, so a connection
+/// left unused for half a minute is closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_idle_connections_are_closed() {
+    let Some(database) = Database::fresh() else { return };
+    let server = instance(&database.url, &["idle", "watcher"], &[]);
+    let calls: Vec<_> =
+        (0..3).map(|_| sql(&server, "idle", step("SELECT pg_sleep(0.5)::text AS s", json!([])))).collect();
+    for answer in futures_util::future::join_all(calls).await {
+        assert_eq!(answer, (200, json!([{"s": ""}])));
+    }
+    let count = step("SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename LIKE 'sb\\_idle\\_%'", json!([]));
+    let open = || async { sql(&server, "watcher", count.clone()).await.1[0]["n"].as_i64().unwrap() };
+    let before = open().await;
+    assert!(before > 0, "the calls left no connection open");
+    let started = std::time::Instant::now();
+    while open().await > 0 {
+        assert!(started.elapsed().as_secs() < 90, "the idle connections stayed open");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    eprintln!("{before} idle connection(s) closed after {:?}", started.elapsed());
+}

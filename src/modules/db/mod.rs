@@ -230,7 +230,7 @@ enum Own {
 /// Connections the process keeps: each server's own database, and pools by URL.
 pub struct Databases {
     own: Own,
-    opened: Mutex<HashMap<String, Db>>,
+    opened: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Db>>>>,
     pools: Mutex<HashMap<String, Db>>,
     mongo: Mutex<HashMap<String, mongo::Mongo>>,
 }
@@ -254,24 +254,29 @@ impl Databases {
         Databases { own, opened: Mutex::default(), pools: Mutex::default(), mongo: Mutex::default() }
     }
 
-    /// The own database of `server`, opened once and kept. Two scripts racing to open it each open
-    /// it, and one is kept.
+    /// The own database of `server`, opened once and kept. Scripts that ask for it while it is being
+    /// opened wait for that opening: a server's first calls arriving at once make one pool, and set
+    /// its role up once. An opening that fails is tried again by the next call.
     fn local(&self, server: &str, timeout: Duration) -> Result<Db, Box<EvalAltResult>> {
-        if let Some(db) = self.opened.lock().unwrap_or_else(|p| p.into_inner()).get(server) {
+        let cell = self.opened.lock().unwrap_or_else(|p| p.into_inner()).entry(server.to_owned()).or_default().clone();
+        if let Some(db) = cell.get() {
             return Ok(db.clone());
         }
-        let db = match &self.own {
+        let opening: std::pin::Pin<Box<dyn Future<Output = Sql<Db>> + Send>> = match &self.own {
             Own::Files(dir) => {
                 let path = dir.join(format!("{server}.sqlite"));
-                Db(Arc::new(Pooled(on_io(async move {
+                Box::pin(async move {
                     let opened = tokio::task::spawn_blocking(move || sqlite::Local::open(&path)).await;
-                    opened.map_err(|e| raise(Error::internal("server database", e)))?
-                })?)))
+                    let local = opened.map_err(|e| raise(Error::internal("server database", e)))??;
+                    Ok(Db(Arc::new(Pooled(local))))
+                })
             }
-            Own::Store(schemas) => Db(Arc::new(Pooled(on_io(schemas.open(server, timeout))?))),
+            Own::Store(schemas) => {
+                let open = schemas.open(server, timeout);
+                Box::pin(async move { Ok(Db(Arc::new(Pooled(open.await?)))) })
+            }
         };
-        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(opened.entry(server.to_owned()).or_insert(db).clone())
+        on_io(async move { cell.get_or_try_init(|| opening).await.cloned() })
     }
 
     /// A pooled connection to a PostgreSQL or MySQL URL. The first connection is made without holding

@@ -22,6 +22,7 @@ use super::{Connector, Params, Sql, base64, sql_error};
 use crate::engine::raise;
 use crate::error::Error;
 
+#[derive(Clone)]
 pub struct Pool(deadpool_postgres::Pool);
 
 /// The longest a new connection may take, whatever the invocation has left.
@@ -70,6 +71,11 @@ impl Pool {
         let limit = Some(timeout.min(CONNECT));
         let timeouts = Timeouts { wait: Some(timeout), create: limit, recycle: limit };
         self.0.timeout_get(&timeouts).await.map_err(unreachable)
+    }
+
+    /// Closes the connections waiting in the pool that were last taken out `idle` ago or more.
+    pub fn close_idle(&self, idle: Duration) {
+        self.0.retain(|_, metrics| metrics.last_used() < idle);
     }
 }
 

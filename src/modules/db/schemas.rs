@@ -28,7 +28,7 @@
 //! A session here is PostgreSQL's own ([`postgres::Session`]) behind [`placeholders`], which turns the
 //! `?` and `:name` of the script-side contract into `$n`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rhai::{EvalAltResult, Map};
@@ -38,8 +38,13 @@ use super::{Connector, Params, Sql, placeholders, postgres};
 use crate::engine::raise;
 use crate::error::Error;
 
-/// Connections each server's pool keeps, in each instance.
+/// Connections each server's pool keeps, in each instance, at most.
 const SIZE: usize = 4;
+/// How long a connection of a server's pool may wait unused before it is closed: the store's database
+/// serves every instance and every server, and its `max_connections` is shared by them all.
+const IDLE: Duration = Duration::from_secs(30);
+/// How often pools are looked through for such connections.
+const SWEEP: Duration = Duration::from_secs(10);
 /// The longest setting a server up may take to connect, whatever the invocation has left.
 const CONNECT: Duration = Duration::from_secs(10);
 /// What the role passwords' key is derived from the master key for.
@@ -52,6 +57,8 @@ pub struct Schemas {
     name: String,
     /// The key role passwords are derived with.
     key: [u8; 32],
+    /// Every server's pool, swept of idle connections by a task started with the first.
+    pools: Mutex<Vec<postgres::Pool>>,
 }
 
 /// A server's schema: a pool of connections as its role, searching its schema.
@@ -110,7 +117,7 @@ impl Schemas {
     pub fn new(url: &str, master_key: &[u8; 32]) -> Result<Schemas, Error> {
         let name = format!("the PostgreSQL store {}", crate::store::postgres::without_password(url));
         let store = url.parse().map_err(|e| Error::BadRequest(format!("{name} is not a usable URL: {e}")))?;
-        Ok(Schemas { store, name, key: blake3::derive_key(PASSWORDS, master_key) })
+        Ok(Schemas { store, name, key: blake3::derive_key(PASSWORDS, master_key), pools: Mutex::default() })
     }
 
     /// The schema of `server`, set up, with a pool of connections as its role.
@@ -132,8 +139,27 @@ impl Schemas {
                     message(&e)
                 ))
             })?;
+            schemas.keep(&pool);
             Ok(Schema(pool))
         }
+    }
+
+    /// Keeps `pool` to be swept; the first one kept starts the sweeping, on the drivers' runtime, for
+    /// as long as these schemas are in use.
+    fn keep(self: &Arc<Self>, pool: &postgres::Pool) {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if pools.is_empty() {
+            let schemas = Arc::downgrade(self);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SWEEP).await;
+                    let Some(schemas) = schemas.upgrade() else { return };
+                    let pools = schemas.pools.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    pools.iter().for_each(|pool| pool.close_idle(IDLE));
+                }
+            });
+        }
+        pools.push(pool.clone());
     }
 
     /// Why the store could not set a server up.
