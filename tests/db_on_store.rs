@@ -101,7 +101,8 @@ async fn placeholders_are_translated_outside_literals_identifiers_and_comments()
         // Literals, quoted identifiers, dollar quotes and comments keep their ? and :x.
         (
             step(
-                "SELECT '? :x' AS lit, $q$ ?, :y $q$ AS dollars, \"odd?:name\" /* ? :z */ FROM t -- ? :w\n WHERE id = ?",
+                "SELECT '? :x' AS lit, $q$ ?, :y $q$ AS dollars, \"odd?:name\" /* ? :z */ FROM t \
+                 -- ? :w\n WHERE id = ?",
                 json!([1]),
             ),
             json!([{"lit": "? :x", "dollars": " ?, :y ", "odd?:name": "a"}]),

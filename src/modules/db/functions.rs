@@ -1,6 +1,7 @@
 //! The `db` module scripts call: `db::query`, `execute` and `transaction` on the server's own database
-//! (a SQLite file, or its schema of the PostgreSQL store), `db::connect` and `db::mongo` by URL (after the egress check), and the methods of the
-//! handles they return. Every statement gets the invocation's remaining time.
+//! (a SQLite file, or its schema of the PostgreSQL store), `db::connect` and `db::mongo` by URL (after
+//! the egress check), and the methods of the handles they return. Every statement gets the
+//! invocation's remaining time.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,9 +9,9 @@
 //! nothing else. `RESET ROLE` and `SET SESSION AUTHORIZATION` only ever lead back to that role.
 //!
 //! The store's user sets each server up on its first use in each process, in one transaction under a
-//! lock of the store's (instances starting at once take turns), and then checks what the role can reach: no
-//! CREATE on the database, no CREATE on any schema but its own, no USAGE on `switchboard` or another
-//! server's schema. What the database grants PUBLIC is granted to every role, so a database that lets
+//! lock of the store's (instances starting at once take turns), and then checks what the role can
+//! reach: no CREATE on the database, no CREATE on any schema but its own, no USAGE on `switchboard` or
+//! another server's schema. What the database grants PUBLIC is granted to every role, so a database that lets
 //! PUBLIC create (in `public` before PostgreSQL 15) is refused with the statement that fixes it. The
 //! role's password is derived from the master key (keyed BLAKE3 of the database and server names),
 //! never stored or logged: the role is given only its SCRAM verifier.
@@ -68,7 +68,7 @@ pub struct Schema(postgres::Pool);
 pub struct Translated(postgres::Session);
 
 /// The schema a server's tables live in.
-pub fn schema_name(server: &str) -> String {
+fn schema_name(server: &str) -> String {
     let plain = crate::server::validate_name(server).is_ok() && server.len() <= 60;
     match plain {
         true => format!("sb_{server}"),
