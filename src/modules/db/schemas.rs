@@ -18,8 +18,8 @@
 //!
 //! Names (identifiers are quoted all the same):
 //! - schema: `sb_` and the server's name, which needs no quoting (a lower-case letter, then lower-case
-//!   letters, digits and `_`); a name that is longer than 60 bytes or not a server name (a script run
-//!   from a file) gets `sbx_`, its first 26 characters with any other character as `_`, `_`, and 32
+//!   letters, digits and `_`); a name longer than 60 bytes (or, should one come, one that is not a
+//!   server name) gets `sbx_`, its first 26 characters with any other character as `_`, `_`, and 32
 //!   hex digits of its BLAKE3 hash. The two forms never meet: one starts `sb_`, the other `sbx_`.
 //! - role: `sb_`, the first 24 characters of the name so shown, `_`, and 32 hex digits of the BLAKE3
 //!   hash of the database's and the server's names: roles belong to the whole PostgreSQL cluster, and
