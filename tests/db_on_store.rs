@@ -300,6 +300,10 @@ async fn a_script_cannot_speak_on_the_stores_change_feed() {
     let Some(database) = Database::fresh() else { return };
     let (one, two) = (instance(&database.url, &["noisy"], &[]), instance(&database.url, &["noisy"], &[]));
     refused(&one, "noisy", step("SELECT name FROM switchboard.change_channel", json!([])), "42501").await;
+    // Nor can it read the name off the listening session's last statement.
+    let others = "SELECT DISTINCT query FROM pg_stat_activity WHERE usename <> current_user AND query <> ''";
+    let (status, queries) = sql(&one, "noisy", step(others, json!([]))).await;
+    assert_eq!((status, queries), (200, json!([{"query": "<insufficient privilege>"}])));
     for notice in [
         "NOTIFY switchboard_changes, 'not a change'",
         "SELECT pg_notify('switchboard_changes', 'not a change')::text AS n",
