@@ -184,30 +184,43 @@ async fn a_script_reaches_neither_the_store_nor_another_servers_schema() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_user_without_createrole_is_told_what_it_needs() {
     let Some(database) = Database::fresh() else { return };
-    let user = format!("{}_user", database.name());
-    admin(format!("CREATE ROLE {user} LOGIN")).unwrap();
-    admin(format!("GRANT CREATE ON DATABASE {} TO {user}", database.name())).unwrap();
-    let dropped = Dropped(user.clone());
-    let mut url = url::Url::parse(&database.url).unwrap();
-    url.set_username(&user).unwrap();
-    let server = instance(url.as_str(), &["notes"], &[]);
+    let store = StoreUser::new(database);
+    let server = instance(&store.url, &["notes"], &[]);
     let (status, body) = sql(&server, "notes", step("SELECT 1 AS one", json!([]))).await;
     assert_eq!((status, body["error"]["type"].as_str()), (503, Some("unavailable")), "{body}");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains(&format!("its user '{user}' needs CREATEROLE")), "{message}");
+    assert!(message.contains(&format!("its user '{}' needs CREATEROLE", store.name)), "{message}");
     // Given CREATEROLE (and no more: not a superuser), the same instance sets the server up.
-    admin(format!("ALTER ROLE {user} CREATEROLE")).unwrap();
+    admin(format!("ALTER ROLE {} CREATEROLE", store.name)).unwrap();
     assert_eq!(sql(&server, "notes", step("SELECT 1 AS one", json!([]))).await, (200, json!([{"one": 1}])));
     refused(&server, "notes", step("SELECT * FROM switchboard.secrets", json!([])), "42501").await;
-    drop((server, database, dropped));
 }
 
-/// Drops a role once the database (which holds what it owns) is gone.
-struct Dropped(String);
+/// A store user that is neither a superuser nor allowed to create roles, with CREATE on `database` (to
+/// make the store's schema); dropped after the database, which holds what it owns.
+struct StoreUser {
+    database: Option<Database>,
+    name: String,
+    url: String,
+}
 
-impl Drop for Dropped {
+impl StoreUser {
+    fn new(database: Database) -> StoreUser {
+        let name = format!("{}_user", database.name());
+        let mut url = url::Url::parse(&database.url).unwrap();
+        url.set_username(&name).unwrap();
+        let grant = format!("GRANT CREATE ON DATABASE {} TO {name}", database.name());
+        let user = StoreUser { url: url.to_string(), name, database: Some(database) };
+        admin(format!("CREATE ROLE {} LOGIN", user.name)).unwrap();
+        admin(grant).unwrap();
+        user
+    }
+}
+
+impl Drop for StoreUser {
     fn drop(&mut self) {
-        let _ = admin(format!("DROP ROLE IF EXISTS {}", self.0));
+        drop(self.database.take());
+        let _ = admin(format!("DROP ROLE IF EXISTS {}", self.name));
     }
 }
 
