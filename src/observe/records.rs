@@ -1,8 +1,9 @@
 //! The invocation-record writer: records leave the invocation path through a bounded channel and are
-//! written in batches by a thread of their own, so an invocation never waits on the store. A batch
-//! gathers what arrives within [`LINGER`] of its first record (or [`BATCH`] records): a busy server
-//! writes a few batches a second however many calls it serves, and a record reaches the store at most
-//! that much later.
+//! written in batches by a thread of their own, so an invocation never waits on the store. A batch is
+//! what arrives within [`LINGER`] of its first record: the writer sleeps that long instead of being
+//! woken for every record (a wake-up per call cost more than writing it), so a busy server writes a
+//! few batches a second however many calls it serves, and a record reaches the store at most that much
+//! later. A flush wakes the writer at once.
 //!
 //! When the writer falls behind and the channel is full, a record is dropped and counted
 //! (`switchboard_records_dropped_total`) rather than slowing calls down. The same thread applies the
@@ -10,7 +11,8 @@
 //! it exits, so its record is in the store when it is gone.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::metrics::counter::Counter;
@@ -19,7 +21,7 @@ use crate::store::{InvocationRecord, Store};
 
 /// Records waiting to be written before new ones are dropped.
 const QUEUE: usize = 10_000;
-/// Most records written in one batch.
+/// Most records written as one row.
 const BATCH: usize = 1_000;
 /// How long a batch waits for more records after its first.
 const LINGER: Duration = Duration::from_millis(50);
@@ -52,7 +54,7 @@ enum Message {
 /// The sending side, held by the runtime.
 pub struct Recorder {
     /// `None` when recording is off.
-    sender: Option<SyncSender<Message>>,
+    sender: Option<(SyncSender<Message>, Thread)>,
     dropped: Counter,
 }
 
@@ -66,7 +68,7 @@ impl Recorder {
         let spawned =
             std::thread::Builder::new().name("records".into()).spawn(move || write(&*store, &receiver, retention));
         match spawned {
-            Ok(_) => Recorder { sender: Some(sender), dropped },
+            Ok(writer) => Recorder { sender: Some((sender, writer.thread().clone())), dropped },
             Err(e) => {
                 tracing::error!("invocation records are off: cannot start their writer: {e}");
                 Recorder { sender: None, dropped }
@@ -76,7 +78,7 @@ impl Recorder {
 
     /// Hands a record to the writer, or drops and counts it when the writer is behind.
     pub fn record(&self, record: InvocationRecord) {
-        let Some(sender) = &self.sender else { return };
+        let Some((sender, _)) = &self.sender else { return };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             sender.try_send(Message::Record(Box::new(record)))
         {
@@ -86,9 +88,10 @@ impl Recorder {
 
     /// Waits until every record handed over so far is written.
     pub fn flush(&self) {
-        let Some(sender) = &self.sender else { return };
+        let Some((sender, writer)) = &self.sender else { return };
         let (done, written) = sync_channel(1);
         if sender.send(Message::Flush(done)).is_ok() {
+            writer.unpark();
             let _ = written.recv();
         }
     }
@@ -112,12 +115,12 @@ fn write(store: &dyn Store, receiver: &Receiver<Message>, retention: Retention) 
             Err(RecvTimeoutError::Disconnected) => return,
         };
         let (batch, flushes, open) = gather(receiver, first);
-        if !batch.is_empty() {
-            if let Err(error) = store.append_records(&batch) {
-                tracing::error!(records = batch.len(), "invocation records were not kept: {}", error.message());
+        for rows in batch.chunks(BATCH) {
+            if let Err(error) = store.append_records(rows) {
+                tracing::error!(records = rows.len(), "invocation records were not kept: {}", error.message());
             }
-            pruned.1 += batch.len();
         }
+        pruned.1 += batch.len();
         if pruned.1 >= (retention.max / 10).max(1) || pruned.0.elapsed() >= PRUNE_EVERY {
             prune(store, retention);
             pruned = (Instant::now(), 0);
@@ -131,27 +134,26 @@ fn write(store: &dyn Store, receiver: &Receiver<Message>, retention: Retention) 
     }
 }
 
-/// The records that arrive within [`LINGER`] of `first` (at most [`BATCH`]), ending early at a flush;
-/// the flushes to answer once they are written; whether the channel is still open.
+/// `first` and what arrives within [`LINGER`] after it (sooner when a flush wakes the writer, at most
+/// [`QUEUE`] messages): the records, the flushes to answer once they are written, and whether the
+/// channel is still open.
 fn gather(receiver: &Receiver<Message>, first: Message) -> (Vec<InvocationRecord>, Vec<SyncSender<()>>, bool) {
-    let until = Instant::now() + LINGER;
+    if matches!(first, Message::Record(_)) {
+        std::thread::park_timeout(LINGER);
+    }
     let mut batch = Vec::new();
     let mut flushes = Vec::new();
-    let mut next = first;
-    loop {
+    let mut next = Ok(first);
+    for _ in 0..QUEUE {
         match next {
-            Message::Record(record) => batch.push(*record),
-            Message::Flush(done) => flushes.push(done),
+            Ok(Message::Record(record)) => batch.push(*record),
+            Ok(Message::Flush(done)) => flushes.push(done),
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => return (batch, flushes, false),
         }
-        if batch.len() >= BATCH || !flushes.is_empty() {
-            return (batch, flushes, true);
-        }
-        next = match receiver.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            Ok(message) => message,
-            Err(RecvTimeoutError::Timeout) => return (batch, flushes, true),
-            Err(RecvTimeoutError::Disconnected) => return (batch, flushes, false),
-        };
+        next = receiver.try_recv();
     }
+    (batch, flushes, true)
 }
 
 fn prune(store: &dyn Store, retention: Retention) {
