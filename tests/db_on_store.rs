@@ -80,6 +80,18 @@ async fn a_row_written_through_one_instance_is_read_through_another() {
     // The rows are in the server's schema of the store's database, not in a file of the data directory.
     admin_on(database.name(), "SELECT body FROM sb_notes.notes".into()).unwrap();
     assert!(!one.data_dir().join("db").exists() && !two.data_dir().join("db").exists());
+    // As the role they were written by: one of its own, with no attribute and no membership, which
+    // PostgreSQL knows by a SCRAM verifier only.
+    let role = format!(
+        "DO $$ BEGIN IF (SELECT count(*) FROM pg_authid a JOIN pg_shdescription d ON d.objoid = a.oid
+              WHERE d.description LIKE '%server ''notes'' in database ''{}''' AND a.rolname LIKE 'sb\\_notes\\_%'
+                AND a.rolpassword LIKE 'SCRAM-SHA-256$%' AND a.rolcanlogin AND NOT (a.rolsuper OR a.rolinherit
+                OR a.rolcreaterole OR a.rolcreatedb OR a.rolreplication OR a.rolbypassrls)
+                AND NOT EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = a.oid)) <> 1
+           THEN RAISE EXCEPTION 'not one such role'; END IF; END $$",
+        database.name()
+    );
+    admin(role).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
