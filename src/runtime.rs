@@ -25,6 +25,7 @@ use crate::cid::Cid;
 use crate::engine::{Limits, Script, ScriptEngine, Threads};
 use crate::error::{Error, Result};
 use crate::keys;
+use crate::modules::db::Databases;
 use crate::modules::http::HttpSettings;
 use crate::modules::services::Services;
 use crate::secrets::Vault;
@@ -128,7 +129,7 @@ fn engine(limits: Limits, services: Arc<Services>) -> ScriptEngine {
 pub fn checker() -> Result<ScriptEngine> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory()?);
     let vault = Vault::new(&rand::random());
-    let services = Services::new(store, vault, PathBuf::new(), HttpSettings::default())?;
+    let services = Services::new(store, vault, Databases::new(PathBuf::new()), HttpSettings::default())?;
     Ok(engine(Limits::default(), Arc::new(services)))
 }
 
@@ -178,9 +179,11 @@ impl Runtime {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| Error::internal(&format!("cannot create {}", settings.data_dir.display()), e))?;
         let store = crate::store::open(settings.store.as_deref(), &settings.data_dir)?;
-        let vault = Vault::new(&keys::master_key(&settings.data_dir)?);
+        let master_key = keys::master_key(&settings.data_dir)?;
+        let vault = Vault::new(&master_key);
         crate::secrets::claim(store.as_ref(), &vault)?;
-        let services = Arc::new(Services::new(store.clone(), vault, settings.data_dir.clone(), settings.http.clone())?);
+        let databases = Databases::for_store(settings.store.as_deref(), &settings.data_dir, &master_key)?;
+        let services = Arc::new(Services::new(store.clone(), vault, databases, settings.http.clone())?);
         let runtime = Arc::new(Runtime {
             engine: engine(settings.limits.clone(), services.clone()),
             threads: Threads::new(std::thread::available_parallelism().map_or(2, |n| n.get())),

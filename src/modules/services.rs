@@ -3,7 +3,6 @@
 //! touching the store.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -38,14 +37,19 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(store: Arc<dyn Store>, vault: Vault, data_dir: PathBuf, http: HttpSettings) -> Result<Services, Error> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        vault: Vault,
+        databases: Databases,
+        http: HttpSettings,
+    ) -> Result<Services, Error> {
         let metrics = Arc::new(Metrics::new());
         Ok(Services {
             store,
             vault,
             http: HttpClient::new(http, metrics.clone())?,
             metrics,
-            databases: Databases::new(data_dir.join("db")),
+            databases,
             variables: ArcSwap::default(),
             opened: ArcSwap::default(),
             oauth: Tokens::default(),

@@ -15,7 +15,7 @@ pub fn open(location: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>> {
     let Some(location) = location else {
         return Ok(Arc::new(SqliteStore::open(&data_dir.join("store.sqlite"))?));
     };
-    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+    if is_postgres(location) {
         return Ok(Arc::new(PostgresStore::open(location)?));
     }
     match location.strip_prefix("sqlite:") {
@@ -25,4 +25,9 @@ pub fn open(location: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>> {
             super::postgres::without_password(location)
         ))),
     }
+}
+
+/// Whether `location` names a PostgreSQL database.
+pub fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
 }

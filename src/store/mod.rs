@@ -36,7 +36,7 @@ use tokio::sync::broadcast;
 use crate::cid::Cid;
 use crate::error::Result;
 
-pub use location::{STORE_ENV, open};
+pub use location::{STORE_ENV, is_postgres, open};
 pub use postgres::PostgresStore;
 pub use records::{InvocationRecord, RecordFilter, StatusFilter, Usage, Via};
 pub use sqlite::SqliteStore;

@@ -76,8 +76,19 @@ impl Database {
 }
 
 impl Drop for Database {
+    /// Drops the database, then the roles its servers' own `db::` schemas were given (roles belong to
+    /// the whole cluster; each one's comment names the database it serves).
     fn drop(&mut self) {
         let _ = admin(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = admin(format!(
+            "DO $$ DECLARE r text; BEGIN
+               FOR r IN SELECT a.rolname FROM pg_roles a JOIN pg_shdescription d ON d.objoid = a.oid
+                        WHERE d.description LIKE '%in database ''{}''' LOOP
+                 EXECUTE format('DROP ROLE %I', r);
+               END LOOP;
+             END $$",
+            self.name
+        ));
     }
 }
 

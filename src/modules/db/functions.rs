@@ -1,6 +1,7 @@
-//! The `db` module scripts call: `db::query`, `execute` and `transaction` on the server's own SQLite
-//! database, `db::connect` and `db::mongo` by URL (after the egress check), and the methods of the
-//! handles they return. Every statement gets the invocation's remaining time.
+//! The `db` module scripts call: `db::query`, `execute` and `transaction` on the server's own database
+//! (a SQLite file, or its schema of the PostgreSQL store), `db::connect` and `db::mongo` by URL (after
+//! the egress check), and the methods of the handles they return. Every statement gets the
+//! invocation's remaining time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ fn own_database(services: &Services) -> Result<(Db, Duration), Box<EvalAltResult
         .server
         .as_deref()
         .ok_or_else(|| arg_error("db:: needs a server name: invoke the script by its name (or run it from a file)"))?;
-    Ok((services.databases.local(server)?, remaining))
+    Ok((services.databases.local(server, remaining)?, remaining))
 }
 
 fn run_transaction(

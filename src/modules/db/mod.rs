@@ -1,4 +1,4 @@
-//! `db`: SQL for scripts — each server's own SQLite database, and PostgreSQL or MySQL by URL.
+//! `db`: SQL for scripts — each server's own database, and PostgreSQL or MySQL by URL.
 //!
 //! ```rhai
 //! db::execute("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER)");
@@ -15,24 +15,30 @@
 //! Rows come back as maps with faithful types: integers, floats, text, booleans, `()` for NULL,
 //! timestamps as RFC 3339 text, bytes as base64, JSON columns as values.
 //!
-//! The per-server database is a file of its own under `<data>/db/`; it cannot attach other files, so a
-//! script can never reach the runtime's store. Every statement stops at the invocation's deadline.
+//! A server's own database lives with the store. With the SQLite store it is a file of its own under
+//! `<data>/db/` ([`sqlite`]), which cannot attach other files, so a script can never reach the runtime's
+//! store. With the PostgreSQL store it is a schema of the store's database, reached as a role of the
+//! server's own that can reach nothing else ([`schemas`]), with the same `?` and `:name` placeholders
+//! ([`placeholders`]). Every statement stops at the invocation's deadline.
 //!
 //! No statement holds a script's thread. The drivers (tokio-postgres pooled by deadpool, mysql_async,
 //! and SQLite on a blocking pool) live on a small runtime of their own; a statement is a task there and
 //! the script waits on it with [`wait`], suspending its fiber. Every backend is a [`Connector`] handing
-//! out [`Session`]s, so statements, transactions and their clean-up are written once, in [`Pooled`].
+//! out [`Session`]s, so statements, transactions and their clean-up are written once, in [`Pooled`]; a
+//! server's schema on the store is PostgreSQL's own session behind the placeholder translation.
 //! [`Databases`] keeps what the process opened; [`functions`] is the module scripts call.
 
 pub mod functions;
 mod mongo;
 mod mysql;
+mod placeholders;
 mod postgres;
+mod schemas;
 mod sqlite;
 mod tally;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -215,31 +221,62 @@ fn on_io<T: Send + 'static>(work: impl Future<Output = Sql<T>> + Send + 'static)
 #[derive(Clone)]
 pub struct Db(Arc<dyn Database>);
 
-/// Connections the process keeps: each server's SQLite file, and pools by URL.
+/// Where servers' own databases are: SQLite files in a directory, or schemas of the PostgreSQL store.
+enum Own {
+    Files(PathBuf),
+    Store(Arc<schemas::Schemas>),
+}
+
+/// Connections the process keeps: each server's own database, and pools by URL.
 pub struct Databases {
-    dir: PathBuf,
-    sqlite: Mutex<HashMap<String, Db>>,
+    own: Own,
+    opened: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Db>>>>,
     pools: Mutex<HashMap<String, Db>>,
     mongo: Mutex<HashMap<String, mongo::Mongo>>,
 }
 
 impl Databases {
+    /// Servers' own databases as SQLite files in `dir`.
     pub fn new(dir: PathBuf) -> Databases {
-        Databases { dir, sqlite: Mutex::default(), pools: Mutex::default(), mongo: Mutex::default() }
+        Databases::with(Own::Files(dir))
     }
 
-    /// The SQLite database of `server`, opened once and kept.
-    fn local(&self, server: &str) -> Result<Db, Box<EvalAltResult>> {
-        if let Some(db) = self.sqlite.lock().unwrap_or_else(|p| p.into_inner()).get(server) {
+    /// Servers' own databases where the store is: schemas of its database when it is PostgreSQL (see
+    /// [`schemas`], their roles' passwords derived from `master_key`), else files in `<data_dir>/db`.
+    pub fn for_store(store: Option<&str>, data_dir: &Path, master_key: &[u8; 32]) -> Result<Databases, Error> {
+        Ok(match store.filter(|location| crate::store::is_postgres(location)) {
+            Some(url) => Databases::with(Own::Store(Arc::new(schemas::Schemas::new(url, master_key)?))),
+            None => Databases::new(data_dir.join("db")),
+        })
+    }
+
+    fn with(own: Own) -> Databases {
+        Databases { own, opened: Mutex::default(), pools: Mutex::default(), mongo: Mutex::default() }
+    }
+
+    /// The own database of `server`, opened once and kept. Scripts that ask for it while it is being
+    /// opened wait for that opening: a server's first calls arriving at once make one pool, and set
+    /// its role up once. An opening that fails is tried again by the next call.
+    fn local(&self, server: &str, timeout: Duration) -> Result<Db, Box<EvalAltResult>> {
+        let cell = self.opened.lock().unwrap_or_else(|p| p.into_inner()).entry(server.to_owned()).or_default().clone();
+        if let Some(db) = cell.get() {
             return Ok(db.clone());
         }
-        let path = self.dir.join(format!("{server}.sqlite"));
-        let local = on_io(async move {
-            let opened = tokio::task::spawn_blocking(move || sqlite::Local::open(&path)).await;
-            opened.map_err(|e| raise(Error::internal("server database", e)))?
-        })?;
-        let mut open = self.sqlite.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(open.entry(server.to_owned()).or_insert_with(|| Db(Arc::new(Pooled(local)))).clone())
+        let opening: std::pin::Pin<Box<dyn Future<Output = Sql<Db>> + Send>> = match &self.own {
+            Own::Files(dir) => {
+                let path = dir.join(format!("{server}.sqlite"));
+                Box::pin(async move {
+                    let opened = tokio::task::spawn_blocking(move || sqlite::Local::open(&path)).await;
+                    let local = opened.map_err(|e| raise(Error::internal("server database", e)))??;
+                    Ok(Db(Arc::new(Pooled(local))))
+                })
+            }
+            Own::Store(schemas) => {
+                let open = schemas.open(server, timeout);
+                Box::pin(async move { Ok(Db(Arc::new(Pooled(open.await?)))) })
+            }
+        };
+        on_io(async move { cell.get_or_try_init(|| opening).await.cloned() })
     }
 
     /// A pooled connection to a PostgreSQL or MySQL URL. The first connection is made without holding
@@ -248,10 +285,12 @@ impl Databases {
         if let Some(db) = self.pools.lock().unwrap_or_else(|p| p.into_inner()).get(url) {
             return Ok(db.clone());
         }
-        let owned = url.to_owned();
         let db = match url.split_once("://").map(|(scheme, _)| scheme) {
-            Some("postgres" | "postgresql") => Db(Arc::new(Pooled(on_io(postgres::Pool::open(owned, timeout))?))),
-            Some("mysql" | "mariadb") => Db(Arc::new(Pooled(on_io(mysql::Pool::open(owned, timeout))?))),
+            Some("postgres" | "postgresql") => {
+                let config = postgres::config(url)?;
+                Db(Arc::new(Pooled(on_io(postgres::Pool::open(config, postgres::SIZE, timeout))?)))
+            }
+            Some("mysql" | "mariadb") => Db(Arc::new(Pooled(on_io(mysql::Pool::open(url.to_owned(), timeout))?))),
             _ => return Err(arg_error("db::connect takes a postgres:// or mysql:// URL")),
         };
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,8 +3,8 @@
 //! Parameters are positional (`$1`, `$2`, …) and converted to the type the server expects for each
 //! (so `[42]` binds an `int4` or an `int8` alike). Every statement runs under a `statement_timeout`
 //! equal to the invocation's remaining time. A session that opened a transaction and is dropped
-//! before it finishes is taken out of the pool and closed, so the server rolls it back and no later
-//! statement runs inside it.
+//! before it finishes is taken out of the pool, its statement cancelled and its connection closed, so
+//! the server rolls it back and no later statement runs inside it.
 
 use std::time::Duration;
 
@@ -22,12 +22,13 @@ use super::{Connector, Params, Sql, base64, sql_error};
 use crate::engine::raise;
 use crate::error::Error;
 
+#[derive(Clone)]
 pub struct Pool(deadpool_postgres::Pool);
 
 /// The longest a new connection may take, whatever the invocation has left.
 const CONNECT: Duration = Duration::from_secs(10);
 /// Connections kept per URL.
-const SIZE: usize = 8;
+pub const SIZE: usize = 8;
 
 fn failure(error: tokio_postgres::Error) -> Box<EvalAltResult> {
     use tokio_postgres::error::SqlState;
@@ -42,18 +43,22 @@ fn failure(error: tokio_postgres::Error) -> Box<EvalAltResult> {
     }
 }
 
+/// The settings a `postgres://` URL gives.
+pub fn config(url: &str) -> Sql<Config> {
+    url.parse().map_err(|e| super::arg_error(&format!("not a PostgreSQL URL: {e}")))
+}
+
 fn unreachable(error: impl std::fmt::Display) -> Box<EvalAltResult> {
     raise(Error::UpstreamUnreachable(format!("cannot connect to PostgreSQL: {error}")))
 }
 
 impl Pool {
-    /// A pool for `url`, after one connection proves the server answers: a server that cannot be
-    /// reached fails now, with its own error.
-    pub async fn open(url: String, timeout: Duration) -> Sql<Pool> {
-        let mut config: Config = url.parse().map_err(|e| super::arg_error(&format!("not a PostgreSQL URL: {e}")))?;
+    /// A pool of up to `size` connections made with `config`, after one connection proves the server
+    /// answers: a server that cannot be reached fails now, with its own error.
+    pub async fn open(mut config: Config, size: usize, timeout: Duration) -> Sql<Pool> {
         config.connect_timeout(timeout.min(CONNECT));
         let pool = deadpool_postgres::Pool::builder(Manager::new(config, NoTls))
-            .max_size(SIZE)
+            .max_size(size)
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| raise(Error::internal("PostgreSQL pool", e)))?;
@@ -67,6 +72,11 @@ impl Pool {
         let timeouts = Timeouts { wait: Some(timeout), create: limit, recycle: limit };
         self.0.timeout_get(&timeouts).await.map_err(unreachable)
     }
+
+    /// Closes the connections waiting in the pool that were last taken out `idle` ago or more.
+    pub fn close_idle(&self, idle: Duration) {
+        self.0.retain(|_, metrics| metrics.last_used() < idle);
+    }
 }
 
 /// A pooled connection whose statements stop at the deadline it was checked out with; `open` while it
@@ -77,10 +87,17 @@ pub struct Session {
 }
 
 impl Drop for Session {
+    /// A transaction abandoned mid-statement is cancelled as well as closed: the script may have lifted
+    /// `statement_timeout` inside it, and a server whose client went away runs the statement on until it
+    /// next writes to it.
     fn drop(&mut self) {
         if self.open
             && let Some(client) = self.client.take()
         {
+            if let Ok(drivers) = tokio::runtime::Handle::try_current() {
+                let cancel = client.cancel_token();
+                drivers.spawn(async move { cancel.cancel_query(NoTls).await });
+            }
             drop(Object::take(client));
         }
     }

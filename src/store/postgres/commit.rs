@@ -2,14 +2,14 @@
 //! when, and only if, the transaction commits, so no instance hears of a change that did not happen.
 //!
 //! Changes to what instances serve (servers, variables, secrets, connections) take the registry's
-//! advisory lock first: two instances editing one server commit one after the other, so the history's
+//! lock first: two instances editing one server commit one after the other, so the history's
 //! order is the order of the heads, and every instance ends on the same one.
 
 use std::collections::BTreeMap;
 
 use tokio_postgres::Transaction;
 
-use super::{ADVISORY_REGISTRY, CHANNEL, Fault, Sql};
+use super::{DROP_LOCK, Fault, REGISTRY, Sql, TAKE_LOCK};
 use crate::cid::Cid;
 use crate::store::{Change, Changed, Op, Origin, WebhookEvent};
 
@@ -24,7 +24,7 @@ fn digest(cid: &Cid) -> &[u8] {
 pub(super) async fn apply(tx: &Transaction<'_>, change: &Change, at: i64) -> Sql<()> {
     let changed = change.changed();
     if !changed.is_empty() {
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ADVISORY_REGISTRY]).await?;
+        tx.execute(TAKE_LOCK, &[&REGISTRY]).await?;
     }
     let put = tx.prepare("INSERT INTO blobs (cid, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING").await?;
     for (cid, bytes) in &change.blobs {
@@ -39,7 +39,7 @@ pub(super) async fn apply(tx: &Transaction<'_>, change: &Change, at: i64) -> Sql
             1..PAYLOAD => payload,
             _ => serde_json::to_string(&Changed::Everything).unwrap_or_default(),
         };
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+        tx.execute("SELECT pg_notify((SELECT name FROM change_channel), $1)", &[&payload]).await?;
     }
     Ok(())
 }
@@ -155,17 +155,17 @@ async fn set_variables(tx: &Transaction<'_>, variables: &BTreeMap<String, String
 
 /// Records a received webhook event. The delivery id is unique per server in the table itself: of two
 /// instances storing one delivery, the second waits for the first and fails. A body seen within the
-/// window refuses the event too; that check and the insert run under an advisory lock on the server
-/// and body, so two copies checked at once cannot both pass.
+/// window refuses the event too; that check and the insert run under a lock on the server and body, so
+/// two copies checked at once cannot both pass.
 async fn record_event(tx: &Transaction<'_>, op: &Op) -> Sql<()> {
     let Op::RecordEvent { cid, server, delivery_id, body_cid, received_at, status, same_body_since, claimed_until } =
         op
     else {
         return Ok(());
     };
-    if let Some(since) = same_body_since {
-        let lock = "SELECT pg_advisory_xact_lock(hashtextextended($1 || encode($2, 'hex'), 0))";
-        tx.execute(lock, &[server, &digest(body_cid)]).await?;
+    let lock = same_body_since.map(|_| format!("event {server} {}", hex::encode(digest(body_cid))));
+    if let (Some(since), Some(lock)) = (same_body_since, &lock) {
+        tx.execute(TAKE_LOCK, &[lock]).await?;
         let sql =
             "SELECT EXISTS (SELECT 1 FROM webhook_events WHERE server = $1 AND body_cid = $2 AND received_at >= $3)";
         let seen: bool = tx.query_one(sql, &[server, &digest(body_cid), since]).await?.try_get(0)?;
@@ -180,5 +180,8 @@ async fn record_event(tx: &Transaction<'_>, op: &Op) -> Sql<()> {
     let values: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
         [&digest(cid), server, delivery_id, &digest(body_cid), received_at, &status.as_str(), &attempts, &due];
     tx.execute(sql, &values).await?;
+    if let Some(lock) = &lock {
+        tx.execute(DROP_LOCK, &[lock]).await?;
+    }
     Ok(())
 }

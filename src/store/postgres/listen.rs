@@ -1,6 +1,11 @@
 //! The change feed of a PostgreSQL store: one connection of its own that `LISTEN`s on the store's
 //! channel and tells each notification as the [`Changed`] it carries.
 //!
+//! PostgreSQL lets every role of a database NOTIFY on any channel, and servers' own `db::` roles are
+//! roles of the store's database. So the channel is named at random when the schema is made
+//! (`switchboard.change_channel`), and only the store's user can read that name: a script's notices
+//! reach no instance, and cannot make each of them re-read everything.
+//!
 //! Notifications are delivered to sessions listening when the sending transaction commits, and never
 //! stored: whatever was committed while this connection was down is lost to it. So after every
 //! reconnect the feed says [`Changed::Everything`] and subscribers re-read it all. It reconnects by
@@ -16,7 +21,6 @@ use std::sync::mpsc::SyncSender;
 use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
-use super::CHANNEL;
 use crate::store::Changed;
 
 /// The first wait after losing the connection, doubled after each failed attempt up to [`LONGEST`].
@@ -64,7 +68,8 @@ async fn session(
         }
         Ok::<(), tokio_postgres::Error>(())
     });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    let channel: String = client.query_one("SELECT name FROM change_channel", &[]).await?.try_get(0)?;
+    client.batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "\"\""))).await?;
     *wait = FIRST;
     match ready.take() {
         Some(ready) => drop(ready.send(Ok(()))),

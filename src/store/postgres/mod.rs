@@ -35,12 +35,19 @@ use super::{
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
-/// The channel every commit NOTIFYs on.
-const CHANNEL: &str = "switchboard_changes";
-/// Advisory lock keys (`pg_advisory_lock` takes any bigint): migrating the schema, and committing a
-/// change to the registry.
+/// The advisory lock key (`pg_advisory_lock` takes any bigint) under which a new database is given the
+/// store's schema; the only advisory lock the store takes (see [`schema`]).
 const ADVISORY_MIGRATE: i64 = 0x5357_4254_0001;
-const ADVISORY_REGISTRY: i64 = 0x5357_4254_0002;
+/// Takes the lock named `$1` until the transaction ends. The store's locks are rows of its own table,
+/// `switchboard.locks`, which no other role of the database can touch: an advisory lock can be taken,
+/// and held for ever, by any role, servers' own `db::` roles included.
+pub const TAKE_LOCK: &str =
+    "INSERT INTO switchboard.locks (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = excluded.key";
+/// Removes the row of a lock named once (its holder still holds it until the transaction ends; a
+/// waiter then makes the row again), so that one-off names leave nothing behind.
+const DROP_LOCK: &str = "DELETE FROM switchboard.locks WHERE key = $1";
+/// The lock every commit that changes what is served takes.
+const REGISTRY: &str = "registry";
 /// Connections each instance keeps to the store.
 const POOL: usize = 16;
 /// The longest an operation may take, connecting included, before the store counts as unavailable.
@@ -416,40 +423,50 @@ impl Store for PostgresStore {
         self.prune_invocations(keep, before)
     }
 
-    /// A session-level advisory lock on a pooled connection, which the guard keeps out of the pool until
-    /// it unlocks. It is tried rather than waited for, so that giving up (short of [`PATIENCE`]) never
-    /// leaves a wait behind that is granted later to a connection back in the pool.
+    /// A lock held by a transaction on a pooled connection, which the guard keeps out of the pool until
+    /// it rolls back. It is tried (`NOWAIT`) rather than waited for, so that giving up (short of
+    /// [`PATIENCE`]) never leaves a wait behind.
     fn lock(&self, key: &str) -> Result<Held> {
-        let (pool, key) = (self.pool.clone(), key.to_owned());
+        let (pool, key, tokio) = (self.pool.clone(), key.to_owned(), self.handle().clone());
         let give_up = tokio::time::Instant::now() + PATIENCE - Duration::from_secs(1);
-        let client = self.run(async move {
-            let client = pool.get().await?;
-            let try_lock = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))";
-            while !client.query_one(try_lock, &[&key]).await?.try_get::<_, bool>(0)? {
+        let unlock = self.run(async move {
+            // Rolled back on every path from here, the connection closed if it cannot say so.
+            let unlock = Unlock { held: Some(pool.get().await?), tokio };
+            let client = unlock.held.as_ref().expect("held until dropped");
+            client.execute("INSERT INTO locks (key) VALUES ($1) ON CONFLICT DO NOTHING", &[&key]).await?;
+            loop {
+                client.batch_execute("BEGIN").await?;
+                let taken = client.query("SELECT 1 FROM locks WHERE key = $1 FOR UPDATE NOWAIT", &[&key]).await;
+                match taken {
+                    Ok(_) => break,
+                    Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                        client.batch_execute("ROLLBACK").await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 if tokio::time::Instant::now() >= give_up {
                     return Err(Fault::Lost(format!("the lock '{key}' stayed taken")));
                 }
                 tokio::time::sleep(LOCK_POLL).await;
             }
-            Ok((client, key))
+            Ok(unlock)
         })?;
-        Ok(Held::new(Unlock { held: Some(client), tokio: self.handle().clone() }))
+        Ok(Held::new(unlock))
     }
 }
 
-/// Releases an advisory lock when dropped; a connection that cannot say so is closed instead, which
-/// releases it too.
+/// Releases a lock when dropped, by rolling back the transaction that holds it (outside one, a
+/// rollback only warns); a connection that cannot say so is closed instead, which releases it too.
 struct Unlock {
-    held: Option<(Object, String)>,
+    held: Option<Object>,
     tokio: tokio::runtime::Handle,
 }
 
 impl Drop for Unlock {
     fn drop(&mut self) {
-        let Some((client, key)) = self.held.take() else { return };
+        let Some(client) = self.held.take() else { return };
         self.tokio.spawn(async move {
-            let unlock = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
-            if client.execute(unlock, &[&key]).await.is_err() {
+            if client.batch_execute("ROLLBACK").await.is_err() {
                 drop(Object::take(client));
             }
         });

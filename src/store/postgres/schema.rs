@@ -1,9 +1,12 @@
 //! The store's tables, in a schema of their own (`switchboard`), created and migrated by the binary.
 //!
-//! Migrations are numbered and applied in order, each in its own transaction that also records it in
-//! `switchboard.migrations`, all under one session-level advisory lock: instances starting at the same
-//! moment take turns, and each finds the work of the one before it done. A database migrated by a newer
-//! binary is refused rather than misread.
+//! Migrations are numbered and applied in order, in one transaction that records them in
+//! `switchboard.migrations` and holds an exclusive lock on that table: instances starting at the same
+//! moment take turns, and each finds the work of the one before it done. The schema and that table are
+//! made once, on a new database, under an advisory lock, since nobody has been given anything in it
+//! yet; from then on the store takes no advisory lock, which any role of the database (servers' own
+//! `db::` roles included) could take first and hold. A database migrated by a newer binary is refused
+//! rather than misread.
 
 use deadpool_postgres::Object;
 
@@ -97,28 +100,46 @@ CREATE TABLE invocations (
 CREATE INDEX invocations_by_time ON invocations(time);
 CREATE INDEX invocations_by_server ON invocations(server, time);
 ",
+    // Nothing of the store for anyone else, servers' own `db::` roles included (see
+    // `modules::db::schemas`, which checks that none of them may use this schema). Since every role of
+    // the database may NOTIFY on any channel, commits NOTIFY on one named at random, which only the
+    // store's user can read (see `listen.rs`); since any role may take any advisory lock, the store's
+    // locks are rows of its own table (see `TAKE_LOCK`).
+    "
+CREATE TABLE change_channel (name text NOT NULL);
+CREATE TABLE locks (key text PRIMARY KEY);
+INSERT INTO change_channel VALUES ('switchboard_changes_' || replace(gen_random_uuid()::text, '-', ''));
+REVOKE ALL ON SCHEMA switchboard FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA switchboard FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA switchboard FROM PUBLIC;
+",
 ];
 
-/// Brings the schema up to date, under the migration lock.
+/// Brings the schema up to date.
 pub(super) async fn migrate(client: &mut Object) -> Sql<()> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&ADVISORY_MIGRATE]).await?;
-    let outcome = apply_missing(client).await;
-    // Released on every path; a connection that died released it already.
-    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&ADVISORY_MIGRATE]).await;
-    outcome
+    let made = "SELECT to_regclass('switchboard.migrations') IS NOT NULL";
+    if !client.query_one(made, &[]).await?.try_get::<_, bool>(0)? {
+        client.execute("SELECT pg_advisory_lock($1)", &[&ADVISORY_MIGRATE]).await?;
+        let outcome = client
+            .batch_execute(
+                "CREATE SCHEMA IF NOT EXISTS switchboard;
+                 CREATE TABLE IF NOT EXISTS switchboard.migrations (
+                     version    integer PRIMARY KEY,
+                     applied_at timestamptz NOT NULL DEFAULT now()
+                 );",
+            )
+            .await;
+        // Released on every path; a connection that died released it already.
+        let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&ADVISORY_MIGRATE]).await;
+        outcome?;
+    }
+    apply_missing(client).await
 }
 
 async fn apply_missing(client: &mut Object) -> Sql<()> {
-    client
-        .batch_execute(
-            "CREATE SCHEMA IF NOT EXISTS switchboard;
-             CREATE TABLE IF NOT EXISTS switchboard.migrations (
-                 version    integer PRIMARY KEY,
-                 applied_at timestamptz NOT NULL DEFAULT now()
-             );",
-        )
-        .await?;
-    let row = client.query_one("SELECT coalesce(max(version), 0) FROM switchboard.migrations", &[]).await?;
+    let tx = client.transaction().await?;
+    tx.batch_execute("LOCK TABLE switchboard.migrations IN EXCLUSIVE MODE").await?;
+    let row = tx.query_one("SELECT coalesce(max(version), 0) FROM switchboard.migrations", &[]).await?;
     let applied: i32 = row.try_get(0)?;
     let known = MIGRATIONS.len() as i32;
     if applied > known {
@@ -127,11 +148,12 @@ async fn apply_missing(client: &mut Object) -> Sql<()> {
         )));
     }
     for (version, sql) in (1..).zip(MIGRATIONS).skip(applied as usize) {
-        let tx = client.transaction().await?;
         tx.batch_execute(sql).await?;
         tx.execute("INSERT INTO switchboard.migrations (version) VALUES ($1)", &[&version]).await?;
-        tx.commit().await?;
-        tracing::info!(version, "store schema migrated");
+    }
+    tx.commit().await?;
+    if applied < known {
+        tracing::info!(from = applied, to = known, "store schema migrated");
     }
     Ok(())
 }
