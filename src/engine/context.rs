@@ -285,6 +285,10 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
         #[test]
         fn every_encoding_of_any_secret_is_masked(secret in "[a-zA-Z0-9 %._~+/=&?#:@!$'()*,;\\\"\\-é€😀\u{1}]{4,24}") {
+            // A URL drops `.` and `..` segments from its path (`/x/./ab/y` is sent as `/x/ab/y`): what is
+            // left of such a value there can be shorter than anything masked.
+            let dots = |segment: &str| matches!(segment.to_ascii_lowercase().replace("%2e", ".").as_str(), "." | "..");
+            proptest::prop_assume!(!secret.split('/').any(dots));
             let context = context();
             context.reveal(&secret);
             for (encoding, encoded) in encodings(&secret) {
