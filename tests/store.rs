@@ -421,6 +421,44 @@ fn records_written_by_one_instance_are_read_by_another_and_told_to_none() {
 }
 
 #[test]
+fn records_kept_a_row_each_are_moved_into_blocks_by_the_migration_that_made_them() {
+    let Some(database) = Database::fresh() else { return };
+    drop(PostgresStore::open(&database.url).unwrap());
+    // The schema as the binary before blocks left it: migration 5 not applied, a row per record.
+    let script = Cid::of(b"script");
+    common::postgres::admin_on(
+        database.name(),
+        format!(
+            "DROP TABLE switchboard.invocation_blocks;
+             DELETE FROM switchboard.migrations WHERE version = 5;
+             CREATE TABLE switchboard.invocations (id bigserial PRIMARY KEY, time bigint NOT NULL, server text,
+                 operation text, cid bytea, via text NOT NULL, input_cid bytea, output_cid bytea,
+                 status integer NOT NULL, error_type text, duration_ms double precision NOT NULL,
+                 upstream_calls bigint NOT NULL, upstream_bytes bigint NOT NULL, request_id text NOT NULL,
+                 trace_id text NOT NULL, cost double precision NOT NULL, currency text);
+             INSERT INTO switchboard.invocations (time, server, operation, cid, via, input_cid, output_cid, status,
+                 error_type, duration_ms, upstream_calls, upstream_bytes, request_id, trace_id, cost, currency)
+             VALUES (1, 'a', 'op', '\\x{digest}', 'http', NULL, '\\x{digest}', 200, NULL, 1.5, 2, 10000000000,
+                     'r1', '4bf92f3577b34da6a3ce929d0e0e4736', 0.5, 'USD'),
+                    (2, 'b', 'op', '\\x{digest}', 'webhook', NULL, '\\x{digest}', 502, 'upstream', 1.5, 2,
+                     10000000000, 'r2', '4bf92f3577b34da6a3ce929d0e0e4736', 0.0, 'USD');",
+            digest = hex::encode(script.digest()),
+        ),
+    )
+    .unwrap();
+    let store = PostgresStore::open(&database.url).unwrap();
+    let moved = store.records(&RecordFilter { limit: 10, ..Default::default() }).unwrap();
+    let mut expected = [record(2, "b", Via::Webhook, Some("upstream"), 0.0), record(1, "a", Via::Http, None, 0.5)];
+    for record in &mut expected {
+        record.cid = Some(script);
+        record.output_cid = Some(script);
+    }
+    assert_eq!(moved, expected);
+    let gone = common::postgres::admin_on(database.name(), "SELECT 1 FROM switchboard.invocations".into());
+    assert!(gone.is_err(), "the table of a row per record is dropped once its rows are moved");
+}
+
+#[test]
 fn concurrent_commits_to_one_server_through_two_instances_end_with_one_head() {
     let Some(database) = Database::fresh() else { return };
     let stores =

@@ -1,14 +1,21 @@
-//! A batch of invocation records as one compact value, the way the SQLite store keeps them: a row per
-//! batch costs the database one insert however many calls the batch holds, where a row per record cost
-//! it an insert and two index updates each — more than serving the call.
+//! A batch of invocation records as one compact value, the way both stores keep them: a row per batch
+//! costs the database one insert however many calls the batch holds, where a row per record cost it an
+//! insert and two index updates each — more than serving the call.
+//!
+//! Beside the codec, what both stores do with such rows: read them newest first and filter the records
+//! in them ([`visit`]), sum usage ([`Tally`]), and apply the retention exactly — whole rows go, and the
+//! one row a bound cuts through is rewritten ([`cut`], [`cut_by_count`]).
 //!
 //! The layout is fixed-width numbers (little-endian), strings as a `u32` length and their UTF-8 bytes,
 //! CIDs as their 32-byte digests, and one byte saying which optional fields follow. A block starts
 //! with its format's version; one that is cut short or does not parse is refused whole, never read in
 //! part.
 
-use super::records::{InvocationRecord, Via};
+use std::collections::BTreeMap;
+
+use super::records::{InvocationRecord, RecordFilter, Usage, Via};
 use crate::cid::Cid;
+use crate::error::{Error, Result};
 
 /// The format written; a block of another version is refused.
 const VERSION: u8 = 1;
@@ -21,6 +28,104 @@ const INPUT: u8 = 1 << 3;
 const OUTPUT: u8 = 1 << 4;
 const ERROR_TYPE: u8 = 1 << 5;
 const CURRENCY: u8 = 1 << 6;
+
+/// A batch as a row holds it: how many records, the bounds of their times, and the records encoded.
+pub struct Block {
+    pub count: i64,
+    pub min_time: i64,
+    pub max_time: i64,
+    pub records: Vec<u8>,
+}
+
+impl Block {
+    /// `records` as one row; `None` when there are none.
+    pub fn of(records: &[InvocationRecord]) -> Option<Block> {
+        Some(Block {
+            count: records.len() as i64,
+            min_time: records.iter().map(|r| r.time).min()?,
+            max_time: records.iter().map(|r| r.time).max()?,
+            records: encode(records),
+        })
+    }
+}
+
+/// The error for a row whose records do not decode.
+fn damaged(id: i64) -> Error {
+    Error::Internal(format!("invocation records: the block {id} is damaged and cannot be read"))
+}
+
+/// Hands `visit` the records of the row `id` (its encoded `records`) that match `filter`, newest first;
+/// `false` once `visit` has answered `false` (it wants no more).
+pub fn visit(
+    id: i64,
+    records: &[u8],
+    filter: &RecordFilter,
+    visit: &mut impl FnMut(InvocationRecord) -> bool,
+) -> Result<bool> {
+    let records = decode(records).ok_or_else(|| damaged(id))?;
+    Ok(records.into_iter().rev().filter(|record| filter.matches(record)).all(visit))
+}
+
+/// Calls, errors and cost per server and operation, summed record by record.
+#[derive(Default)]
+pub struct Tally(BTreeMap<(String, Option<String>), Usage>);
+
+impl Tally {
+    /// Counts `record` (one that ran as no server counts nowhere).
+    pub fn add(&mut self, record: InvocationRecord) {
+        let Some(server) = record.server else { return };
+        let key = (server, record.operation);
+        let usage = self.0.entry(key.clone()).or_insert_with(|| Usage {
+            server: key.0,
+            operation: key.1,
+            calls: 0,
+            errors: 0,
+            cost: 0.0,
+            currency: None,
+        });
+        usage.calls += 1;
+        usage.errors += u64::from(record.error_type.is_some());
+        usage.cost += record.cost;
+        usage.currency = usage.currency.take().max(record.currency);
+    }
+
+    /// Ordered by server and operation (by bytes; calls that were no named operation first).
+    pub fn usage(self) -> Vec<Usage> {
+        self.0.into_values().collect()
+    }
+}
+
+/// What is left of the row `id` once `cut` has removed records from it (`None`: nothing is), and how
+/// many went.
+pub fn cut(id: i64, records: &[u8], cut: impl FnOnce(&mut Vec<InvocationRecord>)) -> Result<(Option<Block>, u64)> {
+    let mut records = decode(records).ok_or_else(|| damaged(id))?;
+    let before = records.len();
+    cut(&mut records);
+    Ok((Block::of(&records), (before - records.len()) as u64))
+}
+
+/// Where a retention by count cuts, given every row's id and count, newest first: the row to keep only
+/// the newest records of (its id and how many), and the id at and below which every row goes.
+pub fn cut_by_count(sizes: impl IntoIterator<Item = (i64, i64)>, keep: usize) -> (Option<(i64, usize)>, Option<i64>) {
+    let mut kept = 0usize;
+    let mut partly = None;
+    for (id, count) in sizes {
+        if kept >= keep {
+            return (partly, Some(id));
+        }
+        let count = usize::try_from(count).unwrap_or(0);
+        if kept + count > keep {
+            partly = Some((id, keep - kept));
+        }
+        kept = (kept + count).min(keep);
+    }
+    (partly, None)
+}
+
+/// Keeps the newest `room` of `records`.
+pub fn newest(records: &mut Vec<InvocationRecord>, room: usize) {
+    records.drain(..records.len().saturating_sub(room));
+}
 
 /// Encodes `records`, in order.
 pub fn encode(records: &[InvocationRecord]) -> Vec<u8> {

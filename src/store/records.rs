@@ -1,11 +1,12 @@
-//! Invocation records as the store keeps them: one row per finished invocation, never a payload or a
+//! Invocation records as the store keeps them: one per finished invocation, never a payload or a
 //! secret — which server and script ran, through which entry point, how it ended, how long it took,
 //! what it sent upstream (counts and bytes, not content), what it cost, and the request and trace ids
 //! that tie it to logs and to the caller's trace.
 //!
 //! Four operations cover them ([`Store`](super::Store)): append a batch, query newest first with
 //! filters, sum usage per server and operation, prune by count and age. The records are written off the
-//! hot path, in batches, by `observe::records`.
+//! hot path, in batches, by `observe::records`; each store keeps a batch as one row
+//! ([`record_block`](super::record_block)).
 
 use std::fmt;
 use std::str::FromStr;
@@ -96,56 +97,8 @@ pub struct RecordFilter {
     pub limit: usize,
 }
 
-/// A value a [`RecordFilter`] compares a column with.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Bound {
-    Text(String),
-    /// Unix ms.
-    Time(i64),
-    Status(u16),
-}
-
 impl RecordFilter {
-    /// The SQL `WHERE` clause of this filter over the records' table (empty when it filters nothing),
-    /// with the `n`-th value it compares with written `placeholder(n)` (from 1), and those values in
-    /// order: one clause for every store.
-    pub fn clause(&self, placeholder: fn(usize) -> String) -> (String, Vec<Bound>) {
-        let mut conditions: Vec<String> = Vec::new();
-        let mut values: Vec<Bound> = Vec::new();
-        // A condition, and the value it compares with, if any.
-        let mut add = |condition: &str, value: Option<Bound>| match value {
-            Some(value) => {
-                values.push(value);
-                conditions.push(format!("{condition} {}", placeholder(values.len())));
-            }
-            None => conditions.push(condition.to_owned()),
-        };
-        if let Some(server) = &self.server {
-            add("server =", Some(Bound::Text(server.clone())));
-        }
-        if let Some(via) = self.via {
-            add("via =", Some(Bound::Text(via.as_str().to_owned())));
-        }
-        match self.status {
-            Some(StatusFilter::Ok) => add("error_type IS NULL", None),
-            Some(StatusFilter::Error) => add("error_type IS NOT NULL", None),
-            Some(StatusFilter::Code(code)) => add("status =", Some(Bound::Status(code))),
-            None => {}
-        }
-        if let Some(since) = self.since {
-            add("time >=", Some(Bound::Time(since)));
-        }
-        if let Some(until) = self.until {
-            add("time <", Some(Bound::Time(until)));
-        }
-        match conditions.is_empty() {
-            true => (String::new(), values),
-            false => (format!(" WHERE {}", conditions.join(" AND ")), values),
-        }
-    }
-
-    /// Whether `record` passes this filter: [`clause`](Self::clause) for a store that filters records
-    /// itself.
+    /// Whether `record` passes this filter.
     pub fn matches(&self, record: &InvocationRecord) -> bool {
         let status = match self.status {
             Some(StatusFilter::Ok) => record.error_type.is_none(),

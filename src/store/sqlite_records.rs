@@ -11,14 +11,13 @@
 //! asked time range, and filter the records in them. Retention removes whole rows where it can and
 //! rewrites the one row it cuts through, so it keeps exactly what it is asked to.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::record_block;
+use super::record_block::{self, Block, Tally};
 use super::records::{InvocationRecord, RecordFilter, Usage};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
@@ -43,10 +42,6 @@ const LEGACY_BLOCK: usize = 1_000;
 
 fn db_error(err: rusqlite::Error) -> Error {
     Error::internal("invocation records", err)
-}
-
-fn damaged(id: i64) -> Error {
-    Error::Internal(format!("invocation records: the block {id} is damaged and cannot be read"))
 }
 
 pub struct Records {
@@ -94,26 +89,12 @@ impl Records {
     }
 
     pub fn usage(&self, filter: &RecordFilter) -> Result<Vec<Usage>> {
-        let mut by_operation: BTreeMap<(String, Option<String>), Usage> = BTreeMap::new();
+        let mut tally = Tally::default();
         self.scan(filter, |record| {
-            if let Some(server) = record.server {
-                let key = (server, record.operation);
-                let usage = by_operation.entry(key.clone()).or_insert_with(|| Usage {
-                    server: key.0,
-                    operation: key.1,
-                    calls: 0,
-                    errors: 0,
-                    cost: 0.0,
-                    currency: None,
-                });
-                usage.calls += 1;
-                usage.errors += u64::from(record.error_type.is_some());
-                usage.cost += record.cost;
-                usage.currency = usage.currency.take().max(record.currency);
-            }
+            tally.add(record);
             true
         })?;
-        Ok(by_operation.into_values().collect())
+        Ok(tally.usage())
     }
 
     /// Hands `visit` every record that matches `filter`, newest first, until it answers `false`.
@@ -129,12 +110,9 @@ impl Records {
             .map_err(db_error)?;
         while let Some(row) = rows.next().map_err(db_error)? {
             let id: i64 = row.get(0).map_err(db_error)?;
-            let bytes = row.get_ref(1).and_then(|value| value.as_blob().map_err(Into::into)).map_err(db_error)?;
-            let block = record_block::decode(bytes).ok_or_else(|| damaged(id))?;
-            for record in block.into_iter().rev() {
-                if filter.matches(&record) && !visit(record) {
-                    return Ok(());
-                }
+            let records = row.get_ref(1).and_then(|value| value.as_blob().map_err(Into::into)).map_err(db_error)?;
+            if !record_block::visit(id, records, filter, &mut visit)? {
+                break;
             }
         }
         Ok(())
@@ -144,12 +122,11 @@ impl Records {
     pub fn prune(&self, keep: usize, before: i64) -> Result<u64> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
-        let mut removed = 0u64;
         // By age: rows wholly older go at once; a row that reaches back past `before` keeps its newer records.
         let old: Option<i64> = tx
             .query_row("SELECT SUM(count) FROM invocation_blocks WHERE max_time < ?1", [before], |row| row.get(0))
             .map_err(db_error)?;
-        removed += old.unwrap_or(0).max(0) as u64;
+        let mut removed = old.unwrap_or(0).max(0) as u64;
         tx.execute("DELETE FROM invocation_blocks WHERE max_time < ?1", [before]).map_err(db_error)?;
         let straddling: Vec<i64> = tx
             .prepare("SELECT id FROM invocation_blocks WHERE min_time < ?1")
@@ -158,28 +135,21 @@ impl Records {
         for id in straddling {
             removed += rewrite(&tx, id, |records| records.retain(|r| r.time >= before))?;
         }
-        // By count: walk back from the newest row until `keep` records are counted.
-        let sizes: Vec<(i64, usize)> = tx
+        // By count, back from the newest row.
+        let sizes: Vec<(i64, i64)> = tx
             .prepare("SELECT id, count FROM invocation_blocks ORDER BY id DESC")
-            .and_then(|mut sizes| {
-                sizes.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)?.max(0) as usize)))?.collect()
-            })
+            .and_then(|mut sizes| sizes.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
             .map_err(db_error)?;
-        let mut kept = 0usize;
-        for (id, count) in sizes {
-            if kept >= keep {
-                let older: Option<i64> = tx
-                    .query_row("SELECT SUM(count) FROM invocation_blocks WHERE id <= ?1", [id], |row| row.get(0))
-                    .map_err(db_error)?;
-                removed += older.unwrap_or(0).max(0) as u64;
-                tx.execute("DELETE FROM invocation_blocks WHERE id <= ?1", [id]).map_err(db_error)?;
-                break;
-            }
-            if kept + count > keep {
-                let room = keep - kept;
-                removed += rewrite(&tx, id, |records| drop(records.drain(..records.len() - room)))?;
-            }
-            kept = (kept + count).min(keep);
+        let (partly, through) = record_block::cut_by_count(sizes, keep);
+        if let Some((id, room)) = partly {
+            removed += rewrite(&tx, id, |records| record_block::newest(records, room))?;
+        }
+        if let Some(id) = through {
+            let older: Option<i64> = tx
+                .query_row("SELECT SUM(count) FROM invocation_blocks WHERE id <= ?1", [id], |row| row.get(0))
+                .map_err(db_error)?;
+            removed += older.unwrap_or(0).max(0) as u64;
+            tx.execute("DELETE FROM invocation_blocks WHERE id <= ?1", [id]).map_err(db_error)?;
         }
         tx.commit().map_err(db_error)?;
         Ok(removed)
@@ -188,32 +158,24 @@ impl Records {
 
 /// Adds `records` as one row (none when there are none).
 fn insert(conn: &Connection, records: &[InvocationRecord]) -> Result<()> {
-    let Some((min, max)) = time_bounds(records) else { return Ok(()) };
+    let Some(block) = Block::of(records) else { return Ok(()) };
     conn.prepare_cached("INSERT INTO invocation_blocks (count, min_time, max_time, records) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut insert| insert.execute(params![records.len() as i64, min, max, record_block::encode(records)]))
+        .and_then(|mut insert| insert.execute(params![block.count, block.min_time, block.max_time, block.records]))
         .map_err(db_error)?;
     Ok(())
-}
-
-/// The earliest and latest time of `records`, when there are any.
-fn time_bounds(records: &[InvocationRecord]) -> Option<(i64, i64)> {
-    Some((records.iter().map(|r| r.time).min()?, records.iter().map(|r| r.time).max()?))
 }
 
 /// Rewrites the row `id` with what `cut` leaves of its records (removing the row when nothing is
 /// left); returns how many records went.
 fn rewrite(tx: &rusqlite::Transaction<'_>, id: i64, cut: impl FnOnce(&mut Vec<InvocationRecord>)) -> Result<u64> {
-    let bytes: Vec<u8> = tx
+    let records: Vec<u8> = tx
         .query_row("SELECT records FROM invocation_blocks WHERE id = ?1", [id], |row| row.get(0))
         .map_err(db_error)?;
-    let mut records = record_block::decode(&bytes).ok_or_else(|| damaged(id))?;
-    let before = records.len();
-    cut(&mut records);
-    let removed = (before - records.len()) as u64;
-    match time_bounds(&records) {
-        Some((min, max)) => tx.execute(
+    let (left, removed) = record_block::cut(id, &records, cut)?;
+    match left {
+        Some(block) => tx.execute(
             "UPDATE invocation_blocks SET count = ?2, min_time = ?3, max_time = ?4, records = ?5 WHERE id = ?1",
-            params![id, records.len() as i64, min, max, record_block::encode(&records)],
+            params![id, block.count, block.min_time, block.max_time, block.records],
         ),
         None => tx.execute("DELETE FROM invocation_blocks WHERE id = ?1", [id]),
     }

@@ -1,125 +1,152 @@
-//! Invocation records on PostgreSQL: one table (`invocations`, migration 3) shared by every instance,
-//! so that `/api/invocations` and `/api/usage` on any of them see the calls all of them served.
+//! Invocation records on PostgreSQL: one table (`invocation_blocks`) shared by every instance, so that
+//! `/api/invocations` and `/api/usage` on any of them see the calls all of them served.
 //!
 //! Records are not configuration: writing them sends no NOTIFY and takes no lock, so no instance
-//! re-reads anything for them. They come from each instance's record writer, a batch at a time, off
-//! the invocation path; a batch is one INSERT of arrays, one round trip whatever its size.
+//! re-reads anything for them. They come from each instance's record writer a batch at a time, off the
+//! invocation path, each batch one row as the SQLite store keeps it ([`record_block`]): one insert per
+//! batch for the database however many calls it holds. Reads go back from the newest row a page at a
+//! time; retention is serialised across instances by the store's lock row `records`.
 
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
+use deadpool_postgres::Transaction;
 
-use super::{Fault, PostgresStore, Sql};
-use crate::cid::Cid;
+use super::{PostgresStore, Sql, TAKE_LOCK};
 use crate::error::Result;
-use crate::store::records::Bound;
+use crate::store::record_block::{self, Block, Tally};
 use crate::store::{InvocationRecord, RecordFilter, Usage};
 
-const COLUMNS: &str = "time, server, operation, cid, via, input_cid, output_cid, status, error_type, duration_ms, \
-                       upstream_calls, upstream_bytes, request_id, trace_id, cost, currency";
+/// Rows read per round trip when going back through the records.
+const PAGE: i64 = 16;
 
-const APPEND: &str = "INSERT INTO invocations (time, server, operation, cid, via, input_cid, output_cid, status, \
-     error_type, duration_ms, upstream_calls, upstream_bytes, request_id, trace_id, cost, currency)
-     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[], $7::bytea[], \
-     $8::integer[], $9::text[], $10::float8[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], \
-     $15::float8[], $16::text[])";
-
-type Param = Box<dyn ToSql + Sync + Send>;
+/// The migration that made `invocation_blocks` (see `schema.rs`), after which [`move_rows`] moves the
+/// records of the table it replaces.
+pub(super) const BLOCKS_MIGRATION: i32 = 5;
 
 impl PostgresStore {
     pub(super) fn append_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let digest = |cid: &Option<Cid>| cid.map(|cid| cid.digest().to_vec());
-        let params: Vec<Param> = vec![
-            Box::new(records.iter().map(|r| r.time).collect::<Vec<i64>>()),
-            Box::new(records.iter().map(|r| r.server.clone()).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| r.operation.clone()).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| digest(&r.cid)).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| r.via.as_str().to_owned()).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| digest(&r.input_cid)).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| digest(&r.output_cid)).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| i32::from(r.status)).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| r.error_type.clone()).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| r.duration_ms).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| i64::from(r.upstream_calls)).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| i64::try_from(r.upstream_bytes).unwrap_or(i64::MAX)).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| r.request_id.clone()).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| r.trace_id.clone()).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| r.cost).collect::<Vec<_>>()),
-            Box::new(records.iter().map(|r| r.currency.clone()).collect::<Vec<_>>()),
-        ];
+        let Some(block) = Block::of(records) else { return Ok(()) };
         let pool = self.pool.clone();
         self.run(async move {
             let client = pool.get().await?;
-            let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-            client.execute(APPEND, &params).await?;
+            let insert = "INSERT INTO invocation_blocks (count, min_time, max_time, records) VALUES ($1, $2, $3, $4)";
+            client.execute(insert, &[&block.count, &block.min_time, &block.max_time, &block.records]).await?;
             Ok(())
         })
     }
 
     pub(super) fn query_invocations(&self, filter: &RecordFilter) -> Result<Vec<InvocationRecord>> {
-        let (clause, mut params) = conditions(filter);
-        params.push(Box::new(i64::try_from(filter.limit).unwrap_or(i64::MAX)));
-        let sql = format!("SELECT {COLUMNS} FROM invocations{clause} ORDER BY id DESC LIMIT ${}", params.len());
-        self.rows(sql, params, record)
+        let mut found = Vec::new();
+        if filter.limit == 0 {
+            return Ok(found);
+        }
+        self.scan(filter, |record| {
+            found.push(record);
+            found.len() < filter.limit
+        })?;
+        Ok(found)
     }
 
-    /// Ordered as SQLite orders them: by bytes, calls that were no named operation first.
     pub(super) fn invocation_usage(&self, filter: &RecordFilter) -> Result<Vec<Usage>> {
-        let (clause, params) = conditions(filter);
-        let clause = match clause.is_empty() {
-            true => " WHERE server IS NOT NULL".to_owned(),
-            false => format!("{clause} AND server IS NOT NULL"),
-        };
-        let sql = format!(
-            "SELECT server, operation, count(*), count(error_type), sum(cost), max(currency)
-             FROM invocations{clause} GROUP BY server, operation
-             ORDER BY server COLLATE \"C\", operation COLLATE \"C\" NULLS FIRST"
-        );
-        self.rows(sql, params, |row| {
-            Ok(Usage {
-                server: row.try_get(0)?,
-                operation: row.try_get(1)?,
-                calls: row.try_get::<_, i64>(2)?.max(0) as u64,
-                errors: row.try_get::<_, i64>(3)?.max(0) as u64,
-                cost: row.try_get(4)?,
-                currency: row.try_get(5)?,
-            })
-        })
+        let mut tally = Tally::default();
+        self.scan(filter, |record| {
+            tally.add(record);
+            true
+        })?;
+        Ok(tally.usage())
     }
 
-    /// As on SQLite, the cut by count is found from the last id: ids come from one sequence and
-    /// records only ever go from the old end, so the newest `keep` are those above the last id minus
-    /// `keep` (fewer, when a rolled-back batch left a gap).
+    /// Hands `visit` every record that matches `filter`, newest first, until it answers `false`.
+    fn scan(&self, filter: &RecordFilter, mut visit: impl FnMut(InvocationRecord) -> bool) -> Result<()> {
+        let (since, until) = (filter.since.unwrap_or(i64::MIN), filter.until.unwrap_or(i64::MAX));
+        let mut below = i64::MAX;
+        loop {
+            let pool = self.pool.clone();
+            let page: Vec<(i64, Vec<u8>)> = self.run(async move {
+                let client = pool.get().await?;
+                let sql = "SELECT id, records FROM invocation_blocks
+                           WHERE max_time >= $1 AND min_time < $2 AND id < $3 ORDER BY id DESC LIMIT $4";
+                let rows = client.query(sql, &[&since, &until, &below, &PAGE]).await?;
+                rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect::<Sql<_>>()
+            })?;
+            let last = page.len() < PAGE as usize;
+            for (id, records) in page {
+                if !record_block::visit(id, &records, filter, &mut visit)? {
+                    return Ok(());
+                }
+                below = id;
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Keeps the newest `keep` records and none older than `before` (Unix ms), as the SQLite store does;
+    /// returns how many went.
     pub(super) fn prune_invocations(&self, keep: usize, before: i64) -> Result<u64> {
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         let pool = self.pool.clone();
         self.run(async move {
-            let client = pool.get().await?;
-            let by_count = "DELETE FROM invocations WHERE id <= (SELECT max(id) FROM invocations) - $1";
-            let by_count = client.execute(by_count, &[&keep]).await?;
-            let by_age = client.execute("DELETE FROM invocations WHERE time < $1", &[&before]).await?;
-            Ok(by_count + by_age)
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            tx.execute(TAKE_LOCK, &[&"records"]).await?;
+            let old = tx.query("DELETE FROM invocation_blocks WHERE max_time < $1 RETURNING count", &[&before]).await?;
+            let mut removed = old.iter().map(|row| row.try_get::<_, i64>(0)).sum::<Result<i64, _>>()?.max(0) as u64;
+            let straddling = tx.query("SELECT id FROM invocation_blocks WHERE min_time < $1", &[&before]).await?;
+            for row in straddling {
+                removed += rewrite(&tx, row.try_get(0)?, |records| records.retain(|r| r.time >= before)).await?;
+            }
+            let sizes = tx.query("SELECT id, count FROM invocation_blocks ORDER BY id DESC", &[]).await?;
+            let sizes = sizes.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect::<Sql<Vec<_>>>()?;
+            let (partly, through) = record_block::cut_by_count(sizes, keep);
+            if let Some((id, room)) = partly {
+                removed += rewrite(&tx, id, |records| record_block::newest(records, room)).await?;
+            }
+            if let Some(id) = through {
+                let older = tx.query("DELETE FROM invocation_blocks WHERE id <= $1 RETURNING count", &[&id]).await?;
+                removed += older.iter().map(|row| row.try_get::<_, i64>(0)).sum::<Result<i64, _>>()?.max(0) as u64;
+            }
+            tx.commit().await?;
+            Ok(removed)
         })
     }
 }
 
-/// The `WHERE` clause of a filter (empty when it filters nothing) and its parameters, in order.
-fn conditions(filter: &RecordFilter) -> (String, Vec<Param>) {
-    let (clause, bounds) = filter.clause(|n| format!("${n}"));
-    let params = bounds.into_iter().map(|bound| -> Param {
-        match bound {
-            Bound::Text(text) => Box::new(text),
-            Bound::Time(time) => Box::new(time),
-            Bound::Status(code) => Box::new(i32::from(code)),
+/// Rewrites the row `id` with what `cut` leaves of its records (removing the row when nothing is
+/// left); returns how many records went.
+async fn rewrite(tx: &Transaction<'_>, id: i64, cut: impl FnOnce(&mut Vec<InvocationRecord>)) -> Sql<u64> {
+    let row = tx.query_one("SELECT records FROM invocation_blocks WHERE id = $1", &[&id]).await?;
+    let records: Vec<u8> = row.try_get(0)?;
+    let (left, removed) =
+        record_block::cut(id, &records, cut).map_err(|error| super::Fault::Refused(error.message()))?;
+    match left {
+        Some(block) => {
+            let sql =
+                "UPDATE invocation_blocks SET count = $2, min_time = $3, max_time = $4, records = $5 WHERE id = $1";
+            tx.execute(sql, &[&id, &block.count, &block.min_time, &block.max_time, &block.records]).await?
         }
-    });
-    (clause, params.collect())
+        None => tx.execute("DELETE FROM invocation_blocks WHERE id = $1", &[&id]).await?,
+    };
+    Ok(removed)
 }
 
-fn record(row: &Row) -> Sql<InvocationRecord> {
-    let cid = |index: usize| -> Sql<Option<Cid>> {
+/// Moves the records of the table written before blocks (`invocations`, a row per record) into blocks
+/// of at most a thousand, in their order, and drops it: part of the migration that made the blocks, so
+/// in its transaction.
+pub(super) async fn move_rows(tx: &Transaction<'_>) -> Sql<()> {
+    const COLUMNS: &str = "time, server, operation, cid, via, input_cid, output_cid, status, error_type, \
+                           duration_ms, upstream_calls, upstream_bytes, request_id, trace_id, cost, currency";
+    let rows = tx.query(&format!("SELECT {COLUMNS} FROM invocations ORDER BY id"), &[]).await?;
+    let records = rows.iter().map(legacy_record).collect::<Sql<Vec<_>>>()?;
+    let insert = "INSERT INTO invocation_blocks (count, min_time, max_time, records) VALUES ($1, $2, $3, $4)";
+    for block in records.chunks(1_000).filter_map(Block::of) {
+        tx.execute(insert, &[&block.count, &block.min_time, &block.max_time, &block.records]).await?;
+    }
+    tx.batch_execute("DROP TABLE invocations").await?;
+    Ok(())
+}
+
+fn legacy_record(row: &tokio_postgres::Row) -> Sql<InvocationRecord> {
+    use super::Fault;
+    let cid = |index: usize| -> Sql<_> {
         let bytes: Option<Vec<u8>> = row.try_get(index)?;
         bytes.map(super::cid_of).transpose()
     };

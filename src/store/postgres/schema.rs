@@ -10,7 +10,7 @@
 
 use deadpool_postgres::Object;
 
-use super::{ADVISORY_MIGRATE, Fault, Sql};
+use super::{ADVISORY_MIGRATE, Fault, Sql, records};
 
 /// Every migration, in order; the number of one is its position from 1. Never edit one that shipped:
 /// add the next.
@@ -113,6 +113,17 @@ REVOKE ALL ON SCHEMA switchboard FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA switchboard FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA switchboard FROM PUBLIC;
 ",
+    // Invocation records a batch per row (see `records.rs`); the rows of `invocations` are moved here by
+    // `records::move_rows` in the same transaction.
+    "
+CREATE TABLE invocation_blocks (
+    id       bigserial PRIMARY KEY,
+    count    bigint NOT NULL,
+    min_time bigint NOT NULL,
+    max_time bigint NOT NULL,
+    records  bytea NOT NULL
+);
+",
 ];
 
 /// Brings the schema up to date.
@@ -149,6 +160,9 @@ async fn apply_missing(client: &mut Object) -> Sql<()> {
     }
     for (version, sql) in (1..).zip(MIGRATIONS).skip(applied as usize) {
         tx.batch_execute(sql).await?;
+        if version == records::BLOCKS_MIGRATION {
+            records::move_rows(&tx).await?;
+        }
         tx.execute("INSERT INTO switchboard.migrations (version) VALUES ($1)", &[&version]).await?;
     }
     tx.commit().await?;
