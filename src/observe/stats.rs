@@ -88,22 +88,10 @@ mod tests {
 
     fn record(time: i64, server: &str, operation: Option<&str>, error: bool) -> crate::store::InvocationRecord {
         crate::store::InvocationRecord {
-            time,
-            server: Some(server.into()),
             operation: operation.map(str::to_owned),
-            cid: None,
-            via: crate::store::Via::Http,
-            input_cid: None,
-            output_cid: None,
             status: if error { 502 } else { 200 },
             error_type: error.then(|| "upstream".to_owned()),
-            duration_ms: 1.0,
-            upstream_calls: 0,
-            upstream_bytes: 0,
-            request_id: format!("r{time}"),
-            trace_id: "t".into(),
-            cost: 0.0,
-            currency: None,
+            ..crate::store::InvocationRecord::sample(time, server)
         }
     }
 

@@ -3,7 +3,7 @@
 //! insert and two index updates each — more than serving the call.
 //!
 //! Beside the codec, what both stores do with such rows: read them newest first and filter the records
-//! in them ([`visit`]), sum usage ([`Tally`]), and apply the retention exactly — whole rows go, and the
+//! in them ([`visit`], [`newest_of`]), sum usage ([`usage_of`]), and apply the retention exactly — whole rows go, and the
 //! one row a bound cuts through is rewritten ([`cut`], [`cut_by_count`]).
 //!
 //! The layout is fixed-width numbers (little-endian), strings as a `u32` length and their UTF-8 bytes,
@@ -54,25 +54,45 @@ fn damaged(id: i64) -> Error {
     Error::Internal(format!("invocation records: the block {id} is damaged and cannot be read"))
 }
 
+/// What a store gives a scan: each record that matches, newest first, until it answers `false`.
+pub type Visit<'a> = &'a mut dyn FnMut(InvocationRecord) -> bool;
+
 /// Hands `visit` the records of the row `id` (its encoded `records`) that match `filter`, newest first;
 /// `false` once `visit` has answered `false` (it wants no more).
-pub fn visit(
-    id: i64,
-    records: &[u8],
-    filter: &RecordFilter,
-    visit: &mut impl FnMut(InvocationRecord) -> bool,
-) -> Result<bool> {
+pub fn visit(id: i64, records: &[u8], filter: &RecordFilter, visit: Visit<'_>) -> Result<bool> {
     let records = decode(records).ok_or_else(|| damaged(id))?;
     Ok(records.into_iter().rev().filter(|record| filter.matches(record)).all(visit))
 }
 
+/// The newest `filter.limit` records a store's `scan` hands over.
+pub fn newest_of(filter: &RecordFilter, scan: impl FnOnce(Visit<'_>) -> Result<()>) -> Result<Vec<InvocationRecord>> {
+    let mut found = Vec::new();
+    if filter.limit > 0 {
+        scan(&mut |record| {
+            found.push(record);
+            found.len() < filter.limit
+        })?;
+    }
+    Ok(found)
+}
+
+/// The usage of every record a store's `scan` hands over.
+pub fn usage_of(scan: impl FnOnce(Visit<'_>) -> Result<()>) -> Result<Vec<Usage>> {
+    let mut tally = Tally::default();
+    scan(&mut |record| {
+        tally.add(record);
+        true
+    })?;
+    Ok(tally.usage())
+}
+
 /// Calls, errors and cost per server and operation, summed record by record.
 #[derive(Default)]
-pub struct Tally(BTreeMap<(String, Option<String>), Usage>);
+struct Tally(BTreeMap<(String, Option<String>), Usage>);
 
 impl Tally {
     /// Counts `record` (one that ran as no server counts nowhere).
-    pub fn add(&mut self, record: InvocationRecord) {
+    fn add(&mut self, record: InvocationRecord) {
         let Some(server) = record.server else { return };
         let key = (server, record.operation);
         let usage = self.0.entry(key.clone()).or_insert_with(|| Usage {
@@ -90,7 +110,7 @@ impl Tally {
     }
 
     /// Ordered by server and operation (by bytes; calls that were no named operation first).
-    pub fn usage(self) -> Vec<Usage> {
+    fn usage(self) -> Vec<Usage> {
         self.0.into_values().collect()
     }
 }

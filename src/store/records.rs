@@ -83,6 +83,31 @@ pub struct InvocationRecord {
     pub currency: Option<String>,
 }
 
+#[cfg(test)]
+impl InvocationRecord {
+    /// A successful HTTP call of `server` at `time` with a script and nothing else, for tests.
+    pub fn sample(time: i64, server: &str) -> InvocationRecord {
+        InvocationRecord {
+            time,
+            server: Some(server.into()),
+            operation: None,
+            cid: Some(Cid::of(b"script")),
+            via: Via::Http,
+            input_cid: None,
+            output_cid: None,
+            status: 200,
+            error_type: None,
+            duration_ms: 1.0,
+            upstream_calls: 0,
+            upstream_bytes: 0,
+            request_id: format!("r{time}"),
+            trace_id: "t".into(),
+            cost: 0.0,
+            currency: None,
+        }
+    }
+}
+
 /// Which records a query wants: every field that is set must match.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecordFilter {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::record_block::{self, Block, Tally};
+use super::record_block::{self, Block, Visit};
 use super::records::{InvocationRecord, RecordFilter, Usage};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
@@ -77,28 +77,15 @@ impl Records {
     }
 
     pub fn query(&self, filter: &RecordFilter) -> Result<Vec<InvocationRecord>> {
-        let mut found = Vec::new();
-        if filter.limit == 0 {
-            return Ok(found);
-        }
-        self.scan(filter, |record| {
-            found.push(record);
-            found.len() < filter.limit
-        })?;
-        Ok(found)
+        record_block::newest_of(filter, |visit| self.scan(filter, visit))
     }
 
     pub fn usage(&self, filter: &RecordFilter) -> Result<Vec<Usage>> {
-        let mut tally = Tally::default();
-        self.scan(filter, |record| {
-            tally.add(record);
-            true
-        })?;
-        Ok(tally.usage())
+        record_block::usage_of(|visit| self.scan(filter, visit))
     }
 
     /// Hands `visit` every record that matches `filter`, newest first, until it answers `false`.
-    fn scan(&self, filter: &RecordFilter, mut visit: impl FnMut(InvocationRecord) -> bool) -> Result<()> {
+    fn scan(&self, filter: &RecordFilter, visit: Visit<'_>) -> Result<()> {
         let conn = self.conn();
         let mut rows = conn
             .prepare_cached(
@@ -111,7 +98,7 @@ impl Records {
         while let Some(row) = rows.next().map_err(db_error)? {
             let id: i64 = row.get(0).map_err(db_error)?;
             let records = row.get_ref(1).and_then(|value| value.as_blob().map_err(Into::into)).map_err(db_error)?;
-            if !record_block::visit(id, records, filter, &mut visit)? {
+            if !record_block::visit(id, records, filter, visit)? {
                 break;
             }
         }
@@ -239,24 +226,7 @@ mod tests {
     use crate::store::records::Via;
 
     fn record(time: i64, server: &str) -> InvocationRecord {
-        InvocationRecord {
-            time,
-            server: Some(server.into()),
-            operation: None,
-            cid: Some(Cid::of(b"script")),
-            via: Via::Http,
-            input_cid: None,
-            output_cid: None,
-            status: 200,
-            error_type: None,
-            duration_ms: 1.0,
-            upstream_calls: 0,
-            upstream_bytes: 0,
-            request_id: format!("r{time}"),
-            trace_id: "t".into(),
-            cost: 0.0,
-            currency: None,
-        }
+        InvocationRecord::sample(time, server)
     }
 
     fn times(records: &Records, filter: RecordFilter) -> Vec<i64> {

@@ -11,7 +11,7 @@ use deadpool_postgres::Transaction;
 
 use super::{PostgresStore, Sql, TAKE_LOCK};
 use crate::error::Result;
-use crate::store::record_block::{self, Block, Tally};
+use crate::store::record_block::{self, Block, Visit};
 use crate::store::{InvocationRecord, RecordFilter, Usage};
 
 /// Rows read per round trip when going back through the records.
@@ -34,28 +34,15 @@ impl PostgresStore {
     }
 
     pub(super) fn query_invocations(&self, filter: &RecordFilter) -> Result<Vec<InvocationRecord>> {
-        let mut found = Vec::new();
-        if filter.limit == 0 {
-            return Ok(found);
-        }
-        self.scan(filter, |record| {
-            found.push(record);
-            found.len() < filter.limit
-        })?;
-        Ok(found)
+        record_block::newest_of(filter, |visit| self.scan(filter, visit))
     }
 
     pub(super) fn invocation_usage(&self, filter: &RecordFilter) -> Result<Vec<Usage>> {
-        let mut tally = Tally::default();
-        self.scan(filter, |record| {
-            tally.add(record);
-            true
-        })?;
-        Ok(tally.usage())
+        record_block::usage_of(|visit| self.scan(filter, visit))
     }
 
     /// Hands `visit` every record that matches `filter`, newest first, until it answers `false`.
-    fn scan(&self, filter: &RecordFilter, mut visit: impl FnMut(InvocationRecord) -> bool) -> Result<()> {
+    fn scan(&self, filter: &RecordFilter, visit: Visit<'_>) -> Result<()> {
         let (since, until) = (filter.since.unwrap_or(i64::MIN), filter.until.unwrap_or(i64::MAX));
         let mut below = i64::MAX;
         loop {
@@ -69,7 +56,7 @@ impl PostgresStore {
             })?;
             let last = page.len() < PAGE as usize;
             for (id, records) in page {
-                if !record_block::visit(id, &records, filter, &mut visit)? {
+                if !record_block::visit(id, &records, filter, visit)? {
                     return Ok(());
                 }
                 below = id;
