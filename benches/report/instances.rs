@@ -7,7 +7,7 @@
 use super::*;
 
 const ADMIN: &str = "bench-admin-token";
-const MASTER_KEY: &str = "4f1c2b3a5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081";
+const MASTER_KEY: &str = "4f1c2b3a5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708";
 
 /// A database made for the run, dropped with the value.
 struct Database {
