@@ -63,9 +63,19 @@ fn peers(also: &[PathBuf]) -> Option<PathBuf> {
     None
 }
 
-/// A port free on 127.0.0.1 a moment ago, for a Prism started later.
+/// A port free on 127.0.0.1 a moment ago, for a Prism started later, and never handed out before in
+/// this run: cases start their Prisms concurrently, and a port two of them were given would send one
+/// case's calls to the other's document (its own Prism failing to listen while the other answered).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Serves `document` on `port` (with its `servers` pointing at Prism itself) and returns the document served.
