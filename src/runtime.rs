@@ -381,6 +381,15 @@ impl Runtime {
         self.forget_boot_cid();
     }
 
+    /// Sets or removes secrets through `change`, as one writer: the boot CID asked for next follows at
+    /// once, instead of when the store's change feed reports the commit.
+    pub fn change_secrets<T>(&self, change: impl FnOnce(&crate::secrets::Secrets<'_>) -> Result<T>) -> Result<T> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = change(&self.services.secrets());
+        self.forget_boot_cid();
+        changed
+    }
+
     /// Drops the boot CID computed for the state before a change, so that the next ask computes it anew.
     fn forget_boot_cid(&self) {
         *self.boot_cid.lock().unwrap_or_else(|p| p.into_inner()) = None;

@@ -37,14 +37,14 @@ pub async fn set(
     let value = crate::secrets::given_value(&value, allow_empty)
         .map_err(|problem| Error::BadRequest(format!("{name}: {problem} (?allow_empty=1 stores an empty value)")))?
         .to_owned();
-    runtime.blocking(move |rt| rt.services.secrets().set(&name, &value)).await?;
+    runtime.blocking(move |rt| rt.change_secrets(|secrets| secrets.set(&name, &value))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/secrets/{name}`.
 pub async fn remove(_: Admin, State(runtime): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, Error> {
     let missing = name.clone();
-    match runtime.blocking(move |rt| rt.services.secrets().remove(&name)).await? {
+    match runtime.blocking(move |rt| rt.change_secrets(|secrets| secrets.remove(&name))).await? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(Error::NotFound(format!("no secret named '{missing}' in the store"))),
     }

@@ -118,7 +118,7 @@ pub async fn set(_: Editor, console: State, body: Bytes) -> Result<Response, Err
     let rows = console
         .runtime
         .blocking(move |rt| {
-            rt.services.secrets().set(&setting.name, &value)?;
+            rt.change_secrets(|secrets| secrets.set(&setting.name, &value))?;
             rows(rt)
         })
         .await?;
@@ -133,7 +133,7 @@ pub async fn set(_: Editor, console: State, body: Bytes) -> Result<Response, Err
 pub async fn remove(_: Editor, console: State, Path(name): Path<String>) -> Result<Response, Error> {
     let rows = console
         .runtime
-        .blocking(move |rt| match rt.services.secrets().remove(&name)? {
+        .blocking(move |rt| match rt.change_secrets(|secrets| secrets.remove(&name))? {
             true => rows(rt),
             false => Err(Error::NotFound(format!("no secret named '{name}' in the store"))),
         })
