@@ -506,6 +506,22 @@ async fn retention_keeps_the_newest_records() {
 }
 
 #[tokio::test]
+async fn the_calls_answered_last_before_a_stop_are_recorded() {
+    let mock = upstream().await;
+    let mut server = start(&mock, &[], &[]).await;
+    let last = server.client.get(server.url("/echo/last")).header("x-request-id", "just-before-the-stop");
+    assert_eq!(last.send().await.unwrap().status(), 200);
+    assert!(server.terminate().success());
+    let store = switchboard::store::SqliteStore::open(&server.data_dir().join("store.sqlite")).unwrap();
+    let records = switchboard::store::Store::records(
+        &store,
+        &switchboard::store::RecordFilter { limit: 10, ..Default::default() },
+    )
+    .unwrap();
+    assert_eq!(records.first().map(|r| r.request_id.as_str()), Some("just-before-the-stop"), "{records:?}");
+}
+
+#[tokio::test]
 async fn retries_and_reloads_are_counted() {
     let Some(python) = python() else { return };
     let mock = MockServer::start().await;

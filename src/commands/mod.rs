@@ -265,7 +265,10 @@ pub fn serve(args: ServeArgs) -> Exit {
             }
         }
         stdout::line(format!("switchboard listening on http://{address}"))?;
-        crate::http::serve(runtime, listener).await.map_err(|e| failed(Error::internal("server", e)))
+        let served = crate::http::serve(runtime.clone(), listener).await;
+        // The calls answered last are still in the record writer's batch.
+        runtime.observer.flush();
+        served.map_err(|e| failed(Error::internal("server", e)))
     })
 }
 

@@ -155,6 +155,13 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Asks the server to stop (SIGTERM, as a service manager does) and waits until it has.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: a plain kill(2) of the child this value owns and has not waited for yet.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+
     /// Stops the server and starts it again on the same directory, with the same arguments.
     pub fn restart(mut self) -> Server {
         let _ = self.child.kill();
