@@ -3,8 +3,8 @@
 //! insert and two index updates each — more than serving the call.
 //!
 //! Beside the codec, what both stores do with such rows: read them newest first and filter the records
-//! in them ([`visit`], [`newest_of`]), sum usage ([`usage_of`]), and apply the retention exactly — whole rows go, and the
-//! one row a bound cuts through is rewritten ([`cut`], [`cut_by_count`]).
+//! in them ([`visit`], [`newest_of`]), sum usage ([`usage_of`]), and apply the retention exactly —
+//! whole rows go, and the one row a bound cuts through is rewritten ([`cut`], [`cut_by_count`]).
 //!
 //! The layout is fixed-width numbers (little-endian), strings as a `u32` length and their UTF-8 bytes,
 //! CIDs as their 32-byte digests, and one byte saying which optional fields follow. A block starts
@@ -28,6 +28,9 @@ const INPUT: u8 = 1 << 3;
 const OUTPUT: u8 = 1 << 4;
 const ERROR_TYPE: u8 = 1 << 5;
 const CURRENCY: u8 = 1 << 6;
+
+/// Most records one row holds when rows written a record each are moved into blocks.
+pub const MOVED_PER_ROW: usize = 1_000;
 
 /// A batch as a row holds it: how many records, the bounds of their times, and the records encoded.
 pub struct Block {

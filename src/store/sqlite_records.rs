@@ -37,9 +37,6 @@ CREATE TABLE IF NOT EXISTS invocation_blocks (
 const LEGACY_COLUMNS: &str = "time, server, operation, cid, via, input_cid, output_cid, status, error_type, \
                               duration_ms, upstream_calls, upstream_bytes, request_id, trace_id, cost, currency";
 
-/// Most records one row holds when a legacy file is moved into blocks.
-const LEGACY_BLOCK: usize = 1_000;
-
 fn db_error(err: rusqlite::Error) -> Error {
     Error::internal("invocation records", err)
 }
@@ -171,25 +168,31 @@ fn rewrite(tx: &rusqlite::Transaction<'_>, id: i64, cut: impl FnOnce(&mut Vec<In
 }
 
 /// Moves the records of a file written before blocks (a row each, in `invocations`) into blocks, in
-/// their order, and drops the old table — all or nothing.
+/// their order, and drops the old table — all or nothing. A file without that table is only read:
+/// opening the records (every `switchboard call` beside a server does) takes no write lock.
 fn move_legacy_rows(conn: &mut Connection) -> Result<()> {
+    if !has_legacy_table(conn)? {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
-    let legacy: Option<String> = tx
-        .query_row("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'invocations'", [], |row| row.get(0))
-        .optional()
-        .map_err(db_error)?;
-    if legacy.is_none() {
+    // Another process may have moved them between the look and the lock.
+    if !has_legacy_table(&tx)? {
         return Ok(());
     }
     let records: Vec<InvocationRecord> = tx
         .prepare(&format!("SELECT {LEGACY_COLUMNS} FROM invocations ORDER BY id"))
         .and_then(|mut rows| rows.query_map([], legacy_record)?.collect())
         .map_err(db_error)?;
-    for block in records.chunks(LEGACY_BLOCK) {
+    for block in records.chunks(record_block::MOVED_PER_ROW) {
         insert(&tx, block)?;
     }
     tx.execute_batch("DROP TABLE invocations").map_err(db_error)?;
     tx.commit().map_err(db_error)
+}
+
+fn has_legacy_table(conn: &Connection) -> Result<bool> {
+    let sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'invocations'";
+    Ok(conn.query_row(sql, [], |_| Ok(())).optional().map_err(db_error)?.is_some())
 }
 
 fn legacy_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<InvocationRecord> {

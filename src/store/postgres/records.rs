@@ -116,15 +116,15 @@ async fn rewrite(tx: &Transaction<'_>, id: i64, cut: impl FnOnce(&mut Vec<Invoca
 }
 
 /// Moves the records of the table written before blocks (`invocations`, a row per record) into blocks
-/// of at most a thousand, in their order, and drops it: part of the migration that made the blocks, so
-/// in its transaction.
+/// of at most [`record_block::MOVED_PER_ROW`], in their order, and drops it: part of the migration
+/// that made the blocks, so in its transaction.
 pub(super) async fn move_rows(tx: &Transaction<'_>) -> Sql<()> {
     const COLUMNS: &str = "time, server, operation, cid, via, input_cid, output_cid, status, error_type, \
                            duration_ms, upstream_calls, upstream_bytes, request_id, trace_id, cost, currency";
     let rows = tx.query(&format!("SELECT {COLUMNS} FROM invocations ORDER BY id"), &[]).await?;
     let records = rows.iter().map(legacy_record).collect::<Sql<Vec<_>>>()?;
     let insert = "INSERT INTO invocation_blocks (count, min_time, max_time, records) VALUES ($1, $2, $3, $4)";
-    for block in records.chunks(1_000).filter_map(Block::of) {
+    for block in records.chunks(record_block::MOVED_PER_ROW).filter_map(Block::of) {
         tx.execute(insert, &[&block.count, &block.min_time, &block.max_time, &block.records]).await?;
     }
     tx.batch_execute("DROP TABLE invocations").await?;
