@@ -172,7 +172,10 @@ impl Runtime {
         let mut pending = Pending { runtime: self, seen: Some(Seen::of(&invocation, &trace, started)), started };
         let in_flight = InFlight::start(&self.observer.metrics.in_flight);
         let seen = pending.seen.as_mut().expect("an invocation is seen until it ends");
-        let invoked = self.resolve_and_run(invocation, trace, started, span.clone(), seen).instrument(span).await;
+        // Boxed once here: the rest of the path is a deep future, which each layer above would
+        // otherwise move whole as it passes it on.
+        let invoked =
+            Box::pin(self.resolve_and_run(invocation, trace, started, span.clone(), seen).instrument(span)).await;
         drop(in_flight);
         let seen = pending.seen.take().expect("an invocation ends once");
         let ended = match &invoked.result {

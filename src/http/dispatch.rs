@@ -38,23 +38,24 @@ static ALL_PAGES: HeaderName = HeaderName::from_static("x-all-pages");
 pub async fn dispatch(State(runtime): State<AppState>, request: axum::extract::Request) -> Response {
     let (mut parts, body) = request.into_parts();
     let trace = parts.extensions.remove::<Trace>();
+    let headers = std::mem::take(&mut parts.headers);
     let path = parts.uri.path().trim_start_matches('/');
-    if let Err(error) = permitted(&runtime, path, &parts.headers) {
+    if let Err(error) = permitted(&runtime, path, &headers) {
         return error.into_response();
     }
     let limit = runtime.settings.max_body;
     let prepared = match path.split_once('/') {
         _ if path.is_empty() => Err(Error::NotFound("no such route".into())),
-        Some((target, rest)) => proxy_request(target, Some(rest), &parts, read_body(body, limit).await),
+        Some((target, rest)) => proxy_request(target, Some(rest), &parts, headers, read_body(body, limit).await),
         None if parts.method == Method::GET => match parts.uri.query() {
-            None | Some("") => return describe::describe(&runtime, path, &parts.headers),
+            None | Some("") => return describe::describe(&runtime, path, &headers),
             Some(query) => form_params(query.as_bytes()).and_then(|params| call_request(path, params)),
         },
         None if parts.method == Method::POST => read_body(body, limit)
             .await
             .and_then(|body| post_params(&body))
             .and_then(|params| call_request(path, params)),
-        None => proxy_request(path, None, &parts, read_body(body, limit).await),
+        None => proxy_request(path, None, &parts, headers, read_body(body, limit).await),
     };
     match prepared {
         Ok(mut invocation) => {
@@ -81,11 +82,13 @@ fn permitted(runtime: &AppState, path: &str, headers: &HeaderMap) -> Result<(), 
     access.allows(crate::access::bearer(authorization), &server)
 }
 
-/// A proxy-style request: `rest` is the path after the target (`None` for a bare `/{target}`).
+/// A proxy-style request: `rest` is the path after the target (`None` for a bare `/{target}`); the
+/// request's `headers` go with it (they were taken out of `parts`).
 fn proxy_request(
     target: &str,
     rest: Option<&str>,
     parts: &Parts,
+    headers: HeaderMap,
     body: Result<Bytes, Error>,
 ) -> Result<Invocation, Error> {
     let mut request = Invocation::with_method(Target::parse(target), parts.method.as_str().to_owned());
@@ -95,10 +98,9 @@ fn proxy_request(
         (None, Some(query)) => format!("?{query}"),
         (None, None) => String::new(),
     };
-    request.data = body_data(&parts.headers, body?);
-    request.headers = parts.headers.clone();
+    request.data = body_data(&headers, body?);
     // One pass over the headers (most requests carry none of ours).
-    for (name, value) in &parts.headers {
+    for (name, value) in &headers {
         let text = || value.to_str().map_err(|_| Error::BadRequest(format!("header {name} is not text")));
         if name == INPUT_CID {
             request.input = Some(parse_cid(text()?)?);
@@ -110,6 +112,7 @@ fn proxy_request(
             request.all_pages = parse_flag("X-All-Pages", text()?)?;
         }
     }
+    request.headers = headers;
     Ok(request)
 }
 

@@ -1,27 +1,39 @@
-//! What every request passes before routing, and the JSON form of errors that are not ours.
+//! The edge: what every request passes before routing, and what every response carries after it.
 //!
 //! Before routing: the request line and headers are held to bounds well inside the HTTP parser's own
 //! (hyper answers a URI over 64 KiB or a header block over ~400 KiB itself, with an empty body, before
 //! any of this runs), the method is normalised — upper-case, at most [`MAX_METHOD`] characters, so a
 //! script sees `GET` whether the client sent `get` or `GET`, and never a 100-character verb — and the
-//! browser rules ([`super::browser`]) decide whether the request may run anything at all.
+//! browser rules ([`super::browser`]) decide whether the request may run anything at all. Every request
+//! gets its [`Trace`] (the caller's `X-Request-Id` when it is sane, its `traceparent` continued) in its
+//! extensions, where the entry points (invocations, webhooks, MCP) take it for the invocation.
 //!
 //! After routing: axum answers some requests itself — 405 for a method a route does not take, 400 when
 //! a path parameter is not UTF-8 — in plain text, and so does the MCP transport. Those become the one
 //! JSON error shape. Responses of invocations (they carry `X-Server-Cid`) are the script's own and are
-//! left alone, and so are pages. Every response says `X-Content-Type-Options: nosniff`, so that no
-//! browser reads a script's text or a stored blob as HTML or script, whatever it looks like.
+//! left alone, and so are pages. Every response says `X-Request-Id`, and `X-Content-Type-Options:
+//! nosniff`, so that no browser reads a script's text or a stored blob as HTML or script, whatever it
+//! looks like.
+//!
+//! The edge is a service of its own around the router rather than a middleware layer: a layer clones
+//! the service it wraps and boxes one more future for every request, which an invocation whose script
+//! takes a few microseconds notices.
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use tower_service::Service;
 
 use super::browser::Policy;
 use crate::error::Error;
+use crate::observe::trace::{REQUEST_ID, Trace};
 
 /// Longest request target (path and query) accepted.
 pub const MAX_URI: usize = 16 * 1024;
@@ -30,14 +42,61 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Longest method accepted (the longest registered HTTP method, `UPDATEREDIRECTREF`, has 17).
 pub const MAX_METHOD: usize = 20;
 
-/// The middleware: checks and normalises the request, then makes a plain-text error JSON.
-pub async fn guard(State(policy): State<Arc<Policy>>, mut request: Request, next: Next) -> Response {
-    let mut response = match admit(&mut request, &policy) {
-        Ok(()) => as_json(next.run(request).await).await,
-        Err(error) => error.into_response(),
-    };
-    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    response
+static X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID);
+
+/// An edge's answer to one request, to come.
+pub type Routed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// The router behind the edge: the service every connection is served by.
+#[derive(Clone)]
+pub struct Edge {
+    router: Router,
+    policy: Arc<Policy>,
+}
+
+impl Edge {
+    pub fn new(router: Router, policy: Policy) -> Edge {
+        Edge { router, policy: Arc::new(policy) }
+    }
+}
+
+impl<B> Service<axum::http::Request<B>> for Edge
+where
+    B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Routed;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Routed {
+        let mut request: Request = request.map(axum::body::Body::new);
+        let trace = Trace::from_headers(request.headers());
+        let id = HeaderValue::from_str(&trace.request_id);
+        let routed = admit(&mut request, &self.policy).map(|()| {
+            request.extensions_mut().insert(trace);
+            self.router.call(request)
+        });
+        Box::pin(async move {
+            let mut response = match routed {
+                Ok(routed) => match routed.await {
+                    Ok(response) => as_json(response).await,
+                    Err(never) => match never {},
+                },
+                Err(error) => error.into_response(),
+            };
+            let headers = response.headers_mut();
+            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            if let Ok(id) = id {
+                headers.insert(X_REQUEST_ID.clone(), id);
+            }
+            Ok(response)
+        })
+    }
 }
 
 fn admit(request: &mut Request, policy: &Policy) -> Result<(), Error> {

@@ -23,7 +23,6 @@ mod oauth;
 mod page;
 mod secrets;
 mod servers;
-mod traced;
 mod webhooks;
 mod workers;
 
@@ -45,14 +44,14 @@ fn cid_header(cid: &crate::cid::Cid) -> Result<axum::http::HeaderValue, Error> {
     axum::http::HeaderValue::from_str(cid.text().as_str()).map_err(|e| Error::internal("CID header", e))
 }
 
-/// The whole router.
+/// Every route behind the edge ([`guard::Edge`]): the service a connection is served by.
 ///
 /// Every path that is not one of the fixed routes is an invocation (`/{name|cid}` or
 /// `/{name|cid}/{*rest}`); the dispatcher reads the path itself rather than through route parameters,
 /// which keeps the hot path free of parameter maps.
-pub fn router(runtime: Arc<Runtime>) -> Router {
-    let policy = Arc::new(browser::Policy::new(&runtime.settings));
-    Router::new()
+pub fn service(runtime: Arc<Runtime>) -> guard::Edge {
+    let policy = browser::Policy::new(&runtime.settings);
+    let router = Router::new()
         .route("/", get(index::index))
         .route("/health", get(content::health))
         .route("/metrics", get(metrics::metrics))
@@ -63,9 +62,8 @@ pub fn router(runtime: Arc<Runtime>) -> Router {
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .nest_service("/ui", console::router(&runtime))
         .fallback(dispatch::dispatch)
-        .layer(axum::middleware::from_fn_with_state(policy, guard::guard))
-        .layer(axum::middleware::from_fn(traced::traced))
-        .with_state(runtime)
+        .with_state(runtime);
+    guard::Edge::new(router, policy)
 }
 
 /// A CID given in a request (path, parameter, header or body), or `bad_request`.
@@ -87,7 +85,7 @@ impl FromRequest<AppState> for LimitedBody {
 /// Serves `runtime` on `listener` until ctrl-c or SIGTERM.
 pub async fn serve(runtime: Arc<Runtime>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     announce(&runtime, listener.local_addr()?);
-    workers::serve(router(runtime), listener, shutdown_signal()).await
+    workers::serve(service(runtime), listener, shutdown_signal()).await
 }
 
 /// Says who may invoke; warns when that is anyone on the network: every server runs with the

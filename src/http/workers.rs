@@ -7,21 +7,23 @@
 //! accept on the shared socket instead left the balance to a race: the first worker awake took a whole
 //! burst of connections, and with keep-alive it kept them, so one core served while the other idled.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 
-use axum::Router;
+use axum::extract::Request;
+use axum::response::Response;
 use axum::serve::Listener;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Serves `router` on `listener` with a worker per core until `shutdown` completes or a worker fails,
+/// Serves `service` on `listener` with a worker per core until `shutdown` completes or a worker fails,
 /// then lets every worker finish its connections.
-pub async fn serve(
-    router: Router,
-    mut listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+pub async fn serve<S>(service: S, mut listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()>
+where
+    S: tower_service::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
     let local = listener.local_addr()?;
     let count = std::thread::available_parallelism().map_or(2, |n| n.get());
     let stop = CancellationToken::new();
@@ -29,14 +31,14 @@ pub async fn serve(
     let mut workers = Vec::with_capacity(count);
     for index in 0..count {
         let (handed, connections) = mpsc::unbounded_channel();
-        let (router, stopped, ended) = (router.clone(), stop.clone(), ended.clone());
+        let (service, stopped, ended) = (service.clone(), stop.clone(), ended.clone());
         let work = move || {
             let served = crate::engine::worker(async move {
                 let listener = Handed { connections, local };
-                // A clone of the router per connection; serving the router itself would rebuild its
-                // route table for each one (≈ 20 KiB held per open connection).
-                let router = router.into_make_service();
-                axum::serve(listener, router).with_graceful_shutdown(stopped.cancelled_owned()).await
+                // A clone of the service per connection (serving a router itself would rebuild its
+                // route table for each one, ≈ 20 KiB held per open connection).
+                let made = axum::ServiceExt::<Request>::into_make_service(service);
+                axum::serve(listener, made).with_graceful_shutdown(stopped.cancelled_owned()).await
             });
             let _ = ended.blocking_send(served.and_then(|served| served));
         };
@@ -104,7 +106,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connections_are_dealt_to_the_workers_in_turn_and_stay_where_they_were_dealt() {
-        let router = Router::new()
+        let router = axum::Router::new()
             .route("/", axum::routing::get(|| async { std::thread::current().name().unwrap_or_default().to_owned() }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());

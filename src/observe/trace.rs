@@ -40,11 +40,18 @@ impl Trace {
     /// A trace for a request that carried `request_id` and `traceparent` headers (either may be absent
     /// or unusable: then a new id, a new trace).
     pub fn continued(request_id: Option<&str>, traceparent: Option<&str>) -> Trace {
-        let request_id = request_id.filter(|id| sane(id)).map_or_else(new_request_id, str::to_owned);
-        let span_id = hex_id::<8>();
+        let mut rng = rand::rng();
+        let request_id = match request_id.filter(|id| sane(id)) {
+            Some(id) => id.to_owned(),
+            None => new_request_id(rng.random()),
+        };
+        let span_id = hex_id(&rng.random::<[u8; 8]>());
         match traceparent.and_then(parse_traceparent) {
             Some((trace_id, parent, flags)) => Trace { request_id, trace_id, span_id, parent_id: Some(parent), flags },
-            None => Trace { request_id, trace_id: hex_id::<16>(), span_id, parent_id: None, flags: "01".into() },
+            None => {
+                let trace_id = hex_id(&rng.random::<[u8; 16]>());
+                Trace { request_id, trace_id, span_id, parent_id: None, flags: "01".into() }
+            }
         }
     }
 
@@ -56,7 +63,7 @@ impl Trace {
 
     /// The `traceparent` of an upstream request this invocation sends: a new span, child of its own.
     pub fn child_traceparent(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, hex_id::<8>(), self.flags)
+        format!("00-{}-{}-{}", self.trace_id, hex_id(&rand::rng().random::<[u8; 8]>()), self.flags)
     }
 }
 
@@ -67,18 +74,21 @@ fn sane(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// A random (version 4) UUID, from the thread's generator rather than a system call per id.
-fn new_request_id() -> String {
-    uuid::Builder::from_random_bytes(rand::rng().random()).into_uuid().to_string()
+/// A random (version 4) UUID made of `bytes`.
+fn new_request_id(bytes: [u8; 16]) -> String {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().encode_lower(&mut text).to_owned()
 }
 
-/// `N` random bytes as lower-case hex, never all zeros (which Trace Context forbids).
-fn hex_id<const N: usize>() -> String {
-    let mut bytes = [0u8; N];
-    while bytes.iter().all(|b| *b == 0) {
-        rand::rng().fill(&mut bytes[..]);
+/// Random `bytes` as lower-case hex; all zeros (which Trace Context forbids, and which a draw of 8 or
+/// 16 random bytes all but never is) become a one.
+fn hex_id<const N: usize>(bytes: &[u8; N]) -> String {
+    let mut text = vec![0u8; 2 * N];
+    hex::encode_to_slice(bytes, &mut text).expect("twice the length");
+    if bytes.iter().all(|b| *b == 0) {
+        text[2 * N - 1] = b'1';
     }
-    hex::encode(bytes)
+    String::from_utf8(text).expect("hex is ASCII")
 }
 
 /// `(trace id, parent id, flags)` of a version-00 (or later, read as 00) `traceparent`.
@@ -111,6 +121,15 @@ mod tests {
             assert_ne!(trace.request_id, insane);
             assert!(sane(&trace.request_id), "{}", trace.request_id);
         }
+    }
+
+    #[test]
+    fn ids_are_hex_of_their_length_and_never_all_zeros() {
+        assert_eq!(hex_id(&[0u8; 8]), "0000000000000001");
+        assert_eq!(hex_id(&[0xab, 0x01, 0, 0, 0, 0, 0, 0xff]), "ab010000000000ff");
+        let trace = Trace::default();
+        assert!(uuid::Uuid::parse_str(&trace.request_id).is_ok_and(|id| id.get_version_num() == 4));
+        assert!(parse_traceparent(&format!("00-{}-{}-01", trace.trace_id, trace.span_id)).is_some());
     }
 
     #[test]

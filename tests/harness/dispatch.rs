@@ -24,9 +24,9 @@ impl Dispatcher {
     /// Sends the request `input` describes (if it is one at all) and checks the answer.
     pub fn run(&self, input: &[u8]) {
         let Some(request) = request(input) else { return };
-        let router = switchboard::http::router(self.0.runtime.clone());
+        let service = switchboard::http::service(self.0.runtime.clone());
         self.0.tokio.block_on(async move {
-            let response = router.oneshot(request).await.expect("the router is infallible");
+            let response = service.oneshot(request).await.expect("the router is infallible");
             let status = response.status();
             let is_output = response.headers().contains_key("x-server-cid");
             let body = response.into_body().collect().await.expect("a body").to_bytes();

@@ -95,10 +95,10 @@ impl Wire {
 
     /// Has `mirror` return `input` (JSON), then asks `echo` on the same connection.
     pub fn run(&self, input: &[u8]) {
-        let router = switchboard::http::router(self.0.runtime.clone());
+        let service = switchboard::http::service(self.0.runtime.clone());
         self.0.tokio.block_on(async move {
             let (client, server) = tokio::io::duplex(64 * 1024);
-            let service = hyper_util::service::TowerToHyperService::new(router);
+            let service = hyper_util::service::TowerToHyperService::new(service);
             tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(server), service));
             let mut sender = connect(client).await;
             let first = exchange(&mut sender, request("POST", "/mirror/x", input)).await;

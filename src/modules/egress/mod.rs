@@ -31,7 +31,9 @@
 pub mod connection;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
 
 use reqwest::Url;
 use rhai::EvalAltResult;
@@ -79,18 +81,18 @@ impl<'a> Policy<'a> {
                 (None, Some(destination)) => (destination.template.clone(), false),
                 (None, None) => continue,
             };
-            if let Ok(url) = template::fill(&url, services, context) {
-                policy.admit(&url, operator);
+            if let Ok(filled) = template::fill(&url, services, context) {
+                policy.admit(&filled, operator, filled == url);
             }
         }
         policy
     }
 
-    /// Adds the origins of `url` (a base URL; `https://` when it names no scheme, each seed host of a
-    /// MongoDB URI).
-    fn admit(&mut self, url: &str, operator: bool) {
-        let admitted = origins(url).into_iter().map(|origin| Allowed { origin: Cow::Owned(origin), operator });
-        self.allowed.extend(admitted);
+    /// Adds the origins of `url` (see [`origins`]); `plain` when no secret was filled into it, which
+    /// lets its origins be remembered (see [`remembered`]).
+    fn admit(&mut self, url: &str, operator: bool, plain: bool) {
+        let origins = if plain { remembered(url) } else { origins(url).into() };
+        self.allowed.extend(origins.iter().map(|origin| Allowed { origin: Cow::Owned(origin.clone()), operator }));
     }
 
     /// Whether a request to `url` may be sent: `forbidden` with the host when not. When it may, the
@@ -128,6 +130,29 @@ fn admits(allowed: &Origin, origin: &Origin) -> bool {
             .is_some_and(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
     };
     host && origin.scheme == allowed.scheme && origin.port == allowed.port
+}
+
+/// The origins [`remembered`] keeps, by URL text.
+static KNOWN: LazyLock<parking_lot::RwLock<HashMap<String, Arc<[Origin]>>>> = LazyLock::new(Default::default);
+
+/// Most URLs [`remembered`] keeps; past that it starts again (an operator has a few overrides, not
+/// thousands).
+const REMEMBERED: usize = 256;
+
+/// The origins of `url` (`https://` when it names no scheme, each seed host of a MongoDB URI), parsed
+/// once per text: an operator's override is the same text on every call, and parsing it cost more than
+/// the rest of the check. Only text no secret was filled into is kept.
+fn remembered(url: &str) -> Arc<[Origin]> {
+    if let Some(known) = KNOWN.read().get(url) {
+        return known.clone();
+    }
+    let parsed: Arc<[Origin]> = origins(url).into();
+    let mut known = KNOWN.write();
+    if known.len() >= REMEMBERED {
+        known.clear();
+    }
+    known.insert(url.to_owned(), parsed.clone());
+    parsed
 }
 
 fn refused(host: &str, why: &str) -> Error {
@@ -180,7 +205,7 @@ mod tests {
     fn policy(entries: &[(&str, bool)]) -> Policy<'static> {
         let mut policy = Policy::default();
         for (url, operator) in entries {
-            policy.admit(url, *operator);
+            policy.admit(url, *operator, false);
         }
         policy
     }
@@ -263,9 +288,21 @@ mod tests {
         );
         assert_eq!(mongodb_seeds("postgres://u@h/db"), None);
         let mut policy = Policy::default();
-        policy.admit("mongodb://ada:secret@127.0.0.1:27017,127.0.0.1:27018/app", false);
+        policy.admit("mongodb://ada:secret@127.0.0.1:27017,127.0.0.1:27018/app", false, false);
         assert!(policy.check(&Url::parse("mongodb://127.0.0.1:27018").unwrap()).is_ok());
         assert!(policy.check(&Url::parse("mongodb://127.0.0.1:27019").unwrap()).is_err());
+    }
+
+    #[test]
+    fn remembered_origins_are_the_parsed_ones_and_few() {
+        for url in ["https://api.example.com/v1", "127.0.0.1:8080", "mongodb://a:b@h1:1,h2:2/db", "not a url"] {
+            assert_eq!(*remembered(url), *origins(url), "{url}");
+            assert_eq!(*remembered(url), *origins(url), "{url}, again");
+        }
+        for n in 0..2 * REMEMBERED {
+            remembered(&format!("https://host{n}.example.com"));
+            assert!(KNOWN.read().len() <= REMEMBERED);
+        }
     }
 
     #[test]
