@@ -9,11 +9,14 @@ mod common;
 
 use common::{Server, expect_error};
 
-/// A server declaring `META.timeout_ms` (when given) whose `main` never ends.
+/// A server declaring `META.timeout_ms` (when given) whose `main` never ends. Each pass of its loop
+/// does some real work, so that the deadline comes long before the operation limit however fast the
+/// machine (an empty loop reached 10 million operations within 400 ms on a quiet one).
 fn endless(timeout_ms: Option<u64>) -> String {
     let declared = timeout_ms.map(|ms| format!(", timeout_ms: {ms}")).unwrap_or_default();
     format!(
-        "const META = #{{ title: \"Endless\", description: \"d\"{declared} }};\nfn main(e, m, d) {{ loop {{ }} }}\n"
+        "const META = #{{ title: \"Endless\", description: \"d\"{declared} }};\n\
+         fn main(e, m, d) {{ loop {{ let s = \"\"; s.pad(10000, \"x\"); }} }}\n"
     )
 }
 

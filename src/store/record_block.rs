@@ -7,9 +7,12 @@
 //! whole rows go, and the one row a bound cuts through is rewritten ([`cut`], [`cut_by_count`]).
 //!
 //! The layout is fixed-width numbers (little-endian), strings as a `u32` length and their UTF-8 bytes,
-//! CIDs as their 32-byte digests, and one byte saying which optional fields follow. A block starts
-//! with its format's version; one that is cut short or does not parse is refused whole, never read in
-//! part.
+//! CIDs as their 32-byte digests, and one byte saying which optional fields follow. Version 2 adds a
+//! second byte that lets a record say "the same server and script as the record before" and keep its
+//! request id (a UUID) and trace id (32 hex digits) as the 16 bytes they stand for: a batch is mostly
+//! calls of a few scripts, and its size is what the database writes (≈ 75 bytes a record where version 1
+//! took ≈ 160). A block starts with its format's version (1 is still read); one that is cut short or does
+//! not parse is refused whole, never read in part.
 
 use std::collections::BTreeMap;
 
@@ -17,8 +20,10 @@ use super::records::{InvocationRecord, RecordFilter, Usage, Via};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 
-/// The format written; a block of another version is refused.
-const VERSION: u8 = 1;
+/// The format written; a block of any version but this one and [`FIRST`] is refused.
+const VERSION: u8 = 2;
+/// The first format, still read: no [`SAME_SERVER`] byte.
+const FIRST: u8 = 1;
 
 /// Which optional fields a record carries, one bit each.
 const SERVER: u8 = 1;
@@ -28,6 +33,13 @@ const INPUT: u8 = 1 << 3;
 const OUTPUT: u8 = 1 << 4;
 const ERROR_TYPE: u8 = 1 << 5;
 const CURRENCY: u8 = 1 << 6;
+
+/// What version 2's second byte says of a record, one bit each: its server and script are the record
+/// before's (and not written again); its ids are kept as bytes.
+const SAME_SERVER: u8 = 1;
+const SAME_SCRIPT: u8 = 1 << 1;
+const UUID_REQUEST_ID: u8 = 1 << 2;
+const HEX_TRACE_ID: u8 = 1 << 3;
 
 /// Most records one row holds when rows written a record each are moved into blocks.
 pub const MOVED_PER_ROW: usize = 1_000;
@@ -152,8 +164,9 @@ pub fn newest(records: &mut Vec<InvocationRecord>, room: usize) {
 
 /// Encodes `records`, in order.
 pub fn encode(records: &[InvocationRecord]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + records.len() * 160);
+    let mut out = Vec::with_capacity(1 + records.len() * 80);
     out.push(VERSION);
+    let mut previous: Option<&InvocationRecord> = None;
     for r in records {
         let present = [
             (r.server.is_some(), SERVER),
@@ -164,7 +177,18 @@ pub fn encode(records: &[InvocationRecord]) -> Vec<u8> {
             (r.error_type.is_some(), ERROR_TYPE),
             (r.currency.is_some(), CURRENCY),
         ];
-        out.push(present.iter().filter(|(set, _)| *set).fold(0, |bits, (_, bit)| bits | bit));
+        let same_server = r.server.is_some() && previous.is_some_and(|p| p.server == r.server);
+        let same_script = r.cid.is_some() && previous.is_some_and(|p| p.cid == r.cid);
+        let request_uuid = uuid_bytes(&r.request_id);
+        let trace_bytes = hex_bytes(&r.trace_id);
+        let kept = [
+            (same_server, SAME_SERVER),
+            (same_script, SAME_SCRIPT),
+            (request_uuid.is_some(), UUID_REQUEST_ID),
+            (trace_bytes.is_some(), HEX_TRACE_ID),
+        ];
+        out.push(bits(&present));
+        out.push(bits(&kept));
         out.extend_from_slice(&r.time.to_le_bytes());
         out.push(Via::ALL.iter().position(|via| *via == r.via).unwrap_or(0) as u8);
         out.extend_from_slice(&r.status.to_le_bytes());
@@ -172,28 +196,59 @@ pub fn encode(records: &[InvocationRecord]) -> Vec<u8> {
         out.extend_from_slice(&r.upstream_calls.to_le_bytes());
         out.extend_from_slice(&r.upstream_bytes.to_le_bytes());
         out.extend_from_slice(&r.cost.to_le_bytes());
-        for text in [&r.server, &r.operation, &r.error_type, &r.currency].into_iter().flatten() {
+        let server = if same_server { None } else { r.server.as_ref() };
+        for text in [server, r.operation.as_ref(), r.error_type.as_ref(), r.currency.as_ref()].into_iter().flatten() {
             put_text(&mut out, text);
         }
-        for cid in [&r.cid, &r.input_cid, &r.output_cid].into_iter().flatten() {
+        let cid = if same_script { None } else { r.cid.as_ref() };
+        for cid in [cid, r.input_cid.as_ref(), r.output_cid.as_ref()].into_iter().flatten() {
             out.extend_from_slice(cid.digest());
         }
-        put_text(&mut out, &r.request_id);
-        put_text(&mut out, &r.trace_id);
+        match request_uuid {
+            Some(bytes) => out.extend_from_slice(&bytes),
+            None => put_text(&mut out, &r.request_id),
+        }
+        match trace_bytes {
+            Some(bytes) => out.extend_from_slice(&bytes),
+            None => put_text(&mut out, &r.trace_id),
+        }
+        previous = Some(r);
     }
     out
 }
 
-/// Decodes a block [`encode`] wrote; `None` when it is damaged or of another version.
+/// The byte whose bits are those set in `flags`.
+fn bits(flags: &[(bool, u8)]) -> u8 {
+    flags.iter().filter(|(set, _)| *set).fold(0, |bits, (_, bit)| bits | bit)
+}
+
+/// The 16 bytes of a UUID written the way this runtime writes request ids (hyphenated, lower case);
+/// `None` for any other text, which is kept as it is.
+fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
+    let uuid = uuid::Uuid::try_parse(text).ok()?;
+    (uuid.hyphenated().encode_lower(&mut [0; uuid::fmt::Hyphenated::LENGTH]) == text).then(|| uuid.into_bytes())
+}
+
+/// The 16 bytes 32 lower-case hex digits stand for; `None` for any other text.
+fn hex_bytes(text: &str) -> Option<[u8; 16]> {
+    let mut bytes = [0; 16];
+    let lower = text.bytes().all(|b| !b.is_ascii_uppercase());
+    (lower && hex::decode_to_slice(text, &mut bytes).is_ok()).then_some(bytes)
+}
+
+/// Decodes a block [`encode`] wrote (of this version or the first); `None` when it is damaged or of
+/// another version.
 pub fn decode(bytes: &[u8]) -> Option<Vec<InvocationRecord>> {
     let (&version, rest) = bytes.split_first()?;
-    if version != VERSION {
+    if version != VERSION && version != FIRST {
         return None;
     }
-    let mut reader = Reader(rest);
+    let mut reader = Reader { rest, version, previous: None };
     let mut records = Vec::new();
-    while !reader.0.is_empty() {
-        records.push(reader.record()?);
+    while !reader.rest.is_empty() {
+        let record = reader.record()?;
+        reader.previous = Some((record.server.clone(), record.cid));
+        records.push(record);
     }
     Some(records)
 }
@@ -205,20 +260,25 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(&text.as_bytes()[..len as usize]);
 }
 
-/// What is left of a block to read.
-struct Reader<'a>(&'a [u8]);
+/// What is left of a block to read, of which version, and the server and script of the record read
+/// last.
+struct Reader<'a> {
+    rest: &'a [u8],
+    version: u8,
+    previous: Option<(Option<String>, Option<Cid>)>,
+}
 
 impl Reader<'_> {
     fn bytes<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
+        let (head, rest) = self.rest.split_first_chunk::<N>()?;
+        self.rest = rest;
         Some(*head)
     }
 
     fn text(&mut self) -> Option<String> {
         let len = u32::from_le_bytes(self.bytes()?) as usize;
-        let (head, rest) = self.0.split_at_checked(len)?;
-        self.0 = rest;
+        let (head, rest) = self.rest.split_at_checked(len)?;
+        self.rest = rest;
         String::from_utf8(head.to_vec()).ok()
     }
 
@@ -230,8 +290,15 @@ impl Reader<'_> {
         if present & bit == 0 { Some(None) } else { self.bytes().map(|digest| Some(Cid::from_digest(digest))) }
     }
 
+    /// The record before's server or script, for a record that says it has the same (refused when
+    /// there is none, or it had none).
+    fn same<T: Clone>(&self, pick: impl Fn(&(Option<String>, Option<Cid>)) -> &Option<T>) -> Option<Option<T>> {
+        self.previous.as_ref().and_then(|previous| pick(previous).clone()).map(Some)
+    }
+
     fn record(&mut self) -> Option<InvocationRecord> {
         let [present] = self.bytes()?;
+        let [kept] = if self.version == FIRST { [0] } else { self.bytes()? };
         let time = i64::from_le_bytes(self.bytes()?);
         let [via] = self.bytes()?;
         let via = *Via::ALL.get(usize::from(via))?;
@@ -240,13 +307,29 @@ impl Reader<'_> {
         let upstream_calls = u32::from_le_bytes(self.bytes()?);
         let upstream_bytes = u64::from_le_bytes(self.bytes()?);
         let cost = f64::from_le_bytes(self.bytes()?);
-        let server = self.text_if(present, SERVER)?;
+        let server = match (kept & SAME_SERVER, present & SERVER) {
+            (0, _) => self.text_if(present, SERVER)?,
+            (_, 0) => return None,
+            _ => self.same(|(server, _)| server)?,
+        };
         let operation = self.text_if(present, OPERATION)?;
         let error_type = self.text_if(present, ERROR_TYPE)?;
         let currency = self.text_if(present, CURRENCY)?;
-        let cid = self.cid_if(present, SCRIPT)?;
+        let cid = match (kept & SAME_SCRIPT, present & SCRIPT) {
+            (0, _) => self.cid_if(present, SCRIPT)?,
+            (_, 0) => return None,
+            _ => self.same(|(_, cid)| cid)?,
+        };
         let input_cid = self.cid_if(present, INPUT)?;
         let output_cid = self.cid_if(present, OUTPUT)?;
+        let request_id = match kept & UUID_REQUEST_ID {
+            0 => self.text()?,
+            _ => uuid::Uuid::from_bytes(self.bytes()?).hyphenated().to_string(),
+        };
+        let trace_id = match kept & HEX_TRACE_ID {
+            0 => self.text()?,
+            _ => hex::encode(self.bytes::<16>()?),
+        };
         Some(InvocationRecord {
             time,
             server,
@@ -260,8 +343,8 @@ impl Reader<'_> {
             duration_ms,
             upstream_calls,
             upstream_bytes,
-            request_id: self.text()?,
-            trace_id: self.text()?,
+            request_id,
+            trace_id,
             cost,
             currency,
         })
@@ -333,7 +416,66 @@ mod tests {
         other_version[0] = VERSION + 1;
         assert_eq!(decode(&other_version), None);
         let mut bad_via = bytes;
-        bad_via[1 + 1 + 8] = 9;
+        bad_via[1 + 2 + 8] = 9;
         assert_eq!(decode(&bad_via), None);
+        // A first record cannot be "the same as the one before".
+        let mut no_previous = encode(&[full()]);
+        no_previous[2] |= SAME_SERVER;
+        assert_eq!(decode(&no_previous), None);
+    }
+
+    /// Calls as the runtime records them: one script, a UUID request id, a 32-digit trace id.
+    fn call(n: u8) -> InvocationRecord {
+        InvocationRecord {
+            request_id: uuid::Uuid::from_bytes([n; 16]).hyphenated().to_string(),
+            trace_id: hex::encode([n.wrapping_add(1); 16]),
+            operation: None,
+            input_cid: None,
+            output_cid: None,
+            error_type: None,
+            currency: None,
+            via: Via::Http,
+            status: 200,
+            ..full()
+        }
+    }
+
+    #[test]
+    fn calls_of_one_script_keep_their_ids_as_bytes_and_their_script_once() {
+        let calls: Vec<InvocationRecord> = (0..100).map(call).collect();
+        let bytes = encode(&calls);
+        assert_eq!(decode(&bytes), Some(calls.clone()));
+        assert!(bytes.len() < 100 * 80, "{} bytes for 100 calls", bytes.len());
+        // Texts that only look like ids are kept as they are.
+        let mut odd = vec![call(1), call(2), call(3), call(4)];
+        odd[0].request_id = odd[0].request_id.to_uppercase();
+        odd[1].trace_id = odd[1].trace_id.to_uppercase();
+        odd[2].request_id = odd[2].request_id.replace('-', "");
+        odd[3].trace_id.push('0');
+        odd[3].server = Some("other".into());
+        odd[3].cid = Some(Cid::of(b"another script"));
+        assert_eq!(decode(&encode(&odd)), Some(odd));
+    }
+
+    #[test]
+    fn a_block_of_the_first_version_is_still_read() {
+        let r = full();
+        let mut block = vec![FIRST, SERVER | OPERATION | SCRIPT | INPUT | OUTPUT | ERROR_TYPE | CURRENCY];
+        block.extend_from_slice(&r.time.to_le_bytes());
+        block.push(Via::ALL.iter().position(|via| *via == Via::Webhook).unwrap() as u8);
+        block.extend_from_slice(&r.status.to_le_bytes());
+        block.extend_from_slice(&r.duration_ms.to_le_bytes());
+        block.extend_from_slice(&r.upstream_calls.to_le_bytes());
+        block.extend_from_slice(&r.upstream_bytes.to_le_bytes());
+        block.extend_from_slice(&r.cost.to_le_bytes());
+        for text in ["crm", "list_deals", "upstream_error", "USD"] {
+            put_text(&mut block, text);
+        }
+        for name in [&b"script"[..], b"in", b"out"] {
+            block.extend_from_slice(Cid::of(name).digest());
+        }
+        put_text(&mut block, &r.request_id);
+        put_text(&mut block, &r.trace_id);
+        assert_eq!(decode(&block), Some(vec![r]));
     }
 }
