@@ -243,11 +243,10 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<InvocationRecord>> {
     if version != VERSION && version != FIRST {
         return None;
     }
-    let mut reader = Reader { rest, version, previous: None };
-    let mut records = Vec::new();
+    let mut reader = Reader { rest, version };
+    let mut records: Vec<InvocationRecord> = Vec::new();
     while !reader.rest.is_empty() {
-        let record = reader.record()?;
-        reader.previous = Some((record.server.clone(), record.cid));
+        let record = reader.record(records.last())?;
         records.push(record);
     }
     Some(records)
@@ -260,12 +259,10 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(&text.as_bytes()[..len as usize]);
 }
 
-/// What is left of a block to read, of which version, and the server and script of the record read
-/// last.
+/// What is left of a block to read, and of which version.
 struct Reader<'a> {
     rest: &'a [u8],
     version: u8,
-    previous: Option<(Option<String>, Option<Cid>)>,
 }
 
 impl Reader<'_> {
@@ -290,13 +287,9 @@ impl Reader<'_> {
         if present & bit == 0 { Some(None) } else { self.bytes().map(|digest| Some(Cid::from_digest(digest))) }
     }
 
-    /// The record before's server or script, for a record that says it has the same (refused when
-    /// there is none, or it had none).
-    fn same<T: Clone>(&self, pick: impl Fn(&(Option<String>, Option<Cid>)) -> &Option<T>) -> Option<Option<T>> {
-        self.previous.as_ref().and_then(|previous| pick(previous).clone()).map(Some)
-    }
-
-    fn record(&mut self) -> Option<InvocationRecord> {
+    /// The next record; `previous` is the one read before it, whose server and script a record may say
+    /// it shares (refused when there is none, or it had none).
+    fn record(&mut self, previous: Option<&InvocationRecord>) -> Option<InvocationRecord> {
         let [present] = self.bytes()?;
         let [kept] = if self.version == FIRST { [0] } else { self.bytes()? };
         let time = i64::from_le_bytes(self.bytes()?);
@@ -310,7 +303,7 @@ impl Reader<'_> {
         let server = match (kept & SAME_SERVER, present & SERVER) {
             (0, _) => self.text_if(present, SERVER)?,
             (_, 0) => return None,
-            _ => self.same(|(server, _)| server)?,
+            _ => Some(previous?.server.clone()?),
         };
         let operation = self.text_if(present, OPERATION)?;
         let error_type = self.text_if(present, ERROR_TYPE)?;
@@ -318,7 +311,7 @@ impl Reader<'_> {
         let cid = match (kept & SAME_SCRIPT, present & SCRIPT) {
             (0, _) => self.cid_if(present, SCRIPT)?,
             (_, 0) => return None,
-            _ => self.same(|(_, cid)| cid)?,
+            _ => Some(previous?.cid?),
         };
         let input_cid = self.cid_if(present, INPUT)?;
         let output_cid = self.cid_if(present, OUTPUT)?;
@@ -429,14 +422,7 @@ mod tests {
         InvocationRecord {
             request_id: uuid::Uuid::from_bytes([n; 16]).hyphenated().to_string(),
             trace_id: hex::encode([n.wrapping_add(1); 16]),
-            operation: None,
-            input_cid: None,
-            output_cid: None,
-            error_type: None,
-            currency: None,
-            via: Via::Http,
-            status: 200,
-            ..full()
+            ..InvocationRecord::sample(1_765_000_000_000 + i64::from(n), "crm")
         }
     }
 

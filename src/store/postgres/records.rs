@@ -14,6 +14,9 @@ use crate::error::Result;
 use crate::store::record_block::{self, Block, Visit};
 use crate::store::{InvocationRecord, RecordFilter, Usage};
 
+/// One batch as one row.
+const INSERT_BLOCK: &str = "INSERT INTO invocation_blocks (count, min_time, max_time, records) VALUES ($1, $2, $3, $4)";
+
 /// Rows read per round trip when going back through the records.
 const PAGE: i64 = 16;
 
@@ -27,8 +30,7 @@ impl PostgresStore {
         let pool = self.pool.clone();
         self.run(async move {
             let client = pool.get().await?;
-            let insert = "INSERT INTO invocation_blocks (count, min_time, max_time, records) VALUES ($1, $2, $3, $4)";
-            client.execute(insert, &[&block.count, &block.min_time, &block.max_time, &block.records]).await?;
+            client.execute(INSERT_BLOCK, &[&block.count, &block.min_time, &block.max_time, &block.records]).await?;
             Ok(())
         })
     }
@@ -123,9 +125,8 @@ pub(super) async fn move_rows(tx: &Transaction<'_>) -> Sql<()> {
                            duration_ms, upstream_calls, upstream_bytes, request_id, trace_id, cost, currency";
     let rows = tx.query(&format!("SELECT {COLUMNS} FROM invocations ORDER BY id"), &[]).await?;
     let records = rows.iter().map(legacy_record).collect::<Sql<Vec<_>>>()?;
-    let insert = "INSERT INTO invocation_blocks (count, min_time, max_time, records) VALUES ($1, $2, $3, $4)";
     for block in records.chunks(record_block::MOVED_PER_ROW).filter_map(Block::of) {
-        tx.execute(insert, &[&block.count, &block.min_time, &block.max_time, &block.records]).await?;
+        tx.execute(INSERT_BLOCK, &[&block.count, &block.min_time, &block.max_time, &block.records]).await?;
     }
     tx.batch_execute("DROP TABLE invocations").await?;
     Ok(())
