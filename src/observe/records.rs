@@ -1,17 +1,20 @@
-//! The invocation-record writer: records leave the invocation path through a bounded channel and are
-//! written in batches by a thread of their own, so an invocation never waits on the store. A batch is
-//! what arrives within [`LINGER`] of its first record: the writer sleeps that long instead of being
-//! woken for every record (a wake-up per call cost more than writing it), so a busy server writes a
-//! few batches a second however many calls it serves, and a record reaches the store at most that much
-//! later. A flush wakes the writer at once.
+//! The invocation-record writer: records leave the invocation path into a buffer of the thread that
+//! finished the call, and a thread of their own writes them in batches, so an invocation never waits on
+//! the store and two request workers never touch the same memory to hand a record over (a shared
+//! channel cost every call a contended atomic and a box). A batch is what arrives within [`LINGER`] of
+//! the first record after a quiet spell: the writer sleeps that long instead of being woken for every
+//! record (a wake-up per call cost more than writing it), so a busy server writes a few batches a
+//! second however many calls it serves, and a record reaches the store at most that much later. A
+//! flush wakes the writer at once.
 //!
-//! When the writer falls behind and the channel is full, a record is dropped and counted
+//! When the writer falls behind and a buffer is full, a record is dropped and counted
 //! (`switchboard_records_dropped_total`) rather than slowing calls down. The same thread applies the
 //! retention (count and age) every so often. A short-lived process (`switchboard call`) flushes before
 //! it exits, so its record is in the store when it is gone.
 
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +22,10 @@ use prometheus_client::metrics::counter::Counter;
 
 use crate::store::{InvocationRecord, Store};
 
-/// Records waiting to be written before new ones are dropped.
-const QUEUE: usize = 10_000;
+/// Buffers records are handed into; a thread always uses the same one.
+const SHARDS: usize = 8;
+/// Records one buffer holds before new ones are dropped.
+const QUEUE: usize = 5_000;
 /// Most records written as one row.
 const BATCH: usize = 1_000;
 /// How long a batch waits for more records after its first.
@@ -45,16 +50,59 @@ impl Default for Retention {
     }
 }
 
-enum Message {
-    Record(Box<InvocationRecord>),
-    /// Answered once every record sent before it is written.
-    Flush(SyncSender<()>),
+/// What the invocation path and the writer share.
+struct Shared {
+    buffers: [Mutex<Vec<InvocationRecord>>; SHARDS],
+    /// Flushes asked for, each answered once every record handed over before it is written.
+    flushes: Mutex<Vec<SyncSender<()>>>,
+    /// The writer is asleep until the next record (not lingering over a batch): the hand-over that
+    /// finds it so wakes it.
+    idle: AtomicBool,
+    /// The recorder is gone: the writer writes what is left and ends.
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn buffer(&self, index: usize) -> MutexGuard<'_, Vec<InvocationRecord>> {
+        self.buffers[index].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every record handed over so far, oldest first.
+    fn take(&self) -> Vec<InvocationRecord> {
+        let mut batch = Vec::new();
+        for index in 0..SHARDS {
+            // Swapped out rather than copied under the lock, which a worker may be waiting for; the
+            // buffer left behind has room for as many records as this one brought.
+            let taken = {
+                let mut buffer = self.buffer(index);
+                let room = buffer.len();
+                std::mem::replace(&mut *buffer, Vec::with_capacity(room))
+            };
+            batch.extend(taken);
+        }
+        batch.sort_by_key(|record| record.time);
+        batch
+    }
+
+    fn pending(&self) -> bool {
+        (0..SHARDS).any(|index| !self.buffer(index).is_empty())
+            || !self.flushes.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+}
+
+/// The buffer this thread hands its records into: threads are dealt to buffers in turn.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
 }
 
 /// The sending side, held by the runtime.
 pub struct Recorder {
     /// `None` when recording is off.
-    sender: Option<(SyncSender<Message>, Thread)>,
+    writer: Option<(Arc<Shared>, Thread)>,
     dropped: Counter,
 }
 
@@ -62,37 +110,59 @@ impl Recorder {
     /// Starts the writer thread over `store` (none when `retention.max` is 0).
     pub fn start(store: Arc<dyn Store>, retention: Retention, dropped: Counter) -> Recorder {
         if retention.max == 0 {
-            return Recorder { sender: None, dropped };
+            return Recorder { writer: None, dropped };
         }
-        let (sender, receiver) = sync_channel(QUEUE);
+        let shared = Arc::new(Shared {
+            buffers: std::array::from_fn(|_| Mutex::new(Vec::new())),
+            flushes: Mutex::new(Vec::new()),
+            idle: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
+        let writing = shared.clone();
         let spawned =
-            std::thread::Builder::new().name("records".into()).spawn(move || write(&*store, &receiver, retention));
+            std::thread::Builder::new().name("records".into()).spawn(move || write(&*store, &writing, retention));
         match spawned {
-            Ok(writer) => Recorder { sender: Some((sender, writer.thread().clone())), dropped },
+            Ok(writer) => Recorder { writer: Some((shared, writer.thread().clone())), dropped },
             Err(e) => {
                 tracing::error!("invocation records are off: cannot start their writer: {e}");
-                Recorder { sender: None, dropped }
+                Recorder { writer: None, dropped }
             }
         }
     }
 
     /// Hands a record to the writer, or drops and counts it when the writer is behind.
     pub fn record(&self, record: InvocationRecord) {
-        let Some((sender, _)) = &self.sender else { return };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            sender.try_send(Message::Record(Box::new(record)))
-        {
+        let Some((shared, writer)) = &self.writer else { return };
+        let mut buffer = shared.buffer(shard());
+        if buffer.len() >= QUEUE {
+            drop(buffer);
             self.dropped.inc();
+            return;
+        }
+        buffer.push(record);
+        drop(buffer);
+        // The writer sets `idle` before it looks at the buffers for the last time, so a record it did
+        // not see there finds it idle here.
+        if shared.idle.load(Ordering::SeqCst) && shared.idle.swap(false, Ordering::SeqCst) {
+            writer.unpark();
         }
     }
 
     /// Waits until every record handed over so far is written.
     pub fn flush(&self) {
-        let Some((sender, writer)) = &self.sender else { return };
+        let Some((shared, writer)) = &self.writer else { return };
         let (done, written) = sync_channel(1);
-        if sender.send(Message::Flush(done)).is_ok() {
+        shared.flushes.lock().unwrap_or_else(|p| p.into_inner()).push(done);
+        writer.unpark();
+        let _ = written.recv();
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some((shared, writer)) = &self.writer {
+            shared.closed.store(true, Ordering::SeqCst);
             writer.unpark();
-            let _ = written.recv();
         }
     }
 }
@@ -101,20 +171,32 @@ fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The writer thread: batches what arrives, writes it, prunes now and then; ends with the runtime.
-fn write(store: &dyn Store, receiver: &Receiver<Message>, retention: Retention) {
+/// The writer thread: batches what arrives, writes it, prunes now and then; ends with the recorder.
+fn write(store: &dyn Store, shared: &Shared, retention: Retention) {
     let mut pruned = (Instant::now(), 0usize);
     prune(store, retention);
     loop {
-        let first = match receiver.recv_timeout(PRUNE_EVERY) {
-            Ok(message) => message,
-            Err(RecvTimeoutError::Timeout) => {
-                prune(store, retention);
+        let closed = shared.closed.load(Ordering::SeqCst);
+        if !closed {
+            shared.idle.store(true, Ordering::SeqCst);
+            if !shared.pending() {
+                let slept = Instant::now();
+                std::thread::park_timeout(PRUNE_EVERY);
+                if slept.elapsed() >= PRUNE_EVERY && !shared.pending() {
+                    prune(store, retention);
+                    pruned = (Instant::now(), 0);
+                }
                 continue;
             }
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let (batch, flushes, open) = gather(receiver, first);
+            shared.idle.store(false, Ordering::SeqCst);
+            // A batch lingers unless someone waits for it.
+            if shared.flushes.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                std::thread::park_timeout(LINGER);
+            }
+        }
+        // The flushes first: every record handed over before one was asked for is in the buffers now.
+        let flushes = std::mem::take(&mut *shared.flushes.lock().unwrap_or_else(|p| p.into_inner()));
+        let batch = shared.take();
         for rows in batch.chunks(BATCH) {
             if let Err(error) = store.append_records(rows) {
                 tracing::error!(records = rows.len(), "invocation records were not kept: {}", error.message());
@@ -128,32 +210,10 @@ fn write(store: &dyn Store, receiver: &Receiver<Message>, retention: Retention) 
         for done in flushes {
             let _ = done.send(());
         }
-        if !open {
+        if closed {
             return;
         }
     }
-}
-
-/// `first` and what arrives within [`LINGER`] after it (sooner when a flush wakes the writer, at most
-/// [`QUEUE`] messages): the records, the flushes to answer once they are written, and whether the
-/// channel is still open.
-fn gather(receiver: &Receiver<Message>, first: Message) -> (Vec<InvocationRecord>, Vec<SyncSender<()>>, bool) {
-    if matches!(first, Message::Record(_)) {
-        std::thread::park_timeout(LINGER);
-    }
-    let mut batch = Vec::new();
-    let mut flushes = Vec::new();
-    let mut next = Ok(first);
-    for _ in 0..QUEUE {
-        match next {
-            Ok(Message::Record(record)) => batch.push(*record),
-            Ok(Message::Flush(done)) => flushes.push(done),
-            Err(TryRecvError::Empty) => break,
-            Err(TryRecvError::Disconnected) => return (batch, flushes, false),
-        }
-        next = receiver.try_recv();
-    }
-    (batch, flushes, true)
 }
 
 fn prune(store: &dyn Store, retention: Retention) {
@@ -163,5 +223,78 @@ fn prune(store: &dyn Store, retention: Retention) {
     let before = now_millis().saturating_sub(i64::try_from(retention.max_age.as_millis()).unwrap_or(i64::MAX));
     if let Err(error) = store.prune_records(retention.max, before) {
         tracing::error!("old invocation records were not removed: {}", error.message());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RecordFilter, SqliteStore};
+
+    fn recorder(store: &Arc<SqliteStore>) -> (Recorder, Counter) {
+        let dropped = Counter::default();
+        let retention = Retention { max: 1_000_000, ..Retention::default() };
+        (Recorder::start(store.clone(), retention, dropped.clone()), dropped)
+    }
+
+    fn stored(store: &SqliteStore) -> Vec<InvocationRecord> {
+        store.records(&RecordFilter { limit: usize::MAX, ..RecordFilter::default() }).unwrap()
+    }
+
+    #[test]
+    fn records_from_many_threads_are_all_written_by_a_flush_newest_first() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let (recorder, dropped) = recorder(&store);
+        std::thread::scope(|scope| {
+            for thread in 0..2 * SHARDS as i64 {
+                let recorder = &recorder;
+                scope.spawn(move || {
+                    for n in 0..100 {
+                        recorder.record(InvocationRecord::sample(thread * 1000 + n, "s"));
+                    }
+                });
+            }
+        });
+        recorder.flush();
+        let times: Vec<i64> = stored(&store).iter().map(|record| record.time).collect();
+        assert_eq!(times.len(), 1600);
+        assert!(times.windows(2).all(|pair| pair[0] > pair[1]), "newest first");
+        assert_eq!(dropped.get(), 0);
+    }
+
+    #[test]
+    fn a_record_reaches_the_store_without_a_flush_and_a_full_buffer_drops_and_counts() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let (recorder, dropped) = recorder(&store);
+        recorder.record(InvocationRecord::sample(1, "s"));
+        let waited = Instant::now();
+        while stored(&store).is_empty() {
+            assert!(waited.elapsed() < Duration::from_secs(10), "the lone record was never written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // With the flushes held the writer, done with the lone record, cannot reach the buffers: fill
+        // this thread's to its bound.
+        let shared = &recorder.writer.as_ref().unwrap().0;
+        let held = shared.flushes.lock().unwrap();
+        shared.buffer(shard()).extend((0..QUEUE as i64).map(|n| InvocationRecord::sample(n + 10, "s")));
+        recorder.record(InvocationRecord::sample(2, "s"));
+        assert_eq!(dropped.get(), 1);
+        drop(held);
+        recorder.flush();
+        assert_eq!(stored(&store).len(), 1 + QUEUE);
+    }
+
+    #[test]
+    fn what_is_handed_over_is_written_when_the_recorder_goes() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let (recorder, _) = recorder(&store);
+        recorder.record(InvocationRecord::sample(7, "s"));
+        drop(recorder);
+        let waited = Instant::now();
+        while stored(&store).is_empty() {
+            assert!(waited.elapsed() < Duration::from_secs(10), "the last record was lost");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(stored(&store)[0].time, 7);
     }
 }
