@@ -198,7 +198,11 @@ impl Runtime {
             Ok(resolved) => resolved,
             Err(error) => return Invoked { script: None, result: Err(error) },
         };
-        seen.server = server.clone();
+        // A name asked for is the name it runs as, and a name or CID resolves only to a registered server.
+        if seen.server != server {
+            seen.server = server.clone();
+        }
+        seen.registered = !matches!(invocation.target, Target::Script { .. });
         seen.script = Some(script.clone());
         seen.operation = invocation.operation.take().or_else(|| {
             let operation = script.meta.operation_for(&invocation.method, &invocation.endpoint);
@@ -308,6 +312,19 @@ impl Runtime {
                 Err(Fault::Demote) => script.mark_waits(),
             }
         }
+        // Boxed apart: the inline run above is the common case, and every layer above moves this
+        // future whole; a call that waits pays the allocation beside its I/O.
+        Box::pin(self.wait(script, context, call, data)).await
+    }
+
+    /// Runs `call` as a fiber: on this request worker, or on a script thread when it computes for long.
+    async fn wait(
+        self: &Arc<Self>,
+        script: &Arc<Script>,
+        context: &Arc<Context>,
+        call: Arc<Prepared>,
+        data: Arc<Data>,
+    ) -> Result<Output> {
         // Dropping this future (the client went away) stops the script: at its next operation through
         // the flag, at its next wait through the fiber's driver.
         let cancel = CancelOnDrop::new();
@@ -416,6 +433,8 @@ struct Seen {
     via: Via,
     /// The server it runs as, once resolved; before that, the name asked for, when it is a valid name.
     server: Option<String>,
+    /// `server` is known to be in the registry (else it is looked up when the invocation ends).
+    registered: bool,
     /// The script it runs, once resolved.
     script: Option<Arc<Script>>,
     operation: Option<String>,
@@ -436,6 +455,7 @@ impl Seen {
             time: (since_epoch.saturating_sub(started.elapsed())).as_millis() as i64,
             via: invocation.via,
             server: asked,
+            registered: false,
             script: None,
             operation: None,
             input_cid: invocation.input,
@@ -450,7 +470,7 @@ impl Seen {
         let Ended { status, error_type, output_cid } = ended;
         let pricing = self.script.as_ref().and_then(|script| script.meta.pricing.as_ref());
         let cost = pricing.map_or(0.0, |pricing| pricing.cost(self.operation.as_deref(), self.upstream.0));
-        let registered = self.server.as_deref().is_some_and(|name| runtime.server(name).is_some());
+        let registered = self.registered || self.server.as_deref().is_some_and(|name| runtime.server(name).is_some());
         let record = InvocationRecord {
             time: self.time,
             server: self.server,

@@ -7,7 +7,7 @@
 //! the label set. Everything here is an atomic increment on the hot path; encoding happens only when
 //! `/metrics` is read.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -73,6 +73,8 @@ fn seconds() -> Histogram {
 }
 
 pub struct Metrics {
+    /// Tells this process's metrics from any other built in it (tests build many).
+    pub id: u64,
     registry: Registry,
     pub invocations: Family<Invocation, Counter>,
     pub invocation_duration: Histograms<Server>,
@@ -100,7 +102,9 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let histograms = || Histograms::new_with_constructor(seconds as fn() -> Histogram);
+        static BUILT: AtomicU64 = AtomicU64::new(0);
         let mut metrics = Metrics {
+            id: BUILT.fetch_add(1, Ordering::Relaxed),
             registry: Registry::default(),
             invocations: Family::default(),
             invocation_duration: histograms(),

@@ -15,7 +15,11 @@ pub mod records;
 pub mod stats;
 pub mod trace;
 
+use std::cell::RefCell;
 use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::store::{InvocationRecord, Store};
 use metrics::{Metrics, UNKNOWN};
@@ -47,16 +51,27 @@ impl Observer {
     pub fn finished(&self, finished: Finished) {
         let record = finished.record;
         let server = match (finished.registered, &record.server) {
-            (true, Some(name)) => name.clone(),
-            _ => UNKNOWN.to_owned(),
+            (true, Some(name)) => name.as_str(),
+            _ => UNKNOWN,
         };
-        let labels =
-            metrics::Invocation { server: server.clone(), via: record.via.as_str(), outcome: finished.outcome };
-        self.metrics.invocations.get_or_create(&labels).inc();
+        let (via, outcome) = (record.via.as_str(), finished.outcome);
         let seconds = record.duration_ms / 1000.0;
-        self.metrics.invocation_duration.get_or_create(&metrics::Server { server: server.clone() }).observe(seconds);
+        let count = |counted: &Counted| {
+            counted.invocations.inc();
+            counted.duration.observe(seconds);
+        };
+        let kept = LAST_COUNTED.try_with(|last| {
+            let mut last = last.borrow_mut();
+            match &*last {
+                Some(counted) if counted.counts(&self.metrics, server, via, outcome) => count(counted),
+                _ => count(last.insert(Counted::of(&self.metrics, server, via, outcome))),
+            }
+        });
+        if kept.is_err() {
+            count(&Counted::of(&self.metrics, server, via, outcome));
+        }
         if let (Some(currency), true) = (&record.currency, record.cost > 0.0) {
-            let labels = metrics::Cost { server, currency: currency.clone() };
+            let labels = metrics::Cost { server: server.to_owned(), currency: currency.clone() };
             self.metrics.cost.get_or_create(&labels).inc_by(record.cost);
         }
         self.recorder.record(record);
@@ -65,5 +80,43 @@ impl Observer {
     /// Waits until every record handed over so far is in the store (before a short-lived process ends).
     pub fn flush(&self) {
         self.recorder.flush();
+    }
+}
+
+thread_local! {
+    /// The metrics this thread counted its last invocation in: a server called again through the same
+    /// entry point with the same outcome — nearly every call — is counted without looking its labels up
+    /// in the families (hashing them, and cloning the server's name into a key).
+    static LAST_COUNTED: RefCell<Option<Counted>> = const { RefCell::new(None) };
+}
+
+/// An invocation's counter and duration histogram, for its labels in one process's metrics.
+struct Counted {
+    /// Which [`Metrics`] (a process has one; tests build many).
+    metrics: u64,
+    labels: metrics::Invocation,
+    invocations: Counter,
+    duration: Histogram,
+}
+
+impl Counted {
+    fn of(metrics: &Metrics, server: &str, via: &'static str, outcome: &'static str) -> Counted {
+        let labels = metrics::Invocation { server: server.to_owned(), via, outcome };
+        Counted {
+            metrics: metrics.id,
+            invocations: metrics.invocations.get_or_create(&labels).clone(),
+            duration: metrics
+                .invocation_duration
+                .get_or_create(&metrics::Server { server: labels.server.clone() })
+                .clone(),
+            labels,
+        }
+    }
+
+    fn counts(&self, metrics: &Metrics, server: &str, via: &str, outcome: &str) -> bool {
+        self.metrics == metrics.id
+            && self.labels.server == server
+            && self.labels.via == via
+            && self.labels.outcome == outcome
     }
 }

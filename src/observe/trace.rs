@@ -7,12 +7,15 @@
 //! malformed `traceparent` starts a new trace, as the specification says; nothing a caller sends is
 //! kept unless it has the shape it must have, so no caller-chosen text reaches a log line or a header.
 
-use rand::Rng;
+use rand::RngCore;
 
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
 /// The W3C Trace Context header.
 pub const TRACEPARENT: &str = "traceparent";
+/// The same two as header names (looking a header up by its text parses the text first).
+pub static REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static(REQUEST_ID);
+static TRACEPARENT_HEADER: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
 
 const LONGEST_REQUEST_ID: usize = 64;
 
@@ -40,30 +43,36 @@ impl Trace {
     /// A trace for a request that carried `request_id` and `traceparent` headers (either may be absent
     /// or unusable: then a new id, a new trace).
     pub fn continued(request_id: Option<&str>, traceparent: Option<&str>) -> Trace {
-        let mut rng = rand::rng();
+        // One draw for every id (drawing an array takes a number per byte).
+        let mut random = [0u8; 40];
+        rand::rng().fill_bytes(&mut random);
+        let (request, rest) = random.split_first_chunk::<16>().expect("40 bytes");
+        let (span, trace) = rest.split_first_chunk::<8>().expect("24 bytes");
         let request_id = match request_id.filter(|id| sane(id)) {
             Some(id) => id.to_owned(),
-            None => new_request_id(rng.random()),
+            None => new_request_id(*request),
         };
-        let span_id = hex_id(&rng.random::<[u8; 8]>());
+        let span_id = hex_id(span);
         match traceparent.and_then(parse_traceparent) {
             Some((trace_id, parent, flags)) => Trace { request_id, trace_id, span_id, parent_id: Some(parent), flags },
             None => {
-                let trace_id = hex_id(&rng.random::<[u8; 16]>());
-                Trace { request_id, trace_id, span_id, parent_id: None, flags: "01".into() }
+                let trace = trace.first_chunk::<16>().expect("16 bytes");
+                Trace { request_id, trace_id: hex_id(trace), span_id, parent_id: None, flags: "01".into() }
             }
         }
     }
 
     /// From an HTTP request's headers.
     pub fn from_headers(headers: &http::HeaderMap) -> Trace {
-        let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-        Trace::continued(text(REQUEST_ID), text(TRACEPARENT))
+        let text = |name: &http::HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
+        Trace::continued(text(&REQUEST_ID_HEADER), text(&TRACEPARENT_HEADER))
     }
 
     /// The `traceparent` of an upstream request this invocation sends: a new span, child of its own.
     pub fn child_traceparent(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, hex_id(&rand::rng().random::<[u8; 8]>()), self.flags)
+        let mut span = [0u8; 8];
+        rand::rng().fill_bytes(&mut span);
+        format!("00-{}-{}-{}", self.trace_id, hex_id(&span), self.flags)
     }
 }
 
