@@ -34,10 +34,16 @@ static STORE_OUTPUT: HeaderName = HeaderName::from_static("x-store-output");
 static TIMEOUT_MS: HeaderName = HeaderName::from_static("x-timeout-ms");
 static ALL_PAGES: HeaderName = HeaderName::from_static("x-all-pages");
 
-/// Every path that is not a fixed route.
-pub async fn dispatch(State(runtime): State<AppState>, request: axum::extract::Request) -> Response {
+/// The paths under a fixed route's word that no fixed route takes (the edge sends every other
+/// invocation to [`serve`] itself).
+pub async fn dispatch(State(runtime): State<AppState>, mut request: axum::extract::Request) -> Response {
+    let trace = request.extensions_mut().remove::<Trace>();
+    serve(runtime, request, trace).await
+}
+
+/// An invocation request, with the trace the edge gave it.
+pub async fn serve(runtime: AppState, request: axum::extract::Request, trace: Option<Trace>) -> Response {
     let (mut parts, body) = request.into_parts();
-    let trace = parts.extensions.remove::<Trace>();
     let headers = std::mem::take(&mut parts.headers);
     let path = parts.uri.path().trim_start_matches('/');
     if let Err(error) = permitted(&runtime, path, &headers) {

@@ -26,14 +26,16 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use http_body_util::BodyExt;
 use tower_service::Service;
 
 use super::browser::Policy;
 use crate::error::Error;
-use crate::observe::trace::{REQUEST_ID, Trace};
+use crate::observe::trace::{REQUEST_ID_HEADER, Trace};
+use crate::runtime::Runtime;
 
 /// Longest request target (path and query) accepted.
 pub const MAX_URI: usize = 16 * 1024;
@@ -41,8 +43,6 @@ pub const MAX_URI: usize = 16 * 1024;
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Longest method accepted (the longest registered HTTP method, `UPDATEREDIRECTREF`, has 17).
 pub const MAX_METHOD: usize = 20;
-
-static X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID);
 
 /// An edge's answer to one request, to come.
 pub type Routed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -52,12 +52,21 @@ pub type Routed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Se
 pub struct Edge {
     router: Router,
     policy: Arc<Policy>,
+    runtime: Arc<Runtime>,
 }
 
 impl Edge {
-    pub fn new(router: Router, policy: Policy) -> Edge {
-        Edge { router, policy: Arc::new(policy) }
+    pub fn new(router: Router, policy: Policy, runtime: Arc<Runtime>) -> Edge {
+        Edge { router, policy: Arc::new(policy), runtime }
     }
+}
+
+/// Whether `path` may be a fixed route: its first segment is empty (the index) or a word no server may
+/// be named. Every other path is an invocation, which goes to the dispatcher without the router (the
+/// route table, the handler's box and the extension the trace would travel in, for every call).
+fn fixed_route(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+    first.is_empty() || crate::server::RESERVED.contains(&first)
 }
 
 impl<B> Service<axum::http::Request<B>> for Edge
@@ -77,22 +86,26 @@ where
         let mut request: Request = request.map(axum::body::Body::new);
         let trace = Trace::from_headers(request.headers());
         let id = HeaderValue::from_str(&trace.request_id);
-        let routed = admit(&mut request, &self.policy).map(|()| {
-            request.extensions_mut().insert(trace);
-            self.router.call(request)
+        let routed = admit(&mut request, &self.policy).map(|()| match fixed_route(request.uri().path()) {
+            true => {
+                request.extensions_mut().insert(trace);
+                Either::Left(self.router.call(request))
+            }
+            false => Either::Right(super::dispatch::serve(self.runtime.clone(), request, Some(trace))),
         });
         Box::pin(async move {
             let mut response = match routed {
-                Ok(routed) => match routed.await {
+                Ok(Either::Left(routed)) => match routed.await {
                     Ok(response) => as_json(response).await,
                     Err(never) => match never {},
                 },
+                Ok(Either::Right(invoked)) => as_json(invoked.await).await,
                 Err(error) => error.into_response(),
             };
             let headers = response.headers_mut();
             headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
             if let Ok(id) = id {
-                headers.insert(X_REQUEST_ID.clone(), id);
+                headers.insert(REQUEST_ID_HEADER.clone(), id);
             }
             Ok(response)
         })
@@ -173,5 +186,25 @@ fn of_status(status: StatusCode, message: String) -> Error {
         431 => Error::HeadersTooLarge(message),
         400..=499 => Error::BadRequest(message),
         _ => Error::Internal(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed_route;
+
+    #[test]
+    fn only_paths_a_fixed_route_could_take_go_through_the_router() {
+        for path in
+            ["/", "", "/health", "/metrics", "/cid/x", "/oauth/gh/callback", "/webhooks/gh", "/api/servers", "/mcp"]
+        {
+            assert!(fixed_route(path), "{path}");
+        }
+        for path in ["/ui/", "//api", "/static/x"] {
+            assert!(fixed_route(path), "{path}");
+        }
+        for path in ["/echo/", "/echo", "//echo", "/apis/x", "/%61pi/x", "/bafkreia/x"] {
+            assert!(!fixed_route(path), "{path}");
+        }
     }
 }

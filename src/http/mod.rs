@@ -48,7 +48,8 @@ fn cid_header(cid: &crate::cid::Cid) -> Result<axum::http::HeaderValue, Error> {
 ///
 /// Every path that is not one of the fixed routes is an invocation (`/{name|cid}` or
 /// `/{name|cid}/{*rest}`); the dispatcher reads the path itself rather than through route parameters,
-/// which keeps the hot path free of parameter maps.
+/// which keeps the hot path free of parameter maps, and the edge hands it every path whose first word
+/// is not one a fixed route could start with, without the router.
 pub fn service(runtime: Arc<Runtime>) -> guard::Edge {
     let policy = browser::Policy::new(&runtime.settings);
     let router = Router::new()
@@ -62,8 +63,8 @@ pub fn service(runtime: Arc<Runtime>) -> guard::Edge {
         .nest_service("/mcp", crate::mcp::http::service(&runtime))
         .nest_service("/ui", console::router(&runtime))
         .fallback(dispatch::dispatch)
-        .with_state(runtime);
-    guard::Edge::new(router, policy)
+        .with_state(runtime.clone());
+    guard::Edge::new(router, policy, runtime)
 }
 
 /// A CID given in a request (path, parameter, header or body), or `bad_request`.
