@@ -165,11 +165,17 @@ fn passed(allowed: &[String], headers: &reqwest::header::HeaderMap) -> Vec<(Stri
 
 impl Runtime {
     /// Runs one invocation. Every entry point calls this.
-    pub async fn invoke(self: &Arc<Self>, mut invocation: Invocation) -> Invoked {
+    pub fn invoke<I: Into<Box<Invocation>>>(self: &Arc<Self>, invocation: I) -> impl Future<Output = Invoked> + use<I> {
+        // The invocation is boxed before the future is made: each step of the path would otherwise
+        // hold a copy of it in its own future, and every layer above moves those whole.
+        self.clone().invoke_boxed(invocation.into())
+    }
+
+    async fn invoke_boxed(self: Arc<Self>, mut invocation: Box<Invocation>) -> Invoked {
         let started = Instant::now();
         let trace = invocation.trace.take().unwrap_or_default();
         let span = tracing::info_span!("invocation", request_id = %trace.request_id, trace_id = %trace.trace_id, via = %invocation.via);
-        let mut pending = Pending { runtime: self, seen: Some(Seen::of(&invocation, &trace, started)), started };
+        let mut pending = Pending { runtime: &self, seen: Some(Seen::of(&invocation, &trace, started)), started };
         let in_flight = InFlight::start(&self.observer.metrics.in_flight);
         let seen = pending.seen.as_mut().expect("an invocation is seen until it ends");
         // Boxed once here: the rest of the path is a deep future, which each layer above would
@@ -182,13 +188,13 @@ impl Runtime {
             Ok(reply) => Ended { status: reply.output.status, error_type: None, output_cid: reply.output_cid },
             Err(error) => Ended { status: error.status(), error_type: Some(error.kind()), output_cid: None },
         };
-        self.observer.finished(seen.finished(self, ended, started));
+        self.observer.finished(seen.finished(&self, ended, started));
         invoked
     }
 
     async fn resolve_and_run(
         self: &Arc<Self>,
-        mut invocation: Invocation,
+        mut invocation: Box<Invocation>,
         trace: Trace,
         started: Instant,
         span: tracing::Span,
@@ -259,7 +265,7 @@ impl Runtime {
         self: &Arc<Self>,
         script: &Arc<Script>,
         context: &Arc<Context>,
-        mut invocation: Invocation,
+        mut invocation: Box<Invocation>,
     ) -> Result<Reply> {
         if let Some(cid) = invocation.input {
             invocation.data = self.blocking(move |rt| rt.input(&cid)).await?;
@@ -293,7 +299,7 @@ impl Runtime {
         self: &Arc<Self>,
         script: &Arc<Script>,
         context: &Arc<Context>,
-        invocation: Invocation,
+        invocation: Box<Invocation>,
     ) -> Result<Output> {
         let call = Arc::new(Prepared {
             function: invocation.function,

@@ -43,18 +43,30 @@ pub async fn dispatch(State(runtime): State<AppState>, mut request: axum::extrac
 
 /// An invocation request, with the trace the edge gave it.
 pub async fn serve(runtime: AppState, request: axum::extract::Request, trace: Option<Trace>) -> Response {
+    let prepared = invocation(&runtime, request).await;
+    match prepared {
+        Ok(mut invocation) => {
+            (invocation.via, invocation.trace) = (Via::Http, trace);
+            respond(runtime.invoke(invocation).await)
+        }
+        Err(response) => response,
+    }
+}
+
+/// The invocation a request asks for, or the response it gets instead (a description, an error).
+/// Boxed, as the invocation path takes it: a future holding it whole would be that much larger for
+/// every layer that moves it.
+async fn invocation(runtime: &AppState, request: axum::extract::Request) -> Result<Box<Invocation>, Response> {
     let (mut parts, body) = request.into_parts();
     let headers = std::mem::take(&mut parts.headers);
     let path = parts.uri.path().trim_start_matches('/');
-    if let Err(error) = permitted(&runtime, path, &headers) {
-        return error.into_response();
-    }
+    permitted(runtime, path, &headers).map_err(IntoResponse::into_response)?;
     let limit = runtime.settings.max_body;
     let prepared = match path.split_once('/') {
         _ if path.is_empty() => Err(Error::NotFound("no such route".into())),
         Some((target, rest)) => proxy_request(target, Some(rest), &parts, headers, read_body(body, limit).await),
         None if parts.method == Method::GET => match parts.uri.query() {
-            None | Some("") => return describe::describe(&runtime, path, &headers),
+            None | Some("") => return Err(describe::describe(runtime, path, &headers)),
             Some(query) => form_params(query.as_bytes()).and_then(|params| call_request(path, params)),
         },
         None if parts.method == Method::POST => read_body(body, limit)
@@ -63,13 +75,7 @@ pub async fn serve(runtime: AppState, request: axum::extract::Request, trace: Op
             .and_then(|params| call_request(path, params)),
         None => proxy_request(path, None, &parts, headers, read_body(body, limit).await),
     };
-    match prepared {
-        Ok(mut invocation) => {
-            (invocation.via, invocation.trace) = (Via::Http, trace);
-            respond(runtime.invoke(invocation).await)
-        }
-        Err(error) => error.into_response(),
-    }
+    prepared.map(Box::new).map_err(IntoResponse::into_response)
 }
 
 /// Whether the caller's invocation token covers the server the path names (by name, or the server
