@@ -264,7 +264,7 @@ fn parse_method(text: &str) -> Result<String, Error> {
     let method = Method::from_bytes(text.as_bytes()).map_err(|_| {
         Error::BadRequest(format!("'{}' is not an HTTP method", text.chars().take(20).collect::<String>()))
     })?;
-    Ok(super::guard::normalised(&method)?.as_str().to_owned())
+    Ok(super::method::normalised(&method)?.as_str().to_owned())
 }
 
 /// The HTTP response of an invocation: the output with its status, type and headers, or the error;

@@ -2,7 +2,7 @@
 //!
 //! Before routing: the request line and headers are held to bounds well inside the HTTP parser's own
 //! (hyper answers a URI over 64 KiB or a header block over ~400 KiB itself, with an empty body, before
-//! any of this runs), the method is normalised — upper-case, at most [`MAX_METHOD`] characters, so a
+//! any of this runs), the method is normalised — upper-case, at most [`method::MAX_METHOD`] characters, so a
 //! script sees `GET` whether the client sent `get` or `GET`, and never a 100-character verb — and the
 //! browser rules ([`super::browser`]) decide whether the request may run anything at all. Every request
 //! gets its [`Trace`] (the caller's `X-Request-Id` when it is sane, its `traceparent` continued) in its
@@ -26,13 +26,14 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use http_body_util::BodyExt;
 use tower_service::Service;
 
 use super::browser::Policy;
+use super::method;
 use crate::error::Error;
 use crate::observe::trace::{REQUEST_ID_HEADER, Trace};
 use crate::runtime::Runtime;
@@ -41,8 +42,6 @@ use crate::runtime::Runtime;
 pub const MAX_URI: usize = 16 * 1024;
 /// Most bytes of header names and values accepted in one request.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Longest method accepted (the longest registered HTTP method, `UPDATEREDIRECTREF`, has 17).
-pub const MAX_METHOD: usize = 20;
 
 /// An edge's answer to one request, to come.
 pub type Routed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -120,29 +119,12 @@ fn admit(request: &mut Request, policy: &Policy) -> Result<(), Error> {
     if header_bytes(request.headers()) > MAX_HEADER_BYTES {
         return Err(Error::HeadersTooLarge(format!("the request headers are over {MAX_HEADER_BYTES} bytes")));
     }
-    *request.method_mut() = normalised(request.method())?;
+    *request.method_mut() = method::normalised(request.method())?;
     policy.admit(request.uri(), request.headers())
 }
 
 fn header_bytes(headers: &HeaderMap) -> usize {
     headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum()
-}
-
-/// The method in upper case; a method that is too long or not an HTTP token is refused.
-pub fn normalised(method: &Method) -> Result<Method, Error> {
-    let text = method.as_str();
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if text.is_empty() || text.len() > MAX_METHOD || !text.bytes().all(token) {
-        let shown: String = text.chars().take(MAX_METHOD).collect();
-        return Err(Error::BadRequest(format!(
-            "'{shown}' is not an HTTP method (a token of at most {MAX_METHOD} characters)"
-        )));
-    }
-    if text.bytes().all(|b| !b.is_ascii_lowercase()) {
-        return Ok(method.clone());
-    }
-    Method::from_bytes(text.to_ascii_uppercase().as_bytes())
-        .map_err(|_| Error::BadRequest(format!("'{text}' is not an HTTP method")))
 }
 
 /// An error response axum produced in plain text (or with no body), as the JSON error of its status.

@@ -18,6 +18,7 @@ mod guard;
 mod import;
 mod index;
 mod invocations;
+mod method;
 mod metrics;
 mod oauth;
 mod page;
