@@ -63,16 +63,23 @@ fn peers(also: &[PathBuf]) -> Option<PathBuf> {
     None
 }
 
-/// A port free on 127.0.0.1 a moment ago, for a Prism started later, and never handed out before in
-/// this run: cases start their Prisms concurrently, and a port two of them were given would send one
-/// case's calls to the other's document (its own Prism failing to listen while the other answered).
+/// A port free on 127.0.0.1 now, for a Prism started later, and never handed out before in this run:
+/// cases start their Prisms concurrently, and a port two of them were given would send one case's
+/// calls to the other's document. It is taken below the range the system hands out for port 0, where
+/// the servers the cases start meanwhile listen: Prism takes seconds to start, and a port a server got
+/// in that time would answer for it (its own Prism failing to listen).
 fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap();
+    static NEXT: std::sync::Mutex<u16> = std::sync::Mutex::new(0);
+    let mut next = NEXT.lock().unwrap();
+    if *next == 0 {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+        let lowest: u16 = range.split_whitespace().next().and_then(|low| low.parse().ok()).unwrap_or(32_768);
+        *next = lowest.saturating_sub(8_192).max(1_024);
+    }
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if !given.contains(&port) {
-            given.push(port);
+        let port = *next;
+        *next += 1;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
