@@ -44,7 +44,7 @@ pub fn init(default: &str, format: LogFormat) {
 struct PlainFields;
 
 impl<'w> FormatFields<'w> for PlainFields {
-    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
         if writer.has_ansi_escapes() || !writer.sanitizes_ansi_escapes() {
             return DefaultFields::new().format_fields(writer, fields);
         }
@@ -53,7 +53,6 @@ impl<'w> FormatFields<'w> for PlainFields {
         thread_local! {
             static FIELDS: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        let mut writer = writer;
         let buffered = FIELDS.try_with(|buffer| {
             // A field whose formatting logs (the buffer is in use) writes straight through.
             let mut buffer = buffer.try_borrow_mut().ok()?;

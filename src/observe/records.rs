@@ -67,6 +67,10 @@ impl Shared {
         self.buffers[index].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn flushes(&self) -> MutexGuard<'_, Vec<SyncSender<()>>> {
+        self.flushes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Every record handed over so far, oldest first.
     fn take(&self) -> Vec<InvocationRecord> {
         let mut batch = Vec::new();
@@ -85,8 +89,7 @@ impl Shared {
     }
 
     fn pending(&self) -> bool {
-        (0..SHARDS).any(|index| !self.buffer(index).is_empty())
-            || !self.flushes.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+        (0..SHARDS).any(|index| !self.buffer(index).is_empty()) || !self.flushes().is_empty()
     }
 }
 
@@ -152,7 +155,7 @@ impl Recorder {
     pub fn flush(&self) {
         let Some((shared, writer)) = &self.writer else { return };
         let (done, written) = sync_channel(1);
-        shared.flushes.lock().unwrap_or_else(|p| p.into_inner()).push(done);
+        shared.flushes().push(done);
         writer.unpark();
         let _ = written.recv();
     }
@@ -190,12 +193,12 @@ fn write(store: &dyn Store, shared: &Shared, retention: Retention) {
             }
             shared.idle.store(false, Ordering::SeqCst);
             // A batch lingers unless someone waits for it.
-            if shared.flushes.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            if shared.flushes().is_empty() {
                 std::thread::park_timeout(LINGER);
             }
         }
         // The flushes first: every record handed over before one was asked for is in the buffers now.
-        let flushes = std::mem::take(&mut *shared.flushes.lock().unwrap_or_else(|p| p.into_inner()));
+        let flushes = std::mem::take(&mut *shared.flushes());
         let batch = shared.take();
         for rows in batch.chunks(BATCH) {
             if let Err(error) = store.append_records(rows) {
