@@ -105,9 +105,9 @@ fn proxy_request(
 ) -> Result<Invocation, Error> {
     let mut request = Invocation::with_method(Target::parse(target), parts.method.as_str().to_owned());
     request.endpoint = match (rest, parts.uri.query()) {
-        (Some(rest), Some(query)) => format!("/{rest}?{query}"),
-        (Some(rest), None) => format!("/{rest}"),
-        (None, Some(query)) => format!("?{query}"),
+        (Some(rest), Some(query)) => ["/", rest, "?", query].concat(),
+        (Some(rest), None) => ["/", rest].concat(),
+        (None, Some(query)) => ["?", query].concat(),
         (None, None) => String::new(),
     };
     request.data = body_data(&headers, body?);

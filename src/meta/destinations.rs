@@ -8,6 +8,7 @@
 //! operator's override, both of which may change while the script runs).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde_json::Value;
 use url::Url;
@@ -125,8 +126,15 @@ impl Origin {
             "mysql" => 3306,
             _ => 0,
         };
-        let host = if self.port == default { self.host.clone() } else { format!("{}:{}", self.host, self.port) };
-        if self.wildcard { format!("*.{host}") } else { host }
+        let mut authority = String::with_capacity(self.host.len() + 8);
+        if self.wildcard {
+            authority.push_str("*.");
+        }
+        authority.push_str(&self.host);
+        if self.port != default {
+            let _ = write!(authority, ":{}", self.port);
+        }
+        authority
     }
 }
 

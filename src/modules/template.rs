@@ -50,7 +50,7 @@ pub fn fill(template: &str, services: &Services, context: &Context) -> Result<St
 /// The operator's override `<NAME>_<SUFFIX>` for the server an invocation runs as (`STRIPE_BASE_URL`).
 pub fn operator_url(services: &Services, context: &Context, suffix: &str) -> Option<String> {
     let name = context.server.as_ref()?;
-    services.variable(&format!("{}_{suffix}", name.to_uppercase()))
+    services.variable(&[&name.to_uppercase(), "_", suffix].concat())
 }
 
 /// `declared` with the operator's `<NAME>_<SUFFIX>` applied, placeholders not yet filled.

@@ -10,12 +10,12 @@
 use rand::RngCore;
 
 /// The header a request id travels in, both ways.
-pub const REQUEST_ID: &str = "x-request-id";
+const REQUEST_ID: &str = "x-request-id";
 /// The W3C Trace Context header.
-pub const TRACEPARENT: &str = "traceparent";
+const TRACEPARENT: &str = "traceparent";
 /// The same two as header names (looking a header up by its text parses the text first).
 pub static REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static(REQUEST_ID);
-static TRACEPARENT_HEADER: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
+pub static TRACEPARENT_HEADER: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
 
 const LONGEST_REQUEST_ID: usize = 64;
 
@@ -72,7 +72,12 @@ impl Trace {
     pub fn child_traceparent(&self) -> String {
         let mut span = [0u8; 8];
         rand::rng().fill_bytes(&mut span);
-        format!("00-{}-{}-{}", self.trace_id, hex_id(&span), self.flags)
+        let span = hex_id(&span);
+        let mut text = String::with_capacity(55);
+        for part in ["00-", &self.trace_id, "-", &span, "-", &self.flags] {
+            text.push_str(part);
+        }
+        text
     }
 }
 

@@ -143,7 +143,7 @@ fn authorize(
     match auth.split_once(':') {
         None if auth == "bearer" => {
             let scheme = options.text("scheme").unwrap_or_else(|| "Bearer".into());
-            let (name, value) = header("authorization", &format!("{scheme} {}", credential()?))?;
+            let (name, value) = header("authorization", &[&scheme, " ", &credential()?].concat())?;
             request.headers.insert(name, value);
         }
         None if auth == "basic" => {
@@ -302,7 +302,7 @@ pub(super) fn base_url(
     while path.contains("//") {
         path = path.replace("//", "/");
     }
-    Ok(format!("{scheme}://{path}"))
+    Ok([scheme, "://", &path].concat())
 }
 
 /// Joins the base URL and an endpoint, which must stay on the base URL's host.
@@ -318,7 +318,7 @@ fn join(base: &str, endpoint: &str) -> Result<String, Box<EvalAltResult>> {
         None => base.to_owned(),
         // The API's root (`/`, or `/?query`): the base URL itself, without a trailing slash (a GraphQL endpoint).
         Some('/') if endpoint == "/" || endpoint.starts_with("/?") => format!("{base}{}", &endpoint[1..]),
-        Some('/') | Some('?') => format!("{base}{endpoint}"),
+        Some('/') | Some('?') => [base, endpoint].concat(),
         Some(_) => format!("{base}/{endpoint}"),
     })
 }

@@ -32,7 +32,7 @@ use super::throttle::{Admit, Throttle, retry_after};
 use crate::engine::{Context, raise, wait};
 use crate::error::Error;
 use crate::observe::metrics::{self, Metrics, UNKNOWN};
-use crate::observe::trace::{REQUEST_ID, TRACEPARENT};
+use crate::observe::trace::{REQUEST_ID_HEADER, TRACEPARENT_HEADER};
 
 /// Tunables of outbound HTTP.
 #[derive(Debug, Clone)]
@@ -324,14 +324,15 @@ impl HttpClient {
 /// Adds the invocation's request id and a `traceparent` of a new span (child of the invocation's) to an
 /// upstream request, unless the script set its own.
 fn propagate(headers: &mut HeaderMap, context: &Context) {
-    let values = [
-        (REQUEST_ID, HeaderValue::from_str(&context.trace.request_id)),
-        (TRACEPARENT, HeaderValue::from_str(&context.trace.child_traceparent())),
-    ];
-    for (name, value) in values {
-        if let (false, Ok(value)) = (headers.contains_key(name), value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
+    if !headers.contains_key(&REQUEST_ID_HEADER)
+        && let Ok(value) = HeaderValue::from_str(&context.trace.request_id)
+    {
+        headers.insert(REQUEST_ID_HEADER.clone(), value);
+    }
+    if !headers.contains_key(&TRACEPARENT_HEADER)
+        && let Ok(value) = HeaderValue::try_from(context.trace.child_traceparent())
+    {
+        headers.insert(TRACEPARENT_HEADER.clone(), value);
     }
 }
 
