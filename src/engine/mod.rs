@@ -6,7 +6,13 @@
 //!
 //! `main` is called without re-running the script's top level (which only runs once, at load). The
 //! top-level constants that functions read as `global::NAME` are captured at load and re-declared by a
-//! tiny prelude, evaluated only for scripts that read them.
+//! tiny prelude, evaluated only for scripts that read them. Each evaluation copies the values it
+//! declares (Rhai copies a constant as it declares it, as it publishes it to `global::` and as a
+//! function reads it), so a constant that functions only hand to `api::call` or `api::all` as their
+//! first argument, which the helper ignores (it follows the declaration the script was loaded with), is
+//! declared as `()`: the catalog's and every imported server's `main` is `api::call(global::META, …)`,
+//! and an imported API's `META` (GitHub's: 1 221 operations with their input schemas, 1.6 MB of source)
+//! took 34 million instructions to copy and drop on every call.
 
 mod bounded;
 mod context;
@@ -347,16 +353,21 @@ fn redacted(text: &str) -> String {
 
 /// The constants `main` and its helpers read as `global::NAME`, re-declared with their loaded values.
 /// Returns the name and position of a `global::` reference that names no top-level constant.
+/// Constants only handed to `api::call`/`api::all` as their ignored first argument are declared as `()`
+/// (see the module's documentation).
 fn prelude(ast: &AST, scope: &Scope) -> Result<(Vec<Stmt>, bool), (String, Position)> {
-    let mut wanted = BTreeSet::new();
+    let (mut read, mut passed) = (BTreeSet::new(), BTreeSet::new());
     let mut unknown = None;
     ast.walk(&mut |path: &[ASTNode]| {
-        if let Some(ASTNode::Expr(Expr::Variable(var, _, pos))) = path.last() {
+        if let Some(ASTNode::Expr(expr @ Expr::Variable(var, _, pos))) = path.last() {
             let (_, name, namespace, _) = &**var;
             if namespace.path.len() == 1 && namespace.root() == "global" {
                 match scope.iter_raw().any(|(n, constant, _)| n == name.as_str() && constant) {
+                    true if ignored_by_api(path.iter().rev().nth(1), expr) => {
+                        passed.insert(name.to_string());
+                    }
                     true => {
-                        wanted.insert(name.to_string());
+                        read.insert(name.to_string());
                     }
                     false => {
                         unknown.get_or_insert((name.to_string(), *pos));
@@ -371,15 +382,31 @@ fn prelude(ast: &AST, scope: &Scope) -> Result<(Vec<Stmt>, bool), (String, Posit
     }
     let statements: Vec<Stmt> = scope
         .iter_raw()
-        .filter(|(name, constant, _)| *constant && wanted.contains(*name))
+        .filter(|(name, constant, _)| *constant && (read.contains(*name) || passed.contains(*name)))
         .map(|(name, _, value)| {
             let ident = Ident { name: name.into(), pos: Position::NONE };
-            let value = Expr::DynamicConstant(Box::new(value.clone()), Position::NONE);
+            let value = match read.contains(name) {
+                true => Expr::DynamicConstant(Box::new(value.clone()), Position::NONE),
+                false => Expr::Unit(Position::NONE),
+            };
             Stmt::Var(Box::new((ident, value, None)), ASTFlags::CONSTANT, Position::NONE)
         })
         .collect();
     let has_prelude = !statements.is_empty();
     Ok((statements, has_prelude))
+}
+
+/// Whether `argument`, a child of `parent`, is the first argument of `api::call` or `api::all`, which the
+/// helper takes only for the scripts that pass it and ignores.
+fn ignored_by_api(parent: Option<&ASTNode>, argument: &Expr) -> bool {
+    let call = match parent {
+        Some(ASTNode::Expr(Expr::FnCall(call, _)) | ASTNode::Stmt(Stmt::FnCall(call, _))) => call,
+        _ => return false,
+    };
+    call.namespace.path.len() == 1
+        && call.namespace.root() == "api"
+        && matches!(call.name.as_str(), "call" | "all")
+        && call.args.first().is_some_and(|first| std::ptr::eq(first, argument))
 }
 
 #[cfg(test)]

@@ -505,3 +505,28 @@ fn nothing_built_after_a_refusal_leaves_the_run() {
     assert!(matches!(error(result), Error::LimitExceeded { .. }));
     assert!(!SENT.load(Ordering::Relaxed), "the request was sent after the run was refused");
 }
+
+/// An engine whose `api::call` answers the type of the first argument it was handed.
+fn engine_with_api() -> ScriptEngine {
+    ScriptEngine::new(Limits { max_operations: 200_000, ..Limits::default() }, |engine| {
+        let mut api = rhai::Module::new();
+        api.set_native_fn("call", |meta: Dynamic, _: &str, _: &str, _: Dynamic| Ok(meta.type_name().to_owned()));
+        engine.register_static_module("api", api.into());
+    })
+}
+
+#[test]
+fn a_meta_only_handed_to_the_api_helper_is_not_copied_into_each_call() {
+    let engine = engine_with_api();
+    let typed = |body: &str| {
+        let value = run_with(&engine, &script(body), false, Duration::from_secs(10)).unwrap();
+        value.into_string().unwrap()
+    };
+    // The helper ignores the map it is passed, so the prelude declares `()` in its place...
+    assert_eq!(typed("fn main(endpoint, method, data) { api::call(global::META, endpoint, method, data) }"), "()");
+    assert_eq!(typed("fn main(e, m, d) { let r = api::call(global::META, e, m, d); r }"), "()");
+    // ...unless a function also reads it, anywhere: then it is the map, for every use.
+    let reads = "fn title() { global::META.title }\nfn main(e, m, d) { api::call(global::META, e, m, d) + title() }";
+    assert_eq!(typed(reads), "mapT");
+    assert_eq!(typed("fn main(e, m, d) { let meta = global::META; api::call(meta, e, m, d) }"), "map");
+}

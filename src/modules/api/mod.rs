@@ -55,6 +55,18 @@ use crate::modules::native::{arg_error, context, func};
 use crate::modules::services::Services;
 use crate::modules::template::fill;
 
+/// Registers `api::NAME(meta, endpoint, method, data[, options])` for a first argument of type `M`.
+fn helper<M: rhai::Variant + Clone>(module: &mut Module, services: &Arc<Services>, name: &str, all_pages: bool) {
+    let s = services.clone();
+    func(name).set_into_module(module, move |_: M, endpoint: &str, method: &str, data: Dynamic| {
+        call(&s, endpoint, method, &data, &Map::new(), all_pages)
+    });
+    let s = services.clone();
+    func(name).set_into_module(module, move |_: M, endpoint: &str, method: &str, data: Dynamic, options: Map| {
+        call(&s, endpoint, method, &data, &options, all_pages)
+    });
+}
+
 /// `api::call` (every page when the caller asked for all pages) and `api::all` (every page), as the
 /// running script's loaded declaration says, with the call's own options.
 fn call(
@@ -105,19 +117,11 @@ fn fall_back(services: &Services, context: &Context, options: &mut Options) -> R
 pub fn module(services: Arc<Services>) -> Module {
     let mut module = Module::new();
     // The first argument is the script's `META`, kept for the scripts that pass it: what a call follows is
-    // the declaration the script was loaded with, never a map it passes.
+    // the declaration the script was loaded with, never a map it passes. A `META` a script only passes
+    // here reaches it as `()` (see `engine`'s prelude).
     for (name, all_pages) in [("call", false), ("all", true)] {
-        let s = services.clone();
-        func(name).set_into_module(&mut module, move |_: Map, endpoint: &str, method: &str, data: Dynamic| {
-            call(&s, endpoint, method, &data, &Map::new(), all_pages)
-        });
-        let s = services.clone();
-        func(name).set_into_module(
-            &mut module,
-            move |_: Map, endpoint: &str, method: &str, data: Dynamic, options: Map| {
-                call(&s, endpoint, method, &data, &options, all_pages)
-            },
-        );
+        helper::<Map>(&mut module, &services, name, all_pages);
+        helper::<()>(&mut module, &services, name, all_pages);
     }
     func("has_files").set_into_module(&mut module, |data: Dynamic| crate::modules::multipart::has_files(&data));
     // A declared variable's value, `()` when it is not set: settings a script acts on beyond templates
