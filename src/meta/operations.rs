@@ -39,6 +39,16 @@ pub struct Operation {
     /// The argument that is the whole request body (`body`), when the body is not an object of
     /// arguments: an array, a scalar, or fields that share a name with a parameter.
     pub body: Option<String>,
+    /// `endpoint`'s path, segment by segment, as calls are matched against it (see [`matching`]).
+    segments: Vec<Segment>,
+}
+
+/// One segment of an endpoint template's path.
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Literal(String),
+    /// `{field}`: any one non-empty segment.
+    Field,
 }
 
 /// Where a declared parameter goes.
@@ -148,8 +158,24 @@ impl Operation {
             .map_err(|e| format!("input is not a JSON Schema this server can check: {e}"))?;
         let schema = Schema(Arc::new(schema));
         let description = description.to_owned();
-        let operation =
-            Operation { name: name.to_owned(), description, method, endpoint, input, schema, paginated, params, body };
+        let segments = segments(&endpoint)
+            .map(|segment| match segment.starts_with('{') {
+                true => Segment::Field,
+                false => Segment::Literal(segment.to_owned()),
+            })
+            .collect();
+        let operation = Operation {
+            name: name.to_owned(),
+            description,
+            method,
+            endpoint,
+            input,
+            schema,
+            paginated,
+            params,
+            body,
+            segments,
+        };
         operation.check_input()?;
         Ok(operation)
     }
@@ -272,21 +298,23 @@ fn problem(error: &jsonschema::ValidationError<'_>) -> Vec<Problem> {
 
 /// The operation a call of `method` on `endpoint` is: the first declared one with that method whose
 /// template's path matches the endpoint's path segment by segment (a `{field}` matches any one
-/// non-empty segment; queries are not compared).
+/// non-empty segment; queries are not compared). Every invocation asks, and an imported API declares
+/// a thousand operations or more: the templates are split once, when the script is loaded.
 pub fn matching<'a>(operations: &'a [Operation], method: &str, endpoint: &str) -> Option<&'a Operation> {
-    fn path(text: &str) -> &str {
-        text.split(['?', '#']).next().unwrap_or_default().trim_matches('/')
-    }
-    let called = path(endpoint);
+    let called: Vec<&str> = segments(endpoint).collect();
     operations.iter().find(|operation| {
-        let template = path(&operation.endpoint);
-        operation.method.eq_ignore_ascii_case(method)
-            && template.split('/').count() == called.split('/').count()
-            && template.split('/').zip(called.split('/')).all(|(want, got)| match want.starts_with('{') {
-                true => !got.is_empty(),
-                false => want == got,
+        operation.segments.len() == called.len()
+            && operation.method.eq_ignore_ascii_case(method)
+            && operation.segments.iter().zip(&called).all(|(want, got)| match want {
+                Segment::Field => !got.is_empty(),
+                Segment::Literal(text) => text == got,
             })
     })
+}
+
+/// The segments of an endpoint's path, without its query and its outer slashes.
+fn segments(endpoint: &str) -> std::str::Split<'_, char> {
+    endpoint.split(['?', '#']).next().unwrap_or_default().trim_matches('/').split('/')
 }
 
 fn check_name(name: &str) -> Result<(), String> {
