@@ -782,7 +782,9 @@ fn growth(dir: &Path, report: &mut Vec<Value>) {
 
 /// GitHub's REST description (`@octokit/openapi`, installed by `scripts/install-peers`) imported by the
 /// CLI, beside the baseline of a process that only reads and hashes the same file (`switchboard cid`);
-/// then the cost of serving it: start-up and a call of another server, with and without it bound.
+/// then the cost of serving it: start-up and a call of another server, with and without it bound, and a
+/// call of the imported server itself beside the same call of the catalog's `github` (both to the local
+/// upstream).
 fn openapi(dir: &Path, report: &mut Value) {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(".peers/node/node_modules/@octokit/openapi/generated/api.github.com.json");
@@ -807,6 +809,12 @@ fn openapi(dir: &Path, report: &mut Value) {
         ));
     }
     let client = reqwest::blocking::Client::new();
+    let upstream = own("--serve-upstream", &[]);
+    let env = [("GH_BASE_URL", upstream.base.as_str()), ("GITHUB_BASE_URL", &upstream.base), ("GITHUB_TOKEN", "bench")];
+    let call_ms = |url: String, count: usize| {
+        sequential(&client, &url, count / 10);
+        median(sequential(&client, &url, count))
+    };
     let mut serving = Vec::new();
     for with in [false, true] {
         let data = dir.join(format!("openapi-{with}"));
@@ -814,11 +822,11 @@ fn openapi(dir: &Path, report: &mut Value) {
         if with {
             run(&["import-openapi", spec, "--name", "gh", "--apply"], &data);
         }
-        let (boot_ms, rss, process) = start_up(&data, None, &[]);
-        let url = format!("{}/echo/hi", process.base);
-        sequential(&client, &url, 200);
-        let call_ms = median(sequential(&client, &url, 2000));
-        serving.push(json!({ "with_github": with, "boot_ms": boot_ms, "rss_mib": rss, "echo_call_ms": call_ms }));
+        let (boot_ms, rss, process) = start_up(&data, None, &env);
+        serving.push(json!({ "with_github": with, "boot_ms": boot_ms, "rss_mib": rss,
+                             "echo_call_ms": call_ms(format!("{}/echo/hi", process.base), 2000),
+                             "catalog_call_ms": call_ms(format!("{}/github/zen", process.base), 500),
+                             "imported_call_ms": with.then(|| call_ms(format!("{}/gh/zen", process.base), 500)) }));
         drop(process);
     }
     *report = json!({
@@ -1137,10 +1145,19 @@ fn print_table(summary: &Value) {
         );
         println!("| baseline: a process reading and hashing the document | {:.0} |", f(&o["read_and_hash_ms"]));
         println!("| `import-openapi --out` (target ≤ 2 000) | {:.0} |", f(&o["import_ms"]));
-        println!("\n| default image | boot ms | RSS MiB | echo call ms |\n|---|---|---|---|");
+        println!(
+            "\n| default image | boot ms | RSS MiB | echo call ms | catalog `github` call ms | imported `gh` call ms |\n|---|---|---|---|---|---|"
+        );
         for s in o["serving"].as_array().unwrap() {
             let name = if s["with_github"] == json!(true) { "with GitHub imported" } else { "alone" };
-            println!("| {name} | {:.0} | {:.1} | {:.3} |", f(&s["boot_ms"]), f(&s["rss_mib"]), f(&s["echo_call_ms"]));
+            let imported = s["imported_call_ms"].as_f64().map_or("—".to_owned(), |ms| format!("{ms:.3}"));
+            println!(
+                "| {name} | {:.0} | {:.1} | {:.3} | {:.3} | {imported} |",
+                f(&s["boot_ms"]),
+                f(&s["rss_mib"]),
+                f(&s["echo_call_ms"]),
+                f(&s["catalog_call_ms"])
+            );
         }
     }
     let c = &summary["console"];

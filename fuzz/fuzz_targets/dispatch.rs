@@ -1,4 +1,4 @@
-//! Arbitrary requests through the router: an answer every time, and every error JSON.
+//! Arbitrary requests through the service `serve` runs (the edge): an answer every time, and every error JSON.
 #![no_main]
 
 #[path = "../../tests/harness/dispatch.rs"]

@@ -2,7 +2,7 @@
 //! and `fuzz/fuzz_targets/dispatch.rs` (cargo fuzz, nightly).
 //!
 //! An input is one request in a line-based form: the method, the request target, header lines
-//! (`name: value`) until an empty line, then the body. Whatever the bytes, the router must answer —
+//! (`name: value`) until an empty line, then the body. Whatever the bytes, the service `serve` runs (the edge) must answer —
 //! never panic — and every error it answers is the JSON error shape (at `/mcp`, a body that is not
 //! JSON-RPC gets JSON-RPC's). The runtime serves only `echo`
 //! (nothing that could reach the network) and the fuzzer has no admin token.
@@ -26,7 +26,7 @@ impl Dispatcher {
         let Some(request) = request(input) else { return };
         let service = switchboard::http::service(self.0.runtime.clone());
         self.0.tokio.block_on(async move {
-            let response = service.oneshot(request).await.expect("the router is infallible");
+            let response = service.oneshot(request).await.expect("the edge is infallible");
             let status = response.status();
             let is_output = response.headers().contains_key("x-server-cid");
             let body = response.into_body().collect().await.expect("a body").to_bytes();
@@ -43,7 +43,7 @@ impl Dispatcher {
 }
 
 /// The request an input describes; `None` when its method or target is not valid HTTP (the parser
-/// in front of the router refuses those).
+/// in front of the edge refuses those).
 fn request(input: &[u8]) -> Option<Request<Body>> {
     let mut lines = input.splitn(3, |b| *b == b'\n');
     let method = Method::from_bytes(lines.next()?).ok()?;
