@@ -12,8 +12,13 @@ fn engine_with(limits: Limits) -> ScriptEngine {
     ScriptEngine::new(limits, |_| {})
 }
 
+/// The limits of the tests' engines.
+fn limits() -> Limits {
+    Limits { max_operations: 200_000, ..Limits::default() }
+}
+
 fn engine() -> ScriptEngine {
-    engine_with(Limits { max_operations: 200_000, ..Limits::default() })
+    engine_with(limits())
 }
 
 const META: &str = r#"const META = #{ title: "T", description: "D" };"#;
@@ -508,7 +513,7 @@ fn nothing_built_after_a_refusal_leaves_the_run() {
 
 /// An engine whose `api::call` answers the type of the first argument it was handed.
 fn engine_with_api() -> ScriptEngine {
-    ScriptEngine::new(Limits { max_operations: 200_000, ..Limits::default() }, |engine| {
+    ScriptEngine::new(limits(), |engine| {
         let mut api = rhai::Module::new();
         api.set_native_fn("call", |meta: Dynamic, _: &str, _: &str, _: Dynamic| Ok(meta.type_name().to_owned()));
         engine.register_static_module("api", api.into());

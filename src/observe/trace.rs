@@ -72,12 +72,7 @@ impl Trace {
     pub fn child_traceparent(&self) -> String {
         let mut span = [0u8; 8];
         rand::rng().fill_bytes(&mut span);
-        let span = hex_id(&span);
-        let mut text = String::with_capacity(55);
-        for part in ["00-", &self.trace_id, "-", &span, "-", &self.flags] {
-            text.push_str(part);
-        }
-        text
+        ["00-", &self.trace_id, "-", &hex_id(&span), "-", &self.flags].concat()
     }
 }
 

@@ -2,10 +2,10 @@
 //! and `fuzz/fuzz_targets/dispatch.rs` (cargo fuzz, nightly).
 //!
 //! An input is one request in a line-based form: the method, the request target, header lines
-//! (`name: value`) until an empty line, then the body. Whatever the bytes, the service `serve` runs (the edge) must answer —
-//! never panic — and every error it answers is the JSON error shape (at `/mcp`, a body that is not
-//! JSON-RPC gets JSON-RPC's). The runtime serves only `echo`
-//! (nothing that could reach the network) and the fuzzer has no admin token.
+//! (`name: value`) until an empty line, then the body. Whatever the bytes, the service `serve` runs
+//! (the edge) must answer — never panic — and every error it answers is the JSON error shape (at
+//! `/mcp`, a body that is not JSON-RPC gets JSON-RPC's). The runtime serves only `echo` (nothing that
+//! could reach the network) and the fuzzer has no admin token.
 
 use super::serving;
 
