@@ -80,8 +80,11 @@ async fn deep_nesting_is_refused_by_depth_in_outputs_and_json() {
         ("arrays", &script("Arrays", &format!("{} a", nested(1000)))),
         ("maps", &script("Maps", &format!("{maps} json::stringify(m)"))),
         ("pretty", &script("Pretty", &format!("{maps} json::pretty(m)"))),
+        // A curried function is written as its name and the values it carries.
+        ("curried", &script("Curried", &format!(r#"{} Fn("main").curry(a)"#, nested(1000)))),
+        ("curried_json", &script("Curried", &format!(r#"{} json::stringify(Fn("main").curry(a))"#, nested(1000)))),
     ]);
-    for name in ["arrays", "maps", "pretty"] {
+    for name in ["arrays", "maps", "pretty", "curried", "curried_json"] {
         let error = expect_error(server.get(&format!("/{name}/")).await, 500, "limit_exceeded").await;
         assert_eq!(error["limit"], "depth", "{name}: {error}");
     }

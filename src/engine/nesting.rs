@@ -10,7 +10,7 @@
 
 use std::io::Write;
 
-use rhai::{Array, Blob, Dynamic, EvalAltResult, Map};
+use rhai::{Array, Blob, Dynamic, EvalAltResult, FnPtr, Map};
 
 use super::pace::Pacer;
 
@@ -77,12 +77,16 @@ fn walk(value: &Dynamic, depth: usize, max_bytes: usize, size: &mut usize) -> Re
     if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
         return add(size, text.len() + 2);
     }
+    if value.is_unit() || value.is_bool() || value.is_int() || value.is_float() || value.is_char() {
+        // A few characters.
+        return add(size, 4);
+    }
     if let Some(blob) = value.read_lock::<Blob>() {
         // Written as an array of numbers: at least two characters per byte.
         return add(size, blob.len() * 2 + 2);
     }
-    let is_container = value.is_array() || value.is_map();
-    if is_container && depth >= MAX_DEPTH {
+    let curried = value.is_fnptr() && value.read_lock::<FnPtr>().is_some_and(|f| f.is_curried());
+    if (value.is_array() || value.is_map() || curried) && depth >= MAX_DEPTH {
         return Err(Exceeded::Depth);
     }
     if let Some(array) = value.read_lock::<Array>() {
@@ -97,8 +101,17 @@ fn walk(value: &Dynamic, depth: usize, max_bytes: usize, size: &mut usize) -> Re
         }
         return Ok(());
     }
-    // A number, a boolean, `()`: a few characters.
-    add(size, 4)
+    if let Some(function) = value.read_lock::<FnPtr>() {
+        // Written as its name; curried, as an array of its name and the values it carries.
+        add(size, function.fn_name().len() + 2)?;
+        if curried {
+            add(size, function.curry().len() + 3)?;
+            return function.iter_curry().try_for_each(|item| walk(item, depth + 1, max_bytes, size));
+        }
+        return Ok(());
+    }
+    // Anything else (a timestamp, a native type) is written as its type's name.
+    add(size, value.type_name().len() + 2)
 }
 
 /// A buffer that refuses to grow past its limit, pacing the writing against the run's deadline (see
@@ -188,6 +201,18 @@ mod tests {
         assert!(matches!(to_json_bytes(&deep, false, MAX_BYTES), Err(JsonError::Exceeded(Exceeded::Depth))));
         // Dropping a value this deep recurses in Rhai's own Drop; keep the test about measuring.
         std::mem::forget(deep);
+    }
+
+    #[test]
+    fn a_curried_function_is_measured_with_the_values_it_carries() {
+        let curried = |value: Dynamic| {
+            let mut function = FnPtr::new("main").unwrap();
+            function.add_curry(value);
+            Dynamic::from(function)
+        };
+        assert_eq!(measure(&curried(nested(MAX_DEPTH)), MAX_BYTES), Err(Exceeded::Depth));
+        let big: Dynamic = "a".repeat(1024 * 1024).into();
+        assert_eq!(measure(&curried(Dynamic::from_array(vec![big; 20])), 10 * 1024 * 1024), Err(Exceeded::Size));
     }
 
     #[test]
