@@ -301,26 +301,26 @@ impl Runtime {
         context: &Arc<Context>,
         invocation: Box<Invocation>,
     ) -> Result<Output> {
-        let call = Arc::new(Prepared {
+        let call = Prepared {
             function: invocation.function,
             endpoint: ImmutableString::from(invocation.endpoint),
             method: ImmutableString::from(invocation.method),
             context: context.clone(),
-        });
+        };
         if script.overflowed() {
             return Err(Overflow::again(context.location()));
         }
-        let data = Arc::new(invocation.data);
         if !script.waits() {
-            match self.engine.run_inline(call.with(data.to_dynamic()?, true, None)) {
+            match self.engine.run_inline(call.with(invocation.data.to_dynamic()?, true, None)) {
                 Ok(value) => return call.output(value),
                 Err(Fault::Error(error)) => return Err(error),
                 Err(Fault::Demote) => script.mark_waits(),
             }
         }
-        // Boxed apart: the inline run above is the common case, and every layer above moves this
-        // future whole; a call that waits pays the allocation beside its I/O.
-        Box::pin(self.wait(script, context, call, data)).await
+        // Boxed apart, and the call shared only from here: the inline run above is the common case,
+        // and every layer above moves this future whole; a call that waits pays the allocations
+        // beside its I/O.
+        Box::pin(self.wait(script, context, Arc::new(call), Arc::new(invocation.data))).await
     }
 
     /// Runs `call` as a fiber: on this request worker, or on a script thread when it computes for long.

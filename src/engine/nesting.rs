@@ -6,13 +6,15 @@
 //! every value is measured here first — each string counted by its full length, however many times it
 //! is shared, and the nesting depth bounded — and the measurement stops at the first bound passed,
 //! before anything is built. The serialisers then write into a [`Bounded`] buffer as a second fence
-//! (escapes can make text longer than measured).
+//! (escapes can make text longer than measured), unless even [`MAX_GROWTH`] times the measure is
+//! within the limit and within one piece of paced work — the common case of a small output, whose
+//! every write the fence would only slow.
 
 use std::io::Write;
 
 use rhai::{Array, Blob, Dynamic, EvalAltResult, FnPtr, Map};
 
-use super::pace::Pacer;
+use super::pace::{PIECE, Pacer};
 
 /// Deepest nesting of arrays and maps the runtime serialises or sends. 128 is serde_json's own limit
 /// for parsing, so anything a caller or an upstream can send in can be sent back out.
@@ -50,6 +52,10 @@ impl Exceeded {
         }
     }
 }
+
+/// How much longer than [`measure`]d the compact JSON text of a value can be: a string of control
+/// characters, each written `\u0001`, or a number measured as 4 and written as up to 24 characters.
+const MAX_GROWTH: usize = 6;
 
 /// Checks that `value` nests at most [`MAX_DEPTH`] levels and that its JSON text would take at most
 /// `max_bytes`. Returns the (lower-bound) size.
@@ -152,6 +158,14 @@ impl Write for Bounded {
 /// `value` as JSON text, within [`MAX_DEPTH`] and `max_bytes`.
 pub fn to_json_bytes(value: &Dynamic, pretty: bool, max_bytes: usize) -> Result<Vec<u8>, JsonError> {
     let measured = measure(value, max_bytes).map_err(JsonError::Exceeded)?;
+    if !pretty && measured.saturating_mul(MAX_GROWTH) <= PIECE.min(max_bytes) {
+        Pacer::start(measured).map_err(JsonError::Stopped)?;
+        let mut bytes = Vec::with_capacity(measured);
+        return match serde_json::to_writer(&mut bytes, value) {
+            Ok(()) => Ok(bytes),
+            Err(e) => Err(JsonError::Invalid(e.to_string())),
+        };
+    }
     let mut out = Bounded::new(measured, max_bytes).map_err(JsonError::Stopped)?;
     let written = match pretty {
         false => serde_json::to_writer(&mut out, value),
@@ -213,6 +227,31 @@ mod tests {
         assert_eq!(measure(&curried(nested(MAX_DEPTH)), MAX_BYTES), Err(Exceeded::Depth));
         let big: Dynamic = "a".repeat(1024 * 1024).into();
         assert_eq!(measure(&curried(Dynamic::from_array(vec![big; 20])), 10 * 1024 * 1024), Err(Exceeded::Size));
+    }
+
+    #[test]
+    fn compact_text_is_at_most_max_growth_times_the_measure() {
+        let mut function = FnPtr::new("main").unwrap();
+        function.add_curry(Dynamic::from_blob(vec![255; 8]));
+        let map: Map = [("\u{1}".into(), Dynamic::from(i64::MIN))].into_iter().collect();
+        let worst: [Dynamic; 10] = [
+            "\u{1}".repeat(100).into(),
+            Dynamic::from(i64::MIN),
+            Dynamic::from(-2.2250738585072014e-308_f64),
+            Dynamic::FALSE,
+            Dynamic::from('\u{1}'),
+            Dynamic::UNIT,
+            Dynamic::from_blob(vec![255; 100]),
+            Dynamic::from_map(map),
+            Dynamic::from(function),
+            Dynamic::from(std::time::Instant::now()),
+        ];
+        for value in worst {
+            let text = serde_json::to_vec(&value).unwrap();
+            let measured = measure(&value, MAX_BYTES).unwrap();
+            assert!(text.len() <= MAX_GROWTH * measured, "{value:?}: {} > {MAX_GROWTH} × {measured}", text.len());
+            assert_eq!(to_json_bytes(&value, false, MAX_BYTES).unwrap(), text);
+        }
     }
 
     #[test]

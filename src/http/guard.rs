@@ -85,20 +85,22 @@ where
         let mut request: Request = request.map(axum::body::Body::new);
         let trace = Trace::from_headers(request.headers());
         let id = HeaderValue::from_str(&trace.request_id);
-        let routed = admit(&mut request, &self.policy).map(|()| match fixed_route(request.uri().path()) {
-            true => {
-                request.extensions_mut().insert(trace);
-                Either::Left(self.router.call(request))
-            }
-            false => Either::Right(super::dispatch::serve(self.runtime.clone(), request, Some(trace))),
+        // What serves the request is made inside the one box below, not moved into it: an
+        // invocation's future is large, and each move copies it whole.
+        let route = admit(&mut request, &self.policy).map(|()| match fixed_route(request.uri().path()) {
+            true => Either::Left(self.router.clone()),
+            false => Either::Right(self.runtime.clone()),
         });
         Box::pin(async move {
-            let mut response = match routed {
-                Ok(Either::Left(routed)) => match routed.await {
-                    Ok(response) => as_json(response).await,
-                    Err(never) => match never {},
-                },
-                Ok(Either::Right(invoked)) => as_json(invoked.await).await,
+            let mut response = match route {
+                Ok(Either::Left(mut router)) => {
+                    request.extensions_mut().insert(trace);
+                    match router.call(request).await {
+                        Ok(response) => as_json(response).await,
+                        Err(never) => match never {},
+                    }
+                }
+                Ok(Either::Right(runtime)) => as_json(super::dispatch::serve(runtime, request, Some(trace)).await).await,
                 Err(error) => error.into_response(),
             };
             let headers = response.headers_mut();

@@ -301,6 +301,9 @@ fn problem(error: &jsonschema::ValidationError<'_>) -> Vec<Problem> {
 /// non-empty segment; queries are not compared). Every invocation asks, and an imported API declares
 /// a thousand operations or more: the templates are split once, when the script is loaded.
 pub fn matching<'a>(operations: &'a [Operation], method: &str, endpoint: &str) -> Option<&'a Operation> {
+    if operations.is_empty() {
+        return None;
+    }
     let called: Vec<&str> = segments(endpoint).collect();
     operations.iter().find(|operation| {
         operation.segments.len() == called.len()
