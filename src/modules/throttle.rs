@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName};
 
 use crate::meta::rate_limit::Window;
 
@@ -115,19 +115,32 @@ pub fn retry_after(value: &str) -> Option<Duration> {
     Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
+/// The headers that say how many requests remain, and when the count resets, as APIs spell them.
+/// Names made once: a name given as text is parsed again by every lookup, and every response is read.
+const REMAINING: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-remaining"),
+    HeaderName::from_static("ratelimit-remaining"),
+    HeaderName::from_static("x-rate-limit-remaining"),
+];
+const RESET: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-reset"),
+    HeaderName::from_static("ratelimit-reset"),
+    HeaderName::from_static("x-rate-limit-reset"),
+];
+
 /// How long the upstream asks us to hold off, if it does.
 fn pause(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
-    let text = |names: &[&str]| names.iter().find_map(|name| headers.get(*name)?.to_str().ok().map(str::trim));
+    let text = |names: &[HeaderName]| names.iter().find_map(|name| headers.get(name)?.to_str().ok().map(str::trim));
     if matches!(status.as_u16(), 429 | 503)
-        && let Some(after) = text(&["retry-after"]).and_then(retry_after)
+        && let Some(after) = text(&[reqwest::header::RETRY_AFTER]).and_then(retry_after)
     {
         return Some(after);
     }
-    let remaining = text(&["x-ratelimit-remaining", "ratelimit-remaining", "x-rate-limit-remaining"])?;
+    let remaining = text(&REMAINING)?;
     if remaining.parse::<f64>().ok()? > 0.0 {
         return None;
     }
-    let reset: u64 = text(&["x-ratelimit-reset", "ratelimit-reset", "x-rate-limit-reset"])?.parse::<f64>().ok()? as u64;
+    let reset: u64 = text(&RESET)?.parse::<f64>().ok()? as u64;
     // A reset this large is a Unix time (GitHub); a small one counts seconds from now (the IETF draft).
     const UNIX_TIME: u64 = 1_000_000_000;
     Some(match reset >= UNIX_TIME {
