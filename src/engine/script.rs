@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use http::HeaderValue;
 use rhai::AST;
 
 use crate::cid::Cid;
@@ -11,8 +12,8 @@ use crate::meta::Meta;
 /// runtime learns about where it must run.
 pub struct Script {
     pub cid: Cid,
-    /// The CID's text, made once: every response names the script that ran.
-    pub cid_text: bytes::Bytes,
+    /// The CID's text as a header value, made once: every response names the script that ran.
+    pub cid_header: HeaderValue,
     pub meta: Meta,
     /// Functions plus a prelude that defines the top-level constants `main` reads as `global::NAME`.
     pub(super) ast: AST,
@@ -30,10 +31,11 @@ pub struct Script {
 
 impl Script {
     pub(super) fn new(cid: Cid, meta: Meta, ast: AST, has_prelude: bool) -> Script {
-        let cid_text = bytes::Bytes::copy_from_slice(cid.text().as_str().as_bytes());
+        // A CID's text is lower-case base32, always a valid header value.
+        let cid_header = HeaderValue::from_str(cid.text().as_str()).expect("a CID's text is a header value");
         let webhook = ast.iter_functions().any(|f| f.name == "webhook" && f.params.len() == 1);
         let (waits, computes, overflowed) = (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
-        Script { cid, cid_text, meta, ast, has_prelude, webhook, waits, computes, overflowed }
+        Script { cid, cid_header, meta, ast, has_prelude, webhook, waits, computes, overflowed }
     }
 
     /// Whether this script should skip the inline attempt and start as a fiber.

@@ -270,7 +270,7 @@ fn parse_method(text: &str) -> Result<String, Error> {
 /// The HTTP response of an invocation: the output with its status, type and headers, or the error;
 /// `X-Server-Cid` whenever a script was resolved.
 pub(super) fn respond(invoked: Invoked) -> Response {
-    let server_cid = invoked.script.as_ref().map(|script| HeaderValue::from_maybe_shared(script.cid_text.clone()));
+    let server_cid = invoked.script.as_ref().map(|script| script.cid_header.clone());
     let mut response = match invoked.result {
         Ok(reply) => {
             let output = reply.output;
@@ -291,8 +291,7 @@ pub(super) fn respond(invoked: Invoked) -> Response {
         }
         Err(error) => error.into_response(),
     };
-    // A CID's text is lower-case base32, always a valid header value.
-    if let Some(Ok(value)) = server_cid {
+    if let Some(value) = server_cid {
         response.headers_mut().insert(SERVER_CID.clone(), value);
     }
     response

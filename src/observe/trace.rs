@@ -7,6 +7,8 @@
 //! malformed `traceparent` starts a new trace, as the specification says; nothing a caller sends is
 //! kept unless it has the shape it must have, so no caller-chosen text reaches a log line or a header.
 
+use std::borrow::Cow;
+
 use rand::RngCore;
 
 /// The header a request id travels in, both ways.
@@ -30,7 +32,7 @@ pub struct Trace {
     /// The caller's span, when the trace was continued.
     pub parent_id: Option<String>,
     /// The trace flags (`01`: sampled), passed on as received.
-    flags: String,
+    flags: Cow<'static, str>,
 }
 
 impl Default for Trace {
@@ -54,10 +56,12 @@ impl Trace {
         };
         let span_id = hex_id(span);
         match traceparent.and_then(parse_traceparent) {
-            Some((trace_id, parent, flags)) => Trace { request_id, trace_id, span_id, parent_id: Some(parent), flags },
+            Some((trace_id, parent, flags)) => {
+                Trace { request_id, trace_id, span_id, parent_id: Some(parent), flags: flags.into() }
+            }
             None => {
                 let trace = trace.first_chunk::<16>().expect("16 bytes");
-                Trace { request_id, trace_id: hex_id(trace), span_id, parent_id: None, flags: "01".into() }
+                Trace { request_id, trace_id: hex_id(trace), span_id, parent_id: None, flags: Cow::Borrowed("01") }
             }
         }
     }
