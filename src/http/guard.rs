@@ -100,7 +100,9 @@ where
                         Err(never) => match never {},
                     }
                 }
-                Ok(Either::Right(runtime)) => as_json(super::dispatch::serve(runtime, request, Some(trace)).await).await,
+                Ok(Either::Right(runtime)) => {
+                    as_json(super::dispatch::serve(runtime, request, Some(trace)).await).await
+                }
                 Err(error) => error.into_response(),
             };
             let headers = response.headers_mut();
