@@ -91,8 +91,8 @@ fn walk(value: &Dynamic, depth: usize, max_bytes: usize, size: &mut usize) -> Re
         // Written as an array of numbers: at least two characters per byte.
         return add(size, blob.len() * 2 + 2);
     }
-    let curried = value.is_fnptr() && value.read_lock::<FnPtr>().is_some_and(|f| f.is_curried());
-    if (value.is_array() || value.is_map() || curried) && depth >= MAX_DEPTH {
+    let is_container = value.is_array() || value.is_map();
+    if is_container && depth >= MAX_DEPTH {
         return Err(Exceeded::Depth);
     }
     if let Some(array) = value.read_lock::<Array>() {
@@ -110,11 +110,14 @@ fn walk(value: &Dynamic, depth: usize, max_bytes: usize, size: &mut usize) -> Re
     if let Some(function) = value.read_lock::<FnPtr>() {
         // Written as its name; curried, as an array of its name and the values it carries.
         add(size, function.fn_name().len() + 2)?;
-        if curried {
-            add(size, function.curry().len() + 3)?;
-            return function.iter_curry().try_for_each(|item| walk(item, depth + 1, max_bytes, size));
+        if !function.is_curried() {
+            return Ok(());
         }
-        return Ok(());
+        if depth >= MAX_DEPTH {
+            return Err(Exceeded::Depth);
+        }
+        add(size, function.curry().len() + 3)?;
+        return function.iter_curry().try_for_each(|item| walk(item, depth + 1, max_bytes, size));
     }
     // Anything else (a timestamp, a native type) is written as its type's name.
     add(size, value.type_name().len() + 2)
