@@ -16,7 +16,7 @@
 //! loads. The runtime itself reads its base-URL overrides (`<NAME>_BASE_URL`) through [`var`] too, so a
 //! server named after the runtime cannot have an override read from a `SWITCHBOARD_` variable.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 /// Names of the host's own environment that no script may read.
@@ -57,6 +57,11 @@ pub fn var(name: &str) -> Option<String> {
         return None;
     }
     ENVIRONMENT.get(name).cloned()
+}
+
+/// The variable `name`: the registry's (`variables`), else the process's (see [`var`]).
+pub fn variable(variables: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    variables.get(name).cloned().or_else(|| var(name))
 }
 
 #[cfg(test)]

@@ -322,3 +322,47 @@ async fn what_a_version_prepares_follows_edits_rollback_and_secret_changes() {
     assert_eq!(last_seen(&first).await, seen("1", "tok-two"));
     assert_eq!(second.received_requests().await.unwrap().len(), 2);
 }
+
+/// The operator's `<NAME>_BASE_URL` set in the followed boot source while the server runs: the calls
+/// after the reload go there, and back to the declared host when the variable is taken out.
+#[tokio::test]
+async fn a_base_url_variable_changed_while_serving_moves_the_next_calls() {
+    let ok = || wiremock::ResponseTemplate::new(200).set_body_json(json!({"ok": true}));
+    let (declared, operator) = (wiremock::MockServer::start().await, wiremock::MockServer::start().await);
+    for mock in [&declared, &operator] {
+        wiremock::Mock::given(wiremock::matchers::any()).respond_with(ok()).mount(mock).await;
+    }
+    let script = gateway(&format!("{}/v1", declared.uri()), "1");
+    let server = Server::start_with(&[("gw", &script)], &[], &[("GW_TOKEN", "tok")]);
+    let count = async |mock: &wiremock::MockServer| mock.received_requests().await.unwrap().len();
+    let call = async || json(server.get("/gw/items").await).await;
+    assert_eq!(call().await, (200, json!({"ok": true})));
+    assert_eq!(count(&declared).await, 1);
+
+    let source = server.dir.path().join("boot/boot.json");
+    let mut boot: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&source).unwrap()).unwrap();
+    boot["variables"] = json!({ "GW_BASE_URL": operator.uri() });
+    std::fs::write(&source, serde_json::to_string(&boot).unwrap()).unwrap();
+    assert!(
+        eventually(async || call().await.0 == 200 && count(&operator).await > 0).await,
+        "the override was not followed"
+    );
+    let (before, sent) = (count(&declared).await, count(&operator).await);
+    assert_eq!(call().await.0, 200);
+    assert_eq!((count(&declared).await, count(&operator).await), (before, sent + 1));
+    // An override naming only scheme and host keeps the declared path.
+    let requests = operator.received_requests().await.unwrap();
+    assert_eq!(requests.last().unwrap().url.path(), "/v1/items");
+
+    boot.as_object_mut().unwrap().remove("variables");
+    std::fs::write(&source, serde_json::to_string(&boot).unwrap()).unwrap();
+    let back = eventually(async || {
+        let before = count(&declared).await;
+        call().await.0 == 200 && count(&declared).await > before
+    })
+    .await;
+    assert!(back, "the declared base URL did not come back");
+    let sent = count(&operator).await;
+    assert_eq!(call().await.0, 200);
+    assert_eq!(count(&operator).await, sent);
+}

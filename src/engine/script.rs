@@ -1,12 +1,16 @@
 //! A compiled script: its CID, its declaration ([`Meta`]), and the AST that `main` is called on.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 use rhai::AST;
 
 use crate::cid::Cid;
 use crate::meta::Meta;
+use crate::meta::routes::Routes;
 
 /// A script ready to run. Shared by every request for its CID; never mutated except for what the
 /// runtime learns about where it must run.
@@ -27,6 +31,8 @@ pub struct Script {
     computes: AtomicBool,
     /// A run overflowed its stack: what its abandoned frames held is leaked, so it is not run again.
     overflowed: AtomicBool,
+    /// Where its calls go under the variables last seen, made once per snapshot of them.
+    routes: ArcSwapOption<Routes>,
 }
 
 impl Script {
@@ -35,7 +41,8 @@ impl Script {
         let cid_header = HeaderValue::from_str(cid.text().as_str()).expect("a CID's text is a header value");
         let webhook = ast.iter_functions().any(|f| f.name == "webhook" && f.params.len() == 1);
         let (waits, computes, overflowed) = (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
-        Script { cid, cid_header, meta, ast, has_prelude, webhook, waits, computes, overflowed }
+        let routes = ArcSwapOption::empty();
+        Script { cid, cid_header, meta, ast, has_prelude, webhook, waits, computes, overflowed, routes }
     }
 
     /// Whether this script should skip the inline attempt and start as a fiber.
@@ -65,6 +72,19 @@ impl Script {
 
     pub(super) fn mark_overflowed(&self) {
         self.overflowed.store(true, Ordering::Relaxed);
+    }
+
+    /// Where this script's calls go as the server `server` under the registry's `variables` (see
+    /// [`Routes`]): made on the first call after the variables change, read in place by the others.
+    pub fn routes(&self, server: Option<&str>, variables: &Arc<BTreeMap<String, String>>) -> Arc<Routes> {
+        if let Some(routes) = &*self.routes.load()
+            && routes.are_for(server, variables)
+        {
+            return routes.clone();
+        }
+        let routes = Arc::new(Routes::new(&self.meta, server, variables.clone()));
+        self.routes.store(Some(routes.clone()));
+        routes
     }
 
     /// Whether the script defines `function` (every script defines `main`: compiling checks it).

@@ -3,9 +3,8 @@
 //! `<NAME>_<HOST>_BASE_URL`, `<NAME>_TOKEN_URL`, `<NAME>_AUTHORIZE_URL`, `<NAME>_REVOKE_URL`). What `boot diff` and import show
 //! an operator, and what egress admits (`modules::egress`).
 //!
-//! The list is made once, when the script loads, and so are the origins of every template with no
-//! `{NAME}` placeholder: a call parses only what it fills (a template with placeholders, or an
-//! operator's override, both of which may change while the script runs).
+//! The list is made once, when the script loads; what each URL is under the operator's variables is
+//! [`routes`](super::routes)'.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -48,18 +47,13 @@ pub struct Destination {
     pub suffix: String,
     /// The declared URL, a template.
     pub template: String,
-    /// What the template admits when it has no placeholder; `None` when each call fills it first.
-    pub origins: Option<Vec<Origin>>,
 }
 
 /// Every destination `meta` declares, with the override variable suffix that replaces it: what `boot
 /// diff` and import show an operator, and what egress starts from.
 pub(super) fn declared(meta: &Meta) -> Vec<Destination> {
     let mut declared = Vec::new();
-    let mut add = |suffix: String, template: &String| {
-        let origins = (!has_placeholder(template)).then(|| origins(template));
-        declared.push(Destination { suffix, template: template.clone(), origins });
-    };
+    let mut add = |suffix: String, template: &String| declared.push(Destination { suffix, template: template.clone() });
     if !meta.base_url.is_empty() {
         add("BASE_URL".to_owned(), &meta.base_url);
     }
@@ -79,7 +73,7 @@ pub(super) fn declared(meta: &Meta) -> Vec<Destination> {
 }
 
 /// Whether `template` has a `{NAME}` placeholder (as `modules::template` fills them).
-fn has_placeholder(template: &str) -> bool {
+pub(super) fn has_placeholder(template: &str) -> bool {
     template.split('{').skip(1).any(|rest| {
         let name = rest.split('}').next().unwrap_or_default();
         rest.contains('}')
@@ -201,21 +195,5 @@ mod tests {
         );
         let none = Meta::from_json(serde_json::json!({ "title": "t", "description": "d" })).unwrap();
         assert!(none.destinations.is_empty());
-    }
-
-    #[test]
-    fn a_template_without_placeholders_is_parsed_once_and_one_with_them_per_call() {
-        let meta = Meta::from_json(serde_json::json!({
-            "title": "t", "description": "d", "secrets": ["STORE"], "base_url": "https://API.x.com/v1",
-            "hosts": { "shop": "https://{STORE}.shop.example/admin", "dc": "https://<dc>.api.example", "body": "https://a.example/{id}" },
-        }))
-        .unwrap();
-        let origins = |suffix: &str| meta.destinations.iter().find(|d| d.suffix == suffix).unwrap().origins.clone();
-        let base = origins("BASE_URL").unwrap();
-        assert_eq!(base, [Origin { scheme: "https".into(), host: "api.x.com".into(), port: 443, wildcard: false }]);
-        assert_eq!(origins("SHOP_BASE_URL"), None);
-        assert_eq!(origins("DC_BASE_URL").unwrap()[0].authority(), "*.api.example");
-        // Braces that are no placeholder (a path parameter) are part of a literal URL.
-        assert_eq!(origins("BODY_BASE_URL").unwrap()[0].host, "a.example");
     }
 }

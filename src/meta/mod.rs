@@ -20,6 +20,7 @@ pub mod operations;
 pub mod pagination;
 pub mod pricing;
 pub mod rate_limit;
+pub mod routes;
 pub mod webhook;
 
 use std::collections::BTreeMap;

@@ -64,6 +64,6 @@ impl Services {
     /// A variable of the registry, else the process environment variable of the same name (never a
     /// reserved one: see [`environment`](crate::environment)).
     pub fn variable(&self, name: &str) -> Option<String> {
-        self.variables.load().get(name).cloned().or_else(|| crate::environment::var(name))
+        crate::environment::variable(&self.variables.load(), name)
     }
 }

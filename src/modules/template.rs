@@ -7,12 +7,15 @@
 //! entry, an OAuth URL — gives way to the operator's `<NAME>_<SUFFIX>` variable (`STRIPE_BASE_URL`,
 //! `BOX_UPLOAD_BASE_URL`, `ZOOM_TOKEN_URL`): one naming only a scheme and host keeps the declared path.
 
+use std::sync::Arc;
+
 use rhai::EvalAltResult;
 
 use super::native::arg_error;
 use super::secret;
 use super::services::Services;
 use crate::engine::Context;
+use crate::meta::routes::{Routes, overridden, overriding};
 
 /// The value of a `{NAME}` placeholder: a declared secret, or a declared variable (registry variables,
 /// then the environment).
@@ -49,47 +52,15 @@ pub fn fill(template: &str, services: &Services, context: &Context) -> Result<St
 
 /// The operator's override `<NAME>_<SUFFIX>` for the server an invocation runs as (`STRIPE_BASE_URL`).
 pub fn operator_url(services: &Services, context: &Context, suffix: &str) -> Option<String> {
-    let name = context.server.as_ref()?;
-    services.variable(&[&name.to_uppercase(), "_", suffix].concat())
+    overriding(context.server.as_ref()?, suffix, &services.variables.load())
 }
 
 /// `declared` with the operator's `<NAME>_<SUFFIX>` applied, placeholders not yet filled.
 pub fn url(services: &Services, context: &Context, suffix: &str, declared: &str) -> String {
-    overridden(declared.to_owned(), operator_url(services, context, suffix))
+    overridden(declared, operator_url(services, context, suffix).as_deref())
 }
 
-/// The path part of a URL template (`/v1` of `https://api.x.com/v1`), `""` when it has none.
-fn path_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    match rest.find('/') {
-        Some(start) if rest[start..] != *"/" => &rest[start..],
-        _ => "",
-    }
-}
-
-/// A declared URL with an operator's override applied: an override naming only a scheme and host keeps
-/// the declared path; one with a path replaces the whole URL.
-fn overridden(declared: String, operator: Option<String>) -> String {
-    match operator {
-        Some(origin) if path_of(&origin).is_empty() => {
-            format!("{}{}", origin.trim_end_matches('/'), path_of(&declared))
-        }
-        Some(whole) => whole,
-        None => declared,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_path_of_a_base_url_template_is_what_follows_its_host() {
-        assert_eq!(path_of("https://api.stripe.com"), "");
-        assert_eq!(path_of("https://api.stripe.com/"), "");
-        assert_eq!(path_of("https://{JIRA_DOMAIN}/rest/api/3"), "/rest/api/3");
-        assert_eq!(path_of("https://api.telegram.org/bot{TELEGRAM_BOT_TOKEN}"), "/bot{TELEGRAM_BOT_TOKEN}");
-        assert_eq!(path_of("{SHOPIFY_STORE_URL}/admin/api/2024-10"), "/admin/api/2024-10");
-        assert_eq!(path_of("http://127.0.0.1:8080"), "");
-    }
+/// Where the invocation's calls go under the registry's variables now (see [`Routes`]).
+pub fn routes(services: &Services, context: &Context) -> Arc<Routes> {
+    context.script.routes(context.server.as_deref(), &services.variables.load())
 }

@@ -3,6 +3,7 @@
 //! the body, the per-call limits and, last, a signature over all of it; then sent, after the egress
 //! check, through OAuth when the server uses it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use super::options::Options;
 use super::sign;
 use crate::engine::{Context, raise};
 use crate::error::Error;
+use crate::meta::routes::{Route, finished, overridden};
 use crate::modules::http::{Body, Incoming, Outgoing, header, parse_url};
 use crate::modules::multipart::{multipart, ordered};
 use crate::modules::native::arg_error;
@@ -271,38 +273,37 @@ fn credential(options: &Options, services: &Services, context: &Context) -> Resu
 
 /// The base URL: the server's `META.base_url` (or the call's `base_url` option), or with the option `host`
 /// the named base URL in its `META.hosts`. The operator's `<NAME>_BASE_URL` (`<NAME>_<HOST>_BASE_URL`)
-/// replaces the scheme and host when it names only those, or the whole URL when it has a path.
+/// replaces the scheme and host when it names only those, or the whole URL when it has a path. A
+/// declared one with no placeholder was finished once for the variables in force (see [`Routes`]).
 pub(super) fn base_url(
     options: &Options,
     services: &Services,
     context: &Context,
 ) -> Result<String, Box<EvalAltResult>> {
     let meta = &context.script.meta;
-    let (declared, suffix) = match options.text("host") {
+    let (declared, suffix, given) = match options.text("host") {
         Some(host) => {
             let url = meta
                 .hosts
                 .get(host.as_str())
-                .cloned()
                 .ok_or_else(|| arg_error(&format!("host '{host}' is not named in META.hosts")))?;
-            (url, format!("{}_BASE_URL", host.to_uppercase()))
+            (Cow::Borrowed(url.as_str()), format!("{}_BASE_URL", host.to_uppercase()), false)
         }
-        None => {
-            let url = options.text("base_url").unwrap_or_else(|| meta.base_url.clone());
-            if url.is_empty() {
-                return Err(arg_error("META.base_url is not set"));
-            }
-            (url, "BASE_URL".to_owned())
-        }
+        None => match options.text("base_url") {
+            Some(url) => (Cow::Owned(url), "BASE_URL".to_owned(), true),
+            None => (Cow::Borrowed(meta.base_url.as_str()), "BASE_URL".to_owned(), false),
+        },
     };
-    let url = fill(&template::url(services, context, &suffix, &declared), services, context)?;
-    let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
-    // A URL secret given with a trailing slash must not double the slash before the API's path.
-    let mut path = rest.to_owned();
-    while path.contains("//") {
-        path = path.replace("//", "/");
+    if declared.is_empty() {
+        return Err(arg_error("META.base_url is not set"));
     }
-    Ok([scheme, "://", &path].concat())
+    let routes = template::routes(services, context);
+    let route = routes.get(&suffix);
+    if let Some(Route { base: Some(base), .. }) = route.filter(|_| !given) {
+        return Ok(base.clone());
+    }
+    let template = overridden(&declared, route.and_then(|route| route.operator.as_deref()));
+    Ok(finished(&fill(&template, services, context)?))
 }
 
 /// Joins the base URL and an endpoint, which must stay on the base URL's host.

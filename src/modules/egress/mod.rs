@@ -30,10 +30,8 @@
 
 pub mod connection;
 
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use reqwest::Url;
 use rhai::EvalAltResult;
@@ -42,57 +40,40 @@ use super::services::Services;
 use super::template;
 use crate::engine::{Context, raise};
 use crate::error::Error;
-use crate::meta::destinations::{Destination, Origin, mongodb_seeds, origins};
+use crate::meta::destinations::{Origin, mongodb_seeds, origins};
+use crate::meta::routes::Routes;
 use connection::forbidden_address;
 
-/// One admitted origin, and who named it.
-#[derive(Debug, Clone, PartialEq)]
-struct Allowed<'a> {
-    origin: Cow<'a, Origin>,
-    /// Set by an operator (an override variable) rather than by the script.
-    operator: bool,
+/// Where one invocation may send: its routes (see [`Routes`]), and the origins of those it filled.
+pub struct Policy {
+    routes: Arc<Routes>,
+    /// The origins of each route with a placeholder, filled for this invocation, and whether an
+    /// operator named it.
+    filled: Vec<(Origin, bool)>,
 }
 
-/// Where one invocation may send.
-#[derive(Debug, Default)]
-pub struct Policy<'a> {
-    allowed: Vec<Allowed<'a>>,
-}
-
-impl<'a> Policy<'a> {
-    /// The destinations of the invocation in `context`: each declared template (or its override),
-    /// placeholders filled. A template with no placeholder was parsed when the script loaded; one whose
-    /// placeholders cannot be filled (a secret not set) admits nothing.
-    pub fn of(services: &Services, context: &'a Context) -> Policy<'a> {
-        let mut policy = Policy::default();
-        let meta = &context.script.meta;
-        let declared = meta.destinations.iter().map(|d| (d.suffix.as_str(), Some(d)));
-        let base_url = (!meta.destinations.iter().any(|d| d.suffix == "BASE_URL")).then_some(("BASE_URL", None));
-        let forward = meta.webhook.is_some().then_some((crate::meta::webhook::FORWARD_URL, None));
-        for (suffix, destination) in declared.chain(base_url).chain(forward) {
-            let (url, operator) = match (template::operator_url(services, context, suffix), destination) {
-                (Some(url), _) => (url, true),
-                (None, Some(Destination { origins: Some(origins), .. })) => {
-                    let admitted =
-                        origins.iter().map(|origin| Allowed { origin: Cow::Borrowed(origin), operator: false });
-                    policy.allowed.extend(admitted);
-                    continue;
-                }
-                (None, Some(destination)) => (destination.template.clone(), false),
-                (None, None) => continue,
-            };
-            if let Ok(filled) = template::fill(&url, services, context) {
-                policy.admit(&filled, operator, filled == url);
+impl Policy {
+    /// The destinations of the invocation in `context`: each declared URL (or its override), a URL
+    /// with placeholders filled now. One whose placeholders cannot be filled (a secret not set) admits
+    /// nothing.
+    pub fn of(services: &Services, context: &Context) -> Policy {
+        let routes = template::routes(services, context);
+        let mut filled = Vec::new();
+        for route in routes.iter().filter(|route| route.origins.is_none()) {
+            if let Ok(url) = template::fill(&route.admitted, services, context) {
+                filled.extend(origins(&url).into_iter().map(|origin| (origin, route.operator.is_some())));
             }
         }
-        policy
+        Policy { routes, filled }
     }
 
-    /// Adds the origins of `url` (see [`origins`]); `plain` when no secret was filled into it, which
-    /// lets its origins be remembered (see [`remembered`]).
-    fn admit(&mut self, url: &str, operator: bool, plain: bool) {
-        let origins = if plain { remembered(url) } else { origins(url).into() };
-        self.allowed.extend(origins.iter().map(|origin| Allowed { origin: Cow::Owned(origin.clone()), operator }));
+    /// Every admitted origin, and whether an operator named it.
+    fn allowed(&self) -> impl Iterator<Item = (&Origin, bool)> {
+        let planned = self
+            .routes
+            .iter()
+            .flat_map(|route| route.origins.iter().flatten().map(move |origin| (origin, route.operator.is_some())));
+        planned.chain(self.filled.iter().map(|(origin, operator)| (origin, *operator)))
     }
 
     /// Whether a request to `url` may be sent: `forbidden` with the host when not. When it may, the
@@ -100,21 +81,26 @@ impl<'a> Policy<'a> {
     /// in the metrics: one label per declaration however many hosts a wildcard admits.
     pub fn check(&self, url: &Url) -> Result<String, Error> {
         let origin = Origin::of(url).ok_or_else(|| refused(url.as_str(), "the URL names no host"))?;
-        let matching: Vec<&Allowed> = self.allowed.iter().filter(|allowed| admits(&allowed.origin, &origin)).collect();
-        if matching.is_empty() {
+        let mut matching = self.allowed().filter(|(allowed, _)| admits(allowed, &origin)).peekable();
+        let Some(&(first, _)) = matching.peek() else {
             return Err(refused(
                 &origin.authority(),
                 "is not one of this server's declared hosts (its base URL, META.hosts, OAuth URLs, or an operator's <NAME>_BASE_URL)",
             ));
-        }
+        };
         let literal = origin.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
-        if literal.is_some_and(forbidden_address) && !matching.iter().any(|allowed| allowed.operator) {
+        if literal.is_some_and(forbidden_address) && !matching.any(|(_, operator)| operator) {
             return Err(refused(
                 &origin.authority(),
                 "is a link-local or cloud-metadata address; only an operator override may name one",
             ));
         }
-        Ok(matching[0].origin.authority())
+        Ok(first.authority())
+    }
+
+    /// Whether an operator named a destination that admits `origin`.
+    fn operator_admits(&self, origin: &Origin) -> bool {
+        self.allowed().any(|(allowed, operator)| operator && admits(allowed, origin))
     }
 }
 
@@ -130,29 +116,6 @@ fn admits(allowed: &Origin, origin: &Origin) -> bool {
             .is_some_and(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
     };
     host && origin.scheme == allowed.scheme && origin.port == allowed.port
-}
-
-/// The origins [`remembered`] keeps, by URL text.
-static KNOWN: LazyLock<parking_lot::RwLock<HashMap<String, Arc<[Origin]>>>> = LazyLock::new(Default::default);
-
-/// Most URLs [`remembered`] keeps; past that it starts again (an operator has a few overrides, not
-/// thousands).
-const REMEMBERED: usize = 256;
-
-/// The origins of `url` (`https://` when it names no scheme, each seed host of a MongoDB URI), parsed
-/// once per text: an operator's override is the same text on every call, and parsing it cost more than
-/// the rest of the check. Only text no secret was filled into is kept.
-fn remembered(url: &str) -> Arc<[Origin]> {
-    if let Some(known) = KNOWN.read().get(url) {
-        return known.clone();
-    }
-    let parsed: Arc<[Origin]> = origins(url).into();
-    let mut known = KNOWN.write();
-    if known.len() >= REMEMBERED {
-        known.clear();
-    }
-    known.insert(url.to_owned(), parsed.clone());
-    parsed
 }
 
 fn refused(host: &str, why: &str) -> Error {
@@ -179,7 +142,7 @@ pub fn check_database(services: &Services, context: &Context, text: &str) -> Res
     let policy = Policy::of(services, context);
     policy.check(&url).map_err(raise)?;
     let origin = Origin::of(&url).ok_or_else(malformed)?;
-    let operator = policy.allowed.iter().any(|allowed| admits(&allowed.origin, &origin) && allowed.operator);
+    let operator = policy.operator_admits(&origin);
     let name = (origin.host.trim_start_matches('[').trim_end_matches(']').to_owned(), origin.port);
     let addresses = crate::engine::wait(async move { tokio::net::lookup_host(name).await.map(Vec::from_iter) })?;
     if !operator && addresses.is_ok_and(|all| all.iter().any(|a| forbidden_address(a.ip()))) {
@@ -202,12 +165,11 @@ pub fn check_mongodb(services: &Services, context: &Context, uri: &str) -> Resul
 mod tests {
     use super::*;
 
-    fn policy(entries: &[(&str, bool)]) -> Policy<'static> {
-        let mut policy = Policy::default();
-        for (url, operator) in entries {
-            policy.admit(url, *operator, false);
-        }
-        policy
+    /// A policy admitting each URL's origins, named by an operator or not.
+    fn policy(entries: &[(&str, bool)]) -> Policy {
+        let routes = Arc::new(Routes::new(&crate::meta::Meta::default(), None, Arc::default()));
+        let filled = entries.iter().flat_map(|(url, operator)| origins(url).into_iter().map(|o| (o, *operator)));
+        Policy { routes, filled: filled.collect() }
     }
 
     fn decide(policy: &Policy, url: &str) -> Result<(), (String, String)> {
@@ -287,22 +249,9 @@ mod tests {
             ["mongodb+srv://cluster0.example.net"]
         );
         assert_eq!(mongodb_seeds("postgres://u@h/db"), None);
-        let mut policy = Policy::default();
-        policy.admit("mongodb://ada:secret@127.0.0.1:27017,127.0.0.1:27018/app", false, false);
+        let policy = policy(&[("mongodb://ada:secret@127.0.0.1:27017,127.0.0.1:27018/app", false)]);
         assert!(policy.check(&Url::parse("mongodb://127.0.0.1:27018").unwrap()).is_ok());
         assert!(policy.check(&Url::parse("mongodb://127.0.0.1:27019").unwrap()).is_err());
-    }
-
-    #[test]
-    fn remembered_origins_are_the_parsed_ones_and_few() {
-        for url in ["https://api.example.com/v1", "127.0.0.1:8080", "mongodb://a:b@h1:1,h2:2/db", "not a url"] {
-            assert_eq!(*remembered(url), *origins(url), "{url}");
-            assert_eq!(*remembered(url), *origins(url), "{url}, again");
-        }
-        for n in 0..2 * REMEMBERED {
-            remembered(&format!("https://host{n}.example.com"));
-            assert!(KNOWN.read().len() <= REMEMBERED);
-        }
     }
 
     #[test]
