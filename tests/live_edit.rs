@@ -274,6 +274,14 @@ fn main(endpoint, method, data) {{ api::call(global::META, endpoint, method, dat
     )
 }
 
+/// A mock upstream answering every request with `{"ok": true}`.
+async fn answering() -> wiremock::MockServer {
+    let mock = wiremock::MockServer::start().await;
+    let ok = wiremock::ResponseTemplate::new(200).set_body_json(json!({"ok": true}));
+    wiremock::Mock::given(wiremock::matchers::any()).respond_with(ok).mount(&mock).await;
+    mock
+}
+
 /// What the last request a mock received carried: its version header and credential.
 async fn last_seen(mock: &wiremock::MockServer) -> Option<(String, String, String)> {
     let requests = mock.received_requests().await.unwrap();
@@ -284,11 +292,7 @@ async fn last_seen(mock: &wiremock::MockServer) -> Option<(String, String, Strin
 
 #[tokio::test]
 async fn what_a_version_prepares_follows_edits_rollback_and_secret_changes() {
-    let ok = || wiremock::ResponseTemplate::new(200).set_body_json(json!({"ok": true}));
-    let (first, second) = (wiremock::MockServer::start().await, wiremock::MockServer::start().await);
-    for mock in [&first, &second] {
-        wiremock::Mock::given(wiremock::matchers::any()).respond_with(ok()).mount(mock).await;
-    }
+    let (first, second) = (answering().await, answering().await);
     let server = Server::start_with(&[], &[], &[("GW_TOKEN", "tok-one")]);
     let (_, v1) = json(put(&server, "gw", &gateway(&first.uri(), "1")).await).await;
     let call = async || json(server.get("/gw/items").await).await;
@@ -327,11 +331,7 @@ async fn what_a_version_prepares_follows_edits_rollback_and_secret_changes() {
 /// after the reload go there, and back to the declared host when the variable is taken out.
 #[tokio::test]
 async fn a_base_url_variable_changed_while_serving_moves_the_next_calls() {
-    let ok = || wiremock::ResponseTemplate::new(200).set_body_json(json!({"ok": true}));
-    let (declared, operator) = (wiremock::MockServer::start().await, wiremock::MockServer::start().await);
-    for mock in [&declared, &operator] {
-        wiremock::Mock::given(wiremock::matchers::any()).respond_with(ok()).mount(mock).await;
-    }
+    let (declared, operator) = (answering().await, answering().await);
     let script = gateway(&format!("{}/v1", declared.uri()), "1");
     let server = Server::start_with(&[("gw", &script)], &[], &[("GW_TOKEN", "tok")]);
     let count = async |mock: &wiremock::MockServer| mock.received_requests().await.unwrap().len();
