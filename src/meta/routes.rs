@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use url::Url;
+
 use super::Meta;
 use super::destinations::{Origin, has_placeholder, origins};
 use super::webhook::FORWARD_URL;
@@ -36,6 +38,8 @@ pub struct Route {
     /// The declared URL with the override applied, finished as a base URL (see [`finished`]), when it
     /// has no placeholder.
     pub base: Option<String>,
+    /// `base` parsed, when it is an http or https URL.
+    pub url: Option<Url>,
 }
 
 impl Routes {
@@ -74,11 +78,14 @@ impl Route {
     fn new(suffix: &str, declared: &str, operator: Option<String>) -> Route {
         let admitted = operator.clone().unwrap_or_else(|| declared.to_owned());
         let template = overridden(declared, operator.as_deref());
+        let base = (!has_placeholder(&template)).then(|| finished(&template));
+        let url = base.as_deref().and_then(|base| Url::parse(base).ok());
         Route {
             suffix: suffix.to_owned(),
             origins: (!has_placeholder(&admitted)).then(|| origins(&admitted)),
             admitted,
-            base: (!has_placeholder(&template)).then(|| finished(&template)),
+            base,
+            url: url.filter(|url| matches!(url.scheme(), "http" | "https")),
             operator,
         }
     }

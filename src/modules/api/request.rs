@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Method;
 use reqwest::header::HeaderName;
+use reqwest::{Method, Url};
 use rhai::{Dynamic, EvalAltResult, Map};
 
 use super::options::Options;
@@ -77,8 +77,8 @@ pub(super) fn build(
     options: &Options,
     call: &Request,
 ) -> Result<Outgoing, Box<EvalAltResult>> {
-    let url = join(&base_url(options, services, context)?, &call.endpoint)?;
-    let mut request = Outgoing::new(call.method.clone(), parse_url(&url)?);
+    let url = base_url(options, services, context)?.join(&call.endpoint)?;
+    let mut request = Outgoing::new(call.method.clone(), url);
     // Templates are filled before the credential joins them: a credential is a value, never a template.
     let mut query = options.pairs("query")?;
     for (_, value) in query.iter_mut() {
@@ -271,15 +271,35 @@ fn credential(options: &Options, services: &Services, context: &Context) -> Resu
     Err(raise(Error::missing_secret(first.join(" or "))))
 }
 
+/// A call's base URL, and its parse when that was made once for the variables in force.
+pub(super) struct Base {
+    text: String,
+    parsed: Option<Url>,
+}
+
+impl Base {
+    /// The base URL itself.
+    pub(super) fn url(self) -> Result<Url, Box<EvalAltResult>> {
+        self.parsed.map_or_else(|| parse_url(&self.text), Ok)
+    }
+
+    /// The URL of `endpoint`, which must stay on the base URL's host (see [`join`]). With a parsed base
+    /// only what follows its host is parsed: the host of a base URL is the costliest part to parse.
+    fn join(self, endpoint: &str) -> Result<Url, Box<EvalAltResult>> {
+        let joined = join(&self.text, endpoint)?;
+        match self.parsed {
+            Some(base) => Ok(beneath(base, &joined[authority_end(&self.text)..])),
+            None => parse_url(&joined),
+        }
+    }
+}
+
 /// The base URL: the server's `META.base_url` (or the call's `base_url` option), or with the option `host`
 /// the named base URL in its `META.hosts`. The operator's `<NAME>_BASE_URL` (`<NAME>_<HOST>_BASE_URL`)
 /// replaces the scheme and host when it names only those, or the whole URL when it has a path. A
-/// declared one with no placeholder was finished once for the variables in force (see [`Routes`]).
-pub(super) fn base_url(
-    options: &Options,
-    services: &Services,
-    context: &Context,
-) -> Result<String, Box<EvalAltResult>> {
+/// declared one with no placeholder was finished and parsed once for the variables in force (see
+/// [`Routes`](crate::meta::routes::Routes)).
+pub(super) fn base_url(options: &Options, services: &Services, context: &Context) -> Result<Base, Box<EvalAltResult>> {
     let meta = &context.script.meta;
     let (declared, suffix, given) = match options.text("host") {
         Some(host) => {
@@ -299,11 +319,11 @@ pub(super) fn base_url(
     }
     let routes = template::routes(services, context);
     let route = routes.get(&suffix);
-    if let Some(Route { base: Some(base), .. }) = route.filter(|_| !given) {
-        return Ok(base.clone());
+    if let Some(Route { base: Some(base), url, .. }) = route.filter(|_| !given) {
+        return Ok(Base { text: base.clone(), parsed: url.clone() });
     }
     let template = overridden(&declared, route.and_then(|route| route.operator.as_deref()));
-    Ok(finished(&fill(&template, services, context)?))
+    Ok(Base { text: finished(&fill(&template, services, context)?), parsed: None })
 }
 
 /// Joins the base URL and an endpoint, which must stay on the base URL's host.
@@ -322,6 +342,25 @@ fn join(base: &str, endpoint: &str) -> Result<String, Box<EvalAltResult>> {
         Some('/') | Some('?') => [base, endpoint].concat(),
         Some(_) => format!("{base}/{endpoint}"),
     })
+}
+
+/// Where the scheme and authority of a finished base URL end (see [`finished`]): at the first `/`,
+/// `\`, `?` or `#` after `://`, as a URL parser ends them.
+fn authority_end(base: &str) -> usize {
+    let start = base.find("://").map_or(0, |at| at + 3);
+    base[start..].find(['/', '\\', '?', '#']).map_or(base.len(), |at| start + at)
+}
+
+/// `base` with what follows its authority replaced by `rest` (path, query and fragment), as parsing the
+/// whole URL would read them: tabs and newlines dropped, trailing spaces and controls trimmed.
+fn beneath(mut base: Url, rest: &str) -> Url {
+    let rest = rest.trim_end_matches(|c: char| c <= ' ');
+    let (before, fragment) = rest.split_once('#').map_or((rest, None), |(before, f)| (before, Some(f)));
+    let (path, query) = before.split_once('?').map_or((before, None), |(path, q)| (path, Some(q)));
+    base.set_path(path);
+    base.set_query(query);
+    base.set_fragment(fragment);
+    base
 }
 
 /// Whether the path of `endpoint` has a `..` segment, spelled plainly or percent-encoded (`%2e%2e`,
@@ -364,5 +403,70 @@ mod tests {
             assert!(join("https://a.b/v1", climbing).is_err(), "{climbing}");
         }
         assert_eq!(join("https://a.b/v1", "/x..y/..z?u=/../").unwrap(), "https://a.b/v1/x..y/..z?u=/../");
+    }
+
+    /// Base URLs as routes finish them: an address, a port, a path, an upper-case or international
+    /// host, a trailing slash, a query, user info, a backslash.
+    const BASES: [&str; 10] = [
+        "http://127.0.0.1:18970",
+        "https://API.x.com/v1",
+        "https://api.x.com/v1/",
+        "https://shop.example/admin/api/2024-10",
+        "http://[::1]:8080/base",
+        "https://bücher.example/v1",
+        "https://x.example/api?key=1",
+        "https://user:pw@x.example/v2",
+        "https://x.example\\v1",
+        "x.example/v3",
+    ];
+
+    /// What `Base::join` makes beneath a parsed base, and what parsing the joined text makes.
+    fn both(base: &str, endpoint: &str) -> Option<(Url, Result<Url, url::ParseError>)> {
+        let text = finished(base);
+        let joined = join(&text, endpoint).ok()?;
+        let parsed = Url::parse(&text).unwrap();
+        let beneath = Base { text, parsed: Some(parsed) }.join(endpoint).unwrap();
+        Some((beneath, Url::parse(&joined)))
+    }
+
+    #[test]
+    fn a_path_beneath_a_parsed_base_is_what_parsing_the_whole_url_gives() {
+        let endpoints = [
+            "",
+            "/",
+            "/?q=1",
+            "items",
+            "/a b ",
+            "/x\t/y\n",
+            "/%zz/%41",
+            "/\\evil.example/x",
+            "?q=a#f?g",
+            "#frag",
+            "/a?b#c#d",
+            "/ü/中?ö=1",
+            "/a\u{0}b\u{1f}",
+            "/x?\\y",
+            "/x:1@y",
+            "/x/ ",
+        ];
+        for base in BASES {
+            for endpoint in endpoints {
+                if let Some((beneath, whole)) = both(base, endpoint) {
+                    assert_eq!(Ok(beneath), whole, "{base} + {endpoint:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_endpoint_beneath_a_parsed_base_is_what_parsing_the_whole_url_gives(
+            base in proptest::sample::select(BASES.to_vec()),
+            endpoint in r#"[/a-zA-Z0-9?#%&=. \\\t\n\r\x00\x1f\u{e9}\u{4e2d}:@;,~+!$'()*{}|^`"<>\[\]-]{0,24}"#,
+        ) {
+            if let Some((beneath, whole)) = both(base, &endpoint) {
+                proptest::prop_assert_eq!(Ok(beneath), whole);
+            }
+        }
     }
 }

@@ -12,7 +12,6 @@ use super::request::{Request, base_url, build, send};
 use super::response::{Expect, result};
 use crate::engine::{Context, raise};
 use crate::error::Error;
-use crate::modules::http::parse_url;
 use crate::modules::services::Services;
 
 /// Fetches every page of the call as `META.api.pagination` describes, and returns their items in order.
@@ -40,7 +39,7 @@ pub(super) fn walk(
             ))));
         }
     };
-    let base = parse_url(&base_url(options, services, context)?)?;
+    let base = base_url(options, services, context)?.url()?;
     let items = paging.walk(|next| {
         let page = match next {
             Next::Params(params) => {
