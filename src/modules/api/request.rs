@@ -287,9 +287,9 @@ impl Base {
     /// only what follows its host is parsed: the host of a base URL is the costliest part to parse.
     fn join(self, endpoint: &str) -> Result<Url, Box<EvalAltResult>> {
         let joined = join(&self.text, endpoint)?;
-        match self.parsed {
-            Some(base) => Ok(beneath(base, &joined[authority_end(&self.text)..])),
-            None => parse_url(&joined),
+        match (self.parsed, joined.get(authority_end(&self.text)..)) {
+            (Some(base), Some(rest)) => Ok(beneath(base, rest)),
+            _ => parse_url(&joined),
         }
     }
 }
