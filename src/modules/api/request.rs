@@ -307,11 +307,11 @@ pub(super) fn base_url(options: &Options, services: &Services, context: &Context
                 .hosts
                 .get(host.as_str())
                 .ok_or_else(|| arg_error(&format!("host '{host}' is not named in META.hosts")))?;
-            (Cow::Borrowed(url.as_str()), format!("{}_BASE_URL", host.to_uppercase()), false)
+            (Cow::Borrowed(url.as_str()), Cow::Owned(format!("{}_BASE_URL", host.to_uppercase())), false)
         }
         None => match options.text("base_url") {
-            Some(url) => (Cow::Owned(url), "BASE_URL".to_owned(), true),
-            None => (Cow::Borrowed(meta.base_url.as_str()), "BASE_URL".to_owned(), false),
+            Some(url) => (Cow::Owned(url), Cow::Borrowed("BASE_URL"), true),
+            None => (Cow::Borrowed(meta.base_url.as_str()), Cow::Borrowed("BASE_URL"), false),
         },
     };
     if declared.is_empty() {
