@@ -134,14 +134,14 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 /// An error response axum produced in plain text (or with no body), as the JSON error of its status.
 async fn as_json(response: Response) -> Response {
     let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
     let plain = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_none_or(|v| v.to_str().is_ok_and(|v| v.starts_with("text/plain")));
-    if !(status.is_client_error() || status.is_server_error())
-        || !plain
-        || response.headers().contains_key("x-server-cid")
-    {
+    if !plain || response.headers().contains_key("x-server-cid") {
         return response;
     }
     let (parts, body) = response.into_parts();

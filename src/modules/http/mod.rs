@@ -141,8 +141,8 @@ fn redirect_key(url: &Url) -> String {
 }
 
 /// Waits until `throttle` admits a send (a timer the fiber suspends on), or fails when the next chance
-/// comes after `deadline`.
-async fn admitted(throttle: &Throttle, deadline: Instant, host: &str) -> Result<(), Error> {
+/// comes after `deadline`, naming the (masked) `host`.
+async fn admitted(throttle: &Throttle, deadline: Instant, host: impl Fn() -> String) -> Result<(), Error> {
     loop {
         match throttle.admit(deadline) {
             Ok(()) => return Ok(()),
@@ -150,7 +150,8 @@ async fn admitted(throttle: &Throttle, deadline: Instant, host: &str) -> Result<
             Err(Admit::TooLate(wait)) => {
                 return Err(Error::RateLimited {
                     message: format!(
-                        "{host}: the rate limit leaves no slot for {} ms, past this call's deadline",
+                        "{}: the rate limit leaves no slot for {} ms, past this call's deadline",
+                        host(),
                         wait.as_millis()
                     ),
                     retry_after: Some(wait.as_secs().max(1)),
@@ -219,22 +220,23 @@ impl HttpClient {
             context.reveal_basic(user, password);
         }
         propagate(&mut request.headers, context);
-        // A secret may form the host (a store's domain) as well as the path: the log masks both.
-        let host = context.redact(request.url.host_str().unwrap_or(""));
-        let path = context.redact(request.url.path());
-        let server = context.server.clone().unwrap_or_else(|| UNKNOWN.to_owned());
-        let destination = request.destination.clone().unwrap_or_else(|| UNKNOWN.to_owned());
+        // A secret may form the host (a store's domain) as well as the path: what is logged or said
+        // of them is masked (and made only when it is logged or said).
+        let raw_host = request.url.host_str().unwrap_or("");
+        let host = || context.redact(raw_host);
+        let server = context.server.as_deref().unwrap_or(UNKNOWN);
+        let destination = request.destination.as_deref().unwrap_or(UNKNOWN);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let remaining = context.remaining();
             if remaining.is_zero() {
-                return Err(Error::Timeout(format!("no time left to call {host}")));
+                return Err(Error::Timeout(format!("no time left to call {}", host())));
             }
             if let Some(throttle) = &request.throttle {
                 let waiting = Instant::now();
-                admitted(throttle, context.deadline(), &host).await?;
-                let labels = metrics::Server { server: server.clone() };
+                admitted(throttle, context.deadline(), host).await?;
+                let labels = metrics::Server { server: server.to_owned() };
                 self.metrics.rate_limit_wait.get_or_create(&labels).observe(waiting.elapsed().as_secs_f64());
             }
             let remaining = context.remaining();
@@ -246,25 +248,25 @@ impl HttpClient {
             }
             let elapsed = started.elapsed().as_secs_f64();
             let status = result.as_ref().map(|r| r.status.as_u16()).ok();
-            self.count(&server, &destination, status, elapsed);
+            self.count(server, destination, status, elapsed);
             if let Ok(response) = &result {
                 context.count_upstream(response.body.len());
             }
             let (millis, status) = (elapsed * 1000.0, status.unwrap_or(0));
-            tracing::info!(target: "switchboard::http", method = %request.method, %host, %path, status, duration_ms = format!("{millis:.1}"), attempt, "outbound");
+            tracing::info!(target: "switchboard::http", method = %request.method, host = %host(), path = %context.redact(request.url.path()), status, duration_ms = format!("{millis:.1}"), attempt, "outbound");
             let retries_left = attempt <= max_retries;
             let delay = match &result {
                 Ok(response) if retries_left && retryable(response.status) => {
                     response.retry_after().unwrap_or_else(|| self.backoff(attempt))
                 }
                 Err(Failure::Connect(_)) if retries_left => self.backoff(attempt),
-                _ => return result.map_err(|failure| failure.into_error(&host, timeout, context)),
+                _ => return result.map_err(|failure| failure.into_error(&host(), timeout, context)),
             };
             // A wait the deadline cannot afford ends the retrying: the caller gets the last answer.
             if delay > self.settings.retry_cap || delay >= context.remaining() {
-                return result.map_err(|failure| failure.into_error(&host, timeout, context));
+                return result.map_err(|failure| failure.into_error(&host(), timeout, context));
             }
-            self.metrics.upstream_retries.get_or_create(&metrics::Server { server: server.clone() }).inc();
+            self.metrics.upstream_retries.get_or_create(&metrics::Server { server: server.to_owned() }).inc();
             tokio::time::sleep(delay).await;
         }
     }
@@ -287,11 +289,11 @@ impl HttpClient {
     }
 
     async fn attempt(&self, request: &Outgoing, timeout: Duration) -> Result<Incoming, Failure> {
-        let mut builder = self
-            .client
-            .request(request.method.clone(), request.url.clone())
-            .headers(request.headers.clone())
-            .timeout(timeout);
+        // The headers go in whole: the builder's `headers` would insert them one by one into a new map.
+        let mut outgoing = reqwest::Request::new(request.method.clone(), request.url.clone());
+        *outgoing.headers_mut() = request.headers.clone();
+        *outgoing.timeout_mut() = Some(timeout);
+        let mut builder = reqwest::RequestBuilder::from_parts(self.client.clone(), outgoing);
         if let Some((user, password)) = &request.basic_auth {
             builder = builder.basic_auth(user, Some(password));
         }
@@ -310,14 +312,20 @@ impl HttpClient {
         if response.content_length().is_some_and(|length| length > cap as u64) {
             return Err(Failure::TooLarge(cap));
         }
-        let mut body = Vec::new();
+        // A body that arrives in one chunk (most do) is kept as it came, not copied.
+        let (mut chunks, mut size) = (Vec::new(), 0);
         while let Some(chunk) = response.chunk().await.map_err(Failure::from_reqwest)? {
-            if body.len() + chunk.len() > cap {
+            size += chunk.len();
+            if size > cap {
                 return Err(Failure::TooLarge(cap));
             }
-            body.extend_from_slice(&chunk);
+            chunks.push(chunk);
         }
-        Ok(Incoming { status, headers, body: body.into() })
+        let body = match chunks.len() {
+            1 => chunks.pop().unwrap_or_default(),
+            _ => chunks.concat().into(),
+        };
+        Ok(Incoming { status, headers, body })
     }
 }
 
