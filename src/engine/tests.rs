@@ -395,13 +395,16 @@ fn replace_and_case_mapping_count_before_they_build_and_match_rhai() {
 fn native_work_over_a_large_input_stops_at_the_deadline_as_it_goes() {
     // The script waits until just before its deadline, then starts one call that takes longer than
     // what is left: the call itself must stop, not the next operation after it. The wait spins, so the
-    // operation limit is lifted: on a fast machine the spin alone would use up the default one.
-    let engine = engine_with(Limits { max_operations: u64::MAX, ..Limits::default() });
+    // operation limit is lifted: on a fast machine the spin alone would use up the default one. What is
+    // left is ≈ 30 ms, and each call must take several times that on a fast machine: upper-casing 4
+    // million characters took 36 ms on one, so the text is 32 million (past the default string limit).
+    let engine =
+        engine_with(Limits { max_operations: u64::MAX, max_string_size: 256 * 1024 * 1024, ..Limits::default() });
     for work in ["s.to_upper()", r#"s.replace("é", "e")"#, r#"let p = ""; p.pad(16000000, "ab")"#] {
         let source = script(&format!(
             r#"fn main(endpoint, method, data) {{
                 let start = timestamp();
-                let s = ""; s.pad(4000000, "é");
+                let s = ""; s.pad(32000000, "é");
                 while start.elapsed < 4.97 {{ }}
                 {work};
                 "finished"
